@@ -1,0 +1,21 @@
+"""Conveyor: a distributed job scheduler with a Redis-backed reliable queue."""
+
+from conveyor.client import AsyncConveyor, Conveyor, JobRequest
+from conveyor.errors import ErrorCode, JobError, PermanentError, RetryLater
+from conveyor.handlers import JobContext, handler
+from conveyor.jobs import Job, JobState
+
+__all__ = [
+    "AsyncConveyor",
+    "Conveyor",
+    "ErrorCode",
+    "Job",
+    "JobContext",
+    "JobError",
+    "JobRequest",
+    "JobState",
+    "PermanentError",
+    "RetryLater",
+    "handler",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,23 @@
+"""Brokers: where jobs live. `from_url` picks the backend from the URL scheme."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conveyor.brokers.base import Broker
+from conveyor.errors import ValidationError
+
+
+def broker_from_url(url: str, *, key_prefix: str = "cv", **kw: Any) -> Broker:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in {"redis", "rediss", "unix"}:
+        from conveyor.brokers.redis import RedisBroker
+
+        return RedisBroker.from_url(url, key_prefix=key_prefix, **kw)
+    raise ValidationError(
+        f"unsupported broker URL {url!r}: expected redis://, rediss:// or unix://",
+        details={"field": "broker_url"},
+    )
+
+
+__all__ = ["Broker", "broker_from_url"]

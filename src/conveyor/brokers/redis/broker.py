@@ -1,0 +1,521 @@
+"""RedisBroker: the Broker protocol on Redis, every transition one Lua script (see lua/).
+
+Batch calls group their items by queue and send one script call per queue in one pipeline,
+so a worker acks or heartbeats any number of jobs in one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from conveyor.brokers.base import (
+    AckItem,
+    AuditReport,
+    FailItem,
+    FetchBatch,
+    LeaseRef,
+    Page,
+    ReapResult,
+    WorkerInfo,
+)
+from conveyor.brokers.redis.records import job_from_hash
+from conveyor.brokers.redis.scripts import Scripts
+from conveyor.errors import (
+    BrokerMisconfigured,
+    BrokerUnavailable,
+    InvalidState,
+    JobNotFound,
+    ValidationError,
+)
+from conveyor.ids import split_job_id
+from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
+from conveyor.keys import Keys, QueueKeys
+from conveyor.queues import validate_queue_name
+
+log = logging.getLogger("conveyor.broker.redis")
+
+T = TypeVar("T")
+ENQUEUE_CHUNK = 1000
+MAX_WAIT_S = 5.0
+_STATE_ORDER = tuple(JobState)
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise BrokerUnavailable(f"Redis is unreachable: {exc}") from exc
+
+
+def _group(items: Sequence[T], job_id: Any) -> dict[str, list[tuple[int, str, T]]]:
+    """Group items by queue: {queue: [(position, ulid, item)]}."""
+    groups: dict[str, list[tuple[int, str, T]]] = defaultdict(list)
+    for pos, item in enumerate(items):
+        queue, ulid = split_job_id(job_id(item))
+        groups[queue].append((pos, ulid, item))
+    return groups
+
+
+class RedisBroker:
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        key_prefix: str = "cv",
+        retention_s: float = 24 * 3600.0,
+        dlq_retention_s: float = 30 * 24 * 3600.0,
+        queue_retention_s: dict[str, float] | None = None,
+        check_server: bool = True,
+    ) -> None:
+        self.client = client
+        self.keys = Keys(key_prefix)
+        self.retention_s = retention_s
+        self.dlq_retention_s = dlq_retention_s
+        self.queue_retention_s = dict(queue_retention_s or {})
+        self.check_server = check_server
+        self._scripts = Scripts()
+        self._known_queues: set[str] = set()
+
+    @classmethod
+    def from_url(cls, url: str, *, key_prefix: str = "cv", **kw: Any) -> RedisBroker:
+        client = Redis.from_url(
+            url, decode_responses=True, socket_timeout=MAX_WAIT_S * 2,
+            socket_connect_timeout=5.0, health_check_interval=30,
+        )
+        return cls(client, key_prefix=key_prefix, **kw)
+
+    def _q(self, queue: str) -> QueueKeys:
+        return self.keys.queue(queue)
+
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        with _unavailable():
+            return await self._scripts.run(self.client, name, keys, args)
+
+    async def _run_many(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
+        """Several script calls in one round trip; NOSCRIPT replies are reloaded and re-run."""
+        if len(calls) == 1:
+            name, keys, args = calls[0]
+            return [await self._run(name, keys, args)]
+        with _unavailable():
+            pipe = self.client.pipeline(transaction=False)
+            for name, keys, args in calls:
+                pipe.evalsha(self._scripts.sha[name], len(keys), *keys, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+            for i, res in enumerate(results):
+                if isinstance(res, NoScriptError):
+                    name, keys, args = calls[i]
+                    results[i] = await self._scripts.run(self.client, name, keys, args)
+                elif isinstance(res, Exception):
+                    raise res
+            return results
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def connect(self) -> None:
+        with _unavailable():
+            await self.client.ping()
+            if self.check_server:
+                await self._check_server()
+            await self._scripts.load(self.client)
+
+    async def _check_server(self) -> None:
+        mem = await self.client.info("memory")
+        policy = str(mem.get("maxmemory_policy", "noeviction"))
+        if policy != "noeviction":
+            raise BrokerMisconfigured(
+                f"Redis maxmemory-policy is {policy!r}: Conveyor requires 'noeviction', because"
+                " an evicted key is a lost job (CONFIG SET maxmemory-policy noeviction)",
+                details={"maxmemory_policy": policy},
+            )
+        persistence = await self.client.info("persistence")
+        if not int(persistence.get("aof_enabled", 0)):
+            log.warning(
+                "redis_aof_disabled",
+                extra={"hint": "enable appendonly yes so a Redis restart loses no job"},
+            )
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            with _unavailable():
+                return bool(await self.client.ping())
+        except BrokerUnavailable:
+            return False
+
+    async def now_ms(self) -> int:
+        with _unavailable():
+            sec, usec = await self.client.time()
+        return int(sec) * 1000 + int(usec) // 1000
+
+    # --- producer -------------------------------------------------------------------------
+    async def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
+        by_queue: dict[str, list[tuple[int, JobSpec]]] = defaultdict(list)
+        for pos, spec in enumerate(specs):
+            by_queue[spec.queue].append((pos, spec))
+        calls: list[tuple[str, list[str], list[Any]]] = []
+        order: list[tuple[str, list[int]]] = []
+        for queue, items in by_queue.items():
+            qk = self._q(queue)
+            keys = [qk.job_prefix, qk.idem_prefix, qk.queued, qk.scheduled, qk.seq, qk.marker]
+            for start in range(0, len(items), ENQUEUE_CHUNK):
+                chunk = items[start : start + ENQUEUE_CHUNK]
+                args: list[Any] = [len(chunk)]
+                for _, s in chunk:
+                    args += [
+                        split_job_id(s.id)[1], s.type, s.payload_json, s.priority,
+                        s.max_attempts,
+                        -1 if s.timeout_s is None else int(s.timeout_s * 1000),
+                        -1 if s.delay_ms is None else s.delay_ms,
+                        -1 if s.run_at_ms is None else s.run_at_ms,
+                        s.idempotency_key or "", s.fingerprint,
+                    ]
+                calls.append(("enqueue", keys, args))
+                order.append((queue, [pos for pos, _ in chunk]))
+        new_queues = [q for q in by_queue if q not in self._known_queues]
+        if new_queues:
+            with _unavailable():
+                await self.client.sadd(self.keys.queues, *new_queues)
+            self._known_queues.update(new_queues)
+        out: list[EnqueueResult | None] = [None] * len(specs)
+        for (queue, positions), (_, rows) in zip(order, await self._run_many(calls), strict=True):
+            for pos, row in zip(positions, rows, strict=True):
+                status, ulid, fp, state, created, run_at = row
+                out[pos] = EnqueueResult(
+                    job_id=f"{queue}:{ulid}", created=bool(status), fingerprint=fp,
+                    state=JobState(state), created_at_ms=int(created), run_at_ms=int(run_at),
+                )
+        return [r for r in out if r is not None]
+
+    # --- worker ---------------------------------------------------------------------------
+    async def fetch(self, queue: str, count: int, worker_id: str, lease_ms: int) -> FetchBatch:
+        qk = self._q(queue)
+        keys = [qk.job_prefix, qk.queued, qk.scheduled, qk.running, qk.seq, qk.marker, qk.paused]
+        now, next_due, rows = await self._run(
+            "fetch", keys, [max(count, 0), lease_ms, worker_id, 1000]
+        )
+        deliveries = [
+            Delivery(
+                job_id=f"{queue}:{ulid}", queue=queue, type=jtype, payload_json=payload,
+                token=token, attempts=int(attempts), max_attempts=int(maxatt),
+                timeout_s=None if timeout == "-1" else int(timeout) / 1000,
+            )
+            for ulid, token, jtype, payload, attempts, maxatt, timeout in rows
+        ]
+        due = int(next_due)
+        return FetchBatch(deliveries, int(now), None if due < 0 else due)
+
+    async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> bool:
+        timeout = min(max(timeout_s, 0.001), MAX_WAIT_S)
+        with _unavailable():
+            got = await self.client.blpop([self._q(q).marker for q in queues], timeout=timeout)
+        return got is not None
+
+    async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> list[str]:
+        groups = _group(leases, lambda r: r.job_id)
+        calls: list[tuple[str, list[str], list[Any]]] = []
+        for queue, items in groups.items():
+            qk = self._q(queue)
+            args: list[Any] = [lease_ms]
+            for _, ulid, ref in items:
+                args += [ulid, ref.token]
+            calls.append(("heartbeat", [qk.job_prefix, qk.running], args))
+        if not calls:
+            return []
+        results = await self._run_many(calls)
+        return [f"{q}:{ulid}" for q, lost in zip(groups, results, strict=True) for ulid in lost]
+
+    async def ack(self, items: Sequence[AckItem]) -> list[bool]:
+        groups = _group(items, lambda a: a.job_id)
+        calls: list[tuple[str, list[str], list[Any]]] = []
+        for queue, group in groups.items():
+            qk = self._q(queue)
+            args: list[Any] = []
+            for _, ulid, item in group:
+                args += [ulid, item.token, item.result_json]
+            calls.append(("ack", [qk.job_prefix, qk.running, qk.succeeded], args))
+        out = [False] * len(items)
+        if calls:
+            for group, res in zip(groups.values(), await self._run_many(calls), strict=True):
+                for (pos, _, _), ok in zip(group, res, strict=True):
+                    out[pos] = bool(ok)
+        return out
+
+    async def fail(self, items: Sequence[FailItem]) -> list[JobState | None]:
+        groups = _group(items, lambda f: f.job_id)
+        calls: list[tuple[str, list[str], list[Any]]] = []
+        for queue, group in groups.items():
+            qk = self._q(queue)
+            args: list[Any] = []
+            for _, ulid, f in group:
+                delay = -1 if f.retry_delay_ms is None else max(int(f.retry_delay_ms), 0)
+                args += [ulid, f.token, delay, f.error_code, f.message, f.traceback]
+            keys = [qk.job_prefix, qk.running, qk.queued, qk.scheduled, qk.dead, qk.seq, qk.marker]
+            calls.append(("fail", keys, args))
+        out: list[JobState | None] = [None] * len(items)
+        if calls:
+            for group, res in zip(groups.values(), await self._run_many(calls), strict=True):
+                for (pos, _, _), state in zip(group, res, strict=True):
+                    out[pos] = JobState(state) if state else None
+        return out
+
+    async def release(self, leases: Sequence[LeaseRef]) -> list[bool]:
+        groups = _group(leases, lambda r: r.job_id)
+        calls: list[tuple[str, list[str], list[Any]]] = []
+        for queue, group in groups.items():
+            qk = self._q(queue)
+            args: list[Any] = []
+            for _, ulid, ref in group:
+                args += [ulid, ref.token]
+            calls.append(("release", [qk.job_prefix, qk.running, qk.queued, qk.marker], args))
+        out = [False] * len(leases)
+        if calls:
+            for group, res in zip(groups.values(), await self._run_many(calls), strict=True):
+                for (pos, _, _), ok in zip(group, res, strict=True):
+                    out[pos] = bool(ok)
+        return out
+
+    async def promote_due(self, queue: str, limit: int = 1000) -> int:
+        qk = self._q(queue)
+        keys = [qk.job_prefix, qk.scheduled, qk.queued, qk.seq, qk.marker]
+        return int(await self._run("promote", keys, [limit]))
+
+    async def reap_expired(self, queue: str, limit: int = 1000) -> ReapResult:
+        qk = self._q(queue)
+        keys = [qk.job_prefix, qk.running, qk.queued, qk.dead, qk.marker]
+        requeued, dead = await self._run("reap", keys, [limit])
+        return ReapResult(requeued=int(requeued), dead=int(dead))
+
+    async def purge_expired(self, queue: str, limit: int = 1000) -> int:
+        qk = self._q(queue)
+        retention = self.queue_retention_s.get(queue, self.retention_s)
+        keys = [qk.job_prefix, qk.succeeded, qk.cancelled, qk.dead, qk.idem_prefix]
+        args = [int(retention * 1000), int(self.dlq_retention_s * 1000), limit]
+        return int(await self._run("expire", keys, args))
+
+    # --- operator -------------------------------------------------------------------------
+    async def get(self, job_id: str) -> Job:
+        queue, ulid = split_job_id(job_id)
+        with _unavailable():
+            h = await self.client.hgetall(self._q(queue).job(ulid))
+        if not h:
+            raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
+        return job_from_hash(queue, ulid, h)
+
+    async def cancel(self, job_id: str, actor: str = "manual") -> Job:
+        queue, ulid = split_job_id(job_id)
+        qk = self._q(queue)
+        res = await self._run(
+            "cancel", [qk.job(ulid), qk.queued, qk.scheduled, qk.cancelled], [ulid, actor]
+        )
+        self._raise_for(job_id, res, "cancelled", "only scheduled or queued jobs can be cancelled")
+        return await self.get(job_id)
+
+    async def retry(self, job_id: str, actor: str = "manual") -> Job:
+        queue, ulid = split_job_id(job_id)
+        _, res = await self._retry_script(queue, [ulid], actor)
+        self._raise_for(job_id, res[0], "queued", "only dead or cancelled jobs can be retried")
+        return await self.get(job_id)
+
+    @staticmethod
+    def _raise_for(job_id: str, res: str, ok: str, why: str) -> None:
+        if res == ok:
+            return
+        if res == "not_found":
+            raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
+        raise InvalidState(
+            f"job {job_id} is {res}: {why}", details={"job_id": job_id, "state": res}
+        )
+
+    async def _retry_script(self, queue: str, args: list[Any], actor: str) -> Any:
+        qk = self._q(queue)
+        keys = [qk.job_prefix, qk.dead, qk.cancelled, qk.queued, qk.seq, qk.marker]
+        return await self._run("retry", keys, [actor, *args])
+
+    async def list_jobs(
+        self, queue: str, state: JobState, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        """Newest first for finished states (by finish time), next-to-run first otherwise."""
+        validate_queue_name(queue)
+        if not 1 <= limit <= 1000:
+            raise ValidationError("limit must be between 1 and 1000", details={"limit": limit})
+        qk = self._q(queue)
+        index = qk.index(state)
+        start = 0
+        if cursor is not None:
+            if not cursor.isdigit():
+                raise ValidationError("invalid cursor", details={"cursor": cursor})
+            start = int(cursor)
+        newest_first = state in (JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED)
+        with _unavailable():
+            if newest_first:
+                ulids = await self.client.zrevrange(index, start, start + limit - 1)
+            else:
+                ulids = await self.client.zrange(index, start, start + limit - 1)
+            pipe = self.client.pipeline(transaction=False)
+            for ulid in ulids:
+                pipe.hgetall(qk.job(ulid))
+            hashes = await pipe.execute() if ulids else []
+        jobs = [job_from_hash(queue, u, h) for u, h in zip(ulids, hashes, strict=True) if h]
+        nxt = str(start + limit) if len(ulids) == limit else None
+        return Page(items=jobs, next_cursor=nxt)
+
+    async def dlq_list(self, queue: str, limit: int = 50, cursor: str | None = None) -> Page:
+        return await self.list_jobs(queue, JobState.DEAD, limit, cursor)
+
+    async def dlq_redrive(
+        self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000,
+        actor: str = "dlq.redrive",
+    ) -> list[str]:
+        validate_queue_name(queue)
+        args: list[Any]
+        if job_ids is None:
+            args = ["*", limit]
+        else:
+            args = [self._ulid_in(queue, j) for j in job_ids]
+            if not args:
+                return []
+        ids, res = await self._retry_script(queue, args, actor)
+        return [f"{queue}:{u}" for u, r in zip(ids, res, strict=True) if r == "queued"]
+
+    async def dlq_purge(
+        self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
+    ) -> list[str]:
+        validate_queue_name(queue)
+        qk = self._q(queue)
+        args: list[Any]
+        if job_ids is None:
+            args = ["*", limit]
+        else:
+            args = [self._ulid_in(queue, j) for j in job_ids]
+            if not args:
+                return []
+        res = await self._run("purge", [qk.job_prefix, qk.dead, qk.idem_prefix], args)
+        return [f"{queue}:{u}" for u in res]
+
+    @staticmethod
+    def _ulid_in(queue: str, job_id: str) -> str:
+        q, ulid = split_job_id(job_id)
+        if q != queue:
+            raise ValidationError(
+                f"job {job_id} is not in queue {queue}", details={"job_id": job_id}
+            )
+        return ulid
+
+    async def pause(self, queue: str) -> None:
+        validate_queue_name(queue)
+        with _unavailable():
+            await self.client.set(self._q(queue).paused, "1")
+
+    async def resume(self, queue: str) -> None:
+        validate_queue_name(queue)
+        qk = self._q(queue)
+        with _unavailable():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.delete(qk.paused)
+            pipe.lpush(qk.marker, "1")
+            pipe.ltrim(qk.marker, 0, 0)
+            await pipe.execute()
+
+    async def is_paused(self, queue: str) -> bool:
+        with _unavailable():
+            return bool(await self.client.exists(self._q(queue).paused))
+
+    async def queues(self) -> list[str]:
+        with _unavailable():
+            names = await self.client.smembers(self.keys.queues)
+        return sorted(names)
+
+    async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+        names = list(queues) if queues is not None else await self.queues()
+        with _unavailable():
+            pipe = self.client.pipeline(transaction=False)
+            for q in names:
+                qk = self._q(q)
+                for state in _STATE_ORDER:
+                    pipe.zcard(qk.index(state))
+            counts = await pipe.execute() if names else []
+        n = len(_STATE_ORDER)
+        return {
+            q: {str(s): int(c) for s, c in zip(_STATE_ORDER, counts[i * n : (i + 1) * n],
+                                               strict=True)}
+            for i, q in enumerate(names)
+        }
+
+    async def audit(self, queue: str) -> AuditReport:
+        """Scan one queue for invariant 1 (one place). Reads only; meant for quiet moments."""
+        qk = self._q(queue)
+        report = AuditReport(queue=queue)
+        with _unavailable():
+            members: dict[str, list[JobState]] = defaultdict(list)
+            for state in _STATE_ORDER:
+                for ulid in await self.client.zrange(qk.index(state), 0, -1):
+                    members[ulid].append(state)
+            records: dict[str, str | None] = {}
+            async for key in self.client.scan_iter(match=qk.job_prefix + "*", count=1000):
+                records[key[len(qk.job_prefix):]] = None
+            pipe = self.client.pipeline(transaction=False)
+            for ulid in records:
+                pipe.hget(qk.job(ulid), "state")
+            for ulid, state in zip(records, await pipe.execute(), strict=True):
+                records[ulid] = state
+        report.jobs_seen = len(records)
+        for ulid, state in records.items():
+            found = members.get(ulid, [])
+            job_id = f"{queue}:{ulid}"
+            if not found:
+                report.orphans.append(job_id)
+            elif len(found) > 1:
+                report.duplicates.append(job_id)
+            elif found[0] != state:
+                report.mismatched.append(job_id)
+        report.dangling = [f"{queue}:{u}" for u in members if u not in records]
+        return report
+
+    # --- worker registry ------------------------------------------------------------------
+    async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None:
+        now = await self.now_ms()
+        data = asdict(info)
+        data["last_seen_ms"] = now
+        with _unavailable():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(self.keys.worker(info.id), json.dumps(data), px=int(ttl_s * 1000))
+            pipe.zadd(self.keys.workers, {info.id: now})
+            pipe.zremrangebyscore(self.keys.workers, "-inf", now - int(ttl_s * 1000))
+            await pipe.execute()
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        with _unavailable():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.delete(self.keys.worker(worker_id))
+            pipe.zrem(self.keys.workers, worker_id)
+            await pipe.execute()
+
+    async def workers(self) -> list[WorkerInfo]:
+        with _unavailable():
+            ids = await self.client.zrange(self.keys.workers, 0, -1)
+            raw = await self.client.mget([self.keys.worker(i) for i in ids]) if ids else []
+        out: list[WorkerInfo] = []
+        for text in raw:
+            if not text:
+                continue  # expired: the worker stopped heart-beating
+            try:
+                out.append(WorkerInfo(**json.loads(text)))
+            except (TypeError, ValueError):
+                log.warning("corrupt_worker_record", extra={"record": text[:200]})
+        return out
+
+
+__all__ = ["RedisBroker", "ResponseError"]

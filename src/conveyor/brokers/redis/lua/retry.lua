@@ -1,0 +1,36 @@
+-- retry: DEAD or CANCELLED -> QUEUED (manual retry, DLQ redrive). Attempts start again at 0;
+-- the history keeps every earlier attempt and records who asked for the retry.
+-- KEYS[1] job key prefix   KEYS[2] dead   KEYS[3] cancelled   KEYS[4] queued   KEYS[5] seq
+-- KEYS[6] wake marker
+-- ARGV[1] actor, then the ulids to retry ('*' as ARGV[2] with a limit in ARGV[3]: the oldest
+-- DEAD jobs)
+-- Returns one string per job: 'queued', 'not_found' or the state that forbade the retry.
+local now = now_ms()
+local ids = {}
+if ARGV[2] == '*' then
+  ids = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+else
+  for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local out = {}
+for _, ulid in ipairs(ids) do
+  local jk = KEYS[1] .. ulid
+  local state = redis.call('HGET', jk, 'state')
+  local index
+  if state == 'dead' then index = KEYS[2] elseif state == 'cancelled' then index = KEYS[3] end
+  if not state then
+    out[#out + 1] = 'not_found'
+  elseif not index then
+    out[#out + 1] = state
+  else
+    redis.call('ZREM', index, ulid)
+    local seq = redis.call('INCR', KEYS[5])
+    redis.call('HSET', jk, 'attempts', '0', 'seq', seq, 'run_at', int(now), 'finished', '',
+      'token', '')
+    to_queued(jk, KEYS[4], ulid, seq)
+    add_history(jk, 0, ARGV[1], nil, now, 'retried', nil, 'moved from ' .. state .. ' to queued', nil)
+    out[#out + 1] = 'queued'
+  end
+end
+if #ids > 0 then wake(KEYS[6]) end
+return {ids, out}

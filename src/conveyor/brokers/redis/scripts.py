@@ -1,0 +1,45 @@
+"""Loads the Lua scripts (one file per transition) and runs them by EVALSHA.
+
+`_lib.lua` is prepended to every script. Scripts are loaded once at connect; a NOSCRIPT reply
+(Redis restarted or flushed its script cache) reloads them and retries the call once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+SCRIPT_NAMES = (
+    "enqueue", "fetch", "heartbeat", "ack", "fail", "release", "reap", "promote", "cancel",
+    "retry", "purge", "expire",
+)
+
+
+def _read(name: str) -> str:
+    return resources.files("conveyor.brokers.redis").joinpath(f"lua/{name}.lua").read_text()
+
+
+class Scripts:
+    def __init__(self) -> None:
+        lib = _read("_lib")
+        self.source: dict[str, str] = {n: lib + "\n" + _read(n) for n in SCRIPT_NAMES}
+        self.sha: dict[str, str] = {
+            n: hashlib.sha1(src.encode()).hexdigest() for n, src in self.source.items()
+        }
+
+    async def load(self, client: Redis) -> None:
+        pipe = client.pipeline(transaction=False)
+        for src in self.source.values():
+            pipe.script_load(src)
+        await pipe.execute()
+
+    async def run(self, client: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await client.evalsha(self.sha[name], len(keys), *keys, *args)
+        except NoScriptError:
+            await self.load(client)
+            return await client.evalsha(self.sha[name], len(keys), *keys, *args)

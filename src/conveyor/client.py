@@ -1,0 +1,364 @@
+"""The Python client (the seed's job.services): enqueue, inspect, cancel, retry, DLQ.
+
+`AsyncConveyor` is the native asyncio client; `Conveyor` is its synchronous twin, which runs
+the async client on a private event-loop thread so both share one implementation. The API
+service calls the async client; nothing else talks to the broker for producers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import threading
+from collections.abc import Awaitable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from pydantic_core import PydanticSerializationError, to_json
+
+from conveyor.brokers import broker_from_url
+from conveyor.brokers.base import Broker, Page, WorkerInfo
+from conveyor.errors import IdempotencyConflict, PayloadTooLarge, ValidationError
+from conveyor.handlers import Registry, default_registry
+from conveyor.ids import new_job_id
+from conveyor.jobs import (
+    MAX_ATTEMPTS_LIMIT,
+    MAX_DELAY_MS,
+    MAX_TIMEOUT_S,
+    EnqueueResult,
+    Job,
+    JobSpec,
+    JobState,
+)
+from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, validate_queue_name
+from conveyor.settings import Settings, get_settings
+from conveyor.timeutil import datetime_to_ms, ms_to_datetime
+
+T = TypeVar("T")
+MAX_PAYLOAD_BYTES = 1024 * 1024
+IDEMPOTENCY_KEY_MAX = 256
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """One job to enqueue, as `enqueue_many` takes it."""
+
+    type: str
+    payload: Any = None
+    queue: str = DEFAULT_QUEUE
+    priority: int = 0
+    delay: float | timedelta | None = None
+    run_at: datetime | None = None
+    max_attempts: int | None = None
+    timeout_s: float | None = None
+    idempotency_key: str | None = None
+
+
+def _bad(field: str, message: str, value: Any = None) -> ValidationError:
+    return ValidationError(message, details=[{"loc": [field], "msg": message, "value": value}])
+
+
+def _int_in(field: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise _bad(field, f"{field} must be an integer from {lo} to {hi}", value)
+    return value
+
+
+class AsyncConveyor:
+    def __init__(
+        self, broker: Broker, *, registry: Registry | None = None, validate_types: bool = True
+    ) -> None:
+        self.broker = broker
+        self.registry = registry if registry is not None else default_registry
+        self.validate_types = validate_types
+
+    @classmethod
+    def from_url(
+        cls, url: str | None = None, *, key_prefix: str | None = None,
+        registry: Registry | None = None, settings: Settings | None = None,
+        validate_types: bool = True,
+    ) -> AsyncConveyor:
+        s = settings or get_settings()
+        broker = broker_from_url(
+            url or s.broker_url, key_prefix=key_prefix or s.key_prefix,
+            retention_s=s.retention_s, dlq_retention_s=s.dlq_retention_s,
+            queue_retention_s=s.queue_retention_s,
+        )
+        return cls(broker, registry=registry, validate_types=validate_types)
+
+    async def connect(self) -> None:
+        await self.broker.connect()
+
+    async def close(self) -> None:
+        await self.broker.close()
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- enqueue --------------------------------------------------------------------------
+    def build_spec(self, req: JobRequest) -> tuple[JobSpec, Any]:
+        """Validate one request; return the broker's JobSpec and the validated payload."""
+        queue = validate_queue_name(req.queue)
+        if not isinstance(req.type, str) or not req.type:
+            raise _bad("type", "type must be a non-empty string", req.type)
+        payload = req.payload
+        max_attempts, timeout_s = req.max_attempts, req.timeout_s
+        if self.validate_types:
+            spec = self.registry.get(req.type)
+            payload = spec.validate_payload(payload)
+            max_attempts = max_attempts if max_attempts is not None else spec.retry.max_attempts
+            timeout_s = timeout_s if timeout_s is not None else spec.timeout_s
+        max_attempts = _int_in("max_attempts", max_attempts or 1, 1, MAX_ATTEMPTS_LIMIT)
+        priority = _int_in("priority", req.priority, PRIORITY_MIN, PRIORITY_MAX)
+        if timeout_s is not None and (
+            isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float)
+            or not math.isfinite(timeout_s) or not 0 < timeout_s <= MAX_TIMEOUT_S
+        ):
+            raise _bad("timeout_s", f"timeout_s must be > 0 and <= {MAX_TIMEOUT_S:g}", timeout_s)
+        delay_ms, run_at_ms = self._due(req)
+        key = req.idempotency_key
+        if key is not None and (
+            not isinstance(key, str) or not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX
+            or not key.isprintable()
+        ):
+            raise _bad("idempotency_key", "idempotency_key must be 1-256 printable characters")
+        try:
+            payload_json = to_json(payload).decode()
+        except PydanticSerializationError as exc:
+            raise _bad("payload", f"payload is not JSON-serialisable: {exc}") from exc
+        if len(payload_json) > MAX_PAYLOAD_BYTES:
+            raise PayloadTooLarge(
+                f"payload is {len(payload_json)} bytes; the limit is {MAX_PAYLOAD_BYTES}",
+                details={"limit": MAX_PAYLOAD_BYTES},
+            )
+        fp = hashlib.sha256(
+            to_json([req.type, queue, payload, priority, max_attempts, timeout_s,
+                     delay_ms, run_at_ms])
+        ).hexdigest()[:32]
+        return JobSpec(
+            id=new_job_id(queue), type=req.type, queue=queue, payload_json=payload_json,
+            priority=priority, max_attempts=max_attempts, timeout_s=timeout_s,
+            delay_ms=delay_ms, run_at_ms=run_at_ms, idempotency_key=key, fingerprint=fp,
+        ), payload
+
+    @staticmethod
+    def _due(req: JobRequest) -> tuple[int | None, int | None]:
+        if req.delay is not None and req.run_at is not None:
+            raise _bad("delay", "give either delay or run_at, not both")
+        if req.delay is not None:
+            delay = req.delay.total_seconds() if isinstance(req.delay, timedelta) else req.delay
+            if isinstance(delay, bool) or not isinstance(delay, int | float) or not (
+                math.isfinite(delay) and 0 <= delay * 1000 <= MAX_DELAY_MS
+            ):
+                raise _bad("delay", "delay must be between 0 and 365 days", req.delay)
+            return int(delay * 1000), None
+        if req.run_at is not None:
+            if not isinstance(req.run_at, datetime):
+                raise _bad("run_at", "run_at must be a datetime", str(req.run_at))
+            ms = datetime_to_ms(req.run_at)
+            if ms - int(datetime.now().timestamp() * 1000) > MAX_DELAY_MS:
+                raise _bad("run_at", "run_at must be within 365 days", req.run_at.isoformat())
+            return None, ms
+        return None, None
+
+    async def enqueue_job(self, req: JobRequest) -> tuple[Job, bool]:
+        """Enqueue one job; return it and whether it was created (False: idempotent hit)."""
+        spec, payload = self.build_spec(req)
+        (res,) = await self.broker.enqueue([spec])
+        if not res.created:
+            if res.fingerprint != spec.fingerprint:
+                raise IdempotencyConflict(
+                    f"idempotency key {req.idempotency_key!r} already names job {res.job_id}"
+                    " with a different request",
+                    details={"job_id": res.job_id},
+                )
+            return await self.broker.get(res.job_id), False
+        return self._job_from(spec, payload, res), True
+
+    @staticmethod
+    def _job_from(spec: JobSpec, payload: Any, res: EnqueueResult) -> Job:
+        return Job(
+            id=res.job_id, type=spec.type, queue=spec.queue, payload=payload, state=res.state,
+            priority=spec.priority, attempts=0, max_attempts=spec.max_attempts,
+            created_at=ms_to_datetime(res.created_at_ms),  # type: ignore[arg-type]
+            run_at=ms_to_datetime(res.run_at_ms), idempotency_key=spec.idempotency_key,
+            timeout_s=spec.timeout_s,
+        )
+
+    async def enqueue(
+        self, type: str, payload: Any = None, *, queue: str = DEFAULT_QUEUE, priority: int = 0,
+        delay: float | timedelta | None = None, run_at: datetime | None = None,
+        max_attempts: int | None = None, timeout_s: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        job, _ = await self.enqueue_job(JobRequest(
+            type, payload, queue, priority, delay, run_at, max_attempts, timeout_s,
+            idempotency_key,
+        ))
+        return job
+
+    async def enqueue_many(self, requests: Iterable[JobRequest]) -> list[EnqueueResult]:
+        """Validate every request first (all or nothing), then store them in one round trip."""
+        specs = [self.build_spec(r)[0] for r in requests]
+        return await self.broker.enqueue(specs) if specs else []
+
+    # --- operator -------------------------------------------------------------------------
+    async def get(self, job_id: str) -> Job:
+        return await self.broker.get(job_id)
+
+    async def cancel(self, job_id: str) -> Job:
+        return await self.broker.cancel(job_id)
+
+    async def retry(self, job_id: str, actor: str = "manual") -> Job:
+        return await self.broker.retry(job_id, actor)
+
+    async def list_jobs(
+        self, queue: str, state: JobState, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        return await self.broker.list_jobs(queue, state, limit, cursor)
+
+    async def dlq_list(self, queue: str, limit: int = 50, cursor: str | None = None) -> Page:
+        return await self.broker.dlq_list(queue, limit, cursor)
+
+    async def dlq_redrive(
+        self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
+    ) -> list[str]:
+        return await self.broker.dlq_redrive(queue, job_ids, limit)
+
+    async def dlq_purge(
+        self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
+    ) -> list[str]:
+        return await self.broker.dlq_purge(queue, job_ids, limit)
+
+    async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+        return await self.broker.stats(queues)
+
+    async def workers(self) -> list[WorkerInfo]:
+        return await self.broker.workers()
+
+    async def pause(self, queue: str) -> None:
+        await self.broker.pause(queue)
+
+    async def resume(self, queue: str) -> None:
+        await self.broker.resume(queue)
+
+
+class Conveyor:
+    """Synchronous client: the async client driven on a private event-loop thread."""
+
+    def __init__(self, inner: AsyncConveyor) -> None:
+        self._inner = inner
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="conveyor-client", daemon=True
+        )
+        self._thread.start()
+        self._connected = False
+
+    @classmethod
+    def from_url(
+        cls, url: str | None = None, *, key_prefix: str | None = None,
+        registry: Registry | None = None, settings: Settings | None = None,
+        validate_types: bool = True,
+    ) -> Conveyor:
+        return cls(AsyncConveyor.from_url(
+            url, key_prefix=key_prefix, registry=registry, settings=settings,
+            validate_types=validate_types,
+        ))
+
+    @property
+    def aio(self) -> AsyncConveyor:
+        return self._inner
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        if not self._connected:
+            self._connected = True
+            try:
+                self._wait(self._inner.connect())
+            except BaseException:
+                self._connected = False
+                coro.close()
+                raise
+        return self._wait(coro)
+
+    def _wait(self, aw: Awaitable[T]) -> T:
+        async def run() -> T:
+            return await aw
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            if self._connected:
+                self._wait(self._inner.close())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def enqueue(
+        self, type: str, payload: Any = None, *, queue: str = DEFAULT_QUEUE, priority: int = 0,
+        delay: float | timedelta | None = None, run_at: datetime | None = None,
+        max_attempts: int | None = None, timeout_s: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        return self._call(self._inner.enqueue(
+            type, payload, queue=queue, priority=priority, delay=delay, run_at=run_at,
+            max_attempts=max_attempts, timeout_s=timeout_s, idempotency_key=idempotency_key,
+        ))
+
+    def enqueue_many(self, requests: Iterable[JobRequest]) -> list[EnqueueResult]:
+        return self._call(self._inner.enqueue_many(list(requests)))
+
+    def get(self, job_id: str) -> Job:
+        return self._call(self._inner.get(job_id))
+
+    def cancel(self, job_id: str) -> Job:
+        return self._call(self._inner.cancel(job_id))
+
+    def retry(self, job_id: str, actor: str = "manual") -> Job:
+        return self._call(self._inner.retry(job_id, actor))
+
+    def list_jobs(
+        self, queue: str, state: JobState, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        return self._call(self._inner.list_jobs(queue, state, limit, cursor))
+
+    def dlq_list(self, queue: str, limit: int = 50, cursor: str | None = None) -> Page:
+        return self._call(self._inner.dlq_list(queue, limit, cursor))
+
+    def dlq_redrive(
+        self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
+    ) -> list[str]:
+        return self._call(self._inner.dlq_redrive(queue, job_ids, limit))
+
+    def dlq_purge(
+        self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
+    ) -> list[str]:
+        return self._call(self._inner.dlq_purge(queue, job_ids, limit))
+
+    def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+        return self._call(self._inner.stats(queues))
+
+    def workers(self) -> list[WorkerInfo]:
+        return self._call(self._inner.workers())
+
+    def pause(self, queue: str) -> None:
+        self._call(self._inner.pause(queue))
+
+    def resume(self, queue: str) -> None:
+        self._call(self._inner.resume(queue))

@@ -1,0 +1,125 @@
+"""Error types and the stable error codes shared by the API, the worker and the client.
+
+The codes are part of the public contract (HTTP bodies, job records, CLI output): never rename
+one, only add.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    VALIDATION_ERROR = "validation_error"
+    UNKNOWN_JOB_TYPE = "unknown_job_type"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    JOB_NOT_FOUND = "job_not_found"
+    INVALID_STATE = "invalid_state"
+    UNAUTHORIZED = "unauthorized"
+    HANDLER_ERROR = "handler_error"
+    TIMEOUT = "timeout"
+    LEASE_EXPIRED = "lease_expired"
+    LEASE_LOST = "lease_lost"
+    PERMANENT_FAILURE = "permanent_failure"
+    CANCELLED = "cancelled"
+    BROKER_UNAVAILABLE = "broker_unavailable"
+    BROKER_MISCONFIGURED = "broker_misconfigured"
+    CORRUPT_JOB = "corrupt_job"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    WORKER_SHUTDOWN = "worker_shutdown"
+    SMTP_TRANSIENT = "smtp_transient"
+    SMTP_PERMANENT = "smtp_permanent"
+
+
+class ConveyorError(Exception):
+    """Base of every error Conveyor raises on purpose; carries a stable code."""
+
+    code: str = ErrorCode.HANDLER_ERROR
+
+    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if code is not None:
+            self.code = code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": str(self.code), "message": self.message, "details": self.details}
+
+
+class ValidationError(ConveyorError):
+    code = ErrorCode.VALIDATION_ERROR
+
+
+class UnknownJobType(ConveyorError):
+    code = ErrorCode.UNKNOWN_JOB_TYPE
+
+
+class PayloadTooLarge(ConveyorError):
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+
+
+class JobNotFound(ConveyorError):
+    code = ErrorCode.JOB_NOT_FOUND
+
+
+class InvalidState(ConveyorError):
+    code = ErrorCode.INVALID_STATE
+
+
+class IdempotencyConflict(ConveyorError):
+    code = ErrorCode.IDEMPOTENCY_CONFLICT
+
+
+class LeaseLost(ConveyorError):
+    """The caller no longer holds the lease: a newer delivery exists or the job moved on."""
+
+    code = ErrorCode.LEASE_LOST
+
+
+class BrokerUnavailable(ConveyorError):
+    code = ErrorCode.BROKER_UNAVAILABLE
+
+
+class BrokerMisconfigured(ConveyorError):
+    """The broker is reachable but set up so that jobs could be lost (e.g. eviction on)."""
+
+    code = ErrorCode.BROKER_MISCONFIGURED
+
+
+class CorruptJob(ConveyorError):
+    """A record read back from the broker does not parse as a job."""
+
+    code = ErrorCode.CORRUPT_JOB
+
+
+# --- raised by handlers -------------------------------------------------------------------
+
+
+class JobError(ConveyorError):
+    """A retryable failure raised by a handler, with a code of the handler's choosing."""
+
+    code = ErrorCode.HANDLER_ERROR
+
+
+class PermanentError(ConveyorError):
+    """Raised by a handler when retrying cannot help: the job goes to DEAD at once."""
+
+    code = ErrorCode.PERMANENT_FAILURE
+
+
+class RetryLater(ConveyorError):
+    """Raised by a handler to ask for a retry after a specific delay (seconds)."""
+
+    code = ErrorCode.HANDLER_ERROR
+
+    def __init__(self, delay_s: float, message: str = "retry requested", **kw: Any) -> None:
+        if delay_s < 0:
+            raise ValueError("delay_s must be >= 0")
+        super().__init__(message, **kw)
+        self.delay_s = float(delay_s)
+
+
+class JobTimeout(ConveyorError):
+    code = ErrorCode.TIMEOUT

@@ -1,0 +1,55 @@
+"""Settings read from `CONVEYOR_*` environment variables. Durations are seconds (floats)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from conveyor.queues import QUEUE_NAME_RE
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore")
+
+    broker_url: str = Field(default=DEFAULT_REDIS_URL, min_length=1)
+    key_prefix: str = Field(default="cv", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+
+    lease_s: PositiveFloat = 30.0
+    heartbeat_interval_s: PositiveFloat | None = None
+    reap_interval_s: PositiveFloat = 1.0
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+    worker_ttl_s: PositiveFloat = 15.0
+
+    retention_s: PositiveFloat = 24 * 3600.0
+    dlq_retention_s: PositiveFloat = 30 * 24 * 3600.0
+    queue_retention_s: dict[str, PositiveFloat] = Field(default_factory=dict)
+
+    concurrency: PositiveInt = 10
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("queue_retention_s")
+    @classmethod
+    def _queue_names(cls, value: dict[str, float]) -> dict[str, float]:
+        for name in value:
+            if not QUEUE_NAME_RE.fullmatch(name):
+                raise ValueError(f"invalid queue name {name!r}")
+        return value
+
+    @property
+    def heartbeat_s(self) -> float:
+        """Heartbeats run well inside the lease: a third of it unless set."""
+        return self.heartbeat_interval_s or self.lease_s / 3
+
+    def retention_for(self, queue: str) -> float:
+        return self.queue_retention_s.get(queue, self.retention_s)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
