@@ -19,6 +19,7 @@ from typing import Any, Self, TypeVar
 
 from pydantic_core import PydanticSerializationError, to_json
 
+from conveyor.batching import EnqueueBatcher
 from conveyor.brokers import broker_from_url
 from conveyor.brokers.base import Broker, Page, WorkerInfo
 from conveyor.errors import IdempotencyConflict, PayloadTooLarge, ValidationError
@@ -40,6 +41,7 @@ from conveyor.timeutil import datetime_to_ms, ms_to_datetime
 T = TypeVar("T")
 MAX_PAYLOAD_BYTES = 1024 * 1024
 IDEMPOTENCY_KEY_MAX = 256
+DEFAULT_MAX_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ class AsyncConveyor:
         self.broker = broker
         self.registry = registry if registry is not None else default_registry
         self.validate_types = validate_types
+        self._batcher = EnqueueBatcher(broker)
 
     @classmethod
     def from_url(
@@ -115,7 +118,9 @@ class AsyncConveyor:
             payload = spec.validate_payload(payload)
             max_attempts = max_attempts if max_attempts is not None else spec.retry.max_attempts
             timeout_s = timeout_s if timeout_s is not None else spec.timeout_s
-        max_attempts = _int_in("max_attempts", max_attempts or 1, 1, MAX_ATTEMPTS_LIMIT)
+        if max_attempts is None:  # untyped job (validate_types=False) with no explicit value
+            max_attempts = DEFAULT_MAX_ATTEMPTS
+        max_attempts = _int_in("max_attempts", max_attempts, 1, MAX_ATTEMPTS_LIMIT)
         priority = _int_in("priority", req.priority, PRIORITY_MIN, PRIORITY_MAX)
         if timeout_s is not None and (
             isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float)
@@ -138,10 +143,12 @@ class AsyncConveyor:
                 f"payload is {len(payload_json)} bytes; the limit is {MAX_PAYLOAD_BYTES}",
                 details={"limit": MAX_PAYLOAD_BYTES},
             )
-        fp = hashlib.sha256(
-            to_json([req.type, queue, payload, priority, max_attempts, timeout_s,
-                     delay_ms, run_at_ms])
-        ).hexdigest()[:32]
+        fp = ""
+        if key is not None:  # only idempotent enqueues compare bodies
+            fp = hashlib.sha256(
+                to_json([req.type, queue, payload, priority, max_attempts, timeout_s,
+                         delay_ms, run_at_ms])
+            ).hexdigest()[:32]
         return JobSpec(
             id=new_job_id(queue), type=req.type, queue=queue, payload_json=payload_json,
             priority=priority, max_attempts=max_attempts, timeout_s=timeout_s,
@@ -171,7 +178,7 @@ class AsyncConveyor:
     async def enqueue_job(self, req: JobRequest) -> tuple[Job, bool]:
         """Enqueue one job; return it and whether it was created (False: idempotent hit)."""
         spec, payload = self.build_spec(req)
-        (res,) = await self.broker.enqueue([spec])
+        res = await self._batcher.submit(spec)
         if not res.created:
             if res.fingerprint != spec.fingerprint:
                 raise IdempotencyConflict(

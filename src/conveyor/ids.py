@@ -1,45 +1,45 @@
-"""Job ids: `<queue>:<ulid>`.
+"""Job ids: `<queue>:<uid>`, where uid is 32 hex digits: 48 bits of epoch milliseconds, then
+80 random bits.
 
 The id carries its queue, so a job is found by id alone in O(1) (one key, one hash slot), and
-the ULID part sorts by creation time, which gives "newest first" listings for free.
+the uid sorts by creation time as text, which gives "newest first" listings for free. Hex is
+used rather than ULID's base32 because it is several times cheaper to make on the hot path.
 """
 
 from __future__ import annotations
 
-import os
+import random
 import re
 import time
 
 from conveyor.errors import ValidationError
 from conveyor.queues import QUEUE_NAME_RE
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
-JOB_ID_MAX_LEN = 64 + 1 + 26
+UID_RE = re.compile(r"^[0-9a-f]{32}$")
+JOB_ID_MAX_LEN = 64 + 1 + 32
+
+# random reseeds itself in forked children (os.register_at_fork), so workers forked from one
+# parent do not repeat each other's ids; ids need to be unique, not unguessable.
+_bits = random.getrandbits
 
 
-def new_ulid(now_ms: int | None = None) -> str:
-    ms = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
-    out = []
-    for _ in range(26):
-        out.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+def new_uid(now_ms: int | None = None) -> str:
+    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    return f"{ms:012x}{_bits(80):020x}"
 
 
 def new_job_id(queue: str) -> str:
-    return f"{queue}:{new_ulid()}"
+    return f"{queue}:{new_uid()}"
 
 
 def split_job_id(job_id: str) -> tuple[str, str]:
-    """Return (queue, ulid) or raise ValidationError for anything that is not a job id."""
+    """Return (queue, uid) or raise ValidationError for anything that is not a job id."""
     if isinstance(job_id, str) and len(job_id) <= JOB_ID_MAX_LEN:
-        queue, sep, ulid = job_id.rpartition(":")
-        if sep and QUEUE_NAME_RE.fullmatch(queue) and ULID_RE.fullmatch(ulid):
-            return queue, ulid
+        queue, sep, uid = job_id.rpartition(":")
+        if sep and QUEUE_NAME_RE.fullmatch(queue) and UID_RE.fullmatch(uid):
+            return queue, uid
     raise ValidationError(
-        f"{job_id!r} is not a job id (expected <queue>:<26-character ULID>)",
+        f"{job_id!r} is not a job id (expected <queue>:<32 hex digits>)",
         details={"field": "job_id", "value": job_id if isinstance(job_id, str) else None},
     )
 

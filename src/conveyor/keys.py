@@ -1,7 +1,7 @@
 """Every Redis key name Conveyor uses is built here, nowhere else.
 
 Per-queue keys share the hash tag `{<queue>}`, so every script touches one slot and Redis
-Cluster works. Index members are the ULID part of a job id (the queue is in the key).
+Cluster works. Index members are the UID part of a job id (the queue is in the key).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ class QueueKeys:
     def job_prefix(self) -> str:
         return self.base + "job:"
 
-    def job(self, ulid: str) -> str:
-        return self.base + "job:" + ulid
+    def job(self, uid: str) -> str:
+        return self.base + "job:" + uid
 
     @property
     def idem_prefix(self) -> str:

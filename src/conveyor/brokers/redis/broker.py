@@ -12,8 +12,9 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from pydantic_core import to_json
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -60,11 +61,11 @@ def _unavailable() -> Iterator[None]:
 
 
 def _group(items: Sequence[T], job_id: Any) -> dict[str, list[tuple[int, str, T]]]:
-    """Group items by queue: {queue: [(position, ulid, item)]}."""
+    """Group items by queue: {queue: [(position, uid, item)]}."""
     groups: dict[str, list[tuple[int, str, T]]] = defaultdict(list)
     for pos, item in enumerate(items):
-        queue, ulid = split_job_id(job_id(item))
-        groups[queue].append((pos, ulid, item))
+        queue, uid = split_job_id(job_id(item))
+        groups[queue].append((pos, uid, item))
     return groups
 
 
@@ -172,16 +173,18 @@ class RedisBroker:
             keys = [qk.job_prefix, qk.idem_prefix, qk.queued, qk.scheduled, qk.seq, qk.marker]
             for start in range(0, len(items), ENQUEUE_CHUNK):
                 chunk = items[start : start + ENQUEUE_CHUNK]
-                args: list[Any] = [len(chunk)]
-                for _, s in chunk:
-                    args += [
-                        split_job_id(s.id)[1], s.type, s.payload_json, s.priority,
-                        s.max_attempts,
-                        -1 if s.timeout_s is None else int(s.timeout_s * 1000),
+                rows = [
+                    [
+                        split_job_id(s.id)[1], s.type, s.payload_json, str(s.priority),
+                        str(s.max_attempts),
+                        "" if s.timeout_s is None else str(int(s.timeout_s * 1000)),
                         -1 if s.delay_ms is None else s.delay_ms,
                         -1 if s.run_at_ms is None else s.run_at_ms,
                         s.idempotency_key or "", s.fingerprint,
                     ]
+                    for _, s in chunk
+                ]
+                args: list[Any] = [to_json(rows)]
                 calls.append(("enqueue", keys, args))
                 order.append((queue, [pos for pos, _ in chunk]))
         new_queues = [q for q in by_queue if q not in self._known_queues]
@@ -190,13 +193,18 @@ class RedisBroker:
                 await self.client.sadd(self.keys.queues, *new_queues)
             self._known_queues.update(new_queues)
         out: list[EnqueueResult | None] = [None] * len(specs)
-        for (queue, positions), (_, rows) in zip(order, await self._run_many(calls), strict=True):
+        for (queue, positions), (now, rows) in zip(order, await self._run_many(calls), strict=True):
+            now = int(now)
             for pos, row in zip(positions, rows, strict=True):
-                status, ulid, fp, state, created, run_at = row
-                out[pos] = EnqueueResult(
-                    job_id=f"{queue}:{ulid}", created=bool(status), fingerprint=fp,
-                    state=JobState(state), created_at_ms=int(created), run_at_ms=int(run_at),
-                )
+                if isinstance(row, int):  # created; due at `row`
+                    spec = specs[pos]
+                    state = JobState.SCHEDULED if row > now else JobState.QUEUED
+                    out[pos] = EnqueueResult(spec.id, True, spec.fingerprint, state, now, row)
+                else:  # the live job already holding the idempotency key
+                    uid, fp, st, created, run_at = row
+                    out[pos] = EnqueueResult(
+                        f"{queue}:{uid}", False, fp, JobState(st), int(created), int(run_at)
+                    )
         return [r for r in out if r is not None]
 
     # --- worker ---------------------------------------------------------------------------
@@ -208,11 +216,11 @@ class RedisBroker:
         )
         deliveries = [
             Delivery(
-                job_id=f"{queue}:{ulid}", queue=queue, type=jtype, payload_json=payload,
+                job_id=f"{queue}:{uid}", queue=queue, type=jtype, payload_json=payload,
                 token=token, attempts=int(attempts), max_attempts=int(maxatt),
-                timeout_s=None if timeout == "-1" else int(timeout) / 1000,
+                timeout_s=None if timeout is None else int(timeout) / 1000,
             )
-            for ulid, token, jtype, payload, attempts, maxatt, timeout in rows
+            for uid, token, jtype, payload, attempts, maxatt, timeout in rows
         ]
         due = int(next_due)
         return FetchBatch(deliveries, int(now), None if due < 0 else due)
@@ -228,23 +236,21 @@ class RedisBroker:
         calls: list[tuple[str, list[str], list[Any]]] = []
         for queue, items in groups.items():
             qk = self._q(queue)
-            args: list[Any] = [lease_ms]
-            for _, ulid, ref in items:
-                args += [ulid, ref.token]
+            args: list[Any] = [lease_ms, to_json([[uid, ref.token] for _, uid, ref in items])]
             calls.append(("heartbeat", [qk.job_prefix, qk.running], args))
         if not calls:
             return []
         results = await self._run_many(calls)
-        return [f"{q}:{ulid}" for q, lost in zip(groups, results, strict=True) for ulid in lost]
+        return [f"{q}:{uid}" for q, lost in zip(groups, results, strict=True) for uid in lost]
 
     async def ack(self, items: Sequence[AckItem]) -> list[bool]:
         groups = _group(items, lambda a: a.job_id)
         calls: list[tuple[str, list[str], list[Any]]] = []
         for queue, group in groups.items():
             qk = self._q(queue)
-            args: list[Any] = []
-            for _, ulid, item in group:
-                args += [ulid, item.token, item.result_json]
+            args: list[Any] = [
+                to_json([[uid, item.token, item.result_json] for _, uid, item in group])
+            ]
             calls.append(("ack", [qk.job_prefix, qk.running, qk.succeeded], args))
         out = [False] * len(items)
         if calls:
@@ -258,10 +264,14 @@ class RedisBroker:
         calls: list[tuple[str, list[str], list[Any]]] = []
         for queue, group in groups.items():
             qk = self._q(queue)
-            args: list[Any] = []
-            for _, ulid, f in group:
-                delay = -1 if f.retry_delay_ms is None else max(int(f.retry_delay_ms), 0)
-                args += [ulid, f.token, delay, f.error_code, f.message, f.traceback]
+            args: list[Any] = [to_json([
+                [
+                    uid, f.token,
+                    -1 if f.retry_delay_ms is None else max(int(f.retry_delay_ms), 0),
+                    f.error_code, f.message, f.traceback,
+                ]
+                for _, uid, f in group
+            ])]
             keys = [qk.job_prefix, qk.running, qk.queued, qk.scheduled, qk.dead, qk.seq, qk.marker]
             calls.append(("fail", keys, args))
         out: list[JobState | None] = [None] * len(items)
@@ -276,9 +286,7 @@ class RedisBroker:
         calls: list[tuple[str, list[str], list[Any]]] = []
         for queue, group in groups.items():
             qk = self._q(queue)
-            args: list[Any] = []
-            for _, ulid, ref in group:
-                args += [ulid, ref.token]
+            args: list[Any] = [to_json([[uid, ref.token] for _, uid, ref in group])]
             calls.append(("release", [qk.job_prefix, qk.running, qk.queued, qk.marker], args))
         out = [False] * len(leases)
         if calls:
@@ -307,26 +315,26 @@ class RedisBroker:
 
     # --- operator -------------------------------------------------------------------------
     async def get(self, job_id: str) -> Job:
-        queue, ulid = split_job_id(job_id)
+        queue, uid = split_job_id(job_id)
         with _unavailable():
-            h = await self.client.hgetall(self._q(queue).job(ulid))
+            h = cast(dict[str, str], await self.client.hgetall(self._q(queue).job(uid)))
         if not h:
             raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
-        return job_from_hash(queue, ulid, h)
+        return job_from_hash(queue, uid, h)
 
     async def cancel(self, job_id: str, actor: str = "manual") -> Job:
-        queue, ulid = split_job_id(job_id)
+        queue, uid = split_job_id(job_id)
         qk = self._q(queue)
         res = await self._run(
-            "cancel", [qk.job(ulid), qk.queued, qk.scheduled, qk.cancelled], [ulid, actor]
+            "cancel", [qk.job(uid), qk.queued, qk.scheduled, qk.cancelled], [uid, actor]
         )
-        self._raise_for(job_id, res, "cancelled", "only scheduled or queued jobs can be cancelled")
+        self._raise_for(job_id, res, "ok", "only scheduled or queued jobs can be cancelled")
         return await self.get(job_id)
 
     async def retry(self, job_id: str, actor: str = "manual") -> Job:
-        queue, ulid = split_job_id(job_id)
-        _, res = await self._retry_script(queue, [ulid], actor)
-        self._raise_for(job_id, res[0], "queued", "only dead or cancelled jobs can be retried")
+        queue, uid = split_job_id(job_id)
+        _, res = await self._retry_script(queue, [uid], actor)
+        self._raise_for(job_id, res[0], "retried", "only dead or cancelled jobs can be retried")
         return await self.get(job_id)
 
     @staticmethod
@@ -361,15 +369,16 @@ class RedisBroker:
         newest_first = state in (JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED)
         with _unavailable():
             if newest_first:
-                ulids = await self.client.zrevrange(index, start, start + limit - 1)
+                raw = await self.client.zrevrange(index, start, start + limit - 1)
             else:
-                ulids = await self.client.zrange(index, start, start + limit - 1)
+                raw = await self.client.zrange(index, start, start + limit - 1)
+            uids = [str(u) for u in raw]
             pipe = self.client.pipeline(transaction=False)
-            for ulid in ulids:
-                pipe.hgetall(qk.job(ulid))
-            hashes = await pipe.execute() if ulids else []
-        jobs = [job_from_hash(queue, u, h) for u, h in zip(ulids, hashes, strict=True) if h]
-        nxt = str(start + limit) if len(ulids) == limit else None
+            for uid in uids:
+                pipe.hgetall(qk.job(uid))
+            hashes = await pipe.execute() if uids else []
+        jobs = [job_from_hash(queue, u, h) for u, h in zip(uids, hashes, strict=True) if h]
+        nxt = str(start + limit) if len(uids) == limit else None
         return Page(items=jobs, next_cursor=nxt)
 
     async def dlq_list(self, queue: str, limit: int = 50, cursor: str | None = None) -> Page:
@@ -384,11 +393,11 @@ class RedisBroker:
         if job_ids is None:
             args = ["*", limit]
         else:
-            args = [self._ulid_in(queue, j) for j in job_ids]
+            args = [self._uid_in(queue, j) for j in job_ids]
             if not args:
                 return []
         ids, res = await self._retry_script(queue, args, actor)
-        return [f"{queue}:{u}" for u, r in zip(ids, res, strict=True) if r == "queued"]
+        return [f"{queue}:{u}" for u, r in zip(ids, res, strict=True) if r == "retried"]
 
     async def dlq_purge(
         self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
@@ -399,20 +408,20 @@ class RedisBroker:
         if job_ids is None:
             args = ["*", limit]
         else:
-            args = [self._ulid_in(queue, j) for j in job_ids]
+            args = [self._uid_in(queue, j) for j in job_ids]
             if not args:
                 return []
         res = await self._run("purge", [qk.job_prefix, qk.dead, qk.idem_prefix], args)
         return [f"{queue}:{u}" for u in res]
 
     @staticmethod
-    def _ulid_in(queue: str, job_id: str) -> str:
-        q, ulid = split_job_id(job_id)
+    def _uid_in(queue: str, job_id: str) -> str:
+        q, uid = split_job_id(job_id)
         if q != queue:
             raise ValidationError(
                 f"job {job_id} is not in queue {queue}", details={"job_id": job_id}
             )
-        return ulid
+        return uid
 
     async def pause(self, queue: str) -> None:
         validate_queue_name(queue)
@@ -436,7 +445,7 @@ class RedisBroker:
     async def queues(self) -> list[str]:
         with _unavailable():
             names = await self.client.smembers(self.keys.queues)
-        return sorted(names)
+        return sorted(str(n) for n in names)
 
     async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
         names = list(queues) if queues is not None else await self.queues()
@@ -461,25 +470,25 @@ class RedisBroker:
         with _unavailable():
             members: dict[str, list[JobState]] = defaultdict(list)
             for state in _STATE_ORDER:
-                for ulid in await self.client.zrange(qk.index(state), 0, -1):
-                    members[ulid].append(state)
+                for uid in await self.client.zrange(qk.index(state), 0, -1):
+                    members[str(uid)].append(state)
             records: dict[str, str | None] = {}
             async for key in self.client.scan_iter(match=qk.job_prefix + "*", count=1000):
                 records[key[len(qk.job_prefix):]] = None
             pipe = self.client.pipeline(transaction=False)
-            for ulid in records:
-                pipe.hget(qk.job(ulid), "state")
-            for ulid, state in zip(records, await pipe.execute(), strict=True):
-                records[ulid] = state
+            for uid in records:
+                pipe.hget(qk.job(uid), "state")
+            for uid, rec_state in zip(records, await pipe.execute(), strict=True):
+                records[uid] = rec_state
         report.jobs_seen = len(records)
-        for ulid, state in records.items():
-            found = members.get(ulid, [])
-            job_id = f"{queue}:{ulid}"
+        for uid, rec_state in records.items():
+            found = members.get(uid, [])
+            job_id = f"{queue}:{uid}"
             if not found:
                 report.orphans.append(job_id)
             elif len(found) > 1:
                 report.duplicates.append(job_id)
-            elif found[0] != state:
+            elif found[0] != rec_state:
                 report.mismatched.append(job_id)
         report.dangling = [f"{queue}:{u}" for u in members if u not in records]
         return report
@@ -505,7 +514,7 @@ class RedisBroker:
 
     async def workers(self) -> list[WorkerInfo]:
         with _unavailable():
-            ids = await self.client.zrange(self.keys.workers, 0, -1)
+            ids = [str(i) for i in await self.client.zrange(self.keys.workers, 0, -1)]
             raw = await self.client.mget([self.keys.worker(i) for i in ids]) if ids else []
         out: list[WorkerInfo] = []
         for text in raw:

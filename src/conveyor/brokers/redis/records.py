@@ -34,8 +34,8 @@ def parse_history(text: str) -> list[Attempt]:
     return out
 
 
-def job_from_hash(queue: str, ulid: str, h: dict[str, str]) -> Job:
-    job_id = f"{queue}:{ulid}"
+def job_from_hash(queue: str, uid: str, h: dict[str, str]) -> Job:
+    job_id = f"{queue}:{uid}"
     try:
         timeout_ms = _opt_ms(h.get("timeout"))
         err_code = h.get("err_code") or None

@@ -1,5 +1,5 @@
 -- _lib.lua: helpers prepended to every Conveyor script at load time (not a script itself).
--- Scripts never build a key from anything but KEYS entries: job keys are KEYS[1] .. ulid,
+-- Scripts never build a key from anything but KEYS entries: job keys are KEYS[1] .. uid,
 -- and KEYS[1] carries the queue's hash tag, so every key a script touches is in one slot.
 
 local function now_ms()
@@ -44,22 +44,22 @@ local function wake(marker)
 end
 
 -- put a job into QUEUED with the given seq (new seq: back of its priority; old: its old place)
-local function to_queued(jk, queued, ulid, seq)
+local function to_queued(jk, queued, uid, seq)
   local prio = redis.call('HGET', jk, 'prio') or '0'
-  redis.call('ZADD', queued, queued_score(prio, seq), ulid)
+  redis.call('ZADD', queued, queued_score(prio, seq), uid)
   redis.call('HSET', jk, 'state', 'queued')
 end
 
 -- SCHEDULED -> QUEUED for due jobs, at most `limit`; returns how many moved
 local function promote(prefix, scheduled, queued, seqkey, now, limit)
   local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, limit)
-  for _, ulid in ipairs(due) do
-    local jk = prefix .. ulid
-    redis.call('ZREM', scheduled, ulid)
+  for _, uid in ipairs(due) do
+    local jk = prefix .. uid
+    redis.call('ZREM', scheduled, uid)
     if redis.call('EXISTS', jk) == 1 then
       local seq = redis.call('INCR', seqkey)
       redis.call('HSET', jk, 'seq', seq)
-      to_queued(jk, queued, ulid, seq)
+      to_queued(jk, queued, uid, seq)
     end
   end
   return #due
@@ -78,11 +78,11 @@ local function holds_lease(jk, token)
 end
 
 -- delete a finished job and its idempotency key (if that key still points at it)
-local function delete_job(jk, idemprefix, ulid)
+local function delete_job(jk, idemprefix, uid)
   local idem = redis.call('HGET', jk, 'idem')
   if idem and idem ~= '' then
     local ik = idemprefix .. idem
-    if redis.call('GET', ik) == ulid then redis.call('DEL', ik) end
+    if redis.call('GET', ik) == uid then redis.call('DEL', ik) end
   end
   redis.call('DEL', jk)
 end

@@ -2,22 +2,22 @@
 -- KEYS[1] job key prefix  cv:{q}:job:
 -- KEYS[2] idempotency key prefix  cv:{q}:idem:
 -- KEYS[3] queued zset   KEYS[4] scheduled zset   KEYS[5] seq counter   KEYS[6] wake marker
--- ARGV[1] number of jobs, then 10 fields per job:
---   ulid, type, payload (JSON), priority, max_attempts, timeout_ms (-1 none),
---   delay_ms (-1 none), run_at_ms (-1 none), idempotency key ('' none), fingerprint
--- Returns {now_ms, {status, ulid, fingerprint, state, created_ms, run_at_ms}...}
---   status 1 = created, 0 = an existing live job with that idempotency key was returned.
+-- ARGV[1] a JSON array with one array per job (one argument: cheap to pack and to send):
+--   [uid, type, payload (JSON text), priority, max_attempts, timeout_ms ('' none),
+--    delay_ms (-1 none), run_at_ms (-1 none), idempotency key ('' none), fingerprint]
+-- Returns {now_ms, {...}} with one entry per job: its run_at_ms (a number) when created (the
+-- job is SCHEDULED when run_at > now, else QUEUED), or {uid, fingerprint, state, created_ms,
+-- run_at_ms} of the live job that already holds the idempotency key.
+-- Fields that start empty (attempts, lease, token, idem, fp) are simply not written.
 local now = now_ms()
-local n = tonumber(ARGV[1])
+local jobs = cjson.decode(ARGV[1])
 local out = {}
 local woke = false
 local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
 local earliest = tonumber(first[2] or '-1')
-for i = 0, n - 1 do
-  local b = 1 + i * 10
-  local ulid, jtype, payload, prio = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
-  local maxatt, timeout, delay, runat = ARGV[b + 5], ARGV[b + 6], tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8])
-  local idem, fp = ARGV[b + 9], ARGV[b + 10]
+local snow = int(now)
+for _, j in ipairs(jobs) do
+  local uid, prio, delay, runat, idem = j[1], j[4], tonumber(j[7]), tonumber(j[8]), j[9]
   local existing = nil
   if idem ~= '' then
     local ik = KEYS[2] .. idem
@@ -25,34 +25,36 @@ for i = 0, n - 1 do
     if cur and redis.call('EXISTS', KEYS[1] .. cur) == 1 then
       existing = cur
     else
-      redis.call('SET', ik, ulid)
+      redis.call('SET', ik, uid)
     end
   end
   if existing then
     local v = redis.call('HMGET', KEYS[1] .. existing, 'fp', 'state', 'created', 'run_at')
-    out[#out + 1] = {0, existing, v[1] or '', v[2] or '', v[3] or '', v[4] or ''}
+    out[#out + 1] = {existing, v[1] or '', v[2] or '', v[3] or '', v[4] or ''}
   else
     local due = now
     if delay >= 0 then due = now + delay elseif runat >= 0 then due = runat end
     local seq = redis.call('INCR', KEYS[5])
     local state = 'queued'
     if due > now then state = 'scheduled' end
-    local jk = KEYS[1] .. ulid
-    redis.call('HSET', jk, 'type', jtype, 'payload', payload, 'prio', prio, 'attempts', '0',
-      'max_att', maxatt, 'timeout', timeout, 'created', int(now), 'run_at', int(due),
-      'seq', seq, 'state', state, 'idem', idem, 'fp', fp, 'lease', '0')
+    local jk = KEYS[1] .. uid
+    local sdue = int(due)
+    redis.call('HSET', jk, 'type', j[2], 'payload', j[3], 'prio', prio, 'max_att', j[5],
+      'created', snow, 'run_at', sdue, 'seq', seq, 'state', state)
+    if j[6] ~= '' then redis.call('HSET', jk, 'timeout', j[6]) end
+    if idem ~= '' then redis.call('HSET', jk, 'idem', idem, 'fp', j[10]) end
     if state == 'scheduled' then
-      redis.call('ZADD', KEYS[4], due, ulid)
+      redis.call('ZADD', KEYS[4], due, uid)
       if earliest < 0 or due < earliest then
         earliest = due
         woke = true -- sleeping workers recompute how long to wait
       end
     else
-      redis.call('ZADD', KEYS[3], queued_score(prio, seq), ulid)
+      redis.call('ZADD', KEYS[3], queued_score(prio, seq), uid)
       woke = true
     end
-    out[#out + 1] = {1, ulid, fp, state, int(now), int(due)}
+    out[#out + 1] = due
   end
 end
 if woke then wake(KEYS[6]) end
-return {int(now), out}
+return {snow, out}

@@ -9,9 +9,9 @@ local limit = tonumber(ARGV[3])
 local deleted = 0
 local function sweep(index, retention)
   local old = redis.call('ZRANGEBYSCORE', index, '-inf', now - retention, 'LIMIT', 0, limit)
-  for _, ulid in ipairs(old) do
-    redis.call('ZREM', index, ulid)
-    delete_job(KEYS[1] .. ulid, KEYS[5], ulid)
+  for _, uid in ipairs(old) do
+    redis.call('ZREM', index, uid)
+    delete_job(KEYS[1] .. uid, KEYS[5], uid)
   end
   deleted = deleted + #old
 end

@@ -6,20 +6,20 @@
 local now = now_ms()
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local requeued, dead = 0, 0
-for _, ulid in ipairs(expired) do
-  local jk = KEYS[1] .. ulid
-  redis.call('ZREM', KEYS[2], ulid)
+for _, uid in ipairs(expired) do
+  local jk = KEYS[1] .. uid
+  redis.call('ZREM', KEYS[2], uid)
   if redis.call('EXISTS', jk) == 1 then
     local v = redis.call('HMGET', jk, 'attempts', 'max_att', 'worker', 'started', 'seq')
     local msg = 'lease expired: the worker died, hung or lost its connection'
     redis.call('HSET', jk, 'token', '', 'err_code', 'lease_expired', 'err_msg', msg)
     if tonumber(v[1]) >= tonumber(v[2]) then
-      redis.call('ZADD', KEYS[4], now, ulid)
+      redis.call('ZADD', KEYS[4], now, uid)
       redis.call('HSET', jk, 'state', 'dead', 'finished', int(now))
       add_history(jk, v[1], v[3], v[4], now, 'dead', 'lease_expired', msg, nil)
       dead = dead + 1
     else
-      to_queued(jk, KEYS[3], ulid, v[5])
+      to_queued(jk, KEYS[3], uid, v[5])
       add_history(jk, v[1], v[3], v[4], now, 'lease_expired', 'lease_expired', msg, nil)
       requeued = requeued + 1
     end

@@ -2,9 +2,9 @@
 -- the history keeps every earlier attempt and records who asked for the retry.
 -- KEYS[1] job key prefix   KEYS[2] dead   KEYS[3] cancelled   KEYS[4] queued   KEYS[5] seq
 -- KEYS[6] wake marker
--- ARGV[1] actor, then the ulids to retry ('*' as ARGV[2] with a limit in ARGV[3]: the oldest
+-- ARGV[1] actor, then the uids to retry ('*' as ARGV[2] with a limit in ARGV[3]: the oldest
 -- DEAD jobs)
--- Returns one string per job: 'queued', 'not_found' or the state that forbade the retry.
+-- Returns {uids, results}: per job 'retried', 'not_found' or the state that forbade the retry.
 local now = now_ms()
 local ids = {}
 if ARGV[2] == '*' then
@@ -13,8 +13,8 @@ else
   for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
 local out = {}
-for _, ulid in ipairs(ids) do
-  local jk = KEYS[1] .. ulid
+for _, uid in ipairs(ids) do
+  local jk = KEYS[1] .. uid
   local state = redis.call('HGET', jk, 'state')
   local index
   if state == 'dead' then index = KEYS[2] elseif state == 'cancelled' then index = KEYS[3] end
@@ -23,13 +23,13 @@ for _, ulid in ipairs(ids) do
   elseif not index then
     out[#out + 1] = state
   else
-    redis.call('ZREM', index, ulid)
+    redis.call('ZREM', index, uid)
     local seq = redis.call('INCR', KEYS[5])
     redis.call('HSET', jk, 'attempts', '0', 'seq', seq, 'run_at', int(now), 'finished', '',
       'token', '')
-    to_queued(jk, KEYS[4], ulid, seq)
+    to_queued(jk, KEYS[4], uid, seq)
     add_history(jk, 0, ARGV[1], nil, now, 'retried', nil, 'moved from ' .. state .. ' to queued', nil)
-    out[#out + 1] = 'queued'
+    out[#out + 1] = 'retried'
   end
 end
 if #ids > 0 then wake(KEYS[6]) end

@@ -1,0 +1,22 @@
+"""Job handlers: the registry, the `@handler` decorator and the built-in `fake` type."""
+
+# Imported for its side effect: the built-in `fake` type is always registered.
+from conveyor.handlers import fake as fake
+from conveyor.handlers.context import JobContext
+from conveyor.handlers.registry import (
+    HandlerSpec,
+    Registry,
+    default_registry,
+    handler,
+    load_app,
+)
+
+__all__ = [
+    "HandlerSpec",
+    "JobContext",
+    "Registry",
+    "default_registry",
+    "fake",
+    "handler",
+    "load_app",
+]

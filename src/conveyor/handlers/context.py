@@ -1,0 +1,32 @@
+"""What a handler learns about the job it runs: ids, attempt numbers and a job-bound logger."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+JOB_LOGGER_NAME = "conveyor.job"
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """Passed as the second argument to handlers that declare one.
+
+    `attempt` is 1-based and counts deliveries, so a handler can tell a first try from a retry.
+    """
+
+    job_id: str
+    type: str
+    queue: str
+    attempt: int
+    max_attempts: int
+    worker_id: str
+    logger: logging.Logger | logging.LoggerAdapter[Any] = field(
+        default_factory=lambda: logging.getLogger(JOB_LOGGER_NAME)
+    )
+
+    @property
+    def is_last_attempt(self) -> bool:
+        """True when a retryable failure now would still send the job to DEAD."""
+        return self.attempt >= self.max_attempts

@@ -1,0 +1,263 @@
+"""The handler registry: which function runs each job type, how its payload validates and how
+it retries. Filled by the `@handler` decorator when the application's modules are imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pydantic
+import pydantic_core
+
+from conveyor.errors import UnknownJobType, ValidationError
+from conveyor.jobs import MAX_TIMEOUT_S
+from conveyor.retry import Backoff, ExponentialBackoff, RetryPolicy
+
+TYPE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+F = TypeVar("F", bound=Callable[..., Any])
+PayloadModel = type[pydantic.BaseModel]
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _error_details(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False)
+    ]
+
+
+def _wants_ctx(func: Callable[..., Any]) -> bool:
+    """True when func takes (payload, ctx); refuses signatures the worker could not call."""
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot inspect handler {func!r}: {exc}") from exc
+    positional = [p for p in params if p.kind in _POSITIONAL]
+    star_args = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+    if not positional and not star_args:
+        raise ValueError(f"handler {func!r} must accept the payload as its first argument")
+    if any(p.default is inspect.Parameter.empty for p in positional[2:]) or any(
+        p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty
+        for p in params
+    ):
+        raise ValueError(f"handler {func!r} may require at most (payload, ctx)")
+    return len(positional) >= 2 or star_args
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSpec:
+    type: str
+    func: Callable[..., Any]
+    payload_model: PayloadModel | None
+    retry: RetryPolicy
+    timeout_s: float | None
+    is_async: bool
+    wants_ctx: bool
+    dlq_policy: Any | None = None
+    """Per-type DLQ redrive policy (issue 5); unused until then."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.type, str) or not TYPE_NAME_RE.fullmatch(self.type):
+            raise ValueError(
+                f"invalid job type {self.type!r}: 1-128 characters of A-Z a-z 0-9 _ . : -"
+            )
+        if self.timeout_s is not None and (
+            not math.isfinite(self.timeout_s) or not 0 < self.timeout_s <= MAX_TIMEOUT_S
+        ):
+            raise ValueError(f"timeout_s must be in (0, {MAX_TIMEOUT_S:g}], got {self.timeout_s}")
+
+    @classmethod
+    def from_function(
+        cls,
+        type_name: str,
+        func: Callable[..., Any],
+        *,
+        payload: PayloadModel | None = None,
+        retry: RetryPolicy | None = None,
+        timeout_s: float | None = None,
+    ) -> HandlerSpec:
+        return cls(
+            type=type_name,
+            func=func,
+            payload_model=payload,
+            retry=retry if retry is not None else RetryPolicy(),
+            timeout_s=timeout_s,
+            # An object with an `async def __call__` is async too.
+            is_async=inspect.iscoroutinefunction(func)
+            or inspect.iscoroutinefunction(type(func).__call__),
+            wants_ctx=_wants_ctx(func),
+        )
+
+    def validate_payload(self, payload: Any) -> Any:
+        """Enqueue-time check; returns the JSON-able value to store.
+
+        Strict ("10" is not an int) and in JSON mode: Python objects (datetimes, UUIDs, models)
+        are first turned into their JSON spelling, so a payload validates the same whether it
+        came from Python or over HTTP, and what is stored is exactly what was validated.
+        """
+        model = self.payload_model
+        if model is not None and isinstance(payload, model):
+            return payload.model_dump(mode="json")
+        text = _json_text(payload)
+        if model is None:
+            return json.loads(text)
+        try:
+            instance = model.model_validate_json(text, strict=True)
+        except pydantic.ValidationError as exc:
+            raise ValidationError(
+                f"invalid payload for job type {self.type!r}", details=_error_details(exc)
+            ) from exc
+        return instance.model_dump(mode="json")
+
+    def parse_payload(self, payload_json: str) -> Any:
+        """Run-time: the stored JSON text as the model instance (or the raw value).
+
+        Lax, unlike enqueue: the text is what model_dump(mode="json") produced, and lax JSON
+        mode is the one guaranteed to read every such dump back.
+        """
+        if self.payload_model is None:
+            try:
+                return json.loads(payload_json)
+            except ValueError as exc:
+                raise ValidationError(
+                    f"stored payload of job type {self.type!r} is not JSON: {exc}"
+                ) from exc
+        try:
+            return self.payload_model.model_validate_json(payload_json)
+        except pydantic.ValidationError as exc:
+            raise ValidationError(
+                f"stored payload does not match the model of job type {self.type!r}",
+                details=_error_details(exc),
+            ) from exc
+
+
+def _detail(msg: str) -> dict[str, Any]:
+    return {"loc": [], "msg": msg, "type": "json_invalid"}
+
+
+def _json_text(payload: Any) -> str:
+    """Encode as strict JSON (no NaN/Infinity); pydantic spells the non-JSON Python types."""
+    try:
+        return json.dumps(payload, allow_nan=False, default=pydantic_core.to_jsonable_python)
+    except (TypeError, ValueError) as exc:  # NaN, a cycle, an unknown type, a non-str key
+        msg = str(exc)
+    except RecursionError:
+        msg = "nested too deeply"
+    raise ValidationError(f"payload is not JSON: {msg}", details=[_detail(msg)])
+
+
+def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    """Identity, or the same definition re-imported (e.g. a module reloaded)."""
+    if a is b:
+        return True
+    key_a = (getattr(a, "__module__", None), getattr(a, "__qualname__", None))
+    key_b = (getattr(b, "__module__", None), getattr(b, "__qualname__", None))
+    return None not in key_a and key_a == key_b
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._specs: dict[str, HandlerSpec] = {}
+
+    def register(self, spec: HandlerSpec) -> HandlerSpec:
+        existing = self._specs.get(spec.type)
+        if existing is not None and not _same_function(existing.func, spec.func):
+            raise ValueError(
+                f"job type {spec.type!r} is already handled by "
+                f"{getattr(existing.func, '__qualname__', existing.func)!r}"
+            )
+        self._specs[spec.type] = spec
+        return spec
+
+    def unregister(self, type_name: str) -> None:
+        """Forget a type (tests, hot reload); unknown names are ignored."""
+        self._specs.pop(type_name, None)
+
+    def get(self, type_name: str) -> HandlerSpec:
+        try:
+            return self._specs[type_name]
+        except (KeyError, TypeError):
+            shown = str(type_name)[:128]
+            raise UnknownJobType(
+                f"no handler is registered for job type {shown!r}", details={"type": shown}
+            ) from None
+
+    def __contains__(self, type_name: object) -> bool:
+        return isinstance(type_name, str) and type_name in self._specs
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def types(self) -> list[str]:
+        return sorted(self._specs)
+
+    def handler(
+        self,
+        type_name: str,
+        *,
+        payload: PayloadModel | None = None,
+        max_attempts: int = 3,
+        backoff: Backoff | None = None,
+        timeout_s: float | None = None,
+    ) -> Callable[[F], F]:
+        """Decorator registering a function; the function itself is returned unchanged."""
+        retry = RetryPolicy(
+            max_attempts=max_attempts,
+            backoff=backoff if backoff is not None else ExponentialBackoff(),
+        )
+
+        def decorate(func: F) -> F:
+            self.register(
+                HandlerSpec.from_function(
+                    type_name, func, payload=payload, retry=retry, timeout_s=timeout_s
+                )
+            )
+            return func
+
+        return decorate
+
+
+default_registry = Registry()
+
+
+def handler(
+    type_name: str,
+    *,
+    payload: PayloadModel | None = None,
+    max_attempts: int = 3,
+    backoff: Backoff | None = None,
+    timeout_s: float | None = None,
+    registry: Registry | None = None,
+) -> Callable[[F], F]:
+    """`@handler("report.build", payload=ReportPayload, max_attempts=5, timeout_s=60)`."""
+    target = registry if registry is not None else default_registry
+    return target.handler(
+        type_name,
+        payload=payload,
+        max_attempts=max_attempts,
+        backoff=backoff,
+        timeout_s=timeout_s,
+    )
+
+
+def load_app(modules: str) -> None:
+    """Import `a.jobs,b.tasks` so their `@handler` decorators run."""
+    for name in (part.strip() for part in modules.split(",")):
+        if not name:
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            raise ValidationError(
+                f"cannot import handler module {name!r}: {type(exc).__name__}: {exc}",
+                details={"module": name},
+            ) from exc
