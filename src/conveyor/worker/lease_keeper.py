@@ -1,0 +1,62 @@
+"""Keep the leases of running jobs alive: one `heartbeat()` for all of them every period.
+
+A lease reported lost means another delivery of the job may already exist (the lease
+expired and was reaped, or an operator moved the job): the local run is cancelled at once
+and its outcome is never sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from conveyor.brokers.base import Broker, LeaseRef
+from conveyor.logging import get_logger
+from conveyor.worker.backoff import TRANSIENT_ERRORS
+from conveyor.worker.ticker import run_every
+
+log = get_logger("conveyor.worker.lease_keeper")
+
+
+class LeaseKeeper:
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        interval_s: float,
+        lease_ms: int,
+        leases: Callable[[], Sequence[LeaseRef]],
+        on_lost: Callable[[list[LeaseRef]], None],
+    ) -> None:
+        self._broker = broker
+        self._interval_s = interval_s
+        self._lease_ms = lease_ms
+        self._leases = leases
+        self._on_lost = on_lost
+        self.beats = 0
+
+    async def run(self) -> None:
+        """Heartbeat until cancelled. The first beat waits a period: fetch set fresh leases."""
+        await run_every(self._interval_s, self.beat, first_now=False)
+
+    async def beat(self) -> None:
+        leases = list(self._leases())
+        if not leases:
+            return
+        try:
+            lost = await self._broker.heartbeat(leases, self._lease_ms)
+        except TRANSIENT_ERRORS as exc:
+            # The next beat retries; leases are long enough to miss a couple of beats.
+            log.warning(
+                "heartbeat failed: broker unavailable",
+                extra={"error": repr(exc), "leases": len(leases)},
+            )
+            return
+        except Exception:
+            log.exception("heartbeat failed", extra={"leases": len(leases)})
+            return
+        self.beats += 1
+        if lost:
+            # Hand back the refs we sent: the runner cancels a job only if its token still
+            # matches, since it may have finished and been fetched again meanwhile.
+            sent = {ref.job_id: ref for ref in leases}
+            self._on_lost([sent[job_id] for job_id in lost if job_id in sent])

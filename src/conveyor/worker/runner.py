@@ -1,0 +1,332 @@
+"""The worker: a fetch loop filling N concurrent slots, plus the helpers that run beside it
+(completions batcher, lease keeper, maintenance, registration) and a graceful stop.
+
+The loop never sleeps to poll: with free slots and no work it blocks in the broker's
+`wait_for_work` until woken or the next scheduled job is due (by the broker's clock); with no
+free slot it waits for one to free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from conveyor.brokers.base import Broker, LeaseRef
+from conveyor.handlers import Registry, default_registry
+from conveyor.jobs import Delivery
+from conveyor.logging import get_logger, job_context
+from conveyor.settings import Settings, get_settings
+from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff
+from conveyor.worker.completions import Completions
+from conveyor.worker.executor import Executor
+from conveyor.worker.lease_keeper import LeaseKeeper
+from conveyor.worker.maintenance import Maintenance, MaintenanceHook
+from conveyor.worker.registration import Registration
+
+log = get_logger("conveyor.worker")
+
+#: Shortest wait handed to `wait_for_work` (0 would mean "block forever" to BLPOP).
+MIN_WAIT_S = 0.001
+#: How long cancelled jobs get to unwind, and releases to reach the broker, at shutdown.
+CANCEL_WAIT_S = 2.0
+RELEASE_DEADLINE_S = 5.0
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _consume_result(task: asyncio.Task[bool]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it as never retrieved
+
+
+@dataclass(slots=True, eq=False)
+class _Slot:
+    delivery: Delivery
+    task: asyncio.Task[None] | None = None
+    #: lease lost or released: this run's outcome must never be sent
+    dropped: bool = False
+
+
+class Worker:
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        queues: Sequence[str],
+        concurrency: int,
+        registry: Registry = default_registry,
+        settings: Settings | None = None,
+        worker_id: str | None = None,
+        maintenance_hooks: Sequence[MaintenanceHook] = (),
+    ) -> None:
+        if not queues:
+            raise ValueError("a worker needs at least one queue")
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        self.broker = broker
+        self.queues = list(queues)
+        self.concurrency = concurrency
+        self.settings = settings or get_settings()
+        self.worker_id = worker_id or new_worker_id()
+        self._hooks = list(maintenance_hooks)
+        self._lease_ms = int(self.settings.lease_s * 1000)
+        self._in_flight: dict[str, _Slot] = {}
+        self._slot_freed = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._hurry = asyncio.Event()
+        self._stopping = False
+        self._executor = Executor(registry, worker_id=self.worker_id, concurrency=concurrency)
+        self.completions = Completions(broker)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def in_flight_ids(self) -> list[str]:
+        return list(self._in_flight)
+
+    def stop(self) -> None:
+        """Stop fetching now and drain; a second call skips the grace period."""
+        if not self._stopping:
+            self._stopping = True
+            log.info("worker stopping", extra={"in_flight": len(self._in_flight)})
+            self._stop.set()
+            self._slot_freed.set()
+        elif not self._hurry.is_set():
+            log.warning("second stop: releasing running jobs now")
+            self._hurry.set()
+
+    async def run(self) -> None:
+        executor, completions = self._executor, self.completions
+        keeper = LeaseKeeper(
+            self.broker,
+            interval_s=self.settings.heartbeat_s,
+            lease_ms=self._lease_ms,
+            leases=self._leases,
+            on_lost=self._on_lease_lost,
+        )
+        maintenance = Maintenance(
+            self.broker, self.queues, interval_s=self.settings.reap_interval_s, hooks=self._hooks
+        )
+        registration = Registration(
+            self.broker,
+            worker_id=self.worker_id,
+            queues=self.queues,
+            concurrency=self.concurrency,
+            ttl_s=self.settings.worker_ttl_s,
+            jobs=self.in_flight_ids,
+        )
+        completions.start()
+        await registration.start()
+        helpers = [
+            asyncio.create_task(keeper.run(), name="conveyor-lease-keeper"),
+            asyncio.create_task(maintenance.run(), name="conveyor-maintenance"),
+            asyncio.create_task(registration.run(), name="conveyor-registration"),
+        ]
+        log.info(
+            "worker started",
+            extra={"worker_id": self.worker_id, "queues": self.queues,
+                   "concurrency": self.concurrency},
+        )
+        try:
+            await self._fetch_loop()
+        except asyncio.CancelledError:
+            self._hurry.set()  # cancelled from outside: no grace period, release at once
+            raise
+        finally:
+            self._stopping = True
+            await self._drain()
+            for task in helpers:  # the lease keeper ran through the grace period
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            await completions.close()
+            await registration.deregister()
+            executor.shutdown()
+            log.info(
+                "worker stopped",
+                extra={"acked": completions.acked, "failed": completions.failed,
+                       "rejected": completions.rejected},
+            )
+
+    # --- fetching ---------------------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        backoff = Backoff()
+        stop_wait = asyncio.create_task(self._stop.wait())
+        try:
+            while not self._stopping:
+                free = self.concurrency - len(self._in_flight)
+                if free <= 0:
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
+                    continue
+                try:
+                    fetched, wait_s = await self._fetch(free)
+                    if fetched < free and not self._stopping:
+                        await self._wait_for_work(wait_s, stop_wait)
+                except TRANSIENT_ERRORS as exc:
+                    delay = backoff.next_delay_s()
+                    log.warning(
+                        "broker unavailable, backing off",
+                        extra={"error": repr(exc), "retry_in_s": round(delay, 3),
+                               "in_flight": len(self._in_flight)},
+                    )
+                    await asyncio.wait([stop_wait], timeout=delay)
+                    continue
+                except Exception:
+                    delay = backoff.next_delay_s()
+                    log.exception("fetch loop error", extra={"retry_in_s": round(delay, 3)})
+                    await asyncio.wait([stop_wait], timeout=delay)
+                    continue
+                if backoff.failures:
+                    log.info("broker reachable again")
+                    backoff.reset()
+        finally:
+            stop_wait.cancel()
+
+    async def _fetch(self, free: int) -> tuple[int, float]:
+        """Lease up to `free` jobs, queues in strict priority order. Returns how many, and
+        how long to wait for work if that was not enough (until the next due job)."""
+        fetched = 0
+        wait_s = self.settings.reap_interval_s
+        for queue in self.queues:
+            batch = await self.broker.fetch(
+                queue, free - fetched, self.worker_id, self._lease_ms
+            )
+            for delivery in batch.deliveries:
+                self._spawn(delivery)
+            fetched += len(batch.deliveries)
+            # A due time already past means fetch could not promote it (the queue is
+            # paused): waiting for it would spin, so only future due times count.
+            if batch.next_due_ms is not None and batch.next_due_ms > batch.now_ms:
+                wait_s = min(wait_s, (batch.next_due_ms - batch.now_ms) / 1000)
+            if fetched >= free or self._stopping:
+                break
+        return fetched, max(wait_s, MIN_WAIT_S)
+
+    async def _wait_for_work(self, timeout_s: float, stop_wait: asyncio.Task[bool]) -> None:
+        waiter = asyncio.create_task(self.broker.wait_for_work(self.queues, timeout_s))
+        await asyncio.wait([waiter, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+        if waiter.done():
+            waiter.result()  # re-raise a broker error into the loop's backoff
+            return
+        waiter.cancel()
+        # Bounded: on Python 3.11 redis-py's internal wait_for can swallow the cancel, and
+        # the blocking call then runs to its timeout. Let it finish on its own.
+        await asyncio.wait([waiter], timeout=0.2)
+        if not waiter.done():
+            waiter.add_done_callback(_consume_result)
+
+    # --- running jobs -----------------------------------------------------------------------
+
+    def _spawn(self, delivery: Delivery) -> None:
+        old = self._in_flight.get(delivery.job_id)
+        if old is not None:  # a fresh delivery means our older one lost its lease
+            self._drop(old)
+        slot = _Slot(delivery)
+        self._in_flight[delivery.job_id] = slot
+        slot.task = asyncio.get_running_loop().create_task(self._run_job(slot))
+
+    async def _run_job(self, slot: _Slot) -> None:
+        try:
+            outcome = await self._executor.execute(slot.delivery)
+            if not slot.dropped:
+                self.completions.submit(outcome)
+        except Exception:  # an executor bug: the lease expires and the job is redelivered
+            log.exception("job runner error", extra={"failed_job_id": slot.delivery.job_id})
+        finally:
+            job_id = slot.delivery.job_id
+            if self._in_flight.get(job_id) is slot:
+                del self._in_flight[job_id]
+            self._slot_freed.set()
+
+    def _leases(self) -> list[LeaseRef]:
+        return [
+            LeaseRef(s.delivery.job_id, s.delivery.token)
+            for s in self._in_flight.values()
+            if not s.dropped
+        ]
+
+    def _on_lease_lost(self, refs: list[LeaseRef]) -> None:
+        for ref in refs:
+            slot = self._in_flight.get(ref.job_id)
+            if slot is not None and slot.delivery.token == ref.token and not slot.dropped:
+                self._drop(slot)
+
+    def _drop(self, slot: _Slot) -> None:
+        d = slot.delivery
+        slot.dropped = True
+        with job_context(d.job_id, d.type, attempt=d.attempts):
+            log.warning("lease_lost", extra={"queue": d.queue})
+        if slot.task is not None:
+            slot.task.cancel()
+
+    # --- shutdown ---------------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        pending = {s.task for s in self._in_flight.values() if s.task is not None}
+        if pending and not self._hurry.is_set():
+            log.info(
+                "waiting for running jobs",
+                extra={"count": len(pending), "grace_s": self.settings.shutdown_grace_s},
+            )
+            hurry = asyncio.create_task(self._hurry.wait())
+            deadline = loop.time() + self.settings.shutdown_grace_s
+            while pending and not self._hurry.is_set():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                done, _ = await asyncio.wait(
+                    pending | {hurry}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending -= done
+            hurry.cancel()
+        left = [s for s in self._in_flight.values() if not s.dropped]
+        if not left:
+            return
+        for slot in left:
+            slot.dropped = True
+            if slot.task is not None:
+                slot.task.cancel()
+        await self._release(left)
+        tasks = [s.task for s in left if s.task is not None]
+        _, stuck = await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)
+        if stuck:
+            log.warning("jobs ignored cancellation at shutdown", extra={"count": len(stuck)})
+
+    async def _release(self, slots: list[_Slot]) -> None:
+        """Hand leases back (attempt refunded) so another worker starts them right away."""
+        refs = [LeaseRef(s.delivery.job_id, s.delivery.token) for s in slots]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RELEASE_DEADLINE_S
+        backoff = Backoff(max_s=1.0)
+        while True:
+            try:
+                results = await self.broker.release(refs)
+                break
+            except TRANSIENT_ERRORS as exc:
+                delay = backoff.next_delay_s()
+                if loop.time() + delay > deadline:
+                    log.error(
+                        "could not release leases: they will expire and be reaped",
+                        extra={"count": len(refs), "error": repr(exc)},
+                    )
+                    return
+                await asyncio.sleep(delay)
+            except Exception:
+                log.exception("could not release leases", extra={"count": len(refs)})
+                return
+        log.info(
+            "released running jobs", extra={"released": sum(results), "requested": len(refs)}
+        )

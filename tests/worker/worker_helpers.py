@@ -1,0 +1,54 @@
+"""Helpers shared by the worker tests (a plain module: test files import it by name)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection
+from typing import Any
+
+from conveyor.client import AsyncConveyor
+from conveyor.jobs import Job, JobState
+from conveyor.settings import Settings
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+QUEUE = "q"
+
+#: the `run_worker` fixture: `async with run_worker(concurrency=4) as worker: ...`
+RunWorker = Callable[..., Any]
+
+
+def make_settings(**overrides: Any) -> Settings:
+    base: dict[str, Any] = {
+        "lease_s": 5.0,
+        "reap_interval_s": 0.1,
+        "shutdown_grace_s": 1.0,
+        "worker_ttl_s": 3.0,
+        "log_level": "DEBUG",
+        "log_format": "text",
+    }
+    base.update(overrides)
+    return Settings(**base)
+
+
+async def wait_for_state(
+    client: AsyncConveyor, job_id: str, states: Collection[JobState], timeout_s: float = 10.0
+) -> Job:
+    """Poll until the job reaches one of `states`; fail with its last state past the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        job = await client.get(job_id)
+        if job.state in states:
+            return job
+        if loop.time() > deadline:
+            raise AssertionError(f"job {job_id} still {job.state} after {timeout_s}s: {job!r}")
+        await asyncio.sleep(0.01)
+
+
+async def wait_until(pred: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not pred():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.005)
