@@ -1,0 +1,127 @@
+"""Fixtures of the broker conformance suite: every test runs once per backend in BACKENDS.
+
+To plug in a new backend, add one `Backend` entry to BACKENDS: how to build a connected broker
+under an isolation prefix, and how to delete everything stored under that prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from conformance import BrokerFactory
+
+import conveyor.handlers  # noqa: F401  (registers the built-in `fake` job type)
+from conveyor.brokers.base import Broker
+from conveyor.brokers.redis import RedisBroker
+from conveyor.client import AsyncConveyor
+
+REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+#: Long enough that nothing expires during a test unless the test asks for short retention.
+DEFAULT_RETENTION_S = 3600.0
+DEFAULT_DLQ_RETENTION_S = 7200.0
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    #: builds a connected broker whose data lives under `prefix`
+    build: Callable[..., Awaitable[Broker]]
+    #: deletes everything stored under `prefix`
+    cleanup: Callable[[str], Awaitable[None]]
+
+
+async def _build_redis(prefix: str, **kw: Any) -> Broker:
+    broker = RedisBroker.from_url(REDIS_URL, key_prefix=prefix, **kw)
+    await broker.connect()
+    return broker
+
+
+async def _cleanup_redis(prefix: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        batch: list[str] = []
+        async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                await client.delete(*batch)
+                batch.clear()
+        if batch:
+            await client.delete(*batch)
+    finally:
+        await client.aclose()
+
+
+BACKENDS: dict[str, Backend] = {
+    "redis": Backend(build=_build_redis, cleanup=_cleanup_redis),
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "backend(*names): backend-specific test, run only on the named backends"
+    )
+    config.addinivalue_line(
+        "markers", "corrupts_store: damages the store on purpose; skips the teardown audit"
+    )
+
+
+@pytest.fixture(params=list(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    marker = request.node.get_closest_marker("backend")
+    if marker is not None and name not in marker.args:
+        pytest.skip(f"specific to backend(s) {', '.join(marker.args)}")
+    return name
+
+
+@pytest.fixture
+async def make_broker(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[BrokerFactory]:
+    """Factory of connected brokers; all brokers of one test share one isolation prefix.
+
+    On teardown every queue is audited (invariant 1, unless the test corrupts the store on
+    purpose), the brokers are closed and every key under the prefix is deleted.
+    """
+    spec = BACKENDS[backend]
+    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    made: list[Broker] = []
+
+    async def factory(**kw: Any) -> Broker:
+        kw.setdefault("retention_s", DEFAULT_RETENTION_S)
+        kw.setdefault("dlq_retention_s", DEFAULT_DLQ_RETENTION_S)
+        broker = await spec.build(prefix, **kw)
+        made.append(broker)
+        return broker
+
+    try:
+        yield factory
+        if made and request.node.get_closest_marker("corrupts_store") is None:
+            for queue in await made[0].queues():
+                report = await made[0].audit(queue)
+                assert report.ok, f"teardown audit of queue {queue!r} failed: {report}"
+    finally:
+        for broker in made:
+            await broker.close()
+        await spec.cleanup(prefix)
+
+
+@pytest.fixture
+async def broker(make_broker: BrokerFactory) -> Broker:
+    return await make_broker()
+
+
+@pytest.fixture
+def client(broker: Broker) -> AsyncConveyor:
+    """Client for registered types (the built-in `fake`)."""
+    return AsyncConveyor(broker)
+
+
+@pytest.fixture
+def raw_client(broker: Broker) -> AsyncConveyor:
+    """Client that accepts any job type, so tests can pick max_attempts freely."""
+    return AsyncConveyor(broker, validate_types=False)

@@ -1,0 +1,106 @@
+"""What goes into a broker comes back out unchanged: payloads, results, error messages and
+tracebacks (with quotes, newlines and non-ASCII text), idempotency keys of any printable text;
+and a fully purged queue leaves no job data behind.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conformance import (
+    LONG_LEASE_MS,
+    BrokerFactory,
+    Q,
+    assert_audit_ok,
+    enqueue,
+    fetch_one,
+    redis_of,
+)
+
+from conveyor.brokers.base import AckItem, Broker, FailItem
+from conveyor.brokers.redis import RedisBroker
+from conveyor.client import AsyncConveyor, JobRequest
+from conveyor.jobs import JobState
+
+TEXT = 'quote " backslash \\ slash / newline \n tab \t ü 漢字 😀'
+AWKWARD: dict[str, Any] = {
+    "text": TEXT,
+    "big": 2**62 + 1,
+    "float": 0.1,
+    "nested": [{"a": None, "b": [True, False]}, []],
+    "empty": "",
+}
+
+
+async def test_payload_and_result_round_trip(broker: Broker) -> None:
+    job = await enqueue(broker, AWKWARD)
+    d = await fetch_one(broker)
+    assert json.loads(d.payload_json) == AWKWARD
+    assert (await broker.get(job.id)).payload == AWKWARD
+    result = json.dumps({"echo": AWKWARD}, ensure_ascii=False)
+    assert await broker.ack([AckItem(job.id, d.token, result)]) == [True]
+    assert (await broker.get(job.id)).result == {"echo": AWKWARD}
+    await assert_audit_ok(broker)
+
+
+async def test_error_text_round_trips_into_history(broker: Broker) -> None:
+    job = await enqueue(broker, max_attempts=3)
+    d = await fetch_one(broker, worker='host-ü:"1"')
+    message = TEXT
+    traceback = 'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: ü\n'
+    item = FailItem(job.id, d.token, "handler_error", message, traceback, retry_delay_ms=0)
+    assert await broker.fail([item]) == [JobState.QUEUED]
+    got = await broker.get(job.id)
+    (entry,) = got.history
+    assert (entry.worker, entry.message, entry.traceback) == ('host-ü:"1"', message, traceback)
+    assert got.last_error is not None and got.last_error.message == message
+    await assert_audit_ok(broker)
+
+
+@pytest.mark.parametrize("key", ["k", "a:{b} c/ü", "x" * 256, "*?[]"])
+async def test_any_printable_idempotency_key(broker: Broker, key: str) -> None:
+    client = AsyncConveyor(broker, validate_types=False)
+    first, created = await client.enqueue_job(JobRequest("t", 1, Q, idempotency_key=key))
+    again, created_again = await client.enqueue_job(JobRequest("t", 1, Q, idempotency_key=key))
+    assert (created, created_again) == (True, False)
+    assert again.id == first.id
+    assert again.idempotency_key == key
+    await assert_audit_ok(broker)
+
+
+async def test_fetch_of_zero_jobs_changes_nothing(broker: Broker) -> None:
+    job = await enqueue(broker)
+    before = await broker.get(job.id)
+    batch = await broker.fetch(Q, 0, "w", LONG_LEASE_MS)
+    assert batch.deliveries == []
+    assert await broker.get(job.id) == before
+    await assert_audit_ok(broker)
+
+
+@pytest.mark.backend("redis")
+async def test_purged_jobs_leave_no_keys_behind(make_broker: BrokerFactory) -> None:
+    broker = await make_broker(retention_s=0.0, dlq_retention_s=0.0)
+    assert isinstance(broker, RedisBroker)
+    client = AsyncConveyor(broker, validate_types=False)
+    for n in range(3):
+        await client.enqueue("t", n, queue=Q, idempotency_key=f"key-{n}", max_attempts=1)
+    for n in range(3):
+        d = await fetch_one(broker)
+        if n == 0:
+            assert await broker.ack([AckItem(d.job_id, d.token)]) == [True]
+        else:
+            assert await broker.fail([FailItem(d.job_id, d.token, "e", "m")]) == [JobState.DEAD]
+    cancelled = await enqueue(broker, idempotency_key="key-c")
+    await broker.cancel(cancelled.id)
+    assert await broker.purge_expired(Q) == 4
+    qk = broker.keys.queue(Q)
+    leftovers = [
+        k
+        async for k in redis_of(broker).scan_iter(match=f"{broker.keys.prefix}:*")
+        if k.startswith((qk.job_prefix, qk.idem_prefix))
+    ]
+    assert leftovers == []
+    assert sum((await broker.stats([Q]))[Q].values()) == 0
+    await assert_audit_ok(broker)

@@ -1,0 +1,81 @@
+"""Invariant 6 (idempotent enqueue): one idempotency key, one job, however many callers race."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from conformance import Q, assert_audit_ok, fetch_one, total
+
+from conveyor.brokers.base import Broker
+from conveyor.client import AsyncConveyor, JobRequest
+from conveyor.errors import IdempotencyConflict
+from conveyor.jobs import JobState
+
+FAKE_Q = "default"
+
+
+async def test_concurrent_enqueues_with_one_key_create_one_job(
+    broker: Broker, client: AsyncConveyor
+) -> None:
+    jobs = await asyncio.gather(
+        *(client.enqueue("fake", {"duration_ms": 5}, idempotency_key="order-42") for _ in range(50))
+    )
+    ids = {j.id for j in jobs}
+    assert len(ids) == 1
+    stats = (await broker.stats([FAKE_Q]))[FAKE_Q]
+    assert total(stats) == 1
+    assert stats[JobState.QUEUED] == 1
+    (job,) = (await broker.list_jobs(FAKE_Q, JobState.QUEUED)).items
+    assert job.id in ids
+    assert job.idempotency_key == "order-42"
+    await assert_audit_ok(broker, FAKE_Q)
+
+
+async def test_same_key_different_request_is_a_conflict(
+    broker: Broker, client: AsyncConveyor
+) -> None:
+    first = await client.enqueue("fake", {"duration_ms": 1}, idempotency_key="k")
+    with pytest.raises(IdempotencyConflict) as err:
+        await client.enqueue("fake", {"duration_ms": 2}, idempotency_key="k")
+    assert err.value.details == {"job_id": first.id}
+    with pytest.raises(IdempotencyConflict):
+        await client.enqueue("fake", {"duration_ms": 1}, idempotency_key="k", priority=5)
+    assert total((await broker.stats([FAKE_Q]))[FAKE_Q]) == 1
+    await assert_audit_ok(broker, FAKE_Q)
+
+
+async def test_key_returns_the_existing_job_as_it_is_now(
+    broker: Broker, raw_client: AsyncConveyor
+) -> None:
+    job, created = await raw_client.enqueue_job(JobRequest("t", 1, Q, idempotency_key="k"))
+    assert created
+    d = await fetch_one(broker)
+    again, created = await raw_client.enqueue_job(JobRequest("t", 1, Q, idempotency_key="k"))
+    assert not created
+    assert again.id == job.id == d.job_id
+    assert again.state == JobState.RUNNING
+    assert again.attempts == 1
+    await assert_audit_ok(broker)
+
+
+async def test_duplicate_keys_within_one_batch_create_one_job(
+    broker: Broker, raw_client: AsyncConveyor
+) -> None:
+    results = await raw_client.enqueue_many(
+        [JobRequest("t", {"n": 1}, Q, idempotency_key="same") for _ in range(5)]
+        + [JobRequest("t", {"n": 2}, Q, idempotency_key="other")]
+    )
+    assert [r.created for r in results] == [True, False, False, False, False, True]
+    assert len({r.job_id for r in results[:5]}) == 1
+    assert total((await broker.stats([Q]))[Q]) == 2
+    await assert_audit_ok(broker)
+
+
+async def test_jobs_without_a_key_are_never_merged(
+    broker: Broker, raw_client: AsyncConveyor
+) -> None:
+    jobs = await asyncio.gather(*(raw_client.enqueue("t", 1, queue=Q) for _ in range(10)))
+    assert len({j.id for j in jobs}) == 10
+    assert (await broker.stats([Q]))[Q][JobState.QUEUED] == 10
+    await assert_audit_ok(broker)

@@ -1,0 +1,111 @@
+"""Fixtures of the end-to-end tests: a key prefix of their own on the real Redis, a client, and
+a factory that starts real worker processes and always stops them.
+
+Teardown order (reverse of set-up): workers stopped (SIGTERM, SIGKILL after a bounded wait),
+their logs printed (pytest shows them when the test fails), then every key of the prefix
+deleted and the client closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from e2e_support import (
+    QUEUE,
+    REDIS_URL,
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    StartWorker,
+    WorkerProcess,
+    spawn_worker,
+    wait_until,
+)
+from redis.asyncio import Redis
+
+from conveyor.brokers.base import WorkerInfo
+from conveyor.client import AsyncConveyor
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"cvt-{uuid.uuid4().hex[:8]}"
+
+
+async def _delete_prefix(prefix: str) -> None:
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}:*", count=1000)]
+        for start in range(0, len(keys), 500):
+            await redis.delete(*keys[start : start + 500])
+    finally:
+        await redis.aclose()
+
+
+@pytest.fixture
+async def client(prefix: str) -> AsyncIterator[AsyncConveyor]:
+    c = AsyncConveyor.from_url(REDIS_URL, key_prefix=prefix)
+    await c.connect()
+    try:
+        yield c
+    finally:
+        await c.close()
+        await _delete_prefix(prefix)
+
+
+async def _stop(worker: WorkerProcess) -> None:
+    """SIGTERM, then SIGKILL if the process outlives a bounded wait. Never raises."""
+    try:
+        if worker.running():
+            worker.terminate()
+            try:
+                await worker.wait_exit(STOP_TIMEOUT_S)
+            except AssertionError:
+                print(f"{worker.name} ignored SIGTERM for {STOP_TIMEOUT_S}s: SIGKILL")
+                worker.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.proc.wait(timeout=STOP_TIMEOUT_S)
+    finally:
+        worker.close_files()
+        print(worker.logs())
+
+
+@pytest.fixture
+async def start_worker(
+    client: AsyncConveyor, prefix: str, tmp_path: Path
+) -> AsyncIterator[StartWorker]:
+    started: list[WorkerProcess] = []
+
+    async def start(
+        *, concurrency: int = 1, lease_s: float = 1.5, grace_s: float = 5.0,
+        queues: str = QUEUE, app: str | None = None, pythonpath: Path | None = None,
+    ) -> WorkerProcess:
+        worker = spawn_worker(
+            f"worker{len(started) + 1}", tmp_path=tmp_path, prefix=prefix, queues=queues,
+            concurrency=concurrency, lease_s=lease_s, grace_s=grace_s, app=app,
+            pythonpath=pythonpath,
+        )
+        started.append(worker)
+
+        async def registered() -> WorkerInfo | None:
+            if not worker.running():
+                raise AssertionError(
+                    f"{worker.name} exited with {worker.proc.returncode} before registering\n"
+                    + worker.logs()
+                )
+            return next((i for i in await client.workers() if worker.is_me(i)), None)
+
+        worker.info = await wait_until(
+            registered, f"{worker.name} to register", timeout_s=START_TIMEOUT_S
+        )
+        return worker
+
+    try:
+        yield start
+    finally:
+        await asyncio.gather(*(_stop(w) for w in started))
