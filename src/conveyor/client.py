@@ -227,9 +227,12 @@ class AsyncConveyor:
         return await self.broker.retry(job_id, actor)
 
     async def list_jobs(
-        self, queue: str, state: JobState, limit: int = 50, cursor: str | None = None
+        self, *, queue: str | None = None, state: JobState | None = None,
+        type: str | None = None, limit: int = 50, cursor: str | None = None,
     ) -> Page:
-        return await self.broker.list_jobs(queue, state, limit, cursor)
+        return await self.broker.list_jobs(
+            queue=queue, state=state, type=type, limit=limit, cursor=cursor
+        )
 
     async def dlq_list(self, queue: str, limit: int = 50, cursor: str | None = None) -> Page:
         return await self.broker.dlq_list(queue, limit, cursor)
@@ -341,9 +344,12 @@ class Conveyor:
         return self._call(self._inner.retry(job_id, actor))
 
     def list_jobs(
-        self, queue: str, state: JobState, limit: int = 50, cursor: str | None = None
+        self, *, queue: str | None = None, state: JobState | None = None,
+        type: str | None = None, limit: int = 50, cursor: str | None = None,
     ) -> Page:
-        return self._call(self._inner.list_jobs(queue, state, limit, cursor))
+        return self._call(self._inner.list_jobs(
+            queue=queue, state=state, type=type, limit=limit, cursor=cursor
+        ))
 
     def dlq_list(self, queue: str, limit: int = 50, cursor: str | None = None) -> Page:
         return self._call(self._inner.dlq_list(queue, limit, cursor))

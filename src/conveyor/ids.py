@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
 
 from conveyor.errors import ValidationError
@@ -21,11 +22,24 @@ JOB_ID_MAX_LEN = 64 + 1 + 32
 # random reseeds itself in forked children (os.register_at_fork), so workers forked from one
 # parent do not repeat each other's ids; ids need to be unique, not unguessable.
 _bits = random.getrandbits
+_RAND_MAX = (1 << 80) - 1
+_lock = threading.Lock()
+_last = (0, 0)
 
 
 def new_uid(now_ms: int | None = None) -> str:
+    """Monotonic within a process: in the same millisecond (or if the clock steps back) the
+    random part is incremented, so ids made one after another sort in creation order."""
+    global _last
     ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    return f"{ms:012x}{_bits(80):020x}"
+    with _lock:
+        last_ms, last_rand = _last
+        if ms <= last_ms and last_rand < _RAND_MAX:
+            ms, rand = last_ms, last_rand + 1
+        else:
+            rand = _bits(80) >> 1  # room to increment within the millisecond
+        _last = (ms, rand)
+    return f"{ms:012x}{rand:020x}"
 
 
 def new_job_id(queue: str) -> str:

@@ -54,6 +54,11 @@ class QueueKeys:
         return self.base + "cancelled"
 
     @property
+    def listing(self) -> str:
+        """Every job of the queue (score 0): ZREVRANGEBYLEX lists them newest first."""
+        return self.base + "jobs"
+
+    @property
     def seq(self) -> str:
         return self.base + "seq"
 

@@ -95,7 +95,7 @@ async def assert_in_one_state(broker: Broker, job_id: str, state: JobState) -> J
     queue, _ = split_job_id(job_id)
     holders = []
     for s in JobState:
-        page = await broker.list_jobs(queue, s, limit=1000)
+        page = await broker.list_jobs(queue=queue, state=s, limit=1000)
         if any(j.id == job_id for j in page.items):
             holders.append(s)
     assert holders == [state], f"{job_id} listed under {holders}, expected [{state}]"

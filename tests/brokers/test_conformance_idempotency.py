@@ -26,7 +26,7 @@ async def test_concurrent_enqueues_with_one_key_create_one_job(
     stats = (await broker.stats([FAKE_Q]))[FAKE_Q]
     assert total(stats) == 1
     assert stats[JobState.QUEUED] == 1
-    (job,) = (await broker.list_jobs(FAKE_Q, JobState.QUEUED)).items
+    (job,) = (await broker.list_jobs(queue=FAKE_Q, state=JobState.QUEUED)).items
     assert job.id in ids
     assert job.idempotency_key == "order-42"
     await assert_audit_ok(broker, FAKE_Q)

@@ -64,10 +64,14 @@ class AuditReport:
     mismatched: list[str] = field(default_factory=list)
     #: index members with no job record
     dangling: list[str] = field(default_factory=list)
+    #: records missing from the listing index (invisible to list_jobs)
+    unlisted: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.orphans or self.duplicates or self.mismatched or self.dangling)
+        return not (
+            self.orphans or self.duplicates or self.mismatched or self.dangling or self.unlisted
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +143,12 @@ class Broker(Protocol):
     async def retry(self, job_id: str, actor: str = "manual") -> Job: ...
 
     async def list_jobs(
-        self, queue: str, state: JobState, limit: int = 50, cursor: str | None = None
-    ) -> Page: ...
+        self, *, queue: str | None = None, state: JobState | None = None,
+        type: str | None = None, limit: int = 50, cursor: str | None = None,
+    ) -> Page:
+        """Jobs newest first (by creation; ids sort by creation time), filtered by queue,
+        state and type. `cursor` is the opaque `next_cursor` of the previous page; a page may
+        hold fewer than `limit` items while `next_cursor` is set (bounded scan per call)."""
 
     async def dlq_list(self, queue: str, limit: int = 50, cursor: str | None = None) -> Page: ...
 

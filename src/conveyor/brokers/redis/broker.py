@@ -39,7 +39,7 @@ from conveyor.errors import (
     JobNotFound,
     ValidationError,
 )
-from conveyor.ids import split_job_id
+from conveyor.ids import UID_RE, split_job_id
 from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
 from conveyor.keys import Keys, QueueKeys
 from conveyor.queues import validate_queue_name
@@ -49,6 +49,7 @@ log = logging.getLogger("conveyor.broker.redis")
 T = TypeVar("T")
 ENQUEUE_CHUNK = 1000
 MAX_WAIT_S = 5.0
+LIST_SCAN = 200
 _STATE_ORDER = tuple(JobState)
 
 
@@ -170,7 +171,8 @@ class RedisBroker:
         order: list[tuple[str, list[int]]] = []
         for queue, items in by_queue.items():
             qk = self._q(queue)
-            keys = [qk.job_prefix, qk.idem_prefix, qk.queued, qk.scheduled, qk.seq, qk.marker]
+            keys = [qk.job_prefix, qk.idem_prefix, qk.queued, qk.scheduled, qk.seq, qk.marker,
+                    qk.listing]
             for start in range(0, len(items), ENQUEUE_CHUNK):
                 chunk = items[start : start + ENQUEUE_CHUNK]
                 rows = [
@@ -309,7 +311,7 @@ class RedisBroker:
     async def purge_expired(self, queue: str, limit: int = 1000) -> int:
         qk = self._q(queue)
         retention = self.queue_retention_s.get(queue, self.retention_s)
-        keys = [qk.job_prefix, qk.succeeded, qk.cancelled, qk.dead, qk.idem_prefix]
+        keys = [qk.job_prefix, qk.succeeded, qk.cancelled, qk.dead, qk.idem_prefix, qk.listing]
         args = [int(retention * 1000), int(self.dlq_retention_s * 1000), limit]
         return int(await self._run("expire", keys, args))
 
@@ -353,9 +355,65 @@ class RedisBroker:
         return await self._run("retry", keys, [actor, *args])
 
     async def list_jobs(
+        self, *, queue: str | None = None, state: JobState | None = None,
+        type: str | None = None, limit: int = 50, cursor: str | None = None,
+    ) -> Page:
+        """Newest first across the listing indexes of the queues, merged by uid (uids sort
+        by creation time). Scans at most LIST_SCAN candidates per call when filtering."""
+        if not 1 <= limit <= 1000:
+            raise ValidationError("limit must be between 1 and 1000", details={"limit": limit})
+        if cursor is not None and not UID_RE.fullmatch(cursor):
+            raise ValidationError("invalid cursor", details={"cursor": cursor})
+        names = [validate_queue_name(queue)] if queue is not None else await self.queues()
+        filtered = state is not None or type is not None
+        scan = max(limit, LIST_SCAN) if filtered else limit
+        top = f"({cursor}" if cursor else "+"
+        with _unavailable():
+            pipe = self.client.pipeline(transaction=False)
+            for q in names:
+                pipe.zrevrangebylex(self._q(q).listing, top, "-", start=0, num=scan)
+            batches = [[str(u) for u in b] for b in await pipe.execute()] if names else []
+        # Below the highest last-uid of a full batch, some queue may hold unseen jobs.
+        floor = max((b[-1] for b in batches if len(b) == scan), default="")
+        candidates = sorted(
+            ((u, q) for q, b in zip(names, batches, strict=True) for u in b if u >= floor),
+            reverse=True,
+        )
+        more = floor != ""
+        if filtered:
+            with _unavailable():
+                pipe = self.client.pipeline(transaction=False)
+                for u, q in candidates:
+                    pipe.hmget(self._q(q).job(u), "state", "type")
+                meta = await pipe.execute() if candidates else []
+            picked: list[tuple[str, str]] = []
+            for (u, q), (st, ty) in zip(candidates, meta, strict=True):
+                if len(picked) == limit:
+                    more = True
+                    break
+                if st is not None and (state is None or st == state) and (
+                    type is None or ty == type
+                ):
+                    picked.append((u, q))
+            last = picked[-1][0] if len(picked) == limit else (candidates[-1][0] if
+                                                                candidates else None)
+        else:
+            picked = candidates[:limit]
+            more = more or len(candidates) > limit
+            last = picked[-1][0] if picked else None
+        with _unavailable():
+            pipe = self.client.pipeline(transaction=False)
+            for u, q in picked:
+                pipe.hgetall(self._q(q).job(u))
+            hashes = await pipe.execute() if picked else []
+        jobs = [job_from_hash(q, u, h) for (u, q), h in zip(picked, hashes, strict=True) if h]
+        return Page(items=jobs, next_cursor=last if more and last else None)
+
+    async def _list_index(
         self, queue: str, state: JobState, limit: int = 50, cursor: str | None = None
     ) -> Page:
-        """Newest first for finished states (by finish time), next-to-run first otherwise."""
+        """One state index in its own order: newest first for finished states (by finish
+        time), next-to-run first otherwise. The cursor is an offset."""
         validate_queue_name(queue)
         if not 1 <= limit <= 1000:
             raise ValidationError("limit must be between 1 and 1000", details={"limit": limit})
@@ -382,7 +440,7 @@ class RedisBroker:
         return Page(items=jobs, next_cursor=nxt)
 
     async def dlq_list(self, queue: str, limit: int = 50, cursor: str | None = None) -> Page:
-        return await self.list_jobs(queue, JobState.DEAD, limit, cursor)
+        return await self._list_index(queue, JobState.DEAD, limit, cursor)
 
     async def dlq_redrive(
         self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000,
@@ -411,7 +469,7 @@ class RedisBroker:
             args = [self._uid_in(queue, j) for j in job_ids]
             if not args:
                 return []
-        res = await self._run("purge", [qk.job_prefix, qk.dead, qk.idem_prefix], args)
+        res = await self._run("purge", [qk.job_prefix, qk.dead, qk.idem_prefix, qk.listing], args)
         return [f"{queue}:{u}" for u in res]
 
     @staticmethod
@@ -472,6 +530,7 @@ class RedisBroker:
             for state in _STATE_ORDER:
                 for uid in await self.client.zrange(qk.index(state), 0, -1):
                     members[str(uid)].append(state)
+            listed = {str(u) for u in await self.client.zrange(qk.listing, 0, -1)}
             records: dict[str, str | None] = {}
             async for key in self.client.scan_iter(match=qk.job_prefix + "*", count=1000):
                 records[key[len(qk.job_prefix):]] = None
@@ -491,6 +550,8 @@ class RedisBroker:
             elif found[0] != rec_state:
                 report.mismatched.append(job_id)
         report.dangling = [f"{queue}:{u}" for u in members if u not in records]
+        report.dangling += [f"{queue}:{u}" for u in listed if u not in records]
+        report.unlisted = [f"{queue}:{u}" for u in records if u not in listed]
         return report
 
     # --- worker registry ------------------------------------------------------------------

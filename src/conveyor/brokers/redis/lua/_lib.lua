@@ -77,8 +77,10 @@ local function holds_lease(jk, token)
   return v[1] == 'running' and v[2] == token
 end
 
--- delete a finished job and its idempotency key (if that key still points at it)
-local function delete_job(jk, idemprefix, uid)
+-- delete a finished job, its entry in the listing index and its idempotency key (if that
+-- key still points at it)
+local function delete_job(jk, idemprefix, listing, uid)
+  redis.call('ZREM', listing, uid)
   local idem = redis.call('HGET', jk, 'idem')
   if idem and idem ~= '' then
     local ik = idemprefix .. idem

@@ -2,6 +2,7 @@
 -- KEYS[1] job key prefix  cv:{q}:job:
 -- KEYS[2] idempotency key prefix  cv:{q}:idem:
 -- KEYS[3] queued zset   KEYS[4] scheduled zset   KEYS[5] seq counter   KEYS[6] wake marker
+-- KEYS[7] listing: every job of the queue, score 0, so ZREVRANGEBYLEX lists newest first
 -- ARGV[1] a JSON array with one array per job (one argument: cheap to pack and to send):
 --   [uid, type, payload (JSON text), priority, max_attempts, timeout_ms ('' none),
 --    delay_ms (-1 none), run_at_ms (-1 none), idempotency key ('' none), fingerprint]
@@ -41,6 +42,7 @@ for _, j in ipairs(jobs) do
     local sdue = int(due)
     redis.call('HSET', jk, 'type', j[2], 'payload', j[3], 'prio', prio, 'max_att', j[5],
       'created', snow, 'run_at', sdue, 'seq', seq, 'state', state)
+    redis.call('ZADD', KEYS[7], 0, uid)
     if j[6] ~= '' then redis.call('HSET', jk, 'timeout', j[6]) end
     if idem ~= '' then redis.call('HSET', jk, 'idem', idem, 'fp', j[10]) end
     if state == 'scheduled' then

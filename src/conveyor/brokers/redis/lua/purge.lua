@@ -1,5 +1,5 @@
 -- purge: delete DEAD jobs (DLQ purge), by uid or the oldest `limit`.
--- KEYS[1] job key prefix   KEYS[2] dead   KEYS[3] idempotency key prefix
+-- KEYS[1] job key prefix   KEYS[2] dead   KEYS[3] idempotency key prefix   KEYS[4] listing
 -- ARGV[1] '*' with ARGV[2] a limit, or the uids to delete
 -- Returns the uids deleted.
 local ids = {}
@@ -13,7 +13,7 @@ for _, uid in ipairs(ids) do
   local jk = KEYS[1] .. uid
   if redis.call('HGET', jk, 'state') == 'dead' then
     redis.call('ZREM', KEYS[2], uid)
-    delete_job(jk, KEYS[3], uid)
+    delete_job(jk, KEYS[3], KEYS[4], uid)
     out[#out + 1] = uid
   end
 end
