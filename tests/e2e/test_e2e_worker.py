@@ -233,7 +233,7 @@ async def test_rolling_restart_under_light_load_charges_no_attempt_twice(
         return counts["succeeded"] + counts["dead"] == total
 
     await wait_until(all_done, f"all {total} jobs to finish", timeout_s=30.0)
-    page = await client.list_jobs(QUEUE, JobState.SUCCEEDED, limit=1000)
+    page = await client.list_jobs(queue=QUEUE, state=JobState.SUCCEEDED, limit=1000)
     jobs = {j.id: j for j in page.items}
     assert set(jobs) == ids
     twice = {j.id: j.attempts for j in jobs.values() if j.attempts != 1}

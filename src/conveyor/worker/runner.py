@@ -14,6 +14,7 @@ import secrets
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from conveyor.brokers.base import Broker, LeaseRef
 from conveyor.handlers import Registry, default_registry
@@ -29,8 +30,10 @@ from conveyor.worker.registration import Registration
 
 log = get_logger("conveyor.worker")
 
-#: Shortest wait handed to `wait_for_work` (0 would mean "block forever" to BLPOP).
+#: Shortest local wait before fetching again.
 MIN_WAIT_S = 0.001
+#: How long one blocking wait for wake-ups lasts on the broker before it is renewed.
+WAKER_BLOCK_S = 5.0
 #: How long cancelled jobs get to unwind, and releases to reach the broker, at shutdown.
 CANCEL_WAIT_S = 2.0
 RELEASE_DEADLINE_S = 5.0
@@ -78,6 +81,7 @@ class Worker:
         self._lease_ms = int(self.settings.lease_s * 1000)
         self._in_flight: dict[str, _Slot] = {}
         self._slot_freed = asyncio.Event()
+        self._waker: asyncio.Task[bool] | None = None
         self._stop = asyncio.Event()
         self._hurry = asyncio.Event()
         self._stopping = False
@@ -165,12 +169,11 @@ class Worker:
         stop_wait = asyncio.create_task(self._stop.wait())
         try:
             while not self._stopping:
-                free = self.concurrency - len(self._in_flight)
-                if free <= 0:
-                    self._slot_freed.clear()
-                    await self._slot_freed.wait()
-                    continue
                 try:
+                    free = self.concurrency - len(self._in_flight)
+                    if free <= 0:
+                        await self._wait_for_slot()
+                        continue
                     fetched, wait_s = await self._fetch(free)
                     if fetched < free and not self._stopping:
                         await self._wait_for_work(wait_s, stop_wait)
@@ -193,6 +196,7 @@ class Worker:
                     backoff.reset()
         finally:
             stop_wait.cancel()
+            self._cancel_waker()
 
     async def _fetch(self, free: int) -> tuple[int, float]:
         """Lease up to `free` jobs, queues in strict priority order. Returns how many, and
@@ -215,17 +219,49 @@ class Worker:
         return fetched, max(wait_s, MIN_WAIT_S)
 
     async def _wait_for_work(self, timeout_s: float, stop_wait: asyncio.Task[bool]) -> None:
-        waiter = asyncio.create_task(self.broker.wait_for_work(self.queues, timeout_s))
-        await asyncio.wait([waiter, stop_wait], return_when=asyncio.FIRST_COMPLETED)
-        if waiter.done():
-            waiter.result()  # re-raise a broker error into the loop's backoff
-            return
-        waiter.cancel()
-        # Bounded: on Python 3.11 redis-py's internal wait_for can swallow the cancel, and
-        # the blocking call then runs to its timeout. Let it finish on its own.
-        await asyncio.wait([waiter], timeout=0.2)
-        if not waiter.done():
-            waiter.add_done_callback(_consume_result)
+        """Wait until woken by the broker, or `timeout_s` (the next due job) passes.
+
+        The blocking call (the waker) outlives this wait: when the local timer fires first
+        it keeps blocking and serves the next wait, so a due-time wake-up costs no
+        reconnect. The timer is local because Redis rounds BLPOP timeouts up to its cron
+        tick (up to 100 ms late); the delay itself comes from the broker's clock.
+        """
+        if self._waker is None:
+            self._waker = asyncio.create_task(
+                self.broker.wait_for_work(self.queues, WAKER_BLOCK_S)
+            )
+        await asyncio.wait(
+            [self._waker, stop_wait], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        if self._waker is not None and self._waker.done():
+            waker, self._waker = self._waker, None
+            waker.result()  # re-raise a broker error into the loop's backoff
+
+    async def _wait_for_slot(self) -> None:
+        """All slots busy: wait for one. A wake-up taken meanwhile is passed on, so an idle
+        worker elsewhere picks up the work this one cannot take."""
+        self._slot_freed.clear()
+        freed = asyncio.create_task(self._slot_freed.wait())
+        waits: list[asyncio.Future[Any]] = [freed]
+        if self._waker is not None:
+            waits.append(self._waker)
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            freed.cancel()
+        if self._waker is not None and self._waker.done():
+            waker, self._waker = self._waker, None
+            if waker.result() and self.concurrency - len(self._in_flight) <= 0:
+                for queue in self.queues:  # count 0: leases nothing, re-wakes if work is left
+                    await self.broker.fetch(queue, 0, self.worker_id, self._lease_ms)
+
+    def _cancel_waker(self) -> None:
+        waker, self._waker = self._waker, None
+        if waker is not None and not waker.done():
+            waker.cancel()
+            # On Python 3.11 redis-py's internal wait_for can swallow the cancel, and the
+            # blocking call then runs to its own timeout; nobody waits for it.
+            waker.add_done_callback(_consume_result)
 
     # --- running jobs -----------------------------------------------------------------------
 
