@@ -115,6 +115,8 @@ class AsyncConveyor:
         max_attempts, timeout_s = req.max_attempts, req.timeout_s
         if self.validate_types:
             spec = self.registry.get(req.type)
+            if payload is None and spec.payload_model is not None:
+                payload = {}  # no payload: the model's defaults (a model never takes null)
             payload = spec.validate_payload(payload)
             max_attempts = max_attempts if max_attempts is not None else spec.retry.max_attempts
             timeout_s = timeout_s if timeout_s is not None else spec.timeout_s
