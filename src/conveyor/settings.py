@@ -5,7 +5,14 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import (
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from conveyor.queues import QUEUE_NAME_RE
@@ -33,6 +40,21 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 
+    #: comma-separated bearer keys of the HTTP API; empty: no auth (a warning at start)
+    api_keys: str = ""
+    max_body_bytes: PositiveInt = 1048576
+
+    # SMTP for the built-in `email.send` type. smtp_tls is implicit TLS (port 465);
+    # smtp_starttls upgrades a plain connection (port 587). At most one of them.
+    smtp_host: str = Field(default="localhost", min_length=1)
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_timeout_s: PositiveFloat = 30.0
+    smtp_from: str | None = None
+
     @field_validator("queue_retention_s")
     @classmethod
     def _queue_names(cls, value: dict[str, float]) -> dict[str, float]:
@@ -40,6 +62,12 @@ class Settings(BaseSettings):
             if not QUEUE_NAME_RE.fullmatch(name):
                 raise ValueError(f"invalid queue name {name!r}")
         return value
+
+    @model_validator(mode="after")
+    def _one_tls_mode(self) -> Settings:
+        if self.smtp_tls and self.smtp_starttls:
+            raise ValueError("set CONVEYOR_SMTP_TLS or CONVEYOR_SMTP_STARTTLS, not both")
+        return self
 
     @property
     def heartbeat_s(self) -> float:

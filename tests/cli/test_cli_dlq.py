@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import Cli
+from cli_support import Cli
 
 from conveyor.jobs import JobState
 

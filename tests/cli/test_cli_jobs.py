@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from conftest import Cli
+from cli_support import Cli
 
 
 def test_enqueue_then_show(run_cli: Cli) -> None:

@@ -3,7 +3,7 @@ handling of bad settings."""
 
 from __future__ import annotations
 
-from conftest import Cli, clean_env
+from cli_support import Cli, clean_env
 
 from conveyor.brokers.base import Broker, WorkerInfo
 from conveyor.cli.main import cli

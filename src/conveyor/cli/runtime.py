@@ -4,7 +4,6 @@ and the one place where a `ConveyorError` becomes `error: <code>: <message>` and
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable
@@ -17,6 +16,7 @@ import pydantic
 from conveyor.client import AsyncConveyor
 from conveyor.errors import ConveyorError, PayloadTooLarge, UnknownJobType, ValidationError
 from conveyor.handlers import load_app
+from conveyor.runloop import run_loop
 from conveyor.settings import Settings
 
 T = TypeVar("T")
@@ -122,7 +122,7 @@ def run(
         finally:
             await client.close()
 
-    return asyncio.run(main())
+    return run_loop(main())
 
 
 def exit_code_for(exc: ConveyorError) -> int:

@@ -1,6 +1,7 @@
 """Job handlers: the registry, the `@handler` decorator and the built-in `fake` type."""
 
 # Imported for its side effect: the built-in `fake` type is always registered.
+from conveyor.handlers import email as email
 from conveyor.handlers import fake as fake
 from conveyor.handlers.context import JobContext
 from conveyor.handlers.registry import (

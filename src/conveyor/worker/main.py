@@ -13,6 +13,7 @@ from conveyor.errors import BrokerMisconfigured, ConveyorError
 from conveyor.handlers import default_registry, load_app
 from conveyor.logging import configure_logging, get_logger
 from conveyor.queues import validate_queue_name
+from conveyor.runloop import run_loop
 from conveyor.settings import Settings
 from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff
 from conveyor.worker.runner import Worker
@@ -33,7 +34,7 @@ def run_worker(*, queues: list[str], concurrency: int, app: str | None, settings
     except ConveyorError as exc:
         log.error("worker not started", extra={"error": exc.message, "code": str(exc.code)})
         return EXIT_ERROR
-    return asyncio.run(_serve(queues, concurrency, settings))
+    return run_loop(_serve(queues, concurrency, settings))
 
 
 def build_broker(settings: Settings) -> Broker:
