@@ -1,8 +1,9 @@
 """Coalesces concurrent single enqueues into one broker call (auto-pipelining).
 
-While one batch is on the wire, every enqueue that arrives joins the next batch; a lone
-caller is sent at once, so batching costs no latency and many concurrent callers (an API
-under load) share round trips. Each caller still gets its own result or error.
+A lone caller sends its job at once, from its own task: batching costs it nothing. Callers
+that arrive while a call is on the wire queue up and go together in the next call, so many
+concurrent producers (an API under load) share round trips. Each caller still gets its own
+result or its own error.
 """
 
 from __future__ import annotations
@@ -20,14 +21,23 @@ class EnqueueBatcher:
         self._broker = broker
         self._max_batch = max_batch
         self._pending: list[tuple[JobSpec, asyncio.Future[EnqueueResult]]] = []
-        self._drainer: asyncio.Task[None] | None = None
+        self._busy = False
+        self._drainer: asyncio.Task[None] | None = None  # held: the loop keeps weak refs
 
     async def submit(self, spec: JobSpec) -> EnqueueResult:
-        fut: asyncio.Future[EnqueueResult] = asyncio.get_running_loop().create_future()
-        self._pending.append((spec, fut))
-        if self._drainer is None:
-            self._drainer = asyncio.create_task(self._drain())
-        return await fut
+        if self._busy:
+            fut: asyncio.Future[EnqueueResult] = asyncio.get_running_loop().create_future()
+            self._pending.append((spec, fut))
+            return await fut
+        self._busy = True
+        try:
+            (result,) = await self._broker.enqueue([spec])
+        finally:
+            if self._pending:  # arrived meanwhile: drain them in the background
+                self._drainer = asyncio.get_running_loop().create_task(self._drain())
+            else:
+                self._busy = False
+        return result
 
     async def _drain(self) -> None:
         try:
@@ -50,4 +60,5 @@ class EnqueueBatcher:
             self._pending.clear()
             raise
         finally:
+            self._busy = False
             self._drainer = None
