@@ -6,7 +6,9 @@ under an isolation prefix, and how to delete everything stored under that prefix
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ import pytest
 from conformance import BrokerFactory
 
 import conveyor.handlers  # noqa: F401  (registers the built-in `fake` job type)
+from conveyor.brokers import broker_from_url
 from conveyor.brokers.base import Broker
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
@@ -57,8 +60,29 @@ async def _cleanup_redis(prefix: str) -> None:
         await client.aclose()
 
 
+def _sqlite_path(prefix: str) -> str:
+    directory = os.path.join(tempfile.gettempdir(), "conveyor-tests")
+    os.makedirs(directory, exist_ok=True)
+    return os.path.join(directory, f"{prefix}.db")
+
+
+async def _build_sqlite(prefix: str, **kw: Any) -> Broker:
+    """One file per test: the file is the SQLite broker's namespace (key_prefix is unused)."""
+    broker = broker_from_url(f"sqlite:///{_sqlite_path(prefix)}", key_prefix=prefix, **kw)
+    await broker.connect()
+    return broker
+
+
+async def _cleanup_sqlite(prefix: str) -> None:
+    path = _sqlite_path(prefix)
+    for name in (path, path + "-wal", path + "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(name)
+
+
 BACKENDS: dict[str, Backend] = {
     "redis": Backend(build=_build_redis, cleanup=_cleanup_redis),
+    "sqlite": Backend(build=_build_sqlite, cleanup=_cleanup_sqlite),
 }
 
 

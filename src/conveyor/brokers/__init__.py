@@ -14,8 +14,12 @@ def broker_from_url(url: str, *, key_prefix: str = "cv", **kw: Any) -> Broker:
         from conveyor.brokers.redis import RedisBroker
 
         return RedisBroker.from_url(url, key_prefix=key_prefix, **kw)
+    if scheme == "sqlite":
+        from conveyor.brokers.sqlite import SqliteBroker
+
+        return SqliteBroker.from_url(url, key_prefix=key_prefix, **kw)
     raise ValidationError(
-        f"unsupported broker URL {url!r}: expected redis://, rediss:// or unix://",
+        f"unsupported broker URL {url!r}: expected redis://, rediss://, unix:// or sqlite:///",
         details={"field": "broker_url"},
     )
 

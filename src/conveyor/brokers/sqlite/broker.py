@@ -1,0 +1,378 @@
+"""SqliteBroker: the Broker protocol on one SQLite file, every transition one `BEGIN IMMEDIATE`
+transaction (see transitions.py and operations.py), with the Redis broker's semantics.
+
+Several processes on one host may share the file (WAL mode, `busy_timeout`): SQLite's write
+lock serialises the transactions, so two workers never lease the same job. Writes go through
+one connection and thread, reads through another, so listings never wait behind a write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict
+from functools import partial
+from typing import Any
+
+from conveyor.brokers.base import (
+    AckItem,
+    AuditReport,
+    FailItem,
+    FetchBatch,
+    LeaseRef,
+    Page,
+    ReapResult,
+    WorkerInfo,
+)
+from conveyor.brokers.sqlite import operations as ops
+from conveyor.brokers.sqlite import reads
+from conveyor.brokers.sqlite import transitions as tx
+from conveyor.brokers.sqlite.connection import Database, now_ms
+from conveyor.brokers.sqlite.records import row_to_job
+from conveyor.brokers.sqlite.registry import WorkerRegistry
+from conveyor.brokers.sqlite.schema import migrate
+from conveyor.brokers.sqlite.url import parse_sqlite_url
+from conveyor.brokers.sqlite.wakeup import Wakeup
+from conveyor.errors import InvalidState, JobNotFound, ValidationError
+from conveyor.ids import UID_RE, split_job_id
+from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
+from conveyor.queues import validate_queue_name
+
+ENQUEUE_CHUNK = 1000
+PROMOTE_LIMIT = 1000
+#: Filtered listings look at this many candidates per call at most (as LIST_SCAN in Redis).
+LIST_SCAN = 1000
+#: `wait_for_work` checks `PRAGMA data_version` every POLL_MIN_S after a change, backing off
+#: to POLL_MAX_S while the file is quiet: commits of other processes are seen within 50 ms.
+POLL_MIN_S = 0.01
+POLL_MAX_S = 0.05
+SYNCHRONOUS = ("NORMAL", "FULL")
+
+
+class SqliteBroker:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        key_prefix: str = "cv",
+        retention_s: float = 24 * 3600.0,
+        dlq_retention_s: float = 30 * 24 * 3600.0,
+        queue_retention_s: dict[str, float] | None = None,
+        busy_timeout_ms: int = 5000,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        """`key_prefix` is accepted for a uniform constructor and unused: the file is the
+        namespace. `synchronous=NORMAL` (WAL) survives a process crash; a power cut may lose
+        the last commits, as Redis' `appendfsync everysec` may. `FULL` syncs every commit."""
+        if synchronous.upper() not in SYNCHRONOUS:
+            raise ValidationError(
+                f"synchronous must be one of {', '.join(SYNCHRONOUS)}",
+                details={"field": "synchronous", "value": synchronous},
+            )
+        self.path = os.fspath(path)
+        self.key_prefix = key_prefix
+        self.retention_s = retention_s
+        self.dlq_retention_s = dlq_retention_s
+        self.queue_retention_s = dict(queue_retention_s or {})
+        opts: dict[str, Any] = {"busy_timeout_ms": busy_timeout_ms,
+                                "synchronous": synchronous.upper()}
+        self._writer = Database(self.path, name="conveyor-sqlite-write", **opts)
+        self._reader = Database(self.path, name="conveyor-sqlite-read", **opts)
+        self._registry = WorkerRegistry(self._writer, self._reader)
+        self._wakeup = Wakeup()
+
+    @classmethod
+    def from_url(cls, url: str, *, key_prefix: str = "cv", **kw: Any) -> SqliteBroker:
+        path, options = parse_sqlite_url(url)
+        if "synchronous" in options:
+            kw.setdefault("synchronous", options["synchronous"])
+        return cls(path, key_prefix=key_prefix, **kw)
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def connect(self) -> None:
+        await self._writer.open()
+        await self._writer.call(migrate)
+        await self._reader.open()
+
+    async def close(self) -> None:
+        await self._reader.close()
+        await self._writer.close()
+
+    async def ping(self) -> bool:
+        try:
+            row = await self._reader.call(lambda c: c.execute("SELECT 1").fetchone())
+        except Exception:
+            return False
+        return bool(row == (1,))
+
+    async def now_ms(self) -> int:
+        return now_ms()
+
+    # --- producer -------------------------------------------------------------------------
+    async def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
+        by_queue: dict[str, list[tuple[int, str, JobSpec]]] = defaultdict(list)
+        for pos, spec in enumerate(specs):
+            queue, uid = split_job_id(spec.id)
+            if queue != spec.queue:
+                raise ValidationError(
+                    f"job id {spec.id} does not belong to queue {spec.queue}",
+                    details={"job_id": spec.id},
+                )
+            by_queue[queue].append((pos, uid, spec))
+        out: list[EnqueueResult | None] = [None] * len(specs)
+        for queue, items in by_queue.items():
+            for start in range(0, len(items), ENQUEUE_CHUNK):
+                chunk = items[start : start + ENQUEUE_CHUNK]
+                pairs = [(uid, spec) for _, uid, spec in chunk]
+                results = await self._writer.write(partial(ops.enqueue, queue=queue, specs=pairs))
+                for (pos, _, _), res in zip(chunk, results, strict=True):
+                    out[pos] = res
+        if any(r is not None and r.created for r in out):
+            self._wakeup.notify()
+        return [r for r in out if r is not None]
+
+    # --- worker ---------------------------------------------------------------------------
+    async def fetch(self, queue: str, count: int, worker_id: str, lease_ms: int) -> FetchBatch:
+        validate_queue_name(queue)
+        now, due, promoted, rows = await self._writer.write(
+            lambda c: tx.fetch(c, queue, max(count, 0), worker_id, lease_ms, PROMOTE_LIMIT)
+        )
+        if promoted:
+            self._wakeup.notify()
+        deliveries = [
+            Delivery(
+                job_id=f"{queue}:{uid}", queue=queue, type=jtype, payload_json=payload,
+                token=token, attempts=attempts, max_attempts=int(max_att),
+                timeout_s=None if timeout is None else int(timeout) / 1000,
+            )
+            for uid, token, jtype, payload, attempts, max_att, timeout in rows
+        ]
+        return FetchBatch(deliveries, now, due)
+
+    async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> bool:
+        """Level-triggered: True as soon as one of the (unpaused) queues holds a QUEUED job or
+        a SCHEDULED one due before the timeout ends. Writes of this process wake the wait at
+        once; other processes' commits are noticed by polling `PRAGMA data_version` (a read of
+        the WAL index, no query) every 10-50 ms, and only a change runs the queue check."""
+        names = [validate_queue_name(q) for q in queues]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout_s, 0.0)
+        seen = -1
+        interval = POLL_MIN_S
+        while True:
+            until = now_ms() + int(max(deadline - loop.time(), 0.0) * 1000)
+            version, found = await self._reader.read(
+                partial(_probe, names=names, seen=seen, until_ms=until)
+            )
+            if found:
+                return True
+            interval = POLL_MIN_S if version != seen else min(interval * 1.5, POLL_MAX_S)
+            seen = version
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await self._wakeup.wait(min(interval, remaining))
+
+    async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> list[str]:
+        if not leases:
+            return []
+        refs = [(*split_job_id(r.job_id), r.token) for r in leases]
+        lost = await self._writer.write(lambda c: tx.heartbeat(c, refs, lease_ms))
+        return [leases[pos].job_id for pos in lost]
+
+    async def ack(self, items: Sequence[AckItem]) -> list[bool]:
+        if not items:
+            return []
+        rows = [(*split_job_id(a.job_id), a.token, a.result_json) for a in items]
+        return await self._writer.write(lambda c: tx.ack(c, rows))
+
+    async def fail(self, items: Sequence[FailItem]) -> list[JobState | None]:
+        if not items:
+            return []
+        rows = [
+            (*split_job_id(f.job_id), f.token,
+             None if f.retry_delay_ms is None else max(int(f.retry_delay_ms), 0),
+             f.error_code, f.message, f.traceback)
+            for f in items
+        ]
+        out = await self._writer.write(lambda c: tx.fail(c, rows))
+        if any(s in (JobState.QUEUED, JobState.SCHEDULED) for s in out):
+            self._wakeup.notify()
+        return out
+
+    async def release(self, leases: Sequence[LeaseRef]) -> list[bool]:
+        if not leases:
+            return []
+        refs = [(*split_job_id(r.job_id), r.token) for r in leases]
+        out = await self._writer.write(lambda c: tx.release(c, refs))
+        if any(out):
+            self._wakeup.notify()
+        return out
+
+    async def promote_due(self, queue: str, limit: int = 1000) -> int:
+        validate_queue_name(queue)
+        n = await self._writer.write(lambda c: tx.promote(c, queue, now_ms(), limit))
+        if n:
+            self._wakeup.notify()
+        return n
+
+    async def reap_expired(self, queue: str, limit: int = 1000) -> ReapResult:
+        validate_queue_name(queue)
+        requeued, dead = await self._writer.write(lambda c: tx.reap(c, queue, limit))
+        if requeued:
+            self._wakeup.notify()
+        return ReapResult(requeued=requeued, dead=dead)
+
+    async def purge_expired(self, queue: str, limit: int = 1000) -> int:
+        validate_queue_name(queue)
+        keep_ms = int(self.queue_retention_s.get(queue, self.retention_s) * 1000)
+        dlq_ms = int(self.dlq_retention_s * 1000)
+        return await self._writer.write(lambda c: ops.expire(c, queue, keep_ms, dlq_ms, limit))
+
+    # --- operator -------------------------------------------------------------------------
+    async def get(self, job_id: str) -> Job:
+        queue, uid = split_job_id(job_id)
+        row = await self._reader.read(lambda c: ops.select_job(c, queue, uid))
+        if row is None:
+            raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
+        return row_to_job(row)
+
+    async def cancel(self, job_id: str, actor: str = "manual") -> Job:
+        queue, uid = split_job_id(job_id)
+        res, row = await self._writer.write(lambda c: ops.cancel(c, queue, uid, actor))
+        _raise_for(job_id, res, "ok", "only scheduled or queued jobs can be cancelled")
+        return row_to_job(row)
+
+    async def retry(self, job_id: str, actor: str = "manual") -> Job:
+        queue, uid = split_job_id(job_id)
+
+        def run(c: Any) -> tuple[str, Any]:
+            ((_, res),) = ops.retry(c, queue, [uid], 0, actor)
+            return res, ops.select_job(c, queue, uid)
+
+        res, row = await self._writer.write(run)
+        _raise_for(job_id, res, "retried", "only dead or cancelled jobs can be retried")
+        self._wakeup.notify()
+        return row_to_job(row)
+
+    async def list_jobs(
+        self, *, queue: str | None = None, state: JobState | None = None,
+        type: str | None = None, limit: int = 50, cursor: str | None = None,
+    ) -> Page:
+        """Newest first by uid (creation time), across queues by merging each queue's
+        (queue, uid) index. Filtered listings look at LIST_SCAN candidates per call at most,
+        so a page may be short while `next_cursor` is set."""
+        if not 1 <= limit <= 1000:
+            raise ValidationError("limit must be between 1 and 1000", details={"limit": limit})
+        if cursor is not None and not UID_RE.fullmatch(cursor):
+            raise ValidationError("invalid cursor", details={"cursor": cursor})
+        names = [validate_queue_name(queue)] if queue is not None else await self.queues()
+        filtered = state is not None or type is not None
+        scan = max(limit, LIST_SCAN) if filtered else limit + 1
+
+        rows, nxt = await self._reader.read(
+            lambda c: reads.list_page(c, names, state, type, limit, cursor, scan)
+        )
+        return Page(items=[row_to_job(r) for r in rows], next_cursor=nxt)
+
+    async def dlq_list(self, queue: str, limit: int = 50, cursor: str | None = None) -> Page:
+        """The DLQ newest first by finish time; the cursor is an offset (as in Redis)."""
+        validate_queue_name(queue)
+        if not 1 <= limit <= 1000:
+            raise ValidationError("limit must be between 1 and 1000", details={"limit": limit})
+        if cursor is not None and not cursor.isdigit():
+            raise ValidationError("invalid cursor", details={"cursor": cursor})
+        offset = int(cursor or 0)
+        rows = await self._reader.read(lambda c: reads.dead_page(c, queue, limit, offset))
+        nxt = str(offset + limit) if len(rows) == limit else None
+        return Page(items=[row_to_job(r) for r in rows], next_cursor=nxt)
+
+    async def dlq_redrive(
+        self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000,
+        actor: str = "dlq.redrive",
+    ) -> list[str]:
+        validate_queue_name(queue)
+        uids = None if job_ids is None else [_uid_in(queue, j) for j in job_ids]
+        if uids == []:
+            return []
+        res = await self._writer.write(lambda c: ops.retry(c, queue, uids, limit, actor))
+        done = [f"{queue}:{u}" for u, r in res if r == "retried"]
+        if done:
+            self._wakeup.notify()
+        return done
+
+    async def dlq_purge(
+        self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
+    ) -> list[str]:
+        validate_queue_name(queue)
+        uids = None if job_ids is None else [_uid_in(queue, j) for j in job_ids]
+        if uids == []:
+            return []
+        gone = await self._writer.write(lambda c: ops.purge_dead(c, queue, uids, limit))
+        return [f"{queue}:{u}" for u in gone]
+
+    async def pause(self, queue: str) -> None:
+        validate_queue_name(queue)
+        await self._writer.write(
+            lambda c: c.execute("INSERT OR IGNORE INTO paused (name) VALUES (?)", (queue,))
+        )
+
+    async def resume(self, queue: str) -> None:
+        validate_queue_name(queue)
+        await self._writer.write(lambda c: c.execute("DELETE FROM paused WHERE name = ?", (queue,)))
+        self._wakeup.notify()
+
+    async def is_paused(self, queue: str) -> bool:
+        row = await self._reader.read(
+            lambda c: c.execute("SELECT 1 FROM paused WHERE name = ?", (queue,)).fetchone()
+        )
+        return row is not None
+
+    async def queues(self) -> list[str]:
+        """Every queue that ever received a job (as the Redis queues set)."""
+        rows = await self._reader.read(
+            lambda c: c.execute("SELECT name FROM queues ORDER BY name").fetchall()
+        )
+        return [str(r[0]) for r in rows]
+
+    async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+        names = list(queues) if queues is not None else await self.queues()
+        return await self._reader.read(lambda c: reads.stats(c, names))
+
+    async def audit(self, queue: str) -> AuditReport:
+        """Invariant 1 for one queue (see reads.audit). Scans the table: for quiet moments."""
+        return await self._reader.read(lambda c: reads.audit(c, queue))
+
+    # --- worker registry ------------------------------------------------------------------
+    async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None:
+        await self._registry.register(asdict(info), ttl_s)
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        await self._registry.deregister(worker_id)
+
+    async def workers(self) -> list[WorkerInfo]:
+        return await self._registry.live()
+
+
+def _probe(conn: Any, names: list[str], seen: int, until_ms: int) -> tuple[int, bool]:
+    version = reads.data_version(conn)
+    if version == seen:
+        return version, False
+    return version, reads.has_work(conn, names, until_ms)
+
+
+def _raise_for(job_id: str, res: str, ok: str, why: str) -> None:
+    if res == ok:
+        return
+    if res == "not_found":
+        raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
+    raise InvalidState(f"job {job_id} is {res}: {why}", details={"job_id": job_id, "state": res})
+
+
+def _uid_in(queue: str, job_id: str) -> str:
+    q, uid = split_job_id(job_id)
+    if q != queue:
+        raise ValidationError(f"job {job_id} is not in queue {queue}", details={"job_id": job_id})
+    return uid

@@ -1,0 +1,166 @@
+"""The producer's and operator's arrows, each run inside one `BEGIN IMMEDIATE` transaction:
+enqueue, cancel, retry / DLQ redrive, DLQ purge and retention (the SQL twins of enqueue.lua,
+cancel.lua, retry.lua, purge.lua and expire.lua).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from conveyor.brokers.sqlite.connection import now_ms
+from conveyor.brokers.sqlite.records import JOB_COLUMNS, history_line, queued_score
+from conveyor.brokers.sqlite.transitions import take_seqs
+from conveyor.jobs import EnqueueResult, JobSpec, JobState
+
+_INSERT = (
+    "INSERT INTO jobs (queue, uid, type, payload, state, score, priority, seq, max_attempts,"
+    " timeout_ms, created_ms, run_at_ms, idem, fp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+    " ?, ?)"
+)
+
+
+def enqueue(
+    conn: sqlite3.Connection, queue: str, specs: Sequence[tuple[str, JobSpec]]
+) -> list[EnqueueResult]:
+    """Store new jobs as QUEUED (due now) or SCHEDULED (due later). Items are (uid, spec).
+    A key held by a job that still exists (any state) returns that job and creates nothing;
+    a key repeated within the batch sees the job its first use created."""
+    now = now_ms()
+    seq = take_seqs(conn, queue, len(specs)) - 1
+    out: list[EnqueueResult] = []
+    for uid, s in specs:
+        key = s.idempotency_key
+        if key:
+            row = conn.execute(
+                "SELECT uid, fp, state, created_ms, run_at_ms FROM jobs"
+                " WHERE queue = ? AND idem = ?",
+                (queue, key),
+            ).fetchone()
+            if row is not None:
+                held, fp, state, created, run_at = row
+                out.append(EnqueueResult(
+                    f"{queue}:{held}", False, fp, JobState(state), int(created), int(run_at)
+                ))
+                continue
+        if s.delay_ms is not None:
+            due = now + s.delay_ms
+        elif s.run_at_ms is not None:
+            due = s.run_at_ms
+        else:
+            due = now
+        seq += 1
+        state = JobState.SCHEDULED if due > now else JobState.QUEUED
+        score = due if state == JobState.SCHEDULED else queued_score(s.priority, seq)
+        timeout = None if s.timeout_s is None else int(s.timeout_s * 1000)
+        conn.execute(_INSERT, (
+            queue, uid, s.type, s.payload_json, str(state), score, s.priority, seq, s.max_attempts,
+            timeout, now, due, key or None, s.fingerprint,
+        ))
+        out.append(EnqueueResult(s.id, True, s.fingerprint, state, now, due))
+    return out
+
+
+def select_job(conn: sqlite3.Connection, queue: str, uid: str) -> Any:
+    return conn.execute(
+        f"SELECT {JOB_COLUMNS} FROM jobs WHERE queue = ? AND uid = ?", (queue, uid)
+    ).fetchone()
+
+
+def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[str, Any]:
+    """SCHEDULED / QUEUED -> CANCELLED. Returns ('ok', row), ('not_found', None) or
+    (the state that forbids it, None)."""
+    row = conn.execute(
+        "SELECT id, state, attempts FROM jobs WHERE queue = ? AND uid = ?", (queue, uid)
+    ).fetchone()
+    if row is None:
+        return "not_found", None
+    rid, state, attempts = row
+    if state not in (JobState.QUEUED, JobState.SCHEDULED):
+        return str(state), None
+    now = now_ms()
+    msg = f"cancelled by {actor}"
+    conn.execute(
+        "UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, err_code = ?,"
+        " err_msg = ?, history = history || ? WHERE id = ?",
+        (now, now, "cancelled", msg,
+         history_line(attempts, actor, None, now, "cancelled", "cancelled", msg), rid),
+    )
+    return "ok", select_job(conn, queue, uid)
+
+
+def _oldest_dead(conn: sqlite3.Connection, queue: str, limit: int) -> list[str]:
+    rows = conn.execute(
+        "SELECT uid FROM jobs WHERE queue = ? AND state = 'dead' ORDER BY score LIMIT ?",
+        (queue, limit),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def retry(
+    conn: sqlite3.Connection, queue: str, uids: Sequence[str] | None, limit: int, actor: str
+) -> list[tuple[str, str]]:
+    """DEAD / CANCELLED -> QUEUED with attempts back at 0 (manual retry, DLQ redrive).
+    `uids=None` takes the oldest `limit` DEAD jobs. Returns (uid, 'retried' | 'not_found' |
+    the state that forbade it) per job."""
+    now = now_ms()
+    targets = _oldest_dead(conn, queue, limit) if uids is None else list(uids)
+    out = []
+    for uid in targets:
+        row = conn.execute(
+            "SELECT id, state, priority FROM jobs WHERE queue = ? AND uid = ?", (queue, uid)
+        ).fetchone()
+        if row is None:
+            out.append((uid, "not_found"))
+            continue
+        rid, state, prio = row
+        if state not in (JobState.DEAD, JobState.CANCELLED):
+            out.append((uid, str(state)))
+            continue
+        seq = take_seqs(conn, queue, 1)
+        line = history_line(0, actor, None, now, "retried", None, f"moved from {state} to queued")
+        conn.execute(
+            "UPDATE jobs SET state = 'queued', attempts = 0, seq = ?, score = ?, run_at_ms = ?,"
+            " finished_ms = NULL, token = '', history = history || ? WHERE id = ?",
+            (seq, queued_score(prio, seq), now, line, rid),
+        )
+        out.append((uid, "retried"))
+    return out
+
+
+def purge_dead(
+    conn: sqlite3.Connection, queue: str, uids: Sequence[str] | None, limit: int
+) -> list[str]:
+    """Delete DEAD jobs (DLQ purge): the given ones, or the oldest `limit`."""
+    targets = _oldest_dead(conn, queue, limit) if uids is None else list(uids)
+    out = []
+    for uid in targets:
+        cur = conn.execute(
+            "DELETE FROM jobs WHERE queue = ? AND uid = ? AND state = 'dead'", (queue, uid)
+        )
+        if cur.rowcount:
+            out.append(uid)
+    return out
+
+
+def expire(
+    conn: sqlite3.Connection, queue: str, retention_ms: int, dlq_retention_ms: int, limit: int
+) -> int:
+    """Retention: delete SUCCEEDED / CANCELLED jobs finished at or before now - retention and
+    DEAD ones past the DLQ retention, at most `limit` per state. The idempotency key lives
+    on the row, so it goes with it."""
+    now = now_ms()
+    deleted = 0
+    for state, keep_ms in (
+        (JobState.SUCCEEDED, retention_ms),
+        (JobState.CANCELLED, retention_ms),
+        (JobState.DEAD, dlq_retention_ms),
+    ):
+        cur = conn.execute(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE queue = ? AND state = ?"
+            " AND score <= ? ORDER BY score LIMIT ?)",
+            (queue, str(state), now - keep_ms, limit),
+        )
+        deleted += cur.rowcount
+    return deleted

@@ -1,0 +1,151 @@
+"""Reads that change nothing, each run in one read transaction (a WAL snapshot): listings,
+stats, the audit, and the cheap probe behind `wait_for_work`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from conveyor.brokers.base import AuditReport
+from conveyor.brokers.sqlite.records import JOB_COLUMNS, queued_score
+from conveyor.jobs import TERMINAL_STATES, JobState
+
+_STATES = {str(s) for s in JobState}
+
+
+def newest_uids(
+    conn: sqlite3.Connection, queues: Sequence[str], before: str | None, scan: int
+) -> list[tuple[str, str, str, str]]:
+    """The `scan` newest jobs across `queues` with uid < `before`, as (uid, queue, state,
+    type), newest first. Each queue is read through its (queue, uid) index and the results
+    merged, so the cost is bounded by `scan` per queue, however large the table."""
+    found: list[tuple[str, str, str, str]] = []
+    for queue in queues:
+        found += conn.execute(
+            "SELECT uid, queue, state, type FROM jobs WHERE queue = ? AND uid < ?"
+            " ORDER BY uid DESC LIMIT ?",
+            (queue, before if before is not None else "g", scan),  # "g" > any hex digit
+        ).fetchall()
+    found.sort(reverse=True)
+    return found[:scan]
+
+
+def list_page(
+    conn: sqlite3.Connection, queues: Sequence[str], state: str | None, type: str | None,
+    limit: int, cursor: str | None, scan: int,
+) -> tuple[list[Any], str | None]:
+    """One page of `list_jobs`: full rows newest first, and the next cursor (the last uid
+    looked at) when older candidates may remain."""
+    cands = newest_uids(conn, queues, cursor, scan)
+    picked: list[tuple[str, str]] = []
+    last, more = (cands[-1][0] if cands else None), len(cands) == scan
+    for i, (uid, queue, st, ty) in enumerate(cands):
+        if (state is None or st == state) and (type is None or ty == type):
+            picked.append((uid, queue))
+            if len(picked) == limit:
+                last, more = uid, more or i < len(cands) - 1
+                break
+    return jobs_by_uid(conn, picked), last if more else None
+
+
+def jobs_by_uid(conn: sqlite3.Connection, picked: Sequence[tuple[str, str]]) -> list[Any]:
+    """Full rows of (uid, queue) pairs, in the given order (missing ones skipped)."""
+    rows = []
+    for uid, queue in picked:
+        row = conn.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE queue = ? AND uid = ?", (queue, uid)
+        ).fetchone()
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def dead_page(conn: sqlite3.Connection, queue: str, limit: int, offset: int) -> list[Any]:
+    """The DLQ newest first by finish time (the Redis dead index order, offset cursor)."""
+    return conn.execute(
+        f"SELECT {JOB_COLUMNS} FROM jobs WHERE queue = ? AND state = 'dead'"
+        " ORDER BY score DESC LIMIT ? OFFSET ?",
+        (queue, limit, offset),
+    ).fetchall()
+
+
+def stats(conn: sqlite3.Connection, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+    out = {q: {str(s): 0 for s in JobState} for q in queues}
+    for queue, counts in out.items():
+        for state, n in conn.execute(
+            "SELECT state, count(*) FROM jobs WHERE queue = ? GROUP BY state", (queue,)
+        ):
+            if state in counts:
+                counts[state] = int(n)
+    return out
+
+
+def has_work(conn: sqlite3.Connection, queues: Sequence[str], until_ms: int) -> bool:
+    """True when an unpaused queue holds a QUEUED job, or a SCHEDULED one due before
+    `until_ms` (a sleeping worker should wake to promote it)."""
+    for queue in queues:
+        if conn.execute("SELECT 1 FROM paused WHERE name = ?", (queue,)).fetchone():
+            continue
+        if conn.execute(
+            "SELECT 1 FROM jobs WHERE queue = ? AND state = 'queued' LIMIT 1", (queue,)
+        ).fetchone():
+            return True
+        (due,) = conn.execute(
+            "SELECT min(score) FROM jobs WHERE queue = ? AND state = 'scheduled'", (queue,)
+        ).fetchone()
+        if due is not None and int(due) < until_ms:
+            return True
+    return False
+
+
+def data_version(conn: sqlite3.Connection) -> int:
+    """Changes whenever another connection (any process, or this broker's writer) commits."""
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+
+def _expected_score(state: str, row: tuple[Any, ...]) -> Any:
+    _, _, _, _, priority, seq, run_at, deadline, finished, _ = row
+    if state == JobState.QUEUED:
+        return queued_score(priority, seq)
+    if state == JobState.SCHEDULED:
+        return run_at
+    if state == JobState.RUNNING:
+        return deadline
+    return finished
+
+
+def audit(conn: sqlite3.Connection, queue: str) -> AuditReport:
+    """Invariant 1 for SQLite. One row per job with one `state` makes "one place" structural,
+    so the audit checks what could still drift: each row's state is a real state, its sort
+    score and lease token agree with that state (mismatched), and the (queue, state, score)
+    index lists exactly the table's rows (index entries without a row: dangling; rows
+    missing from the index: orphans; rows indexed twice: duplicates)."""
+    report = AuditReport(queue=queue)
+    rows = conn.execute(
+        "SELECT id, uid, state, score, priority, seq, run_at_ms, deadline_ms, finished_ms,"
+        " token FROM jobs NOT INDEXED WHERE queue = ?",
+        (queue,),
+    ).fetchall()
+    report.jobs_seen = len(rows)
+    by_id = {row[0]: row for row in rows}
+    indexed: dict[int, list[str]] = defaultdict(list)
+    for rid, state in conn.execute(
+        "SELECT id, state FROM jobs INDEXED BY jobs_by_state WHERE queue = ?", (queue,)
+    ):
+        indexed[rid].append(state)
+    for rid, row in by_id.items():
+        job_id = f"{queue}:{row[1]}"
+        state, token = row[2], row[9]
+        if state not in _STATES or rid not in indexed:
+            report.orphans.append(job_id)
+        elif len(indexed[rid]) > 1:
+            report.duplicates.append(job_id)
+        elif indexed[rid] != [state] or row[3] != _expected_score(state, row) or (
+            (state == JobState.RUNNING) != bool(token)
+        ) or (state in TERMINAL_STATES) != (row[8] is not None):
+            report.mismatched.append(job_id)
+    report.dangling = [f"{queue}:#{rid}" for rid in indexed if rid not in by_id]
+    return report

@@ -1,0 +1,116 @@
+"""The SQLite schema, its version table, and the migrations that bring a file up to date.
+
+One `jobs` table holds every job with a `state` column, so a job is in exactly one state by
+construction (invariant 1). `score` plays the part of the Redis sorted-set score, so one
+index `(queue, state, score)` serves every state's order: QUEUED by priority then seq,
+SCHEDULED by run_at, RUNNING by lease deadline, finished states by finish time.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from conveyor.errors import BrokerMisconfigured
+
+#: (version, statements). Append only: a released migration is never edited.
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (
+        1,
+        (
+            """
+            CREATE TABLE jobs (
+                id           INTEGER PRIMARY KEY,
+                queue        TEXT    NOT NULL,
+                uid          TEXT    NOT NULL,
+                type         TEXT    NOT NULL,
+                payload      TEXT    NOT NULL,
+                state        TEXT    NOT NULL,
+                score        INTEGER NOT NULL,
+                priority     INTEGER NOT NULL,
+                seq          INTEGER NOT NULL,
+                attempts     INTEGER NOT NULL DEFAULT 0,
+                max_attempts INTEGER NOT NULL,
+                timeout_ms   INTEGER,
+                created_ms   INTEGER NOT NULL,
+                run_at_ms    INTEGER,
+                started_ms   INTEGER,
+                finished_ms  INTEGER,
+                deadline_ms  INTEGER,
+                lease        INTEGER NOT NULL DEFAULT 0,
+                token        TEXT    NOT NULL DEFAULT '',
+                worker       TEXT,
+                result       TEXT,
+                err_code     TEXT,
+                err_msg      TEXT,
+                history      TEXT    NOT NULL DEFAULT '',
+                idem         TEXT,
+                fp           TEXT    NOT NULL DEFAULT ''
+            )
+            """,
+            "CREATE UNIQUE INDEX jobs_by_uid ON jobs (queue, uid)",
+            "CREATE INDEX jobs_by_state ON jobs (queue, state, score)",
+            # the idempotency key lives on the job row: it is freed exactly when the job is
+            # deleted, and two live jobs can never hold one key
+            "CREATE UNIQUE INDEX jobs_by_idem ON jobs (queue, idem) WHERE idem IS NOT NULL",
+            "CREATE TABLE queues (name TEXT PRIMARY KEY, seq INTEGER NOT NULL DEFAULT 0)",
+            "CREATE TABLE paused (name TEXT PRIMARY KEY)",
+            """
+            CREATE TABLE workers (
+                id           TEXT PRIMARY KEY,
+                info         TEXT    NOT NULL,
+                last_seen_ms INTEGER NOT NULL,
+                expires_ms   INTEGER NOT NULL
+            )
+            """,
+        ),
+    ),
+)
+
+LATEST = MIGRATIONS[-1][0]
+
+_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version    INTEGER PRIMARY KEY,
+    applied_ms INTEGER NOT NULL
+)
+"""
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the missing migrations in one write transaction; return the version reached.
+
+    Several processes may open a new file at once: `BEGIN IMMEDIATE` makes one of them do
+    the work while the others wait (busy_timeout), then find nothing left to do.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_VERSION_TABLE)
+        version = current_version(conn)
+        if version > LATEST:
+            raise BrokerMisconfigured(
+                f"the SQLite file is at schema version {version}, newer than this Conveyor"
+                f" supports ({LATEST}): upgrade Conveyor",
+                details={"schema_version": version, "supported": LATEST},
+            )
+        for number, statements in MIGRATIONS:
+            if number <= version:
+                continue
+            for sql in statements:
+                conn.execute(sql)
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_ms) VALUES (?, ?)",
+                (number, time.time_ns() // 1_000_000),
+            )
+            version = number
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return version

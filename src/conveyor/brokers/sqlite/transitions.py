@@ -1,0 +1,228 @@
+"""The worker's arrows of the state machine, each a function run inside one `BEGIN IMMEDIATE`
+transaction (see `Database.write`): the SQL twins of fetch.lua, ack.lua, fail.lua, ...
+
+Every function reads the clock once, after the write lock is held, and judges each item of a
+batch on its own. A lease call matches `state = 'running' AND token = ?`: the fence of
+invariant 3, so a stale worker's late call changes nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from conveyor.brokers.sqlite.connection import now_ms
+from conveyor.brokers.sqlite.records import history_line, queued_score
+from conveyor.jobs import JobState
+
+LEASE_EXPIRED_MSG = "lease expired: the worker died, hung or lost its connection"
+RELEASED_MSG = "released by a stopping worker; attempt not charged"
+
+#: (queue, uid, token) of one lease call
+Lease = tuple[str, str, str]
+
+
+def take_seqs(conn: sqlite3.Connection, queue: str, n: int) -> int:
+    """Reserve `n` consecutive seq numbers of `queue`; return the first."""
+    conn.execute("INSERT INTO queues (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (queue,))
+    conn.execute("UPDATE queues SET seq = seq + ? WHERE name = ?", (n, queue))
+    (last,) = conn.execute("SELECT seq FROM queues WHERE name = ?", (queue,)).fetchone()
+    return int(last) - n + 1
+
+
+def next_due(conn: sqlite3.Connection, queue: str) -> int | None:
+    row = conn.execute(
+        "SELECT min(score) FROM jobs WHERE queue = ? AND state = 'scheduled'", (queue,)
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def promote(conn: sqlite3.Connection, queue: str, now: int, limit: int) -> int:
+    """SCHEDULED -> QUEUED for due jobs, oldest due first, at most `limit`."""
+    due = conn.execute(
+        "SELECT id, priority FROM jobs WHERE queue = ? AND state = 'scheduled' AND score <= ?"
+        " ORDER BY score LIMIT ?",
+        (queue, now, limit),
+    ).fetchall()
+    if due:
+        first = take_seqs(conn, queue, len(due))
+        conn.executemany(
+            "UPDATE jobs SET state = 'queued', seq = ?, score = ? WHERE id = ?",
+            [(first + i, queued_score(prio, first + i), rid) for i, (rid, prio) in enumerate(due)],
+        )
+    return len(due)
+
+
+def fetch(
+    conn: sqlite3.Connection, queue: str, count: int, worker: str, lease_ms: int,
+    promote_limit: int,
+) -> tuple[int, int | None, int, list[tuple[Any, ...]]]:
+    """Promote due jobs, then lease up to `count` QUEUED jobs (attempts + 1, a new token).
+
+    Returns (now, next_due, promoted, [(uid, token, type, payload, attempts, max_attempts,
+    timeout_ms)]). A paused queue hands out nothing and promotes nothing.
+    """
+    now = now_ms()
+    if conn.execute("SELECT 1 FROM paused WHERE name = ?", (queue,)).fetchone():
+        return now, next_due(conn, queue), 0, []
+    promoted = promote(conn, queue, now, promote_limit)
+    out: list[tuple[Any, ...]] = []
+    if count > 0:
+        rows = conn.execute(
+            "SELECT id, uid, type, payload, attempts, max_attempts, timeout_ms, lease FROM jobs"
+            " WHERE queue = ? AND state = 'queued' ORDER BY score LIMIT ?",
+            (queue, count),
+        ).fetchall()
+        deadline = now + lease_ms
+        updates = []
+        for rid, uid, jtype, payload, attempts, max_att, timeout, lease in rows:
+            token = str(int(lease) + 1)
+            updates.append((deadline, deadline, int(lease) + 1, token, int(attempts) + 1, now,
+                            worker, rid))
+            out.append((uid, token, jtype, payload, int(attempts) + 1, max_att, timeout))
+        conn.executemany(
+            "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = ?,"
+            " token = ?, attempts = ?, started_ms = ?, worker = ? WHERE id = ?",
+            updates,
+        )
+    return now, next_due(conn, queue), promoted, out
+
+
+def heartbeat(conn: sqlite3.Connection, leases: Sequence[Lease], lease_ms: int) -> list[int]:
+    """Extend the leases held with the current token; return the positions of lost ones."""
+    deadline = now_ms() + lease_ms
+    lost = []
+    for pos, (queue, uid, token) in enumerate(leases):
+        cur = conn.execute(
+            "UPDATE jobs SET deadline_ms = ?, score = ? WHERE queue = ? AND uid = ?"
+            " AND state = 'running' AND token = ?",
+            (deadline, deadline, queue, uid, token),
+        )
+        if cur.rowcount == 0:
+            lost.append(pos)
+    return lost
+
+
+def _holder(conn: sqlite3.Connection, queue: str, uid: str, token: str) -> Any:
+    return conn.execute(
+        "SELECT id, attempts, max_attempts, worker, started_ms, priority, seq FROM jobs"
+        " WHERE queue = ? AND uid = ? AND state = 'running' AND token = ?",
+        (queue, uid, token),
+    ).fetchone()
+
+
+def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) -> list[bool]:
+    """RUNNING -> SUCCEEDED. Items are (queue, uid, token, result JSON)."""
+    now = now_ms()
+    out = []
+    for queue, uid, token, result in items:
+        row = _holder(conn, queue, uid, token)
+        if row is None:
+            out.append(False)
+            continue
+        rid, attempts, _, worker, started, _, _ = row
+        conn.execute(
+            "UPDATE jobs SET state = 'succeeded', score = ?, finished_ms = ?, result = ?,"
+            " token = '', history = history || ? WHERE id = ?",
+            (now, now, result, history_line(attempts, worker, started, now, "succeeded"), rid),
+        )
+        out.append(True)
+    return out
+
+
+def fail(
+    conn: sqlite3.Connection,
+    items: Sequence[tuple[str, str, str, int | None, str, str, str]],
+) -> list[JobState | None]:
+    """RUNNING -> QUEUED / SCHEDULED (retry) or DEAD; None where the lease was lost. Items
+    are (queue, uid, token, retry_delay_ms or None, code, message, traceback). No retry once
+    attempts reach max_attempts (invariant 5)."""
+    now = now_ms()
+    out: list[JobState | None] = []
+    for queue, uid, token, delay, code, msg, tb in items:
+        row = _holder(conn, queue, uid, token)
+        if row is None:
+            out.append(None)
+            continue
+        rid, attempts, max_att, worker, started, prio, _ = row
+        set_error = "err_code = ?, err_msg = ?, token = '', history = history || ?"
+        if delay is not None and attempts < max_att:
+            line = history_line(attempts, worker, started, now, "failed", code, msg, tb)
+            if delay == 0:
+                seq = take_seqs(conn, queue, 1)
+                conn.execute(
+                    f"UPDATE jobs SET state = 'queued', seq = ?, score = ?, run_at_ms = ?,"
+                    f" {set_error} WHERE id = ?",
+                    (seq, queued_score(prio, seq), now, code, msg, line, rid),
+                )
+                out.append(JobState.QUEUED)
+            else:
+                due = now + delay
+                conn.execute(
+                    f"UPDATE jobs SET state = 'scheduled', score = ?, run_at_ms = ?,"
+                    f" {set_error} WHERE id = ?",
+                    (due, due, code, msg, line, rid),
+                )
+                out.append(JobState.SCHEDULED)
+        else:
+            line = history_line(attempts, worker, started, now, "dead", code, msg, tb)
+            conn.execute(
+                f"UPDATE jobs SET state = 'dead', score = ?, finished_ms = ?, {set_error}"
+                " WHERE id = ?",
+                (now, now, code, msg, line, rid),
+            )
+            out.append(JobState.DEAD)
+    return out
+
+
+def release(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bool]:
+    """RUNNING -> QUEUED, attempt refunded. The job keeps its seq: back to its old place."""
+    now = now_ms()
+    out = []
+    for queue, uid, token in leases:
+        row = _holder(conn, queue, uid, token)
+        if row is None:
+            out.append(False)
+            continue
+        rid, attempts, _, worker, started, prio, seq = row
+        line = history_line(attempts, worker, started, now, "released", "worker_shutdown",
+                            RELEASED_MSG)
+        conn.execute(
+            "UPDATE jobs SET state = 'queued', score = ?, attempts = attempts - 1, token = '',"
+            " history = history || ? WHERE id = ?",
+            (queued_score(prio, seq), line, rid),
+        )
+        out.append(True)
+    return out
+
+
+def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
+    """The visibility timeout: expired leases go back to QUEUED (old place), or to DEAD
+    with `lease_expired` when that was the last allowed attempt. Returns (requeued, dead)."""
+    now = now_ms()
+    rows = conn.execute(
+        "SELECT id, attempts, max_attempts, worker, started_ms, priority, seq FROM jobs"
+        " WHERE queue = ? AND state = 'running' AND score <= ? ORDER BY score LIMIT ?",
+        (queue, now, limit),
+    ).fetchall()
+    requeued = dead = 0
+    for rid, attempts, max_att, worker, started, prio, seq in rows:
+        code = "lease_expired"
+        if attempts >= max_att:
+            line = history_line(attempts, worker, started, now, "dead", code, LEASE_EXPIRED_MSG)
+            conn.execute(
+                "UPDATE jobs SET state = 'dead', score = ?, finished_ms = ?, token = '',"
+                " err_code = ?, err_msg = ?, history = history || ? WHERE id = ?",
+                (now, now, code, LEASE_EXPIRED_MSG, line, rid),
+            )
+            dead += 1
+        else:
+            line = history_line(attempts, worker, started, now, code, code, LEASE_EXPIRED_MSG)
+            conn.execute(
+                "UPDATE jobs SET state = 'queued', score = ?, token = '', err_code = ?,"
+                " err_msg = ?, history = history || ? WHERE id = ?",
+                (queued_score(prio, seq), code, LEASE_EXPIRED_MSG, line, rid),
+            )
+            requeued += 1
+    return requeued, dead
