@@ -54,6 +54,12 @@ class QueueKeys:
         return self.base + "cancelled"
 
     @property
+    def deaths(self) -> str:
+        """Deaths whose `on_dead` hooks have not run yet: members `<uid>:<redrive count>`,
+        score = when the event may be claimed (death time, then claim-lease deadline)."""
+        return self.base + "deaths"
+
+    @property
     def listing(self) -> str:
         """Every job of the queue (score 0): ZREVRANGEBYLEX lists them newest first."""
         return self.base + "jobs"

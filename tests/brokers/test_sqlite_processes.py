@@ -20,8 +20,8 @@ from conveyor.jobs import JobState
 Q = "shared"
 JOBS = 1500
 
-# Waits for the go file so the processes start together, then fetches and acks until the
-# queue is empty; prints the ids it was handed.
+# Says it is ready (a file), waits for the go file so the processes start together, then
+# fetches and acks until the queue is empty; prints the ids it was handed.
 FETCHER = """
 import asyncio, json, os, sys, time
 from conveyor.brokers.base import AckItem
@@ -30,6 +30,7 @@ from conveyor.brokers.sqlite import SqliteBroker
 async def main(path, go, name):
     broker = SqliteBroker(path)
     await broker.connect()
+    open(go + "." + name, "w").close()  # ready
     deadline = time.monotonic() + 30
     while not os.path.exists(go):
         assert time.monotonic() < deadline
@@ -93,6 +94,10 @@ async def test_processes_sharing_a_file_never_get_the_same_job(
     enqueued = {r.job_id for r in results}
     go = tmp_path / "go"
     procs = [_spawn(FETCHER, broker.path, str(go), f"p{n}") for n in range(3)]
+    deadline = time.monotonic() + 30
+    while not all((tmp_path / f"go.p{n}").exists() for n in range(3)):
+        assert time.monotonic() < deadline, "fetcher processes did not start"
+        await asyncio.sleep(0.01)
     go.touch()
     per_process = [json.loads(await _finish(p)) for p in procs]
 

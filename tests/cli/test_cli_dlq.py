@@ -111,5 +111,5 @@ def test_purge_leaves_live_jobs_alone(run_cli: Cli) -> None:
     live = run_cli.ok("enqueue", "fake").stdout.split()[0]
     result = run_cli("--json", "dlq", "purge", live)
     assert result.exit_code == 1
-    assert json.loads(result.stdout) == {"purged": [], "skipped": [live]}
+    assert json.loads(result.stdout) == {"purged": [], "skipped": [live], "count": 0}
     assert _states(run_cli, [live]) == ["queued"]

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from conveyor.errors import ValidationError
+from conveyor.ids import UID_RE
 from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
 
 
@@ -92,6 +94,54 @@ class Page:
     next_cursor: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class DeadSelector:
+    """Which dead jobs of one queue a DLQ call applies to; every field set must match.
+
+    Death times are the broker's ms: `died_after_ms` is inclusive, `died_before_ms`
+    exclusive. The last two fields serve the DLQ policy: poison jobs (`lease_expired`) are
+    skipped unless it opts in, and a job redriven `max_redrives` times is left dead.
+    """
+
+    type: str | None = None
+    error_code: str | None = None
+    died_after_ms: int | None = None
+    died_before_ms: int | None = None
+    skip_error_codes: tuple[str, ...] = ()
+    #: only jobs redriven fewer times than this (every DEAD -> QUEUED move counts)
+    max_redrives: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadScan:
+    """One bounded step through the dead index, oldest death first."""
+
+    ids: list[str]
+    #: the last entry examined ("<death ms>:<uid>"), None if none was; pass it back to go on
+    cursor: str | None
+    #: True when no entry of the selected death-time range is left past `cursor`
+    done: bool
+
+
+def parse_dead_cursor(cursor: str) -> tuple[int, str]:
+    """A `DeadScan.cursor` back into (death ms, uid); anything else is a ValidationError."""
+    ms, _, uid = cursor.partition(":")
+    if not (ms.isdigit() and len(ms) <= 15 and UID_RE.fullmatch(uid)):
+        raise ValidationError("invalid cursor", details={"cursor": cursor})
+    return int(ms), uid
+
+
+@dataclass(frozen=True, slots=True)
+class DeathEvent:
+    """A death recorded in the same atomic step that moved the job to DEAD, kept until its
+    `on_dead` hooks ran (`ack_deaths`). `death` is the job's redrive count when it died, so
+    each death of one job is its own event."""
+
+    job_id: str
+    type: str
+    death: int
+
+
 @runtime_checkable
 class Broker(Protocol):
     # --- lifecycle ------------------------------------------------------------------------
@@ -152,14 +202,45 @@ class Broker(Protocol):
 
     async def dlq_list(self, queue: str, limit: int = 50, cursor: str | None = None) -> Page: ...
 
+    async def dlq_scan(
+        self, queue: str, selector: DeadSelector | None = None, *, limit: int = 100,
+        cursor: str | None = None, scan: int = 1000,
+    ) -> DeadScan:
+        """Dead jobs matching `selector`, oldest death first, after `cursor`: at most `limit`
+        ids, examining at most `scan` index entries (so a call stays bounded however many
+        dead jobs do not match). Changes nothing."""
+
     async def dlq_redrive(
         self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000,
-        actor: str = "dlq.redrive",
-    ) -> list[str]: ...
+        actor: str = "dlq.redrive", *, selector: DeadSelector | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """DEAD -> QUEUED in place (attempts 0, redrive counter + 1, a history line naming
+        `actor`), for the given ids or the oldest `limit` dead jobs, each only if it is dead
+        and matches `selector`. Returns the ids moved (with `dry_run`: that would move)."""
+
+    async def dlq_move(
+        self, queue: str, job_ids: Sequence[str], target_queue: str, actor: str,
+        *, selector: DeadSelector | None = None,
+    ) -> list[tuple[str, str]]:
+        """Redrive dead jobs of `queue` into another queue: each becomes a new QUEUED job
+        there (same type, payload, priority, max_attempts, timeout; its history plus a line
+        naming the old id) and the dead one is removed. Safe to repeat after a crash: the
+        copy carries an idempotency key made of the old id and its redrive count. Returns
+        (old id, new id) pairs."""
 
     async def dlq_purge(
-        self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
-    ) -> list[str]: ...
+        self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000,
+        *, selector: DeadSelector | None = None, dry_run: bool = False,
+    ) -> list[str]:
+        """Delete dead jobs (given ids or the oldest `limit`) that match `selector`."""
+
+    async def claim_deaths(self, queue: str, limit: int, lease_ms: int) -> list[DeathEvent]:
+        """Claim up to `limit` unhandled deaths for `lease_ms`: claimed events are not handed
+        out again until the lease passes (so a crashed claimer's events come back)."""
+
+    async def ack_deaths(self, queue: str, events: Sequence[DeathEvent]) -> int:
+        """Forget deaths whose hooks ran; returns how many were removed."""
 
     async def pause(self, queue: str) -> None: ...
 

@@ -1,31 +1,59 @@
-"""`conveyor dlq list|redrive|purge`: the dead-letter queue of one queue.
+"""`conveyor dlq list|redrive|purge`: the dead-letter queue.
 
-Redrive and purge act either on the ids given or, with `--all`, on the whole DLQ in batches.
-`--all` stops after as many jobs as the DLQ held when it started, so jobs that die again
-while it runs are not chased forever.
+Redrive and purge act on the ids given, or on a selection: `--type`, `--error-code`,
+`--died-before`, `--died-after` (every queue, or `--queue`), or `--all` (the whole DLQ of
+`--queue`, default `default`). A selection stops at the jobs dead when it started, so jobs
+that die again meanwhile are not chased. `--dry-run` reports and changes nothing; `--rate`
+paces a redrive (jobs per second); `--to` redrives into another queue as new jobs.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+import getpass
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
 
 import click
 from rich.table import Table
 
-from conveyor.brokers.base import Page
 from conveyor.cli.output import console, echo_json, id_column, when
-from conveyor.cli.params import JOB_ID, QUEUE
+from conveyor.cli.params import JOB_ID, QUEUE, ZONED_DATETIME
 from conveyor.cli.runtime import EXIT_FAILURE, json_flag, run, wants_json
 from conveyor.client import AsyncConveyor
+from conveyor.dlq.selection import DeadSelection
+from conveyor.dlq.tool import DlqResult
+from conveyor.errors import ValidationError
 from conveyor.ids import split_job_id
-from conveyor.jobs import JobState
+from conveyor.jobs import Job
 from conveyor.queues import DEFAULT_QUEUE
 
-BATCH = 1000
+F = TypeVar("F", bound=Callable[..., Any])
 
-#: (client, queue, ids or None for "oldest first", limit) -> ids acted on
-BulkAction = Callable[[AsyncConveyor, str, Sequence[str] | None, int], Awaitable[list[str]]]
+#: `dlq list` with filters reads at most this many dead jobs (newest first) per call
+LIST_SCAN = 10_000
+_DONE = {"redrive": "redriven", "purge": "purged"}
+
+
+def _filters(func: F) -> F:
+    for option in reversed([
+        click.option("--type", "type_", metavar="TYPE", help="Only jobs of this type."),
+        click.option("--error-code", metavar="CODE", help="Only jobs that died with this code."),
+        click.option("--died-before", type=ZONED_DATETIME,
+                     help="Only jobs that died before this time (ISO 8601 with a zone)."),
+        click.option("--died-after", type=ZONED_DATETIME,
+                     help="Only jobs that died at or after this time."),
+    ]):
+        func = option(func)
+    return func
+
+
+def actor() -> str:
+    """Who redrives, for each job's history: `cli:<login>`."""
+    try:
+        return f"cli:{getpass.getuser()}"[:128]
+    except (KeyError, OSError):
+        return "cli"
 
 
 @click.group()
@@ -35,121 +63,162 @@ def dlq() -> None:
 
 @dlq.command("list")
 @click.option("--queue", "-q", type=QUEUE, default=DEFAULT_QUEUE, show_default=True)
+@_filters
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @json_flag
-def list_dead(queue: str, limit: int) -> None:
+def list_dead(
+    queue: str, type_: str | None, error_code: str | None, died_before: datetime | None,
+    died_after: datetime | None, limit: int,
+) -> None:
     """List dead jobs, most recently dead first."""
 
-    async def action(client: AsyncConveyor) -> Page:
-        return await client.dlq_list(queue, limit)
+    def keep(j: Job) -> bool:
+        died = j.finished_at
+        return (type_ is None or j.type == type_) and (
+            error_code is None or (j.last_error is not None and j.last_error.code == error_code)
+        ) and (died_before is None or (died is not None and died < died_before)) and (
+            died_after is None or (died is not None and died >= died_after)
+        )
 
-    page = run(action)
+    async def action(client: AsyncConveyor) -> tuple[list[Job], str | None]:
+        if type_ is None and error_code is None and died_before is None and died_after is None:
+            page = await client.dlq_list(queue, limit)
+            return page.items, page.next_cursor
+        found: list[Job] = []
+        cursor: str | None = None
+        for _ in range(LIST_SCAN // 1000):
+            page = await client.dlq_list(queue, 1000, cursor)
+            found += [j for j in page.items if keep(j)]
+            cursor = page.next_cursor
+            if len(found) >= limit or cursor is None:
+                break
+        return found[:limit], cursor
+
+    items, cursor = run(action)
     if wants_json():
-        echo_json({"items": page.items, "next_cursor": page.next_cursor})
+        echo_json({"items": items, "next_cursor": cursor})
         return
-    if not page.items:
+    if not items:
         click.echo(f"no dead jobs in queue {queue}")
         return
     table = Table()
-    id_column(table, "id", [j.id for j in page.items])
+    id_column(table, "id", [j.id for j in items])
     for header in ("type", "attempts", "died", "last error"):
         table.add_column(header, no_wrap=header != "last error")
-    for j in page.items:
+    for j in items:
         error = f"{j.last_error.code}: {j.last_error.message}" if j.last_error else "-"
         table.add_row(j.id, j.type, f"{j.attempts}/{j.max_attempts}", when(j.finished_at), error)
     console().print(table)
 
 
-def _targets(queue: str | None, ids: tuple[str, ...], all_: bool) -> dict[str, list[str]] | str:
-    """The ids grouped by queue, or the one queue whose whole DLQ `--all` means."""
-    if ids and all_:
-        raise click.UsageError("give job ids or --all, not both")
-    if not ids and not all_:
-        raise click.UsageError("give the job ids to act on, or --all")
-    if all_:
-        return queue or DEFAULT_QUEUE
-    groups: dict[str, list[str]] = defaultdict(list)
-    for job_id in dict.fromkeys(ids):
-        own = split_job_id(job_id)[0]
-        if queue is not None and own != queue:
+def _selection(
+    ids: tuple[str, ...], queue: str | None, all_: bool, type_: str | None,
+    error_code: str | None, died_before: datetime | None, died_after: datetime | None,
+) -> DeadSelection:
+    filtered = any(v is not None for v in (type_, error_code, died_before, died_after))
+    if ids and (all_ or filtered):
+        raise click.UsageError("give job ids, or --all / filters, not both")
+    if not ids and not all_ and not filtered:
+        raise click.UsageError("give the job ids to act on, --all, or a filter"
+                               " (--type, --error-code, --died-before, --died-after)")
+    for job_id in ids:
+        if queue is not None and split_job_id(job_id)[0] != queue:
             raise click.BadParameter(f"job {job_id} is not in queue {queue}", param_hint="IDS")
-        groups[own].append(job_id)
-    return dict(groups)
+    if all_ and not filtered and queue is None:
+        queue = DEFAULT_QUEUE
+    try:
+        return DeadSelection(tuple(dict.fromkeys(ids)), queue, type_, error_code,
+                             died_before=died_before, died_after=died_after)
+    except ValidationError as exc:
+        raise click.UsageError(exc.message) from exc
 
 
-def _bulk(
-    targets: dict[str, list[str]] | str, act: BulkAction, limit: int | None
-) -> list[str]:
-    async def action(client: AsyncConveyor) -> list[str]:
-        if not isinstance(targets, str):
-            done: list[str] = []
-            for queue, ids in targets.items():
-                done += await act(client, queue, ids, len(ids))
-            return done
-        queue = targets
-        dead = (await client.stats([queue]))[queue][JobState.DEAD]
-        budget = dead if limit is None else min(limit, dead)
-        done = []
-        while len(done) < budget:
-            batch = await act(client, queue, None, min(BATCH, budget - len(done)))
-            done += batch
-            if not batch:
-                break
-        return done
-
-    return run(action)
-
-
-def _report(verb: str, done: list[str], asked: tuple[str, ...]) -> None:
-    """Print what was done; exit 1 when some of the ids asked for were not dead."""
-    acted = set(done)
-    skipped = [i for i in dict.fromkeys(asked) if i not in acted]
+def _report(verb: str, res: DlqResult) -> None:
+    """Print what was done (or would be); exit 1 when some of the ids asked for were not
+    dead (or did not match)."""
+    key = f"would_{verb}" if res.dry_run else _DONE[verb]
     if wants_json():
-        echo_json({verb: done, "skipped": skipped})
+        doc: dict[str, Any] = {key: res.ids, "skipped": res.skipped, "count": res.count}
+        if res.moved_to:
+            doc["moved_to"] = res.moved_to
+        echo_json(doc)
     else:
-        for job_id in done:
-            click.echo(job_id)
-        click.echo(f"{verb} {len(done)} job(s)")
-        if skipped:
-            click.echo(f"not in the DLQ (skipped): {' '.join(skipped)}", err=True)
-    if skipped:
+        for job_id in res.ids:
+            click.echo(f"{job_id} -> {res.moved_to[job_id]}" if job_id in res.moved_to
+                       else job_id)
+        if res.count > len(res.ids):
+            click.echo(f"... and {res.count - len(res.ids)} more")
+        if res.dry_run:
+            click.echo(f"would {verb} {res.count} job(s) (dry run: nothing changed)")
+        else:
+            click.echo(f"{_DONE[verb]} {res.count} job(s)")
+        if res.skipped:
+            click.echo(f"not in the DLQ (skipped): {' '.join(res.skipped)}", err=True)
+    if res.skipped:
         raise click.exceptions.Exit(EXIT_FAILURE)
 
 
-async def _redrive(c: AsyncConveyor, q: str, ids: Sequence[str] | None, limit: int) -> list[str]:
-    return await c.dlq_redrive(q, ids, limit)
-
-
-async def _purge(c: AsyncConveyor, q: str, ids: Sequence[str] | None, limit: int) -> list[str]:
-    return await c.dlq_purge(q, ids, limit)
+_QUEUE_HELP = ("With filters: only this queue (default: every queue). With --all: this queue"
+               f" [default: {DEFAULT_QUEUE}]. With ids: check they are in it.")
 
 
 @dlq.command("redrive")
 @click.argument("ids", nargs=-1, type=JOB_ID)
-@click.option("--queue", "-q", type=QUEUE, help=f"The queue for --all [default: {DEFAULT_QUEUE}].")
-@click.option("--all", "all_", is_flag=True,
-              help="Redrive the whole DLQ of the queue, oldest first.")
-@click.option("--limit", type=click.IntRange(min=1), help="With --all: redrive at most N jobs.")
+@click.option("--queue", "-q", type=QUEUE, help=_QUEUE_HELP)
+@click.option("--all", "all_", is_flag=True, help="The whole DLQ of the queue, oldest first.")
+@_filters
+@click.option("--limit", type=click.IntRange(min=1), help="Redrive at most N jobs.")
+@click.option("--dry-run", is_flag=True, help="Report what would move; change nothing.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True, max=100_000),
+              help="At most N jobs per second, so a big redrive does not flood the workers.")
+@click.option("--to", "target", type=QUEUE, metavar="QUEUE",
+              help="Redrive into this queue (as new jobs) instead of their own.")
 @json_flag
-def redrive(ids: tuple[str, ...], queue: str | None, all_: bool, limit: int | None) -> None:
+def redrive(
+    ids: tuple[str, ...], queue: str | None, all_: bool, type_: str | None,
+    error_code: str | None, died_before: datetime | None, died_after: datetime | None,
+    limit: int | None, dry_run: bool, rate: float | None, target: str | None,
+) -> None:
     """Move dead jobs back to QUEUED (attempts start again)."""
-    done = _bulk(_targets(queue, ids, all_), _redrive, limit)
-    _report("redriven", done, ids)
+    sel = _selection(ids, queue, all_, type_, error_code, died_before, died_after)
+    who = actor()
+
+    async def action(client: AsyncConveyor) -> DlqResult:
+        return await client.redrive_dead(
+            sel.ids, queue=sel.queue, type=sel.type, error_code=sel.error_code,
+            died_before=sel.died_before, died_after=sel.died_after, dry_run=dry_run,
+            rate=rate, target_queue=target, actor=who, limit=limit,
+        )
+
+    _report("redrive", run(action))
 
 
 @dlq.command("purge")
 @click.argument("ids", nargs=-1, type=JOB_ID)
-@click.option("--queue", "-q", type=QUEUE, help=f"The queue for --all [default: {DEFAULT_QUEUE}].")
+@click.option("--queue", "-q", type=QUEUE, help=_QUEUE_HELP)
 @click.option("--all", "all_", is_flag=True, help="Delete the whole DLQ of the queue.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask before purging with --all.")
+@_filters
+@click.option("--limit", type=click.IntRange(min=1), help="Delete at most N jobs.")
+@click.option("--dry-run", is_flag=True, help="Report what would be deleted; delete nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before purging a selection.")
 @json_flag
-def purge(ids: tuple[str, ...], queue: str | None, all_: bool, yes: bool) -> None:
+def purge(
+    ids: tuple[str, ...], queue: str | None, all_: bool, type_: str | None,
+    error_code: str | None, died_before: datetime | None, died_after: datetime | None,
+    limit: int | None, dry_run: bool, yes: bool,
+) -> None:
     """Delete dead jobs for good."""
-    targets = _targets(queue, ids, all_)
-    if isinstance(targets, str) and not yes:
-        click.confirm(
-            f"Delete every dead job of queue {targets}? This cannot be undone.", abort=True,
-            err=True,
+    sel = _selection(ids, queue, all_, type_, error_code, died_before, died_after)
+    if not sel.ids and not yes and not dry_run:
+        what = f"of queue {sel.queue}" if sel.queue else "of every queue"
+        which = "every dead job" if not sel.filtered else "the selected dead jobs"
+        click.confirm(f"Delete {which} {what}? This cannot be undone.", abort=True, err=True)
+
+    async def action(client: AsyncConveyor) -> DlqResult:
+        return await client.purge_dead(
+            sel.ids, queue=sel.queue, type=sel.type, error_code=sel.error_code,
+            died_before=sel.died_before, died_after=sel.died_after, dry_run=dry_run,
+            limit=limit,
         )
-    done = _bulk(targets, _purge, None)
-    _report("purged", done, ids)
+
+    _report("purge", run(action))

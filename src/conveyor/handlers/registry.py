@@ -9,13 +9,15 @@ import inspect
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import pydantic
 import pydantic_core
 
+from conveyor.dlq.policy import DeadHook, DlqPolicy, build_policy
 from conveyor.errors import UnknownJobType, ValidationError
 from conveyor.jobs import MAX_TIMEOUT_S
 from conveyor.retry import Backoff, ExponentialBackoff, RetryPolicy
@@ -62,8 +64,8 @@ class HandlerSpec:
     timeout_s: float | None
     is_async: bool
     wants_ctx: bool
-    dlq_policy: Any | None = None
-    """Per-type DLQ redrive policy (issue 5); unused until then."""
+    dlq_policy: DlqPolicy | None = None
+    """Redrive after a delay at most N times, `on_dead` hooks: run by the DLQ worker."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.type, str) or not TYPE_NAME_RE.fullmatch(self.type):
@@ -84,6 +86,7 @@ class HandlerSpec:
         payload: PayloadModel | None = None,
         retry: RetryPolicy | None = None,
         timeout_s: float | None = None,
+        dlq_policy: DlqPolicy | None = None,
     ) -> HandlerSpec:
         return cls(
             type=type_name,
@@ -91,6 +94,7 @@ class HandlerSpec:
             payload_model=payload,
             retry=retry if retry is not None else RetryPolicy(),
             timeout_s=timeout_s,
+            dlq_policy=dlq_policy,
             # An object with an `async def __call__` is async too.
             is_async=inspect.iscoroutinefunction(func)
             or inspect.iscoroutinefunction(type(func).__call__),
@@ -208,17 +212,26 @@ class Registry:
         max_attempts: int = 3,
         backoff: Backoff | None = None,
         timeout_s: float | None = None,
+        redrive_after: timedelta | float | None = None,
+        max_redrives: int | None = None,
+        on_dead: DeadHook | Sequence[DeadHook] | None = None,
+        redrive_poison: bool = False,
     ) -> Callable[[F], F]:
         """Decorator registering a function; the function itself is returned unchanged."""
         retry = RetryPolicy(
             max_attempts=max_attempts,
             backoff=backoff if backoff is not None else ExponentialBackoff(),
         )
+        policy = build_policy(
+            redrive_after=redrive_after, max_redrives=max_redrives, on_dead=on_dead,
+            redrive_poison=redrive_poison,
+        )
 
         def decorate(func: F) -> F:
             self.register(
                 HandlerSpec.from_function(
-                    type_name, func, payload=payload, retry=retry, timeout_s=timeout_s
+                    type_name, func, payload=payload, retry=retry, timeout_s=timeout_s,
+                    dlq_policy=policy,
                 )
             )
             return func
@@ -237,8 +250,18 @@ def handler(
     backoff: Backoff | None = None,
     timeout_s: float | None = None,
     registry: Registry | None = None,
+    redrive_after: timedelta | float | None = None,
+    max_redrives: int | None = None,
+    on_dead: DeadHook | Sequence[DeadHook] | None = None,
+    redrive_poison: bool = False,
 ) -> Callable[[F], F]:
-    """`@handler("report.build", payload=ReportPayload, max_attempts=5, timeout_s=60)`."""
+    """`@handler("report.build", payload=ReportPayload, max_attempts=5, timeout_s=60)`.
+
+    The DLQ policy of the type: `redrive_after` (a timedelta or seconds) sends its dead jobs
+    back that long after they died, at most `max_redrives` times each (default 3); poison
+    jobs (`lease_expired`) only with `redrive_poison=True`. `on_dead` hooks (sync or async
+    callables taking the dead Job) run once per death, at least once.
+    """
     target = registry if registry is not None else default_registry
     return target.handler(
         type_name,
@@ -246,6 +269,10 @@ def handler(
         max_attempts=max_attempts,
         backoff=backoff,
         timeout_s=timeout_s,
+        redrive_after=redrive_after,
+        max_redrives=max_redrives,
+        on_dead=on_dead,
+        redrive_poison=redrive_poison,
     )
 
 

@@ -16,6 +16,7 @@ from conveyor.queues import validate_queue_name
 from conveyor.runloop import run_loop
 from conveyor.settings import Settings
 from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff
+from conveyor.worker.dlq import DlqWorker
 from conveyor.worker.runner import Worker
 
 log = get_logger("conveyor.worker")
@@ -52,6 +53,8 @@ async def _serve(queues: list[str], concurrency: int, settings: Settings) -> int
     worker = Worker(
         broker, queues=queues, concurrency=concurrency, registry=default_registry,
         settings=settings,
+        # the DLQ worker: on_dead hooks and per-type redrive policies, every maintenance tick
+        maintenance_hooks=[DlqWorker(default_registry)],
     )
     stop_asked = asyncio.Event()
 

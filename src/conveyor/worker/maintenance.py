@@ -1,5 +1,6 @@
 """Periodic upkeep every worker does for its queues: promote due jobs, reap expired leases,
-purge finished jobs past retention, then run the DLQ policy hooks.
+purge finished jobs past retention, then run the hooks (the DLQ worker, `worker/dlq.py`:
+`on_dead` hooks and per-type redrive policies; `run_worker` registers it).
 
 Every worker runs it, so no scheduler process exists that could be a single point of
 failure; the broker's scripts are atomic and bounded per call, so concurrent runs are safe.

@@ -23,6 +23,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from conveyor.brokers.base import (
     AckItem,
     AuditReport,
+    DeadScan,
+    DeadSelector,
+    DeathEvent,
     FailItem,
     FetchBatch,
     LeaseRef,
@@ -30,6 +33,7 @@ from conveyor.brokers.base import (
     ReapResult,
     WorkerInfo,
 )
+from conveyor.brokers.redis.dlq import RedisDlq
 from conveyor.brokers.redis.records import job_from_hash
 from conveyor.brokers.redis.scripts import Scripts
 from conveyor.errors import (
@@ -89,6 +93,10 @@ class RedisBroker:
         self.check_server = check_server
         self._scripts = Scripts()
         self._known_queues: set[str] = set()
+        self._dlq = RedisDlq(self)
+
+    #: maps connection errors to BrokerUnavailable (for the helpers beside the broker)
+    unavailable = staticmethod(_unavailable)
 
     @classmethod
     def from_url(cls, url: str, *, key_prefix: str = "cv", **kw: Any) -> RedisBroker:
@@ -189,11 +197,7 @@ class RedisBroker:
                 args: list[Any] = [to_json(rows)]
                 calls.append(("enqueue", keys, args))
                 order.append((queue, [pos for pos, _ in chunk]))
-        new_queues = [q for q in by_queue if q not in self._known_queues]
-        if new_queues:
-            with _unavailable():
-                await self.client.sadd(self.keys.queues, *new_queues)
-            self._known_queues.update(new_queues)
+        await self.remember_queues(list(by_queue))
         out: list[EnqueueResult | None] = [None] * len(specs)
         for (queue, positions), (now, rows) in zip(order, await self._run_many(calls), strict=True):
             now = int(now)
@@ -208,6 +212,14 @@ class RedisBroker:
                         f"{queue}:{uid}", False, fp, JobState(st), int(created), int(run_at)
                     )
         return [r for r in out if r is not None]
+
+    async def remember_queues(self, queues: Sequence[str]) -> None:
+        """Add queues to the set of every queue that ever received a job."""
+        new_queues = [q for q in queues if q not in self._known_queues]
+        if new_queues:
+            with _unavailable():
+                await self.client.sadd(self.keys.queues, *new_queues)
+            self._known_queues.update(new_queues)
 
     # --- worker ---------------------------------------------------------------------------
     async def fetch(self, queue: str, count: int, worker_id: str, lease_ms: int) -> FetchBatch:
@@ -274,7 +286,8 @@ class RedisBroker:
                 ]
                 for _, uid, f in group
             ])]
-            keys = [qk.job_prefix, qk.running, qk.queued, qk.scheduled, qk.dead, qk.seq, qk.marker]
+            keys = [qk.job_prefix, qk.running, qk.queued, qk.scheduled, qk.dead, qk.seq, qk.marker,
+                    qk.deaths]
             calls.append(("fail", keys, args))
         out: list[JobState | None] = [None] * len(items)
         if calls:
@@ -304,14 +317,15 @@ class RedisBroker:
 
     async def reap_expired(self, queue: str, limit: int = 1000) -> ReapResult:
         qk = self._q(queue)
-        keys = [qk.job_prefix, qk.running, qk.queued, qk.dead, qk.marker]
+        keys = [qk.job_prefix, qk.running, qk.queued, qk.dead, qk.marker, qk.deaths]
         requeued, dead = await self._run("reap", keys, [limit])
         return ReapResult(requeued=int(requeued), dead=int(dead))
 
     async def purge_expired(self, queue: str, limit: int = 1000) -> int:
         qk = self._q(queue)
         retention = self.queue_retention_s.get(queue, self.retention_s)
-        keys = [qk.job_prefix, qk.succeeded, qk.cancelled, qk.dead, qk.idem_prefix, qk.listing]
+        keys = [qk.job_prefix, qk.succeeded, qk.cancelled, qk.dead, qk.idem_prefix, qk.listing,
+                qk.deaths]
         args = [int(retention * 1000), int(self.dlq_retention_s * 1000), limit]
         return int(await self._run("expire", keys, args))
 
@@ -442,44 +456,36 @@ class RedisBroker:
     async def dlq_list(self, queue: str, limit: int = 50, cursor: str | None = None) -> Page:
         return await self._list_index(queue, JobState.DEAD, limit, cursor)
 
+    async def dlq_scan(
+        self, queue: str, selector: DeadSelector | None = None, *, limit: int = 100,
+        cursor: str | None = None, scan: int = 1000,
+    ) -> DeadScan:
+        return await self._dlq.scan(queue, selector, limit, cursor, scan)
+
     async def dlq_redrive(
         self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000,
-        actor: str = "dlq.redrive",
+        actor: str = "dlq.redrive", *, selector: DeadSelector | None = None,
+        dry_run: bool = False,
     ) -> list[str]:
-        validate_queue_name(queue)
-        args: list[Any]
-        if job_ids is None:
-            args = ["*", limit]
-        else:
-            args = [self._uid_in(queue, j) for j in job_ids]
-            if not args:
-                return []
-        ids, res = await self._retry_script(queue, args, actor)
-        return [f"{queue}:{u}" for u, r in zip(ids, res, strict=True) if r == "retried"]
+        return await self._dlq.redrive(queue, job_ids, limit, actor, selector, dry_run)
+
+    async def dlq_move(
+        self, queue: str, job_ids: Sequence[str], target_queue: str, actor: str,
+        *, selector: DeadSelector | None = None,
+    ) -> list[tuple[str, str]]:
+        return await self._dlq.move(queue, job_ids, target_queue, actor, selector)
 
     async def dlq_purge(
-        self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
+        self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000,
+        *, selector: DeadSelector | None = None, dry_run: bool = False,
     ) -> list[str]:
-        validate_queue_name(queue)
-        qk = self._q(queue)
-        args: list[Any]
-        if job_ids is None:
-            args = ["*", limit]
-        else:
-            args = [self._uid_in(queue, j) for j in job_ids]
-            if not args:
-                return []
-        res = await self._run("purge", [qk.job_prefix, qk.dead, qk.idem_prefix, qk.listing], args)
-        return [f"{queue}:{u}" for u in res]
+        return await self._dlq.purge(queue, job_ids, limit, selector, dry_run)
 
-    @staticmethod
-    def _uid_in(queue: str, job_id: str) -> str:
-        q, uid = split_job_id(job_id)
-        if q != queue:
-            raise ValidationError(
-                f"job {job_id} is not in queue {queue}", details={"job_id": job_id}
-            )
-        return uid
+    async def claim_deaths(self, queue: str, limit: int, lease_ms: int) -> list[DeathEvent]:
+        return await self._dlq.claim_deaths(queue, limit, lease_ms)
+
+    async def ack_deaths(self, queue: str, events: Sequence[DeathEvent]) -> int:
+        return await self._dlq.ack_deaths(queue, events)
 
     async def pause(self, queue: str) -> None:
         validate_queue_name(queue)

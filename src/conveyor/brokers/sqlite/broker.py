@@ -19,15 +19,19 @@ from typing import Any
 from conveyor.brokers.base import (
     AckItem,
     AuditReport,
+    DeadScan,
+    DeadSelector,
+    DeathEvent,
     FailItem,
     FetchBatch,
     LeaseRef,
     Page,
     ReapResult,
     WorkerInfo,
+    parse_dead_cursor,
 )
+from conveyor.brokers.sqlite import dlq, reads
 from conveyor.brokers.sqlite import operations as ops
-from conveyor.brokers.sqlite import reads
 from conveyor.brokers.sqlite import transitions as tx
 from conveyor.brokers.sqlite.connection import Database, now_ms
 from conveyor.brokers.sqlite.records import row_to_job
@@ -249,7 +253,7 @@ class SqliteBroker:
         queue, uid = split_job_id(job_id)
 
         def run(c: Any) -> tuple[str, Any]:
-            ((_, res),) = ops.retry(c, queue, [uid], 0, actor)
+            ((_, res),) = ops.retry(c, queue, [uid], actor)
             return res, ops.select_job(c, queue, uid)
 
         res, row = await self._writer.write(run)
@@ -289,29 +293,87 @@ class SqliteBroker:
         nxt = str(offset + limit) if len(rows) == limit else None
         return Page(items=[row_to_job(r) for r in rows], next_cursor=nxt)
 
+    async def dlq_scan(
+        self, queue: str, selector: DeadSelector | None = None, *, limit: int = 100,
+        cursor: str | None = None, scan: int = 1000,
+    ) -> DeadScan:
+        validate_queue_name(queue)
+        if not (1 <= limit <= 10_000 and 1 <= scan <= 10_000):
+            raise ValidationError(
+                "limit and scan must be between 1 and 10000",
+                details={"limit": limit, "scan": scan},
+            )
+        pos = None if cursor is None else parse_dead_cursor(cursor)
+        uids, last, done = await self._reader.read(
+            lambda c: dlq.scan(c, queue, selector, limit, pos, max(scan, limit))
+        )
+        return DeadScan(
+            ids=[f"{queue}:{u}" for u in uids],
+            cursor=None if last is None else f"{last[0]}:{last[1]}",
+            done=done,
+        )
+
     async def dlq_redrive(
         self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000,
-        actor: str = "dlq.redrive",
+        actor: str = "dlq.redrive", *, selector: DeadSelector | None = None,
+        dry_run: bool = False,
     ) -> list[str]:
         validate_queue_name(queue)
         uids = None if job_ids is None else [_uid_in(queue, j) for j in job_ids]
         if uids == []:
             return []
-        res = await self._writer.write(lambda c: ops.retry(c, queue, uids, limit, actor))
-        done = [f"{queue}:{u}" for u, r in res if r == "retried"]
-        if done:
+        res = await self._writer.write(
+            lambda c: dlq.redrive(c, queue, uids, limit, actor, selector, dry_run)
+        )
+        if res and not dry_run:
             self._wakeup.notify()
-        return done
+        return [f"{queue}:{u}" for u in res]
+
+    async def dlq_move(
+        self, queue: str, job_ids: Sequence[str], target_queue: str, actor: str,
+        *, selector: DeadSelector | None = None,
+    ) -> list[tuple[str, str]]:
+        validate_queue_name(queue)
+        validate_queue_name(target_queue)
+        if target_queue == queue:
+            raise ValidationError(
+                "the target queue is the job's own queue: redrive in place instead",
+                details={"target_queue": target_queue},
+            )
+        uids = [_uid_in(queue, j) for j in job_ids]
+        if not uids:
+            return []
+        pairs = await self._writer.write(
+            lambda c: dlq.move(c, queue, uids, target_queue, actor, selector)
+        )
+        if pairs:
+            self._wakeup.notify()
+        return [(f"{queue}:{old}", f"{target_queue}:{new}") for old, new in pairs]
 
     async def dlq_purge(
-        self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
+        self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000,
+        *, selector: DeadSelector | None = None, dry_run: bool = False,
     ) -> list[str]:
         validate_queue_name(queue)
         uids = None if job_ids is None else [_uid_in(queue, j) for j in job_ids]
         if uids == []:
             return []
-        gone = await self._writer.write(lambda c: ops.purge_dead(c, queue, uids, limit))
+        gone = await self._writer.write(
+            lambda c: dlq.purge(c, queue, uids, limit, selector, dry_run)
+        )
         return [f"{queue}:{u}" for u in gone]
+
+    async def claim_deaths(self, queue: str, limit: int, lease_ms: int) -> list[DeathEvent]:
+        validate_queue_name(queue)
+        rows = await self._writer.write(lambda c: dlq.claim_deaths(c, queue, limit, lease_ms))
+        return [DeathEvent(f"{queue}:{uid}", jtype, n) for uid, n, jtype in rows]
+
+    async def ack_deaths(self, queue: str, events: Sequence[DeathEvent]) -> int:
+        validate_queue_name(queue)
+        keys = [(_uid_in(queue, e.job_id), e.death) for e in events]
+        if not keys:
+            return 0
+        return await self._writer.write(lambda c: dlq.ack_deaths(c, queue, keys))
 
     async def pause(self, queue: str) -> None:
         validate_queue_name(queue)

@@ -1,6 +1,6 @@
 """The producer's and operator's arrows, each run inside one `BEGIN IMMEDIATE` transaction:
-enqueue, cancel, retry / DLQ redrive, DLQ purge and retention (the SQL twins of enqueue.lua,
-cancel.lua, retry.lua, purge.lua and expire.lua).
+enqueue, cancel, manual retry and retention (the SQL twins of enqueue.lua, cancel.lua,
+retry.lua and expire.lua). The DLQ's calls are in dlq.py.
 """
 
 from __future__ import annotations
@@ -90,22 +90,13 @@ def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[
     return "ok", select_job(conn, queue, uid)
 
 
-def _oldest_dead(conn: sqlite3.Connection, queue: str, limit: int) -> list[str]:
-    rows = conn.execute(
-        "SELECT uid FROM jobs WHERE queue = ? AND state = 'dead' ORDER BY score LIMIT ?",
-        (queue, limit),
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
 def retry(
-    conn: sqlite3.Connection, queue: str, uids: Sequence[str] | None, limit: int, actor: str
+    conn: sqlite3.Connection, queue: str, uids: Sequence[str], actor: str
 ) -> list[tuple[str, str]]:
-    """DEAD / CANCELLED -> QUEUED with attempts back at 0 (manual retry, DLQ redrive).
-    `uids=None` takes the oldest `limit` DEAD jobs. Returns (uid, 'retried' | 'not_found' |
-    the state that forbade it) per job."""
+    """DEAD / CANCELLED -> QUEUED with attempts back at 0 (manual retry). Returns (uid,
+    'retried' | 'not_found' | the state that forbade it) per job."""
     now = now_ms()
-    targets = _oldest_dead(conn, queue, limit) if uids is None else list(uids)
+    targets = list(uids)
     out = []
     for uid in targets:
         row = conn.execute(
@@ -120,27 +111,14 @@ def retry(
             continue
         seq = take_seqs(conn, queue, 1)
         line = history_line(0, actor, None, now, "retried", None, f"moved from {state} to queued")
+        # leaving DEAD counts as a redrive (as in retry.lua)
         conn.execute(
             "UPDATE jobs SET state = 'queued', attempts = 0, seq = ?, score = ?, run_at_ms = ?,"
-            " finished_ms = NULL, token = '', history = history || ? WHERE id = ?",
+            " finished_ms = NULL, token = '', history = history || ?,"
+            " redrives = redrives + (state = 'dead') WHERE id = ?",
             (seq, queued_score(prio, seq), now, line, rid),
         )
         out.append((uid, "retried"))
-    return out
-
-
-def purge_dead(
-    conn: sqlite3.Connection, queue: str, uids: Sequence[str] | None, limit: int
-) -> list[str]:
-    """Delete DEAD jobs (DLQ purge): the given ones, or the oldest `limit`."""
-    targets = _oldest_dead(conn, queue, limit) if uids is None else list(uids)
-    out = []
-    for uid in targets:
-        cur = conn.execute(
-            "DELETE FROM jobs WHERE queue = ? AND uid = ? AND state = 'dead'", (queue, uid)
-        )
-        if cur.rowcount:
-            out.append(uid)
     return out
 
 
@@ -149,7 +127,8 @@ def expire(
 ) -> int:
     """Retention: delete SUCCEEDED / CANCELLED jobs finished at or before now - retention and
     DEAD ones past the DLQ retention, at most `limit` per state. The idempotency key lives
-    on the row, so it goes with it."""
+    on the row, so it goes with it; pending death events go too, and events older than the
+    DLQ retention (their job already gone) are dropped."""
     now = now_ms()
     deleted = 0
     for state, keep_ms in (
@@ -157,10 +136,19 @@ def expire(
         (JobState.CANCELLED, retention_ms),
         (JobState.DEAD, dlq_retention_ms),
     ):
-        cur = conn.execute(
-            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE queue = ? AND state = ?"
-            " AND score <= ? ORDER BY score LIMIT ?)",
+        rows = conn.execute(
+            "SELECT id, uid FROM jobs WHERE queue = ? AND state = ? AND score <= ?"
+            " ORDER BY score LIMIT ?",
             (queue, str(state), now - keep_ms, limit),
+        ).fetchall()
+        conn.executemany(
+            "DELETE FROM deaths WHERE queue = ? AND uid = ?", [(queue, uid) for _, uid in rows]
         )
-        deleted += cur.rowcount
+        conn.executemany("DELETE FROM jobs WHERE id = ?", [(rid,) for rid, _ in rows])
+        deleted += len(rows)
+    conn.execute(
+        "DELETE FROM deaths WHERE rowid IN (SELECT rowid FROM deaths WHERE queue = ?"
+        " AND due_ms <= ? ORDER BY due_ms LIMIT ?)",
+        (queue, now - dlq_retention_ms, limit),
+    )
     return deleted

@@ -65,6 +65,25 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    (
+        2,
+        (
+            # DEAD -> QUEUED moves of the job: bounds DLQ policies, tells deaths apart
+            "ALTER TABLE jobs ADD COLUMN redrives INTEGER NOT NULL DEFAULT 0",
+            # deaths whose on_dead hooks have not run yet, written in the transaction that
+            # moves the job to DEAD; due_ms = when it may be claimed (death, then claim lease)
+            """
+            CREATE TABLE deaths (
+                queue  TEXT    NOT NULL,
+                uid    TEXT    NOT NULL,
+                n      INTEGER NOT NULL,
+                due_ms INTEGER NOT NULL,
+                PRIMARY KEY (queue, uid, n)
+            )
+            """,
+            "CREATE INDEX deaths_by_due ON deaths (queue, due_ms)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -23,6 +23,16 @@ RELEASED_MSG = "released by a stopping worker; attempt not charged"
 Lease = tuple[str, str, str]
 
 
+def record_death(conn: sqlite3.Connection, rid: int, now: int) -> None:
+    """The death event of a job moving to DEAD, in the same transaction (at-least-once
+    on_dead hooks); one per death: the redrive count tells a job's deaths apart."""
+    conn.execute(
+        "INSERT OR REPLACE INTO deaths (queue, uid, n, due_ms)"
+        " SELECT queue, uid, redrives, ? FROM jobs WHERE id = ?",
+        (now, rid),
+    )
+
+
 def take_seqs(conn: sqlite3.Connection, queue: str, n: int) -> int:
     """Reserve `n` consecutive seq numbers of `queue`; return the first."""
     conn.execute("INSERT INTO queues (name) VALUES (?) ON CONFLICT (name) DO NOTHING", (queue,))
@@ -172,6 +182,7 @@ def fail(
                 " WHERE id = ?",
                 (now, now, code, msg, line, rid),
             )
+            record_death(conn, rid, now)
             out.append(JobState.DEAD)
     return out
 
@@ -199,7 +210,9 @@ def release(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bool]:
 
 def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
     """The visibility timeout: expired leases go back to QUEUED (old place), or to DEAD
-    with `lease_expired` when that was the last allowed attempt. Returns (requeued, dead)."""
+    with `lease_expired` when that was the last allowed attempt (a poison job: it stays
+    DEAD until an operator, or a policy that opted in, redrives it). Returns (requeued,
+    dead)."""
     now = now_ms()
     rows = conn.execute(
         "SELECT id, attempts, max_attempts, worker, started_ms, priority, seq FROM jobs"
@@ -216,6 +229,7 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
                 " err_code = ?, err_msg = ?, history = history || ? WHERE id = ?",
                 (now, now, code, LEASE_EXPIRED_MSG, line, rid),
             )
+            record_death(conn, rid, now)
             dead += 1
         else:
             line = history_line(attempts, worker, started, now, code, code, LEASE_EXPIRED_MSG)

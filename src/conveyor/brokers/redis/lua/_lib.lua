@@ -88,3 +88,51 @@ local function delete_job(jk, idemprefix, listing, uid)
   end
   redis.call('DEL', jk)
 end
+
+-- true when the job is DEAD and matches a DLQ selector (a decoded JSON object; an absent
+-- field matches anything): type, code (error code), after (death ms, inclusive), before
+-- (death ms, exclusive), skip (error codes never selected), maxr (only jobs redriven fewer
+-- times than this)
+local function dead_match(jk, sel)
+  local v = redis.call('HMGET', jk, 'state', 'type', 'err_code', 'finished', 'redrives')
+  if v[1] ~= 'dead' then return false end
+  if sel.type and v[2] ~= sel.type then return false end
+  if sel.code and v[3] ~= sel.code then return false end
+  local died = tonumber(v[4]) or 0
+  if sel.after and died < sel.after then return false end
+  if sel.before and died >= sel.before then return false end
+  if sel.skip then
+    for _, c in ipairs(sel.skip) do
+      if v[3] == c then return false end
+    end
+  end
+  if sel.maxr and (tonumber(v[5]) or 0) >= sel.maxr then return false end
+  return true
+end
+
+-- the uids a DLQ call names: ARGV[i] '*' with a limit in ARGV[i + 1] means the oldest dead
+-- jobs of the selector's death range; otherwise ARGV[i ..] are the uids
+local function pick_dead(dead, sel, argv, i)
+  if argv[i] == '*' then
+    local lo, hi = '-inf', '+inf'
+    if sel.after then lo = int(sel.after) end
+    if sel.before then hi = '(' .. int(sel.before) end
+    return redis.call('ZRANGEBYSCORE', dead, lo, hi, 'LIMIT', 0, tonumber(argv[i + 1]))
+  end
+  local ids = {}
+  for j = i, #argv do ids[#ids + 1] = argv[j] end
+  return ids
+end
+
+-- the death event of a job moving to DEAD, written in the same script (at-least-once
+-- on_dead hooks); one member per death: the redrive count tells a job's deaths apart
+local function record_death(deaths, jk, uid, now)
+  local n = redis.call('HGET', jk, 'redrives') or '0'
+  redis.call('ZADD', deaths, now, uid .. ':' .. n)
+end
+
+-- forget the pending death event of a job about to be deleted
+local function forget_death(deaths, jk, uid)
+  local n = redis.call('HGET', jk, 'redrives') or '0'
+  redis.call('ZREM', deaths, uid .. ':' .. n)
+end

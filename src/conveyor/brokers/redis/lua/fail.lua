@@ -1,10 +1,11 @@
 -- fail: RUNNING -> SCHEDULED / QUEUED (retry with backoff) or DEAD, only for the lease holder.
 -- KEYS[1] job key prefix   KEYS[2] running   KEYS[3] queued   KEYS[4] scheduled   KEYS[5] dead
--- KEYS[6] seq counter      KEYS[7] wake marker
+-- KEYS[6] seq counter      KEYS[7] wake marker   KEYS[8] deaths (events for on_dead hooks)
 -- ARGV[1] JSON array of [uid, token, retry_delay_ms (-1 = do not retry), error_code, message,
 --   traceback]
 -- Returns one string per job: the new state, or '' when the lease was lost.
 -- Attempts are bounded here too: no retry once attempts >= max_attempts (invariant 5).
+-- A job going DEAD gets its death event in the same step (the DLQ worker's on_dead hooks).
 local now = now_ms()
 local out = {}
 local woke = false
@@ -38,6 +39,7 @@ for _, f in ipairs(cjson.decode(ARGV[1])) do
       redis.call('ZADD', KEYS[5], now, uid)
       redis.call('HSET', jk, 'state', 'dead', 'finished', int(now))
       add_history(jk, v[1], v[3], v[4], now, 'dead', code, msg, tb)
+      record_death(KEYS[8], jk, uid, now)
       state = 'dead'
     end
     out[#out + 1] = state

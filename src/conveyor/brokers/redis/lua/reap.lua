@@ -1,6 +1,9 @@
 -- reap: the visibility timeout. RUNNING jobs whose lease deadline passed go back to QUEUED,
 -- or to DEAD with code lease_expired when that was their last allowed attempt.
+-- A job that dies here (a poison job: its lease expired max_attempts times) gets its death
+-- event in the same step, and stays DEAD until an operator (or an opted-in policy) acts.
 -- KEYS[1] job key prefix   KEYS[2] running   KEYS[3] queued   KEYS[4] dead   KEYS[5] wake marker
+-- KEYS[6] deaths (events for on_dead hooks)
 -- ARGV[1] limit
 -- Returns {requeued, dead}
 local now = now_ms()
@@ -17,6 +20,7 @@ for _, uid in ipairs(expired) do
       redis.call('ZADD', KEYS[4], now, uid)
       redis.call('HSET', jk, 'state', 'dead', 'finished', int(now))
       add_history(jk, v[1], v[3], v[4], now, 'dead', 'lease_expired', msg, nil)
+      record_death(KEYS[6], jk, uid, now)
       dead = dead + 1
     else
       to_queued(jk, KEYS[3], uid, v[5])

@@ -1,5 +1,6 @@
--- retry: DEAD or CANCELLED -> QUEUED (manual retry, DLQ redrive). Attempts start again at 0;
--- the history keeps every earlier attempt and records who asked for the retry.
+-- retry: DEAD or CANCELLED -> QUEUED (manual retry). Attempts start again at 0; the history
+-- keeps every earlier attempt and records who asked for the retry. Leaving DEAD counts as a
+-- redrive (the `redrives` field bounds DLQ policies and tells a job's deaths apart).
 -- KEYS[1] job key prefix   KEYS[2] dead   KEYS[3] cancelled   KEYS[4] queued   KEYS[5] seq
 -- KEYS[6] wake marker
 -- ARGV[1] actor, then the uids to retry ('*' as ARGV[2] with a limit in ARGV[3]: the oldest
@@ -24,6 +25,7 @@ for _, uid in ipairs(ids) do
     out[#out + 1] = state
   else
     redis.call('ZREM', index, uid)
+    if state == 'dead' then redis.call('HINCRBY', jk, 'redrives', 1) end
     local seq = redis.call('INCR', KEYS[5])
     redis.call('HSET', jk, 'attempts', '0', 'seq', seq, 'run_at', int(now), 'finished', '',
       'token', '')

@@ -1,0 +1,206 @@
+"""The Redis broker's DLQ calls: scan, redrive in place or into another queue, purge, and the
+death events behind the `on_dead` hooks. Every call is one script on one queue (one slot).
+
+A redrive into another queue spans two slots, so it is two scripts: `adopt` makes the copy
+(its idempotency key is the old id plus its redrive count), then `purge` removes the old job
+only while that count is unchanged. A crash between the two leaves a retry that finds the
+copy already made: it cannot duplicate the job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from conveyor.brokers.base import DeadScan, DeadSelector, DeathEvent, parse_dead_cursor
+from conveyor.errors import ValidationError
+from conveyor.ids import new_uid, split_job_id
+from conveyor.queues import validate_queue_name
+
+if TYPE_CHECKING:
+    from conveyor.brokers.redis.broker import RedisBroker
+
+#: Fields a move copies from the dead job, in the order of the `adopt` script's rows.
+_COPIED = ("type", "payload", "prio", "max_att", "timeout", "history", "redrives")
+
+
+def selector_json(sel: DeadSelector | None) -> str:
+    """The selector as the scripts read it (see `dead_match` in _lib.lua): only set fields,
+    since cjson turns a JSON null into a value Lua treats as true."""
+    out: dict[str, Any] = {}
+    if sel is not None:
+        if sel.type is not None:
+            out["type"] = sel.type
+        if sel.error_code is not None:
+            out["code"] = sel.error_code
+        if sel.died_after_ms is not None:
+            out["after"] = sel.died_after_ms
+        if sel.died_before_ms is not None:
+            out["before"] = sel.died_before_ms
+        if sel.skip_error_codes:
+            out["skip"] = list(sel.skip_error_codes)
+        if sel.max_redrives is not None:
+            out["maxr"] = sel.max_redrives
+    return json.dumps(out)
+
+
+def uid_in(queue: str, job_id: str) -> str:
+    q, uid = split_job_id(job_id)
+    if q != queue:
+        raise ValidationError(f"job {job_id} is not in queue {queue}", details={"job_id": job_id})
+    return uid
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+@dataclass(frozen=True, slots=True)
+class MovePlan:
+    """One dead job about to be copied into another queue."""
+
+    old_uid: str
+    redrives: int
+    #: the `adopt` script's row for the copy
+    row: list[str]
+
+
+class RedisDlq:
+    def __init__(self, broker: RedisBroker) -> None:
+        self._b = broker
+
+    async def scan(
+        self, queue: str, selector: DeadSelector | None, limit: int, cursor: str | None,
+        scan: int,
+    ) -> DeadScan:
+        validate_queue_name(queue)
+        if not (1 <= limit <= 10_000 and 1 <= scan <= 10_000):
+            raise ValidationError(
+                "limit and scan must be between 1 and 10000",
+                details={"limit": limit, "scan": scan},
+            )
+        ms, uid = ("", "") if cursor is None else parse_dead_cursor(cursor)
+        qk = self._b.keys.queue(queue)
+        uids, last_ms, last_uid, done = await self._b._run(
+            "scan_dead", [qk.job_prefix, qk.dead],
+            [selector_json(selector), limit, max(scan, limit), str(ms), uid],
+        )
+        return DeadScan(
+            ids=[f"{queue}:{u}" for u in uids],
+            cursor=f"{last_ms}:{last_uid}" if last_ms else None,
+            done=bool(done),
+        )
+
+    async def redrive(
+        self, queue: str, job_ids: Sequence[str] | None, limit: int, actor: str,
+        selector: DeadSelector | None, dry_run: bool,
+    ) -> list[str]:
+        validate_queue_name(queue)
+        picked: list[Any] = ["*", limit] if job_ids is None else [uid_in(queue, j) for j in job_ids]
+        if not picked:
+            return []
+        qk = self._b.keys.queue(queue)
+        keys = [qk.job_prefix, qk.dead, qk.queued, qk.seq, qk.marker]
+        args = [actor, selector_json(selector), _flag(dry_run), *picked]
+        return [f"{queue}:{u}" for u in await self._b._run("redrive", keys, args)]
+
+    async def purge(
+        self, queue: str, job_ids: Sequence[str] | None, limit: int,
+        selector: DeadSelector | None, dry_run: bool,
+    ) -> list[str]:
+        validate_queue_name(queue)
+        picked: list[Any] = ["*", limit] if job_ids is None else [uid_in(queue, j) for j in job_ids]
+        return await self._purge(queue, picked, selector, dry_run)
+
+    async def _purge(
+        self, queue: str, picked: list[Any], selector: DeadSelector | None, dry_run: bool
+    ) -> list[str]:
+        if not picked:
+            return []
+        qk = self._b.keys.queue(queue)
+        keys = [qk.job_prefix, qk.dead, qk.idem_prefix, qk.listing, qk.deaths]
+        args = [selector_json(selector), _flag(dry_run), *picked]
+        return [f"{queue}:{u}" for u in await self._b._run("purge", keys, args)]
+
+    # --- redrive into another queue: plan, copy (step 1), remove (step 2) --------------------
+    async def move(
+        self, queue: str, job_ids: Sequence[str], target: str, actor: str,
+        selector: DeadSelector | None,
+    ) -> list[tuple[str, str]]:
+        plans = await self.plan_move(queue, job_ids, target, selector)
+        if not plans:
+            return []
+        copies = await self.copy(target, actor, plans)
+        removed = set(await self.remove_moved(queue, plans))
+        return [
+            (f"{queue}:{p.old_uid}", f"{target}:{new}")
+            for p, new in zip(plans, copies, strict=True)
+            if f"{queue}:{p.old_uid}" in removed
+        ]
+
+    async def plan_move(
+        self, queue: str, job_ids: Sequence[str], target: str, selector: DeadSelector | None
+    ) -> list[MovePlan]:
+        validate_queue_name(target)
+        if target == queue:
+            raise ValidationError(
+                "the target queue is the job's own queue: redrive in place instead",
+                details={"target_queue": target},
+            )
+        eligible = await self.redrive(queue, job_ids, 0, "", selector, dry_run=True)
+        if not eligible:
+            return []
+        uids = [split_job_id(j)[1] for j in eligible]
+        qk = self._b.keys.queue(queue)
+        with self._b.unavailable():
+            pipe = self._b.client.pipeline(transaction=False)
+            for uid in uids:
+                pipe.hmget(qk.job(uid), *_COPIED)
+            records: list[list[str | None]] = await pipe.execute()
+        plans = []
+        for uid, (jtype, payload, prio, max_att, timeout, history, redrives) in zip(
+            uids, records, strict=True
+        ):
+            if jtype is None or payload is None or max_att is None:
+                continue  # deleted meanwhile
+            count = int(redrives or 0)
+            old_id = f"{queue}:{uid}"
+            row = [
+                new_uid(), jtype, payload, prio or "0", max_att, timeout or "",
+                f"redrive:{old_id}:{count}", history or "", str(count + 1), old_id,
+            ]
+            plans.append(MovePlan(uid, count, row))
+        return plans
+
+    async def copy(self, target: str, actor: str, plans: Sequence[MovePlan]) -> list[str]:
+        """Step 1: the copies in the target queue; returns their uids (new or found)."""
+        await self._b.remember_queues([target])
+        qk = self._b.keys.queue(target)
+        keys = [qk.job_prefix, qk.idem_prefix, qk.queued, qk.seq, qk.marker, qk.listing]
+        rows = json.dumps([p.row for p in plans])
+        return [str(u) for u in await self._b._run("adopt", keys, [actor, rows])]
+
+    async def remove_moved(self, queue: str, plans: Sequence[MovePlan]) -> list[str]:
+        """Step 2: delete the old jobs, each only while its redrive count is the planned one."""
+        return await self._purge(queue, [f"{p.old_uid}={p.redrives}" for p in plans], None, False)
+
+    # --- death events -----------------------------------------------------------------------
+    async def claim_deaths(self, queue: str, limit: int, lease_ms: int) -> list[DeathEvent]:
+        validate_queue_name(queue)
+        qk = self._b.keys.queue(queue)
+        rows = await self._b._run("claim_deaths", [qk.job_prefix, qk.deaths], [limit, lease_ms])
+        out = []
+        for member, jtype in rows:
+            uid, _, n = str(member).rpartition(":")
+            out.append(DeathEvent(job_id=f"{queue}:{uid}", type=str(jtype), death=int(n)))
+        return out
+
+    async def ack_deaths(self, queue: str, events: Sequence[DeathEvent]) -> int:
+        validate_queue_name(queue)
+        members = [f"{uid_in(queue, e.job_id)}:{e.death}" for e in events]
+        if not members:
+            return 0
+        with self._b.unavailable():
+            return int(await self._b.client.zrem(self._b.keys.queue(queue).deaths, *members))

@@ -1,0 +1,49 @@
+"""Fixtures of the DLQ tests: each test runs once per backend (Redis under its own key
+prefix, SQLite in its own file), with a private handler registry."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from conveyor.brokers import broker_from_url
+from conveyor.brokers.base import Broker
+from conveyor.brokers.redis import RedisBroker
+from conveyor.client import AsyncConveyor
+from conveyor.handlers import Registry
+
+REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+async def broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Broker]:
+    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    url = REDIS_URL if request.param == "redis" else f"sqlite:///{tmp_path / 'dlq.db'}"
+    b = broker_from_url(url, key_prefix=prefix)
+    await b.connect()
+    try:
+        yield b
+        for queue in await b.queues():
+            report = await b.audit(queue)
+            assert report.ok, f"teardown audit of {queue!r} failed: {report}"
+    finally:
+        if isinstance(b, RedisBroker):
+            keys = [k async for k in b.client.scan_iter(match=f"{prefix}:*", count=1000)]
+            if keys:
+                await b.client.delete(*keys)
+        await b.close()
+
+
+@pytest.fixture
+def registry() -> Registry:
+    return Registry()
+
+
+@pytest.fixture
+def client(broker: Broker) -> AsyncConveyor:
+    """Accepts any job type, so tests pick types and max_attempts freely."""
+    return AsyncConveyor(broker, validate_types=False)
