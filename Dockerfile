@@ -1,5 +1,5 @@
 # One image for every Conveyor process: `conveyor worker ...` (the default) or `conveyor api ...`
-# (the HTTP API lands with issue 3). Set CONVEYOR_BROKER_URL to reach Redis.
+# Set CONVEYOR_BROKER_URL to reach Redis.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -22,6 +22,9 @@ from pydantic_core import PydanticSerializationError, to_json
 from conveyor.batching import EnqueueBatcher
 from conveyor.brokers import broker_from_url
 from conveyor.brokers.base import Broker, Page, WorkerInfo
+from conveyor.dlq import tool as dlq_tool
+from conveyor.dlq.selection import DeadSelection
+from conveyor.dlq.tool import DlqResult
 from conveyor.errors import IdempotencyConflict, PayloadTooLarge, ValidationError
 from conveyor.handlers import Registry, default_registry
 from conveyor.ids import new_job_id
@@ -167,7 +170,7 @@ class AsyncConveyor:
                 math.isfinite(delay) and 0 <= delay * 1000 <= MAX_DELAY_MS
             ):
                 raise _bad("delay", "delay must be between 0 and 365 days", req.delay)
-            return int(delay * 1000), None
+            return round(delay * 1000), None
         if req.run_at is not None:
             if not isinstance(req.run_at, datetime):
                 raise _bad("run_at", "run_at must be a datetime", str(req.run_at))
@@ -189,10 +192,11 @@ class AsyncConveyor:
                     details={"job_id": res.job_id},
                 )
             return await self.broker.get(res.job_id), False
-        return self._job_from(spec, payload, res), True
+        return self.job_from_result(spec, payload, res), True
 
     @staticmethod
-    def _job_from(spec: JobSpec, payload: Any, res: EnqueueResult) -> Job:
+    def job_from_result(spec: JobSpec, payload: Any, res: EnqueueResult) -> Job:
+        """The job as stored, built from what was sent and the broker's answer (no read)."""
         return Job(
             id=res.job_id, type=spec.type, queue=spec.queue, payload=payload, state=res.state,
             priority=spec.priority, attempts=0, max_attempts=spec.max_attempts,
@@ -249,6 +253,35 @@ class AsyncConveyor:
     ) -> list[str]:
         return await self.broker.dlq_purge(queue, job_ids, limit)
 
+    async def redrive_dead(
+        self, ids: Sequence[str] = (), *, queue: str | None = None, type: str | None = None,
+        error_code: str | None = None, died_before: datetime | None = None,
+        died_after: datetime | None = None, dry_run: bool = False, rate: float | None = None,
+        target_queue: str | None = None, actor: str = "client", limit: int | None = None,
+    ) -> DlqResult:
+        """The redrive tool: the dead jobs named by `ids`, or selected by queue / type /
+        error code / death time, back to QUEUED, in their own queue or as new jobs of
+        `target_queue`; at most `rate` jobs per second. `dry_run` changes nothing and
+        reports what would move. Each job's history records `actor` and the time."""
+        selection = DeadSelection(
+            tuple(ids), queue, type, error_code, died_before=died_before, died_after=died_after
+        )
+        return await dlq_tool.redrive(
+            self.broker, selection, actor=actor, dry_run=dry_run, rate=rate,
+            target_queue=target_queue, limit=limit,
+        )
+
+    async def purge_dead(
+        self, ids: Sequence[str] = (), *, queue: str | None = None, type: str | None = None,
+        error_code: str | None = None, died_before: datetime | None = None,
+        died_after: datetime | None = None, dry_run: bool = False, limit: int | None = None,
+    ) -> DlqResult:
+        """Delete dead jobs for good, selected as `redrive_dead` selects them."""
+        selection = DeadSelection(
+            tuple(ids), queue, type, error_code, died_before=died_before, died_after=died_after
+        )
+        return await dlq_tool.purge(self.broker, selection, dry_run=dry_run, limit=limit)
+
     async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
         return await self.broker.stats(queues)
 
@@ -260,6 +293,9 @@ class AsyncConveyor:
 
     async def resume(self, queue: str) -> None:
         await self.broker.resume(queue)
+
+    async def is_paused(self, queue: str) -> bool:
+        return await self.broker.is_paused(queue)
 
 
 class Conveyor:
@@ -365,6 +401,28 @@ class Conveyor:
         self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
     ) -> list[str]:
         return self._call(self._inner.dlq_purge(queue, job_ids, limit))
+
+    def redrive_dead(
+        self, ids: Sequence[str] = (), *, queue: str | None = None, type: str | None = None,
+        error_code: str | None = None, died_before: datetime | None = None,
+        died_after: datetime | None = None, dry_run: bool = False, rate: float | None = None,
+        target_queue: str | None = None, actor: str = "client", limit: int | None = None,
+    ) -> DlqResult:
+        return self._call(self._inner.redrive_dead(
+            ids, queue=queue, type=type, error_code=error_code, died_before=died_before,
+            died_after=died_after, dry_run=dry_run, rate=rate, target_queue=target_queue,
+            actor=actor, limit=limit,
+        ))
+
+    def purge_dead(
+        self, ids: Sequence[str] = (), *, queue: str | None = None, type: str | None = None,
+        error_code: str | None = None, died_before: datetime | None = None,
+        died_after: datetime | None = None, dry_run: bool = False, limit: int | None = None,
+    ) -> DlqResult:
+        return self._call(self._inner.purge_dead(
+            ids, queue=queue, type=type, error_code=error_code, died_before=died_before,
+            died_after=died_after, dry_run=dry_run, limit=limit,
+        ))
 
     def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
         return self._call(self._inner.stats(queues))

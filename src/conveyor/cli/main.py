@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from conveyor.cli.api import api
 from conveyor.cli.dlq import dlq
 from conveyor.cli.jobs import enqueue, job
 from conveyor.cli.ops import queue, stats, workers
@@ -43,6 +44,7 @@ def cli(ctx: click.Context, broker_url: str | None, key_prefix: str | None, json
 
 for command in (worker, enqueue, job, dlq, stats, workers, queue, seed):
     cli.add_command(command)
+cli.add_command(api)
 
 
 def main() -> None:

@@ -1,0 +1,136 @@
+"""`/v1/jobs`: enqueue one or a batch, read, list, retry and cancel jobs.
+
+`POST /v1/jobs` is the hot path: its body is parsed straight from bytes, the client coalesces
+concurrent enqueues into one broker round trip, and the response is serialised once.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, NoReturn
+
+from fastapi import APIRouter, Path, Query, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from conveyor.api.body import json_response, read_model
+from conveyor.api.enqueue import enqueue_batch, enqueue_one
+from conveyor.api.openapi import error_responses, json_body
+from conveyor.api.runtime import ApiRuntime
+from conveyor.api.schemas import (
+    CURSOR_MAX,
+    IDEMPOTENCY_KEY_PATTERN,
+    JOB_ID_PATTERN,
+    QUEUE_PATTERN,
+    TYPE_PATTERN,
+    BatchIn,
+    BatchOut,
+    JobIn,
+    JobPage,
+)
+from conveyor.brokers.base import Page
+from conveyor.client import IDEMPOTENCY_KEY_MAX, AsyncConveyor
+from conveyor.errors import ValidationError
+from conveyor.jobs import Job, JobState
+
+JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN, max_length=97,
+                                description="`<queue>:<32 hex digits>`")]
+
+#: documented here, read by `enqueue_one` (also served by the fast path, outside FastAPI)
+IDEMPOTENCY_HEADER_DOC = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Same as the body's `idempotency_key` (give one, or the same value twice).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX,
+               "pattern": IDEMPOTENCY_KEY_PATTERN},
+}
+
+
+async def list_page(
+    client: AsyncConveyor, *, queue: str | None, state: JobState | None, type: str | None,
+    limit: int, cursor: str | None,
+) -> Page:
+    """One page of `client.list_jobs`; a cursor the broker cannot read is a 422 on `cursor`."""
+    try:
+        return await client.list_jobs(
+            queue=queue, state=state, type=type, limit=limit, cursor=cursor
+        )
+    except ValidationError as exc:
+        if cursor is None or not (isinstance(exc.details, dict) and "cursor" in exc.details):
+            raise
+        raise ValidationError("invalid cursor: pass a next_cursor of a previous page", details=[
+            {"loc": ["query", "cursor"], "msg": exc.message, "type": "value_error"}]) from None
+
+
+def build_router(rt: ApiRuntime) -> APIRouter:
+    router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+    @router.post(
+        "", status_code=201, response_model=Job,
+        openapi_extra={**json_body(JobIn), "parameters": [IDEMPOTENCY_HEADER_DOC]},
+        summary="Enqueue a job",
+        responses={200: {"model": Job, "description": "The live job this idempotency key "
+                         "already names (nothing created)"},
+                   **error_responses(400, 401, 409, 413, 415, 422, 503)},
+    )
+    async def enqueue(request: Request) -> Response:
+        headers = request.headers
+        out = await enqueue_one(rt, headers.get("content-type"), await request.body(),
+                                headers.get("idempotency-key"))
+        return Response(out.body, out.status, {"Location": out.location},
+                        media_type="application/json")
+
+    @router.post(
+        "/batch", status_code=201, response_model=BatchOut, openapi_extra=json_body(BatchIn),
+        summary="Enqueue up to 1,000 jobs; none unless all are valid",
+        responses={200: {"model": BatchOut, "description": "Every item named a live job "
+                         "already (nothing created)"},
+                   **error_responses(400, 401, 413, 415, 422, 503)},
+    )
+    async def enqueue_many(request: Request) -> Response:
+        body = await read_model(request, BatchIn)
+        client = await rt.ready()
+        out = await enqueue_batch(client, body.jobs)
+        return json_response(out, 201 if any(out.created) else 200)
+
+    @router.api_route("/batch", methods=["GET", "PUT", "PATCH", "DELETE"],
+                      include_in_schema=False, response_model=None)
+    async def batch_other_methods() -> NoReturn:
+        """`/v1/jobs/batch` is a resource of its own: 405 here, not a 422 from `/{id}`."""
+        raise StarletteHTTPException(405)
+
+    @router.get(
+        "", response_model=JobPage, summary="List jobs, newest first",
+        responses=error_responses(401, 422, 503),
+    )
+    async def list_jobs(
+        queue: Annotated[str | None, Query(pattern=QUEUE_PATTERN)] = None,
+        state: JobState | None = None,
+        type: Annotated[str | None, Query(pattern=TYPE_PATTERN)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        cursor: Annotated[str | None, Query(min_length=1, max_length=CURSOR_MAX)] = None,
+    ) -> Response:
+        client = await rt.ready()
+        page = await list_page(client, queue=queue, state=state, type=type, limit=limit,
+                               cursor=cursor)
+        return json_response(JobPage(items=page.items, next_cursor=page.next_cursor))
+
+    @router.get("/{id}", response_model=Job, summary="Read a job",
+                responses=error_responses(401, 404, 422, 503))
+    async def get_job(id: JobIdPath) -> Response:
+        client = await rt.ready()
+        return json_response(await client.get(id))
+
+    @router.post("/{id}/retry", response_model=Job,
+                 summary="Put a dead or cancelled job back in the queue",
+                 responses=error_responses(401, 404, 409, 422, 503))
+    async def retry_job(id: JobIdPath) -> Response:
+        client = await rt.ready()
+        return json_response(await client.retry(id, actor="api"))
+
+    @router.post("/{id}/cancel", response_model=Job,
+                 summary="Cancel a scheduled or queued job",
+                 responses=error_responses(401, 404, 409, 422, 503))
+    async def cancel_job(id: JobIdPath) -> Response:
+        client = await rt.ready()
+        return json_response(await client.cancel(id))
+
+    return router

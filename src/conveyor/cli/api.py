@@ -1,0 +1,54 @@
+"""`conveyor api`: serve the HTTP API with uvicorn (one process; run several behind a load
+balancer to scale out, the API keeps no state).
+
+FastAPI and uvicorn come with the `api` extra and are imported only when this command runs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from conveyor.cli.jobs import app_option
+from conveyor.cli.runtime import load_app_modules, state
+
+
+def _drop_color_message(record: logging.LogRecord) -> bool:
+    """uvicorn adds an ANSI-coloured copy of each message; our formatters would print it."""
+    record.__dict__.pop("color_message", None)
+    return True
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="TCP port to listen on.")
+@click.option("--access-log/--no-access-log", default=False, show_default=True,
+              help="Log every request (the /metrics counters exist either way).")
+@app_option
+def api(host: str, port: int, access_log: bool, app: str | None) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs).
+
+    Payloads are validated against the job types of the --app modules.
+    """
+    settings = state().settings()
+    load_app_modules(app)  # here, so a module that fails to import is a usage error (exit 2)
+    try:
+        import uvicorn
+
+        from conveyor.api import create_app
+    except ImportError as exc:
+        raise click.UsageError(
+            f"the API needs the api extra (pip install 'conveyor[api]'): {exc}"
+        ) from exc
+    from conveyor.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).addFilter(_drop_color_message)
+    uvicorn.run(
+        create_app(settings=settings), host=host, port=port, log_config=None,
+        access_log=access_log, server_header=False, lifespan="on",
+    )
