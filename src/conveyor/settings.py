@@ -17,13 +17,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from conveyor.queues import QUEUE_NAME_RE
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: The embedded default: one SQLite file in the working directory, nothing else to run.
+DEFAULT_BROKER_URL = "sqlite:///conveyor.db"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore")
 
-    broker_url: str = Field(default=DEFAULT_REDIS_URL, min_length=1)
+    broker_url: str = Field(default=DEFAULT_BROKER_URL, min_length=1)
     key_prefix: str = Field(default="cv", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
 
     lease_s: PositiveFloat = 30.0

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from conveyor.cli.main import cli
 
 COMMANDS = [
-    "", "api", "worker", "enqueue", "job", "job show", "job retry", "job cancel", "dlq", "dlq list",
+    "", "api", "dev", "worker", "enqueue", "job", "job show", "job retry", "job cancel",
+    "dlq", "dlq list",
     "dlq redrive", "dlq purge", "stats", "workers", "queue", "queue pause", "queue resume",
     "seed",
 ]

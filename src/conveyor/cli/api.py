@@ -14,7 +14,7 @@ from conveyor.cli.jobs import app_option
 from conveyor.cli.runtime import load_app_modules, state
 
 
-def _drop_color_message(record: logging.LogRecord) -> bool:
+def drop_color_message(record: logging.LogRecord) -> bool:
     """uvicorn adds an ANSI-coloured copy of each message; our formatters would print it."""
     record.__dict__.pop("color_message", None)
     return True
@@ -47,7 +47,7 @@ def api(host: str, port: int, access_log: bool, app: str | None) -> None:
 
     configure_logging(settings.log_level, settings.log_format)
     for name in ("uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).addFilter(_drop_color_message)
+        logging.getLogger(name).addFilter(drop_color_message)
     uvicorn.run(
         create_app(settings=settings), host=host, port=port, log_config=None,
         access_log=access_log, server_header=False, lifespan="on",

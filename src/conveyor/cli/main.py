@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from conveyor.cli.api import api
+from conveyor.cli.dev import dev
 from conveyor.cli.dlq import dlq
 from conveyor.cli.jobs import enqueue, job
 from conveyor.cli.ops import queue, stats, workers
@@ -45,6 +46,7 @@ def cli(ctx: click.Context, broker_url: str | None, key_prefix: str | None, json
 for command in (worker, enqueue, job, dlq, stats, workers, queue, seed):
     cli.add_command(command)
 cli.add_command(api)
+cli.add_command(dev)
 
 
 def main() -> None:

@@ -1,0 +1,45 @@
+"""`conveyor dev`: API + worker + maintenance in one process (see conveyor.devserver)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from conveyor.cli.api import drop_color_message
+from conveyor.cli.jobs import app_option
+from conveyor.cli.params import QUEUE_LIST
+from conveyor.cli.runtime import load_app_modules, state
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+              help="TCP port of the API.")
+@click.option("--queues", "queues", type=QUEUE_LIST, default="default", show_default=True,
+              help="Comma-separated queues the worker takes jobs from, in priority order.")
+@click.option("--concurrency", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="Jobs the worker runs at once.")
+@app_option
+def dev(host: str, port: int, queues: list[str], concurrency: int, app: str | None) -> None:
+    """Run the API and a worker in one process (embedded SQLite broker by default)."""
+    settings = state().settings()
+    load_app_modules(app)
+    try:
+        from conveyor.devserver import serve_dev
+    except ImportError as exc:
+        raise click.UsageError(
+            f"conveyor dev needs the api extra (pip install 'conveyor[api]'): {exc}"
+        ) from exc
+    from conveyor.logging import configure_logging
+    from conveyor.runloop import run_loop
+
+    configure_logging(settings.log_level, settings.log_format)
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).addFilter(drop_color_message)
+    code = run_loop(serve_dev(
+        settings, host=host, port=port, queues=queues, concurrency=concurrency,
+        announce=lambda text: click.echo(text, err=True),
+    ))
+    sys.exit(code)
