@@ -80,8 +80,14 @@ async def test_lease_calls_on_a_job_that_is_not_running_are_rejected(broker: Bro
     d = await fetch_one(broker)
     assert await broker.ack([AckItem(job.id, "")]) == [False]  # running, wrong token
     assert await broker.ack([AckItem(job.id, d.token)]) == [True]
-    assert await broker.ack([AckItem(job.id, d.token)]) == [False]  # already succeeded
+    done = await broker.get(job.id)
+    # the same lease's ack again (a resent call whose reply was lost): accepted, no change
+    assert await broker.ack([AckItem(job.id, d.token)]) == [True]
+    assert await broker.get(job.id) == done
+    assert await broker.ack([AckItem(job.id, "")]) == [False]
     assert await broker.release([LeaseRef(job.id, d.token)]) == [False]
+    assert await broker.fail([FailItem(job.id, d.token, "e", "m")]) == [None]
+    assert await broker.get(job.id) == done
 
     ghost = new_job_id(Q)
     assert await broker.ack([AckItem(ghost, "1")]) == [False]

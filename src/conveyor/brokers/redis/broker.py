@@ -16,6 +16,8 @@ from typing import Any, TypeVar, cast
 
 from pydantic_core import to_json
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -100,9 +102,14 @@ class RedisBroker:
 
     @classmethod
     def from_url(cls, url: str, *, key_prefix: str = "cv", **kw: Any) -> RedisBroker:
+        # One retry on a dropped connection (e.g. a pooled socket Redis closed when it
+        # restarted). Safe because every script tolerates being sent twice: enqueue knows
+        # its own uid, ack knows its own token, the other transitions reject a stale token.
         client = Redis.from_url(
             url, decode_responses=True, socket_timeout=MAX_WAIT_S * 2,
             socket_connect_timeout=5.0, health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
+            retry_on_error=[RedisConnectionError],
         )
         return cls(client, key_prefix=key_prefix, **kw)
 
@@ -206,10 +213,12 @@ class RedisBroker:
                     spec = specs[pos]
                     state = JobState.SCHEDULED if row > now else JobState.QUEUED
                     out[pos] = EnqueueResult(spec.id, True, spec.fingerprint, state, now, row)
-                else:  # the live job already holding the idempotency key
+                else:  # the live job holding the idempotency key, or this job sent again
                     uid, fp, st, created, run_at = row
+                    spec = specs[pos]
                     out[pos] = EnqueueResult(
-                        f"{queue}:{uid}", False, fp, JobState(st), int(created), int(run_at)
+                        f"{queue}:{uid}", f"{queue}:{uid}" == spec.id, fp or spec.fingerprint,
+                        JobState(st), int(created), int(run_at),
                     )
         return [r for r in out if r is not None]
 

@@ -144,7 +144,9 @@ def audit(conn: sqlite3.Connection, queue: str) -> AuditReport:
         elif len(indexed[rid]) > 1:
             report.duplicates.append(job_id)
         elif indexed[rid] != [state] or row[3] != _expected_score(state, row) or (
-            (state == JobState.RUNNING) != bool(token)
+            # a running job holds a token; a succeeded one keeps the token that acked it
+            (state == JobState.RUNNING and not token)
+            or (state not in (JobState.RUNNING, JobState.SUCCEEDED) and token)
         ) or (state in TERMINAL_STATES) != (row[8] is not None):
             report.mismatched.append(job_id)
     report.dangling = [f"{queue}:#{rid}" for rid in indexed if rid not in by_id]

@@ -123,18 +123,23 @@ def _holder(conn: sqlite3.Connection, queue: str, uid: str, token: str) -> Any:
 
 
 def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) -> list[bool]:
-    """RUNNING -> SUCCEEDED. Items are (queue, uid, token, result JSON)."""
+    """RUNNING -> SUCCEEDED. Items are (queue, uid, token, result JSON). An ack sent again by
+    the same lease (its first reply lost) is accepted and changes nothing: the token stays."""
     now = now_ms()
     out = []
     for queue, uid, token, result in items:
         row = _holder(conn, queue, uid, token)
         if row is None:
-            out.append(False)
+            again = conn.execute(
+                "SELECT 1 FROM jobs WHERE queue = ? AND uid = ? AND state = 'succeeded'"
+                " AND token = ? AND token != ''", (queue, uid, token),
+            ).fetchone()
+            out.append(again is not None)
             continue
         rid, attempts, _, worker, started, _, _ = row
         conn.execute(
             "UPDATE jobs SET state = 'succeeded', score = ?, finished_ms = ?, result = ?,"
-            " token = '', history = history || ? WHERE id = ?",
+            " history = history || ? WHERE id = ?",
             (now, now, result, history_line(attempts, worker, started, now, "succeeded"), rid),
         )
         out.append(True)

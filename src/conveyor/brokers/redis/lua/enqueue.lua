@@ -8,7 +8,8 @@
 --    delay_ms (-1 none), run_at_ms (-1 none), idempotency key ('' none), fingerprint]
 -- Returns {now_ms, {...}} with one entry per job: its run_at_ms (a number) when created (the
 -- job is SCHEDULED when run_at > now, else QUEUED), or {uid, fingerprint, state, created_ms,
--- run_at_ms} of the live job that already holds the idempotency key.
+-- run_at_ms} of the live job that already holds the idempotency key (or of this same uid,
+-- when a retried call sends a job that the first call stored).
 -- Fields that start empty (attempts, lease, token, idem, fp) are simply not written.
 local now = now_ms()
 local jobs = cjson.decode(ARGV[1])
@@ -20,7 +21,9 @@ local snow = int(now)
 for _, j in ipairs(jobs) do
   local uid, prio, delay, runat, idem = j[1], j[4], tonumber(j[7]), tonumber(j[8]), j[9]
   local existing = nil
-  if idem ~= '' then
+  if redis.call('EXISTS', KEYS[1] .. uid) == 1 then
+    existing = uid -- this very job, sent again (a retried call whose reply was lost)
+  elseif idem ~= '' then
     local ik = KEYS[2] .. idem
     local cur = redis.call('GET', ik)
     if cur and redis.call('EXISTS', KEYS[1] .. cur) == 1 then
