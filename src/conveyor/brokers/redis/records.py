@@ -6,13 +6,12 @@ naming the job, rather than handing half a job to the API or a worker.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pydantic
 from pydantic_core import from_json
 
+from conveyor.brokers.history import parse_history
 from conveyor.errors import CorruptJob
-from conveyor.jobs import Attempt, ErrorInfo, Job, JobState
+from conveyor.jobs import ErrorInfo, Job, JobState
 from conveyor.timeutil import ms_to_datetime
 
 
@@ -20,18 +19,6 @@ def _opt_ms(value: str | None) -> int | None:
     if value is None or value == "" or value == "-1":
         return None
     return int(value)
-
-
-def parse_history(text: str) -> list[Attempt]:
-    out: list[Attempt] = []
-    for line in text.splitlines():
-        if not line:
-            continue
-        raw: dict[str, Any] = from_json(line)
-        for key in ("started_at", "finished_at"):
-            raw[key] = ms_to_datetime(raw.get(key))
-        out.append(Attempt.model_validate(raw))
-    return out
 
 
 def job_from_hash(queue: str, uid: str, h: dict[str, str]) -> Job:

@@ -13,8 +13,9 @@ from typing import Any
 import pydantic
 from pydantic_core import from_json
 
+from conveyor.brokers.history import parse_history
 from conveyor.errors import CorruptJob
-from conveyor.jobs import Attempt, ErrorInfo, Job, JobState
+from conveyor.jobs import ErrorInfo, Job, JobState
 from conveyor.timeutil import ms_to_datetime
 
 #: Every column `row_to_job` reads, in order.
@@ -45,18 +46,6 @@ def history_line(
         },
         ensure_ascii=False, separators=(",", ":"),
     ) + "\n"
-
-
-def parse_history(text: str) -> list[Attempt]:
-    out: list[Attempt] = []
-    for line in text.splitlines():
-        if not line:
-            continue
-        raw: dict[str, Any] = from_json(line)
-        for key in ("started_at", "finished_at"):
-            raw[key] = ms_to_datetime(_opt_int(raw.get(key)))
-        out.append(Attempt.model_validate(raw))
-    return out
 
 
 def _opt_int(value: Any) -> int | None:
