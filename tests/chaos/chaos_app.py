@@ -60,18 +60,8 @@ def ledger() -> Ledger:
 
 
 def lease_token(ctx: JobContext) -> str:
-    """The delivery's lease token. `JobContext` does not carry it, so it is read from the
-    runner's task that awaits this handler (its `slot.delivery`); '' when not found."""
-    token = getattr(ctx, "token", None) or getattr(ctx, "lease_token", None)
-    if token:
-        return str(token)
-    task = asyncio.current_task()
-    frame = getattr(task.get_coro(), "cr_frame", None) if task is not None else None
-    slot = frame.f_locals.get("slot") if frame is not None else None
-    delivery = getattr(slot, "delivery", None)
-    if delivery is None or getattr(delivery, "job_id", None) != ctx.job_id:
-        return ""
-    return str(delivery.token)
+    """The delivery's lease token, as the worker hands it to the handler."""
+    return ctx.lease_token
 
 
 def crash(point: str, job_id: str) -> NoReturn:

@@ -25,6 +25,9 @@ class JobContext:
     logger: logging.Logger | logging.LoggerAdapter[Any] = field(
         default_factory=lambda: logging.getLogger(JOB_LOGGER_NAME)
     )
+    #: this delivery's fencing token: lets a handler tag side effects (e.g. an outbox row)
+    #: with the lease that produced them, so a stale run's writes can be told apart
+    lease_token: str = ""
 
     @property
     def is_last_attempt(self) -> bool:

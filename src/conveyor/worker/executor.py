@@ -143,6 +143,7 @@ class Executor:
             max_attempts=d.max_attempts,
             worker_id=self._worker_id,
             logger=job_log,
+            lease_token=d.token,
         )
         return functools.partial(spec.func, payload, ctx)
 
