@@ -27,6 +27,7 @@ from conveyor.api.schemas import BatchIn, JobIn
 from conveyor.client import AsyncConveyor
 from conveyor.errors import BrokerUnavailable, ConveyorError
 from conveyor.settings import Settings, get_settings
+from conveyor.ui import install_ui
 
 log = logging.getLogger("conveyor.api")
 
@@ -76,6 +77,7 @@ def create_app(
     for module in (jobs, queues, dlq, workers):
         app.include_router(module.build_router(runtime), dependencies=guard)
     app.include_router(health.build_router(runtime))
+    install_ui(app, runtime, keys)  # the dashboard at /ui: same client, same keys
 
     @app.get("/metrics", include_in_schema=False, dependencies=guard)
     async def metrics_endpoint() -> Response:

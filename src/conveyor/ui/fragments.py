@@ -1,0 +1,169 @@
+"""The dashboard's data: HTML fragments the pages poll (htmx, every ~2 s), read through the
+API's client and guarded by the API's keys (`install_ui` adds the dependency).
+
+A bad filter or an unknown job is answered 200 with a message in the fragment, because the
+page swaps in only successful answers; 401 and 503 stay errors, which the page's script
+turns into the key prompt and the "disconnected" mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from conveyor.api.routes.dlq import ERROR_CODE_PATTERN
+from conveyor.api.routes.jobs import list_page
+from conveyor.api.routes.queues import queue_list
+from conveyor.api.routes.workers import worker_out
+from conveyor.api.runtime import ApiRuntime
+from conveyor.api.schemas import CURSOR_MAX, JOB_ID_PATTERN, QUEUE_PATTERN, TYPE_PATTERN
+from conveyor.brokers.base import Page
+from conveyor.client import AsyncConveyor
+from conveyor.errors import JobNotFound, ValidationError
+from conveyor.ids import UID_RE
+from conveyor.jobs import Job, JobState
+from conveyor.ui.render import STATES, render
+
+Text = Annotated[str, Query(max_length=200)]
+PAGE_SIZE = 50
+#: how many of the newest jobs an id fragment is looked for in
+SEARCH_SCAN = 500
+#: the newest dead jobs the DLQ page lists (bulk actions reach every match)
+DLQ_PAGE = 200
+
+#: broker calls one list may take: a page may come back short while more remain
+MAX_PAGE_CALLS = 8
+
+_QUEUE_RE = re.compile(QUEUE_PATTERN)
+_TYPE_RE = re.compile(TYPE_PATTERN)
+_JOB_ID_RE = re.compile(JOB_ID_PATTERN)
+_CODE_RE = re.compile(ERROR_CODE_PATTERN)
+
+
+def _bad_filter(value: str, pattern: re.Pattern[str], what: str) -> str | None:
+    return f"“{value}” is not a valid {what}" if value and not pattern.match(value) else None
+
+
+async def _collect(client: AsyncConveyor, *, queue: str | None, state: JobState | None,
+                   type: str | None, want: int, cursor: str | None) -> Page:
+    """Up to `want` jobs, newest first, following the broker's cursor over short pages (at
+    most `MAX_PAGE_CALLS` calls); `next_cursor` continues after the last one returned."""
+    items: list[Job] = []
+    for _ in range(MAX_PAGE_CALLS):
+        page = await list_page(client, queue=queue, state=state, type=type,
+                               limit=want - len(items), cursor=cursor)
+        items += page.items
+        cursor = page.next_cursor
+        if cursor is None or len(items) >= want:
+            break
+    return Page(items=items, next_cursor=cursor)
+
+
+async def _search(rt: ApiRuntime, queue: str, state: JobState | None, type: str | None,
+                  q: str) -> tuple[list[Job], str]:
+    """A whole id (or its 32 hex digits) is read directly, however old; a fragment of one is
+    looked for among the newest `SEARCH_SCAN` listed jobs. Returns the jobs and a note."""
+    client = await rt.ready()
+    job_id = f"{queue}:{q.lower()}" if UID_RE.match(q.lower()) else q
+    if _JOB_ID_RE.match(job_id):
+        try:
+            return [await client.get(job_id)], "looked up by id"
+        except JobNotFound:
+            return [], "no job has this id"
+    page = await _collect(client, queue=queue, state=state, type=type, want=SEARCH_SCAN,
+                          cursor=None)
+    needle = q.lower()
+    found = [j for j in page.items if needle in j.id.lower()]
+    return found, f"ids containing “{q}” among the {len(page.items)} newest jobs"
+
+
+def build_router(rt: ApiRuntime) -> APIRouter:
+    router = APIRouter(prefix="/ui/f")
+
+    @router.get("/overview")
+    async def overview() -> Response:
+        client = await rt.ready()
+        queues, workers = await asyncio.gather(queue_list(client), client.workers())
+        queues.sort(key=lambda q: q.name)
+        totals = {s: sum(q.counts.get(s, 0) for q in queues) for s in STATES}
+        return render(
+            "fragments/overview.html", queues=queues, totals=totals, workers=len(workers),
+            slots=sum(w.concurrency for w in workers),
+        )
+
+    @router.get("/queues/{name}")
+    async def queue(name: str, state: Text = "", type: Text = "", q: Text = "",
+                    cursor: Annotated[str, Query(max_length=CURSOR_MAX)] = "") -> Response:
+        problem = (_bad_filter(name, _QUEUE_RE, "queue name")
+                   or _bad_filter(type, _TYPE_RE, "job type")
+                   or (f"“{state}” is not a state" if state and state not in STATES else None))
+        if problem:
+            return render("fragments/problem.html", message=problem)
+        client = await rt.ready()
+        summary = (await queue_list(client, [name]))[0]
+        job_state = JobState(state) if state else None
+        note, next_cursor = "", None
+        q = q.strip()
+        if q:
+            items, note = await _search(rt, name, job_state, type or None, q)
+        else:
+            try:
+                page = await _collect(client, queue=name, state=job_state, type=type or None,
+                                      want=PAGE_SIZE, cursor=cursor or None)
+            except ValidationError:
+                return render("fragments/problem.html",
+                              message="this page link has expired: go back to the newest jobs")
+            items, next_cursor = page.items, page.next_cursor
+        return render("fragments/queue.html", queue=summary, state=state, items=items,
+                      note=note, next_cursor=next_cursor, paged=bool(cursor))
+
+    @router.get("/jobs/{job_id}")
+    async def job(job_id: str) -> Response:
+        if not _JOB_ID_RE.match(job_id):
+            return render("fragments/problem.html",
+                          message=f"“{job_id}” is not a job id (<queue>:<32 hex digits>)")
+        client = await rt.ready()
+        try:
+            found = await client.get(job_id)
+        except JobNotFound:
+            return render("fragments/problem.html", message=f"No job {job_id}: it may have "
+                          "been purged or have expired after its retention period.")
+        return render("fragments/job.html", job=found)
+
+    @router.get("/dlq")
+    async def dlq(queue: Text = "", type: Text = "", error_code: Text = "") -> Response:
+        problem = (_bad_filter(queue, _QUEUE_RE, "queue name")
+                   or _bad_filter(type, _TYPE_RE, "job type")
+                   or _bad_filter(error_code, _CODE_RE, "error code"))
+        if problem:
+            return render("fragments/problem.html", message=problem)
+        client = await rt.ready()
+        stats, page = await asyncio.gather(
+            client.stats([queue] if queue else None),
+            _collect(client, queue=queue or None, state=JobState.DEAD, type=type or None,
+                     want=DLQ_PAGE, cursor=None),
+        )
+        codes = Counter(j.last_error.code for j in page.items if j.last_error)
+        items = [j for j in page.items
+                 if not error_code or (j.last_error and j.last_error.code == error_code)]
+        dead_by_queue = {q: c.get(JobState.DEAD, 0) for q, c in sorted(stats.items())}
+        return render(
+            "fragments/dlq.html", items=items, codes=codes.most_common(8),
+            dead_by_queue={q: n for q, n in dead_by_queue.items() if n},
+            dead_total=sum(dead_by_queue.values()), more=page.next_cursor is not None,
+            listed=len(page.items), queue=queue, error_code=error_code,
+        )
+
+    @router.get("/workers")
+    async def workers() -> Response:
+        client = await rt.ready()
+        listed = sorted((worker_out(w) for w in await client.workers()),
+                        key=lambda w: (w.host, w.pid))
+        return render("fragments/workers.html", workers=listed)
+
+    return router

@@ -1,0 +1,186 @@
+"""Helpers of the dashboard tests: real `conveyor api` and `conveyor worker` processes on a
+free port and a key prefix of their own, bounded polls, and where screenshots go (a plain
+module: conftest and the tests import it by name).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import httpx
+from playwright.sync_api import Page, ViewportSize
+
+T = TypeVar("T")
+
+REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+#: a laptop screen
+VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 5.0
+APP_MODULE = "ui_gate"
+
+#: The worker's and the API's `--app`: a job type that fails for good while a file exists,
+#: so a dead job can be redriven after the cause is "fixed" (the file removed).
+GATE_MODULE = '''
+"""A handler that fails permanently while the file named in its payload exists."""
+
+from pathlib import Path
+
+from conveyor.errors import PermanentError
+from conveyor.handlers import handler
+
+
+def check_gate(path: str) -> None:
+    if Path(path).exists():
+        raise PermanentError("gate closed: " + path)
+
+
+@handler("ui.gate", max_attempts=3)
+def gate(payload: dict) -> dict:
+    check_gate(payload["gate"])
+    return {"passed": True}
+'''
+
+
+def wait_until(probe: Callable[[], T | None], what: str, timeout_s: float = 15.0) -> T:
+    """Poll `probe` until it returns something truthy; fail naming `what` past the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass(eq=False)
+class Service:
+    """One child process (`python -m conveyor ...`) and its log files."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    files: list[IO[bytes]] = field(default_factory=list)
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def logs(self) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return f"----- {self.name} (pid {self.proc.pid}) -----\n{text}"
+
+    def stop(self) -> None:
+        if self.running():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        for f in self.files:
+            f.close()
+        self.files.clear()
+
+
+def spawn(name: str, args: list[str], *, tmp_path: Path, prefix: str,
+          env_extra: dict[str, str]) -> Service:
+    app_dir = tmp_path / "app"
+    app_dir.mkdir(exist_ok=True)
+    (app_dir / f"{APP_MODULE}.py").write_text(GATE_MODULE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    env.update({
+        "CONVEYOR_BROKER_URL": REDIS_URL,
+        "CONVEYOR_KEY_PREFIX": prefix,
+        "CONVEYOR_REAP_INTERVAL_S": "0.2",
+        "CONVEYOR_SHUTDOWN_GRACE_S": "2",
+        "CONVEYOR_LOG_FORMAT": "json",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join(p for p in (str(app_dir), env.get("PYTHONPATH")) if p),
+        **env_extra,
+    })
+    log_path = tmp_path / f"{name}.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conveyor", *args, "--app", APP_MODULE],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=tmp_path,
+    )
+    return Service(name, proc, log_path, files=[log])
+
+
+@dataclass
+class Api:
+    """A running `conveyor api` and an HTTP client of it (with the key, when one is set)."""
+
+    service: Service
+    base_url: str
+    http: httpx.Client
+
+    def enqueue(self, type: str, payload: Any, **fields: Any) -> dict[str, Any]:
+        res = self.http.post("/v1/jobs", json={"type": type, "payload": payload, **fields})
+        assert res.status_code == 201, res.text
+        job: dict[str, Any] = res.json()
+        return job
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        res = self.http.get(f"/v1/jobs/{job_id}")
+        if res.status_code == 404:
+            return None
+        assert res.status_code == 200, res.text
+        job: dict[str, Any] = res.json()
+        return job
+
+    def counts(self, queue: str) -> dict[str, int]:
+        items = self.http.get("/v1/queues").json()["items"]
+        found: dict[str, int] = next((q["counts"] for q in items if q["name"] == queue), {})
+        return found
+
+
+@dataclass
+class Browse:
+    """A page on a laptop-sized viewport, the console errors it logged, and screenshots."""
+
+    page: Page
+    folder: Path
+    test_name: str
+    errors: list[str] = field(default_factory=list)
+    shots: list[Path] = field(default_factory=list)
+
+    def shot(self, name: str) -> Path:
+        path = self.folder / f"{self.test_name}-{len(self.shots) + 1:02d}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        self.shots.append(path)
+        return path
+
+
+StartApi = Callable[..., Api]
+StartWorker = Callable[..., Service]
+
+
+def artifacts_dir(fallback: Path) -> Path:
+    """`CONVEYOR_TEST_ARTIFACTS/ui` when set (CI keeps it), else a pytest temporary folder."""
+    root = os.environ.get("CONVEYOR_TEST_ARTIFACTS")
+    folder = Path(root) / "ui" if root else fallback
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
