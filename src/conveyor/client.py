@@ -22,6 +22,8 @@ from pydantic_core import PydanticSerializationError, to_json
 from conveyor.batching import EnqueueBatcher
 from conveyor.brokers import broker_from_url
 from conveyor.brokers.base import Broker, Page, WorkerInfo
+from conveyor.brokers.redis import RedisBroker
+from conveyor.brokers.redis.sync import SyncEnqueuer
 from conveyor.dlq import tool as dlq_tool
 from conveyor.dlq.selection import DeadSelection
 from conveyor.dlq.tool import DlqResult
@@ -70,6 +72,16 @@ def _int_in(field: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise _bad(field, f"{field} must be an integer from {lo} to {hi}", value)
     return value
+
+
+def check_same_request(spec: JobSpec, res: EnqueueResult) -> None:
+    """An idempotency key that already names a job is fine for the same request only."""
+    if res.fingerprint != spec.fingerprint:
+        raise IdempotencyConflict(
+            f"idempotency key {spec.idempotency_key!r} already names job {res.job_id}"
+            " with a different request",
+            details={"job_id": res.job_id},
+        )
 
 
 class AsyncConveyor:
@@ -185,12 +197,7 @@ class AsyncConveyor:
         spec, payload = self.build_spec(req)
         res = await self._batcher.submit(spec)
         if not res.created:
-            if res.fingerprint != spec.fingerprint:
-                raise IdempotencyConflict(
-                    f"idempotency key {req.idempotency_key!r} already names job {res.job_id}"
-                    " with a different request",
-                    details={"job_id": res.job_id},
-                )
+            check_same_request(spec, res)
             return await self.broker.get(res.job_id), False
         return self.job_from_result(spec, payload, res), True
 
@@ -309,6 +316,12 @@ class Conveyor:
         )
         self._thread.start()
         self._connected = False
+        # Redis: enqueue over a blocking connection of our own, skipping the thread hop
+        broker = inner.broker
+        self._fast = (
+            SyncEnqueuer(broker, broker.url)
+            if isinstance(broker, RedisBroker) and broker.url is not None else None
+        )
 
     @classmethod
     def from_url(
@@ -326,15 +339,17 @@ class Conveyor:
         return self._inner
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        if not self._connected:
-            self._connected = True
-            try:
-                self._wait(self._inner.connect())
-            except BaseException:
-                self._connected = False
-                coro.close()
-                raise
+        try:
+            self._ensure_connected()
+        except BaseException:
+            coro.close()
+            raise
         return self._wait(coro)
+
+    def _ensure_connected(self) -> None:
+        if not self._connected:
+            self._wait(self._inner.connect())
+            self._connected = True
 
     def _wait(self, aw: Awaitable[T]) -> T:
         async def run() -> T:
@@ -343,6 +358,8 @@ class Conveyor:
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
 
     def close(self) -> None:
+        if self._fast is not None:
+            self._fast.close()
         if self._loop.is_running():
             if self._connected:
                 self._wait(self._inner.close())
@@ -364,13 +381,26 @@ class Conveyor:
         max_attempts: int | None = None, timeout_s: float | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        return self._call(self._inner.enqueue(
-            type, payload, queue=queue, priority=priority, delay=delay, run_at=run_at,
-            max_attempts=max_attempts, timeout_s=timeout_s, idempotency_key=idempotency_key,
-        ))
+        req = JobRequest(
+            type, payload, queue, priority, delay, run_at, max_attempts, timeout_s,
+            idempotency_key,
+        )
+        if self._fast is None:
+            return self._call(self._inner.enqueue_job(req))[0]
+        self._ensure_connected()  # the server checks and script loading run once, async
+        spec, value = self._inner.build_spec(req)
+        (res,) = self._fast.enqueue([spec])
+        if not res.created:
+            check_same_request(spec, res)
+            return self.get(res.job_id)
+        return AsyncConveyor.job_from_result(spec, value, res)
 
     def enqueue_many(self, requests: Iterable[JobRequest]) -> list[EnqueueResult]:
-        return self._call(self._inner.enqueue_many(list(requests)))
+        if self._fast is None:
+            return self._call(self._inner.enqueue_many(list(requests)))
+        self._ensure_connected()
+        specs = [self._inner.build_spec(r)[0] for r in requests]  # all valid, or nothing sent
+        return self._fast.enqueue(specs) if specs else []
 
     def get(self, job_id: str) -> Job:
         return self._call(self._inner.get(job_id))

@@ -11,7 +11,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar, cast
 
 from pydantic_core import to_json
@@ -76,6 +76,34 @@ def _group(items: Sequence[T], job_id: Any) -> dict[str, list[tuple[int, str, T]
     return groups
 
 
+@dataclass(slots=True)
+class EnqueuePlan:
+    """Script calls that store some jobs, and how to read their replies back. Shared by the
+    async broker and the synchronous fast path (`SyncEnqueuer`)."""
+
+    specs: list[JobSpec]
+    queues: list[str]
+    calls: list[tuple[str, list[str], list[Any]]] = field(default_factory=list)
+    order: list[tuple[str, list[int]]] = field(default_factory=list)
+
+    def results(self, replies: Sequence[Any]) -> list[EnqueueResult]:
+        out: list[EnqueueResult | None] = [None] * len(self.specs)
+        for (queue, positions), (now, rows) in zip(self.order, replies, strict=True):
+            now = int(now)
+            for pos, row in zip(positions, rows, strict=True):
+                spec = self.specs[pos]
+                if isinstance(row, int):  # created; due at `row`
+                    state = JobState.SCHEDULED if row > now else JobState.QUEUED
+                    out[pos] = EnqueueResult(spec.id, True, spec.fingerprint, state, now, row)
+                else:  # the live job holding the idempotency key, or this job sent again
+                    uid, fp, st, created, run_at = row
+                    out[pos] = EnqueueResult(
+                        f"{queue}:{uid}", f"{queue}:{uid}" == spec.id, fp or spec.fingerprint,
+                        JobState(st), int(created), int(run_at),
+                    )
+        return [r for r in out if r is not None]
+
+
 class RedisBroker:
     def __init__(
         self,
@@ -96,6 +124,8 @@ class RedisBroker:
         self._scripts = Scripts()
         self._known_queues: set[str] = set()
         self._dlq = RedisDlq(self)
+        #: set by from_url: lets a synchronous client open its own connection (SyncEnqueuer)
+        self.url: str | None = None
 
     #: maps connection errors to BrokerUnavailable (for the helpers beside the broker)
     unavailable = staticmethod(_unavailable)
@@ -111,7 +141,13 @@ class RedisBroker:
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
             retry_on_error=[RedisConnectionError],
         )
-        return cls(client, key_prefix=key_prefix, **kw)
+        broker = cls(client, key_prefix=key_prefix, **kw)
+        broker.url = url
+        return broker
+
+    @property
+    def scripts(self) -> Scripts:
+        return self._scripts
 
     def _q(self, queue: str) -> QueueKeys:
         return self.keys.queue(queue)
@@ -178,12 +214,12 @@ class RedisBroker:
         return int(sec) * 1000 + int(usec) // 1000
 
     # --- producer -------------------------------------------------------------------------
-    async def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
+    def enqueue_plan(self, specs: Sequence[JobSpec]) -> EnqueuePlan:
+        """The script calls that store `specs`: one per queue and chunk of 1,000 jobs."""
         by_queue: dict[str, list[tuple[int, JobSpec]]] = defaultdict(list)
         for pos, spec in enumerate(specs):
             by_queue[spec.queue].append((pos, spec))
-        calls: list[tuple[str, list[str], list[Any]]] = []
-        order: list[tuple[str, list[int]]] = []
+        plan = EnqueuePlan(specs=list(specs), queues=list(by_queue))
         for queue, items in by_queue.items():
             qk = self._q(queue)
             keys = [qk.job_prefix, qk.idem_prefix, qk.queued, qk.scheduled, qk.seq, qk.marker,
@@ -201,26 +237,14 @@ class RedisBroker:
                     ]
                     for _, s in chunk
                 ]
-                args: list[Any] = [to_json(rows)]
-                calls.append(("enqueue", keys, args))
-                order.append((queue, [pos for pos, _ in chunk]))
-        await self.remember_queues(list(by_queue))
-        out: list[EnqueueResult | None] = [None] * len(specs)
-        for (queue, positions), (now, rows) in zip(order, await self._run_many(calls), strict=True):
-            now = int(now)
-            for pos, row in zip(positions, rows, strict=True):
-                if isinstance(row, int):  # created; due at `row`
-                    spec = specs[pos]
-                    state = JobState.SCHEDULED if row > now else JobState.QUEUED
-                    out[pos] = EnqueueResult(spec.id, True, spec.fingerprint, state, now, row)
-                else:  # the live job holding the idempotency key, or this job sent again
-                    uid, fp, st, created, run_at = row
-                    spec = specs[pos]
-                    out[pos] = EnqueueResult(
-                        f"{queue}:{uid}", f"{queue}:{uid}" == spec.id, fp or spec.fingerprint,
-                        JobState(st), int(created), int(run_at),
-                    )
-        return [r for r in out if r is not None]
+                plan.calls.append(("enqueue", keys, [to_json(rows)]))
+                plan.order.append((queue, [pos for pos, _ in chunk]))
+        return plan
+
+    async def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
+        plan = self.enqueue_plan(specs)
+        await self.remember_queues(plan.queues)
+        return plan.results(await self._run_many(plan.calls))
 
     async def remember_queues(self, queues: Sequence[str]) -> None:
         """Add queues to the set of every queue that ever received a job."""
