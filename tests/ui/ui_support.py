@@ -22,7 +22,8 @@ from playwright.sync_api import Page, ViewportSize
 T = TypeVar("T")
 
 REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-CHROMIUM = "/usr/bin/chromium"
+#: Debian's Chromium; elsewhere (e.g. a CI image with Google Chrome) point this variable at it
+CHROMIUM = os.environ.get("CONVEYOR_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
