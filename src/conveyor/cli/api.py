@@ -12,12 +12,22 @@ import click
 
 from conveyor.cli.jobs import app_option
 from conveyor.cli.runtime import load_app_modules, state
+from conveyor.settings import Settings
 
 
-def drop_color_message(record: logging.LogRecord) -> bool:
+def _drop_color_message(record: logging.LogRecord) -> bool:
     """uvicorn adds an ANSI-coloured copy of each message; our formatters would print it."""
     record.__dict__.pop("color_message", None)
     return True
+
+
+def configure_server_logging(settings: Settings) -> None:
+    """Our structured logs, with uvicorn's own loggers routed through them cleanly."""
+    from conveyor.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).addFilter(_drop_color_message)
 
 
 @click.command()
@@ -43,11 +53,7 @@ def api(host: str, port: int, access_log: bool, app: str | None) -> None:
         raise click.UsageError(
             f"the API needs the api extra (pip install 'conveyor[api]'): {exc}"
         ) from exc
-    from conveyor.logging import configure_logging
-
-    configure_logging(settings.log_level, settings.log_format)
-    for name in ("uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).addFilter(drop_color_message)
+    configure_server_logging(settings)
     uvicorn.run(
         create_app(settings=settings), host=host, port=port, log_config=None,
         access_log=access_log, server_header=False, lifespan="on",

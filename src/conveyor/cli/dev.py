@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import click
 
-from conveyor.cli.api import drop_color_message
+from conveyor.cli.api import configure_server_logging
 from conveyor.cli.jobs import app_option
 from conveyor.cli.params import QUEUE_LIST
 from conveyor.cli.runtime import load_app_modules, state
@@ -32,12 +31,9 @@ def dev(host: str, port: int, queues: list[str], concurrency: int, app: str | No
         raise click.UsageError(
             f"conveyor dev needs the api extra (pip install 'conveyor[api]'): {exc}"
         ) from exc
-    from conveyor.logging import configure_logging
     from conveyor.runloop import run_loop
 
-    configure_logging(settings.log_level, settings.log_format)
-    for name in ("uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).addFilter(drop_color_message)
+    configure_server_logging(settings)
     code = run_loop(serve_dev(
         settings, host=host, port=port, queues=queues, concurrency=concurrency,
         announce=lambda text: click.echo(text, err=True),
