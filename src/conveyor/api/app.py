@@ -18,6 +18,7 @@ from conveyor import __version__
 from conveyor.api.auth import ApiKeys, parse_keys, require_key
 from conveyor.api.errors import install_error_handlers
 from conveyor.api.fastpath import EnqueueFastPath
+from conveyor.api.guard import BrowserGuard
 from conveyor.api.limits import BodyLimitMiddleware
 from conveyor.api.metrics import ApiMetrics, MetricsMiddleware
 from conveyor.api.openapi import install_openapi
@@ -93,6 +94,7 @@ def create_app(
     if fast_path:
         app.add_middleware(EnqueueFastPath, runtime=runtime, keys=keys)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(BrowserGuard, allowed_origins=settings.allowed_origins.split(","))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.state.runtime = runtime
     app.state.metrics = metrics
