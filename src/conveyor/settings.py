@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     #: comma-separated origins (`https://ops.example`) whose pages may change state through
     #: the API besides its own; a browser request from any other origin gets 403
     allowed_origins: str = ""
+    #: largest request line + headers the API reads (431 above); a request must arrive whole
+    #: (headers and body) within request_read_timeout_s of its first byte (408 after)
+    max_header_bytes: int = Field(default=32768, ge=1024, le=1048576)
+    request_read_timeout_s: PositiveFloat = 15.0
 
     # SMTP for the built-in `email.send` type. smtp_tls is implicit TLS (port 465);
     # smtp_starttls upgrades a plain connection (port 587). At most one of them.
