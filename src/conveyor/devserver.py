@@ -17,6 +17,7 @@ from collections.abc import Callable, Generator
 import uvicorn
 
 from conveyor.api import create_app
+from conveyor.api.server import server_options
 from conveyor.client import AsyncConveyor
 from conveyor.errors import BrokerMisconfigured, BrokerUnavailable
 from conveyor.handlers import default_registry
@@ -59,8 +60,7 @@ async def serve_dev(
         return 1
     app = create_app(client=AsyncConveyor(broker), settings=settings)
     server = _Server(uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, lifespan="on",
-        server_header=False,
+        app, host=host, port=port, access_log=False, **server_options(settings),
     ))
     worker = Worker(
         broker, queues=queues, concurrency=concurrency, registry=default_registry,

@@ -15,6 +15,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from conveyor.origins import normalize_origin
 from conveyor.queues import QUEUE_NAME_RE
 
 #: The embedded default: one SQLite file in the working directory, nothing else to run.
@@ -44,6 +45,13 @@ class Settings(BaseSettings):
     #: comma-separated bearer keys of the HTTP API; empty: no auth (a warning at start)
     api_keys: str = ""
     max_body_bytes: PositiveInt = 1048576
+    #: comma-separated origins (`https://ops.example`) whose pages may change state through
+    #: the API besides its own; a browser request from any other origin gets 403
+    allowed_origins: str = ""
+    #: largest request line + headers the API reads (431 above); a request must arrive whole
+    #: (headers and body) within request_read_timeout_s of its first byte (408 after)
+    max_header_bytes: int = Field(default=32768, ge=1024, le=1048576)
+    request_read_timeout_s: PositiveFloat = 15.0
 
     # SMTP for the built-in `email.send` type. smtp_tls is implicit TLS (port 465);
     # smtp_starttls upgrades a plain connection (port 587). At most one of them.
@@ -62,6 +70,15 @@ class Settings(BaseSettings):
         for name in value:
             if not QUEUE_NAME_RE.fullmatch(name):
                 raise ValueError(f"invalid queue name {name!r}")
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in filter(None, (o.strip() for o in value.split(","))):
+            if normalize_origin(origin) is None:
+                raise ValueError(f"CONVEYOR_ALLOWED_ORIGINS: {origin!r} is not an origin "
+                                 "(scheme://host[:port], http or https, no path)")
         return value
 
     @model_validator(mode="after")

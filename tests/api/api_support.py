@@ -1,11 +1,16 @@
 """Helpers of the API tests: the Redis URL, settings for a key prefix, an in-process client of
-an app (lifespan run, requests through ASGI), and key counting for "nothing was stored"."""
+an app (lifespan run, requests through ASGI), key counting for "nothing was stored", and raw
+sockets against a real server (free ports, readiness, reading until the server closes)."""
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -63,3 +68,31 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
 
 def locs(response: httpx.Response) -> list[list[Any]]:
     return [d["loc"] for d in error_of(response)["details"]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"conveyor api exited {proc.returncode}:\n{log.read_text()}"
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"conveyor api not ready within 30 s:\n{log.read_text()}")
+
+
+def read_response(sock: socket.socket, timeout_s: float = 10) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    sock.settimeout(timeout_s)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data

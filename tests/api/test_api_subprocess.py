@@ -8,25 +8,18 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from api_support import REDIS_URL
+from api_support import REDIS_URL, free_port, read_response, wait_ready
 from redis import Redis
 
 SCRIPT = str(Path(sys.executable).parent / "conveyor")
 KEY = "s3cret-key"
 LIMIT = 65536
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -40,28 +33,6 @@ def key_prefix() -> Iterator[str]:
             redis.delete(*keys)
     finally:
         redis.close()
-
-
-def wait_ready(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"conveyor api exited {proc.returncode}:\n{log.read_text()}"
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"conveyor api not ready within 30 s:\n{log.read_text()}")
-
-
-def read_response(sock: socket.socket, timeout_s: float = 10) -> bytes:
-    """Everything the server sends until it closes the connection."""
-    sock.settimeout(timeout_s)
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    return data
 
 
 def test_conveyor_api_end_to_end(key_prefix: str, tmp_path: Path) -> None:

@@ -56,6 +56,12 @@ def test_dev_runs_api_and_worker_on_the_embedded_broker(tmp_path: Path) -> None:
             time.sleep(0.02)
         assert job["result"] == {"ok": True}
         assert job["attempts"] == 1
+        # Served by the same HTTP protocol as `conveyor api`: a malformed request gets the envelope.
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GARBAGE\r\n\r\n")
+            answer = sock.recv(65536)
+        assert b"content-type: application/json" in answer, answer
+        assert b'"code":"bad_request"' in answer, answer
         assert (tmp_path / "conveyor.db").exists()
     finally:
         proc.send_signal(signal.SIGINT)

@@ -16,8 +16,10 @@ from starlette.responses import Response
 
 from conveyor import __version__
 from conveyor.api.auth import ApiKeys, parse_keys, require_key
+from conveyor.api.envelope import ErrorEnvelope
 from conveyor.api.errors import install_error_handlers
 from conveyor.api.fastpath import EnqueueFastPath
+from conveyor.api.guard import BrowserGuard
 from conveyor.api.limits import BodyLimitMiddleware
 from conveyor.api.metrics import ApiMetrics, MetricsMiddleware
 from conveyor.api.openapi import install_openapi
@@ -89,10 +91,13 @@ def create_app(
 
     install_error_handlers(app)
     install_openapi(app, [JobIn, BatchIn])
-    # The last added is the outermost: metrics see every answer, 413s included.
+    # The last added is the outermost: metrics see every answer, 413s included; the envelope
+    # wraps only what FastAPI serves (the fast path answers its own errors).
+    app.add_middleware(ErrorEnvelope)
     if fast_path:
         app.add_middleware(EnqueueFastPath, runtime=runtime, keys=keys)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(BrowserGuard, allowed_origins=settings.allowed_origins.split(","))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.state.runtime = runtime
     app.state.metrics = metrics

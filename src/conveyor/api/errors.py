@@ -29,10 +29,15 @@ RETRY_AFTER_S = 2
 class ApiErrorCode(StrEnum):
     """Codes only the HTTP layer produces, next to the shared `ErrorCode`s."""
 
+    BAD_REQUEST = "bad_request"
     INVALID_JSON = "invalid_json"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    FORBIDDEN_ORIGIN = "forbidden_origin"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    REQUEST_TIMEOUT = "request_timeout"
+    HEADERS_TOO_LARGE = "headers_too_large"
+    RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -46,15 +51,22 @@ STATUS_OF_CODE: dict[str, int] = {
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.BROKER_UNAVAILABLE: 503,
     ErrorCode.BROKER_MISCONFIGURED: 503,
+    ApiErrorCode.BAD_REQUEST: 400,
     ApiErrorCode.INVALID_JSON: 400,
     ApiErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ApiErrorCode.FORBIDDEN_ORIGIN: 403,
     ApiErrorCode.NOT_FOUND: 404,
     ApiErrorCode.METHOD_NOT_ALLOWED: 405,
+    ApiErrorCode.REQUEST_TIMEOUT: 408,
+    ApiErrorCode.HEADERS_TOO_LARGE: 431,
+    ApiErrorCode.RANGE_NOT_SATISFIABLE: 416,
 }
 
-_CODE_OF_STATUS: dict[int, str] = {400: ApiErrorCode.INVALID_JSON, 401: ErrorCode.UNAUTHORIZED,
+#: the code of an error that arrives as a bare status (an HTTPException, a framework answer)
+_CODE_OF_STATUS: dict[int, str] = {400: ApiErrorCode.BAD_REQUEST, 401: ErrorCode.UNAUTHORIZED,
                    404: ApiErrorCode.NOT_FOUND, 405: ApiErrorCode.METHOD_NOT_ALLOWED,
-                   413: ErrorCode.PAYLOAD_TOO_LARGE, 415: ApiErrorCode.UNSUPPORTED_MEDIA_TYPE}
+                   413: ErrorCode.PAYLOAD_TOO_LARGE, 415: ApiErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                   416: ApiErrorCode.RANGE_NOT_SATISFIABLE}
 
 
 class InvalidJson(ConveyorError):
@@ -71,6 +83,11 @@ class Unauthorized(ConveyorError):
 
 def status_for(code: str) -> int:
     return STATUS_OF_CODE.get(code, 500)
+
+
+def code_for_status(status: int) -> str:
+    default = ApiErrorCode.INTERNAL_ERROR if status >= 500 else "http_error"
+    return str(_CODE_OF_STATUS.get(status, default))
 
 
 def error_body(code: str, message: str, details: Any = None) -> bytes:
@@ -127,8 +144,7 @@ async def _request_validation(_: Request, exc: Exception) -> Response:
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    default = ApiErrorCode.INTERNAL_ERROR if exc.status_code >= 500 else "http_error"
-    code = _CODE_OF_STATUS.get(exc.status_code, default)
+    code = code_for_status(exc.status_code)
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     headers = dict(exc.headers or {})
     if exc.status_code == 404:

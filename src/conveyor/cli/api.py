@@ -49,12 +49,11 @@ def api(host: str, port: int, access_log: bool, app: str | None) -> None:
         import uvicorn
 
         from conveyor.api import create_app
+        from conveyor.api.server import server_options
     except ImportError as exc:
         raise click.UsageError(
             f"the API needs the api extra (pip install 'conveyor[api]'): {exc}"
         ) from exc
     configure_server_logging(settings)
-    uvicorn.run(
-        create_app(settings=settings), host=host, port=port, log_config=None,
-        access_log=access_log, server_header=False, lifespan="on",
-    )
+    uvicorn.run(create_app(settings=settings), host=host, port=port, access_log=access_log,
+                **server_options(settings))

@@ -46,7 +46,8 @@ _CODE_RE = re.compile(ERROR_CODE_PATTERN)
 
 
 def _bad_filter(value: str, pattern: re.Pattern[str], what: str) -> str | None:
-    return f"“{value}” is not a valid {what}" if value and not pattern.match(value) else None
+    # fullmatch: the patterns end in `$`, which `match` lets a trailing newline through
+    return f"“{value}” is not a valid {what}" if value and not pattern.fullmatch(value) else None
 
 
 async def _collect(client: AsyncConveyor, *, queue: str | None, state: JobState | None,
@@ -69,8 +70,8 @@ async def _search(rt: ApiRuntime, queue: str, state: JobState | None, type: str 
     """A whole id (or its 32 hex digits) is read directly, however old; a fragment of one is
     looked for among the newest `SEARCH_SCAN` listed jobs. Returns the jobs and a note."""
     client = await rt.ready()
-    job_id = f"{queue}:{q.lower()}" if UID_RE.match(q.lower()) else q
-    if _JOB_ID_RE.match(job_id):
+    job_id = f"{queue}:{q.lower()}" if UID_RE.fullmatch(q.lower()) else q
+    if _JOB_ID_RE.fullmatch(job_id):
         try:
             return [await client.get(job_id)], "looked up by id"
         except JobNotFound:
@@ -124,7 +125,7 @@ def build_router(rt: ApiRuntime) -> APIRouter:
 
     @router.get("/jobs/{job_id}")
     async def job(job_id: str) -> Response:
-        if not _JOB_ID_RE.match(job_id):
+        if not _JOB_ID_RE.fullmatch(job_id):
             return render("fragments/problem.html",
                           message=f"“{job_id}” is not a job id (<queue>:<32 hex digits>)")
         client = await rt.ready()
