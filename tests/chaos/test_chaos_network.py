@@ -71,8 +71,8 @@ async def test_partition_another_worker_takes_over_and_the_stale_ack_is_rejected
     scale: Scale, client: AsyncConveyor, main_broker: RedisBroker, workers: Workers,
     spec: WorkerSpec, ledger: Ledger, figures: Figures, proxies: StartProxy,
 ) -> None:
-    """Worker A (through the proxy) runs a job; the proxy drops everything; the lease
-    expires and worker B runs the job; A finishes meanwhile and, once the link heals, its
+    """Worker A (through the proxy) runs a job; the proxy drops everything; worker B starts,
+    the lease expires and B runs the job; A finishes meanwhile and, once the link heals, its
     ack is rejected: the job succeeds once, with B's result."""
     proxy = to_main_redis(proxies)
     rounds = scale.of(1, 5)
@@ -82,12 +82,14 @@ async def test_partition_another_worker_takes_over_and_the_stale_ack_is_rejected
     takeovers: list[float] = []
     started = time.monotonic()
     for _ in range(rounds):
-        job = await client.enqueue(WORK_TYPE, {"ms": 1000}, queue=QUEUE, max_attempts=5)
+        job = await client.enqueue(WORK_TYPE, {"ms": 2000}, queue=QUEUE, max_attempts=5)
         ids.append(job.id)
         await wait_run(ledger, job.id, a, Event.START, timeout_s=15.0)
-        b = await workers.start(with_spec(spec, concurrency=1, lease_s=lease))
+        # Cut A off first, then start B: B's start-up (seconds on a loaded machine) must not
+        # race A's run, or A's ack gets through before the cut.
         proxy.drop()
         dropped_at = time.time()
+        b = await workers.start(with_spec(spec, concurrency=1, lease_s=lease))
         took = await wait_run(ledger, job.id, b, Event.START, timeout_s=lease + 15.0)
         takeovers.append(took.at - dropped_at)
         await wait_run(ledger, job.id, a, Event.DONE, timeout_s=15.0)  # A finished, unheard
