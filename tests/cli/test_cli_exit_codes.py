@@ -5,13 +5,15 @@ traceback."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cli_support import REDIS_URL
-from proc_support import free_port, run
+from proc_support import SCRIPT, env, free_port, run
 
 DB_OUT_OF_RANGE = "redis://127.0.0.1:6379/99999"
 CASES: list[tuple[str, list[str], dict[str, str], int]] = [
@@ -59,3 +61,23 @@ def test_exit_code(
     if code:
         assert res.stderr.strip(), "a failure says why"
     assert list(tmp_path.iterdir()) == []  # nothing left in the working directory
+
+
+def test_a_closed_pipe_ends_quietly(prefix: str) -> None:
+    """`conveyor --json jobs list | true`: the reader is gone before the first write; no
+    internal_error, no traceback."""
+    seeded = run("--broker-url", REDIS_URL, "--key-prefix", prefix, "seed", "-n", "100")
+    assert seeded.returncode == 0, seeded.stderr
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)
+    try:
+        proc = subprocess.run(
+            [SCRIPT, "--broker-url", REDIS_URL, "--key-prefix", prefix, "--json", "jobs",
+             "list"], stdout=write_fd, stderr=subprocess.PIPE, env=env(),
+            stdin=subprocess.DEVNULL, timeout=60, check=False, text=True,
+        )
+    finally:
+        os.close(write_fd)
+    assert proc.returncode == 1, proc.stderr
+    assert "internal_error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith('{"broker":')

@@ -73,7 +73,7 @@ class ConveyorGroup(click.Group):
             return super().invoke(ctx)
         except ConveyorError as exc:
             report_error(exc)
-        except _CLICK_FLOW:
+        except (*_CLICK_FLOW, BrokenPipeError):  # click ends a broken pipe quietly
             raise
         except SystemExit as exc:  # e.g. uvicorn's 3 when the application fails to start
             code = exc.code
