@@ -38,6 +38,21 @@ def test_dlq_list_pages_with_the_cursor(run_cli: Cli) -> None:
     assert sorted(seen) == sorted(dead)  # each once, across queues
 
 
+def test_filtered_pages_skip_nothing(run_cli: Cli) -> None:
+    dead = run_cli.make_dead(3, queue="a")
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(5):
+        doc = run_cli.json("dlq", "list", "--error-code", "handler_error", "--limit", "1",
+                           *(["--cursor", cursor] if cursor else []))
+        assert len(doc["items"]) <= 1
+        seen += [j["id"] for j in doc["items"]]
+        cursor = doc["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(dead)
+
+
 def test_dlq_list_filters_across_queues(run_cli: Cli) -> None:
     run_cli.make_dead(2, queue="a")
     doc = run_cli.json("dlq", "list", "--error-code", "handler_error", "--limit", "5")

@@ -32,8 +32,6 @@ from conveyor.queues import DEFAULT_QUEUE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: `dlq list` with --error-code / --died-*: dead jobs read per page, filtered here
-LIST_PAGE = 1000
 _DONE = {"redrive": "redriven", "purge": "purged"}
 
 
@@ -91,8 +89,7 @@ def list_dead(
                 queue=queue, state=JobState.DEAD, type=type_, limit=n, cursor=after
             )
 
-        return await collect(fetch, limit, cursor, keep if filtered else None,
-                             page_size=LIST_PAGE)
+        return await collect(fetch, limit, cursor, keep if filtered else None)
 
     items, next_cursor = run(action)
     print_jobs(items, next_cursor, dead=True,

@@ -3,7 +3,7 @@ the page-filling loop `dlq list` shares.
 
 A broker page may be short while more follow (its scan per call is bounded), so a command
 reads pages until it has `--limit` items, the end, or `MAX_PAGES` pages; the cursor it
-prints then continues exactly after the last item shown.
+prints then continues exactly after the last job read.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from conveyor.jobs import Job, JobState
 
 #: broker calls one listing makes at most (each one a bounded scan)
 MAX_PAGES = 20
+#: with a filter applied here, matches can be rare: more calls before handing back a cursor
+MAX_FILTERED_PAGES = 50
 
 Fetch = Callable[[int, str | None], Awaitable[Page]]
 
@@ -30,22 +32,20 @@ CURSOR_HELP = "Continue after the last job of a previous listing (its next curso
 
 async def collect(
     fetch: Fetch, limit: int, cursor: str | None, keep: Callable[[Job], bool] | None = None,
-    *, page_size: int | None = None,
 ) -> tuple[list[Job], str | None]:
     """Up to `limit` jobs (that `keep` accepts) and the cursor after the last page read.
 
-    Without a filter each call asks for exactly what is missing, so the cursor continues
-    right after the last job returned; with one, pages of `page_size` are filtered here.
+    Each call asks for exactly the number still missing, so no page holds more matches than
+    are shown and the cursor continues right after the last job read: nothing is skipped.
     """
     found: list[Job] = []
-    for _ in range(MAX_PAGES):
-        want = limit - len(found) if keep is None else (page_size or limit)
-        page = await fetch(want, cursor)
+    for _ in range(MAX_PAGES if keep is None else MAX_FILTERED_PAGES):
+        page = await fetch(limit - len(found), cursor)
         found += page.items if keep is None else [j for j in page.items if keep(j)]
         cursor = page.next_cursor
         if len(found) >= limit or cursor is None:
             break
-    return found[:limit], cursor
+    return found, cursor
 
 
 def print_jobs(items: list[Job], cursor: str | None, *, empty: str, dead: bool = False) -> None:
