@@ -4,6 +4,9 @@ embedded SQLite file unless CONVEYOR_BROKER_URL says otherwise), for a laptop.
 One broker object serves both sides, so on SQLite an enqueue through the API wakes the
 worker in-process at once. Ctrl-C (or SIGTERM) stops the server and drains the worker like
 `conveyor worker` does; a second Ctrl-C releases running jobs at once.
+
+The port is bound before anything starts, so a busy port is one clear line and exit code 1
+(not uvicorn's `sys.exit` inside a task: a traceback and exit code 3).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import uvicorn
 
 from conveyor.api import create_app
 from conveyor.api.server import server_options
+from conveyor.cli.broker import redact_url
 from conveyor.client import AsyncConveyor
 from conveyor.errors import BrokerMisconfigured, BrokerUnavailable
 from conveyor.handlers import default_registry
@@ -48,9 +52,48 @@ class _Server(uvicorn.Server):
         yield
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound the way uvicorn binds one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _serve_api(server: _Server, sock: socket.socket) -> None:
+    with contextlib.suppress(SystemExit):  # uvicorn exits on a start-up failure it logged
+        await server.serve(sockets=[sock])
+
+
 async def serve_dev(
     settings: Settings, *, host: str, port: int, queues: list[str], concurrency: int,
     announce: Callable[[str], None],
+) -> int:
+    try:
+        sock = _listen(host, port)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        log.error(
+            f"cannot listen on {host}:{port}: {reason.lower()}"
+            " (is another server running there? pass --port or --host)",
+            extra={"host": host, "port": port, "errno": exc.errno},
+        )
+        return 1
+    try:
+        return await _serve(settings, sock, host=host, port=port, queues=queues,
+                            concurrency=concurrency, announce=announce)
+    finally:
+        sock.close()
+
+
+async def _serve(
+    settings: Settings, sock: socket.socket, *, host: str, port: int, queues: list[str],
+    concurrency: int, announce: Callable[[str], None],
 ) -> int:
     broker = build_broker(settings)
     try:
@@ -75,7 +118,7 @@ async def serve_dev(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     worker_task = asyncio.create_task(worker.run(), name="conveyor-dev-worker")
-    server_task = asyncio.create_task(server.serve(), name="conveyor-dev-api")
+    server_task = asyncio.create_task(_serve_api(server, sock), name="conveyor-dev-api")
     try:
         listening = asyncio.create_task(server.listening.wait())
         await asyncio.wait({listening, server_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -83,7 +126,8 @@ async def serve_dev(
         if server.started:
             base = f"http://{host}:{port}"
             announce(
-                f"Conveyor dev: broker {settings.broker_url}, queues {','.join(queues)}\n"
+                f"Conveyor dev: broker {redact_url(settings.broker_url)},"
+                f" queues {','.join(queues)}\n"
                 f"  API docs   {base}/docs\n"
                 + (f"  Dashboard  {base}/ui\n" if _has_route(app, "/ui") else "")
                 + "  Ctrl-C to stop"

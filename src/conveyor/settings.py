@@ -40,7 +40,8 @@ class Settings(BaseSettings):
 
     concurrency: PositiveInt = 10
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    #: auto: coloured text on a terminal, JSON otherwise
+    log_format: Literal["auto", "json", "text"] = "auto"
 
     #: comma-separated bearer keys of the HTTP API; empty: no auth (a warning at start)
     api_keys: str = ""

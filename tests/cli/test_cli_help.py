@@ -13,6 +13,7 @@ COMMANDS = [
     "dlq", "dlq list",
     "dlq redrive", "dlq purge", "stats", "workers", "queue", "queue pause", "queue resume",
     "seed",
+    "jobs", "jobs list",
 ]
 
 
@@ -45,3 +46,10 @@ def test_unknown_option_is_usage_error() -> None:
     result = CliRunner().invoke(cli, ["stats", "--nope"])
     assert result.exit_code == 2
     assert "No such option" in result.stderr
+
+
+@pytest.mark.parametrize("path", ["worker", "api", "dev"])
+def test_commands_that_log_document_the_log_format(path: str) -> None:
+    out = CliRunner().invoke(cli, [path, "--help"], terminal_width=200).stdout
+    assert "--log-format [auto|json|text]" in out
+    assert "CONVEYOR_LOG_FORMAT" in out

@@ -7,7 +7,9 @@ import contextvars
 import io
 import json
 import logging
+import os
 import re
+import select
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -176,7 +178,7 @@ def test_text_format(root_state: None) -> None:
     assert 'note="two words"' in line
 
 
-@pytest.mark.parametrize(("level", "fmt"), [("LOUD", "json"), ("INFO", "xml")])
+@pytest.mark.parametrize(("level", "fmt"), [("LOUD", "json"), ("INFO", "xml"), ("INFO", "")])
 def test_configure_rejects_bad_arguments(root_state: None, level: str, fmt: str) -> None:
     with pytest.raises(ValueError):
         configure_logging(level, fmt)
@@ -195,3 +197,103 @@ def test_job_logger_keeps_call_site_extras(stream: io.StringIO) -> None:
     log.info("bound", extra={"step": 3})
     [line] = _lines(stream)
     assert line["job_id"] == "q:bound" and line["step"] == 3
+
+
+# --- formats: auto / json / text, exceptions, library loggers -------------------------------
+
+
+class SmtpDown(Exception):
+    """A handler's own exception class: its line names it with its module."""
+
+
+@pytest.fixture
+def tty(root_state: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, int]]:
+    """A real terminal: the slave end of a pty as a text stream, and the master fd."""
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    master, slave = os.openpty()
+    stream = os.fdopen(slave, "w", buffering=1, encoding="utf-8")
+    try:
+        yield stream, master
+    finally:
+        stream.close()
+        os.close(master)
+
+
+def _read_pty(master: int) -> str:
+    out = b""
+    while select.select([master], [], [], 0.2)[0]:
+        out += os.read(master, 65536)
+    return out.decode()
+
+
+def test_auto_is_coloured_text_on_a_terminal(tty: tuple[Any, int]) -> None:
+    stream, master = tty
+    assert configure_logging("INFO", "auto", stream=stream) == "text"
+    with job_context("q:tty", "fake"):
+        get_logger("cvt.tty").warning("job failed", extra={"error_code": "handler_error"})
+    line = _read_pty(master)
+    assert "\x1b[" in line  # ANSI colours
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
+    assert re.match(r"^\d{4}-\d\d-\d\dT[\d:.]+Z \[WARNING *\] cvt\.tty: job failed ", plain)
+    assert "error_code=handler_error job_id=q:tty job_type=fake" in plain
+
+
+def test_no_color_keeps_text_plain(tty: tuple[Any, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    stream, master = tty
+    monkeypatch.setenv("NO_COLOR", "1")
+    configure_logging("INFO", "text", stream=stream)
+    get_logger("cvt.nocolor").info("plain")
+    line = _read_pty(master)
+    assert "plain" in line and "\x1b[" not in line
+
+
+def test_auto_is_json_off_a_terminal(root_state: None) -> None:
+    out = io.StringIO()
+    assert configure_logging("INFO", "auto", stream=out) == "json"
+    get_logger("cvt.auto").info("piped")
+    assert json.loads(out.getvalue())["event"] == "piped"
+
+
+def _fail(log: logging.Logger, level: int) -> None:
+    try:
+        raise SmtpDown("relay refused")
+    except SmtpDown as exc:
+        log.log(level, "job failed", exc_info=exc, extra={"error_code": "smtp_transient"})
+
+
+def test_json_failure_line_has_class_and_traceback(stream: io.StringIO) -> None:
+    with job_context("q:f", "email.send"):
+        _fail(get_logger("cvt.fail"), logging.WARNING)
+    [line] = _lines(stream)
+    assert line["exc_type"] == f"{__name__}.SmtpDown"
+    assert line["exc"].startswith("Traceback (most recent call last):")
+    assert line["exc"].endswith("SmtpDown: relay refused")
+    assert line["job_id"] == "q:f" and line["job_type"] == "email.send"
+
+
+def test_text_failure_is_one_line_an_error_shows_its_traceback(root_state: None) -> None:
+    out = io.StringIO()
+    configure_logging("INFO", "text", stream=out)
+    log = get_logger("cvt.textfail")
+    _fail(log, logging.WARNING)
+    [warning] = out.getvalue().splitlines()
+    assert f"exc_type={__name__}.SmtpDown" in warning and "Traceback" not in warning
+    out.truncate(0), out.seek(0)
+    _fail(log, logging.ERROR)
+    first, *rest = out.getvalue().splitlines()
+    assert f"exc_type={__name__}.SmtpDown" in first
+    assert rest[0] == "Traceback (most recent call last):"
+    assert rest[-1].endswith("SmtpDown: relay refused")
+
+
+def test_library_loggers_come_out_the_same_way(stream: io.StringIO) -> None:
+    logging.getLogger("some.uvicorn.error").info(
+        "Uvicorn running on %s", "http://x", extra={"color_message": "\x1b[1mhttp://x\x1b[0m"}
+    )
+    with job_context("q:lib", "fake"):
+        logging.getLogger("some.redis.asyncio").warning("reconnecting")
+    uvicorn_line, redis_line = _lines(stream)
+    assert uvicorn_line["event"] == "Uvicorn running on http://x"
+    assert "color_message" not in uvicorn_line
+    assert TS_RE.match(redis_line["ts"]) and redis_line["level"] == "WARNING"
+    assert redis_line["job_id"] == "q:lib"

@@ -6,28 +6,10 @@ FastAPI and uvicorn come with the `api` extra and are imported only when this co
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from conveyor.cli.jobs import app_option
-from conveyor.cli.runtime import load_app_modules, state
-from conveyor.settings import Settings
-
-
-def _drop_color_message(record: logging.LogRecord) -> bool:
-    """uvicorn adds an ANSI-coloured copy of each message; our formatters would print it."""
-    record.__dict__.pop("color_message", None)
-    return True
-
-
-def configure_server_logging(settings: Settings) -> None:
-    """Our structured logs, with uvicorn's own loggers routed through them cleanly."""
-    from conveyor.logging import configure_logging
-
-    configure_logging(settings.log_level, settings.log_format)
-    for name in ("uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).addFilter(_drop_color_message)
+from conveyor.cli.runtime import load_app_modules, log_format_option, start_service, state
 
 
 @click.command()
@@ -38,12 +20,13 @@ def configure_server_logging(settings: Settings) -> None:
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
               help="Log every request (the /metrics counters exist either way).")
 @app_option
-def api(host: str, port: int, access_log: bool, app: str | None) -> None:
+@log_format_option
+def api(host: str, port: int, access_log: bool, app: str | None, log_format: str | None) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs).
 
     Payloads are validated against the job types of the --app modules.
     """
-    settings = state().settings()
+    settings = state().settings(log_format=log_format)
     load_app_modules(app)  # here, so a module that fails to import is a usage error (exit 2)
     try:
         import uvicorn
@@ -54,6 +37,6 @@ def api(host: str, port: int, access_log: bool, app: str | None) -> None:
         raise click.UsageError(
             f"the API needs the api extra (pip install 'conveyor[api]'): {exc}"
         ) from exc
-    configure_server_logging(settings)
+    start_service(settings, "api")  # uvicorn's loggers go through the same root handler
     uvicorn.run(create_app(settings=settings), host=host, port=port, access_log=access_log,
                 **server_options(settings))

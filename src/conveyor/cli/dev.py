@@ -6,10 +6,9 @@ import sys
 
 import click
 
-from conveyor.cli.api import configure_server_logging
 from conveyor.cli.jobs import app_option
 from conveyor.cli.params import QUEUE_LIST
-from conveyor.cli.runtime import load_app_modules, state
+from conveyor.cli.runtime import load_app_modules, log_format_option, start_service, state
 
 
 @click.command()
@@ -21,9 +20,13 @@ from conveyor.cli.runtime import load_app_modules, state
 @click.option("--concurrency", type=click.IntRange(1, 1000), default=10, show_default=True,
               help="Jobs the worker runs at once.")
 @app_option
-def dev(host: str, port: int, queues: list[str], concurrency: int, app: str | None) -> None:
+@log_format_option
+def dev(
+    host: str, port: int, queues: list[str], concurrency: int, app: str | None,
+    log_format: str | None,
+) -> None:
     """Run the API and a worker in one process (embedded SQLite broker by default)."""
-    settings = state().settings()
+    settings = state().settings(log_format=log_format)
     load_app_modules(app)
     try:
         from conveyor.devserver import serve_dev
@@ -33,7 +36,7 @@ def dev(host: str, port: int, queues: list[str], concurrency: int, app: str | No
         ) from exc
     from conveyor.runloop import run_loop
 
-    configure_server_logging(settings)
+    start_service(settings, "dev")
     code = run_loop(serve_dev(
         settings, host=host, port=port, queues=queues, concurrency=concurrency,
         announce=lambda text: click.echo(text, err=True),

@@ -1,5 +1,6 @@
 """`conveyor dlq list|redrive|purge`: the dead-letter queue.
 
+`list` shows every queue's dead jobs unless `--queue` is given (like the dashboard).
 Redrive and purge act on the ids given, or on a selection: `--type`, `--error-code`,
 `--died-before`, `--died-after` (every queue, or `--queue`), or `--all` (the whole DLQ of
 `--queue`, default `default`). A selection stops at the jobs dead when it started, so jobs
@@ -15,9 +16,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import click
-from rich.table import Table
 
-from conveyor.cli.output import console, echo_json, id_column, when
+from conveyor.brokers.base import Page
+from conveyor.cli.jobs_list import CURSOR_HELP, collect, print_jobs
+from conveyor.cli.output import echo_json
 from conveyor.cli.params import JOB_ID, QUEUE, ZONED_DATETIME
 from conveyor.cli.runtime import EXIT_FAILURE, json_flag, run, wants_json
 from conveyor.client import AsyncConveyor
@@ -25,13 +27,11 @@ from conveyor.dlq.selection import DeadSelection
 from conveyor.dlq.tool import DlqResult
 from conveyor.errors import ValidationError
 from conveyor.ids import split_job_id
-from conveyor.jobs import Job
+from conveyor.jobs import Job, JobState
 from conveyor.queues import DEFAULT_QUEUE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: `dlq list` with filters reads at most this many dead jobs (newest first) per call
-LIST_SCAN = 10_000
 _DONE = {"redrive": "redriven", "purge": "purged"}
 
 
@@ -62,53 +62,38 @@ def dlq() -> None:
 
 
 @dlq.command("list")
-@click.option("--queue", "-q", type=QUEUE, default=DEFAULT_QUEUE, show_default=True)
+@click.option("--queue", "-q", type=QUEUE, help="Only this queue [default: every queue].")
 @_filters
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--cursor", metavar="CURSOR", help=CURSOR_HELP)
 @json_flag
 def list_dead(
-    queue: str, type_: str | None, error_code: str | None, died_before: datetime | None,
-    died_after: datetime | None, limit: int,
+    queue: str | None, type_: str | None, error_code: str | None,
+    died_before: datetime | None, died_after: datetime | None, limit: int, cursor: str | None,
 ) -> None:
-    """List dead jobs, most recently dead first."""
+    """List dead jobs of every queue (or --queue), newest first, like GET /v1/dlq."""
 
     def keep(j: Job) -> bool:
         died = j.finished_at
-        return (type_ is None or j.type == type_) and (
+        return (
             error_code is None or (j.last_error is not None and j.last_error.code == error_code)
         ) and (died_before is None or (died is not None and died < died_before)) and (
             died_after is None or (died is not None and died >= died_after)
         )
 
-    async def action(client: AsyncConveyor) -> tuple[list[Job], str | None]:
-        if type_ is None and error_code is None and died_before is None and died_after is None:
-            page = await client.dlq_list(queue, limit)
-            return page.items, page.next_cursor
-        found: list[Job] = []
-        cursor: str | None = None
-        for _ in range(LIST_SCAN // 1000):
-            page = await client.dlq_list(queue, 1000, cursor)
-            found += [j for j in page.items if keep(j)]
-            cursor = page.next_cursor
-            if len(found) >= limit or cursor is None:
-                break
-        return found[:limit], cursor
+    filtered = error_code is not None or died_before is not None or died_after is not None
 
-    items, cursor = run(action)
-    if wants_json():
-        echo_json({"items": items, "next_cursor": cursor})
-        return
-    if not items:
-        click.echo(f"no dead jobs in queue {queue}")
-        return
-    table = Table()
-    id_column(table, "id", [j.id for j in items])
-    for header in ("type", "attempts", "died", "last error"):
-        table.add_column(header, no_wrap=header != "last error")
-    for j in items:
-        error = f"{j.last_error.code}: {j.last_error.message}" if j.last_error else "-"
-        table.add_row(j.id, j.type, f"{j.attempts}/{j.max_attempts}", when(j.finished_at), error)
-    console().print(table)
+    async def action(client: AsyncConveyor) -> tuple[list[Job], str | None]:
+        async def fetch(n: int, after: str | None) -> Page:
+            return await client.list_jobs(
+                queue=queue, state=JobState.DEAD, type=type_, limit=n, cursor=after
+            )
+
+        return await collect(fetch, limit, cursor, keep if filtered else None)
+
+    items, next_cursor = run(action)
+    print_jobs(items, next_cursor, dead=True,
+               empty=f"no dead jobs in queue {queue}" if queue else "no dead jobs")
 
 
 def _selection(

@@ -9,7 +9,7 @@ import click
 
 from conveyor.cli.output import echo_json, job_line, print_job
 from conveyor.cli.params import DURATION, JOB_ID, JSON, QUEUE, ZONED_DATETIME
-from conveyor.cli.runtime import json_flag, run, wants_json
+from conveyor.cli.runtime import json_flag, notice, run, wants_json
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.jobs import MAX_ATTEMPTS_LIMIT, Job
 from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN
@@ -21,11 +21,11 @@ def app_option(func: Any) -> Any:
     return click.option("--app", envvar="CONVEYOR_APP", metavar="MODULES", help=APP_HELP)(func)
 
 
-def show(job: Job, *, detail: bool = False) -> None:
+def show(job: Job, *, detail: bool = False, tracebacks: bool = False) -> None:
     if wants_json():
         echo_json(job)
     elif detail:
-        print_job(job)
+        print_job(job, tracebacks=tracebacks)
     else:
         click.echo(job_line(job))
 
@@ -60,9 +60,12 @@ def enqueue(
     async def action(client: AsyncConveyor) -> tuple[Job, bool]:
         return await client.enqueue_job(request)
 
-    enqueued, created = run(action, app=app, check=lambda client: client.build_spec(request))
+    enqueued, created = run(
+        action, app=app, check=lambda client: client.build_spec(request), creates=True
+    )
     if not created:
-        click.echo(f"note: idempotency key {idempotency_key!r} already names this job", err=True)
+        notice("note", f"idempotency key {idempotency_key!r} already names this job",
+               job_id=enqueued.id)
     show(enqueued)
 
 
@@ -73,14 +76,16 @@ def job() -> None:
 
 @job.command("show")
 @click.argument("job_id", metavar="ID", type=JOB_ID)
+@click.option("--traceback", "tracebacks", is_flag=True,
+              help="Print the traceback of each failed attempt (JSON always has them).")
 @json_flag
-def show_job(job_id: str) -> None:
+def show_job(job_id: str, tracebacks: bool) -> None:
     """Show a job: state, payload, result, last error and attempt history."""
 
     async def action(client: AsyncConveyor) -> Job:
         return await client.get(job_id)
 
-    show(run(action), detail=True)
+    show(run(action), detail=True, tracebacks=tracebacks)
 
 
 @job.command("retry")

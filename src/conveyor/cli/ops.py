@@ -4,6 +4,7 @@ whole system an operator checks first.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict
 
 import click
@@ -12,7 +13,7 @@ from rich.table import Table
 from conveyor.brokers.base import WorkerInfo
 from conveyor.cli.output import ago, console, echo_json, id_column
 from conveyor.cli.params import QUEUE
-from conveyor.cli.runtime import json_flag, run, wants_json
+from conveyor.cli.runtime import json_flag, notice, run, wants_json
 from conveyor.client import AsyncConveyor
 from conveyor.jobs import JobState
 
@@ -90,10 +91,18 @@ def pause(name: str) -> None:
     Running jobs finish; new jobs are still accepted.
     """
 
-    async def action(client: AsyncConveyor) -> None:
+    async def action(client: AsyncConveyor) -> list[str]:
+        known = await client.broker.queues()  # before pausing, which may make it known
         await client.pause(name)
+        return known
 
-    run(action)
+    known = run(action)
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        notice("warning", f"queue {name} is unknown: no job was ever enqueued to it (paused"
+               f" anyway: workers will not take the jobs it gets){hint}", queue=name,
+               similar=close)
     _done(name, paused=True)
 
 

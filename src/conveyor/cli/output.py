@@ -35,6 +35,11 @@ def echo_json(value: Any) -> None:
     click.echo(to_json(value, indent=2).decode())
 
 
+def echo_err_json(value: Any) -> None:
+    """One compact JSON line on stderr (notes and errors beside a --json result)."""
+    click.echo(to_json(value, fallback=repr).decode(), err=True)
+
+
 def when(dt: datetime | None) -> str:
     return "-" if dt is None else dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -63,8 +68,8 @@ def job_line(job: Job) -> str:
     return f"{job.id} {job.state}"
 
 
-def print_job(job: Job) -> None:
-    """Every field of one job, then its attempt history."""
+def print_job(job: Job, *, tracebacks: bool = False) -> None:
+    """Every field of one job, then its attempt history (and each attempt's traceback)."""
     fields: list[tuple[str, Any]] = [
         ("id", job.id), ("type", job.type), ("queue", job.queue), ("state", job.state),
         ("priority", job.priority), ("attempts", f"{job.attempts}/{job.max_attempts}"),
@@ -89,3 +94,9 @@ def print_job(job: Job) -> None:
         table.add_row(str(a.attempt), a.outcome, a.worker or "-", when(a.started_at),
                       when(a.finished_at), error)
     console().print(table)
+    with_tb = [a for a in job.history if a.traceback]
+    if with_tb and not tracebacks:
+        click.echo(f"({len(with_tb)} traceback(s): add --traceback to show them)")
+    for a in with_tb if tracebacks else []:
+        click.echo(f"\ntraceback of attempt {a.attempt} ({a.outcome}):")
+        click.echo(str(a.traceback).rstrip("\n"))

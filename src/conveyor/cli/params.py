@@ -54,6 +54,8 @@ class JsonValue(click.ParamType[Any]):
             return json.loads(text)
         except ValueError as exc:
             self.fail(f"invalid JSON: {exc}", param, ctx)
+        except RecursionError:
+            self.fail("invalid JSON: nested too deeply", param, ctx)
 
 
 class ZonedDatetime(click.ParamType[datetime]):

@@ -1,10 +1,12 @@
-"""What every command shares: the settings, a client connected for the length of one command,
-and the one place where a `ConveyorError` becomes `error: <code>: <message>` and an exit code.
+"""What every command shares: the settings, a client connected for the length of one command
+(after saying which broker it is), and the one place where a `ConveyorError` becomes
+`error: <code>: <message>` (or, with --json, `{"error": {...}}`) and an exit code.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -12,10 +14,14 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 import pydantic
+from pydantic_settings import SettingsError
 
+from conveyor.cli.broker import BrokerInfo, build_broker, describe, require_existing
+from conveyor.cli.output import echo_err_json
 from conveyor.client import AsyncConveyor
 from conveyor.errors import ConveyorError, PayloadTooLarge, UnknownJobType, ValidationError
 from conveyor.handlers import load_app
+from conveyor.logging import LOG_FORMATS, configure_logging, get_logger
 from conveyor.runloop import run_loop
 from conveyor.settings import Settings
 
@@ -34,6 +40,7 @@ _OPTION_OF = {
     "key_prefix": "--key-prefix",
     "lease_s": "--lease",
     "concurrency": "--concurrency",
+    "log_format": "--log-format",
 }
 
 
@@ -51,7 +58,9 @@ class CliState:
         try:
             return Settings(**{k: v for k, v in given.items() if v is not None})
         except pydantic.ValidationError as exc:
-            raise ValidationError(_settings_message(exc)) from exc
+            raise ValidationError(_settings_message(exc)) from None
+        except SettingsError as exc:  # an env value that is not even JSON, e.g. {bad
+            raise ValidationError(_unparsable_message(exc)) from None
 
 
 def _settings_message(exc: pydantic.ValidationError) -> str:
@@ -65,12 +74,28 @@ def _settings_message(exc: pydantic.ValidationError) -> str:
     return "invalid settings: " + "; ".join(problems)
 
 
+def _unparsable_message(exc: SettingsError) -> str:
+    match = re.search(r'field "([a-z0-9_]+)"', str(exc))
+    field = match.group(1) if match else "settings"
+    cause = f": {exc.__cause__}" if exc.__cause__ is not None else ""
+    return f"invalid settings: {field} (CONVEYOR_{field.upper()}): not valid JSON{cause}"
+
+
 def state() -> CliState:
     return click.get_current_context().ensure_object(CliState)
 
 
 def wants_json() -> bool:
-    return state().json
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.ensure_object(CliState).json
+
+
+def notice(kind: str, message: str, **fields: Any) -> None:
+    """A `warning:` or `note:` line on stderr; with --json `{"<kind>": {"message", ...}}`."""
+    if wants_json():
+        echo_err_json({kind: {"message": message, **fields}})
+    else:
+        click.echo(f"{kind}: {message}", err=True)
 
 
 def json_flag(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -87,6 +112,24 @@ def json_flag(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def log_format_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--log-format", type=click.Choice(LOG_FORMATS),
+        help="Log lines: auto (coloured text on a terminal, JSON otherwise), json or text"
+        " [env CONVEYOR_LOG_FORMAT; default auto].",
+    )(func)
+
+
+def start_service(settings: Settings, name: str) -> None:
+    """For the long-running commands: check the broker URL before anything starts (a bad one
+    is a usage error), switch to the configured logs and log which broker this is."""
+    build_broker(settings)
+    configure_logging(settings.log_level, settings.log_format)
+    info = describe(settings)
+    get_logger(f"conveyor.{name}").info("using broker", extra={
+        f"broker_{key}": value for key, value in info.to_dict().items()})
+
+
 def ensure_cwd_importable() -> None:
     """A console script's sys.path starts at its bin/ folder; `--app` modules live in the cwd."""
     cwd = os.getcwd()
@@ -100,20 +143,40 @@ def load_app_modules(app: str | None) -> None:
         load_app(app)
 
 
+def announce_broker(info: BrokerInfo) -> None:
+    """`broker: <url> (...)` on stderr (a JSON line with --json) as the command's last line,
+    after its output or its error, so stdout stays the result and `error:` stays first."""
+    as_json = wants_json()
+
+    def say() -> None:
+        if as_json:
+            echo_err_json({"broker": info.to_dict()})
+        else:
+            click.echo(info.line(), err=True)
+
+    click.get_current_context().find_root().call_on_close(say)
+
+
 def run(
     action: Callable[[AsyncConveyor], Awaitable[T]], *, app: str | None = None,
-    check: Callable[[AsyncConveyor], object] | None = None,
+    check: Callable[[AsyncConveyor], object] | None = None, creates: bool = False,
 ) -> T:
-    """Load the app's handlers, connect a client, run `action`, and always close the client.
+    """Load the app's handlers, say which broker, connect a client, run `action`, and always
+    close the client.
 
     `check` runs before connecting, so a bad request is reported as such even with the broker
-    down.
+    down. Only a command that `creates` jobs may create a SQLite file that is not there yet.
     """
     load_app_modules(app)
     settings = state().settings()
+    info = describe(settings)
+    broker = build_broker(settings)
+    announce_broker(info)
+    if not creates:
+        require_existing(info)
 
     async def main() -> T:
-        client = AsyncConveyor.from_url(settings=settings)
+        client = AsyncConveyor(broker)
         try:
             if check is not None:
                 check(client)
@@ -141,8 +204,17 @@ def _detail_lines(details: Any) -> Iterable[str]:
     return lines
 
 
-def report_error(exc: ConveyorError) -> NoReturn:
-    click.echo(f"error: {exc.code}: {exc.message}", err=True)
-    for line in _detail_lines(exc.details):
+def print_error(code: str, message: str, details: Any = None) -> None:
+    """On stderr: `error: <code>: <message>` and the field problems, or with --json the API's
+    envelope `{"error": {"code", "message", "details"}}` on one line."""
+    if wants_json():
+        echo_err_json({"error": {"code": str(code), "message": message, "details": details}})
+        return
+    click.echo(f"error: {code}: {message}", err=True)
+    for line in _detail_lines(details):
         click.echo(line, err=True)
+
+
+def report_error(exc: ConveyorError) -> NoReturn:
+    print_error(exc.code, exc.message, exc.details)
     raise click.exceptions.Exit(exit_code_for(exc))

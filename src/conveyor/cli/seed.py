@@ -56,7 +56,9 @@ def seed(
                 bar.advance(task, n)
         return time.perf_counter() - started
 
-    elapsed = run(action, app=app, check=lambda client: client.build_spec(request))
+    elapsed = run(
+        action, app=app, check=lambda client: client.build_spec(request), creates=True
+    )
     rate = count / elapsed if elapsed > 0 else float("inf")
     if wants_json():
         echo_json({"count": count, "queue": queue, "type": type_, "seconds": round(elapsed, 3),

@@ -10,7 +10,7 @@ import click
 
 from conveyor.cli.jobs import app_option
 from conveyor.cli.params import DURATION, QUEUE_LIST
-from conveyor.cli.runtime import load_app_modules, state
+from conveyor.cli.runtime import load_app_modules, log_format_option, start_service, state
 from conveyor.queues import DEFAULT_QUEUE
 
 
@@ -22,15 +22,18 @@ from conveyor.queues import DEFAULT_QUEUE
 @click.option("--lease", type=DURATION,
               help="Lease per delivery, e.g. 30s [default: CONVEYOR_LEASE_S or 30s].")
 @app_option
+@log_format_option
 def worker(
-    queues: list[str], concurrency: int | None, lease: float | None, app: str | None
+    queues: list[str], concurrency: int | None, lease: float | None, app: str | None,
+    log_format: str | None,
 ) -> None:
     """Run a worker on QUEUES.
 
     Fetches and runs jobs until SIGTERM or Ctrl-C, then stops gracefully.
     """
-    settings = state().settings(concurrency=concurrency, lease_s=lease)
+    settings = state().settings(concurrency=concurrency, lease_s=lease, log_format=log_format)
     load_app_modules(app)  # here, so a module that fails to import is a usage error (exit 2)
+    start_service(settings, "worker")
     from conveyor.worker import run_worker
 
     code = run_worker(

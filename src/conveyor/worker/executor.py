@@ -164,6 +164,7 @@ class Executor:
         will_retry = retry_ms is not None and d.attempts < d.max_attempts
         job_log.warning(
             "job failed",
+            exc_info=exc,  # the line says its class; JSON adds the traceback
             extra={
                 "error_code": code,
                 "error": _message(exc),
