@@ -87,6 +87,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._hurry = asyncio.Event()
         self._stopping = False
+        self._ignored_cancel = 0
         self._executor = Executor(
             registry, worker_id=self.worker_id, concurrency=concurrency,
             settings=self.settings, on_capacity=self._slot_freed.set,
@@ -104,6 +105,12 @@ class Worker:
         """Slots a new job could start in: a sync handler's thread that outlived its job
         (timeout, cancel) still holds one, so no job is leased that could not start."""
         return self.concurrency - len(self._in_flight) - self._executor.stray_threads
+
+    @property
+    def unfinished_handlers(self) -> int:
+        """Handlers still running after the worker stopped: sync threads that never returned
+        and tasks that ignored cancellation. Only a process exit ends them."""
+        return self._executor.stray_threads + self._ignored_cancel
 
     def _running_jobs(self) -> list[tuple[str, str]]:
         return [(s.delivery.job_id, s.delivery.type) for s in list(self._in_flight.values())]
@@ -360,6 +367,7 @@ class Worker:
         tasks = [s.task for s in left if s.task is not None]
         _, stuck = await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)
         if stuck:
+            self._ignored_cancel = len(stuck)
             log.warning("jobs ignored cancellation at shutdown", extra={"count": len(stuck)})
 
     async def _release(self, slots: list[_Slot]) -> None:
