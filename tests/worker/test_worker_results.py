@@ -15,7 +15,7 @@ from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
 from conveyor.handlers import Registry
 from conveyor.jobs import JobState
-from conveyor.worker.completions import Completions
+from conveyor.worker.completions import MAX_BATCH_BYTES, SUSPECT_BYTES, Completions
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
 #: The smallest request limits Redis accepts. Over the query buffer limit the server resets
@@ -62,6 +62,8 @@ async def test_an_oversized_ack_batch_is_split_and_nothing_wedges(
     assert done[0].result == "0" * 300_000
     assert [j.result for j in done[11:]] == list(range(20))
     assert worker.completions.acked == 31
+    # It learned the server's limit: later batches stay under it instead of being split.
+    assert SUSPECT_BYTES <= worker.completions.max_batch_bytes < MAX_BATCH_BYTES
 
 
 @LIMITS
@@ -178,3 +180,39 @@ async def test_an_unsendable_outcome_never_takes_the_batch_with_it(
         assert job.state is JobState.DEAD
         assert job.last_error is not None and job.last_error.message == f"error {i}"
     assert completions.failed >= 20
+
+
+class SlowAckBroker(RedisBroker):
+    """The real Redis broker behind a slow link for acks: the first takes 2.5 s to go out."""
+
+    delayed = False
+
+    async def ack(self, items):  # type: ignore[no-untyped-def]
+        if not self.delayed:
+            self.delayed = True
+            await asyncio.sleep(2.5)
+        return await super().ack(items)
+
+
+async def test_an_outcome_waiting_to_be_sent_keeps_its_lease(
+    registry: Registry, broker: RedisBroker, key_prefix: str, run_worker: RunWorker
+) -> None:
+    """The handler finished but its ack waits (a slow or splitting broker) for longer than
+    the lease. Today the lease is no longer extended once the handler returns: the job is
+    reaped, runs again and the first ack is refused."""
+    slow = SlowAckBroker(broker.client, key_prefix=key_prefix)
+    client = AsyncConveyor(slow, registry=registry)
+    runs = 0
+
+    @registry.handler("once", max_attempts=3)
+    async def once(payload: None) -> int:
+        nonlocal runs
+        runs += 1
+        return runs
+
+    job = await client.enqueue("once", queue=QUEUE)
+    async with run_worker(settings=make_settings(lease_s=1.0), on=slow):
+        done = await wait_for_state(client, job.id, DONE)
+    assert (done.state, done.attempts, done.result) == (JobState.SUCCEEDED, 1, 1)
+    assert runs == 1
+    assert [h.outcome for h in done.history] == ["succeeded"]

@@ -10,7 +10,12 @@ refusing *that request* (Redis resets the connection on a request over its limit
 otherwise looks like "Redis down"): the batch is split in halves until the bad item stands
 alone, and only that one is given up. A refused ack becomes a `result_too_large` failure of
 its job; a refused failure is resent stripped to ASCII; past that it is dropped and logged
-(its lease expires and the job runs again: at-least-once).
+(its lease expires and the job runs again: at-least-once). A large batch refused also lowers
+the byte bound of later batches (to half its size, never under `SUSPECT_BYTES`), so a worker
+learns its server's limit instead of paying for a split on every flush.
+
+An outcome waiting here still holds its lease: `pending_leases` lets the lease keeper extend
+it, so a slow broker delays outcomes without expiring their jobs.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from conveyor.brokers.base import AckItem, Broker, FailItem
+from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
 from conveyor.errors import ErrorCode
 from conveyor.jobs import JobState
 from conveyor.logging import get_logger
@@ -107,6 +112,8 @@ class Completions:
         self._max_items = max(1, max_batch_items)
         self._max_bytes = max(1, max_batch_bytes)
         self._task: asyncio.Task[None] | None = None
+        #: the batches of the flush in progress (taken off the queues, not yet answered)
+        self._sending: list[AckItem | FailItem] = []
         self._ack_kind: _Kind[AckItem] = _Kind("ack", broker.ack, ack_size)
         self._fail_kind: _Kind[FailItem] = _Kind("fail", broker.fail, fail_size)
         self.acked = 0
@@ -118,6 +125,15 @@ class Completions:
     @property
     def pending(self) -> int:
         return len(self._acks) + len(self._fails)
+
+    @property
+    def max_batch_bytes(self) -> int:
+        return self._max_bytes
+
+    def pending_leases(self) -> list[LeaseRef]:
+        """The leases of every outcome not yet answered by the broker."""
+        items: list[AckItem | FailItem] = [*self._sending, *self._acks, *self._fails]
+        return [LeaseRef(i.job_id, i.token) for i in items]
 
     def start(self) -> None:
         if self._task is None:
@@ -175,9 +191,13 @@ class Completions:
     async def _flush_once(self) -> None:
         acks = _take(self._acks, ack_size, self._max_items, self._max_bytes)
         fails = _take(self._fails, fail_size, self._max_items, self._max_bytes)
-        ack_left, fail_left = await asyncio.gather(
-            self._send(self._ack_kind, acks), self._send(self._fail_kind, fails)
-        )
+        self._sending = [*acks, *fails]
+        try:
+            ack_left, fail_left = await asyncio.gather(
+                self._send(self._ack_kind, acks), self._send(self._fail_kind, fails)
+            )
+        finally:
+            self._sending = []
         if not (ack_left or fail_left):
             self._backoff.reset()
             return
@@ -223,14 +243,19 @@ class Completions:
         the broker itself is in trouble (unreachable, full, read-only): wait and resend."""
         if broker_wide(exc):
             return False
-        if isinstance(exc, TRANSIENT_ERRORS):
-            size = sum(kind.size(item) for item in batch)
-            if size < SUSPECT_BYTES or not await self._broker_answers():
-                return False
+        size = sum(kind.size(item) for item in batch)
+        if isinstance(exc, TRANSIENT_ERRORS) and (
+            size < SUSPECT_BYTES or not await self._broker_answers()
+        ):
+            return False
         log.warning(
             "broker refused a batch of outcomes",
-            extra={"kind": kind.name, "count": len(batch), "error": repr(exc)[:500]},
+            extra={"kind": kind.name, "count": len(batch), "bytes": size,
+                   "error": repr(exc)[:500]},
         )
+        if len(batch) > 1 and size >= SUSPECT_BYTES and size // 2 < self._max_bytes:
+            self._max_bytes = max(SUSPECT_BYTES, size // 2)
+            log.warning("outcome batches bounded lower", extra={"max_bytes": self._max_bytes})
         return True
 
     async def _broker_answers(self) -> bool:

@@ -315,11 +315,19 @@ class Worker:
             self._slot_freed.set()
 
     def _leases(self) -> list[LeaseRef]:
-        return [
+        """Running jobs, and jobs whose outcome waits to be sent (their lease still counts
+        until it lands). An outcome whose job was delivered to us again is stale: left out,
+        so a lost-lease report names one delivery only."""
+        running = [
             LeaseRef(s.delivery.job_id, s.delivery.token)
             for s in self._in_flight.values()
             if not s.dropped
         ]
+        waiting = {
+            r.job_id: r for r in self.completions.pending_leases()
+            if r.job_id not in self._in_flight
+        }
+        return running + list(waiting.values())
 
     def _on_lease_lost(self, refs: list[LeaseRef]) -> None:
         for ref in refs:
