@@ -99,8 +99,12 @@ class Executor:
 
     async def start(self) -> None:
         """Start the fork server first if some handler runs in a process (seconds, once)."""
-        if any(self._registry.get(t).isolation == "process" for t in self._registry.types()):
-            await asyncio.get_running_loop().run_in_executor(None, isolation.prepare)
+        specs = [self._registry.get(t) for t in self._registry.types()]
+        modules = {str(s.func.__module__) for s in specs if s.isolation == "process"}
+        if modules:
+            await asyncio.get_running_loop().run_in_executor(
+                None, isolation.prepare, sorted(modules)
+            )
 
     def shutdown(self) -> None:
         """Drop queued sync calls; threads already running finish on their own (see above)."""

@@ -51,11 +51,12 @@ class ChildConfig:
     log_format: str
 
 
-def prepare() -> None:
-    """Start the fork server (blocking, about a Python start: run it off the event loop)."""
+def prepare(modules: Iterable[str] = ()) -> None:
+    """Start the fork server with conveyor and `modules` (the handlers' own) imported, so a
+    child starts with them loaded. Blocking, about a Python start: run it off the loop."""
     from multiprocessing import forkserver
 
-    _mp.set_forkserver_preload(["conveyor.handlers"])
+    _mp.set_forkserver_preload(["conveyor.handlers", *modules])
     forkserver.ensure_running()
 
 
