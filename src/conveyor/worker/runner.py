@@ -112,7 +112,7 @@ class Worker:
         and tasks that ignored cancellation. Only a process exit ends them."""
         return self._executor.stray_threads + self._ignored_cancel
 
-    def _running_jobs(self) -> list[tuple[str, str]]:
+    def _running_jobs(self) -> list[tuple[str, str]]:  # called from the watchdog thread
         return [(s.delivery.job_id, s.delivery.type) for s in list(self._in_flight.values())]
 
     @property
@@ -318,15 +318,10 @@ class Worker:
         """Running jobs, and jobs whose outcome waits to be sent (their lease still counts
         until it lands). An outcome whose job was delivered to us again is stale: left out,
         so a lost-lease report names one delivery only."""
-        running = [
-            LeaseRef(s.delivery.job_id, s.delivery.token)
-            for s in self._in_flight.values()
-            if not s.dropped
-        ]
-        waiting = {
-            r.job_id: r for r in self.completions.pending_leases()
-            if r.job_id not in self._in_flight
-        }
+        running = [LeaseRef(s.delivery.job_id, s.delivery.token)
+                   for s in self._in_flight.values() if not s.dropped]
+        waiting = {r.job_id: r for r in self.completions.pending_leases()
+                   if r.job_id not in self._in_flight}
         return running + list(waiting.values())
 
     def _on_lease_lost(self, refs: list[LeaseRef]) -> None:
