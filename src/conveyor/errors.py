@@ -26,6 +26,7 @@ class ErrorCode(StrEnum):
     BROKER_UNAVAILABLE = "broker_unavailable"
     BROKER_MISCONFIGURED = "broker_misconfigured"
     CORRUPT_JOB = "corrupt_job"
+    RESULT_TOO_LARGE = "result_too_large"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     WORKER_SHUTDOWN = "worker_shutdown"
     SMTP_TRANSIENT = "smtp_transient"

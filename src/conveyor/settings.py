@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     queue_retention_s: dict[str, PositiveFloat] = Field(default_factory=dict)
 
     concurrency: PositiveInt = 10
+    #: largest result (its JSON text) a worker sends; over it the job fails `result_too_large`
+    max_result_bytes: PositiveInt = 1048576
+    #: warn when a handler holds the worker's event loop longer than this; 0: never
+    loop_block_warn_s: float = Field(default=1.0, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: auto: coloured text on a terminal, JSON otherwise
     log_format: Literal["auto", "json", "text"] = "auto"

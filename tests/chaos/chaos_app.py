@@ -1,7 +1,8 @@
 """Handlers for the chaos tests, loaded by real workers with `--app chaos_app` (PYTHONPATH is
 tests/chaos). TEST-ONLY: never import this module in a production worker.
 
-- `chaos.work` records its run in the ledger (start, then done) and sleeps `ms`.
+- `chaos.work` records its run in the ledger (start, then done), sleeps `ms` and returns
+  `{token, pid, worker}` (plus `pad` characters of padding when asked).
 - `chaos.poison` records its start, then kills its own worker (exit 137), on every attempt.
 
 With `CHAOS_CRASH_HOOKS=1` in the worker's environment, a `chaos.work` job whose payload names
@@ -47,6 +48,8 @@ class WorkPayload(BaseModel):
 
     ms: int = Field(default=0, ge=0)
     crash_at: CrashPoint | None = None
+    #: characters of padding in the result (the oversized-results scenario)
+    pad: int = Field(default=0, ge=0)
 
 
 def ledger() -> Ledger:
@@ -94,7 +97,10 @@ async def work(payload: WorkPayload, ctx: JobContext) -> dict[str, Any]:
     _record(ctx, token, Event.DONE)
     if point in ("before_ack", "after_ack"):
         _ack_traps[ctx.job_id] = point
-    return {"pid": os.getpid(), "token": token, "worker": ctx.worker_id}
+    result: dict[str, Any] = {"pid": os.getpid(), "token": token, "worker": ctx.worker_id}
+    if payload.pad:
+        result["pad"] = "p" * payload.pad
+    return result
 
 
 @handler(POISON_TYPE, max_attempts=3)

@@ -79,6 +79,8 @@ class WorkerSpec:
     grace_s: float = 5.0
     crash_hooks: bool = False
     log_level: str = "INFO"
+    #: further CONVEYOR_* settings, as (name, value) pairs
+    extra_env: tuple[tuple[str, str], ...] = ()
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
@@ -97,6 +99,7 @@ class WorkerSpec:
         })
         if self.crash_hooks:
             env[CRASH_ENV] = "1"
+        env.update(self.extra_env)
         return env
 
 

@@ -131,11 +131,13 @@ def _counted_run(job: Job, raw: dict[str, str], done: list[Run]) -> Run | None:
 
 
 def _explained(run: Run, job: Job) -> bool:
-    """A completed run that did not count is fine only if its lease was lost: the broker's
-    history shows that delivery (attempt, worker) ending in a lease expiry."""
+    """A completed run that did not count as a success is fine only if its lease was lost
+    (the broker's history shows that delivery (attempt, worker) ending in a lease expiry) or
+    if its outcome was recorded as that delivery's failure (e.g. `result_too_large`)."""
     return any(
         h.attempt == run.attempt and h.worker == run.worker_id
-        and h.error_code == "lease_expired"
+        and (h.error_code == "lease_expired"
+             or (h.error_code is not None and h.outcome in ("failed", "dead")))
         for h in job.history
     )
 

@@ -477,23 +477,65 @@ async def test_invalid_payload_is_refused_at_enqueue_and_nothing_is_stored(
     assert [k async for k in broker.client.scan_iter(match=f"{broker_prefix(broker)}:*")] == []
 
 
-async def test_from_is_required_unless_smtp_from_is_configured(
-    client: AsyncConveyor, broker: RedisBroker, smtp_env: Callable[..., None]
+async def test_the_default_sender_is_the_workers_setting_not_the_producers(
+    client: AsyncConveyor, broker: RedisBroker, run_worker: RunWorker,
+    smtp_env: Callable[..., None],
+) -> None:
+    """An API or producer without CONVEYOR_SMTP_FROM (or with a broken one) accepts an email
+    without `from`; the worker that sends it applies its own sender. Today the producer's
+    environment is checked at enqueue: 422 for every such email."""
+    payload = mail()
+    del payload["from"]
+    smtp_env(1)  # the producer: no CONVEYOR_SMTP_FROM at all
+    first = await client.enqueue(EMAIL_TYPE, payload, queue=QUEUE)
+    smtp_env(1, FROM="not an address")
+    second = await client.enqueue(EMAIL_TYPE, payload, queue=QUEUE)
+    assert isinstance(first.payload, dict) and first.payload["from"] is None
+    smtp = ScriptedSMTP()
+    async with smtp_server(smtp) as port:
+        smtp_env(port, FROM="worker-sender@example.com")  # the worker's environment
+        async with run_worker():
+            done = [await wait_for_state(client, j.id, DONE) for j in (first, second)]
+    assert [j.state for j in done] == [JobState.SUCCEEDED] * 2, done[0].last_error
+    assert [m[0] for m in smtp.delivered] == ["worker-sender@example.com"] * 2
+
+
+async def test_an_api_without_a_sender_accepts_an_email_without_from(
+    broker: RedisBroker, smtp_env: Callable[..., None]
+) -> None:
+    """POST /v1/jobs on an API process whose environment has no CONVEYOR_SMTP_FROM."""
+    import httpx
+
+    from conveyor.api import create_app
+
+    smtp_env(1)
+    payload = mail()
+    del payload["from"]
+    api_client = AsyncConveyor(broker)
+    app = create_app(api_client, Settings(broker_url=REDIS_URL, key_prefix=broker.keys.prefix))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        reply = await http.post(
+            "/v1/jobs", json={"type": EMAIL_TYPE, "payload": payload, "queue": QUEUE}
+        )
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["payload"]["from"] is None
+
+
+async def test_a_worker_without_a_sender_fails_the_email_saying_so(
+    client: AsyncConveyor, run_worker: RunWorker, smtp_env: Callable[..., None]
 ) -> None:
     payload = mail()
     del payload["from"]
     smtp_env(1)
-    with pytest.raises(ValidationError) as info:
-        await client.enqueue(EMAIL_TYPE, payload, queue=QUEUE)
-    assert "CONVEYOR_SMTP_FROM" in str(info.value.details)
-    smtp_env(1, FROM="not an address")
-    with pytest.raises(ValidationError):
-        await client.enqueue(EMAIL_TYPE, payload, queue=QUEUE)
-    assert [k async for k in broker.client.scan_iter(match=f"{broker_prefix(broker)}:*")] == []
-    smtp_env(1, FROM="noreply@example.com")
-    job = await client.enqueue(EMAIL_TYPE, payload, queue=QUEUE)
-    assert isinstance(job.payload, dict)
-    assert job.payload["from"] is None  # resolved by the worker when it sends
+    async with run_worker() as worker:
+        job = await client.enqueue(EMAIL_TYPE, payload, queue=QUEUE)
+        done = await wait_for_state(client, job.id, DONE)
+    assert (done.state, done.attempts) == (JobState.DEAD, 1)
+    assert done.last_error is not None and done.last_error.code == "validation_error"
+    assert "CONVEYOR_SMTP_FROM" in done.last_error.message
+    assert worker.worker_id in done.last_error.message
 
 
 def test_stored_payload_is_normalised_and_uses_the_from_key() -> None:

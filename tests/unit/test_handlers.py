@@ -152,6 +152,31 @@ def test_invalid_timeouts(timeout: float) -> None:
         Registry().handler("t", timeout_s=timeout)(lambda payload: None)
 
 
+def _module_level_sync(payload: Any) -> None:
+    return None
+
+
+async def _module_level_async(payload: Any) -> None:
+    return None
+
+
+def test_process_isolation_is_for_module_level_sync_handlers() -> None:
+    reg = Registry()
+    reg.handler("iso", isolation="process")(_module_level_sync)
+    assert reg.get("iso").isolation == "process"
+    assert reg.handler("plain")(_module_level_sync) and reg.get("plain").isolation == "thread"
+    with pytest.raises(ValueError, match="sync handlers"):
+        reg.handler("iso.async", isolation="process")(_module_level_async)
+
+    def local(payload: Any) -> None:
+        return None
+
+    with pytest.raises(ValueError, match="module-level"):
+        reg.handler("iso.local", isolation="process")(local)
+    with pytest.raises(ValueError, match="isolation"):
+        reg.handler("iso.bad", isolation="fork")(_module_level_sync)  # type: ignore[arg-type]
+
+
 def test_invalid_retry_options() -> None:
     with pytest.raises(ValueError):
         Registry().handler("t", max_attempts=0)

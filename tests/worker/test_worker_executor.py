@@ -58,11 +58,25 @@ async def test_success_serialises_result_with_pydantic(
     assert out == AckItem(JOB_ID, "7", '{"x":2,"y":3}')
 
 
-async def test_unknown_type_is_dead(executor: Executor) -> None:
-    out = await executor.execute(delivery("nope"))
+async def test_unknown_type_is_retried_elsewhere_then_dead(
+    registry: Registry, executor: Executor
+) -> None:
+    """A type this worker lacks may be known to another: retried later (attempt charged),
+    DEAD on the last attempt; the message says which worker lacked it and how to fix it."""
+
+    @registry.handler("known.one")
+    async def known(p: None) -> None: ...
+
+    out = await executor.execute(delivery("nope", attempts=1, max_attempts=3))
     assert isinstance(out, FailItem)
     assert out.error_code == "unknown_job_type"
-    assert out.retry_delay_ms is None
+    assert out.retry_delay_ms is not None and out.retry_delay_ms > 0
+    assert "worker w1 on host " in out.message
+    assert "--app" in out.message and "CONVEYOR_APP" in out.message
+    assert "known.one" in out.message
+    last = await executor.execute(delivery("nope", attempts=3, max_attempts=3))
+    assert isinstance(last, FailItem)
+    assert last.retry_delay_ms is None
 
 
 async def test_bad_payload_is_dead(registry: Registry, executor: Executor) -> None:

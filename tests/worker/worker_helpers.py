@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from conveyor.client import AsyncConveyor
@@ -15,6 +15,9 @@ QUEUE = "q"
 
 #: the `run_worker` fixture: `async with run_worker(concurrency=4) as worker: ...`
 RunWorker = Callable[..., Any]
+#: the `own_redis` fixture: `await own_redis("--proto-max-bulk-len", "1mb")` starts a private
+#: redis-server with that config and returns a connected broker on it
+OwnRedis = Callable[..., Awaitable[Any]]
 
 
 def make_settings(**overrides: Any) -> Settings:

@@ -81,7 +81,7 @@ class EmailPayload(BaseModel):
     cc: Addresses = Field(default_factory=list)
     bcc: Addresses = Field(default_factory=list)
     from_: EmailStr | None = Field(default=None, alias="from")
-    """Defaults to CONVEYOR_SMTP_FROM; required when that is not set."""
+    """Defaults to the sending worker's CONVEYOR_SMTP_FROM (applied when it sends)."""
     reply_to: Addresses = Field(default_factory=list)
     subject: str = Field(max_length=MAX_HEADER_LEN)
     text: str | None = None
@@ -113,9 +113,8 @@ class EmailPayload(BaseModel):
             raise ValueError("at least one of text or html is required")
         if len(self.envelope_recipients()) > MAX_RECIPIENTS:
             raise ValueError(f"at most {MAX_RECIPIENTS} recipients (to + cc + bcc)")
-        if self.from_ is None:
-            # Checked at enqueue so a job that cannot be sent is refused, not stored to die.
-            default_sender(get_settings())
+        # No default sender check here: the producer's (or API's) environment is not the
+        # worker's. The worker that sends applies its own CONVEYOR_SMTP_FROM (see deliver).
         return self
 
     def envelope_recipients(self) -> list[str]:
@@ -204,9 +203,15 @@ async def deliver(payload: EmailPayload, ctx: JobContext, settings: Settings) ->
     """Send one message; returns the job result (Message-ID and any refused recipients)."""
     try:
         sender = payload.from_ or default_sender(settings)
+    except ValueError as exc:  # a worker setting, so say which worker
+        raise PermanentError(
+            f"no sender: the payload has no 'from' and worker {ctx.worker_id} has no usable "
+            f"default ({exc})", code=ErrorCode.VALIDATION_ERROR,
+        ) from exc
+    try:
         msg_id = message_id(ctx.job_id, sender)
         msg = build_message(payload, sender=sender, msg_id=msg_id)
-    except ValueError as exc:  # config changed since enqueue, or a header the library refuses
+    except ValueError as exc:  # a header or address the email library refuses
         raise PermanentError(
             f"cannot build the message: {exc}", code=ErrorCode.VALIDATION_ERROR
         ) from exc

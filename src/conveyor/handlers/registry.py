@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pydantic
 import pydantic_core
@@ -26,6 +26,9 @@ TYPE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 F = TypeVar("F", bound=Callable[..., Any])
 PayloadModel = type[pydantic.BaseModel]
+#: where a sync handler runs: a pool thread (cannot be stopped) or a child process (killed
+#: on timeout, lease loss and shutdown; its function and payload must be picklable)
+Isolation = Literal["thread", "process"]
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
@@ -66,6 +69,7 @@ class HandlerSpec:
     wants_ctx: bool
     dlq_policy: DlqPolicy | None = None
     """Redrive after a delay at most N times, `on_dead` hooks: run by the DLQ worker."""
+    isolation: Isolation = "thread"
 
     def __post_init__(self) -> None:
         if not isinstance(self.type, str) or not TYPE_NAME_RE.fullmatch(self.type):
@@ -76,6 +80,15 @@ class HandlerSpec:
             not math.isfinite(self.timeout_s) or not 0 < self.timeout_s <= MAX_TIMEOUT_S
         ):
             raise ValueError(f"timeout_s must be in (0, {MAX_TIMEOUT_S:g}], got {self.timeout_s}")
+        if self.isolation not in ("thread", "process"):
+            raise ValueError(f"isolation must be 'thread' or 'process', got {self.isolation!r}")
+        if self.isolation == "process":
+            if self.is_async:
+                raise ValueError(f"job type {self.type!r}: isolation='process' is for sync "
+                                 "handlers (an async handler is cancelled, not killed)")
+            if "<locals>" in getattr(self.func, "__qualname__", "<locals>"):
+                raise ValueError(f"job type {self.type!r}: a process-isolated handler must be "
+                                 "a module-level function (it is sent to the child by name)")
 
     @classmethod
     def from_function(
@@ -87,6 +100,7 @@ class HandlerSpec:
         retry: RetryPolicy | None = None,
         timeout_s: float | None = None,
         dlq_policy: DlqPolicy | None = None,
+        isolation: Isolation = "thread",
     ) -> HandlerSpec:
         return cls(
             type=type_name,
@@ -95,6 +109,7 @@ class HandlerSpec:
             retry=retry if retry is not None else RetryPolicy(),
             timeout_s=timeout_s,
             dlq_policy=dlq_policy,
+            isolation=isolation,
             # An object with an `async def __call__` is async too.
             is_async=inspect.iscoroutinefunction(func)
             or inspect.iscoroutinefunction(type(func).__call__),
@@ -216,6 +231,7 @@ class Registry:
         max_redrives: int | None = None,
         on_dead: DeadHook | Sequence[DeadHook] | None = None,
         redrive_poison: bool = False,
+        isolation: Isolation = "thread",
     ) -> Callable[[F], F]:
         """Decorator registering a function; the function itself is returned unchanged."""
         retry = RetryPolicy(
@@ -231,7 +247,7 @@ class Registry:
             self.register(
                 HandlerSpec.from_function(
                     type_name, func, payload=payload, retry=retry, timeout_s=timeout_s,
-                    dlq_policy=policy,
+                    dlq_policy=policy, isolation=isolation,
                 )
             )
             return func
@@ -254,6 +270,7 @@ def handler(
     max_redrives: int | None = None,
     on_dead: DeadHook | Sequence[DeadHook] | None = None,
     redrive_poison: bool = False,
+    isolation: Isolation = "thread",
 ) -> Callable[[F], F]:
     """`@handler("report.build", payload=ReportPayload, max_attempts=5, timeout_s=60)`.
 
@@ -261,6 +278,9 @@ def handler(
     back that long after they died, at most `max_redrives` times each (default 3); poison
     jobs (`lease_expired`) only with `redrive_poison=True`. `on_dead` hooks (sync or async
     callables taking the dead Job) run once per death, at least once.
+
+    `isolation="process"` runs a sync handler in a child process, killed on timeout, lease
+    loss or shutdown (a thread cannot be stopped); function and payload must be picklable.
     """
     target = registry if registry is not None else default_registry
     return target.handler(
@@ -273,6 +293,7 @@ def handler(
         max_redrives=max_redrives,
         on_dead=on_dead,
         redrive_poison=redrive_poison,
+        isolation=isolation,
     )
 
 

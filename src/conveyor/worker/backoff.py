@@ -9,9 +9,10 @@ from __future__ import annotations
 import random
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.errors import BrokerUnavailable
+from conveyor.errors import BrokerUnavailable, ConveyorError, ErrorCode
 
 #: Errors after which retrying later can succeed. OSError covers refused/reset sockets.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -20,6 +21,25 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     RedisTimeoutError,
     OSError,
 )
+
+#: Codes and Redis error prefixes that say the broker as a whole refuses work right now
+#: (full, read-only replica, busy script, failed disk save...), whatever the request.
+_BROKER_WIDE_CODES = frozenset({ErrorCode.BROKER_MISCONFIGURED, "broker_full"})
+_BROKER_WIDE_REPLIES = (
+    "OOM", "BUSY", "READONLY", "MISCONF", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
+    "NOREPLICAS",
+)
+
+
+def broker_wide(exc: BaseException) -> bool:
+    """True when `exc` says the broker refuses any request now, not this one in particular:
+    wait and resend, never give the request up."""
+    for err in (exc, exc.__cause__):
+        if isinstance(err, ConveyorError) and str(err.code) in _BROKER_WIDE_CODES:
+            return True
+        if isinstance(err, ResponseError) and str(err).startswith(_BROKER_WIDE_REPLIES):
+            return True
+    return False
 
 
 class Backoff:

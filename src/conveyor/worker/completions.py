@@ -1,26 +1,106 @@
-"""Batch job outcomes: one `ack()` and one `fail()` round trip per flush, for any number of jobs.
+"""Batch job outcomes: few `ack()` and `fail()` round trips for any number of jobs.
 
 There is no timer: the flusher sends whatever is pending as soon as it exists, so under load
-the batches grow on their own while the previous round trip is in flight. Broker errors are
-retried with backoff and nothing is dropped; a late ack is harmless because the lease token
-fences it (the broker rejects it if the job moved on).
+the batches grow on their own while the previous round trip is in flight. Every batch is
+bounded by count and by bytes. A late or repeated ack is harmless: the lease token fences it.
+
+One outcome must never block the others. While the broker is unreachable everything is kept
+and retried with backoff. But a broker that answers a ping and still refuses a batch is
+refusing *that request* (Redis resets the connection on a request over its limits, which
+otherwise looks like "Redis down"): the batch is split in halves until the bad item stands
+alone, and only that one is given up. A refused ack becomes a `result_too_large` failure of
+its job; a refused failure is resent stripped to ASCII; past that it is dropped and logged
+(its lease expires and the job runs again: at-least-once). A large batch refused also lowers
+the byte bound of later batches (to half its size, never under `SUSPECT_BYTES`), so a worker
+learns its server's limit instead of paying for a split on every flush.
+
+An outcome waiting here still holds its lease: `pending_leases` lets the lease keeper extend
+it, so a slow broker delays outcomes without expiring their jobs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from conveyor.brokers.base import AckItem, Broker, FailItem
+from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
+from conveyor.errors import ErrorCode
 from conveyor.jobs import JobState
 from conveyor.logging import get_logger
-from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff
+from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff, broker_wide
+from conveyor.worker.safety import MESSAGE_LIMIT, byte_size
 
 log = get_logger("conveyor.worker.completions")
 
+#: Bounds of one batch (per kind: acks and fails travel separately).
+MAX_BATCH_ITEMS = 1000
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+#: Below this a request cannot break a server's request limits (Redis' smallest settings of
+#: client-query-buffer-limit and proto-max-bulk-len are 1 MB): a dropped connection on a
+#: smaller one is the broker's trouble, never the request's.
+SUSPECT_BYTES = 512 * 1024
+#: How many times a lone item must be refused (broker answering meanwhile) to be given up.
+STRIKES = 2
+#: Per-item overhead of the batch encoding (ids, token, JSON punctuation), roughly.
+ITEM_OVERHEAD = 96
+
+T = TypeVar("T", AckItem, FailItem)
+_CODE_RE = re.compile(r"^[a-z0-9_.:-]{1,64}$")
+
+
+def ack_size(item: AckItem) -> int:
+    return byte_size(item.result_json) + len(item.job_id) + ITEM_OVERHEAD
+
+
+def fail_size(item: FailItem) -> int:
+    return (byte_size(item.message) + byte_size(item.traceback) + byte_size(item.error_code)
+            + len(item.job_id) + ITEM_OVERHEAD)
+
+
+def stripped(item: FailItem) -> FailItem:
+    """A failure any broker can store: ASCII message, safe code, no traceback. Idempotent,
+    so a stripped item refused again is recognised and dropped."""
+    message = item.message.encode("ascii", "backslashreplace").decode("ascii")[:MESSAGE_LIMIT]
+    code = item.error_code if _CODE_RE.fullmatch(item.error_code) else ErrorCode.HANDLER_ERROR
+    return FailItem(item.job_id, item.token, str(code), message, "", item.retry_delay_ms)
+
+
+def _take(queue: list[T], size: Callable[[T], int], max_items: int, max_bytes: int) -> list[T]:
+    """Pop a batch off the front of `queue`: at least one item, then within both bounds."""
+    n = total = 0
+    for item in queue:
+        s = size(item)
+        if n and (n >= max_items or total + s > max_bytes):
+            break
+        n += 1
+        total += s
+    batch = queue[:n]
+    del queue[:n]
+    return batch
+
+
+@dataclass(slots=True)
+class _Kind(Generic[T]):
+    """What differs between acks and fails: the call, the size, what a refusal turns into."""
+
+    name: str
+    call: Callable[[Sequence[T]], Awaitable[Sequence[object]]]
+    size: Callable[[T], int]
+
 
 class Completions:
-    def __init__(self, broker: Broker, *, backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        backoff: Backoff | None = None,
+        max_batch_items: int = MAX_BATCH_ITEMS,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+    ) -> None:
         self._broker = broker
         self._acks: list[AckItem] = []
         self._fails: list[FailItem] = []
@@ -29,14 +109,31 @@ class Completions:
         self._idle.set()
         self._closing = False
         self._backoff = backoff or Backoff()
+        self._max_items = max(1, max_batch_items)
+        self._max_bytes = max(1, max_batch_bytes)
         self._task: asyncio.Task[None] | None = None
+        #: the batches of the flush in progress (taken off the queues, not yet answered)
+        self._sending: list[AckItem | FailItem] = []
+        self._ack_kind: _Kind[AckItem] = _Kind("ack", broker.ack, ack_size)
+        self._fail_kind: _Kind[FailItem] = _Kind("fail", broker.fail, fail_size)
         self.acked = 0
         self.failed = 0
         self.rejected = 0
+        #: outcomes the broker refused outright (after splitting), dropped or replaced
+        self.refused = 0
 
     @property
     def pending(self) -> int:
         return len(self._acks) + len(self._fails)
+
+    @property
+    def max_batch_bytes(self) -> int:
+        return self._max_bytes
+
+    def pending_leases(self) -> list[LeaseRef]:
+        """The leases of every outcome not yet answered by the broker."""
+        items: list[AckItem | FailItem] = [*self._sending, *self._acks, *self._fails]
+        return [LeaseRef(i.job_id, i.token) for i in items]
 
     def start(self) -> None:
         if self._task is None:
@@ -92,58 +189,121 @@ class Completions:
                 return
 
     async def _flush_once(self) -> None:
-        acks, self._acks = self._acks, []
-        fails, self._fails = self._fails, []
+        acks = _take(self._acks, ack_size, self._max_items, self._max_bytes)
+        fails = _take(self._fails, fail_size, self._max_items, self._max_bytes)
+        self._sending = [*acks, *fails]
         try:
-            if acks and fails:
-                ack_res, fail_res = await asyncio.gather(
-                    self._broker.ack(acks), self._broker.fail(fails)
-                )
-            elif acks:
-                ack_res, fail_res = await self._broker.ack(acks), []
-            else:
-                ack_res, fail_res = [], await self._broker.fail(fails)
-        except TRANSIENT_ERRORS as exc:
-            # Put them back in front; newer items keep their order behind them.
-            self._acks[:0] = acks
-            self._fails[:0] = fails
-            delay = self._backoff.next_delay_s()
-            log.warning(
-                "broker unavailable, completions will be retried",
-                extra={"error": repr(exc), "pending": self.pending, "retry_in_s": round(delay, 3)},
+            ack_left, fail_left = await asyncio.gather(
+                self._send(self._ack_kind, acks), self._send(self._fail_kind, fails)
             )
-            await asyncio.sleep(delay)
+        finally:
+            self._sending = []
+        if not (ack_left or fail_left):
+            self._backoff.reset()
             return
-        except Exception:
-            # Not transient (a bug, a corrupt reply): retrying would loop forever. The
-            # leases expire and the jobs run again, which at-least-once allows.
-            log.exception(
-                "completions batch failed, outcomes dropped",
-                extra={"count": len(acks) + len(fails)},
-            )
-            return
-        self._backoff.reset()
-        self._account(acks, ack_res, fails, fail_res)
+        # The broker is unreachable: put what was not sent back in front, in order.
+        self._acks[:0] = ack_left
+        self._fails[:0] = fail_left
+        delay = self._backoff.next_delay_s()
+        log.warning(
+            "broker unavailable, completions will be retried",
+            extra={"pending": self.pending, "retry_in_s": round(delay, 3)},
+        )
+        await asyncio.sleep(delay)
 
-    def _account(
-        self,
-        acks: list[AckItem],
-        ack_res: list[bool],
-        fails: list[FailItem],
-        fail_res: list[JobState | None],
-    ) -> None:
-        for item, ok in zip(acks, ack_res, strict=False):
-            if ok:
-                self.acked += 1
-            else:
-                self.rejected += 1
-                log.warning("ack rejected: lease lost", extra={"job_id": item.job_id})
-        for fitem, state in zip(fails, fail_res, strict=False):
-            if state is not None:
+    async def _send(self, kind: _Kind[T], items: list[T]) -> list[T]:
+        """Send `items`, splitting refused batches; returns what is left unsent because the
+        broker is unreachable (nothing is lost), in order."""
+        todo: list[tuple[list[T], int]] = [(items, 0)] if items else []
+        while todo:
+            batch, strikes = todo.pop()
+            try:
+                results = await kind.call(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not await self._refused(batch, kind, exc):
+                    left = list(batch)
+                    for rest, _ in reversed(todo):
+                        left += rest
+                    return left
+                if len(batch) > 1:
+                    mid = len(batch) // 2
+                    todo += [(batch[mid:], 0), (batch[:mid], 0)]
+                elif strikes + 1 < STRIKES and isinstance(exc, TRANSIENT_ERRORS):
+                    todo.append((batch, strikes + 1))
+                else:
+                    self._give_up(batch[0], exc)
+                continue
+            self._account(batch, results)
+        return []
+
+    async def _refused(self, batch: Sequence[T], kind: _Kind[T], exc: Exception) -> bool:
+        """True when the broker refuses this request (so splitting it can help); False when
+        the broker itself is in trouble (unreachable, full, read-only): wait and resend."""
+        if broker_wide(exc):
+            return False
+        size = sum(kind.size(item) for item in batch)
+        if isinstance(exc, TRANSIENT_ERRORS) and (
+            size < SUSPECT_BYTES or not await self._broker_answers()
+        ):
+            return False
+        log.warning(
+            "broker refused a batch of outcomes",
+            extra={"kind": kind.name, "count": len(batch), "bytes": size,
+                   "error": repr(exc)[:500]},
+        )
+        if len(batch) > 1 and size >= SUSPECT_BYTES and size // 2 < self._max_bytes:
+            self._max_bytes = max(SUSPECT_BYTES, size // 2)
+            log.warning("outcome batches bounded lower", extra={"max_bytes": self._max_bytes})
+        return True
+
+    async def _broker_answers(self) -> bool:
+        try:
+            return await self._broker.ping()
+        except Exception:
+            return False
+
+    def _give_up(self, item: AckItem | FailItem, exc: Exception) -> None:
+        self.refused += 1
+        reason = repr(exc)[:300]
+        if isinstance(item, AckItem):
+            size = byte_size(item.result_json)
+            log.error(
+                "broker refused a result: failing its job with result_too_large",
+                extra={"job_id": item.job_id, "result_bytes": size, "error": reason},
+            )
+            self._fails.append(FailItem(
+                item.job_id, item.token, str(ErrorCode.RESULT_TOO_LARGE),
+                f"the broker refused the result ({size} bytes): {reason}",
+            ))
+            return
+        plain = stripped(item)
+        if plain != item:
+            log.error(
+                "broker refused a failure: resending it stripped",
+                extra={"job_id": item.job_id, "error_code": item.error_code, "error": reason},
+            )
+            self._fails.append(plain)
+            return
+        log.error(
+            "broker refused a failure: dropped, the lease will expire and the job run again",
+            extra={"job_id": item.job_id, "error_code": item.error_code, "error": reason},
+        )
+
+    def _account(self, batch: Sequence[AckItem | FailItem], results: Sequence[object]) -> None:
+        for item, res in zip(batch, results, strict=False):
+            if isinstance(item, AckItem):
+                if res:
+                    self.acked += 1
+                else:
+                    self.rejected += 1
+                    log.warning("ack rejected: lease lost", extra={"job_id": item.job_id})
+            elif isinstance(res, JobState):
                 self.failed += 1
             else:
                 self.rejected += 1
                 log.warning(
                     "fail rejected: lease lost",
-                    extra={"job_id": fitem.job_id, "error_code": fitem.error_code},
+                    extra={"job_id": item.job_id, "error_code": item.error_code},
                 )

@@ -1,11 +1,22 @@
 """`run_worker`: the process entry point behind `conveyor worker` (logging, app modules,
-broker connection, signal handling). Returns the process exit code."""
+broker connection, signal handling). Returns the process exit code.
+
+A stop signal ends the process within its grace period plus `FORCED_EXIT_MARGIN_S`, whatever
+the handlers do: once the worker has released what it holds, handlers that are still running
+(a sync thread that never returns, a task that swallows cancellation) would keep Python from
+exiting, so the process exits without waiting for them; and a loop so blocked that the
+worker cannot even drain is ended by a timer thread.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import signal
+import sys
+import threading
 
 from conveyor.brokers import broker_from_url
 from conveyor.brokers.base import Broker
@@ -23,6 +34,53 @@ log = get_logger("conveyor.worker")
 
 EXIT_OK = 0
 EXIT_ERROR = 1
+#: After the grace period, how long the stop may take at most (release, last outcomes).
+FORCED_EXIT_MARGIN_S = 10.0
+
+
+def _exit_now(code: int) -> None:
+    """Leave at once (no atexit, no joining threads), with the logs flushed."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+class _StopTimer:
+    """A daemon timer armed by the stop signal itself (a Python-level signal handler, which
+    runs even while a handler blocks the event loop, unlike the loop's own callback): if
+    the process still runs when it fires, nothing else could have ended it."""
+
+    def __init__(self, grace_s: float) -> None:
+        self._grace_s = grace_s
+        self._timer: threading.Timer | None = None
+        self._signals = 0
+        self.worker_done = False
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        """First signal: grace + margin; a second (no grace any more): the margin alone."""
+        self._signals += 1
+        if self._signals > 2:
+            return
+        after_s = (self._grace_s if self._signals == 1 else 0.0) + FORCED_EXIT_MARGIN_S
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(after_s, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        log.error(
+            "worker did not stop in time (a handler holds the event loop): exiting without "
+            "waiting; unreleased leases expire and their jobs run again",
+            extra={"worker_done": self.worker_done},
+        )
+        _exit_now(EXIT_OK if self.worker_done else EXIT_ERROR)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 def run_worker(*, queues: list[str], concurrency: int, app: str | None, settings: Settings) -> int:
@@ -57,6 +115,7 @@ async def _serve(queues: list[str], concurrency: int, settings: Settings) -> int
         maintenance_hooks=[DlqWorker(default_registry)],
     )
     stop_asked = asyncio.Event()
+    timer = _StopTimer(settings.shutdown_grace_s)
 
     def on_signal() -> None:
         stop_asked.set()
@@ -66,16 +125,29 @@ async def _serve(queues: list[str], concurrency: int, settings: Settings) -> int
     signals = (signal.SIGTERM, signal.SIGINT)
     for sig in signals:
         loop.add_signal_handler(sig, on_signal)
+        # The loop's wake-up fd is written by the C-level handler whatever Python-level
+        # handler is set, so the loop still gets the signal; ours also arms the timer.
+        signal.signal(sig, timer.on_signal)
     try:
         if not await _connect(broker, stop_asked):
             return EXIT_ERROR if not stop_asked.is_set() else EXIT_OK
         await worker.run()
+        timer.worker_done = True
         return EXIT_OK
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
         with contextlib.suppress(Exception):
             await broker.close()
+        if worker.unfinished_handlers:
+            # Their jobs were released or failed already; only their code still runs, and
+            # Python would wait for it (threads) or hang cancelling it (tasks) before exit.
+            log.warning(
+                "exiting without waiting for handlers that are still running",
+                extra={"count": worker.unfinished_handlers},
+            )
+            _exit_now(EXIT_OK if timer.worker_done else EXIT_ERROR)
+        timer.cancel()
 
 
 async def _connect(broker: Broker, stop_asked: asyncio.Event) -> bool:

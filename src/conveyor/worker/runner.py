@@ -25,6 +25,7 @@ from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff
 from conveyor.worker.completions import Completions
 from conveyor.worker.executor import Executor
 from conveyor.worker.lease_keeper import LeaseKeeper
+from conveyor.worker.loop_watch import JOB_TASK_PREFIX, LoopWatchdog
 from conveyor.worker.maintenance import Maintenance, MaintenanceHook
 from conveyor.worker.registration import Registration
 
@@ -78,6 +79,7 @@ class Worker:
         self.settings = settings or get_settings()
         self.worker_id = worker_id or new_worker_id()
         self._hooks = list(maintenance_hooks)
+        self._registry = registry
         self._lease_ms = int(self.settings.lease_s * 1000)
         self._in_flight: dict[str, _Slot] = {}
         self._slot_freed = asyncio.Event()
@@ -85,12 +87,33 @@ class Worker:
         self._stop = asyncio.Event()
         self._hurry = asyncio.Event()
         self._stopping = False
-        self._executor = Executor(registry, worker_id=self.worker_id, concurrency=concurrency)
+        self._ignored_cancel = 0
+        self._executor = Executor(
+            registry, worker_id=self.worker_id, concurrency=concurrency,
+            settings=self.settings, on_capacity=self._slot_freed.set,
+        )
         self.completions = Completions(broker)
+        block_s = self.settings.loop_block_warn_s
+        self.loop_watchdog = LoopWatchdog(block_s, self._running_jobs) if block_s else None
 
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
+
+    @property
+    def free_slots(self) -> int:
+        """Slots a new job could start in: a sync handler's thread that outlived its job
+        (timeout, cancel) still holds one, so no job is leased that could not start."""
+        return self.concurrency - len(self._in_flight) - self._executor.stray_threads
+
+    @property
+    def unfinished_handlers(self) -> int:
+        """Handlers still running after the worker stopped: sync threads that never returned
+        and tasks that ignored cancellation. Only a process exit ends them."""
+        return self._executor.stray_threads + self._ignored_cancel
+
+    def _running_jobs(self) -> list[tuple[str, str]]:  # called from the watchdog thread
+        return [(s.delivery.job_id, s.delivery.type) for s in list(self._in_flight.values())]
 
     @property
     def stopping(self) -> bool:
@@ -130,6 +153,7 @@ class Worker:
             ttl_s=self.settings.worker_ttl_s,
             jobs=self.in_flight_ids,
         )
+        await executor.start()
         completions.start()
         await registration.start()
         helpers = [
@@ -137,10 +161,12 @@ class Worker:
             asyncio.create_task(maintenance.run(), name="conveyor-maintenance"),
             asyncio.create_task(registration.run(), name="conveyor-registration"),
         ]
+        if self.loop_watchdog is not None:
+            helpers.append(asyncio.create_task(self.loop_watchdog.run(), name="conveyor-loop"))
         log.info(
             "worker started",
             extra={"worker_id": self.worker_id, "queues": self.queues,
-                   "concurrency": self.concurrency},
+                   "concurrency": self.concurrency, "job_types": self._registry.types()},
         )
         try:
             await self._fetch_loop()
@@ -170,7 +196,7 @@ class Worker:
         try:
             while not self._stopping:
                 try:
-                    free = self.concurrency - len(self._in_flight)
+                    free = self.free_slots
                     if free <= 0:
                         await self._wait_for_slot()
                         continue
@@ -251,7 +277,7 @@ class Worker:
             freed.cancel()
         if self._waker is not None and self._waker.done():
             waker, self._waker = self._waker, None
-            if waker.result() and self.concurrency - len(self._in_flight) <= 0:
+            if waker.result() and self.free_slots <= 0:
                 for queue in self.queues:  # count 0: leases nothing, re-wakes if work is left
                     await self.broker.fetch(queue, 0, self.worker_id, self._lease_ms)
 
@@ -271,7 +297,9 @@ class Worker:
             self._drop(old)
         slot = _Slot(delivery)
         self._in_flight[delivery.job_id] = slot
-        slot.task = asyncio.get_running_loop().create_task(self._run_job(slot))
+        slot.task = asyncio.get_running_loop().create_task(
+            self._run_job(slot), name=JOB_TASK_PREFIX + delivery.job_id
+        )
 
     async def _run_job(self, slot: _Slot) -> None:
         try:
@@ -287,11 +315,14 @@ class Worker:
             self._slot_freed.set()
 
     def _leases(self) -> list[LeaseRef]:
-        return [
-            LeaseRef(s.delivery.job_id, s.delivery.token)
-            for s in self._in_flight.values()
-            if not s.dropped
-        ]
+        """Running jobs, and jobs whose outcome waits to be sent (their lease still counts
+        until it lands). An outcome whose job was delivered to us again is stale: left out,
+        so a lost-lease report names one delivery only."""
+        running = [LeaseRef(s.delivery.job_id, s.delivery.token)
+                   for s in self._in_flight.values() if not s.dropped]
+        waiting = {r.job_id: r for r in self.completions.pending_leases()
+                   if r.job_id not in self._in_flight}
+        return running + list(waiting.values())
 
     def _on_lease_lost(self, refs: list[LeaseRef]) -> None:
         for ref in refs:
@@ -339,6 +370,7 @@ class Worker:
         tasks = [s.task for s in left if s.task is not None]
         _, stuck = await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)
         if stuck:
+            self._ignored_cancel = len(stuck)
             log.warning("jobs ignored cancellation at shutdown", extra={"count": len(stuck)})
 
     async def _release(self, slots: list[_Slot]) -> None:
