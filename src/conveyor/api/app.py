@@ -21,7 +21,7 @@ from conveyor.api.errors import install_error_handlers
 from conveyor.api.fastpath import EnqueueFastPath
 from conveyor.api.limits import BodyLimitMiddleware
 from conveyor.api.metrics import ApiMetrics, MetricsMiddleware
-from conveyor.api.openapi import install_openapi
+from conveyor.api.openapi import install_openapi, operation_id
 from conveyor.api.routes import dlq, health, jobs, queues, workers
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import BatchIn, JobIn
@@ -69,6 +69,7 @@ def create_app(
     app = FastAPI(
         title="Conveyor", version=__version__, description=DESCRIPTION, lifespan=lifespan,
         openapi_url="/openapi.json", docs_url=None, redoc_url=None,  # docs.py serves both
+        generate_unique_id_function=operation_id,  # `get_job` -> operationId `getJob`
         # Recent FastAPI looks up OpenTelemetry providers on every request (a tenth of the
         # hot path); the API exports its own Prometheus metrics. Older FastAPI ignores this.
         telemetry={"tracing": False, "metrics": False, "logs": False},
