@@ -28,6 +28,7 @@ SERVERS = [{"url": "/", "description": "The server that serves this document"}]
 _WHY = {
     400: "Malformed JSON (`invalid_json`)",
     401: "Missing or wrong bearer key (`unauthorized`), on a server with API keys",
+    403: "A browser request from another origin (`forbidden_origin`)",
     404: "No such job (`job_not_found`)",
     409: "The job's state does not allow this (`invalid_state`), or an idempotency key names "
     "another request (`idempotency_conflict`)",
