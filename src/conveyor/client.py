@@ -13,7 +13,7 @@ import math
 import threading
 from collections.abc import Awaitable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -47,6 +47,8 @@ T = TypeVar("T")
 MAX_PAYLOAD_BYTES = 1024 * 1024
 IDEMPOTENCY_KEY_MAX = 256
 DEFAULT_MAX_ATTEMPTS = 3
+#: run_at must be earlier: every later step can still spell it as a datetime (max year 9999)
+RUN_AT_LIMIT_MS = datetime_to_ms(datetime(9999, 1, 1, tzinfo=UTC))
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +189,8 @@ class AsyncConveyor:
             if not isinstance(req.run_at, datetime):
                 raise _bad("run_at", "run_at must be a datetime", str(req.run_at))
             ms = datetime_to_ms(req.run_at)
-            if ms - int(datetime.now().timestamp() * 1000) > MAX_DELAY_MS:
-                raise _bad("run_at", "run_at must be within 365 days", req.run_at.isoformat())
+            if ms >= RUN_AT_LIMIT_MS:  # any time before: a past one means now
+                raise _bad("run_at", "run_at must be before the year 9999", req.run_at.isoformat())
             return None, ms
         return None, None
 

@@ -44,8 +44,14 @@ class ErrorInfo(BaseModel):
     message: str
 
 
+#: what the API sends is every field: its schema says they are all required
+_OUT = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
 class Attempt(BaseModel):
     """One line of a job's history: a delivery and how it ended, or an operator's action."""
+
+    model_config = _OUT
 
     attempt: int
     worker: str | None = None
@@ -58,10 +64,12 @@ class Attempt(BaseModel):
 
 
 class Job(BaseModel):
+    model_config = _OUT
+
     id: str
     type: str
     queue: str
-    payload: JsonValue
+    payload: JsonValue = Field(description="as validated against its type's payload model")
     state: JobState
     priority: int = 0
     attempts: int = 0
@@ -70,7 +78,7 @@ class Job(BaseModel):
     run_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    result: JsonValue = None
+    result: JsonValue = Field(default=None, description="what the handler returned")
     last_error: ErrorInfo | None = None
     history: list[Attempt] = Field(default_factory=list)
     idempotency_key: str | None = None

@@ -65,7 +65,9 @@ async def test_probes_and_docs_stay_open(locked_api: httpx.AsyncClient) -> None:
     assert (await locked_api.get("/healthz")).json() == {"status": "ok"}
     assert (await locked_api.get("/readyz")).json() == {"status": "ready"}
     doc = (await locked_api.get("/openapi.json")).json()
-    assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert (await locked_api.get("/docs")).status_code == 200
+    assert (await locked_api.get("/redoc")).status_code == 200
 
 
 async def test_warns_at_start_without_keys(

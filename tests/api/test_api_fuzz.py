@@ -1,10 +1,19 @@
 """Property-based fuzzing of the OpenAPI document with schemathesis, through ASGI against the
-real Redis: no 5xx, and every response matches the documented status codes, content types,
-headers and schemas, for generated valid and invalid requests alike; invalid ones are refused.
-`CONVEYOR_FUZZ_EXAMPLES` sets the examples per operation (default 30)."""
+real Redis, with every check schemathesis has (`schemathesis run --checks all`): no 5xx;
+every response as documented (status, content type, headers, schema); schema-valid requests
+accepted and schema-invalid ones refused; the key enforced; 405 with `Allow` for undocumented
+methods; deleted resources gone. Then the stateful phase: chains of calls along the
+document's links (enqueue -> get / cancel / retry, pause -> resume, ...).
+
+The app runs as in production: bearer keys set and a default sender for `email.send`
+(`CONVEYOR_SMTP_FROM`, as a worker would have; enqueue does not depend on it), with a few dead
+jobs so the DLQ operations reach real data. `CONVEYOR_FUZZ_EXAMPLES` sets the examples per
+operation (default 30) and the stateful steps scale with it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Iterator
@@ -15,39 +24,98 @@ import schemathesis
 from api_support import REDIS_URL
 from hypothesis import HealthCheck, settings
 from redis import Redis
-from schemathesis import checks
 
 from conveyor.api import create_app
-from conveyor.settings import Settings
+from conveyor.brokers.base import FailItem
+from conveyor.client import AsyncConveyor
+from conveyor.settings import Settings, get_settings
 
 MAX_EXAMPLES = int(os.environ.get("CONVEYOR_FUZZ_EXAMPLES", "30"))
 PREFIX = f"cvt-{uuid.uuid4().hex[:8]}"
+KEY = "fuzz-key"
+SENDER = "conveyor@example.com"
+SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 # Loaded at import (schemathesis makes one test per operation); the app connects lazily.
-app = create_app(settings=Settings(broker_url=REDIS_URL, key_prefix=PREFIX, api_keys=""))
+app = create_app(settings=Settings(broker_url=REDIS_URL, key_prefix=PREFIX, api_keys=KEY))
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cleanup() -> Iterator[None]:
-    yield
-    from schemathesis.python import asgi
+@schema.auth()
+class BearerKey:
+    """The key on every request, as schemathesis's auth (so `ignored_auth` knows it is the
+    real one and probes without it and with a wrong one)."""
 
-    asgi.shutdown_lifespans()  # closes the app's client on the loop that opened it
-    redis = Redis.from_url(REDIS_URL)
+    def get(self, case: schemathesis.Case[Any], ctx: Any) -> str:
+        return KEY
+
+    def set(self, case: schemathesis.Case[Any], data: str, ctx: Any) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+
+async def _seed_dead(n: int) -> None:
+    """Dead jobs in two queues, so listing, purging and redriving find some."""
+    client = AsyncConveyor.from_url(REDIS_URL, key_prefix=PREFIX, validate_types=False)
+    await client.connect()
     try:
-        keys = list(redis.scan_iter(match=f"{PREFIX}:*", count=1000))
-        for start in range(0, len(keys), 500):
-            redis.delete(*keys[start : start + 500])
+        for queue in ("default", "mail"):
+            for i in range(n):
+                await client.enqueue("fake", {"result": i}, queue=queue)
+            batch = await client.broker.fetch(queue, n, "cvt-fuzz", 30_000)
+            await client.broker.fail([FailItem(d.job_id, d.token, "handler_error", "seeded")
+                                      for d in batch.deliveries])
     finally:
-        redis.close()
+        await client.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _server_as_in_production() -> Iterator[None]:
+    """A default sender for `email.send` (read from the environment, once), dead jobs, and
+    afterwards the app's client closed and the prefix's keys deleted."""
+    previous = os.environ.get("CONVEYOR_SMTP_FROM")
+    os.environ["CONVEYOR_SMTP_FROM"] = SENDER
+    get_settings.cache_clear()
+    assert get_settings().smtp_from == SENDER
+    asyncio.run(_seed_dead(5))
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("CONVEYOR_SMTP_FROM", None)
+        else:
+            os.environ["CONVEYOR_SMTP_FROM"] = previous
+        get_settings.cache_clear()
+        from schemathesis.python import asgi
+
+        asgi.shutdown_lifespans()  # closes the app's client on the loop that opened it
+        redis = Redis.from_url(REDIS_URL)
+        try:
+            keys = list(redis.scan_iter(match=f"{PREFIX}:*", count=1000))
+            for start in range(0, len(keys), 500):
+                redis.delete(*keys[start : start + 500])
+        finally:
+            redis.close()
+
+
+@pytest.fixture(autouse=True)
+def _keep_sender() -> None:
+    """The conftest clears `CONVEYOR_*` for every test; the cached settings keep the sender."""
+    assert get_settings().smtp_from == SENDER
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@SETTINGS
 def test_openapi_contract(case: schemathesis.Case[Any]) -> None:
-    # Every default check but one: "schema-valid data is accepted" cannot hold for an API
-    # whose valid job types and cursors are known only at run time (a generated
-    # `"type": "0"` is rightly a 422 `unknown_job_type`).
-    case.call_and_validate(excluded_checks=[checks.positive_data_acceptance])
+    case.call_and_validate()  # every check: none is excluded
+
+
+_Stateful = schema.as_state_machine()
+_Stateful.TestCase.settings = settings(
+    SETTINGS, max_examples=max(5, MAX_EXAMPLES // 3), stateful_step_count=8)
+
+
+@pytest.mark.usefixtures("_server_as_in_production")
+class TestStateful(_Stateful.TestCase):  # type: ignore[misc, name-defined]
+    """Chains of calls along the document's links, every check on every step."""

@@ -17,12 +17,13 @@ from starlette.responses import Response
 from conveyor import __version__
 from conveyor.api.auth import ApiKeys, parse_keys, require_key
 from conveyor.api.envelope import ErrorEnvelope
+from conveyor.api.docs import install_docs
 from conveyor.api.errors import install_error_handlers
 from conveyor.api.fastpath import EnqueueFastPath
 from conveyor.api.guard import BrowserGuard
 from conveyor.api.limits import BodyLimitMiddleware
 from conveyor.api.metrics import ApiMetrics, MetricsMiddleware
-from conveyor.api.openapi import install_openapi
+from conveyor.api.openapi import install_openapi, operation_id
 from conveyor.api.routes import dlq, health, jobs, queues, workers
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import BatchIn, JobIn
@@ -69,7 +70,8 @@ def create_app(
 
     app = FastAPI(
         title="Conveyor", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-        openapi_url="/openapi.json", docs_url="/docs", redoc_url=None,
+        openapi_url="/openapi.json", docs_url=None, redoc_url=None,  # docs.py serves both
+        generate_unique_id_function=operation_id,  # `get_job` -> operationId `getJob`
         # Recent FastAPI looks up OpenTelemetry providers on every request (a tenth of the
         # hot path); the API exports its own Prometheus metrics. Older FastAPI ignores this.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -80,6 +82,7 @@ def create_app(
         app.include_router(module.build_router(runtime), dependencies=guard)
     app.include_router(health.build_router(runtime))
     install_ui(app, runtime, keys)  # the dashboard at /ui: same client, same keys
+    install_docs(app)  # /docs and /redoc, from vendored files
 
     @app.get("/metrics", include_in_schema=False, dependencies=guard)
     async def metrics_endpoint() -> Response:

@@ -27,6 +27,7 @@ from conveyor.client import IDEMPOTENCY_KEY_MAX, AsyncConveyor, JobRequest
 from conveyor.errors import (
     ConveyorError,
     ErrorCode,
+    IdempotencyConflict,
     PayloadTooLarge,
     UnknownJobType,
     ValidationError,
@@ -76,7 +77,10 @@ def _merge_key(body_key: str | None, header_key: str | None) -> str | None:
     if not (len(header_key) <= IDEMPOTENCY_KEY_MAX and _KEY_RE.fullmatch(header_key)):
         raise _header_error(f"1-{IDEMPOTENCY_KEY_MAX} printable ASCII characters")
     if body_key is not None and header_key != body_key:
-        raise _header_error("differs from the body's idempotency_key")
+        # 409, not 422: each key alone is valid; together they name two different requests
+        msg = "differs from the body's idempotency_key"
+        raise IdempotencyConflict(f"Idempotency-Key header {msg}", details=[
+            {"loc": ["header", "Idempotency-Key"], "msg": msg, "type": "idempotency_conflict"}])
     return header_key
 
 

@@ -1,55 +1,162 @@
-"""OpenAPI helpers: the error responses each route documents, and the request bodies that the
-routes parse themselves (strict JSON mode) rather than through FastAPI's body parameters.
+"""The OpenAPI document, made for client authors: camelCase operationIds, named request and
+response schemas, the error envelope with its `ErrorCode` enum and headers, the bearer scheme
+declared on every `/v1` operation, links between operations, and one `JobIn` variant per job
+type the server knows (`openapi_jobs.py`).
+
+It is the same whatever the settings (API keys set or not, limits): a server without keys
+ignores the bearer header. It changes only with the code: the job types of `--app`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from conveyor.api.openapi_jobs import add_job_variants
 from conveyor.api.schemas import ErrorEnvelope
+
+REF = "#/components/schemas/{model}"
+BEARER = "bearerAuth"
+SERVERS = [{"url": "/", "description": "The server that serves this document"}]
 
 _WHY = {
     400: "Malformed JSON (`invalid_json`)",
-    401: "Missing or wrong bearer key (`unauthorized`), when `CONVEYOR_API_KEYS` is set",
+    401: "Missing or wrong bearer key (`unauthorized`), on a server with API keys",
+    403: "A browser request from another origin (`forbidden_origin`)",
     404: "No such job (`job_not_found`)",
-    409: "The job's state does not allow this (`invalid_state`, `idempotency_conflict`)",
-    413: "Body over `CONVEYOR_MAX_BODY_BYTES` (`payload_too_large`)",
+    409: "The job's state does not allow this (`invalid_state`), or an idempotency key names "
+    "another request (`idempotency_conflict`)",
+    413: "Body over the server's limit, `CONVEYOR_MAX_BODY_BYTES` (`payload_too_large`)",
     415: "Body not declared as JSON (`unsupported_media_type`)",
     422: "Invalid input (`validation_error`, `unknown_job_type`) with per-field `details`",
-    503: "Broker unreachable (`broker_unavailable`); see `Retry-After`",
+    503: "Broker unreachable or refused (`broker_unavailable`, `broker_misconfigured`); "
+    "try again after `Retry-After`",
 }
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+    503: {"Retry-After": {"description": "seconds to wait before trying again",
+                          "schema": {"type": "integer", "minimum": 0}}},
+}
+TAGS = [
+    {"name": "jobs", "description": "Enqueue, read, list, cancel and retry jobs."},
+    {"name": "queues", "description": "Counts per state; pause and resume deliveries."},
+    {"name": "dlq", "description": "The dead-letter queue: list, redrive and purge."},
+    {"name": "workers", "description": "The live workers and the jobs they hold."},
+    {"name": "health", "description": "Probes for load balancers; never behind a key."},
+]
+#: (path, method) -> status -> links (kept when their target operation exists)
+_LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+_BY_ID = {"id": "$response.body#/id"}
+for _status in ("200", "201"):
+    _LINKS.setdefault(("/v1/jobs", "post"), {})[_status] = {
+        "getJob": {"operationId": "getJob", "parameters": _BY_ID},
+        "cancelJob": {"operationId": "cancelJob", "parameters": _BY_ID},
+        "retryJob": {"operationId": "retryJob", "parameters": _BY_ID},
+    }
+    _LINKS.setdefault(("/v1/jobs/batch", "post"), {})[_status] = {
+        "getFirstJob": {"operationId": "getJob",
+                        "parameters": {"id": "$response.body#/jobs/0/id"}},
+    }
+_BY_NAME = {"name": "$response.body#/name"}
+_LINKS[("/v1/queues/{name}/pause", "post")] = {"200": {
+    "resumeQueue": {"operationId": "resumeQueue", "parameters": _BY_NAME},
+    "getQueue": {"operationId": "getQueue", "parameters": _BY_NAME},
+}}
+_LINKS[("/v1/queues/{name}/resume", "post")] = {"200": {
+    "pauseQueue": {"operationId": "pauseQueue", "parameters": _BY_NAME},
+}}
+
+#: models the routes read from the body themselves (see `json_body`)
+_BODY_MODELS: dict[str, type[BaseModel]] = {}
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorEnvelope, "description": _WHY[s]} for s in statuses}
+    out: dict[int | str, dict[str, Any]] = {}
+    for s in statuses:
+        out[s] = {"model": ErrorEnvelope, "description": _WHY[s]}
+        if s in _HEADERS:
+            out[s]["headers"] = _HEADERS[s]
+    return out
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """`openapi_extra` of a route that reads `model` from the body itself."""
-    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    """`openapi_extra` of a route that reads `model` from the body itself (strict JSON mode,
+    not FastAPI's body parameters); the model becomes a named component."""
+    _BODY_MODELS[model.__name__] = model
+    ref = {"$ref": REF.format(model=model.__name__)}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
 
 
-def install_openapi(app: FastAPI, body_models: list[type[BaseModel]]) -> None:
-    """Generate the document once, adding the self-parsed body models to its components."""
+def operation_id(route: APIRoute) -> str:
+    """`get_job` -> `getJob`: each route's function is named for its operation."""
+    head, *rest = route.name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def add_models(schemas: dict[str, Any], models: Iterable[type[BaseModel]]) -> None:
+    for model in models:
+        schema = model.model_json_schema(ref_template=REF)
+        for name, sub in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, sub)
+        schemas[model.__name__] = schema
+
+
+def _error_codes(schemas: dict[str, Any]) -> None:
+    """The envelope's `code` as an enum of every code the API sends."""
+    from conveyor.api.errors import ApiErrorCode  # errors.py imports this module
+    from conveyor.errors import ErrorCode
+
+    codes = list(dict.fromkeys([*map(str, ErrorCode), *map(str, ApiErrorCode), "http_error"]))
+    schemas["ErrorCode"] = {
+        "type": "string", "enum": codes, "title": "ErrorCode",
+        "description": "Stable error codes. New ones may be added: treat an unknown code by "
+        "its HTTP status.",
+    }
+    body = schemas["ErrorBody"]["properties"]
+    body["code"] = {"$ref": REF.format(model="ErrorCode"),
+                    "description": body["code"].get("description", "")}
+    schemas.setdefault("JsonValue", {})["description"] = (
+        "Any JSON value: an object, an array, a string, a number, a boolean or null")
+
+
+def _security_and_links(doc: dict[str, Any]) -> None:
+    doc["components"]["securitySchemes"] = {BEARER: {
+        "type": "http", "scheme": "bearer",
+        "description": "A key from `CONVEYOR_API_KEYS`. A server without keys ignores it.",
+    }}
+    ids = {op.get("operationId") for item in doc["paths"].values() for op in item.values()}
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            op["security"] = [{BEARER: []}] if path.startswith("/v1/") else []
+            for status, links in _LINKS.get((path, method), {}).items():
+                kept = {k: v for k, v in links.items() if v["operationId"] in ids}
+                if kept and status in op["responses"]:
+                    op["responses"][status]["links"] = kept
+
+
+def install_openapi(app: FastAPI, body_models: Iterable[type[BaseModel]] = ()) -> None:
+    """Generate the document once, on first request, with the job types known by then."""
+    extra = list(body_models)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             doc = get_openapi(
                 title=app.title, version=app.version, description=app.description,
-                routes=app.routes,
+                routes=app.routes, servers=SERVERS, tags=TAGS,
             )
             schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-            for model in body_models:
-                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-                for name, sub in schema.pop("$defs", {}).items():
-                    schemas.setdefault(name, sub)
-                schemas[model.__name__] = schema
+            add_models(schemas, [*extra, *_BODY_MODELS.values()])
+            runtime = getattr(app.state, "runtime", None)
+            if runtime is not None and runtime.client.validate_types:
+                add_job_variants(schemas, runtime.client.registry)
+            _error_codes(schemas)
+            _security_and_links(doc)
             app.openapi_schema = doc
         return app.openapi_schema
 

@@ -7,18 +7,35 @@ zone) and parsed from the raw body in pydantic's JSON mode. A job reads as `conv
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.config import JsonDict
 
 from conveyor.client import IDEMPOTENCY_KEY_MAX
 from conveyor.handlers.registry import TYPE_NAME_RE
 from conveyor.ids import UID_RE
-from conveyor.jobs import MAX_ATTEMPTS_LIMIT, MAX_DELAY_MS, MAX_TIMEOUT_S, Job
+from conveyor.jobs import MAX_ATTEMPTS_LIMIT, MAX_DELAY_MS, MAX_TIMEOUT_S, Job, JobState
+from conveyor.jsontypes import WHOLE, JsonInt
 from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_RE
 
 MAX_BATCH = 1000
 CURSOR_MAX = 512
+#: a listing's `next_cursor`: the uid of the last job of the page (see `list_jobs`)
+CURSOR_PATTERN = UID_RE.pattern
+CURSOR_DOC = "the `next_cursor` of the previous page"
+#: `run_at` names a year from 1970 to 2999 (a past time means now)
+RUN_AT_YEARS = (1970, 2999)
+RUN_AT_PATTERN = r"^(?:19[7-9][0-9]|2[0-9]{3})-"
 
 QUEUE_PATTERN = QUEUE_NAME_RE.pattern
 TYPE_PATTERN = TYPE_NAME_RE.pattern
@@ -34,23 +51,53 @@ class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
+class ResponseModel(BaseModel):
+    """A response model: every field is always sent, so its schema says so (required),
+    while request models keep their defaulted fields optional."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+#: `delay_ms` and `run_at` are exclusive: stated in the schema, not only checked
+NOT_BOTH_DUE_TIMES: JsonDict = {"not": {
+    "required": ["delay_ms", "run_at"],
+    "properties": {"delay_ms": {"type": "integer"}, "run_at": {"type": "string"}},
+}}
+
+
 class JobIn(_Strict):
     """One job to enqueue. `delay_ms` or `run_at`, not both; neither means now."""
+
+    # The document publishes one variant of this per job type the server knows, each with
+    # its payload's schema (`openapi_jobs.py`); this model reads the common fields.
+
+    model_config = ConfigDict(json_schema_extra=NOT_BOTH_DUE_TIMES)
 
     type: str = Field(pattern=TYPE_PATTERN, examples=["fake"])
     payload: JsonValue = Field(default_factory=dict)
     queue: QueueName = DEFAULT_QUEUE
-    priority: int = Field(default=0, ge=PRIORITY_MIN, le=PRIORITY_MAX)
-    delay_ms: int | None = Field(default=None, ge=0, le=MAX_DELAY_MS)
+    priority: JsonInt = Field(default=0, ge=PRIORITY_MIN, le=PRIORITY_MAX)
+    delay_ms: Annotated[int, Field(ge=0, le=MAX_DELAY_MS), WHOLE] | None = None
     run_at: AwareDatetime | None = Field(
-        default=None, description="RFC 3339 with a zone, within 365 days"
+        default=None, json_schema_extra={"pattern": RUN_AT_PATTERN},
+        description="RFC 3339 with a zone, in the years 1970 to 2999; a past time means now",
     )
-    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS_LIMIT)
+    max_attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_LIMIT), WHOLE] | None = None
     timeout_s: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S)
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX,
-        description="printable characters; a live job with this key is returned, not doubled",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="printable ASCII, as the `Idempotency-Key` header; the job this key "
+        "names is returned, not doubled, until it is deleted",
     )
+
+    @field_validator("run_at")
+    @classmethod
+    def _run_at_years(cls, value: datetime | None) -> datetime | None:
+        low, high = RUN_AT_YEARS
+        if value is not None and not low <= value.year <= high:
+            raise ValueError(f"run_at must be in the years {low} to {high}")
+        return value
 
     @model_validator(mode="after")
     def _one_due_time(self) -> Self:
@@ -63,7 +110,7 @@ class BatchIn(_Strict):
     jobs: list[JobIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-class BatchConflict(BaseModel):
+class BatchConflict(ResponseModel):
     """An item whose idempotency key names a live job enqueued with a different body."""
 
     index: int
@@ -71,7 +118,7 @@ class BatchConflict(BaseModel):
     message: str
 
 
-class BatchOut(BaseModel):
+class BatchOut(ResponseModel):
     """`jobs[i]` answers `jobs[i]` of the request: the new job, or the live job its
     idempotency key already names (`created[i]` false)."""
 
@@ -80,7 +127,7 @@ class BatchOut(BaseModel):
     conflicts: list[BatchConflict] = Field(default_factory=list)
 
 
-class JobPage(BaseModel):
+class JobPage(ResponseModel):
     items: list[Job]
     next_cursor: str | None = Field(
         description="pass as `cursor` for the next page; null on the last page. A page may "
@@ -88,17 +135,25 @@ class JobPage(BaseModel):
     )
 
 
-class QueueOut(BaseModel):
+#: every state, always: stated in the schema (the model keeps a dict, which the dashboard reads)
+StateCounts = Annotated[dict[str, int], WithJsonSchema({
+    "type": "object", "title": "StateCounts", "description": "jobs per state",
+    "properties": {str(s): {"type": "integer", "minimum": 0} for s in JobState},
+    "required": [str(s) for s in JobState], "additionalProperties": False,
+})]
+
+
+class QueueOut(ResponseModel):
     name: str
-    counts: dict[str, int] = Field(description="jobs per state")
+    counts: StateCounts
     paused: bool
 
 
-class QueueList(BaseModel):
+class QueueList(ResponseModel):
     items: list[QueueOut]
 
 
-class WorkerOut(BaseModel):
+class WorkerOut(ResponseModel):
     id: str
     host: str
     pid: int
@@ -109,19 +164,30 @@ class WorkerOut(BaseModel):
     last_seen_at: datetime | None
 
 
-class WorkerList(BaseModel):
+class WorkerList(ResponseModel):
     items: list[WorkerOut]
 
 
-class Health(BaseModel):
-    status: str
+class Health(ResponseModel):
+    status: Literal["ok", "ready"]
 
 
-class ErrorBody(BaseModel):
-    code: str = Field(examples=["validation_error"])
+class FieldError(BaseModel):
+    """One invalid input: where (`loc`, from `body`, `query`, `path` or `header`), why."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+    index: int | None = Field(default=None, description="the batch item (batch enqueue)")
+
+
+class ErrorBody(ResponseModel):
+    code: str = Field(description="stable: see the `ErrorCode` schema")
     message: str
-    details: Any = None
+    details: list[FieldError] | dict[str, JsonValue] | None = Field(
+        description="the invalid inputs (a list), facts about the error (an object), or null"
+    )
 
 
-class ErrorEnvelope(BaseModel):
+class ErrorEnvelope(ResponseModel):
     error: ErrorBody

@@ -64,8 +64,55 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-Addresses = Annotated[list[EmailStr], BeforeValidator(_as_list)]
+Addresses = Annotated[list[EmailStr], BeforeValidator(
+    _as_list, json_schema_input_type=EmailStr | list[EmailStr])]
 """One address or a list of them; stored as a list."""
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)  # a-z, -
+
+
+#: The payload's rules that pydantic's schema cannot see (the validators below), stated in
+#: its JSON schema, so the API document promises exactly what the validators accept.
+_ONE_LINE = "^[^" + "".join(f"\\u{ord(c):04x}" for c in sorted(_LINE_BREAKS)) + "]*$"
+_RESERVED = "^(?:" + "|".join(
+    [_any_case(h) for h in sorted(RESERVED_HEADERS)] + [_any_case("content-") + ".*"]) + ")$"
+_NO_TEXT = {"anyOf": [{"type": "null"}, {"type": "string", "maxLength": 0}]}
+_SCHEMA_RULES: dict[str, Any] = {
+    "not": {"properties": {"text": _NO_TEXT, "html": _NO_TEXT}},  # neither text nor html
+    "description": "An email. At least one of `text` and `html`; at most "
+    f"{MAX_RECIPIENTS} recipients (to + cc + bcc); `from` may be left out: the sending worker "
+    "then uses its CONVEYOR_SMTP_FROM.",
+}
+
+
+#: email-validator refuses addresses at special-use domains (`x@host.test`)
+_SPECIAL_DOMAIN = {"pattern": "[@.](?:" + "|".join(
+    _any_case(d) for d in sorted(email_validator.SPECIAL_USE_DOMAIN_NAMES)) + ")$"}
+
+
+def _addresses_deliverable(node: Any) -> None:
+    if isinstance(node, dict):
+        if node.get("format") == "email":
+            node["not"] = _SPECIAL_DOMAIN
+        for value in node.values():
+            _addresses_deliverable(value)
+    elif isinstance(node, list):
+        for value in node:
+            _addresses_deliverable(value)
+
+
+def _state_rules(schema: dict[str, Any]) -> None:
+    schema.update(_SCHEMA_RULES)
+    props = schema["properties"]
+    _addresses_deliverable(props)
+    props["to"]["anyOf"][1]["minItems"] = 1
+    props["subject"]["pattern"] = _ONE_LINE
+    props["headers"]["propertyNames"] = {"pattern": HEADER_NAME_RE.pattern,
+                                         "not": {"pattern": _RESERVED}}
+    props["headers"]["additionalProperties"] = {"type": "string", "maxLength": MAX_HEADER_LEN,
+                                                "pattern": _ONE_LINE}
 
 
 def _check_line(value: str, what: str) -> str:
@@ -75,7 +122,8 @@ def _check_line(value: str, what: str) -> str:
 
 
 class EmailPayload(BaseModel):
-    model_config = ConfigDict(extra="forbid", serialize_by_alias=True)
+    model_config = ConfigDict(extra="forbid", serialize_by_alias=True,
+                              json_schema_extra=_state_rules)
 
     to: Addresses = Field(min_length=1)
     cc: Addresses = Field(default_factory=list)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from conveyor.errors import JobError, PermanentError
 from conveyor.handlers.context import JobContext
 from conveyor.handlers.registry import handler
+from conveyor.jsontypes import JsonInt
 from conveyor.retry import ExponentialBackoff
 
 FAKE_TYPE = "fake"
@@ -20,8 +21,8 @@ MAX_FAKE_DURATION_MS = 3_600_000
 class FakePayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    duration_ms: int = Field(default=0, ge=0, le=MAX_FAKE_DURATION_MS)
-    fail_times: int = Field(default=0, ge=0)
+    duration_ms: JsonInt = Field(default=0, ge=0, le=MAX_FAKE_DURATION_MS)
+    fail_times: JsonInt = Field(default=0, ge=0)
     """Attempts 1..fail_times raise a retryable JobError."""
     permanent: bool = False
     result: JsonValue = None

@@ -10,71 +10,85 @@ from __future__ import annotations
 from typing import Annotated, Any, NoReturn, Self
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic.config import JsonDict
+from pydantic_core import from_json
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from conveyor.api.body import json_response, read_model
-from conveyor.api.openapi import error_responses
-from conveyor.api.routes.jobs import JobIdPath, list_page
+from conveyor.api.body import is_json, json_response, parse_model
+from conveyor.api.openapi import error_responses, json_body
+from conveyor.api.routes.jobs import CursorQuery, JobIdPath, list_page
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import (
-    CURSOR_MAX,
     JOB_ID_PATTERN,
     QUEUE_PATTERN,
     TYPE_PATTERN,
     JobPage,
     QueueName,
+    ResponseModel,
 )
 from conveyor.dlq.pacing import MAX_RATE
 from conveyor.dlq.selection import MAX_IDS
 from conveyor.dlq.tool import DlqResult
-from conveyor.errors import JobNotFound
+from conveyor.errors import JobNotFound, ValidationError
 from conveyor.ids import split_job_id
 from conveyor.jobs import JobState
+from conveyor.jsontypes import WHOLE
 
 ERROR_CODE_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 ACTOR = "api"
+FILTERS = ("queue", "type", "error_code", "died_before", "died_after")
 
 JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN, max_length=97)]
 
 
-class DeadSelectionIn(BaseModel):
-    """Job `ids`, or filters (all ANDed; `queue` alone selects its whole DLQ). Death times
-    are RFC 3339 with a zone, half-open: `died_after` <= died < `died_before`."""
-
+class _Selection(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    ids: list[JobId] | None = Field(default=None, min_length=1, max_length=MAX_IDS)
+    dry_run: bool = Field(default=False, description="report what would change; change nothing")
+    limit: Annotated[int, Field(ge=1), WHOLE] | None = Field(
+        default=None, description="act on at most this many jobs")
+
+
+class DeadJobIds(_Selection):
+    """The dead jobs with these ids (an id names its queue); the others are `skipped`."""
+
+    ids: list[JobId] = Field(min_length=1, max_length=MAX_IDS)
+
+
+#: "at least one filter, not null", stated in the schema as the model checks it: "not every
+#: filter absent or null" (a `not`, which client generators leave out of their types)
+_AT_LEAST_ONE: JsonDict = {"not": {"properties": {name: {"type": "null"} for name in FILTERS}}}
+
+
+class DeadJobFilter(_Selection):
+    """Every dead job that matches all the filters given: at least one (`queue` alone selects
+    that queue's whole DLQ). Death times are RFC 3339 with a zone, half-open: `died_after`
+    <= died < `died_before`; an empty range selects nothing."""
+
+    model_config = ConfigDict(json_schema_extra=_AT_LEAST_ONE)
+
     queue: QueueName | None = None
     type: str | None = Field(default=None, pattern=TYPE_PATTERN)
     error_code: str | None = Field(default=None, pattern=ERROR_CODE_PATTERN)
     died_before: AwareDatetime | None = None
     died_after: AwareDatetime | None = None
-    dry_run: bool = Field(default=False, description="report what would change; change nothing")
-    limit: int | None = Field(default=None, ge=1, description="act on at most this many jobs")
 
     @model_validator(mode="after")
-    def _ids_or_filters(self) -> Self:
-        filtered = any(v is not None for v in (
-            self.type, self.error_code, self.died_before, self.died_after
-        ))
-        if self.ids is not None and filtered:
-            raise ValueError("give ids or filters (type, error_code, died_*), not both")
-        if self.ids is None and not filtered and self.queue is None:
+    def _something_selected(self) -> Self:
+        if all(getattr(self, name) is None for name in FILTERS):
             raise ValueError("give ids, a queue or a filter: refusing to act on every dead job"
                              " of every queue")
-        if self.queue is not None and self.ids is not None:
-            for job_id in self.ids:
-                if split_job_id(job_id)[0] != self.queue:
-                    raise ValueError(f"job {job_id} is not in queue {self.queue}")
-        if (self.died_after is not None and self.died_before is not None
-                and self.died_after >= self.died_before):
-            raise ValueError("died_after must be earlier than died_before")
         return self
 
+    @property
+    def empty_range(self) -> bool:
+        return (self.died_after is not None and self.died_before is not None
+                and self.died_after >= self.died_before)
 
-class RedriveIn(DeadSelectionIn):
+
+class _RedriveOptions(BaseModel):
     rate: float | None = Field(default=None, gt=0, le=MAX_RATE,
                                description="at most this many jobs per second")
     target_queue: QueueName | None = Field(
@@ -82,7 +96,38 @@ class RedriveIn(DeadSelectionIn):
     )
 
 
-class RedriveOut(BaseModel):
+class RedriveByIds(DeadJobIds, _RedriveOptions):
+    """Redrive the dead jobs with these ids."""
+
+
+class RedriveByFilter(DeadJobFilter, _RedriveOptions):
+    """Redrive every dead job that matches the filters."""
+
+
+Selection = DeadJobIds | DeadJobFilter
+#: the request bodies, by route: (ids variant, filter variant)
+PURGE_IN = (DeadJobIds, DeadJobFilter)
+REDRIVE_IN = (RedriveByIds, RedriveByFilter)
+
+
+def read_selection(
+    content_type: str | None, body: bytes, models: tuple[type[DeadJobIds], type[DeadJobFilter]]
+) -> Selection:
+    """The ids variant when the body names `ids`, else the filter variant (the document's
+    `oneOf`); a body with both gets one clear error rather than an unknown-field list."""
+    try:
+        data = from_json(body)
+    except ValueError:
+        data = None  # parse_model says why
+    by_ids = isinstance(data, dict) and "ids" in data
+    if by_ids and is_json(content_type) and any(k in data for k in ("queue", *FILTERS)):
+        raise ValidationError("give ids or filters (queue, type, error_code, died_*), not both",
+                              details=[{"loc": ["body"], "msg": "ids and filters together",
+                                        "type": "value_error"}])
+    return parse_model(content_type, body, models[0] if by_ids else models[1])
+
+
+class RedriveOut(ResponseModel):
     moved: int
     ids: list[str] = Field(description="the jobs moved (the first 1,000)")
     moved_to: dict[str, str] = Field(description="new id of each job redriven into another "
@@ -90,30 +135,55 @@ class RedriveOut(BaseModel):
     skipped: list[str] = Field(description="ids asked for that were not dead")
 
 
-class RedriveDryRunOut(BaseModel):
+class RedriveDryRunOut(ResponseModel):
     would_move: int
     ids: list[str]
     skipped: list[str]
 
 
-class PurgeOut(BaseModel):
+class PurgeOut(ResponseModel):
     purged: int
     ids: list[str]
     skipped: list[str]
 
 
-class PurgeDryRunOut(BaseModel):
+class PurgeDryRunOut(ResponseModel):
     would_purge: int
     ids: list[str]
     skipped: list[str]
 
 
-def _body(model: type[BaseModel]) -> dict[str, Any]:
-    """`openapi_extra` of a route that reads `model` itself, the schema inline (it has no
-    nested models), so the document needs no component registered by the app."""
-    schema = model.model_json_schema()
-    return {"requestBody": {"required": True,
-                            "content": {"application/json": {"schema": schema}}}}
+def _one_of(schema: dict[str, Any]) -> None:
+    schema["oneOf"] = schema.pop("anyOf")  # the variants exclude each other
+
+
+class RedriveIn(RootModel[RedriveByIds | RedriveByFilter]):
+    """Dead jobs to redrive: by `ids`, or by filters."""
+
+    model_config = ConfigDict(json_schema_extra=_one_of)
+
+
+class PurgeIn(RootModel[DeadJobIds | DeadJobFilter]):
+    """Dead jobs to purge: by `ids`, or by filters."""
+
+    model_config = ConfigDict(json_schema_extra=_one_of)
+
+
+class RedriveResult(RootModel[RedriveOut | RedriveDryRunOut]):
+    """What a redrive moved (`moved`), or with `dry_run` what it would move (`would_move`)."""
+
+
+class PurgeResult(RootModel[PurgeOut | PurgeDryRunOut]):
+    """What a purge deleted (`purged`), or with `dry_run` what it would delete."""
+
+
+def _selected(body: Selection) -> dict[str, Any]:
+    """The client's selection arguments of a request body."""
+    if isinstance(body, DeadJobIds):
+        return {"ids": body.ids}
+    return {"ids": (), "queue": body.queue, "type": body.type,
+            "error_code": body.error_code, "died_before": body.died_before,
+            "died_after": body.died_after}
 
 
 def build_router(rt: ApiRuntime) -> APIRouter:
@@ -125,12 +195,12 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         "short, even empty, while `next_cursor` is set.",
         responses=error_responses(401, 422, 503),
     )
-    async def list_dead(
+    async def list_dead_jobs(
         queue: Annotated[str | None, Query(pattern=QUEUE_PATTERN)] = None,
         type: Annotated[str | None, Query(pattern=TYPE_PATTERN)] = None,
         error_code: Annotated[str | None, Query(pattern=ERROR_CODE_PATTERN)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-        cursor: Annotated[str | None, Query(min_length=1, max_length=CURSOR_MAX)] = None,
+        cursor: CursorQuery = None,
     ) -> Response:
         client = await rt.ready()
         page = await list_page(client, queue=queue, state=JobState.DEAD, type=type, limit=limit,
@@ -151,8 +221,8 @@ def build_router(rt: ApiRuntime) -> APIRouter:
 
     @router.delete("/{id}", status_code=204, response_class=Response,
                    summary="Delete a dead job for good",
-                   responses=error_responses(401, 404, 422, 503))
-    async def purge(id: JobIdPath) -> Response:
+                   responses=error_responses(401, 404, 413, 422, 503))
+    async def purge_dead_job(id: JobIdPath) -> Response:
         client = await rt.ready()
         queue, _ = split_job_id(id)
         if not await client.dlq_purge(queue, [id]):
@@ -161,21 +231,24 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         return Response(status_code=204)
 
     @router.post(
-        "/redrive", response_model=RedriveOut | RedriveDryRunOut,
-        openapi_extra=_body(RedriveIn),
+        "/redrive", response_model=RedriveResult, openapi_extra=json_body(RedriveIn),
         summary="Redrive dead jobs (by ids or filters), optionally paced or into another queue",
         description="Each job's history records the redrive (`api`) and its time. With "
         "`rate`, the request lasts about `count / rate` seconds; bound it with `limit`.",
-        responses=error_responses(400, 401, 415, 422, 503),
+        responses=error_responses(400, 401, 413, 415, 422, 503),
     )
-    async def redrive(request: Request) -> Response:
-        body = await read_model(request, RedriveIn)
-        client = await rt.ready()
-        res = await client.redrive_dead(
-            body.ids or (), queue=body.queue, type=body.type, error_code=body.error_code,
-            died_before=body.died_before, died_after=body.died_after, dry_run=body.dry_run,
-            rate=body.rate, target_queue=body.target_queue, actor=ACTOR, limit=body.limit,
-        )
+    async def redrive_dead_jobs(request: Request) -> Response:
+        body = read_selection(request.headers.get("content-type"), await request.body(),
+                              REDRIVE_IN)
+        assert isinstance(body, RedriveByIds | RedriveByFilter)
+        if isinstance(body, DeadJobFilter) and body.empty_range:
+            res = DlqResult(count=0, ids=[], skipped=[], dry_run=body.dry_run)
+        else:
+            client = await rt.ready()
+            res = await client.redrive_dead(
+                **_selected(body), dry_run=body.dry_run, rate=body.rate,
+                target_queue=body.target_queue, actor=ACTOR, limit=body.limit,
+            )
         if res.dry_run:
             return json_response(RedriveDryRunOut(would_move=res.count, ids=res.ids,
                                                   skipped=res.skipped))
@@ -183,19 +256,19 @@ def build_router(rt: ApiRuntime) -> APIRouter:
                                         skipped=res.skipped))
 
     @router.post(
-        "/purge", response_model=PurgeOut | PurgeDryRunOut,
-        openapi_extra=_body(DeadSelectionIn),
+        "/purge", response_model=PurgeResult, openapi_extra=json_body(PurgeIn),
         summary="Delete dead jobs for good (by ids or filters)",
-        responses=error_responses(400, 401, 415, 422, 503),
+        responses=error_responses(400, 401, 413, 415, 422, 503),
     )
-    async def purge_many(request: Request) -> Response:
-        body = await read_model(request, DeadSelectionIn)
-        client = await rt.ready()
-        res: DlqResult = await client.purge_dead(
-            body.ids or (), queue=body.queue, type=body.type, error_code=body.error_code,
-            died_before=body.died_before, died_after=body.died_after, dry_run=body.dry_run,
-            limit=body.limit,
-        )
+    async def purge_dead_jobs(request: Request) -> Response:
+        body = read_selection(request.headers.get("content-type"), await request.body(),
+                              PURGE_IN)
+        if isinstance(body, DeadJobFilter) and body.empty_range:
+            res = DlqResult(count=0, ids=[], skipped=[], dry_run=body.dry_run)
+        else:
+            client = await rt.ready()
+            res = await client.purge_dead(**_selected(body), dry_run=body.dry_run,
+                                          limit=body.limit)
         if res.dry_run:
             return json_response(PurgeDryRunOut(would_purge=res.count, ids=res.ids,
                                                 skipped=res.skipped))

@@ -17,7 +17,8 @@ from conveyor.api.enqueue import enqueue_batch, enqueue_one
 from conveyor.api.openapi import error_responses, json_body
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import (
-    CURSOR_MAX,
+    CURSOR_DOC,
+    CURSOR_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
     JOB_ID_PATTERN,
     QUEUE_PATTERN,
@@ -34,11 +35,13 @@ from conveyor.jobs import Job, JobState
 
 JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN, max_length=97,
                                 description="`<queue>:<32 hex digits>`")]
+CursorQuery = Annotated[str | None, Query(pattern=CURSOR_PATTERN, description=CURSOR_DOC)]
 
 #: documented here, read by `enqueue_one` (also served by the fast path, outside FastAPI)
 IDEMPOTENCY_HEADER_DOC = {
     "name": "Idempotency-Key", "in": "header", "required": False,
-    "description": "Same as the body's `idempotency_key` (give one, or the same value twice).",
+    "description": "Same as the body's `idempotency_key`: give one, or the same value twice "
+    "(two different keys are a 409 `idempotency_conflict`).",
     "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX,
                "pattern": IDEMPOTENCY_KEY_PATTERN},
 }
@@ -71,7 +74,7 @@ def build_router(rt: ApiRuntime) -> APIRouter:
                          "already names (nothing created)"},
                    **error_responses(400, 401, 409, 413, 415, 422, 503)},
     )
-    async def enqueue(request: Request) -> Response:
+    async def enqueue_job(request: Request) -> Response:
         headers = request.headers
         out = await enqueue_one(rt, headers.get("content-type"), await request.body(),
                                 headers.get("idempotency-key"))
@@ -85,7 +88,7 @@ def build_router(rt: ApiRuntime) -> APIRouter:
                          "already (nothing created)"},
                    **error_responses(400, 401, 413, 415, 422, 503)},
     )
-    async def enqueue_many(request: Request) -> Response:
+    async def enqueue_jobs(request: Request) -> Response:
         body = await read_model(request, BatchIn)
         client = await rt.ready()
         out = await enqueue_batch(client, body.jobs)
@@ -106,7 +109,7 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         state: JobState | None = None,
         type: Annotated[str | None, Query(pattern=TYPE_PATTERN)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-        cursor: Annotated[str | None, Query(min_length=1, max_length=CURSOR_MAX)] = None,
+        cursor: CursorQuery = None,
     ) -> Response:
         client = await rt.ready()
         page = await list_page(client, queue=queue, state=state, type=type, limit=limit,
@@ -121,14 +124,14 @@ def build_router(rt: ApiRuntime) -> APIRouter:
 
     @router.post("/{id}/retry", response_model=Job,
                  summary="Put a dead or cancelled job back in the queue",
-                 responses=error_responses(401, 404, 409, 422, 503))
+                 responses=error_responses(401, 404, 409, 413, 422, 503))
     async def retry_job(id: JobIdPath) -> Response:
         client = await rt.ready()
         return json_response(await client.retry(id, actor="api"))
 
     @router.post("/{id}/cancel", response_model=Job,
                  summary="Cancel a scheduled or queued job",
-                 responses=error_responses(401, 404, 409, 422, 503))
+                 responses=error_responses(401, 404, 409, 413, 422, 503))
     async def cancel_job(id: JobIdPath) -> Response:
         client = await rt.ready()
         return json_response(await client.cancel(id))

@@ -39,18 +39,25 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         client = await rt.ready()
         return json_response(QueueList(items=await queue_list(client)))
 
+    @router.get("/{name}", response_model=QueueOut, summary="One queue: counts and paused",
+                description="Any valid name answers: a queue that never had a job has "
+                "zero counts.", responses=error_responses(401, 422, 503))
+    async def get_queue(name: QueuePath) -> Response:
+        client = await rt.ready()
+        return json_response((await queue_list(client, [name]))[0])
+
     @router.post("/{name}/pause", response_model=QueueOut,
                  summary="Stop deliveries from a queue (it still accepts jobs)",
-                 responses=error_responses(401, 422, 503))
-    async def pause(name: QueuePath) -> Response:
+                 responses=error_responses(401, 413, 422, 503))
+    async def pause_queue(name: QueuePath) -> Response:
         client = await rt.ready()
         await client.pause(name)
         return json_response((await queue_list(client, [name]))[0])
 
     @router.post("/{name}/resume", response_model=QueueOut,
                  summary="Restart deliveries from a queue",
-                 responses=error_responses(401, 422, 503))
-    async def resume(name: QueuePath) -> Response:
+                 responses=error_responses(401, 413, 422, 503))
+    async def resume_queue(name: QueuePath) -> Response:
         client = await rt.ready()
         await client.resume(name)
         return json_response((await queue_list(client, [name]))[0])
