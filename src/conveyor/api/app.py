@@ -16,8 +16,8 @@ from starlette.responses import Response
 
 from conveyor import __version__
 from conveyor.api.auth import ApiKeys, parse_keys, require_key
-from conveyor.api.envelope import ErrorEnvelope
 from conveyor.api.docs import install_docs
+from conveyor.api.envelope import ErrorEnvelope
 from conveyor.api.errors import install_error_handlers
 from conveyor.api.fastpath import EnqueueFastPath
 from conveyor.api.guard import BrowserGuard
