@@ -25,6 +25,8 @@ class ErrorCode(StrEnum):
     CANCELLED = "cancelled"
     BROKER_UNAVAILABLE = "broker_unavailable"
     BROKER_MISCONFIGURED = "broker_misconfigured"
+    BROKER_FULL = "broker_full"
+    QUEUE_NOT_FOUND = "queue_not_found"
     CORRUPT_JOB = "corrupt_job"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     WORKER_SHUTDOWN = "worker_shutdown"
@@ -80,6 +82,17 @@ class LeaseLost(ConveyorError):
 
 class BrokerUnavailable(ConveyorError):
     code = ErrorCode.BROKER_UNAVAILABLE
+
+
+class BrokerFull(BrokerUnavailable):
+    """The broker is reachable but out of memory and refuses writes (Redis `maxmemory` with
+    `noeviction`). A kind of unavailability: callers back off and retry as they would."""
+
+    code = ErrorCode.BROKER_FULL
+
+
+class QueueNotFound(ConveyorError):
+    code = ErrorCode.QUEUE_NOT_FOUND
 
 
 class BrokerMisconfigured(ConveyorError):

@@ -46,6 +46,8 @@ STATUS_OF_CODE: dict[str, int] = {
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.BROKER_UNAVAILABLE: 503,
     ErrorCode.BROKER_MISCONFIGURED: 503,
+    ErrorCode.BROKER_FULL: 503,
+    ErrorCode.QUEUE_NOT_FOUND: 404,
     ApiErrorCode.INVALID_JSON: 400,
     ApiErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ApiErrorCode.NOT_FOUND: 404,

@@ -16,12 +16,14 @@ from conveyor.api.schemas import ErrorEnvelope
 _WHY = {
     400: "Malformed JSON (`invalid_json`)",
     401: "Missing or wrong bearer key (`unauthorized`), when `CONVEYOR_API_KEYS` is set",
-    404: "No such job (`job_not_found`)",
-    409: "The job's state does not allow this (`invalid_state`, `idempotency_conflict`)",
+    404: "No such job or queue (`job_not_found`, `queue_not_found`)",
+    409: "The job's (or queue's) state does not allow this (`invalid_state`,"
+         " `idempotency_conflict`)",
     413: "Body over `CONVEYOR_MAX_BODY_BYTES` (`payload_too_large`)",
     415: "Body not declared as JSON (`unsupported_media_type`)",
     422: "Invalid input (`validation_error`, `unknown_job_type`) with per-field `details`",
-    503: "Broker unreachable (`broker_unavailable`); see `Retry-After`",
+    503: "Broker unreachable (`broker_unavailable`), out of memory (`broker_full`) or"
+         " unsafe (`broker_misconfigured`); see `Retry-After`",
 }
 
 

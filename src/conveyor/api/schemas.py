@@ -96,6 +96,8 @@ class QueueOut(BaseModel):
 
 class QueueList(BaseModel):
     items: list[QueueOut]
+    next_cursor: str | None = Field(
+        default=None, description="pass as `cursor` for the next page; null: the last page")
 
 
 class WorkerOut(BaseModel):
