@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from conveyor.brokers.base import Broker, DeathEvent
 from conveyor.dlq.policy import DeadHook, DlqPolicy
+from conveyor.errors import BrokerMisconfigured
 from conveyor.handlers import Registry
 from conveyor.jobs import Job
 from conveyor.logging import get_logger
@@ -34,6 +35,8 @@ CLAIM_LEASE_S = 60.0
 HOOK_TIMEOUT_S = 10.0
 #: deaths claimed, and dead jobs redriven, per queue (and per type) per tick
 BATCH = 100
+#: errors that skip the rest of a pass (the next tick tries again)
+SKIPPED_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, BrokerMisconfigured)
 #: hooks running at once: a hook may use the broker itself, and its pool is finite
 HOOK_CONCURRENCY = 16
 
@@ -69,8 +72,8 @@ class DlqWorker:
             try:
                 await self.handle_deaths(broker, queue)
                 await self.apply_policies(broker, queue)
-            except TRANSIENT_ERRORS as exc:
-                log.warning("dlq worker skipped: broker unavailable",
+            except SKIPPED_ERRORS as exc:
+                log.warning("dlq worker skipped: broker unavailable or misconfigured",
                             extra={"queue": queue, "error": repr(exc)})
                 return
             except Exception:
