@@ -11,7 +11,7 @@ import asyncio
 import pytest
 from api_support import error_of, serve
 from click.testing import CliRunner
-from conftest import StartServer
+from ops_support import StartServer
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError
 from redis_server import RedisServer

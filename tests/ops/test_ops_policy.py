@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from api_support import error_of, serve
-from conftest import StartServer
+from ops_support import StartServer
 from redis.asyncio import Redis
 from redis_server import RedisServer
 

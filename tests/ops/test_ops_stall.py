@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from api_support import serve
-from conftest import StartServer, stall, unstall
+from ops_support import StartServer, stall, unstall
 from redis.asyncio import Redis
 from redis_server import RedisServer
 
