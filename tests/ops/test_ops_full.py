@@ -24,17 +24,19 @@ PREFIX = "cvt-full"
 
 
 async def _fill(admin: Redis) -> None:
-    """Store 300 KB, then lower maxmemory just under what is used: full, and stays full
-    (a big write refused for its own size would leave room for small ones)."""
-    await admin.set("filler", "x" * 300_000)
+    """Store 600 KB, then lower maxmemory well under what is used: full, and stays full
+    while clients come and go (a big write refused for its own size would leave room for
+    small ones)."""
+    for i in range(6):
+        await admin.set(f"filler:{i}", "x" * 100_000)
     used = int((await admin.info("memory"))["used_memory"])
-    await admin.config_set("maxmemory", str(used - 50_000))
+    await admin.config_set("maxmemory", str(used - 300_000))
     with pytest.raises(OutOfMemoryError):
         await admin.set("probe", "1")
 
 
 async def _free(admin: Redis) -> None:
-    await admin.delete("filler")
+    await admin.delete(*[f"filler:{i}" for i in range(6)])
 
 
 def _cli(server: RedisServer, *args: str) -> tuple[int, str, str]:
@@ -46,7 +48,7 @@ def _cli(server: RedisServer, *args: str) -> tuple[int, str, str]:
 async def test_a_full_redis_is_broker_full_at_the_api_and_in_the_cli(
     redis_servers: StartServer,
 ) -> None:
-    server = await redis_servers("--maxmemory", "2mb")
+    server = await redis_servers("--maxmemory", "8mb")
     settings = Settings(broker_url=server.url, key_prefix=PREFIX)
     async with serve(create_app(settings=settings)) as http:
         assert (await http.post("/v1/jobs", json={"type": "fake"})).status_code == 201

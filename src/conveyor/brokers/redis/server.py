@@ -3,7 +3,7 @@ waits, errors mapped to stable codes, and a watch on the eviction policy.
 
 - Every wait is bounded by `timeout_s` (socket reads, connects, waiting for a pooled
   connection), so a stalled Redis (SIGSTOP, `CLIENT PAUSE`) fails a call in seconds; the pool
-  makes callers wait for a free connection instead of refusing them.
+  (`WaitingPool`) makes callers wait for a free connection instead of refusing them.
 - A full Redis (`maxmemory` with `noeviction`) answers writes with OOM: `broker_full`.
 - An evicting policy loses jobs, so it is checked at connect, on every new connection (a
   restarted Redis may come back with another policy) and every `interval_s`; while it is
@@ -12,18 +12,20 @@ waits, errors mapped to stable codes, and a watch on the eviction policy.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any
+from contextlib import contextmanager, suppress
+from typing import Any, cast
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError
+from redis.exceptions import MaxConnectionsError, OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.errors import BrokerFull, BrokerMisconfigured, BrokerUnavailable
@@ -61,6 +63,47 @@ def retry_policy() -> Retry:
                  supported_errors=(RedisConnectionError,))
 
 
+class WaitingPool(ConnectionPool):
+    """A pool that, when all `max_connections` are in use, waits up to `timeout` seconds
+    for one to be released instead of raising. redis-py's BlockingConnectionPool does the
+    same but takes a condition and a timeout on every call (~50 us of CPU per command, a
+    third of a single enqueue); here a free connection costs nothing extra."""
+
+    def __init__(self, *, timeout: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.timeout = timeout
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
+        deadline: float | None = None
+        while True:
+            if self.can_get_connection():
+                try:
+                    conn = await super().get_connection()  # type: ignore[no-untyped-call]
+                    return cast(AbstractConnection, conn)
+                except MaxConnectionsError:
+                    pass  # taken by another task meanwhile: wait for the next release
+            loop = asyncio.get_running_loop()
+            deadline = deadline if deadline is not None else loop.time() + self.timeout
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise MaxConnectionsError(
+                    f"no Redis connection free within {self.timeout:g} s"
+                    f" ({self.max_connections} in use)")
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            with suppress(TimeoutError):  # then the loop looks once more, and gives up
+                await asyncio.wait_for(waiter, remaining)
+
+    async def release(self, connection: AbstractConnection) -> None:
+        await super().release(connection)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+
 def make_client(
     url: str, *, timeout_s: float, read_timeout_s: float | None = None,
     on_connect: Callable[[AbstractConnection], Awaitable[None]] | None = None,
@@ -68,7 +111,7 @@ def make_client(
 ) -> Redis:
     """An asyncio client whose every wait is bounded; `read_timeout_s` (default `timeout_s`)
     must outlast the longest blocking command sent on it."""
-    pool = BlockingConnectionPool.from_url(
+    pool = WaitingPool.from_url(
         url, max_connections=max_connections, timeout=timeout_s, decode_responses=True,
         socket_timeout=read_timeout_s or timeout_s, socket_connect_timeout=timeout_s,
         health_check_interval=30, retry=retry_policy(), redis_connect_func=on_connect,
