@@ -8,6 +8,7 @@ service calls the async client; nothing else talks to the broker for producers.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
 import math
 import threading
@@ -105,7 +106,8 @@ class AsyncConveyor:
         broker = broker_from_url(
             url or s.broker_url, key_prefix=key_prefix or s.key_prefix,
             retention_s=s.retention_s, dlq_retention_s=s.dlq_retention_s,
-            queue_retention_s=s.queue_retention_s,
+            queue_retention_s=s.queue_retention_s, redis_timeout_s=s.redis_timeout_s,
+            redis_check_interval_s=s.redis_check_interval_s,
         )
         return cls(broker, registry=registry, validate_types=validate_types)
 
@@ -235,6 +237,10 @@ class AsyncConveyor:
     async def get(self, job_id: str) -> Job:
         return await self.broker.get(job_id)
 
+    async def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
+        """Jobs by id in a bounded number of round trips; None for an unknown id."""
+        return await self.broker.get_many(job_ids)
+
     async def cancel(self, job_id: str) -> Job:
         return await self.broker.cancel(job_id)
 
@@ -305,6 +311,24 @@ class AsyncConveyor:
 
     async def is_paused(self, queue: str) -> bool:
         return await self.broker.is_paused(queue)
+
+    async def paused_queues(self, queues: Sequence[str]) -> set[str]:
+        return await self.broker.paused_queues(queues)
+
+    async def queue_page(
+        self, limit: int = 1000, cursor: str | None = None
+    ) -> tuple[list[str], str | None]:
+        """Known queue names in name order after `cursor` (the last name of the previous
+        page): up to `limit`, and the cursor of the next page (None: that was the last)."""
+        names = await self.broker.queues()
+        start = 0 if cursor is None else bisect.bisect_right(names, cursor)
+        page = names[start : start + limit]
+        return page, (page[-1] if page and start + limit < len(names) else None)
+
+    async def delete_queue(self, queue: str) -> None:
+        """Forget an empty queue (`QueueNotFound`; `InvalidState` while it holds jobs). It
+        comes back with its next job."""
+        await self.broker.forget_queue(queue)
 
 
 class Conveyor:
@@ -467,3 +491,6 @@ class Conveyor:
 
     def resume(self, queue: str) -> None:
         self._call(self._inner.resume(queue))
+
+    def delete_queue(self, queue: str) -> None:
+        self._call(self._inner.delete_queue(queue))

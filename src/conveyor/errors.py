@@ -25,6 +25,8 @@ class ErrorCode(StrEnum):
     CANCELLED = "cancelled"
     BROKER_UNAVAILABLE = "broker_unavailable"
     BROKER_MISCONFIGURED = "broker_misconfigured"
+    BROKER_FULL = "broker_full"
+    QUEUE_NOT_FOUND = "queue_not_found"
     CORRUPT_JOB = "corrupt_job"
     RESULT_TOO_LARGE = "result_too_large"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
@@ -81,6 +83,17 @@ class LeaseLost(ConveyorError):
 
 class BrokerUnavailable(ConveyorError):
     code = ErrorCode.BROKER_UNAVAILABLE
+
+
+class BrokerFull(BrokerUnavailable):
+    """The broker is reachable but out of memory and refuses writes (Redis `maxmemory` with
+    `noeviction`). A kind of unavailability: callers back off and retry as they would."""
+
+    code = ErrorCode.BROKER_FULL
+
+
+class QueueNotFound(ConveyorError):
+    code = ErrorCode.QUEUE_NOT_FOUND
 
 
 class BrokerMisconfigured(ConveyorError):

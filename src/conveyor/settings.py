@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     dlq_retention_s: PositiveFloat = 30 * 24 * 3600.0
     queue_retention_s: dict[str, PositiveFloat] = Field(default_factory=dict)
 
+    #: Redis socket, connect and pool-wait timeout: a stalled Redis fails a call after this
+    redis_timeout_s: PositiveFloat = 3.0
+    #: how often a running process re-checks Redis' maxmemory-policy (and on reconnect)
+    redis_check_interval_s: PositiveFloat = 30.0
+
     concurrency: PositiveInt = 10
     #: largest result (its JSON text) a worker sends; over it the job fails `result_too_large`
     max_result_bytes: PositiveInt = 1048576

@@ -74,6 +74,21 @@ def test_pause_and_resume(run_cli: Cli) -> None:
     assert run_cli("queue", "pause", "bad queue").exit_code == 2
 
 
+def test_queue_delete(run_cli: Cli) -> None:
+    (dead,) = run_cli.make_dead(1, queue="tmp")
+    busy = run_cli("queue", "delete", "tmp")
+    assert busy.exit_code == 1
+    assert busy.stderr.startswith("error: invalid_state: queue tmp still holds 1 job(s)")
+    assert run_cli.ok("dlq", "purge", dead, "--yes")
+    assert run_cli.ok("queue", "delete", "tmp").stdout.strip() == "deleted queue tmp"
+    assert "tmp" not in run_cli.json("stats")
+    gone = run_cli("queue", "delete", "tmp")
+    assert gone.exit_code == 1 and gone.stderr.startswith("error: queue_not_found: ")
+    run_cli.ok("queue", "pause", "idle")
+    assert run_cli.json("queue", "delete", "idle") == {"queue": "idle", "deleted": True}
+    assert run_cli("queue", "delete", "bad queue").exit_code == 2
+
+
 def test_worker_rejects_bad_arguments_before_starting(run_cli: Cli) -> None:
     for args in (["--queues", "a,bad queue"], ["--queues", ","], ["--concurrency", "0"],
                  ["--lease", "soon"], ["--lease", "0"]):

@@ -229,3 +229,31 @@ async def test_deaths_without_hooks_or_job_are_simply_acked(
         await client.get(gone)
     await DlqWorker(registry)(broker, [Q])
     assert await broker.claim_deaths(Q, 10, 60_000) == []
+
+
+async def test_hundreds_of_deaths_run_their_hooks_with_bounded_concurrency(
+    broker: Broker, client: AsyncConveyor, registry: Registry
+) -> None:
+    """300 deaths in one pass: their jobs are read in one batch and their hooks run a bounded
+    number at a time, so hooks that use the broker themselves never exhaust its pool."""
+    ran: list[str] = []
+    running = peak = 0
+
+    async def hook(job: Job) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            assert (await broker.get(job.id)).state == JobState.DEAD
+            await asyncio.sleep(0.01)
+            ran.append(job.id)
+        finally:
+            running -= 1
+
+    registry.handler("h", on_dead=hook)(_noop)
+    ids = await kill(client, 300, type="h")
+    dlq = DlqWorker(registry, batch=300)
+    await dlq(broker, [Q])
+    assert sorted(ran) == sorted(ids)
+    assert dlq.hooks_failed == 0
+    assert 1 < peak <= 16

@@ -7,7 +7,6 @@ that `details[].loc` points into the request body (`["body", "payload", "to"]`,
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,6 +27,7 @@ from conveyor.errors import (
     ConveyorError,
     ErrorCode,
     IdempotencyConflict,
+    JobNotFound,
     PayloadTooLarge,
     UnknownJobType,
     ValidationError,
@@ -169,8 +169,12 @@ async def enqueue_batch(client: AsyncConveyor, bodies: list[JobIn]) -> BatchOut:
                 message=f"idempotency key {spec.idempotency_key!r} already names job "
                 f"{res.job_id} with a different request",
             ))
-    existing = await asyncio.gather(*(client.get(results[i].job_id) for i in hits))
+    # one batched read of the jobs the keys already name (never one call per hit)
+    existing = await client.get_many([results[i].job_id for i in hits]) if hits else []
     for i, job in zip(hits, existing, strict=True):
+        if job is None:  # deleted (retention, purge) since the key named it
+            raise JobNotFound(f"job {results[i].job_id} not found",
+                              details={"job_id": results[i].job_id})
         jobs[i] = job
     return BatchOut(
         jobs=[j for j in jobs if j is not None],

@@ -52,6 +52,8 @@ STATUS_OF_CODE: dict[str, int] = {
     ErrorCode.BROKER_UNAVAILABLE: 503,
     ErrorCode.BROKER_MISCONFIGURED: 503,
     ApiErrorCode.BAD_REQUEST: 400,
+    ErrorCode.BROKER_FULL: 503,
+    ErrorCode.QUEUE_NOT_FOUND: 404,
     ApiErrorCode.INVALID_JSON: 400,
     ApiErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ApiErrorCode.FORBIDDEN_ORIGIN: 403,

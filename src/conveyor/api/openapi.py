@@ -29,14 +29,14 @@ _WHY = {
     400: "Malformed JSON (`invalid_json`)",
     401: "Missing or wrong bearer key (`unauthorized`), on a server with API keys",
     403: "A browser request from another origin (`forbidden_origin`)",
-    404: "No such job (`job_not_found`)",
-    409: "The job's state does not allow this (`invalid_state`), or an idempotency key names "
-    "another request (`idempotency_conflict`)",
+    404: "No such job or queue (`job_not_found`, `queue_not_found`)",
+    409: "The job's (or queue's) state does not allow this (`invalid_state`), or an "
+    "idempotency key names another request (`idempotency_conflict`)",
     413: "Body over the server's limit, `CONVEYOR_MAX_BODY_BYTES` (`payload_too_large`)",
     415: "Body not declared as JSON (`unsupported_media_type`)",
     422: "Invalid input (`validation_error`, `unknown_job_type`) with per-field `details`",
-    503: "Broker unreachable or refused (`broker_unavailable`, `broker_misconfigured`); "
-    "try again after `Retry-After`",
+    503: "Broker unreachable (`broker_unavailable`), out of memory (`broker_full`) or "
+    "unsafe (`broker_misconfigured`); try again after `Retry-After`",
 }
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},

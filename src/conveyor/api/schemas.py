@@ -151,6 +151,8 @@ class QueueOut(ResponseModel):
 
 class QueueList(ResponseModel):
     items: list[QueueOut]
+    next_cursor: str | None = Field(
+        default=None, description="pass as `cursor` for the next page; null: the last page")
 
 
 class WorkerOut(ResponseModel):

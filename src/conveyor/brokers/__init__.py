@@ -8,11 +8,19 @@ from conveyor.brokers.base import Broker
 from conveyor.errors import ValidationError
 
 
-def broker_from_url(url: str, *, key_prefix: str = "cv", **kw: Any) -> Broker:
+def broker_from_url(
+    url: str, *, key_prefix: str = "cv", redis_timeout_s: float | None = None,
+    redis_check_interval_s: float | None = None, **kw: Any,
+) -> Broker:
+    """`redis_*` options apply to Redis only (None: the broker's default)."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in {"redis", "rediss", "unix"}:
         from conveyor.brokers.redis import RedisBroker
 
+        if redis_timeout_s is not None:
+            kw["timeout_s"] = redis_timeout_s
+        if redis_check_interval_s is not None:
+            kw["policy_check_s"] = redis_check_interval_s
         return RedisBroker.from_url(url, key_prefix=key_prefix, **kw)
     if scheme == "sqlite":
         from conveyor.brokers.sqlite import SqliteBroker

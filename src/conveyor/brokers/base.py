@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from conveyor.errors import ValidationError
+from conveyor.errors import InvalidState, QueueNotFound, ValidationError
 from conveyor.ids import UID_RE
 from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
 
@@ -142,6 +142,18 @@ class DeathEvent:
     death: int
 
 
+def queue_not_found(queue: str) -> QueueNotFound:
+    return QueueNotFound(f"queue {queue} not found", details={"queue": queue})
+
+
+def queue_not_empty(queue: str, counts: dict[str, int]) -> InvalidState:
+    """`forget_queue` refused: `counts` are the jobs left per state."""
+    return InvalidState(
+        f"queue {queue} still holds {sum(counts.values())} job(s): only an empty queue can be"
+        " deleted", details={"queue": queue, "counts": counts},
+    )
+
+
 @runtime_checkable
 class Broker(Protocol):
     # --- lifecycle ------------------------------------------------------------------------
@@ -151,6 +163,10 @@ class Broker(Protocol):
     async def close(self) -> None: ...
 
     async def ping(self) -> bool: ...
+
+    async def check_ready(self) -> None:
+        """Raise `BrokerUnavailable` / `BrokerMisconfigured` unless the broker answers and is
+        safe to take new work now (readiness probes); looks at the server again if needed."""
 
     async def now_ms(self) -> int:
         """The broker's clock: the one clock for leases and due times."""
@@ -187,6 +203,10 @@ class Broker(Protocol):
 
     # --- operator -------------------------------------------------------------------------
     async def get(self, job_id: str) -> Job: ...
+
+    async def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
+        """Jobs by id, in order, None for an unknown one: a bounded number of round trips
+        whatever the count (never one concurrent call per id)."""
 
     async def cancel(self, job_id: str) -> Job: ...
 
@@ -247,6 +267,14 @@ class Broker(Protocol):
     async def resume(self, queue: str) -> None: ...
 
     async def is_paused(self, queue: str) -> bool: ...
+
+    async def paused_queues(self, queues: Sequence[str]) -> set[str]:
+        """Which of `queues` are paused, in a bounded number of round trips."""
+
+    async def forget_queue(self, queue: str) -> None:
+        """Drop an empty queue from `queues()` (and its paused flag), atomically: a job
+        enqueued meanwhile is never left in an unlisted queue. `QueueNotFound` if the queue
+        is unknown, `InvalidState` (with its counts) while it holds any job."""
 
     async def queues(self) -> list[str]: ...
 

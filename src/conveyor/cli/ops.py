@@ -1,5 +1,5 @@
-"""`conveyor stats`, `conveyor workers` and `conveyor queue pause|resume`: the view of the
-whole system an operator checks first.
+"""`conveyor stats`, `conveyor workers` and `conveyor queue pause|resume|delete`: the view of
+the whole system an operator checks first.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def workers() -> None:
 
 @click.group()
 def queue() -> None:
-    """Pause or resume a queue.
+    """Pause, resume or delete a queue.
 
     A paused queue still accepts jobs; workers just stop fetching from it.
     """
@@ -117,6 +117,25 @@ def resume(name: str) -> None:
 
     run(action)
     _done(name, paused=False)
+
+
+@queue.command("delete")
+@click.argument("name", metavar="QUEUE", type=QUEUE)
+@json_flag
+def delete(name: str) -> None:
+    """Forget QUEUE, which must hold no job at all (any state).
+
+    It leaves `conveyor stats` and the queue lists; its next job brings it back.
+    """
+
+    async def action(client: AsyncConveyor) -> None:
+        await client.delete_queue(name)
+
+    run(action)
+    if wants_json():
+        echo_json({"queue": name, "deleted": True})
+    else:
+        click.echo(f"deleted queue {name}")
 
 
 def _done(name: str, *, paused: bool) -> None:

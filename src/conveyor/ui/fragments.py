@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from conveyor.api.routes.dlq import ERROR_CODE_PATTERN
 from conveyor.api.routes.jobs import list_page
-from conveyor.api.routes.queues import queue_list
+from conveyor.api.routes.queues import queue_list, queue_outs
 from conveyor.api.routes.workers import worker_out
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import CURSOR_MAX, JOB_ID_PATTERN, QUEUE_PATTERN, TYPE_PATTERN
@@ -35,6 +35,9 @@ PAGE_SIZE = 50
 SEARCH_SCAN = 500
 #: the newest dead jobs the DLQ page lists (bulk actions reach every match)
 DLQ_PAGE = 200
+
+#: queues the overview lists (by name); its totals count every queue
+OVERVIEW_QUEUES = 200
 
 #: broker calls one list may take: a page may come back short while more remain
 MAX_PAGE_CALLS = 8
@@ -89,12 +92,13 @@ def build_router(rt: ApiRuntime) -> APIRouter:
     @router.get("/overview")
     async def overview() -> Response:
         client = await rt.ready()
-        queues, workers = await asyncio.gather(queue_list(client), client.workers())
-        queues.sort(key=lambda q: q.name)
-        totals = {s: sum(q.counts.get(s, 0) for q in queues) for s in STATES}
+        stats, workers = await asyncio.gather(client.stats(), client.workers())
+        shown = dict(sorted(stats.items())[:OVERVIEW_QUEUES])
+        queues = queue_outs(shown, await client.paused_queues(list(shown)))
+        totals = {s: sum(c.get(s, 0) for c in stats.values()) for s in STATES}
         return render(
             "fragments/overview.html", queues=queues, totals=totals, workers=len(workers),
-            slots=sum(w.concurrency for w in workers),
+            slots=sum(w.concurrency for w in workers), total_queues=len(stats),
         )
 
     @router.get("/queues/{name}")

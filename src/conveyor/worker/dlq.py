@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from conveyor.brokers.base import Broker, DeathEvent
 from conveyor.dlq.policy import DeadHook, DlqPolicy
-from conveyor.errors import JobNotFound
+from conveyor.errors import BrokerMisconfigured
 from conveyor.handlers import Registry
 from conveyor.jobs import Job
 from conveyor.logging import get_logger
@@ -35,6 +35,10 @@ CLAIM_LEASE_S = 60.0
 HOOK_TIMEOUT_S = 10.0
 #: deaths claimed, and dead jobs redriven, per queue (and per type) per tick
 BATCH = 100
+#: errors that skip the rest of a pass (the next tick tries again)
+SKIPPED_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, BrokerMisconfigured)
+#: hooks running at once: a hook may use the broker itself, and its pool is finite
+HOOK_CONCURRENCY = 16
 
 
 async def call_hook(hook: DeadHook, job: Job) -> None:
@@ -68,8 +72,8 @@ class DlqWorker:
             try:
                 await self.handle_deaths(broker, queue)
                 await self.apply_policies(broker, queue)
-            except TRANSIENT_ERRORS as exc:
-                log.warning("dlq worker skipped: broker unavailable",
+            except SKIPPED_ERRORS as exc:
+                log.warning("dlq worker skipped: broker unavailable or misconfigured",
                             extra={"queue": queue, "error": repr(exc)})
                 return
             except Exception:
@@ -93,23 +97,27 @@ class DlqWorker:
                     done.append(event)
                 else:
                     pending.append((event, policy))
-        ran = await asyncio.gather(
-            *(self._run_hooks(broker, event, policy) for event, policy in pending),
-            return_exceptions=True,
-        )
-        for (event, _), ok in zip(pending, ran, strict=True):
-            if ok is True:
-                done.append(event)
-            else:  # could not load the job (broker trouble): the claim lapses, retried then
+        if pending:
+            try:  # one batched read; broker trouble: the claims lapse and are retried then
+                jobs = await broker.get_many([event.job_id for event, _ in pending])
+            except Exception as exc:
                 log.warning("on_dead hooks postponed",
-                            extra={"dead_job_id": event.job_id, "error": repr(ok)})
+                            extra={"count": len(pending), "error": repr(exc)})
+                jobs = []
+                pending = []
+            slots = asyncio.Semaphore(HOOK_CONCURRENCY)
+
+            async def run(event: DeathEvent, policy: DlqPolicy, job: Job | None) -> None:
+                if job is not None:  # None: deleted meanwhile, nothing to run hooks on
+                    async with slots:
+                        await self._run_hooks(event, policy, job)
+
+            await asyncio.gather(*(run(event, policy, job)
+                                   for (event, policy), job in zip(pending, jobs, strict=True)))
+            done += [event for event, _ in pending]
         return await broker.ack_deaths(queue, done) if done else 0
 
-    async def _run_hooks(self, broker: Broker, event: DeathEvent, policy: DlqPolicy) -> bool:
-        try:
-            job = await broker.get(event.job_id)
-        except JobNotFound:
-            return True
+    async def _run_hooks(self, event: DeathEvent, policy: DlqPolicy, job: Job) -> None:
         for hook in policy.on_dead:
             try:
                 # each hook gets its own copy: what a hook does to it changes nothing stored
@@ -123,7 +131,6 @@ class DlqWorker:
                     extra={"dead_job_id": event.job_id, "job_type": event.type,
                            "hook": getattr(hook, "__qualname__", repr(hook))},
                 )
-        return True
 
     # --- redrive policies -------------------------------------------------------------------
     async def apply_policies(self, broker: Broker, queue: str) -> int:

@@ -103,6 +103,8 @@ def build_broker(settings: Settings) -> Broker:
         retention_s=settings.retention_s,
         dlq_retention_s=settings.dlq_retention_s,
         queue_retention_s=dict(settings.queue_retention_s),
+        redis_timeout_s=settings.redis_timeout_s,
+        redis_check_interval_s=settings.redis_check_interval_s,
     )
 
 

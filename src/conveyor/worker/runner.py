@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.brokers.base import Broker, LeaseRef
+from conveyor.errors import BrokerMisconfigured
 from conveyor.handlers import Registry, default_registry
 from conveyor.jobs import Delivery
 from conveyor.logging import get_logger, job_context
@@ -38,6 +39,8 @@ WAKER_BLOCK_S = 5.0
 #: How long cancelled jobs get to unwind, and releases to reach the broker, at shutdown.
 CANCEL_WAIT_S = 2.0
 RELEASE_DEADLINE_S = 5.0
+#: while the broker is unsafe (e.g. an evicting Redis), how often fetching is tried again
+MISCONFIGURED_RETRY_S = 1.0
 
 
 def new_worker_id() -> str:
@@ -193,6 +196,7 @@ class Worker:
     async def _fetch_loop(self) -> None:
         backoff = Backoff()
         stop_wait = asyncio.create_task(self._stop.wait())
+        misconfigured = False
         try:
             while not self._stopping:
                 try:
@@ -201,8 +205,19 @@ class Worker:
                         await self._wait_for_slot()
                         continue
                     fetched, wait_s = await self._fetch(free)
+                    if misconfigured:
+                        misconfigured = False
+                        log.warning("broker configuration fixed: fetching again")
                     if fetched < free and not self._stopping:
                         await self._wait_for_work(wait_s, stop_wait)
+                except BrokerMisconfigured as exc:  # jobs there could be lost: take none
+                    if not misconfigured:
+                        misconfigured = True
+                        log.error("broker misconfigured: not fetching",
+                                  extra={"error": exc.message, "details": exc.details,
+                                         "in_flight": len(self._in_flight)})
+                    await asyncio.wait([stop_wait], timeout=MISCONFIGURED_RETRY_S)
+                    continue
                 except TRANSIENT_ERRORS as exc:
                     delay = backoff.next_delay_s()
                     log.warning(
@@ -220,6 +235,7 @@ class Worker:
                 if backoff.failures:
                     log.info("broker reachable again")
                     backoff.reset()
+
         finally:
             stop_wait.cancel()
             self._cancel_waker()

@@ -1,14 +1,15 @@
-"""`/v1/queues`: job counts per state for each queue, and pausing / resuming deliveries.
+"""`/v1/queues`: job counts per state for each queue (paged by name), pausing / resuming
+deliveries, and forgetting an empty queue.
 
-A paused queue still accepts jobs; workers take none from it until it is resumed.
+A paused queue still accepts jobs; workers take none from it until it is resumed. Counts and
+paused flags of a page are read in pipelines, never one concurrent call per queue.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from conveyor.api.body import json_response
@@ -19,25 +20,37 @@ from conveyor.client import AsyncConveyor
 from conveyor.jobs import JobState
 
 QueuePath = Annotated[str, Path(pattern=QUEUE_PATTERN, description="queue name")]
+#: queues per page of GET /v1/queues, at most and by default
+MAX_PAGE = 1000
+
+
+def queue_outs(stats: dict[str, dict[str, int]], paused: set[str]) -> list[QueueOut]:
+    return [
+        QueueOut(name=q, counts={str(s): counts.get(str(s), 0) for s in JobState},
+                 paused=q in paused)
+        for q, counts in stats.items()
+    ]
 
 
 async def queue_list(client: AsyncConveyor, names: list[str] | None = None) -> list[QueueOut]:
     stats = await client.stats(names)
-    paused = await asyncio.gather(*(client.is_paused(q) for q in stats))
-    return [
-        QueueOut(name=q, counts={str(s): counts.get(str(s), 0) for s in JobState}, paused=p)
-        for (q, counts), p in zip(stats.items(), paused, strict=True)
-    ]
+    return queue_outs(stats, await client.paused_queues(list(stats)))
 
 
 def build_router(rt: ApiRuntime) -> APIRouter:
     router = APIRouter(prefix="/v1/queues", tags=["queues"])
 
-    @router.get("", response_model=QueueList, summary="Every queue: counts and paused",
-                responses=error_responses(401, 503))
-    async def list_queues() -> Response:
+    @router.get("", response_model=QueueList, summary="Queues by name: counts and paused",
+                responses=error_responses(401, 422, 503))
+    async def list_queues(
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
+        cursor: Annotated[str | None, Query(
+            pattern=QUEUE_PATTERN, description="next_cursor of the previous page")] = None,
+    ) -> Response:
         client = await rt.ready()
-        return json_response(QueueList(items=await queue_list(client)))
+        names, next_cursor = await client.queue_page(limit, cursor)
+        items = await queue_list(client, names) if names else []
+        return json_response(QueueList(items=items, next_cursor=next_cursor))
 
     @router.get("/{name}", response_model=QueueOut, summary="One queue: counts and paused",
                 description="Any valid name answers: a queue that never had a job has "
@@ -61,5 +74,13 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         client = await rt.ready()
         await client.resume(name)
         return json_response((await queue_list(client, [name]))[0])
+
+    @router.delete("/{name}", status_code=204, response_class=Response,
+                   summary="Forget an empty queue (it comes back with its next job)",
+                   responses=error_responses(401, 404, 409, 422, 503))
+    async def delete(name: QueuePath) -> Response:
+        client = await rt.ready()
+        await client.delete_queue(name)
+        return Response(status_code=204)
 
     return router

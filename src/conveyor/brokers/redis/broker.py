@@ -9,18 +9,13 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar, cast
 
 from pydantic_core import to_json
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.brokers.base import (
     AckItem,
@@ -36,10 +31,12 @@ from conveyor.brokers.base import (
     WorkerInfo,
 )
 from conveyor.brokers.redis.dlq import RedisDlq
+from conveyor.brokers.redis.queues import RedisQueues
 from conveyor.brokers.redis.records import job_from_hash
 from conveyor.brokers.redis.scripts import Scripts
+from conveyor.brokers.redis.server import PolicyWatch, make_client
+from conveyor.brokers.redis.server import unavailable as _unavailable
 from conveyor.errors import (
-    BrokerMisconfigured,
     BrokerUnavailable,
     InvalidState,
     JobNotFound,
@@ -56,15 +53,13 @@ T = TypeVar("T")
 ENQUEUE_CHUNK = 1000
 MAX_WAIT_S = 5.0
 LIST_SCAN = 200
+#: default of every bounded wait on Redis (CONVEYOR_REDIS_TIMEOUT_S)
+TIMEOUT_S = 3.0
+#: default period of the maxmemory-policy re-check (CONVEYOR_REDIS_CHECK_INTERVAL_S)
+POLICY_CHECK_S = 30.0
+#: get_many reads at most this many records per pipeline
+READ_CHUNK = 1000
 _STATE_ORDER = tuple(JobState)
-
-
-@contextmanager
-def _unavailable() -> Iterator[None]:
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise BrokerUnavailable(f"Redis is unreachable: {exc}") from exc
 
 
 def _group(items: Sequence[T], job_id: Any) -> dict[str, list[tuple[int, str, T]]]:
@@ -114,16 +109,24 @@ class RedisBroker:
         dlq_retention_s: float = 30 * 24 * 3600.0,
         queue_retention_s: dict[str, float] | None = None,
         check_server: bool = True,
+        blocking_client: Redis | None = None,
+        policy: PolicyWatch | None = None,
+        timeout_s: float = TIMEOUT_S,
     ) -> None:
         self.client = client
+        #: serves `wait_for_work` (BLPOP), whose reads must outlast the block
+        self.blocking_client = blocking_client or client
+        self.timeout_s = timeout_s
         self.keys = Keys(key_prefix)
         self.retention_s = retention_s
         self.dlq_retention_s = dlq_retention_s
         self.queue_retention_s = dict(queue_retention_s or {})
         self.check_server = check_server
+        #: the maxmemory-policy verdict; None: not checked (check_server=False)
+        self.policy = (policy or PolicyWatch(POLICY_CHECK_S)) if check_server else None
         self._scripts = Scripts()
-        self._known_queues: set[str] = set()
         self._dlq = RedisDlq(self)
+        self._queues = RedisQueues(self)
         #: set by from_url: lets a synchronous client open its own connection (SyncEnqueuer)
         self.url: str | None = None
 
@@ -131,17 +134,18 @@ class RedisBroker:
     unavailable = staticmethod(_unavailable)
 
     @classmethod
-    def from_url(cls, url: str, *, key_prefix: str = "cv", **kw: Any) -> RedisBroker:
-        # One retry on a dropped connection (e.g. a pooled socket Redis closed when it
-        # restarted). Safe because every script tolerates being sent twice: enqueue knows
-        # its own uid, ack knows its own token, the other transitions reject a stale token.
-        client = Redis.from_url(
-            url, decode_responses=True, socket_timeout=MAX_WAIT_S * 2,
-            socket_connect_timeout=5.0, health_check_interval=30,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
-            retry_on_error=[RedisConnectionError],
-        )
-        broker = cls(client, key_prefix=key_prefix, **kw)
+    def from_url(
+        cls, url: str, *, key_prefix: str = "cv", timeout_s: float = TIMEOUT_S,
+        policy_check_s: float = POLICY_CHECK_S, **kw: Any,
+    ) -> RedisBroker:
+        """Two pools: one for commands, one for blocking waits (their reads last longer).
+        Every new connection of either makes the policy due for a look."""
+        watch = PolicyWatch(policy_check_s)
+        client = make_client(url, timeout_s=timeout_s, on_connect=watch.on_connect)
+        blocking = make_client(url, timeout_s=timeout_s, read_timeout_s=MAX_WAIT_S + timeout_s,
+                               on_connect=watch.on_connect, max_connections=16)
+        broker = cls(client, key_prefix=key_prefix, blocking_client=blocking, policy=watch,
+                     timeout_s=timeout_s, **kw)
         broker.url = url
         return broker
 
@@ -156,22 +160,32 @@ class RedisBroker:
         with _unavailable():
             return await self._scripts.run(self.client, name, keys, args)
 
-    async def _run_many(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
-        """Several script calls in one round trip; NOSCRIPT replies are reloaded and re-run."""
-        if len(calls) == 1:
+    async def _run_many(
+        self, calls: list[tuple[str, list[str], list[Any]]], register: Sequence[str] = (),
+    ) -> list[Any]:
+        """Several script calls in one round trip; NOSCRIPT replies are reloaded and re-run.
+        `register`: queues to add to the registry after the calls, in the same round trip."""
+        if len(calls) == 1 and not register:
             name, keys, args = calls[0]
             return [await self._run(name, keys, args)]
         with _unavailable():
             pipe = self.client.pipeline(transaction=False)
             for name, keys, args in calls:
                 pipe.evalsha(self._scripts.sha[name], len(keys), *keys, *args)
+            if register:
+                pipe.sadd(self.keys.queues, *register)
             results: list[Any] = await pipe.execute(raise_on_error=False)
+            results = results[: len(calls)]
+            rerun = False
             for i, res in enumerate(results):
                 if isinstance(res, NoScriptError):
                     name, keys, args = calls[i]
                     results[i] = await self._scripts.run(self.client, name, keys, args)
+                    rerun = True
                 elif isinstance(res, Exception):
                     raise res
+            if rerun:
+                await self.remember_queues(register)
             return results
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -183,14 +197,11 @@ class RedisBroker:
             await self._scripts.load(self.client)
 
     async def _check_server(self) -> None:
-        mem = await self.client.info("memory")
-        policy = str(mem.get("maxmemory_policy", "noeviction"))
-        if policy != "noeviction":
-            raise BrokerMisconfigured(
-                f"Redis maxmemory-policy is {policy!r}: Conveyor requires 'noeviction', because"
-                " an evicted key is a lost job (CONFIG SET maxmemory-policy noeviction)",
-                details={"maxmemory_policy": policy},
-            )
+        assert self.policy is not None
+        self.policy.due()
+        error = self.policy.record(await self.client.info("memory"))
+        if error is not None:
+            raise error
         persistence = await self.client.info("persistence")
         if not int(persistence.get("aof_enabled", 0)):
             log.warning(
@@ -198,8 +209,28 @@ class RedisBroker:
                 extra={"hint": "enable appendonly yes so a Redis restart loses no job"},
             )
 
+    async def _writable(self, max_age_s: float | None = None) -> None:
+        """Refuse new work while Redis may evict keys (`broker_misconfigured`); looks at the
+        policy again when it is due (every `policy_check_s`, on a new connection, every
+        second while wrong). `max_age_s`: look now if the last look is older."""
+        watch = self.policy
+        if watch is None:
+            return
+        if watch.due(max_age_s):
+            with _unavailable():
+                watch.record(await self.client.info("memory"))
+        if watch.error is not None:
+            raise watch.error
+
+    async def check_ready(self) -> None:
+        with _unavailable():
+            await self.client.ping()
+        await self._writable(max_age_s=1.0)
+
     async def close(self) -> None:
         await self.client.aclose()
+        if self.blocking_client is not self.client:
+            await self.blocking_client.aclose()
 
     async def ping(self) -> bool:
         try:
@@ -242,20 +273,21 @@ class RedisBroker:
         return plan
 
     async def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
+        await self._writable()
         plan = self.enqueue_plan(specs)
-        await self.remember_queues(plan.queues)
-        return plan.results(await self._run_many(plan.calls))
+        return plan.results(await self._run_many(plan.calls, register=plan.queues))
 
     async def remember_queues(self, queues: Sequence[str]) -> None:
-        """Add queues to the set of every queue that ever received a job."""
-        new_queues = [q for q in queues if q not in self._known_queues]
-        if new_queues:
+        """Add queues to the registry of known queues. Always sent AFTER the write that put
+        jobs in them: a `forget_queue` that ran in between found the queue empty and dropped
+        it, and this puts it back (so no process may cache what it registered)."""
+        if queues:
             with _unavailable():
-                await self.client.sadd(self.keys.queues, *new_queues)
-            self._known_queues.update(new_queues)
+                await self.client.sadd(self.keys.queues, *queues)
 
     # --- worker ---------------------------------------------------------------------------
     async def fetch(self, queue: str, count: int, worker_id: str, lease_ms: int) -> FetchBatch:
+        await self._writable()
         qk = self._q(queue)
         keys = [qk.job_prefix, qk.queued, qk.scheduled, qk.running, qk.seq, qk.marker, qk.paused]
         now, next_due, rows = await self._run(
@@ -275,7 +307,9 @@ class RedisBroker:
     async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> bool:
         timeout = min(max(timeout_s, 0.001), MAX_WAIT_S)
         with _unavailable():
-            got = await self.client.blpop([self._q(q).marker for q in queues], timeout=timeout)
+            got = await self.blocking_client.blpop(
+                [self._q(q).marker for q in queues], timeout=timeout
+            )
         return got is not None
 
     async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> list[str]:
@@ -371,8 +405,22 @@ class RedisBroker:
             raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
         return job_from_hash(queue, uid, h)
 
+    async def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
+        """Many jobs by id in few round trips (pipelines of READ_CHUNK); None where unknown."""
+        where = [split_job_id(j) for j in job_ids]
+        hashes: list[dict[str, str]] = []
+        with _unavailable():
+            for start in range(0, len(where), READ_CHUNK):
+                pipe = self.client.pipeline(transaction=False)
+                for queue, uid in where[start : start + READ_CHUNK]:
+                    pipe.hgetall(self._q(queue).job(uid))
+                hashes += await pipe.execute()
+        return [job_from_hash(q, u, h) if h else None
+                for (q, u), h in zip(where, hashes, strict=True)]
+
     async def cancel(self, job_id: str, actor: str = "manual") -> Job:
         queue, uid = split_job_id(job_id)
+        await self._writable()
         qk = self._q(queue)
         res = await self._run(
             "cancel", [qk.job(uid), qk.queued, qk.scheduled, qk.cancelled], [uid, actor]
@@ -382,6 +430,7 @@ class RedisBroker:
 
     async def retry(self, job_id: str, actor: str = "manual") -> Job:
         queue, uid = split_job_id(job_id)
+        await self._writable()
         _, res = await self._retry_script(queue, [uid], actor)
         self._raise_for(job_id, res[0], "retried", "only dead or cancelled jobs can be retried")
         return await self.get(job_id)
@@ -500,18 +549,21 @@ class RedisBroker:
         actor: str = "dlq.redrive", *, selector: DeadSelector | None = None,
         dry_run: bool = False,
     ) -> list[str]:
+        await self._writable()
         return await self._dlq.redrive(queue, job_ids, limit, actor, selector, dry_run)
 
     async def dlq_move(
         self, queue: str, job_ids: Sequence[str], target_queue: str, actor: str,
         *, selector: DeadSelector | None = None,
     ) -> list[tuple[str, str]]:
+        await self._writable()
         return await self._dlq.move(queue, job_ids, target_queue, actor, selector)
 
     async def dlq_purge(
         self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000,
         *, selector: DeadSelector | None = None, dry_run: bool = False,
     ) -> list[str]:
+        await self._writable()
         return await self._dlq.purge(queue, job_ids, limit, selector, dry_run)
 
     async def claim_deaths(self, queue: str, limit: int, lease_ms: int) -> list[DeathEvent]:
@@ -522,11 +574,13 @@ class RedisBroker:
 
     async def pause(self, queue: str) -> None:
         validate_queue_name(queue)
+        await self._writable()
         with _unavailable():
             await self.client.set(self._q(queue).paused, "1")
 
     async def resume(self, queue: str) -> None:
         validate_queue_name(queue)
+        await self._writable()
         qk = self._q(queue)
         with _unavailable():
             pipe = self.client.pipeline(transaction=False)
@@ -539,6 +593,13 @@ class RedisBroker:
         with _unavailable():
             return bool(await self.client.exists(self._q(queue).paused))
 
+    async def paused_queues(self, queues: Sequence[str]) -> set[str]:
+        return await self._queues.paused(queues)
+
+    async def forget_queue(self, queue: str) -> None:
+        await self._writable()
+        await self._queues.forget(queue)
+
     async def queues(self) -> list[str]:
         with _unavailable():
             names = await self.client.smembers(self.keys.queues)
@@ -546,19 +607,7 @@ class RedisBroker:
 
     async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
         names = list(queues) if queues is not None else await self.queues()
-        with _unavailable():
-            pipe = self.client.pipeline(transaction=False)
-            for q in names:
-                qk = self._q(q)
-                for state in _STATE_ORDER:
-                    pipe.zcard(qk.index(state))
-            counts = await pipe.execute() if names else []
-        n = len(_STATE_ORDER)
-        return {
-            q: {str(s): int(c) for s, c in zip(_STATE_ORDER, counts[i * n : (i + 1) * n],
-                                               strict=True)}
-            for i, q in enumerate(names)
-        }
+        return await self._queues.stats(names)
 
     async def audit(self, queue: str) -> AuditReport:
         """Scan one queue for invariant 1 (one place). Reads only; meant for quiet moments."""

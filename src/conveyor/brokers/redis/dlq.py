@@ -176,11 +176,12 @@ class RedisDlq:
 
     async def copy(self, target: str, actor: str, plans: Sequence[MovePlan]) -> list[str]:
         """Step 1: the copies in the target queue; returns their uids (new or found)."""
-        await self._b.remember_queues([target])
         qk = self._b.keys.queue(target)
         keys = [qk.job_prefix, qk.idem_prefix, qk.queued, qk.seq, qk.marker, qk.listing]
         rows = json.dumps([p.row for p in plans])
-        return [str(u) for u in await self._b._run("adopt", keys, [actor, rows])]
+        uids = [str(u) for u in await self._b._run("adopt", keys, [actor, rows])]
+        await self._b.remember_queues([target])  # after the copies (see remember_queues)
+        return uids
 
     async def remove_moved(self, queue: str, plans: Sequence[MovePlan]) -> list[str]:
         """Step 2: delete the old jobs, each only while its redrive count is the planned one."""

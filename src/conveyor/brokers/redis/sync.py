@@ -8,7 +8,6 @@ script) that enqueues one job at a time is the common case.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,32 +17,52 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
-from conveyor.brokers.redis.broker import MAX_WAIT_S, RedisBroker
+from conveyor.brokers.redis.broker import RedisBroker
 from conveyor.jobs import EnqueueResult, JobSpec
 
 
 class SyncEnqueuer:
     def __init__(self, broker: RedisBroker, url: str) -> None:
         self._broker = broker
-        self._client = redis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=MAX_WAIT_S * 2,
-            socket_connect_timeout=5.0, health_check_interval=30,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1),
-            retry_on_error=[RedisConnectionError],
+        timeout = broker.timeout_s  # the async broker's bounded waits, and its retry rule
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=100, timeout=timeout, decode_responses=True,
+            socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1,
+                        supported_errors=(RedisConnectionError,)),
         )
-        self._known_queues: set[str] = set()
-        self._lock = threading.Lock()  # the known-queues set; redis-py's pool is thread-safe
+        self._client = redis.Redis.from_pool(pool)
 
     def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
         plan = self._broker.enqueue_plan(specs)
         with self._broker.unavailable():
-            with self._lock:
-                new = [q for q in plan.queues if q not in self._known_queues]
-            if new:
-                self._client.sadd(self._broker.keys.queues, *new)
-                with self._lock:
-                    self._known_queues.update(new)
-            return plan.results([self._run(name, keys, args) for name, keys, args in plan.calls])
+            self._check_policy()
+            # the registry AFTER the scripts, in the same round trip: see remember_queues
+            scripts, registry = self._broker.scripts, self._broker.keys.queues
+            pipe = self._client.pipeline(transaction=False)
+            for name, keys, args in plan.calls:
+                pipe.evalsha(scripts.sha[name], len(keys), *keys, *args)
+            pipe.sadd(registry, *plan.queues)
+            replies: list[Any] = pipe.execute(raise_on_error=False)[: len(plan.calls)]
+            missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+            for i in missing:
+                replies[i] = self._run(*plan.calls[i])
+            if missing:
+                self._client.sadd(registry, *plan.queues)
+            for r in replies:
+                if isinstance(r, Exception):
+                    raise r
+            return plan.results(replies)
+
+    def _check_policy(self) -> None:
+        """The async broker's policy watch, looked at over this connection when due."""
+        watch = self._broker.policy
+        if watch is None:
+            return
+        if watch.due():
+            watch.record(self._client.info("memory"))
+        if watch.error is not None:
+            raise watch.error
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         scripts = self._broker.scripts

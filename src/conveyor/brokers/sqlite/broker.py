@@ -29,6 +29,8 @@ from conveyor.brokers.base import (
     ReapResult,
     WorkerInfo,
     parse_dead_cursor,
+    queue_not_empty,
+    queue_not_found,
 )
 from conveyor.brokers.sqlite import dlq, reads
 from conveyor.brokers.sqlite import operations as ops
@@ -39,7 +41,7 @@ from conveyor.brokers.sqlite.registry import WorkerRegistry
 from conveyor.brokers.sqlite.schema import migrate
 from conveyor.brokers.sqlite.url import parse_sqlite_url
 from conveyor.brokers.sqlite.wakeup import Wakeup
-from conveyor.errors import InvalidState, JobNotFound, ValidationError
+from conveyor.errors import BrokerUnavailable, InvalidState, JobNotFound, ValidationError
 from conveyor.ids import UID_RE, split_job_id
 from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
 from conveyor.queues import validate_queue_name
@@ -110,6 +112,10 @@ class SqliteBroker:
         except Exception:
             return False
         return bool(row == (1,))
+
+    async def check_ready(self) -> None:
+        if not await self.ping():
+            raise BrokerUnavailable("the SQLite file cannot be read")
 
     async def now_ms(self) -> int:
         return now_ms()
@@ -242,6 +248,11 @@ class SqliteBroker:
         if row is None:
             raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
         return row_to_job(row)
+
+    async def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
+        where = [split_job_id(j) for j in job_ids]
+        rows = await self._reader.read(lambda c: [ops.select_job(c, q, u) for q, u in where])
+        return [None if row is None else row_to_job(row) for row in rows]
 
     async def cancel(self, job_id: str, actor: str = "manual") -> Job:
         queue, uid = split_job_id(job_id)
@@ -392,8 +403,21 @@ class SqliteBroker:
         )
         return row is not None
 
+    async def paused_queues(self, queues: Sequence[str]) -> set[str]:
+        rows = await self._reader.read(lambda c: c.execute("SELECT name FROM paused").fetchall())
+        return {str(r[0]) for r in rows} & set(queues)
+
+    async def forget_queue(self, queue: str) -> None:
+        validate_queue_name(queue)
+        res, counts = await self._writer.write(lambda c: ops.forget_queue(c, queue))
+        if res == "not_found":
+            raise queue_not_found(queue)
+        if res != "ok":
+            raise queue_not_empty(queue, counts)
+
     async def queues(self) -> list[str]:
-        """Every queue that ever received a job (as the Redis queues set)."""
+        """Every queue that received a job and was not forgotten since (as the Redis
+        registry)."""
         rows = await self._reader.read(
             lambda c: c.execute("SELECT name FROM queues ORDER BY name").fetchall()
         )

@@ -152,3 +152,23 @@ def expire(
         (queue, now - dlq_retention_ms, limit),
     )
     return deleted
+
+
+def forget_queue(conn: sqlite3.Connection, queue: str) -> tuple[str, dict[str, int]]:
+    """Drop an empty queue from the registry with its paused flag and stray death events, in
+    the writer's one transaction (an enqueue registers its queue in its own). Returns ('ok',
+    {}), ('not_found', {}) or ('not_empty', jobs left per state)."""
+    counts = {str(state): int(n) for state, n in conn.execute(
+        "SELECT state, count(*) FROM jobs WHERE queue = ? GROUP BY state", (queue,))}
+    if counts:
+        return "not_empty", counts
+    known = conn.execute(
+        "SELECT 1 FROM queues WHERE name = ? UNION ALL SELECT 1 FROM paused WHERE name = ?",
+        (queue, queue),
+    ).fetchone()
+    if known is None:
+        return "not_found", {}
+    for sql in ("DELETE FROM queues WHERE name = ?", "DELETE FROM paused WHERE name = ?",
+                "DELETE FROM deaths WHERE queue = ?"):
+        conn.execute(sql, (queue,))
+    return "ok", {}

@@ -8,6 +8,9 @@
   const SAMPLES = "conveyor.samples";
   const POLL_MS = 2000;
   const KEEP_MS = 15 * 60 * 1000;
+  // the queues sampled for the charts: the first ones by name, as the overview lists them
+  // (samples of every queue of a large install would not fit in sessionStorage)
+  const SAMPLE_QUEUES = 200;
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 
@@ -448,7 +451,7 @@
   async function sample() {
     if (document.hidden) { setTimeout(sample, POLL_MS); return; }
     try {
-      const doc = await api("GET", "/v1/queues");
+      const doc = await api("GET", "/v1/queues?limit=" + SAMPLE_QUEUES);
       const samples = record(doc.items);
       updateCharts(samples);
       updateRates(samples);

@@ -1,0 +1,64 @@
+"""Calls about whole queues on Redis: counts, paused flags and forgetting an empty queue.
+
+Counts and flags of any number of queues go in pipelines of `CHUNK` queues (one round trip
+each, never one concurrent call per queue), so 10,000 queues cost a few round trips and one
+connection, whatever the pool size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from conveyor.brokers.base import queue_not_empty, queue_not_found
+from conveyor.jobs import JobState
+from conveyor.queues import validate_queue_name
+
+if TYPE_CHECKING:
+    from conveyor.brokers.redis.broker import RedisBroker
+
+#: queues per pipeline
+CHUNK = 500
+_STATES = tuple(JobState)
+
+
+class RedisQueues:
+    def __init__(self, broker: RedisBroker) -> None:
+        self._b = broker
+
+    async def stats(self, names: Sequence[str]) -> dict[str, dict[str, int]]:
+        """counts.lua once per queue (a third of the cost of one ZCARD per state)."""
+        counts: list[list[int]] = []
+        for start in range(0, len(names), CHUNK):
+            counts += await self._b._run_many([
+                ("counts", [self._b.keys.queue(q).index(s) for s in _STATES], [])
+                for q in names[start : start + CHUNK]
+            ])
+        return {
+            q: {str(s): int(c) for s, c in zip(_STATES, row, strict=True)}
+            for q, row in zip(names, counts, strict=True)
+        }
+
+    async def paused(self, names: Sequence[str]) -> set[str]:
+        flags: list[int] = []
+        with self._b.unavailable():
+            for start in range(0, len(names), CHUNK):
+                pipe = self._b.client.pipeline(transaction=False)
+                for q in names[start : start + CHUNK]:
+                    pipe.exists(self._b.keys.queue(q).paused)
+                flags += await pipe.execute()
+        return {q for q, flag in zip(names, flags, strict=True) if flag}
+
+    async def forget(self, queue: str) -> None:
+        """Drop an empty queue from the registry (forget_queue.lua: one atomic step)."""
+        validate_queue_name(queue)
+        qk = self._b.keys.queue(queue)
+        keys = [self._b.keys.queues, qk.paused, qk.marker, qk.seq, qk.deaths, qk.listing,
+                *(qk.index(s) for s in _STATES)]
+        res = await self._b._run("forget_queue", keys, [queue])
+        if res == "not_found":
+            raise queue_not_found(queue)
+        if res != "ok":
+            listed, *by_state = (int(n) for n in res)
+            counts = {str(s): n for s, n in zip(_STATES, by_state, strict=True) if n}
+            raise queue_not_empty(queue, counts or {"listed": listed})
