@@ -31,6 +31,7 @@ OPERATION_IDS = {
     ("get", "/v1/queues/{name}"): "getQueue",
     ("post", "/v1/queues/{name}/pause"): "pauseQueue",
     ("post", "/v1/queues/{name}/resume"): "resumeQueue",
+    ("delete", "/v1/queues/{name}"): "deleteQueue",
     ("get", "/v1/dlq"): "listDeadJobs",
     ("delete", "/v1/dlq/{id}"): "purgeDeadJob",
     ("post", "/v1/dlq/redrive"): "redriveDeadJobs",

@@ -73,7 +73,10 @@ async def test_a_full_redis_is_broker_full_at_the_api_and_in_the_cli(
             code, out, err = await asyncio.to_thread(_cli, server, "enqueue", "fake")
             assert code == 1 and out == ""
             assert err.startswith("error: broker_full: Redis is out of memory"), err
-            assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+            # one error line, then the line naming the broker every command prints
+            lines = err.strip().splitlines()
+            assert "Traceback" not in err and len(lines) == 2, err
+            assert lines[1].startswith("broker: redis://"), err
             code, _, err = await asyncio.to_thread(_cli, server, "queue", "pause", "default")
             assert code == 1 and err.startswith("error: broker_full: ")
         finally:

@@ -125,6 +125,20 @@ def _error_codes(schemas: dict[str, Any]) -> None:
         "Any JSON value: an object, an array, a string, a number, a boolean or null")
 
 
+#: methods the browser guard (`api/guard.py`) checks: a foreign Origin is 403, a body (or a
+#: content type) not declared JSON is 415, on every such route
+_STATE_CHANGING = frozenset({"post", "put", "patch", "delete"})
+
+
+def _guard_responses(op: dict[str, Any]) -> None:
+    for status in (403, 415):
+        op["responses"].setdefault(str(status), {
+            "description": _WHY[status],
+            "content": {"application/json": {"schema": {"$ref": REF.format(
+                model=ErrorEnvelope.__name__)}}},
+        })
+
+
 def _security_and_links(doc: dict[str, Any]) -> None:
     doc["components"]["securitySchemes"] = {BEARER: {
         "type": "http", "scheme": "bearer",
@@ -134,6 +148,8 @@ def _security_and_links(doc: dict[str, Any]) -> None:
     for path, item in doc["paths"].items():
         for method, op in item.items():
             op["security"] = [{BEARER: []}] if path.startswith("/v1/") else []
+            if method in _STATE_CHANGING:
+                _guard_responses(op)
             for status, links in _LINKS.get((path, method), {}).items():
                 kept = {k: v for k, v in links.items() if v["operationId"] in ids}
                 if kept and status in op["responses"]:

@@ -77,8 +77,8 @@ def build_router(rt: ApiRuntime) -> APIRouter:
 
     @router.delete("/{name}", status_code=204, response_class=Response,
                    summary="Forget an empty queue (it comes back with its next job)",
-                   responses=error_responses(401, 404, 409, 422, 503))
-    async def delete(name: QueuePath) -> Response:
+                   responses=error_responses(401, 404, 409, 413, 422, 503))
+    async def delete_queue(name: QueuePath) -> Response:
         client = await rt.ready()
         await client.delete_queue(name)
         return Response(status_code=204)
