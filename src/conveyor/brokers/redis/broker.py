@@ -45,7 +45,7 @@ from conveyor.errors import (
     JobNotFound,
     ValidationError,
 )
-from conveyor.ids import UID_RE, split_job_id
+from conveyor.ids import UID_RE, lease_nonce, split_job_id
 from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
 from conveyor.keys import Keys, QueueKeys
 from conveyor.queues import validate_queue_name
@@ -259,7 +259,7 @@ class RedisBroker:
         qk = self._q(queue)
         keys = [qk.job_prefix, qk.queued, qk.scheduled, qk.running, qk.seq, qk.marker, qk.paused]
         now, next_due, rows = await self._run(
-            "fetch", keys, [max(count, 0), lease_ms, worker_id, 1000]
+            "fetch", keys, [max(count, 0), lease_ms, worker_id, 1000, lease_nonce()]
         )
         deliveries = [
             Delivery(

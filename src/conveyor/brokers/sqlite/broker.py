@@ -40,7 +40,7 @@ from conveyor.brokers.sqlite.schema import migrate
 from conveyor.brokers.sqlite.url import parse_sqlite_url
 from conveyor.brokers.sqlite.wakeup import Wakeup
 from conveyor.errors import InvalidState, JobNotFound, ValidationError
-from conveyor.ids import UID_RE, split_job_id
+from conveyor.ids import UID_RE, lease_nonce, split_job_id
 from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
 from conveyor.queues import validate_queue_name
 
@@ -140,8 +140,9 @@ class SqliteBroker:
     # --- worker ---------------------------------------------------------------------------
     async def fetch(self, queue: str, count: int, worker_id: str, lease_ms: int) -> FetchBatch:
         validate_queue_name(queue)
+        nonce = lease_nonce()
         now, due, promoted, rows = await self._writer.write(
-            lambda c: tx.fetch(c, queue, max(count, 0), worker_id, lease_ms, PROMOTE_LIMIT)
+            lambda c: tx.fetch(c, queue, max(count, 0), worker_id, lease_ms, PROMOTE_LIMIT, nonce)
         )
         if promoted:
             self._wakeup.notify()

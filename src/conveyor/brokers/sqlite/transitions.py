@@ -66,9 +66,11 @@ def promote(conn: sqlite3.Connection, queue: str, now: int, limit: int) -> int:
 
 def fetch(
     conn: sqlite3.Connection, queue: str, count: int, worker: str, lease_ms: int,
-    promote_limit: int,
+    promote_limit: int, nonce: str,
 ) -> tuple[int, int | None, int, list[tuple[Any, ...]]]:
-    """Promote due jobs, then lease up to `count` QUEUED jobs (attempts + 1, a new token).
+    """Promote due jobs, then lease up to `count` QUEUED jobs (attempts + 1, a new token:
+    `<nonce>.<i>`, random bits per call, so a file that lost its last commits never hands
+    out a token again; see `ids.lease_nonce`).
 
     Returns (now, next_due, promoted, [(uid, token, type, payload, attempts, max_attempts,
     timeout_ms)]). A paused queue hands out nothing and promotes nothing.
@@ -80,19 +82,18 @@ def fetch(
     out: list[tuple[Any, ...]] = []
     if count > 0:
         rows = conn.execute(
-            "SELECT id, uid, type, payload, attempts, max_attempts, timeout_ms, lease FROM jobs"
+            "SELECT id, uid, type, payload, attempts, max_attempts, timeout_ms FROM jobs"
             " WHERE queue = ? AND state = 'queued' ORDER BY score LIMIT ?",
             (queue, count),
         ).fetchall()
         deadline = now + lease_ms
         updates = []
-        for rid, uid, jtype, payload, attempts, max_att, timeout, lease in rows:
-            token = str(int(lease) + 1)
-            updates.append((deadline, deadline, int(lease) + 1, token, int(attempts) + 1, now,
-                            worker, rid))
+        for i, (rid, uid, jtype, payload, attempts, max_att, timeout) in enumerate(rows, 1):
+            token = f"{nonce}.{i}"
+            updates.append((deadline, deadline, token, int(attempts) + 1, now, worker, rid))
             out.append((uid, token, jtype, payload, int(attempts) + 1, max_att, timeout))
         conn.executemany(
-            "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = ?,"
+            "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = lease + 1,"
             " token = ?, attempts = ?, started_ms = ?, worker = ? WHERE id = ?",
             updates,
         )
