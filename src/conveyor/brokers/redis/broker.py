@@ -38,6 +38,7 @@ from conveyor.brokers.base import (
 from conveyor.brokers.redis.dlq import RedisDlq
 from conveyor.brokers.redis.records import job_from_hash
 from conveyor.brokers.redis.scripts import Scripts
+from conveyor.brokers.text import safe_json, safe_message, safe_name, safe_traceback
 from conveyor.errors import (
     BrokerMisconfigured,
     BrokerUnavailable,
@@ -259,7 +260,7 @@ class RedisBroker:
         qk = self._q(queue)
         keys = [qk.job_prefix, qk.queued, qk.scheduled, qk.running, qk.seq, qk.marker, qk.paused]
         now, next_due, rows = await self._run(
-            "fetch", keys, [max(count, 0), lease_ms, worker_id, 1000, lease_nonce()]
+            "fetch", keys, [max(count, 0), lease_ms, safe_name(worker_id), 1000, lease_nonce()]
         )
         deliveries = [
             Delivery(
@@ -296,7 +297,7 @@ class RedisBroker:
         for queue, group in groups.items():
             qk = self._q(queue)
             args: list[Any] = [
-                to_json([[uid, item.token, item.result_json] for _, uid, item in group])
+                to_json([[uid, item.token, safe_json(item.result_json)] for _, uid, item in group])
             ]
             calls.append(("ack", [qk.job_prefix, qk.running, qk.succeeded], args))
         out = [False] * len(items)
@@ -315,7 +316,7 @@ class RedisBroker:
                 [
                     uid, f.token,
                     -1 if f.retry_delay_ms is None else max(int(f.retry_delay_ms), 0),
-                    f.error_code, f.message, f.traceback,
+                    safe_name(f.error_code), safe_message(f.message), safe_traceback(f.traceback),
                 ]
                 for _, uid, f in group
             ])]
@@ -375,7 +376,7 @@ class RedisBroker:
         queue, uid = split_job_id(job_id)
         qk = self._q(queue)
         res = await self._run(
-            "cancel", [qk.job(uid), qk.queued, qk.scheduled, qk.cancelled], [uid, actor]
+            "cancel", [qk.job(uid), qk.queued, qk.scheduled, qk.cancelled], [uid, safe_name(actor)]
         )
         self._raise_for(job_id, res, "ok", "only scheduled or queued jobs can be cancelled")
         return await self.get(job_id)
@@ -399,7 +400,7 @@ class RedisBroker:
     async def _retry_script(self, queue: str, args: list[Any], actor: str) -> Any:
         qk = self._q(queue)
         keys = [qk.job_prefix, qk.dead, qk.cancelled, qk.queued, qk.seq, qk.marker]
-        return await self._run("retry", keys, [actor, *args])
+        return await self._run("retry", keys, [safe_name(actor), *args])
 
     async def list_jobs(
         self, *, queue: str | None = None, state: JobState | None = None,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from conveyor.brokers.base import DeadScan, DeadSelector, DeathEvent, parse_dead_cursor
+from conveyor.brokers.text import safe_name
 from conveyor.errors import ValidationError
 from conveyor.ids import new_uid, split_job_id
 from conveyor.queues import validate_queue_name
@@ -103,7 +104,7 @@ class RedisDlq:
             return []
         qk = self._b.keys.queue(queue)
         keys = [qk.job_prefix, qk.dead, qk.queued, qk.seq, qk.marker]
-        args = [actor, selector_json(selector), _flag(dry_run), *picked]
+        args = [safe_name(actor), selector_json(selector), _flag(dry_run), *picked]
         return [f"{queue}:{u}" for u in await self._b._run("redrive", keys, args)]
 
     async def purge(
@@ -180,7 +181,7 @@ class RedisDlq:
         qk = self._b.keys.queue(target)
         keys = [qk.job_prefix, qk.idem_prefix, qk.queued, qk.seq, qk.marker, qk.listing]
         rows = json.dumps([p.row for p in plans])
-        return [str(u) for u in await self._b._run("adopt", keys, [actor, rows])]
+        return [str(u) for u in await self._b._run("adopt", keys, [safe_name(actor), rows])]
 
     async def remove_moved(self, queue: str, plans: Sequence[MovePlan]) -> list[str]:
         """Step 2: delete the old jobs, each only while its redrive count is the planned one."""

@@ -39,6 +39,7 @@ from conveyor.brokers.sqlite.registry import WorkerRegistry
 from conveyor.brokers.sqlite.schema import migrate
 from conveyor.brokers.sqlite.url import parse_sqlite_url
 from conveyor.brokers.sqlite.wakeup import Wakeup
+from conveyor.brokers.text import safe_json, safe_message, safe_name, safe_traceback
 from conveyor.errors import InvalidState, JobNotFound, ValidationError
 from conveyor.ids import UID_RE, lease_nonce, split_job_id
 from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
@@ -140,9 +141,9 @@ class SqliteBroker:
     # --- worker ---------------------------------------------------------------------------
     async def fetch(self, queue: str, count: int, worker_id: str, lease_ms: int) -> FetchBatch:
         validate_queue_name(queue)
-        nonce = lease_nonce()
+        nonce, worker = lease_nonce(), safe_name(worker_id)
         now, due, promoted, rows = await self._writer.write(
-            lambda c: tx.fetch(c, queue, max(count, 0), worker_id, lease_ms, PROMOTE_LIMIT, nonce)
+            lambda c: tx.fetch(c, queue, max(count, 0), worker, lease_ms, PROMOTE_LIMIT, nonce)
         )
         if promoted:
             self._wakeup.notify()
@@ -190,7 +191,7 @@ class SqliteBroker:
     async def ack(self, items: Sequence[AckItem]) -> list[bool]:
         if not items:
             return []
-        rows = [(*split_job_id(a.job_id), a.token, a.result_json) for a in items]
+        rows = [(*split_job_id(a.job_id), a.token, safe_json(a.result_json)) for a in items]
         return await self._writer.write(lambda c: tx.ack(c, rows))
 
     async def fail(self, items: Sequence[FailItem]) -> list[JobState | None]:
@@ -199,7 +200,7 @@ class SqliteBroker:
         rows = [
             (*split_job_id(f.job_id), f.token,
              None if f.retry_delay_ms is None else max(int(f.retry_delay_ms), 0),
-             f.error_code, f.message, f.traceback)
+             safe_name(f.error_code), safe_message(f.message), safe_traceback(f.traceback))
             for f in items
         ]
         out = await self._writer.write(lambda c: tx.fail(c, rows))
@@ -246,7 +247,9 @@ class SqliteBroker:
 
     async def cancel(self, job_id: str, actor: str = "manual") -> Job:
         queue, uid = split_job_id(job_id)
-        res, row = await self._writer.write(lambda c: ops.cancel(c, queue, uid, actor))
+        res, row = await self._writer.write(
+            lambda c: ops.cancel(c, queue, uid, safe_name(actor))
+        )
         _raise_for(job_id, res, "ok", "only scheduled or queued jobs can be cancelled")
         return row_to_job(row)
 
@@ -254,7 +257,7 @@ class SqliteBroker:
         queue, uid = split_job_id(job_id)
 
         def run(c: Any) -> tuple[str, Any]:
-            ((_, res),) = ops.retry(c, queue, [uid], actor)
+            ((_, res),) = ops.retry(c, queue, [uid], safe_name(actor))
             return res, ops.select_job(c, queue, uid)
 
         res, row = await self._writer.write(run)
@@ -324,7 +327,7 @@ class SqliteBroker:
         if uids == []:
             return []
         res = await self._writer.write(
-            lambda c: dlq.redrive(c, queue, uids, limit, actor, selector, dry_run)
+            lambda c: dlq.redrive(c, queue, uids, limit, safe_name(actor), selector, dry_run)
         )
         if res and not dry_run:
             self._wakeup.notify()
@@ -345,7 +348,7 @@ class SqliteBroker:
         if not uids:
             return []
         pairs = await self._writer.write(
-            lambda c: dlq.move(c, queue, uids, target_queue, actor, selector)
+            lambda c: dlq.move(c, queue, uids, target_queue, safe_name(actor), selector)
         )
         if pairs:
             self._wakeup.notify()
