@@ -47,7 +47,7 @@ from conveyor.errors import (
     ValidationError,
 )
 from conveyor.ids import UID_RE, lease_nonce, split_job_id
-from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
+from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState, check_spec
 from conveyor.keys import Keys, QueueKeys
 from conveyor.queues import validate_queue_name
 
@@ -219,6 +219,7 @@ class RedisBroker:
         """The script calls that store `specs`: one per queue and chunk of 1,000 jobs."""
         by_queue: dict[str, list[tuple[int, JobSpec]]] = defaultdict(list)
         for pos, spec in enumerate(specs):
+            check_spec(spec)  # all or nothing: no call is made unless every spec is valid
             by_queue[spec.queue].append((pos, spec))
         plan = EnqueuePlan(specs=list(specs), queues=list(by_queue))
         for queue, items in by_queue.items():
@@ -231,7 +232,7 @@ class RedisBroker:
                     [
                         split_job_id(s.id)[1], s.type, s.payload_json, str(s.priority),
                         str(s.max_attempts),
-                        "" if s.timeout_s is None else str(int(s.timeout_s * 1000)),
+                        "" if s.timeout_ms is None else str(s.timeout_ms),
                         -1 if s.delay_ms is None else s.delay_ms,
                         -1 if s.run_at_ms is None else s.run_at_ms,
                         s.idempotency_key or "", s.fingerprint,

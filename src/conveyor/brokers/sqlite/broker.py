@@ -42,7 +42,7 @@ from conveyor.brokers.sqlite.wakeup import Wakeup
 from conveyor.brokers.text import safe_json, safe_message, safe_name, safe_traceback
 from conveyor.errors import InvalidState, JobNotFound, ValidationError
 from conveyor.ids import UID_RE, lease_nonce, split_job_id
-from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
+from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState, check_spec
 from conveyor.queues import validate_queue_name
 
 ENQUEUE_CHUNK = 1000
@@ -119,12 +119,8 @@ class SqliteBroker:
     async def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
         by_queue: dict[str, list[tuple[int, str, JobSpec]]] = defaultdict(list)
         for pos, spec in enumerate(specs):
+            check_spec(spec)  # all or nothing: no transaction runs unless every spec is valid
             queue, uid = split_job_id(spec.id)
-            if queue != spec.queue:
-                raise ValidationError(
-                    f"job id {spec.id} does not belong to queue {spec.queue}",
-                    details={"job_id": spec.id},
-                )
             by_queue[queue].append((pos, uid, spec))
         out: list[EnqueueResult | None] = [None] * len(specs)
         for queue, items in by_queue.items():

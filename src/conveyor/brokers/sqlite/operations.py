@@ -53,7 +53,7 @@ def enqueue(
         seq += 1
         state = JobState.SCHEDULED if due > now else JobState.QUEUED
         score = due if state == JobState.SCHEDULED else queued_score(s.priority, seq)
-        timeout = None if s.timeout_s is None else int(s.timeout_s * 1000)
+        timeout = s.timeout_ms
         conn.execute(_INSERT, (
             queue, uid, s.type, s.payload_json, str(state), score, s.priority, seq, s.max_attempts,
             timeout, now, due, key or None, s.fingerprint,
