@@ -114,3 +114,31 @@ async def restore(broker: Broker, snap: Snapshot) -> None:
     with closing(_raw(broker)) as conn:
         conn.execute(f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in row)} WHERE id = ?",
                      (*row.values(), rid))
+
+
+async def raw_fields(broker: Broker, job_id: str, *fields: str) -> list[Any]:
+    """Stored values of a job's fields (logical names, see FIELDS; also `err_code`,
+    `err_msg`), read raw: for records that do not parse as a Job."""
+    queue, uid = split_job_id(job_id)
+    names = {**FIELDS, "err_code": ("err_code", "err_code"), "err_msg": ("err_msg", "err_msg")}
+    if isinstance(broker, RedisBroker):
+        key = broker.keys.queue(queue).job(uid)
+        return list(await broker.client.hmget(key, [names[f][0] for f in fields]))
+    assert isinstance(broker, SqliteBroker)
+    with closing(_raw(broker)) as conn:
+        row = conn.execute(
+            f"SELECT {', '.join(names[f][1] for f in fields)} FROM jobs"
+            " WHERE queue = ? AND uid = ?", (queue, uid),
+        ).fetchone()
+    return list(row) if row is not None else [None] * len(fields)
+
+
+async def indexed_in(broker: Broker, job_id: str) -> list[str]:
+    """The state indexes that hold the job (SQLite: its state column, if a real state)."""
+    queue, uid = split_job_id(job_id)
+    if isinstance(broker, RedisBroker):
+        qk = broker.keys.queue(queue)
+        return [str(s) for s in JobState
+                if await broker.client.zscore(qk.index(s), uid) is not None]
+    (state,) = await raw_fields(broker, job_id, "state")
+    return [state] if state in {str(s) for s in JobState} else []

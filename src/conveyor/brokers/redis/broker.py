@@ -35,6 +35,7 @@ from conveyor.brokers.base import (
     ReapResult,
     WorkerInfo,
 )
+from conveyor.brokers.records import STATES, as_int
 from conveyor.brokers.redis.dlq import RedisDlq
 from conveyor.brokers.redis.records import job_from_hash
 from conveyor.brokers.redis.scripts import Scripts
@@ -42,12 +43,21 @@ from conveyor.brokers.text import safe_json, safe_message, safe_name, safe_trace
 from conveyor.errors import (
     BrokerMisconfigured,
     BrokerUnavailable,
+    CorruptJob,
     InvalidState,
     JobNotFound,
     ValidationError,
 )
 from conveyor.ids import UID_RE, lease_nonce, split_job_id
-from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState, check_spec
+from conveyor.jobs import (
+    MAX_EPOCH_MS,
+    Delivery,
+    EnqueueResult,
+    Job,
+    JobSpec,
+    JobState,
+    check_spec,
+)
 from conveyor.keys import Keys, QueueKeys
 from conveyor.queues import validate_queue_name
 
@@ -66,6 +76,11 @@ def _unavailable() -> Iterator[None]:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise BrokerUnavailable(f"Redis is unreachable: {exc}") from exc
+    except ResponseError as exc:
+        # a script refused to start on a queue key it cannot use (check_seq in _lib.lua)
+        if str(exc).startswith("corrupt_queue"):
+            raise CorruptJob(f"the queue's own record is corrupt: {exc}") from exc
+        raise
 
 
 def _group(items: Sequence[T], job_id: Any) -> dict[str, list[tuple[int, str, T]]]:
@@ -97,12 +112,20 @@ class EnqueuePlan:
                     state = JobState.SCHEDULED if row > now else JobState.QUEUED
                     out[pos] = EnqueueResult(spec.id, True, spec.fingerprint, state, now, row)
                 else:  # the live job holding the idempotency key, or this job sent again
-                    uid, fp, st, created, run_at = row
-                    out[pos] = EnqueueResult(
-                        f"{queue}:{uid}", f"{queue}:{uid}" == spec.id, fp or spec.fingerprint,
-                        JobState(st), int(created), int(run_at),
-                    )
+                    out[pos] = _existing(queue, spec, row)
         return [r for r in out if r is not None]
+
+
+def _existing(queue: str, spec: JobSpec, row: Sequence[Any]) -> EnqueueResult:
+    """The job an enqueue found in place. Its record may be damaged: then its fields read as
+    a DEAD job with no times, and the client's `get` reports it as corrupt (never a crash
+    after the batch's other jobs were stored)."""
+    uid, fp, st, created, run_at = row
+    job_id = f"{queue}:{uid}"
+    state = JobState(st) if st in STATES else JobState.DEAD
+    created_ms = as_int(created, 0, MAX_EPOCH_MS) or 0
+    return EnqueueResult(job_id, job_id == spec.id, fp or spec.fingerprint, state, created_ms,
+                         as_int(run_at, 0, MAX_EPOCH_MS) or 0)
 
 
 class RedisBroker:
@@ -259,10 +282,13 @@ class RedisBroker:
     # --- worker ---------------------------------------------------------------------------
     async def fetch(self, queue: str, count: int, worker_id: str, lease_ms: int) -> FetchBatch:
         qk = self._q(queue)
-        keys = [qk.job_prefix, qk.queued, qk.scheduled, qk.running, qk.seq, qk.marker, qk.paused]
-        now, next_due, rows = await self._run(
+        keys = [qk.job_prefix, qk.queued, qk.scheduled, qk.running, qk.seq, qk.marker, qk.paused,
+                qk.dead, qk.deaths]
+        now, next_due, rows, aside = await self._run(
             "fetch", keys, [max(count, 0), lease_ms, safe_name(worker_id), 1000, lease_nonce()]
         )
+        if aside:
+            log.warning("corrupt_jobs_set_aside", extra={"queue": queue, "count": int(aside)})
         deliveries = [
             Delivery(
                 job_id=f"{queue}:{uid}", queue=queue, type=jtype, payload_json=payload,
@@ -300,7 +326,8 @@ class RedisBroker:
             args: list[Any] = [
                 to_json([[uid, item.token, safe_json(item.result_json)] for _, uid, item in group])
             ]
-            calls.append(("ack", [qk.job_prefix, qk.running, qk.succeeded], args))
+            calls.append(("ack", [qk.job_prefix, qk.running, qk.succeeded, qk.dead, qk.deaths],
+                          args))
         out = [False] * len(items)
         if calls:
             for group, res in zip(groups.values(), await self._run_many(calls), strict=True):
@@ -337,7 +364,8 @@ class RedisBroker:
         for queue, group in groups.items():
             qk = self._q(queue)
             args: list[Any] = [to_json([[uid, ref.token] for _, uid, ref in group])]
-            calls.append(("release", [qk.job_prefix, qk.running, qk.queued, qk.marker], args))
+            keys = [qk.job_prefix, qk.running, qk.queued, qk.marker, qk.dead, qk.deaths]
+            calls.append(("release", keys, args))
         out = [False] * len(leases)
         if calls:
             for group, res in zip(groups.values(), await self._run_many(calls), strict=True):
@@ -347,13 +375,15 @@ class RedisBroker:
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int:
         qk = self._q(queue)
-        keys = [qk.job_prefix, qk.scheduled, qk.queued, qk.seq, qk.marker]
+        keys = [qk.job_prefix, qk.scheduled, qk.queued, qk.seq, qk.marker, qk.dead, qk.deaths]
         return int(await self._run("promote", keys, [limit]))
 
     async def reap_expired(self, queue: str, limit: int = 1000) -> ReapResult:
         qk = self._q(queue)
         keys = [qk.job_prefix, qk.running, qk.queued, qk.dead, qk.marker, qk.deaths]
-        requeued, dead = await self._run("reap", keys, [limit])
+        requeued, dead, aside = await self._run("reap", keys, [limit])
+        if aside:
+            log.warning("corrupt_jobs_set_aside", extra={"queue": queue, "count": int(aside)})
         return ReapResult(requeued=int(requeued), dead=int(dead))
 
     async def purge_expired(self, queue: str, limit: int = 1000) -> int:
@@ -376,9 +406,8 @@ class RedisBroker:
     async def cancel(self, job_id: str, actor: str = "manual") -> Job:
         queue, uid = split_job_id(job_id)
         qk = self._q(queue)
-        res = await self._run(
-            "cancel", [qk.job(uid), qk.queued, qk.scheduled, qk.cancelled], [uid, safe_name(actor)]
-        )
+        keys = [qk.job(uid), qk.queued, qk.scheduled, qk.cancelled, qk.dead, qk.deaths]
+        res = await self._run("cancel", keys, [uid, safe_name(actor)])
         self._raise_for(job_id, res, "ok", "only scheduled or queued jobs can be cancelled")
         return await self.get(job_id)
 
@@ -394,13 +423,16 @@ class RedisBroker:
             return
         if res == "not_found":
             raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
+        if res.startswith("corrupt:"):
+            raise CorruptJob(f"job {job_id} has a corrupt record: {res[8:]}",
+                             details={"job_id": job_id})
         raise InvalidState(
             f"job {job_id} is {res}: {why}", details={"job_id": job_id, "state": res}
         )
 
     async def _retry_script(self, queue: str, args: list[Any], actor: str) -> Any:
         qk = self._q(queue)
-        keys = [qk.job_prefix, qk.dead, qk.cancelled, qk.queued, qk.seq, qk.marker]
+        keys = [qk.job_prefix, qk.dead, qk.cancelled, qk.queued, qk.seq, qk.marker, qk.deaths]
         return await self._run("retry", keys, [safe_name(actor), *args])
 
     async def list_jobs(

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from conveyor.brokers.base import DeadScan, DeadSelector, DeathEvent, parse_dead_cursor
+from conveyor.brokers.records import as_int, record_problem
 from conveyor.brokers.text import safe_name
 from conveyor.errors import ValidationError
-from conveyor.ids import new_uid, split_job_id
+from conveyor.ids import UID_RE, new_uid, split_job_id
 from conveyor.queues import validate_queue_name
 
 if TYPE_CHECKING:
@@ -166,7 +167,13 @@ class RedisDlq:
         ):
             if jtype is None or payload is None or max_att is None:
                 continue  # deleted meanwhile
-            count = int(redrives or 0)
+            count = as_int(redrives or "0", 0, 10**9)
+            if count is None or record_problem({
+                "state": "dead", "type": jtype, "payload": payload, "priority": prio,
+                "max_attempts": max_att, "timeout": timeout, "seq": "0", "created": "0",
+                "run_at": "0",
+            }):
+                continue  # damaged since the dry run looked: left dead, as redrive leaves it
             old_id = f"{queue}:{uid}"
             row = [
                 new_uid(), jtype, payload, prio or "0", max_att, timeout or "",
@@ -195,7 +202,9 @@ class RedisDlq:
         out = []
         for member, jtype in rows:
             uid, _, n = str(member).rpartition(":")
-            out.append(DeathEvent(job_id=f"{queue}:{uid}", type=str(jtype), death=int(n)))
+            death = as_int(n, 0, 10**9)
+            if death is not None and UID_RE.fullmatch(uid):  # else not an event we wrote
+                out.append(DeathEvent(job_id=f"{queue}:{uid}", type=str(jtype), death=death))
         return out
 
     async def ack_deaths(self, queue: str, events: Sequence[DeathEvent]) -> int:

@@ -40,7 +40,7 @@ from conveyor.brokers.sqlite.schema import migrate
 from conveyor.brokers.sqlite.url import parse_sqlite_url
 from conveyor.brokers.sqlite.wakeup import Wakeup
 from conveyor.brokers.text import safe_json, safe_message, safe_name, safe_traceback
-from conveyor.errors import InvalidState, JobNotFound, ValidationError
+from conveyor.errors import CorruptJob, InvalidState, JobNotFound, ValidationError
 from conveyor.ids import UID_RE, lease_nonce, split_job_id
 from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState, check_spec
 from conveyor.queues import validate_queue_name
@@ -430,6 +430,9 @@ def _raise_for(job_id: str, res: str, ok: str, why: str) -> None:
         return
     if res == "not_found":
         raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
+    if res.startswith("corrupt:"):
+        raise CorruptJob(f"job {job_id} has a corrupt record: {res[8:]}",
+                         details={"job_id": job_id})
     raise InvalidState(f"job {job_id} is {res}: {why}", details={"job_id": job_id, "state": res})
 
 

@@ -107,8 +107,12 @@ def data_version(conn: sqlite3.Connection) -> int:
 
 
 def _expected_score(state: str, row: tuple[Any, ...]) -> Any:
+    """The score the row's state gives it; None when its fields cannot give one (a row that
+    does not parse: it cannot match)."""
     _, _, _, _, priority, seq, run_at, deadline, finished, _ = row
     if state == JobState.QUEUED:
+        if not (isinstance(priority, int) and isinstance(seq, int)):
+            return None
         return queued_score(priority, seq)
     if state == JobState.SCHEDULED:
         return run_at

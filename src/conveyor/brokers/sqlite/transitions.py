@@ -3,7 +3,9 @@ transaction (see `Database.write`): the SQL twins of fetch.lua, ack.lua, fail.lu
 
 Every function reads the clock once, after the write lock is held, and judges each item of a
 batch on its own. A lease call matches `state = 'running' AND token = ?`: the fence of
-invariant 3, so a stale worker's late call changes nothing.
+invariant 3, so a stale worker's late call changes nothing. Each checks the fields it reads
+(`record_problem`, the rules of the Lua scripts) before it writes: a row that does not parse
+is set aside as DEAD `corrupt_job` (`set_corrupt`) and the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from conveyor.brokers.records import record_problem
 from conveyor.brokers.sqlite.connection import now_ms
-from conveyor.brokers.sqlite.records import history_line, queued_score
+from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
 from conveyor.jobs import JobState
 
 LEASE_EXPIRED_MSG = "lease expired: the worker died, hung or lost its connection"
@@ -25,12 +28,41 @@ Lease = tuple[str, str, str]
 
 def record_death(conn: sqlite3.Connection, rid: int, now: int) -> None:
     """The death event of a job moving to DEAD, in the same transaction (at-least-once
-    on_dead hooks); one per death: the redrive count tells a job's deaths apart."""
+    on_dead hooks); one per death: the redrive count tells a job's deaths apart (0 when the
+    row's count is unusable, as in _lib.lua)."""
     conn.execute(
         "INSERT OR REPLACE INTO deaths (queue, uid, n, due_ms)"
-        " SELECT queue, uid, redrives, ? FROM jobs WHERE id = ?",
+        " SELECT queue, uid, CASE WHEN typeof(redrives) = 'integer' AND redrives >= 0"
+        " THEN redrives ELSE 0 END, ? FROM jobs WHERE id = ?",
         (now, rid),
     )
+
+
+def set_corrupt(conn: sqlite3.Connection, rid: int, now: int, problem: str) -> None:
+    """Set a row that does not parse aside: DEAD with `corrupt_job`, its message and a
+    history line naming what is wrong, its death recorded (set_corrupt in _lib.lua)."""
+    msg = f"corrupt record: {problem}"
+    conn.execute(
+        "UPDATE jobs SET state = 'dead', score = ?, finished_ms = ?, token = '',"
+        " err_code = 'corrupt_job', err_msg = ?, history = history || ? WHERE id = ?",
+        (now, now, msg, history_line(0, None, None, now, "dead", "corrupt_job", msg), rid),
+    )
+    record_death(conn, rid, now)
+
+
+def checked(
+    conn: sqlite3.Connection, rows: Sequence[Any], want: str | None, now: int
+) -> list[Any]:
+    """Rows selected as `id, <CORE_COLUMNS>, ...`: those that parse, in order; the others are
+    set aside. A row's CORE_COLUMNS values are its items 1 to 13."""
+    good = []
+    for row in rows:
+        problem = record_problem(core_of(row[1:14]), want)
+        if problem is None:
+            good.append(row)
+        else:
+            set_corrupt(conn, row[0], now, problem)
+    return good
 
 
 def take_seqs(conn: sqlite3.Connection, queue: str, n: int) -> int:
@@ -50,16 +82,16 @@ def next_due(conn: sqlite3.Connection, queue: str) -> int | None:
 
 def promote(conn: sqlite3.Connection, queue: str, now: int, limit: int) -> int:
     """SCHEDULED -> QUEUED for due jobs, oldest due first, at most `limit`."""
-    due = conn.execute(
-        "SELECT id, priority FROM jobs WHERE queue = ? AND state = 'scheduled' AND score <= ?"
-        " ORDER BY score LIMIT ?",
+    due = checked(conn, conn.execute(
+        f"SELECT id, {CORE_COLUMNS} FROM jobs WHERE queue = ? AND state = 'scheduled'"
+        " AND score <= ? ORDER BY score LIMIT ?",
         (queue, now, limit),
-    ).fetchall()
+    ).fetchall(), JobState.SCHEDULED, now)
     if due:
         first = take_seqs(conn, queue, len(due))
         conn.executemany(
             "UPDATE jobs SET state = 'queued', seq = ?, score = ? WHERE id = ?",
-            [(first + i, queued_score(prio, first + i), rid) for i, (rid, prio) in enumerate(due)],
+            [(first + i, queued_score(row[4], first + i), row[0]) for i, row in enumerate(due)],
         )
     return len(due)
 
@@ -81,17 +113,20 @@ def fetch(
     promoted = promote(conn, queue, now, promote_limit)
     out: list[tuple[Any, ...]] = []
     if count > 0:
-        rows = conn.execute(
-            "SELECT id, uid, type, payload, attempts, max_attempts, timeout_ms FROM jobs"
+        rows = checked(conn, conn.execute(
+            f"SELECT id, {CORE_COLUMNS}, uid FROM jobs"
             " WHERE queue = ? AND state = 'queued' ORDER BY score LIMIT ?",
             (queue, count),
-        ).fetchall()
+        ).fetchall(), JobState.QUEUED, now)
         deadline = now + lease_ms
         updates = []
-        for i, (rid, uid, jtype, payload, attempts, max_att, timeout) in enumerate(rows, 1):
-            token = f"{nonce}.{i}"
-            updates.append((deadline, deadline, token, int(attempts) + 1, now, worker, rid))
-            out.append((uid, token, jtype, payload, int(attempts) + 1, max_att, timeout))
+        for i, (rid, _, jtype, payload, _, attempts, max_att, timeout, *rest) in enumerate(
+            rows, 1
+        ):
+            token, attempt = f"{nonce}.{i}", int(attempts or 0) + 1
+            updates.append((deadline, deadline, token, attempt, now, worker, rid))
+            out.append((rest[-1], token, jtype, payload, attempt, int(max_att),
+                        None if timeout in (None, "") else int(timeout)))
         conn.executemany(
             "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = lease + 1,"
             " token = ?, attempts = ?, started_ms = ?, worker = ? WHERE id = ?",
@@ -115,12 +150,18 @@ def heartbeat(conn: sqlite3.Connection, leases: Sequence[Lease], lease_ms: int) 
     return lost
 
 
-def _holder(conn: sqlite3.Connection, queue: str, uid: str, token: str) -> Any:
-    return conn.execute(
-        "SELECT id, attempts, max_attempts, worker, started_ms, priority, seq FROM jobs"
+def _holder(conn: sqlite3.Connection, queue: str, uid: str, token: str, now: int) -> Any:
+    """(id, attempts, max_attempts, worker, started, priority, seq) of the job running under
+    this token, or None: not held, or a row that does not parse (set aside)."""
+    row = conn.execute(
+        f"SELECT id, {CORE_COLUMNS}, worker FROM jobs"
         " WHERE queue = ? AND uid = ? AND state = 'running' AND token = ?",
         (queue, uid, token),
     ).fetchone()
+    if row is None or not checked(conn, [row], JobState.RUNNING, now):
+        return None
+    rid, _, _, _, prio, attempts, max_att, _, seq, _, _, started, _, _, worker = row
+    return rid, int(attempts or 0), max_att, worker, started, prio, seq
 
 
 def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) -> list[bool]:
@@ -129,7 +170,7 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
     now = now_ms()
     out = []
     for queue, uid, token, result in items:
-        row = _holder(conn, queue, uid, token)
+        row = _holder(conn, queue, uid, token, now)
         if row is None:
             again = conn.execute(
                 "SELECT 1 FROM jobs WHERE queue = ? AND uid = ? AND state = 'succeeded'"
@@ -157,7 +198,7 @@ def fail(
     now = now_ms()
     out: list[JobState | None] = []
     for queue, uid, token, delay, code, msg, tb in items:
-        row = _holder(conn, queue, uid, token)
+        row = _holder(conn, queue, uid, token, now)
         if row is None:
             out.append(None)
             continue
@@ -198,7 +239,7 @@ def release(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bool]:
     now = now_ms()
     out = []
     for queue, uid, token in leases:
-        row = _holder(conn, queue, uid, token)
+        row = _holder(conn, queue, uid, token, now)
         if row is None:
             out.append(False)
             continue
@@ -220,13 +261,15 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
     DEAD until an operator, or a policy that opted in, redrives it). Returns (requeued,
     dead)."""
     now = now_ms()
-    rows = conn.execute(
-        "SELECT id, attempts, max_attempts, worker, started_ms, priority, seq FROM jobs"
+    rows = checked(conn, conn.execute(
+        f"SELECT id, {CORE_COLUMNS}, worker FROM jobs"
         " WHERE queue = ? AND state = 'running' AND score <= ? ORDER BY score LIMIT ?",
         (queue, now, limit),
-    ).fetchall()
+    ).fetchall(), JobState.RUNNING, now)
     requeued = dead = 0
-    for rid, attempts, max_att, worker, started, prio, seq in rows:
+    for row in rows:
+        rid, _, _, _, prio, attempts, max_att, _, seq, _, _, started, _, _, worker = row
+        attempts = int(attempts or 0)
         code = "lease_expired"
         if attempts >= max_att:
             line = history_line(attempts, worker, started, now, "dead", code, LEASE_EXPIRED_MSG)
