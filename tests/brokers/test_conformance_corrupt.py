@@ -290,3 +290,55 @@ async def test_purge_and_retention_delete_corrupt_records(make_broker: BrokerFac
     assert await broker.purge_expired(Q) == 2  # the dead index's score is the death time
     assert sum((await broker.stats([Q]))[Q].values()) == 0
     await assert_audit_ok(broker)
+
+
+# --- reading corrupt records back: listings go on, get() says what is wrong ---------------------
+
+#: damage a job can carry that no transition meets again (it is finished), but every read does
+READ_DAMAGE: list[Any] = [
+    ("result", "1" * 5000),  # a 5,000-digit integer: past Python's int-from-text limit
+    ("created", "yesterday"),
+    # an integer, but no datetime (year 3170843); SQLite's audit sees the score disagree
+    pytest.param("finished", str(10**17), marks=pytest.mark.corrupts_store),
+    ("payload", "{not json"),
+    ("history", "}{\n"),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), READ_DAMAGE,
+                         ids=["result", "created", "finished", "payload", "history"])
+async def test_listings_show_a_corrupt_record_as_corrupt_and_go_on(
+    broker: Broker, field: str, value: Any
+) -> None:
+    jobs = [await enqueue(broker, i, max_attempts=1) for i in range(3)]
+    batch = await broker.fetch(Q, 3, "w", LONG_LEASE_MS)
+    assert await broker.ack([AckItem(d.job_id, d.token, '{"ok": true}')
+                             for d in batch.deliveries[:2]]) == [True, True]
+    (last,) = batch.deliveries[2:]
+    assert await broker.fail([FailItem(last.job_id, last.token, "e", "m")]) == [JobState.DEAD]
+    bad = jobs[0] if field != "finished" else jobs[2]
+    await damage(broker, bad.id, field, value)
+
+    with pytest.raises(CorruptJob) as err:
+        await broker.get(bad.id)
+    assert field in err.value.message and err.value.details == {"job_id": bad.id}
+    pages = [
+        await broker.list_jobs(queue=Q), await broker.list_jobs(),
+        await broker.list_jobs(queue=Q, state=(await raw_state(broker, bad.id))),
+    ]
+    if bad is jobs[2]:
+        pages.append(await broker.dlq_list(Q))
+    for page in pages:
+        (shown,) = [j for j in page.items if j.id == bad.id]
+        assert shown.last_error is not None and shown.last_error.code == "corrupt_job"
+        assert field in shown.last_error.message
+        others = [j for j in page.items if j.id != bad.id]
+        assert all(j.last_error is None or j.last_error.code != "corrupt_job" for j in others)
+    assert len(pages[0].items) == 3
+    if field != "finished":
+        await assert_audit_ok(broker)
+
+
+async def raw_state(broker: Broker, job_id: str) -> JobState:
+    (state,) = await raw_fields(broker, job_id, "state")
+    return JobState(state)

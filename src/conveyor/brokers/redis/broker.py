@@ -487,7 +487,9 @@ class RedisBroker:
             for u, q in picked:
                 pipe.hgetall(self._q(q).job(u))
             hashes = await pipe.execute() if picked else []
-        jobs = [job_from_hash(q, u, h) for (u, q), h in zip(picked, hashes, strict=True) if h]
+        # a record that does not parse is shown as corrupt, never the end of the listing
+        jobs = [job_from_hash(q, u, h, strict=False)
+                for (u, q), h in zip(picked, hashes, strict=True) if h]
         return Page(items=jobs, next_cursor=last if more and last else None)
 
     async def _list_index(
@@ -516,7 +518,8 @@ class RedisBroker:
             for uid in uids:
                 pipe.hgetall(qk.job(uid))
             hashes = await pipe.execute() if uids else []
-        jobs = [job_from_hash(queue, u, h) for u, h in zip(uids, hashes, strict=True) if h]
+        jobs = [job_from_hash(queue, u, h, strict=False)
+                for u, h in zip(uids, hashes, strict=True) if h]
         nxt = str(start + limit) if len(uids) == limit else None
         return Page(items=jobs, next_cursor=nxt)
 

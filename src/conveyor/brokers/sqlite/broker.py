@@ -279,7 +279,7 @@ class SqliteBroker:
         rows, nxt = await self._reader.read(
             lambda c: reads.list_page(c, names, state, type, limit, cursor, scan)
         )
-        return Page(items=[row_to_job(r) for r in rows], next_cursor=nxt)
+        return Page(items=[row_to_job(r, strict=False) for r in rows], next_cursor=nxt)
 
     async def dlq_list(self, queue: str, limit: int = 50, cursor: str | None = None) -> Page:
         """The DLQ newest first by finish time; the cursor is an offset (as in Redis)."""
@@ -291,7 +291,7 @@ class SqliteBroker:
         offset = int(cursor or 0)
         rows = await self._reader.read(lambda c: reads.dead_page(c, queue, limit, offset))
         nxt = str(offset + limit) if len(rows) == limit else None
-        return Page(items=[row_to_job(r) for r in rows], next_cursor=nxt)
+        return Page(items=[row_to_job(r, strict=False) for r in rows], next_cursor=nxt)
 
     async def dlq_scan(
         self, queue: str, selector: DeadSelector | None = None, *, limit: int = 100,
