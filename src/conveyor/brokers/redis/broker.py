@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar, cast
 
-from pydantic_core import to_json
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -36,6 +35,7 @@ from conveyor.brokers.base import (
     WorkerInfo,
 )
 from conveyor.brokers.records import STATES, as_int
+from conveyor.brokers.redis import batches
 from conveyor.brokers.redis.dlq import RedisDlq
 from conveyor.brokers.redis.records import job_from_hash
 from conveyor.brokers.redis.scripts import Scripts
@@ -81,15 +81,6 @@ def _unavailable() -> Iterator[None]:
         if str(exc).startswith("corrupt_queue"):
             raise CorruptJob(f"the queue's own record is corrupt: {exc}") from exc
         raise
-
-
-def _group(items: Sequence[T], job_id: Any) -> dict[str, list[tuple[int, str, T]]]:
-    """Group items by queue: {queue: [(position, uid, item)]}."""
-    groups: dict[str, list[tuple[int, str, T]]] = defaultdict(list)
-    for pos, item in enumerate(items):
-        queue, uid = split_job_id(job_id(item))
-        groups[queue].append((pos, uid, item))
-    return groups
 
 
 @dataclass(slots=True)
@@ -138,8 +129,10 @@ class RedisBroker:
         dlq_retention_s: float = 30 * 24 * 3600.0,
         queue_retention_s: dict[str, float] | None = None,
         check_server: bool = True,
+        max_call_bytes: int = batches.MAX_CALL_BYTES,
     ) -> None:
         self.client = client
+        self.max_call_bytes = max_call_bytes
         self.keys = Keys(key_prefix)
         self.retention_s = retention_s
         self.dlq_retention_s = dlq_retention_s
@@ -180,7 +173,15 @@ class RedisBroker:
         with _unavailable():
             return await self._scripts.run(self.client, name, keys, args)
 
-    async def _run_many(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
+    async def _run_many(self, calls: list[batches.Call]) -> list[Any]:
+        """Script calls in as few round trips as their bytes allow (a pipeline carries at
+        most PIPELINE_CALLS calls' worth of `max_call_bytes`)."""
+        out: list[Any] = []
+        for group in batches.pipelines(calls, self.max_call_bytes * batches.PIPELINE_CALLS):
+            out += await self._pipeline(group)
+        return out
+
+    async def _pipeline(self, calls: list[batches.Call]) -> list[Any]:
         """Several script calls in one round trip; NOSCRIPT replies are reloaded and re-run."""
         if len(calls) == 1:
             name, keys, args = calls[0]
@@ -239,32 +240,28 @@ class RedisBroker:
 
     # --- producer -------------------------------------------------------------------------
     def enqueue_plan(self, specs: Sequence[JobSpec]) -> EnqueuePlan:
-        """The script calls that store `specs`: one per queue and chunk of 1,000 jobs."""
-        by_queue: dict[str, list[tuple[int, JobSpec]]] = defaultdict(list)
-        for pos, spec in enumerate(specs):
+        """The script calls that store `specs`: one per queue and bounded chunk of jobs (at
+        most 1,000 and `max_call_bytes`, see batches.py)."""
+        for spec in specs:
             check_spec(spec)  # all or nothing: no call is made unless every spec is valid
-            by_queue[spec.queue].append((pos, spec))
-        plan = EnqueuePlan(specs=list(specs), queues=list(by_queue))
-        for queue, items in by_queue.items():
-            qk = self._q(queue)
-            keys = [qk.job_prefix, qk.idem_prefix, qk.queued, qk.scheduled, qk.seq, qk.marker,
-                    qk.listing]
-            for start in range(0, len(items), ENQUEUE_CHUNK):
-                chunk = items[start : start + ENQUEUE_CHUNK]
-                rows = [
-                    [
-                        split_job_id(s.id)[1], s.type, s.payload_json, str(s.priority),
-                        str(s.max_attempts),
-                        "" if s.timeout_ms is None else str(s.timeout_ms),
-                        -1 if s.delay_ms is None else s.delay_ms,
-                        -1 if s.run_at_ms is None else s.run_at_ms,
-                        s.idempotency_key or "", s.fingerprint,
-                    ]
-                    for _, s in chunk
-                ]
-                plan.calls.append(("enqueue", keys, [to_json(rows)]))
-                plan.order.append((queue, [pos for pos, _ in chunk]))
-        return plan
+        batch = batches.build(
+            "enqueue", specs, lambda s: s.id,
+            lambda q: self._enqueue_keys(self._q(q)),
+            lambda uid, s: [
+                uid, s.type, s.payload_json, str(s.priority), str(s.max_attempts),
+                "" if s.timeout_ms is None else str(s.timeout_ms),
+                -1 if s.delay_ms is None else s.delay_ms,
+                -1 if s.run_at_ms is None else s.run_at_ms, s.idempotency_key or "", s.fingerprint,
+            ],
+            max_bytes=self.max_call_bytes, max_items=ENQUEUE_CHUNK,
+        )
+        return EnqueuePlan(specs=list(specs), queues=list(dict.fromkeys(q for q, _ in batch.parts)),
+                           calls=batch.calls, order=batch.parts)
+
+    @staticmethod
+    def _enqueue_keys(qk: QueueKeys) -> list[str]:
+        return [qk.job_prefix, qk.idem_prefix, qk.queued, qk.scheduled, qk.seq, qk.marker,
+                qk.listing]
 
     async def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
         plan = self.enqueue_plan(specs)
@@ -306,72 +303,48 @@ class RedisBroker:
             got = await self.client.blpop([self._q(q).marker for q in queues], timeout=timeout)
         return got is not None
 
+    def _batch(self, script: str, items: Sequence[T], job_id: Callable[[T], str],
+               keys_of: Callable[[QueueKeys], list[str]], row_of: Callable[[str, T], Any],
+               lead: Sequence[Any] = ()) -> batches.Batch:
+        return batches.build(script, items, job_id, lambda q: keys_of(self._q(q)), row_of,
+                             max_bytes=self.max_call_bytes, lead=lead)
+
     async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> list[str]:
-        groups = _group(leases, lambda r: r.job_id)
-        calls: list[tuple[str, list[str], list[Any]]] = []
-        for queue, items in groups.items():
-            qk = self._q(queue)
-            args: list[Any] = [lease_ms, to_json([[uid, ref.token] for _, uid, ref in items])]
-            calls.append(("heartbeat", [qk.job_prefix, qk.running], args))
-        if not calls:
-            return []
-        results = await self._run_many(calls)
-        return [f"{q}:{uid}" for q, lost in zip(groups, results, strict=True) for uid in lost]
+        batch = self._batch("heartbeat", leases, lambda r: r.job_id,
+                            lambda qk: [qk.job_prefix, qk.running],
+                            lambda uid, ref: [uid, ref.token], lead=[lease_ms])
+        replies = await self._run_many(batch.calls)
+        return [f"{q}:{uid}" for (q, _), lost in zip(batch.parts, replies, strict=True)
+                for uid in lost]
 
     async def ack(self, items: Sequence[AckItem]) -> list[bool]:
-        groups = _group(items, lambda a: a.job_id)
-        calls: list[tuple[str, list[str], list[Any]]] = []
-        for queue, group in groups.items():
-            qk = self._q(queue)
-            args: list[Any] = [
-                to_json([[uid, item.token, safe_json(item.result_json)] for _, uid, item in group])
-            ]
-            calls.append(("ack", [qk.job_prefix, qk.running, qk.succeeded, qk.dead, qk.deaths],
-                          args))
-        out = [False] * len(items)
-        if calls:
-            for group, res in zip(groups.values(), await self._run_many(calls), strict=True):
-                for (pos, _, _), ok in zip(group, res, strict=True):
-                    out[pos] = bool(ok)
-        return out
+        batch = self._batch(
+            "ack", items, lambda a: a.job_id,
+            lambda qk: [qk.job_prefix, qk.running, qk.succeeded, qk.dead, qk.deaths],
+            lambda uid, a: [uid, a.token, safe_json(a.result_json)],
+        )
+        return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(items))]
 
     async def fail(self, items: Sequence[FailItem]) -> list[JobState | None]:
-        groups = _group(items, lambda f: f.job_id)
-        calls: list[tuple[str, list[str], list[Any]]] = []
-        for queue, group in groups.items():
-            qk = self._q(queue)
-            args: list[Any] = [to_json([
-                [
-                    uid, f.token,
-                    -1 if f.retry_delay_ms is None else max(int(f.retry_delay_ms), 0),
-                    safe_name(f.error_code), safe_message(f.message), safe_traceback(f.traceback),
-                ]
-                for _, uid, f in group
-            ])]
-            keys = [qk.job_prefix, qk.running, qk.queued, qk.scheduled, qk.dead, qk.seq, qk.marker,
-                    qk.deaths]
-            calls.append(("fail", keys, args))
-        out: list[JobState | None] = [None] * len(items)
-        if calls:
-            for group, res in zip(groups.values(), await self._run_many(calls), strict=True):
-                for (pos, _, _), state in zip(group, res, strict=True):
-                    out[pos] = JobState(state) if state else None
-        return out
+        batch = self._batch(
+            "fail", items, lambda f: f.job_id,
+            lambda qk: [qk.job_prefix, qk.running, qk.queued, qk.scheduled, qk.dead, qk.seq,
+                        qk.marker, qk.deaths],
+            lambda uid, f: [
+                uid, f.token, -1 if f.retry_delay_ms is None else max(int(f.retry_delay_ms), 0),
+                safe_name(f.error_code), safe_message(f.message), safe_traceback(f.traceback),
+            ],
+        )
+        states = batch.spread(await self._run_many(batch.calls), len(items))
+        return [JobState(s) if s else None for s in states]
 
     async def release(self, leases: Sequence[LeaseRef]) -> list[bool]:
-        groups = _group(leases, lambda r: r.job_id)
-        calls: list[tuple[str, list[str], list[Any]]] = []
-        for queue, group in groups.items():
-            qk = self._q(queue)
-            args: list[Any] = [to_json([[uid, ref.token] for _, uid, ref in group])]
-            keys = [qk.job_prefix, qk.running, qk.queued, qk.marker, qk.dead, qk.deaths]
-            calls.append(("release", keys, args))
-        out = [False] * len(leases)
-        if calls:
-            for group, res in zip(groups.values(), await self._run_many(calls), strict=True):
-                for (pos, _, _), ok in zip(group, res, strict=True):
-                    out[pos] = bool(ok)
-        return out
+        batch = self._batch(
+            "release", leases, lambda r: r.job_id,
+            lambda qk: [qk.job_prefix, qk.running, qk.queued, qk.marker, qk.dead, qk.deaths],
+            lambda uid, ref: [uid, ref.token],
+        )
+        return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(leases))]
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int:
         qk = self._q(queue)
