@@ -43,6 +43,8 @@ MAX_TIMEOUT_S = 7 * 24 * 3600.0
 #: broker may lie outside [0, MAX_EPOCH_MS], so every stored time reads back
 MAX_EPOCH_MS = 253_402_300_799_999
 TYPE_MAX = 128
+#: listings show a result whose JSON text is longer than this as its first characters
+RESULT_PREVIEW_CHARS = 256
 IDEMPOTENCY_KEY_MAX = 256
 
 
@@ -80,6 +82,11 @@ class Job(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     result: JsonValue = None
+    #: set in listings only, for a result whose JSON text is longer than RESULT_PREVIEW_CHARS:
+    #: `result` is then null and `result_preview` its first characters (the job's own read,
+    #: `GET /v1/jobs/{id}`, has the whole result)
+    result_truncated: bool = False
+    result_preview: str | None = None
     last_error: ErrorInfo | None = None
     history: list[Attempt] = Field(default_factory=list)
     idempotency_key: str | None = None

@@ -4,6 +4,7 @@ listing of its queue answered 500)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -14,10 +15,12 @@ import pytest
 from api_support import REDIS_URL, error_of, locs, serve, settings_for
 
 from conveyor.api import create_app
+from conveyor.brokers.base import AckItem
 from conveyor.brokers.redis import RedisBroker
 from conveyor.brokers.sqlite import SqliteBroker
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.ids import split_job_id
+from conveyor.jobs import RESULT_PREVIEW_CHARS
 
 
 @pytest.fixture(params=["redis", "sqlite"])
@@ -94,6 +97,8 @@ async def test_a_corrupt_record_is_shown_as_corrupt_never_a_500(
         [JobRequest("fake", {}, "rq") for _ in range(3)])]
     bad = ids[1]
     await _damage(any_client, bad, redis_field, column, value)
+    if redis_field == "result":  # what listings read instead of the result
+        await _damage(any_client, bad, "rprev", "result_preview", value)
 
     one = await any_api.get(f"/v1/jobs/{bad}")
     assert one.status_code == 409, one.text
@@ -114,3 +119,17 @@ async def test_a_corrupt_record_is_shown_as_corrupt_never_a_500(
     for action in ("cancel", "retry"):
         r = await any_api.post(f"/v1/jobs/{bad}/{action}")
         assert r.status_code in (409, 200), r.text  # never a 500
+
+
+async def test_listings_show_a_preview_of_a_large_result(
+    any_api: httpx.AsyncClient, any_client: AsyncConveyor
+) -> None:
+    (res,) = await any_client.enqueue_many([JobRequest("fake", {}, "rq")])
+    (d,) = (await any_client.broker.fetch("rq", 1, "w", 60_000)).deliveries
+    big = json.dumps(["x" * 50_000])
+    assert await any_client.broker.ack([AckItem(d.job_id, d.token, big)]) == [True]
+    (item,) = (await any_api.get("/v1/jobs?queue=rq")).json()["items"]
+    assert item["result"] is None and item["result_truncated"] is True
+    assert item["result_preview"] == big[:RESULT_PREVIEW_CHARS]
+    whole = (await any_api.get(f"/v1/jobs/{res.job_id}")).json()
+    assert whole["result"] == ["x" * 50_000] and whole["result_truncated"] is False

@@ -35,6 +35,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "finished": ("finished", "finished_ms"),
     "redrives": ("redrives", "redrives"),
     "result": ("result", "result"),
+    "result_preview": ("rprev", "result_preview"),
     "history": ("history", "history"),
 }
 

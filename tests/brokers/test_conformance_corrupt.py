@@ -318,6 +318,8 @@ async def test_listings_show_a_corrupt_record_as_corrupt_and_go_on(
     assert await broker.fail([FailItem(last.job_id, last.token, "e", "m")]) == [JobState.DEAD]
     bad = jobs[0] if field != "finished" else jobs[2]
     await damage(broker, bad.id, field, value)
+    if field == "result":  # listings read the preview stored at ack time: damage it too
+        await damage(broker, bad.id, "result_preview", value)
 
     with pytest.raises(CorruptJob) as err:
         await broker.get(bad.id)

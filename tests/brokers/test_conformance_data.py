@@ -23,7 +23,7 @@ from conformance import (
 from conveyor.brokers.base import AckItem, Broker, FailItem
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor, JobRequest
-from conveyor.jobs import JobState
+from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState
 
 TEXT = 'quote " backslash \\ slash / newline \n tab \t ü 漢字 😀'
 AWKWARD: dict[str, Any] = {
@@ -158,4 +158,27 @@ async def test_an_unencodable_result_does_not_sink_an_ack_batch(broker: Broker) 
             assert got.result == {"n": i}
     odd = await broker.get(jobs[2].id)
     assert isinstance(odd.result, dict) and str(odd.result["file"]).startswith("caf")
+    await assert_audit_ok(broker)
+
+
+async def test_listings_carry_a_preview_of_a_large_result_never_the_result(
+    broker: Broker,
+) -> None:
+    """A listing reads a short preview stored at ack time, not the whole result (which may
+    be megabytes per job); `get` reads the whole of it."""
+    small, big = await enqueue(broker, 1), await enqueue(broker, 2)
+    big_json = json.dumps({"blob": "ü" * 100_000})
+    leased = {d.job_id: d for d in (await broker.fetch(Q, 2, "w", LONG_LEASE_MS)).deliveries}
+    assert await broker.ack([AckItem(small.id, leased[small.id].token, '{"n": 1}'),
+                             AckItem(big.id, leased[big.id].token, big_json)]) == [True, True]
+    for page in (await broker.list_jobs(queue=Q), await broker.list_jobs(),
+                 await broker.list_jobs(queue=Q, state=JobState.SUCCEEDED)):
+        items = {j.id: j for j in page.items}
+        shown_small, shown_big = items[small.id], items[big.id]
+        assert shown_small.result == {"n": 1} and not shown_small.result_truncated
+        assert shown_big.result is None and shown_big.result_truncated
+        assert shown_big.result_preview == big_json[:RESULT_PREVIEW_CHARS]
+    whole = await broker.get(big.id)
+    assert whole.result == json.loads(big_json)
+    assert not whole.result_truncated and whole.result_preview is None
     await assert_audit_ok(broker)

@@ -36,8 +36,8 @@ INT_FIELDS: tuple[tuple[str, bool, int, int], ...] = (
     ("finished", False, 0, MAX_EPOCH_MS),
     ("redrives", False, 0, 10**9),
 )
-FIELD_NAMES = ("state", "type", "payload", *(f[0] for f in INT_FIELDS), "result", "err_code",
-               "err_msg", "history", "idem")
+FIELD_NAMES = ("state", "type", "payload", *(f[0] for f in INT_FIELDS), "result",
+               "result_preview", "result_size", "err_code", "err_msg", "history", "idem")
 _INT_RE = re.compile(r"-?[0-9]{1,16}")
 _QUOTE_LEN = 40
 
@@ -98,6 +98,20 @@ def _json(rec: Mapping[str, Any], name: str, problems: list[str]) -> Any:
         return None
 
 
+def _result(rec: Mapping[str, Any], problems: list[str]) -> tuple[Any, bool, str | None]:
+    """(result, truncated, preview). A listing reads the preview stored at ack time instead
+    of the result (`result` absent): the whole result when it was short, else its start."""
+    if not _blank(rec.get("result")):
+        return _json(rec, "result", problems), False, None
+    preview = rec.get("result_preview")
+    if not isinstance(preview, str) or not preview:
+        return None, False, None
+    size = as_int(rec.get("result_size"), 0, 2**62)
+    if size is not None and size > len(preview):
+        return None, True, preview
+    return _json({"result": preview}, "result", problems), False, None
+
+
 def _history(rec: Mapping[str, Any], problems: list[str]) -> list[Attempt]:
     try:
         return parse_history(_text(rec.get("history")))
@@ -126,7 +140,7 @@ def build_job(job_id: str, queue: str, rec: Mapping[str, Any], *, strict: bool =
     if first is not None:
         problems.append(first)
     payload = _json(rec, "payload", problems)
-    result = _json(rec, "result", problems)
+    result, truncated, preview = _result(rec, problems)
     history = _history(rec, problems)
     if problems and strict:
         raise CorruptJob(f"job {job_id} has a corrupt record: {problems[0]}",
@@ -148,7 +162,8 @@ def build_job(job_id: str, queue: str, rec: Mapping[str, Any], *, strict: bool =
             run_at=ms_to_datetime(_int(rec, "run_at")),
             started_at=ms_to_datetime(_int(rec, "started")),
             finished_at=ms_to_datetime(_int(rec, "finished")),
-            result=result, last_error=last_error, history=history,
+            result=result, result_truncated=truncated, result_preview=preview,
+            last_error=last_error, history=history,
             idempotency_key=_text(rec.get("idem")) or None,
             timeout_s=timeout / 1000 if timeout is not None else None,
         )

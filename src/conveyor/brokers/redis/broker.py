@@ -37,7 +37,7 @@ from conveyor.brokers.base import (
 from conveyor.brokers.records import STATES, as_int
 from conveyor.brokers.redis import batches
 from conveyor.brokers.redis.dlq import RedisDlq
-from conveyor.brokers.redis.records import job_from_hash
+from conveyor.brokers.redis.records import LIST_FIELDS, job_from_hash, listed_hash
 from conveyor.brokers.redis.scripts import Scripts
 from conveyor.brokers.text import safe_json, safe_message, safe_name, safe_traceback
 from conveyor.errors import (
@@ -51,6 +51,7 @@ from conveyor.errors import (
 from conveyor.ids import UID_RE, lease_nonce, split_job_id
 from conveyor.jobs import (
     MAX_EPOCH_MS,
+    RESULT_PREVIEW_CHARS,
     Delivery,
     EnqueueResult,
     Job,
@@ -117,6 +118,14 @@ def _existing(queue: str, spec: JobSpec, row: Sequence[Any]) -> EnqueueResult:
     created_ms = as_int(created, 0, MAX_EPOCH_MS) or 0
     return EnqueueResult(job_id, job_id == spec.id, fp or spec.fingerprint, state, created_ms,
                          as_int(run_at, 0, MAX_EPOCH_MS) or 0)
+
+
+def _ack_row(uid: str, item: AckItem) -> list[Any]:
+    """[uid, token, result, preview ('' when the result is its own preview), result size]:
+    listings read the preview, never the result (see `RedisBroker._listed`)."""
+    result = safe_json(item.result_json)
+    preview = "" if len(result) <= RESULT_PREVIEW_CHARS else result[:RESULT_PREVIEW_CHARS]
+    return [uid, item.token, result, preview, len(result)]
 
 
 class RedisBroker:
@@ -321,7 +330,7 @@ class RedisBroker:
         batch = self._batch(
             "ack", items, lambda a: a.job_id,
             lambda qk: [qk.job_prefix, qk.running, qk.succeeded, qk.dead, qk.deaths],
-            lambda uid, a: [uid, a.token, safe_json(a.result_json)],
+            _ack_row,
         )
         return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(items))]
 
@@ -455,15 +464,32 @@ class RedisBroker:
             picked = candidates[:limit]
             more = more or len(candidates) > limit
             last = picked[-1][0] if picked else None
+        jobs = await self._listed([(q, u) for u, q in picked])
+        return Page(items=jobs, next_cursor=last if more and last else None)
+
+    async def _listed(self, picked: Sequence[tuple[str, str]]) -> list[Job]:
+        """The (queue, uid) jobs as a listing shows them: every field but the result, whose
+        preview stands in for it (stored at ack time; a record acked before previews existed
+        has its result read instead). A record that does not parse is shown as corrupt,
+        never the end of the listing. Jobs gone meanwhile are left out."""
+        if not picked:
+            return []
         with _unavailable():
             pipe = self.client.pipeline(transaction=False)
-            for u, q in picked:
-                pipe.hgetall(self._q(q).job(u))
-            hashes = await pipe.execute() if picked else []
-        # a record that does not parse is shown as corrupt, never the end of the listing
-        jobs = [job_from_hash(q, u, h, strict=False)
-                for (u, q), h in zip(picked, hashes, strict=True) if h]
-        return Page(items=jobs, next_cursor=last if more and last else None)
+            for q, u in picked:
+                pipe.hmget(self._q(q).job(u), LIST_FIELDS)
+            hashes = [listed_hash(values) for values in await pipe.execute()]
+            old = [i for i, h in enumerate(hashes) if h.get("state") == "succeeded"
+                   and "rprev" not in h]
+            if old:
+                pipe = self.client.pipeline(transaction=False)
+                for i in old:
+                    pipe.hget(self._q(picked[i][0]).job(picked[i][1]), "result")
+                for i, result in zip(old, await pipe.execute(), strict=True):
+                    if result is not None:
+                        hashes[i]["result"] = result
+        return [job_from_hash(q, u, h, strict=False)
+                for (q, u), h in zip(picked, hashes, strict=True) if h]
 
     async def _list_index(
         self, queue: str, state: JobState, limit: int = 50, cursor: str | None = None
@@ -487,12 +513,7 @@ class RedisBroker:
             else:
                 raw = await self.client.zrange(index, start, start + limit - 1)
             uids = [str(u) for u in raw]
-            pipe = self.client.pipeline(transaction=False)
-            for uid in uids:
-                pipe.hgetall(qk.job(uid))
-            hashes = await pipe.execute() if uids else []
-        jobs = [job_from_hash(queue, u, h, strict=False)
-                for u, h in zip(uids, hashes, strict=True) if h]
+        jobs = await self._listed([(queue, u) for u in uids])
         nxt = str(start + limit) if len(uids) == limit else None
         return Page(items=jobs, next_cursor=nxt)
 

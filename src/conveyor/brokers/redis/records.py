@@ -16,13 +16,21 @@ HASH_FIELDS = {
     "state": "state", "type": "type", "payload": "payload", "priority": "prio",
     "attempts": "attempts", "max_attempts": "max_att", "timeout": "timeout", "seq": "seq",
     "created": "created", "run_at": "run_at", "started": "started", "finished": "finished",
-    "redrives": "redrives", "result": "result", "err_code": "err_code", "err_msg": "err_msg",
+    "redrives": "redrives", "result": "result", "result_preview": "rprev",
+    "result_size": "rsize", "err_code": "err_code", "err_msg": "err_msg",
     "history": "history", "idem": "idem",
 }
+#: what a listing reads of each job: every field but the result (`rprev` stands in for it)
+LIST_FIELDS = tuple(f for f in HASH_FIELDS.values() if f != "result")
 
 
 def record_of(h: dict[str, str]) -> dict[str, Any]:
     return {name: h.get(field) for name, field in HASH_FIELDS.items()}
+
+
+def listed_hash(values: list[str | None]) -> dict[str, str]:
+    """An HMGET of LIST_FIELDS as a hash (absent fields left out)."""
+    return {f: v for f, v in zip(LIST_FIELDS, values, strict=True) if v is not None}
 
 
 def job_from_hash(queue: str, uid: str, h: dict[str, str], *, strict: bool = True) -> Job:

@@ -21,9 +21,14 @@ ROW_FIELDS = {
     "attempts": "attempts", "max_attempts": "max_attempts", "timeout": "timeout_ms",
     "seq": "seq", "created": "created_ms", "run_at": "run_at_ms", "started": "started_ms",
     "finished": "finished_ms", "redrives": "redrives", "result": "result",
+    "result_preview": "result_preview", "result_size": "result_size",
     "err_code": "err_code", "err_msg": "err_msg", "history": "history", "idem": "idem",
 }
 JOB_COLUMNS = "queue, uid, " + ", ".join(ROW_FIELDS.values())
+#: JOB_COLUMNS as listings read them: the result only where no preview was stored (rows
+#: acked before previews existed), so SQLite never loads a long result's pages for a list
+LIST_COLUMNS = JOB_COLUMNS.replace(
+    " result,", " CASE WHEN result_size IS NULL THEN result END,", 1)
 #: the columns every transition checks before it writes (`record_problem`), after `id`
 CORE_FIELDS = tuple(ROW_FIELDS)[:13]
 CORE_COLUMNS = ", ".join(ROW_FIELDS[f] for f in CORE_FIELDS)

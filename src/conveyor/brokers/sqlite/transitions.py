@@ -17,7 +17,7 @@ from typing import Any
 from conveyor.brokers.records import record_problem
 from conveyor.brokers.sqlite.connection import now_ms
 from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
-from conveyor.jobs import JobState
+from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState
 
 LEASE_EXPIRED_MSG = "lease expired: the worker died, hung or lost its connection"
 RELEASED_MSG = "released by a stopping worker; attempt not charged"
@@ -181,8 +181,9 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
         rid, attempts, _, worker, started, _, _ = row
         conn.execute(
             "UPDATE jobs SET state = 'succeeded', score = ?, finished_ms = ?, result = ?,"
-            " history = history || ? WHERE id = ?",
-            (now, now, result, history_line(attempts, worker, started, now, "succeeded"), rid),
+            " result_preview = ?, result_size = ?, history = history || ? WHERE id = ?",
+            (now, now, result, result[:RESULT_PREVIEW_CHARS], len(result),
+             history_line(attempts, worker, started, now, "succeeded"), rid),
         )
         out.append(True)
     return out
