@@ -73,8 +73,9 @@ async def test_corrupt_records_among_healthy_jobs_are_set_aside(
     # fetch and promote: damaged records spread through the healthy ones
     good: list[str] = []
     healthy = scale.of(100, 1000)
-    for _ in range(rounds):
-        good += await enqueue_work(client, healthy // rounds, (1, 20), rng=rng)
+    for i in range(rounds):
+        share = healthy // rounds + (1 if i < healthy % rounds else 0)
+        good += await enqueue_work(client, share, (1, 20), rng=rng)
         for field, value, name in QUEUED_DAMAGE:
             (job_id,) = await enqueue_work(client, 1, (1, 1), rng=rng)
             await _damage(main_broker, job_id, field, value)
