@@ -24,6 +24,7 @@ from conformance import (
 from damage import MISSING, damage, indexed_in, raw_fields
 
 from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
+from conveyor.brokers.redis import RedisBroker
 from conveyor.brokers.sqlite import SqliteBroker
 from conveyor.errors import CorruptJob
 from conveyor.jobs import Job, JobState
@@ -344,3 +345,22 @@ async def test_listings_show_a_corrupt_record_as_corrupt_and_go_on(
 async def raw_state(broker: Broker, job_id: str) -> JobState:
     (state,) = await raw_fields(broker, job_id, "state")
     return JobState(state)
+
+
+@pytest.mark.backend("redis")
+@pytest.mark.corrupts_store
+async def test_a_corrupt_queue_counter_is_refused_before_any_write(broker: Broker) -> None:
+    """The queue's seq counter is INCRed by promote, fetch, fail, retry and enqueue: a value
+    INCR cannot take stops each script before its first write, as corrupt_job."""
+    assert isinstance(broker, RedisBroker)
+    jobs, _ = await _five(broker, delay=0.02)
+    await wait_broker_time(broker, max(int(j.run_at.timestamp() * 1000) for j in jobs) + 1)
+    await broker.client.set(broker.keys.queue(Q).seq, "not a number")
+    for call in (broker.promote_due(Q), broker.fetch(Q, 10, "w", LONG_LEASE_MS),
+                 enqueue(broker, "more")):
+        with pytest.raises(CorruptJob):
+            await call
+    assert (await broker.stats([Q]))[Q][JobState.SCHEDULED] == 5  # nothing moved
+    await broker.client.set(broker.keys.queue(Q).seq, "5")
+    assert await broker.promote_due(Q) == 5
+    await assert_audit_ok(broker)

@@ -77,8 +77,15 @@ def _unavailable() -> Iterator[None]:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise BrokerUnavailable(f"Redis is unreachable: {exc}") from exc
+
+
+@contextmanager
+def _script_errors() -> Iterator[None]:
+    """A script that refused to start on a queue key it cannot use (check_seq in _lib.lua,
+    before any write) is a CorruptJob, not an internal error."""
+    try:
+        yield
     except ResponseError as exc:
-        # a script refused to start on a queue key it cannot use (check_seq in _lib.lua)
         if str(exc).startswith("corrupt_queue"):
             raise CorruptJob(f"the queue's own record is corrupt: {exc}") from exc
         raise
@@ -179,7 +186,7 @@ class RedisBroker:
         return self.keys.queue(queue)
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        with _unavailable():
+        with _script_errors(), _unavailable():
             return await self._scripts.run(self.client, name, keys, args)
 
     async def _run_many(self, calls: list[batches.Call]) -> list[Any]:
@@ -195,7 +202,7 @@ class RedisBroker:
         if len(calls) == 1:
             name, keys, args = calls[0]
             return [await self._run(name, keys, args)]
-        with _unavailable():
+        with _script_errors(), _unavailable():
             pipe = self.client.pipeline(transaction=False)
             for name, keys, args in calls:
                 pipe.evalsha(self._scripts.sha[name], len(keys), *keys, *args)
