@@ -33,10 +33,12 @@ from conveyor.ids import split_job_id
 from conveyor.jobs import JobState
 
 #: (hash field, value; None: the field is deleted), and the field's name in the message
+#: (damage fetch meets: the fields it reads)
 QUEUED_DAMAGE: list[tuple[str, str | None, str]] = [
-    ("attempts", "abc", "attempts"), ("prio", "x", "priority"), ("max_att", None, "max_attempts"),
-    ("state", "zombie", "state"), ("timeout", "soon", "timeout"), ("seq", None, "seq"),
-    ("type", None, "type"), ("created", "yesterday", "created"),
+    ("attempts", "abc", "attempts"), ("attempts", "-5", "attempts"),
+    ("max_att", None, "max_attempts"), ("max_att", "0", "max_attempts"),
+    ("state", "zombie", "state"), ("timeout", "soon", "timeout"), ("type", None, "type"),
+    ("payload", None, "payload"),
 ]
 
 

@@ -10,7 +10,7 @@ one of them sets aside as `corrupt_job` is one `get()` reports as corrupt.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import pydantic
@@ -63,9 +63,25 @@ def as_int(value: Any, lo: int, hi: int) -> int | None:
     return None
 
 
-def record_problem(rec: Mapping[str, Any], want: str | None = None) -> str | None:
-    """What is wrong with the fields every transition reads, or None. `want`: the state the
-    caller found the job under (its index), which the record must say too."""
+#: what each transition reads and so checks before it writes (as the scripts' READS/CHECKS
+#: lists): a transition checks what it reads, no more; `get()` checks every field
+FETCH_CHECKS = ("type", "payload", "attempts", "max_attempts", "timeout")
+PROMOTE_CHECKS = ("priority",)
+REAP_CHECKS = ("attempts", "max_attempts", "seq", "priority")
+ACK_CHECKS = ("attempts",)
+FAIL_CHECKS = ("attempts", "max_attempts", "priority")
+RELEASE_CHECKS = ("attempts", "seq", "priority")
+CANCEL_CHECKS = ("attempts",)
+REQUEUE_CHECKS = ("priority",)  # retry, redrive
+MOVE_CHECKS = ("priority", "max_attempts", "timeout", "redrives")  # what a move copies
+
+
+def record_problem(
+    rec: Mapping[str, Any], want: str | None = None, checks: Collection[str] | None = None
+) -> str | None:
+    """What is wrong with the record, or None: its state (`want`: the state of the index the
+    caller found it in, which the record must say too), then the fields in `checks` (every
+    field when None)."""
     state = rec.get("state")
     if state not in STATES:
         return "field state is missing" if _blank(state) else (
@@ -73,11 +89,14 @@ def record_problem(rec: Mapping[str, Any], want: str | None = None) -> str | Non
     if want is not None and state != want:
         return f"field state is {_quote(state)} but the job is in the {want} index"
     jtype = rec.get("type")
-    if not isinstance(jtype, str) or not jtype:
+    if (checks is None or "type" in checks) and (not isinstance(jtype, str) or not jtype):
         return "field type is missing"
-    if not isinstance(rec.get("payload"), str | bytes):
+    if (checks is None or "payload" in checks) and not isinstance(rec.get("payload"),
+                                                                  str | bytes):
         return "field payload is missing"
     for name, required, lo, hi in INT_FIELDS:
+        if checks is not None and name not in checks:
+            continue
         value = rec.get(name)
         if _blank(value):
             if required:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from conveyor.brokers.base import DeadScan, DeadSelector, DeathEvent, parse_dead_cursor
-from conveyor.brokers.records import as_int, record_problem
+from conveyor.brokers.records import MOVE_CHECKS, as_int, record_problem
 from conveyor.brokers.text import safe_name
 from conveyor.errors import ValidationError
 from conveyor.ids import UID_RE, new_uid, split_job_id
@@ -169,10 +169,8 @@ class RedisDlq:
                 continue  # deleted meanwhile
             count = as_int(redrives or "0", 0, 10**9)
             if count is None or record_problem({
-                "state": "dead", "type": jtype, "payload": payload, "priority": prio,
-                "max_attempts": max_att, "timeout": timeout, "seq": "0", "created": "0",
-                "run_at": "0",
-            }):
+                "state": "dead", "priority": prio, "max_attempts": max_att, "timeout": timeout,
+            }, "dead", MOVE_CHECKS):
                 continue  # damaged since the dry run looked: left dead, as redrive leaves it
             old_id = f"{queue}:{uid}"
             row = [

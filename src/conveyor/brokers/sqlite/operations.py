@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from conveyor.brokers.records import STATES, record_problem
+from conveyor.brokers.records import CANCEL_CHECKS, REQUEUE_CHECKS, STATES, record_problem
 from conveyor.brokers.sqlite.connection import now_ms
 from conveyor.brokers.sqlite.records import (
     CORE_COLUMNS,
@@ -93,7 +93,7 @@ def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[
     now = now_ms()
     if state in STATES and state not in (JobState.QUEUED, JobState.SCHEDULED):
         return str(state), None
-    problem = record_problem(core_of(row[1:]))
+    problem = record_problem(core_of(row[1:]), None, CANCEL_CHECKS)
     if problem is not None:
         set_corrupt(conn, rid, now, problem)
         return f"corrupt:{problem}", None
@@ -124,7 +124,7 @@ def retry(
         if state in STATES and state not in (JobState.DEAD, JobState.CANCELLED):
             out.append((uid, str(state)))
             continue
-        problem = record_problem(core_of(row[1:]))
+        problem = record_problem(core_of(row[1:]), None, REQUEUE_CHECKS)
         if problem is not None:  # a cancelled one is set aside; a dead one stays as it is
             if state == JobState.CANCELLED:
                 set_corrupt(conn, rid, now, problem)

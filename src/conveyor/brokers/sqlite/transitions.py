@@ -14,7 +14,15 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from conveyor.brokers.records import record_problem
+from conveyor.brokers.records import (
+    ACK_CHECKS,
+    FAIL_CHECKS,
+    FETCH_CHECKS,
+    PROMOTE_CHECKS,
+    REAP_CHECKS,
+    RELEASE_CHECKS,
+    record_problem,
+)
 from conveyor.brokers.sqlite.connection import now_ms
 from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
 from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState
@@ -51,13 +59,15 @@ def set_corrupt(conn: sqlite3.Connection, rid: int, now: int, problem: str) -> N
 
 
 def checked(
-    conn: sqlite3.Connection, rows: Sequence[Any], want: str | None, now: int
+    conn: sqlite3.Connection, rows: Sequence[Any], want: str | None, checks: Sequence[str],
+    now: int,
 ) -> list[Any]:
-    """Rows selected as `id, <CORE_COLUMNS>, ...`: those that parse, in order; the others are
-    set aside. A row's CORE_COLUMNS values are its items 1 to 13."""
+    """Rows selected as `id, <CORE_COLUMNS>, ...`: those whose state is `want` and whose
+    `checks` fields are usable, in order; the others are set aside. A row's CORE_COLUMNS
+    values are its items 1 to 13."""
     good = []
     for row in rows:
-        problem = record_problem(core_of(row[1:14]), want)
+        problem = record_problem(core_of(row[1:14]), want, checks)
         if problem is None:
             good.append(row)
         else:
@@ -86,7 +96,7 @@ def promote(conn: sqlite3.Connection, queue: str, now: int, limit: int) -> int:
         f"SELECT id, {CORE_COLUMNS} FROM jobs WHERE queue = ? AND state = 'scheduled'"
         " AND score <= ? ORDER BY score LIMIT ?",
         (queue, now, limit),
-    ).fetchall(), JobState.SCHEDULED, now)
+    ).fetchall(), JobState.SCHEDULED, PROMOTE_CHECKS, now)
     if due:
         first = take_seqs(conn, queue, len(due))
         conn.executemany(
@@ -117,7 +127,7 @@ def fetch(
             f"SELECT id, {CORE_COLUMNS}, uid FROM jobs"
             " WHERE queue = ? AND state = 'queued' ORDER BY score LIMIT ?",
             (queue, count),
-        ).fetchall(), JobState.QUEUED, now)
+        ).fetchall(), JobState.QUEUED, FETCH_CHECKS, now)
         deadline = now + lease_ms
         updates = []
         for i, (rid, _, jtype, payload, _, attempts, max_att, timeout, *rest) in enumerate(
@@ -150,7 +160,9 @@ def heartbeat(conn: sqlite3.Connection, leases: Sequence[Lease], lease_ms: int) 
     return lost
 
 
-def _holder(conn: sqlite3.Connection, queue: str, uid: str, token: str, now: int) -> Any:
+def _holder(
+    conn: sqlite3.Connection, queue: str, uid: str, token: str, now: int, checks: Sequence[str]
+) -> Any:
     """(id, attempts, max_attempts, worker, started, priority, seq) of the job running under
     this token, or None: not held, or a row that does not parse (set aside)."""
     row = conn.execute(
@@ -158,7 +170,7 @@ def _holder(conn: sqlite3.Connection, queue: str, uid: str, token: str, now: int
         " WHERE queue = ? AND uid = ? AND state = 'running' AND token = ?",
         (queue, uid, token),
     ).fetchone()
-    if row is None or not checked(conn, [row], JobState.RUNNING, now):
+    if row is None or not checked(conn, [row], JobState.RUNNING, checks, now):
         return None
     rid, _, _, _, prio, attempts, max_att, _, seq, _, _, started, _, _, worker = row
     return rid, int(attempts or 0), max_att, worker, started, prio, seq
@@ -170,7 +182,7 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
     now = now_ms()
     out = []
     for queue, uid, token, result in items:
-        row = _holder(conn, queue, uid, token, now)
+        row = _holder(conn, queue, uid, token, now, ACK_CHECKS)
         if row is None:
             again = conn.execute(
                 "SELECT 1 FROM jobs WHERE queue = ? AND uid = ? AND state = 'succeeded'"
@@ -199,7 +211,7 @@ def fail(
     now = now_ms()
     out: list[JobState | None] = []
     for queue, uid, token, delay, code, msg, tb in items:
-        row = _holder(conn, queue, uid, token, now)
+        row = _holder(conn, queue, uid, token, now, FAIL_CHECKS)
         if row is None:
             out.append(None)
             continue
@@ -240,7 +252,7 @@ def release(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bool]:
     now = now_ms()
     out = []
     for queue, uid, token in leases:
-        row = _holder(conn, queue, uid, token, now)
+        row = _holder(conn, queue, uid, token, now, RELEASE_CHECKS)
         if row is None:
             out.append(False)
             continue
@@ -266,7 +278,7 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
         f"SELECT id, {CORE_COLUMNS}, worker FROM jobs"
         " WHERE queue = ? AND state = 'running' AND score <= ? ORDER BY score LIMIT ?",
         (queue, now, limit),
-    ).fetchall(), JobState.RUNNING, now)
+    ).fetchall(), JobState.RUNNING, REAP_CHECKS, now)
     requeued = dead = 0
     for row in rows:
         rid, _, _, _, prio, attempts, max_att, _, seq, _, _, started, _, _, worker = row

@@ -62,28 +62,25 @@ local function to_queued(jk, queued, uid, seq, prio)
 end
 
 -- Check before write (invariant 10). Redis does not roll back a script that fails half-way,
--- so no script may run into a field it cannot use after its first write: each reads a job's
--- fields once (read_job), asks job_problem, and sets a record that does not parse aside
--- (set_corrupt) instead of touching it. The same rules as brokers/records.py.
-local JOB_FIELDS = {'state', 'type', 'payload', 'prio', 'attempts', 'max_att', 'timeout', 'seq',
-  'created', 'run_at', 'started', 'finished', 'redrives', 'token', 'worker'}
+-- so no script may run into a field it cannot use after its first write: each reads the
+-- fields it needs once (read_job), asks job_problem about those it uses (its own list: a
+-- script checks what it reads, no more, on the hot path), and sets a record that fails
+-- aside (set_corrupt) instead of touching it. The rules are those of brokers/records.py,
+-- which `get()` applies to every field.
 local JOB_STATES = {scheduled = true, queued = true, running = true, succeeded = true,
   dead = true, cancelled = true}
-local MAX_MS = 253402300799999 -- 9999-12-31T23:59:59.999Z
--- {hash field, name in messages, required, lowest, highest}
+-- hash field -> {name in messages, required, lowest, highest}
 local INT_RULES = {
-  {'prio', 'priority', true, -1000, 1000}, {'attempts', 'attempts', false, 0, 1e9},
-  {'max_att', 'max_attempts', true, 1, 1e9}, {'timeout', 'timeout', false, 0, 1e15},
-  {'seq', 'seq', true, 0, 9e15}, {'created', 'created', true, 0, MAX_MS},
-  {'run_at', 'run_at', false, 0, MAX_MS}, {'started', 'started', false, 0, MAX_MS},
-  {'finished', 'finished', false, 0, MAX_MS}, {'redrives', 'redrives', false, 0, 1e9},
+  prio = {'priority', true, -1000, 1000}, attempts = {'attempts', false, 0, 1e9},
+  max_att = {'max_attempts', true, 1, 1e9}, timeout = {'timeout', false, 0, 1e15},
+  seq = {'seq', true, 0, 9e15},
 }
 
--- the fields of a job hash by name (false where absent; every one false: no such job)
-local function read_job(jk)
-  local v = redis.call('HMGET', jk, unpack(JOB_FIELDS))
+-- the named fields of a job hash (false where absent; state false: no such job)
+local function read_job(jk, fields)
+  local v = redis.call('HMGET', jk, unpack(fields))
   local j = {}
-  for i, name in ipairs(JOB_FIELDS) do j[name] = v[i] end
+  for i, name in ipairs(fields) do j[name] = v[i] end
   return j
 end
 
@@ -92,9 +89,10 @@ local function quote(s)
   return "'" .. (string.gsub(string.sub(s, 1, 40), '[^%w%p ]', '?')) .. "'"
 end
 
--- nil when every field a transition reads is there and in range; else what is wrong. `want`:
--- the state of the index the job was found in, which the record must say too
-local function job_problem(j, want)
+-- nil when the state (the one of the index the job was found in, `want`, if given) and each
+-- of `checks` (hash fields: 'type', 'payload', or one of INT_RULES) are usable; else what is
+-- wrong
+local function job_problem(j, want, checks)
   if not JOB_STATES[j.state] then
     if not j.state or j.state == '' then return 'field state is missing' end
     return 'field state is not a job state: ' .. quote(j.state)
@@ -102,14 +100,14 @@ local function job_problem(j, want)
   if want and j.state ~= want then
     return 'field state is ' .. quote(j.state) .. ' but the job is in the ' .. want .. ' index'
   end
-  if not j.type or j.type == '' then return 'field type is missing' end
-  if not j.payload then return 'field payload is missing' end
-  for _, r in ipairs(INT_RULES) do
-    local v = j[r[1]]
-    if not v or v == '' then
-      if r[3] then return 'field ' .. r[2] .. ' is missing' end
-    elseif not as_int(v, r[4], r[5]) then
-      return 'field ' .. r[2] .. ' is not an integer in [' .. int(r[4]) .. ', ' .. int(r[5])
+  for _, field in ipairs(checks) do
+    local v, r = j[field], INT_RULES[field]
+    if not r then -- 'type' or 'payload': present, and type not empty
+      if not v or (field == 'type' and v == '') then return 'field ' .. field .. ' is missing' end
+    elseif not v or v == '' then
+      if r[2] then return 'field ' .. r[1] .. ' is missing' end
+    elseif not as_int(v, r[3], r[4]) then
+      return 'field ' .. r[1] .. ' is not an integer in [' .. int(r[3]) .. ', ' .. int(r[4])
         .. ']: ' .. quote(v)
     end
   end
@@ -127,13 +125,15 @@ end
 
 -- SCHEDULED -> QUEUED for due jobs, at most `limit`; a record that does not parse is set
 -- aside (set_corrupt, defined below, passed in). Returns how many moved, how many set aside.
+local PROMOTE_READS = {'state', 'prio'}
+local PROMOTE_CHECKS = {'prio'}
 local function promote(prefix, scheduled, queued, seqkey, now, limit, set_aside)
   local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, limit)
   local moved, aside = 0, 0
   for _, uid in ipairs(due) do
     local jk = prefix .. uid
-    local j = read_job(jk)
-    local problem = j.state and job_problem(j, 'scheduled')
+    local j = read_job(jk, PROMOTE_READS)
+    local problem = j.state and job_problem(j, 'scheduled', PROMOTE_CHECKS)
     redis.call('ZREM', scheduled, uid)
     if problem then
       set_aside(jk, uid, problem)
@@ -160,7 +160,7 @@ local function holds_lease(jk, token)
   return v[1] == 'running' and v[2] == token
 end
 
--- the same fence on fields already read (read_job)
+-- the same fence on fields already read (read_job with 'state' and 'token')
 local function holds(j, token)
   return j.state == 'running' and j.token == token
 end

@@ -7,13 +7,15 @@
 -- lost, or a record that does not parse, set aside as DEAD corrupt_job).
 local now = now_ms()
 local out = {}
+local READS = {'state', 'token', 'attempts', 'worker', 'started'}
+local CHECKS = {'attempts'}
 for _, a in ipairs(cjson.decode(ARGV[1])) do
   local uid, token, result, preview = a[1], a[2], a[3], a[4]
   if preview == '' then preview = result end
   local jk = KEYS[1] .. uid
-  local j = read_job(jk)
+  local j = read_job(jk, READS)
   if holds(j, token) then
-    local problem = job_problem(j, 'running')
+    local problem = job_problem(j, 'running', CHECKS)
     if problem then
       set_corrupt(jk, uid, KEYS[2], KEYS[4], KEYS[5], now, problem)
       out[#out + 1] = 0

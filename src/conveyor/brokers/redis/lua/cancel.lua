@@ -6,12 +6,12 @@
 -- 'corrupt:<what is wrong>' for a record that does not parse (set aside as DEAD corrupt_job).
 local now = now_ms()
 local uid = ARGV[1]
-local j = read_job(KEYS[1])
+local j = read_job(KEYS[1], {'state', 'attempts'})
 if not j.state then return 'not_found' end
 local index
 if j.state == 'queued' then index = KEYS[2] elseif j.state == 'scheduled' then index = KEYS[3] end
 if JOB_STATES[j.state] and not index then return j.state end
-local problem = job_problem(j, nil)
+local problem = job_problem(j, nil, {'attempts'})
 if problem then
   if not index then redis.call('ZREM', KEYS[2], uid) redis.call('ZREM', KEYS[3], uid) end
   set_corrupt(KEYS[1], uid, index, KEYS[5], KEYS[6], now, problem)

@@ -12,12 +12,14 @@ local bad_seq = check_seq(KEYS[6])
 if bad_seq then return bad_seq end
 local out = {}
 local woke = false
+local READS = {'state', 'token', 'attempts', 'max_att', 'prio', 'worker', 'started'}
+local CHECKS = {'attempts', 'max_att', 'prio'}
 for _, f in ipairs(cjson.decode(ARGV[1])) do
   local uid, token, delay = f[1], f[2], tonumber(f[3])
   local code, msg, tb = f[4], f[5], f[6]
   local jk = KEYS[1] .. uid
-  local j = read_job(jk)
-  local problem = holds(j, token) and job_problem(j, 'running')
+  local j = read_job(jk, READS)
+  local problem = holds(j, token) and job_problem(j, 'running', CHECKS)
   if not holds(j, token) then
     out[#out + 1] = ''
   elseif problem then

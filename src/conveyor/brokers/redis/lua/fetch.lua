@@ -15,6 +15,8 @@ if redis.call('EXISTS', KEYS[7]) == 1 then
 end
 local bad_seq = check_seq(KEYS[5])
 if bad_seq then return bad_seq end
+local READS = {'state', 'type', 'payload', 'attempts', 'max_att', 'timeout'}
+local CHECKS = {'type', 'payload', 'attempts', 'max_att', 'timeout'}
 local function set_aside(jk, uid, problem)
   set_corrupt(jk, uid, nil, KEYS[8], KEYS[9], now, problem)
 end
@@ -26,8 +28,8 @@ local nonce = ARGV[5]
 for i = 1, #popped, 2 do
   local uid = popped[i]
   local jk = KEYS[1] .. uid
-  local j = read_job(jk)
-  local problem = j.state and job_problem(j, 'queued')
+  local j = read_job(jk, READS)
+  local problem = j.state and job_problem(j, 'queued', CHECKS)
   if problem then
     set_aside(jk, uid, problem)
     aside = aside + 1

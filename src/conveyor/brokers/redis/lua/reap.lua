@@ -11,10 +11,12 @@ local now = now_ms()
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local requeued, dead, aside = 0, 0, 0
 local msg = 'lease expired: the worker died, hung or lost its connection'
+local READS = {'state', 'attempts', 'max_att', 'seq', 'prio', 'worker', 'started'}
+local CHECKS = {'attempts', 'max_att', 'seq', 'prio'}
 for _, uid in ipairs(expired) do
   local jk = KEYS[1] .. uid
-  local j = read_job(jk)
-  local problem = j.state and job_problem(j, 'running')
+  local j = read_job(jk, READS)
+  local problem = j.state and job_problem(j, 'running', CHECKS)
   redis.call('ZREM', KEYS[2], uid)
   if problem then
     set_corrupt(jk, uid, nil, KEYS[4], KEYS[6], now, problem)

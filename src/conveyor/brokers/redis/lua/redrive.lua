@@ -17,8 +17,8 @@ local dry = ARGV[3] == '1'
 local out = {}
 for _, uid in ipairs(pick_dead(KEYS[2], sel, ARGV, 4)) do
   local jk = KEYS[1] .. uid
-  local j = dead_match(jk, sel) and read_job(jk)
-  if j and not job_problem(j, 'dead') then
+  local j = dead_match(jk, sel) and read_job(jk, {'state', 'prio'})
+  if j and not job_problem(j, 'dead', {'prio'}) then
     if not dry then
       redis.call('ZREM', KEYS[2], uid)
       local seq = redis.call('INCR', KEYS[4])

@@ -8,14 +8,16 @@
 local now = now_ms()
 local out = {}
 local released = 0
+local READS = {'state', 'token', 'attempts', 'seq', 'prio', 'worker', 'started'}
+local CHECKS = {'attempts', 'seq', 'prio'}
 for _, l in ipairs(cjson.decode(ARGV[1])) do
   local uid, token = l[1], l[2]
   local jk = KEYS[1] .. uid
-  local j = read_job(jk)
+  local j = read_job(jk, READS)
   if not holds(j, token) then
     out[#out + 1] = 0
   else
-    local problem = job_problem(j, 'running')
+    local problem = job_problem(j, 'running', CHECKS)
     if problem then
       set_corrupt(jk, uid, KEYS[2], KEYS[5], KEYS[6], now, problem)
       out[#out + 1] = 0

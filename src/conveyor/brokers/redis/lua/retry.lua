@@ -20,13 +20,14 @@ else
 end
 local out = {}
 local woke = false
+local READS, CHECKS = {'state', 'prio'}, {'prio'}
 for _, uid in ipairs(ids) do
   local jk = KEYS[1] .. uid
-  local j = read_job(jk)
+  local j = read_job(jk, READS)
   local state = j.state
   local index
   if state == 'dead' then index = KEYS[2] elseif state == 'cancelled' then index = KEYS[3] end
-  local problem = state and job_problem(j, nil)
+  local problem = state and job_problem(j, nil, CHECKS)
   if not state then
     out[#out + 1] = 'not_found'
   elseif JOB_STATES[state] and not index then
