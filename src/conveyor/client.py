@@ -31,6 +31,7 @@ from conveyor.dlq.tool import DlqResult
 from conveyor.errors import IdempotencyConflict, PayloadTooLarge, ValidationError
 from conveyor.handlers import Registry, default_registry
 from conveyor.ids import new_job_id
+from conveyor.jobs import IDEMPOTENCY_KEY_MAX as IDEMPOTENCY_KEY_MAX  # re-exported
 from conveyor.jobs import (
     MAX_ATTEMPTS_LIMIT,
     MAX_DELAY_MS,
@@ -39,6 +40,7 @@ from conveyor.jobs import (
     Job,
     JobSpec,
     JobState,
+    check_spec,
 )
 from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, validate_queue_name
 from conveyor.settings import Settings, get_settings
@@ -46,7 +48,6 @@ from conveyor.timeutil import datetime_to_ms, ms_to_datetime
 
 T = TypeVar("T")
 MAX_PAYLOAD_BYTES = 1024 * 1024
-IDEMPOTENCY_KEY_MAX = 256
 DEFAULT_MAX_ATTEMPTS = 3
 #: run_at must be earlier: every later step can still spell it as a datetime (max year 9999)
 RUN_AT_LIMIT_MS = datetime_to_ms(datetime(9999, 1, 1, tzinfo=UTC))
@@ -170,11 +171,13 @@ class AsyncConveyor:
                 to_json([req.type, queue, payload, priority, max_attempts, timeout_s,
                          delay_ms, run_at_ms])
             ).hexdigest()[:32]
-        return JobSpec(
+        built = JobSpec(
             id=new_job_id(queue), type=req.type, queue=queue, payload_json=payload_json,
             priority=priority, max_attempts=max_attempts, timeout_s=timeout_s,
             delay_ms=delay_ms, run_at_ms=run_at_ms, idempotency_key=key, fingerprint=fp,
-        ), payload
+        )
+        check_spec(built)  # what the broker checks again before it stores the job
+        return built, payload
 
     @staticmethod
     def _due(req: JobRequest) -> tuple[int | None, int | None]:
@@ -191,6 +194,9 @@ class AsyncConveyor:
             if not isinstance(req.run_at, datetime):
                 raise _bad("run_at", "run_at must be a datetime", str(req.run_at))
             ms = datetime_to_ms(req.run_at)
+            if ms < 0:  # a time the brokers could not read back (or a year 0 in UTC)
+                raise _bad("run_at", "run_at must not be before 1970-01-01T00:00:00Z",
+                           req.run_at.isoformat())
             if ms >= RUN_AT_LIMIT_MS:  # any time before: a past one means now
                 raise _bad("run_at", "run_at must be before the year 9999", req.run_at.isoformat())
             return None, ms

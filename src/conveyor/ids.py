@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import secrets
 import threading
 import time
 
@@ -64,3 +65,13 @@ def is_job_id(job_id: str) -> bool:
     except ValidationError:
         return False
     return True
+
+
+def lease_nonce() -> str:
+    """128 random bits (from the OS) for one fetch call; the call's i-th lease token is
+    `<nonce>.<i>`. A per-job counter would repeat after a lost write (a Redis restarted from
+    a stale AOF, a failover to a lagging replica) and hand a second worker the first one's
+    token; random bits never come back. Made here, not in Lua: Redis scripts have no good
+    randomness."""
+    return secrets.token_hex(16)
+

@@ -6,12 +6,16 @@ times become timezone-aware datetimes (RFC 3339 in JSON).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from conveyor.errors import ValidationError
+from conveyor.queues import PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_RE
 
 
 class JobState(StrEnum):
@@ -35,6 +39,13 @@ RETRYABLE_STATES: frozenset[JobState] = frozenset({JobState.DEAD, JobState.CANCE
 MAX_ATTEMPTS_LIMIT = 100
 MAX_DELAY_MS = 365 * 24 * 3600 * 1000
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
+#: 9999-12-31T23:59:59.999Z, the last millisecond a `datetime` can hold: no time stored in a
+#: broker may lie outside [0, MAX_EPOCH_MS], so every stored time reads back
+MAX_EPOCH_MS = 253_402_300_799_999
+TYPE_MAX = 128
+#: listings show a result whose JSON text is longer than this as its first characters
+RESULT_PREVIEW_CHARS = 256
+IDEMPOTENCY_KEY_MAX = 256
 
 
 class ErrorInfo(BaseModel):
@@ -79,6 +90,11 @@ class Job(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     result: JsonValue = Field(default=None, description="what the handler returned")
+    #: set in listings only, for a result whose JSON text is longer than RESULT_PREVIEW_CHARS:
+    #: `result` is then null and `result_preview` its first characters (the job's own read,
+    #: `GET /v1/jobs/{id}`, has the whole result)
+    result_truncated: bool = False
+    result_preview: str | None = None
     last_error: ErrorInfo | None = None
     history: list[Attempt] = Field(default_factory=list)
     idempotency_key: str | None = None
@@ -100,6 +116,59 @@ class JobSpec:
     run_at_ms: int | None = None
     idempotency_key: str | None = None
     fingerprint: str = ""
+
+    @property
+    def timeout_ms(self) -> int | None:
+        """The timeout as the broker stores it: whole milliseconds, rounded up (a timeout is
+        never shorter than asked, and never 0)."""
+        if self.timeout_s is None:
+            return None
+        return max(math.ceil(round(self.timeout_s * 1000, 6)), 1)
+
+
+def _refuse(field: str, message: str, value: Any) -> ValidationError:
+    return ValidationError(message, details=[{"loc": [field], "msg": message, "value": value}])
+
+
+def _int_in(value: Any, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def check_spec(spec: JobSpec) -> None:
+    """What every broker checks before it stores a job (the client builds specs that pass;
+    this guards everything else): each field in the range the broker can store and read back
+    unchanged. Raises ValidationError naming the field."""
+    queue, _, uid = spec.id.rpartition(":")
+    if queue != spec.queue or not QUEUE_NAME_RE.fullmatch(queue) or len(uid) != 32:
+        raise _refuse("id", f"job id {spec.id!r} does not belong to queue {spec.queue!r}",
+                      spec.id)
+    if not (isinstance(spec.type, str) and 1 <= len(spec.type) <= TYPE_MAX
+            and spec.type.isprintable()):
+        raise _refuse("type", f"type must be 1-{TYPE_MAX} printable characters", spec.type)
+    if not isinstance(spec.payload_json, str) or not spec.payload_json:
+        raise _refuse("payload", "payload must be JSON text", None)
+    if not _int_in(spec.priority, PRIORITY_MIN, PRIORITY_MAX):
+        raise _refuse("priority", f"priority must be an integer from {PRIORITY_MIN} to "
+                      f"{PRIORITY_MAX}", spec.priority)
+    if not _int_in(spec.max_attempts, 1, MAX_ATTEMPTS_LIMIT):
+        raise _refuse("max_attempts", f"max_attempts must be an integer from 1 to "
+                      f"{MAX_ATTEMPTS_LIMIT}", spec.max_attempts)
+    t = spec.timeout_s
+    if t is not None and (isinstance(t, bool) or not isinstance(t, int | float)
+                          or not math.isfinite(t) or not 0 < t <= MAX_TIMEOUT_S):
+        raise _refuse("timeout_s", f"timeout_s must be > 0 and <= {MAX_TIMEOUT_S:g}", t)
+    if spec.delay_ms is not None and spec.run_at_ms is not None:
+        raise _refuse("delay", "give either delay or run_at, not both", None)
+    if spec.delay_ms is not None and not _int_in(spec.delay_ms, 0, MAX_DELAY_MS):
+        raise _refuse("delay", "delay must be between 0 and 365 days", spec.delay_ms)
+    if spec.run_at_ms is not None and not _int_in(spec.run_at_ms, 0, MAX_EPOCH_MS):
+        raise _refuse("run_at", "run_at must be between 1970-01-01T00:00:00Z and "
+                      "9999-12-31T23:59:59.999Z", spec.run_at_ms)
+    key = spec.idempotency_key
+    if key is not None and not (isinstance(key, str) and 1 <= len(key) <= IDEMPOTENCY_KEY_MAX
+                                and key.isprintable()):
+        raise _refuse("idempotency_key", f"idempotency_key must be 1-{IDEMPOTENCY_KEY_MAX} "
+                      "printable characters", None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,8 @@ BAD_JOBS: list[tuple[str, Any, str, list[Any]]] = [
      ["body", "run_at"]),
     ("run_at after 2999", {"type": "fake", "run_at": "3000-01-01T00:00:00Z"},
      "validation_error", ["body", "run_at"]),
+    ("run_at in year 0 UTC", {"type": "fake", "run_at": "0001-01-01T00:00:00+23:59"},
+     "validation_error", ["body", "run_at"]),
     ("run_at before 1970", {"type": "fake", "run_at": "1969-12-31T23:59:59Z"},
      "validation_error", ["body", "run_at"]),
     ("delay_ms and run_at", {"type": "fake", "delay_ms": 5, "run_at": LATER},

@@ -79,3 +79,22 @@ async def test_jobs_without_a_key_are_never_merged(
     assert len({j.id for j in jobs}) == 10
     assert (await broker.stats([Q]))[Q][JobState.QUEUED] == 10
     await assert_audit_ok(broker)
+
+
+async def test_keys_are_scoped_to_their_queue(broker: Broker, raw_client: AsyncConveyor) -> None:
+    """An idempotency key names a job of its own queue (every key of a queue lives in that
+    queue's hash slot, which Redis Cluster needs): the same key in another queue is another
+    job, never a conflict, and each queue's replays return its own job."""
+    a, a_created = await raw_client.enqueue_job(JobRequest("t", 1, "qa", idempotency_key="k"))
+    b, b_created = await raw_client.enqueue_job(JobRequest("t", 2, "qb", idempotency_key="k"))
+    assert (a_created, b_created) == (True, True) and a.id != b.id
+    again_a, created = await raw_client.enqueue_job(JobRequest("t", 1, "qa", idempotency_key="k"))
+    assert (again_a.id, created) == (a.id, False)
+    again_b, created = await raw_client.enqueue_job(JobRequest("t", 2, "qb", idempotency_key="k"))
+    assert (again_b.id, created) == (b.id, False)
+    with pytest.raises(IdempotencyConflict):  # within a queue the key still guards its body
+        await raw_client.enqueue_job(JobRequest("t", 2, "qa", idempotency_key="k"))
+    stats = await broker.stats(["qa", "qb"])
+    assert total(stats["qa"]) == total(stats["qb"]) == 1
+    await assert_audit_ok(broker, "qa")
+    await assert_audit_ok(broker, "qb")

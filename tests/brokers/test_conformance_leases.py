@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from conformance import (
     LONG_LEASE_MS,
+    BrokerFactory,
     Q,
     assert_audit_ok,
     deliver_with_short_lease,
@@ -15,6 +16,7 @@ from conformance import (
     fetch_one,
     wait_broker_time,
 )
+from damage import restore, snapshot
 
 from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
 from conveyor.ids import new_job_id
@@ -161,3 +163,42 @@ async def test_every_orphaned_job_ends_succeeded_or_dead(broker: Broker) -> None
     states = {(await broker.get(j.id)).state for j in jobs}
     assert states == {JobState.DEAD}
     await assert_audit_ok(broker)
+
+
+async def test_a_lost_lease_write_never_reissues_the_same_token(broker: Broker) -> None:
+    """Invariant 3 after a lost write: the record that issued a lease rolls back (a restart
+    from a stale AOF, a failover to a lagging replica), the job is leased again to another
+    worker, and the first worker's calls must still be refused: a token is never reissued."""
+    job = await enqueue(broker, max_attempts=5)
+    before_fetch = await snapshot(broker, job.id)
+    first = await fetch_one(broker, worker="w1")
+    await restore(broker, before_fetch)  # the write that issued `first` is lost
+    second = await fetch_one(broker, worker="w2")
+    assert second.job_id == job.id
+    assert second.token != first.token
+
+    held = await broker.get(job.id)
+    stale = LeaseRef(job.id, first.token)
+    assert await broker.heartbeat([stale], LONG_LEASE_MS) == [job.id]
+    assert await broker.ack([AckItem(job.id, first.token)]) == [False]
+    assert await broker.fail([FailItem(job.id, first.token, "e", "late")]) == [None]
+    assert await broker.release([stale]) == [False]
+    assert await broker.get(job.id) == held
+
+    assert await broker.ack([AckItem(job.id, second.token)]) == [True]
+    assert (await broker.get(job.id)).history[-1].worker == "w2"
+    await assert_audit_ok(broker)
+
+
+async def test_tokens_are_unique_across_brokers_and_batches(make_broker: BrokerFactory) -> None:
+    """Two broker instances (two processes) leasing the same rolled-back job, and every job of
+    one batch: no token repeats."""
+    one, two = await make_broker(), await make_broker()
+    jobs = [await enqueue(one, i) for i in range(5)]
+    snaps = [await snapshot(one, j.id) for j in jobs]
+    tokens = [d.token for d in (await one.fetch(Q, 5, "w1", LONG_LEASE_MS)).deliveries]
+    for snap in snaps:
+        await restore(one, snap)
+    tokens += [d.token for d in (await two.fetch(Q, 5, "w2", LONG_LEASE_MS)).deliveries]
+    assert len(tokens) == 10 and len(set(tokens)) == 10, tokens
+    await assert_audit_ok(one)

@@ -121,3 +121,11 @@ async def test_purged_jobs_leave_no_rows_behind(tmp_path: Path) -> None:
         assert (await broker.audit(Q)).ok
     finally:
         await broker.close()
+
+
+async def test_audit_reports_a_row_whose_score_cannot_be_computed(broker: SqliteBroker) -> None:
+    good = await _enqueue(broker)
+    job_id = await _enqueue(broker)
+    _set(broker, job_id, "priority", "high")
+    report = await broker.audit(Q)  # it raised TypeError on the text priority
+    assert report.mismatched == [job_id] and good not in report.mismatched

@@ -85,7 +85,7 @@ class Reconciliation:
 async def load_jobs(
     broker: RedisBroker, job_ids: Iterable[str]
 ) -> dict[str, tuple[Job, dict[str, str]] | None]:
-    """Each job and its raw hash (for the `lease` counter), None when it does not exist."""
+    """Each job and its raw hash (for its lease `token`), None when it does not exist."""
     ids = list(job_ids)
     out: dict[str, tuple[Job, dict[str, str]] | None] = {}
     for start in range(0, len(ids), CHUNK):
@@ -114,14 +114,15 @@ def _counted_run(job: Job, raw: dict[str, str], done: list[Run]) -> Run | None:
     """The ledger run whose result the broker kept, or None if no run explains it.
 
     The fence: the result that counted must be the current lease holder's, so its token is
-    the job's last lease (`lease` counts deliveries) and exactly one completed run carries it.
+    the job's last lease token (`token`, kept on a succeeded job) and exactly one completed run
+    carries it.
     Without a token (not recoverable in the handler) the delivery is matched by the attempt
     and worker of the history's `succeeded` entry instead.
     """
     token = _accepted_token(job)
     if token:
         matches = [r for r in done if r.token == token]
-        return matches[0] if token == raw.get("lease") and len(matches) == 1 else None
+        return matches[0] if token == raw.get("token") and len(matches) == 1 else None
     succeeded = [h for h in job.history if h.outcome == "succeeded"]
     if not succeeded:
         return None

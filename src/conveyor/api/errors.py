@@ -48,6 +48,9 @@ STATUS_OF_CODE: dict[str, int] = {
     ErrorCode.JOB_NOT_FOUND: 404,
     ErrorCode.INVALID_STATE: 409,
     ErrorCode.IDEMPOTENCY_CONFLICT: 409,
+    # the job exists but its stored record does not parse: the resource's state, not the
+    # request, is at fault, and retrying will not help (never a 500)
+    ErrorCode.CORRUPT_JOB: 409,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.BROKER_UNAVAILABLE: 503,
     ErrorCode.BROKER_MISCONFIGURED: 503,

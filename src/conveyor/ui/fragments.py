@@ -24,7 +24,7 @@ from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import CURSOR_MAX, JOB_ID_PATTERN, QUEUE_PATTERN, TYPE_PATTERN
 from conveyor.brokers.base import Page
 from conveyor.client import AsyncConveyor
-from conveyor.errors import JobNotFound, ValidationError
+from conveyor.errors import CorruptJob, JobNotFound, ValidationError
 from conveyor.ids import UID_RE
 from conveyor.jobs import Job, JobState
 from conveyor.ui.render import STATES, render
@@ -79,6 +79,8 @@ async def _search(rt: ApiRuntime, queue: str, state: JobState | None, type: str 
             return [await client.get(job_id)], "looked up by id"
         except JobNotFound:
             return [], "no job has this id"
+        except CorruptJob as exc:
+            return [], exc.message
     page = await _collect(client, queue=queue, state=state, type=type, want=SEARCH_SCAN,
                           cursor=None)
     needle = q.lower()
@@ -138,6 +140,8 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         except JobNotFound:
             return render("fragments/problem.html", message=f"No job {job_id}: it may have "
                           "been purged or have expired after its retention period.")
+        except CorruptJob as exc:  # corrupt_job: say what is wrong with the record
+            return render("fragments/problem.html", message=f"{exc.message} ({exc.code})")
         return render("fragments/job.html", job=found)
 
     @router.get("/dlq")

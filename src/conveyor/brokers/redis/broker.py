@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar, cast
 
-from pydantic_core import to_json
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -30,20 +30,33 @@ from conveyor.brokers.base import (
     ReapResult,
     WorkerInfo,
 )
+from conveyor.brokers.records import STATES, as_int
+from conveyor.brokers.redis import batches
 from conveyor.brokers.redis.dlq import RedisDlq
 from conveyor.brokers.redis.queues import RedisQueues
-from conveyor.brokers.redis.records import job_from_hash
+from conveyor.brokers.redis.records import LIST_FIELDS, job_from_hash, listed_hash
 from conveyor.brokers.redis.scripts import Scripts
 from conveyor.brokers.redis.server import PolicyWatch, make_client
 from conveyor.brokers.redis.server import unavailable as _unavailable
+from conveyor.brokers.text import safe_json, safe_message, safe_name, safe_traceback
 from conveyor.errors import (
     BrokerUnavailable,
+    CorruptJob,
     InvalidState,
     JobNotFound,
     ValidationError,
 )
-from conveyor.ids import UID_RE, split_job_id
-from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
+from conveyor.ids import UID_RE, lease_nonce, split_job_id
+from conveyor.jobs import (
+    MAX_EPOCH_MS,
+    RESULT_PREVIEW_CHARS,
+    Delivery,
+    EnqueueResult,
+    Job,
+    JobSpec,
+    JobState,
+    check_spec,
+)
 from conveyor.keys import Keys, QueueKeys
 from conveyor.queues import validate_queue_name
 
@@ -62,13 +75,16 @@ READ_CHUNK = 1000
 _STATE_ORDER = tuple(JobState)
 
 
-def _group(items: Sequence[T], job_id: Any) -> dict[str, list[tuple[int, str, T]]]:
-    """Group items by queue: {queue: [(position, uid, item)]}."""
-    groups: dict[str, list[tuple[int, str, T]]] = defaultdict(list)
-    for pos, item in enumerate(items):
-        queue, uid = split_job_id(job_id(item))
-        groups[queue].append((pos, uid, item))
-    return groups
+@contextmanager
+def _script_errors() -> Iterator[None]:
+    """A script that refused to start on a queue key it cannot use (check_seq in _lib.lua,
+    before any write) is a CorruptJob, not an internal error."""
+    try:
+        yield
+    except ResponseError as exc:
+        if str(exc).startswith("corrupt_queue"):
+            raise CorruptJob(f"the queue's own record is corrupt: {exc}") from exc
+        raise
 
 
 @dataclass(slots=True)
@@ -91,12 +107,28 @@ class EnqueuePlan:
                     state = JobState.SCHEDULED if row > now else JobState.QUEUED
                     out[pos] = EnqueueResult(spec.id, True, spec.fingerprint, state, now, row)
                 else:  # the live job holding the idempotency key, or this job sent again
-                    uid, fp, st, created, run_at = row
-                    out[pos] = EnqueueResult(
-                        f"{queue}:{uid}", f"{queue}:{uid}" == spec.id, fp or spec.fingerprint,
-                        JobState(st), int(created), int(run_at),
-                    )
+                    out[pos] = _existing(queue, spec, row)
         return [r for r in out if r is not None]
+
+
+def _existing(queue: str, spec: JobSpec, row: Sequence[Any]) -> EnqueueResult:
+    """The job an enqueue found in place. Its record may be damaged: then its fields read as
+    a DEAD job with no times, and the client's `get` reports it as corrupt (never a crash
+    after the batch's other jobs were stored)."""
+    uid, fp, st, created, run_at = row
+    job_id = f"{queue}:{uid}"
+    state = JobState(st) if st in STATES else JobState.DEAD
+    created_ms = as_int(created, 0, MAX_EPOCH_MS) or 0
+    return EnqueueResult(job_id, job_id == spec.id, fp or spec.fingerprint, state, created_ms,
+                         as_int(run_at, 0, MAX_EPOCH_MS) or 0)
+
+
+def _ack_row(uid: str, item: AckItem) -> list[Any]:
+    """[uid, token, result, preview ('' when the result is its own preview), result size]:
+    listings read the preview, never the result (see `RedisBroker._listed`)."""
+    result = safe_json(item.result_json)
+    preview = "" if len(result) <= RESULT_PREVIEW_CHARS else result[:RESULT_PREVIEW_CHARS]
+    return [uid, item.token, result, preview, len(result)]
 
 
 class RedisBroker:
@@ -112,11 +144,13 @@ class RedisBroker:
         blocking_client: Redis | None = None,
         policy: PolicyWatch | None = None,
         timeout_s: float = TIMEOUT_S,
+        max_call_bytes: int = batches.MAX_CALL_BYTES,
     ) -> None:
         self.client = client
         #: serves `wait_for_work` (BLPOP), whose reads must outlast the block
         self.blocking_client = blocking_client or client
         self.timeout_s = timeout_s
+        self.max_call_bytes = max_call_bytes
         self.keys = Keys(key_prefix)
         self.retention_s = retention_s
         self.dlq_retention_s = dlq_retention_s
@@ -157,18 +191,27 @@ class RedisBroker:
         return self.keys.queue(queue)
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        with _unavailable():
+        with _script_errors(), _unavailable():
             return await self._scripts.run(self.client, name, keys, args)
 
     async def _run_many(
-        self, calls: list[tuple[str, list[str], list[Any]]], register: Sequence[str] = (),
+        self, calls: list[batches.Call], register: Sequence[str] = (),
     ) -> list[Any]:
-        """Several script calls in one round trip; NOSCRIPT replies are reloaded and re-run.
-        `register`: queues to add to the registry after the calls, in the same round trip."""
+        """Script calls in as few round trips as their bytes allow (a pipeline carries at
+        most PIPELINE_CALLS calls' worth of `max_call_bytes`). `register`: queues to add to
+        the registry after the calls, in the last round trip."""
+        out: list[Any] = []
+        groups = batches.pipelines(calls, self.max_call_bytes * batches.PIPELINE_CALLS)
+        for i, group in enumerate(groups):
+            out += await self._pipeline(group, register if i == len(groups) - 1 else ())
+        return out
+
+    async def _pipeline(self, calls: list[batches.Call], register: Sequence[str]) -> list[Any]:
+        """Several script calls in one round trip; NOSCRIPT replies are reloaded and re-run."""
         if len(calls) == 1 and not register:
             name, keys, args = calls[0]
             return [await self._run(name, keys, args)]
-        with _unavailable():
+        with _script_errors(), _unavailable():
             pipe = self.client.pipeline(transaction=False)
             for name, keys, args in calls:
                 pipe.evalsha(self._scripts.sha[name], len(keys), *keys, *args)
@@ -246,31 +289,28 @@ class RedisBroker:
 
     # --- producer -------------------------------------------------------------------------
     def enqueue_plan(self, specs: Sequence[JobSpec]) -> EnqueuePlan:
-        """The script calls that store `specs`: one per queue and chunk of 1,000 jobs."""
-        by_queue: dict[str, list[tuple[int, JobSpec]]] = defaultdict(list)
-        for pos, spec in enumerate(specs):
-            by_queue[spec.queue].append((pos, spec))
-        plan = EnqueuePlan(specs=list(specs), queues=list(by_queue))
-        for queue, items in by_queue.items():
-            qk = self._q(queue)
-            keys = [qk.job_prefix, qk.idem_prefix, qk.queued, qk.scheduled, qk.seq, qk.marker,
-                    qk.listing]
-            for start in range(0, len(items), ENQUEUE_CHUNK):
-                chunk = items[start : start + ENQUEUE_CHUNK]
-                rows = [
-                    [
-                        split_job_id(s.id)[1], s.type, s.payload_json, str(s.priority),
-                        str(s.max_attempts),
-                        "" if s.timeout_s is None else str(int(s.timeout_s * 1000)),
-                        -1 if s.delay_ms is None else s.delay_ms,
-                        -1 if s.run_at_ms is None else s.run_at_ms,
-                        s.idempotency_key or "", s.fingerprint,
-                    ]
-                    for _, s in chunk
-                ]
-                plan.calls.append(("enqueue", keys, [to_json(rows)]))
-                plan.order.append((queue, [pos for pos, _ in chunk]))
-        return plan
+        """The script calls that store `specs`: one per queue and bounded chunk of jobs (at
+        most 1,000 and `max_call_bytes`, see batches.py)."""
+        for spec in specs:
+            check_spec(spec)  # all or nothing: no call is made unless every spec is valid
+        batch = batches.build(
+            "enqueue", specs, lambda s: s.id,
+            lambda q: self._enqueue_keys(self._q(q)),
+            lambda uid, s: [
+                uid, s.type, s.payload_json, str(s.priority), str(s.max_attempts),
+                "" if s.timeout_ms is None else str(s.timeout_ms),
+                -1 if s.delay_ms is None else s.delay_ms,
+                -1 if s.run_at_ms is None else s.run_at_ms, s.idempotency_key or "", s.fingerprint,
+            ],
+            max_bytes=self.max_call_bytes, max_items=ENQUEUE_CHUNK,
+        )
+        return EnqueuePlan(specs=list(specs), queues=list(dict.fromkeys(q for q, _ in batch.parts)),
+                           calls=batch.calls, order=batch.parts)
+
+    @staticmethod
+    def _enqueue_keys(qk: QueueKeys) -> list[str]:
+        return [qk.job_prefix, qk.idem_prefix, qk.queued, qk.scheduled, qk.seq, qk.marker,
+                qk.listing]
 
     async def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
         await self._writable()
@@ -289,10 +329,13 @@ class RedisBroker:
     async def fetch(self, queue: str, count: int, worker_id: str, lease_ms: int) -> FetchBatch:
         await self._writable()
         qk = self._q(queue)
-        keys = [qk.job_prefix, qk.queued, qk.scheduled, qk.running, qk.seq, qk.marker, qk.paused]
-        now, next_due, rows = await self._run(
-            "fetch", keys, [max(count, 0), lease_ms, worker_id, 1000]
+        keys = [qk.job_prefix, qk.queued, qk.scheduled, qk.running, qk.seq, qk.marker, qk.paused,
+                qk.dead, qk.deaths]
+        now, next_due, rows, aside = await self._run(
+            "fetch", keys, [max(count, 0), lease_ms, safe_name(worker_id), 1000, lease_nonce()]
         )
+        if aside:
+            log.warning("corrupt_jobs_set_aside", extra={"queue": queue, "count": int(aside)})
         deliveries = [
             Delivery(
                 job_id=f"{queue}:{uid}", queue=queue, type=jtype, payload_json=payload,
@@ -312,80 +355,60 @@ class RedisBroker:
             )
         return got is not None
 
+    def _batch(self, script: str, items: Sequence[T], job_id: Callable[[T], str],
+               keys_of: Callable[[QueueKeys], list[str]], row_of: Callable[[str, T], Any],
+               lead: Sequence[Any] = ()) -> batches.Batch:
+        return batches.build(script, items, job_id, lambda q: keys_of(self._q(q)), row_of,
+                             max_bytes=self.max_call_bytes, lead=lead)
+
     async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> list[str]:
-        groups = _group(leases, lambda r: r.job_id)
-        calls: list[tuple[str, list[str], list[Any]]] = []
-        for queue, items in groups.items():
-            qk = self._q(queue)
-            args: list[Any] = [lease_ms, to_json([[uid, ref.token] for _, uid, ref in items])]
-            calls.append(("heartbeat", [qk.job_prefix, qk.running], args))
-        if not calls:
-            return []
-        results = await self._run_many(calls)
-        return [f"{q}:{uid}" for q, lost in zip(groups, results, strict=True) for uid in lost]
+        batch = self._batch("heartbeat", leases, lambda r: r.job_id,
+                            lambda qk: [qk.job_prefix, qk.running],
+                            lambda uid, ref: [uid, ref.token], lead=[lease_ms])
+        replies = await self._run_many(batch.calls)
+        return [f"{q}:{uid}" for (q, _), lost in zip(batch.parts, replies, strict=True)
+                for uid in lost]
 
     async def ack(self, items: Sequence[AckItem]) -> list[bool]:
-        groups = _group(items, lambda a: a.job_id)
-        calls: list[tuple[str, list[str], list[Any]]] = []
-        for queue, group in groups.items():
-            qk = self._q(queue)
-            args: list[Any] = [
-                to_json([[uid, item.token, item.result_json] for _, uid, item in group])
-            ]
-            calls.append(("ack", [qk.job_prefix, qk.running, qk.succeeded], args))
-        out = [False] * len(items)
-        if calls:
-            for group, res in zip(groups.values(), await self._run_many(calls), strict=True):
-                for (pos, _, _), ok in zip(group, res, strict=True):
-                    out[pos] = bool(ok)
-        return out
+        batch = self._batch(
+            "ack", items, lambda a: a.job_id,
+            lambda qk: [qk.job_prefix, qk.running, qk.succeeded, qk.dead, qk.deaths],
+            _ack_row,
+        )
+        return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(items))]
 
     async def fail(self, items: Sequence[FailItem]) -> list[JobState | None]:
-        groups = _group(items, lambda f: f.job_id)
-        calls: list[tuple[str, list[str], list[Any]]] = []
-        for queue, group in groups.items():
-            qk = self._q(queue)
-            args: list[Any] = [to_json([
-                [
-                    uid, f.token,
-                    -1 if f.retry_delay_ms is None else max(int(f.retry_delay_ms), 0),
-                    f.error_code, f.message, f.traceback,
-                ]
-                for _, uid, f in group
-            ])]
-            keys = [qk.job_prefix, qk.running, qk.queued, qk.scheduled, qk.dead, qk.seq, qk.marker,
-                    qk.deaths]
-            calls.append(("fail", keys, args))
-        out: list[JobState | None] = [None] * len(items)
-        if calls:
-            for group, res in zip(groups.values(), await self._run_many(calls), strict=True):
-                for (pos, _, _), state in zip(group, res, strict=True):
-                    out[pos] = JobState(state) if state else None
-        return out
+        batch = self._batch(
+            "fail", items, lambda f: f.job_id,
+            lambda qk: [qk.job_prefix, qk.running, qk.queued, qk.scheduled, qk.dead, qk.seq,
+                        qk.marker, qk.deaths],
+            lambda uid, f: [
+                uid, f.token, -1 if f.retry_delay_ms is None else max(int(f.retry_delay_ms), 0),
+                safe_name(f.error_code), safe_message(f.message), safe_traceback(f.traceback),
+            ],
+        )
+        states = batch.spread(await self._run_many(batch.calls), len(items))
+        return [JobState(s) if s else None for s in states]
 
     async def release(self, leases: Sequence[LeaseRef]) -> list[bool]:
-        groups = _group(leases, lambda r: r.job_id)
-        calls: list[tuple[str, list[str], list[Any]]] = []
-        for queue, group in groups.items():
-            qk = self._q(queue)
-            args: list[Any] = [to_json([[uid, ref.token] for _, uid, ref in group])]
-            calls.append(("release", [qk.job_prefix, qk.running, qk.queued, qk.marker], args))
-        out = [False] * len(leases)
-        if calls:
-            for group, res in zip(groups.values(), await self._run_many(calls), strict=True):
-                for (pos, _, _), ok in zip(group, res, strict=True):
-                    out[pos] = bool(ok)
-        return out
+        batch = self._batch(
+            "release", leases, lambda r: r.job_id,
+            lambda qk: [qk.job_prefix, qk.running, qk.queued, qk.marker, qk.dead, qk.deaths],
+            lambda uid, ref: [uid, ref.token],
+        )
+        return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(leases))]
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int:
         qk = self._q(queue)
-        keys = [qk.job_prefix, qk.scheduled, qk.queued, qk.seq, qk.marker]
+        keys = [qk.job_prefix, qk.scheduled, qk.queued, qk.seq, qk.marker, qk.dead, qk.deaths]
         return int(await self._run("promote", keys, [limit]))
 
     async def reap_expired(self, queue: str, limit: int = 1000) -> ReapResult:
         qk = self._q(queue)
         keys = [qk.job_prefix, qk.running, qk.queued, qk.dead, qk.marker, qk.deaths]
-        requeued, dead = await self._run("reap", keys, [limit])
+        requeued, dead, aside = await self._run("reap", keys, [limit])
+        if aside:
+            log.warning("corrupt_jobs_set_aside", extra={"queue": queue, "count": int(aside)})
         return ReapResult(requeued=int(requeued), dead=int(dead))
 
     async def purge_expired(self, queue: str, limit: int = 1000) -> int:
@@ -415,16 +438,16 @@ class RedisBroker:
                 for queue, uid in where[start : start + READ_CHUNK]:
                     pipe.hgetall(self._q(queue).job(uid))
                 hashes += await pipe.execute()
-        return [job_from_hash(q, u, h) if h else None
+        # a bulk read, like a listing: a corrupt record reads as far as it can (corrupt_job)
+        return [job_from_hash(q, u, h, strict=False) if h else None
                 for (q, u), h in zip(where, hashes, strict=True)]
 
     async def cancel(self, job_id: str, actor: str = "manual") -> Job:
         queue, uid = split_job_id(job_id)
         await self._writable()
         qk = self._q(queue)
-        res = await self._run(
-            "cancel", [qk.job(uid), qk.queued, qk.scheduled, qk.cancelled], [uid, actor]
-        )
+        keys = [qk.job(uid), qk.queued, qk.scheduled, qk.cancelled, qk.dead, qk.deaths]
+        res = await self._run("cancel", keys, [uid, safe_name(actor)])
         self._raise_for(job_id, res, "ok", "only scheduled or queued jobs can be cancelled")
         return await self.get(job_id)
 
@@ -441,14 +464,17 @@ class RedisBroker:
             return
         if res == "not_found":
             raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
+        if res.startswith("corrupt:"):
+            raise CorruptJob(f"job {job_id} has a corrupt record: {res[8:]}",
+                             details={"job_id": job_id})
         raise InvalidState(
             f"job {job_id} is {res}: {why}", details={"job_id": job_id, "state": res}
         )
 
     async def _retry_script(self, queue: str, args: list[Any], actor: str) -> Any:
         qk = self._q(queue)
-        keys = [qk.job_prefix, qk.dead, qk.cancelled, qk.queued, qk.seq, qk.marker]
-        return await self._run("retry", keys, [actor, *args])
+        keys = [qk.job_prefix, qk.dead, qk.cancelled, qk.queued, qk.seq, qk.marker, qk.deaths]
+        return await self._run("retry", keys, [safe_name(actor), *args])
 
     async def list_jobs(
         self, *, queue: str | None = None, state: JobState | None = None,
@@ -497,13 +523,32 @@ class RedisBroker:
             picked = candidates[:limit]
             more = more or len(candidates) > limit
             last = picked[-1][0] if picked else None
+        jobs = await self._listed([(q, u) for u, q in picked])
+        return Page(items=jobs, next_cursor=last if more and last else None)
+
+    async def _listed(self, picked: Sequence[tuple[str, str]]) -> list[Job]:
+        """The (queue, uid) jobs as a listing shows them: every field but the result, whose
+        preview stands in for it (stored at ack time; a record acked before previews existed
+        has its result read instead). A record that does not parse is shown as corrupt,
+        never the end of the listing. Jobs gone meanwhile are left out."""
+        if not picked:
+            return []
         with _unavailable():
             pipe = self.client.pipeline(transaction=False)
-            for u, q in picked:
-                pipe.hgetall(self._q(q).job(u))
-            hashes = await pipe.execute() if picked else []
-        jobs = [job_from_hash(q, u, h) for (u, q), h in zip(picked, hashes, strict=True) if h]
-        return Page(items=jobs, next_cursor=last if more and last else None)
+            for q, u in picked:
+                pipe.hmget(self._q(q).job(u), LIST_FIELDS)
+            hashes = [listed_hash(values) for values in await pipe.execute()]
+            old = [i for i, h in enumerate(hashes) if h.get("state") == "succeeded"
+                   and "rprev" not in h]
+            if old:
+                pipe = self.client.pipeline(transaction=False)
+                for i in old:
+                    pipe.hget(self._q(picked[i][0]).job(picked[i][1]), "result")
+                for i, result in zip(old, await pipe.execute(), strict=True):
+                    if result is not None:
+                        hashes[i]["result"] = result
+        return [job_from_hash(q, u, h, strict=False)
+                for (q, u), h in zip(picked, hashes, strict=True) if h]
 
     async def _list_index(
         self, queue: str, state: JobState, limit: int = 50, cursor: str | None = None
@@ -527,11 +572,7 @@ class RedisBroker:
             else:
                 raw = await self.client.zrange(index, start, start + limit - 1)
             uids = [str(u) for u in raw]
-            pipe = self.client.pipeline(transaction=False)
-            for uid in uids:
-                pipe.hgetall(qk.job(uid))
-            hashes = await pipe.execute() if uids else []
-        jobs = [job_from_hash(queue, u, h) for u, h in zip(uids, hashes, strict=True) if h]
+        jobs = await self._listed([(queue, u) for u in uids])
         nxt = str(start + limit) if len(uids) == limit else None
         return Page(items=jobs, next_cursor=nxt)
 

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from conveyor.brokers.base import DeadScan, DeadSelector, DeathEvent, parse_dead_cursor
+from conveyor.brokers.records import MOVE_CHECKS, as_int, record_problem
+from conveyor.brokers.text import safe_name
 from conveyor.errors import ValidationError
-from conveyor.ids import new_uid, split_job_id
+from conveyor.ids import UID_RE, new_uid, split_job_id
 from conveyor.queues import validate_queue_name
 
 if TYPE_CHECKING:
@@ -103,7 +105,7 @@ class RedisDlq:
             return []
         qk = self._b.keys.queue(queue)
         keys = [qk.job_prefix, qk.dead, qk.queued, qk.seq, qk.marker]
-        args = [actor, selector_json(selector), _flag(dry_run), *picked]
+        args = [safe_name(actor), selector_json(selector), _flag(dry_run), *picked]
         return [f"{queue}:{u}" for u in await self._b._run("redrive", keys, args)]
 
     async def purge(
@@ -165,7 +167,11 @@ class RedisDlq:
         ):
             if jtype is None or payload is None or max_att is None:
                 continue  # deleted meanwhile
-            count = int(redrives or 0)
+            count = as_int(redrives or "0", 0, 10**9)
+            if count is None or record_problem({
+                "state": "dead", "priority": prio, "max_attempts": max_att, "timeout": timeout,
+            }, "dead", MOVE_CHECKS):
+                continue  # damaged since the dry run looked: left dead, as redrive leaves it
             old_id = f"{queue}:{uid}"
             row = [
                 new_uid(), jtype, payload, prio or "0", max_att, timeout or "",
@@ -179,7 +185,7 @@ class RedisDlq:
         qk = self._b.keys.queue(target)
         keys = [qk.job_prefix, qk.idem_prefix, qk.queued, qk.seq, qk.marker, qk.listing]
         rows = json.dumps([p.row for p in plans])
-        uids = [str(u) for u in await self._b._run("adopt", keys, [actor, rows])]
+        uids = [str(u) for u in await self._b._run("adopt", keys, [safe_name(actor), rows])]
         await self._b.remember_queues([target])  # after the copies (see remember_queues)
         return uids
 
@@ -195,7 +201,9 @@ class RedisDlq:
         out = []
         for member, jtype in rows:
             uid, _, n = str(member).rpartition(":")
-            out.append(DeathEvent(job_id=f"{queue}:{uid}", type=str(jtype), death=int(n)))
+            death = as_int(n, 0, 10**9)
+            if death is not None and UID_RE.fullmatch(uid):  # else not an event we wrote
+                out.append(DeathEvent(job_id=f"{queue}:{uid}", type=str(jtype), death=death))
         return out
 
     async def ack_deaths(self, queue: str, events: Sequence[DeathEvent]) -> int:

@@ -41,9 +41,16 @@ from conveyor.brokers.sqlite.registry import WorkerRegistry
 from conveyor.brokers.sqlite.schema import migrate
 from conveyor.brokers.sqlite.url import parse_sqlite_url
 from conveyor.brokers.sqlite.wakeup import Wakeup
-from conveyor.errors import BrokerUnavailable, InvalidState, JobNotFound, ValidationError
-from conveyor.ids import UID_RE, split_job_id
-from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
+from conveyor.brokers.text import safe_json, safe_message, safe_name, safe_traceback
+from conveyor.errors import (
+    BrokerUnavailable,
+    CorruptJob,
+    InvalidState,
+    JobNotFound,
+    ValidationError,
+)
+from conveyor.ids import UID_RE, lease_nonce, split_job_id
+from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState, check_spec
 from conveyor.queues import validate_queue_name
 
 ENQUEUE_CHUNK = 1000
@@ -124,12 +131,8 @@ class SqliteBroker:
     async def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
         by_queue: dict[str, list[tuple[int, str, JobSpec]]] = defaultdict(list)
         for pos, spec in enumerate(specs):
+            check_spec(spec)  # all or nothing: no transaction runs unless every spec is valid
             queue, uid = split_job_id(spec.id)
-            if queue != spec.queue:
-                raise ValidationError(
-                    f"job id {spec.id} does not belong to queue {spec.queue}",
-                    details={"job_id": spec.id},
-                )
             by_queue[queue].append((pos, uid, spec))
         out: list[EnqueueResult | None] = [None] * len(specs)
         for queue, items in by_queue.items():
@@ -146,8 +149,9 @@ class SqliteBroker:
     # --- worker ---------------------------------------------------------------------------
     async def fetch(self, queue: str, count: int, worker_id: str, lease_ms: int) -> FetchBatch:
         validate_queue_name(queue)
+        nonce, worker = lease_nonce(), safe_name(worker_id)
         now, due, promoted, rows = await self._writer.write(
-            lambda c: tx.fetch(c, queue, max(count, 0), worker_id, lease_ms, PROMOTE_LIMIT)
+            lambda c: tx.fetch(c, queue, max(count, 0), worker, lease_ms, PROMOTE_LIMIT, nonce)
         )
         if promoted:
             self._wakeup.notify()
@@ -195,7 +199,7 @@ class SqliteBroker:
     async def ack(self, items: Sequence[AckItem]) -> list[bool]:
         if not items:
             return []
-        rows = [(*split_job_id(a.job_id), a.token, a.result_json) for a in items]
+        rows = [(*split_job_id(a.job_id), a.token, safe_json(a.result_json)) for a in items]
         return await self._writer.write(lambda c: tx.ack(c, rows))
 
     async def fail(self, items: Sequence[FailItem]) -> list[JobState | None]:
@@ -204,7 +208,7 @@ class SqliteBroker:
         rows = [
             (*split_job_id(f.job_id), f.token,
              None if f.retry_delay_ms is None else max(int(f.retry_delay_ms), 0),
-             f.error_code, f.message, f.traceback)
+             safe_name(f.error_code), safe_message(f.message), safe_traceback(f.traceback))
             for f in items
         ]
         out = await self._writer.write(lambda c: tx.fail(c, rows))
@@ -252,11 +256,14 @@ class SqliteBroker:
     async def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
         where = [split_job_id(j) for j in job_ids]
         rows = await self._reader.read(lambda c: [ops.select_job(c, q, u) for q, u in where])
-        return [None if row is None else row_to_job(row) for row in rows]
+        # a bulk read, like a listing: a corrupt record reads as far as it can (corrupt_job)
+        return [None if row is None else row_to_job(row, strict=False) for row in rows]
 
     async def cancel(self, job_id: str, actor: str = "manual") -> Job:
         queue, uid = split_job_id(job_id)
-        res, row = await self._writer.write(lambda c: ops.cancel(c, queue, uid, actor))
+        res, row = await self._writer.write(
+            lambda c: ops.cancel(c, queue, uid, safe_name(actor))
+        )
         _raise_for(job_id, res, "ok", "only scheduled or queued jobs can be cancelled")
         return row_to_job(row)
 
@@ -264,7 +271,7 @@ class SqliteBroker:
         queue, uid = split_job_id(job_id)
 
         def run(c: Any) -> tuple[str, Any]:
-            ((_, res),) = ops.retry(c, queue, [uid], actor)
+            ((_, res),) = ops.retry(c, queue, [uid], safe_name(actor))
             return res, ops.select_job(c, queue, uid)
 
         res, row = await self._writer.write(run)
@@ -290,7 +297,7 @@ class SqliteBroker:
         rows, nxt = await self._reader.read(
             lambda c: reads.list_page(c, names, state, type, limit, cursor, scan)
         )
-        return Page(items=[row_to_job(r) for r in rows], next_cursor=nxt)
+        return Page(items=[row_to_job(r, strict=False) for r in rows], next_cursor=nxt)
 
     async def dlq_list(self, queue: str, limit: int = 50, cursor: str | None = None) -> Page:
         """The DLQ newest first by finish time; the cursor is an offset (as in Redis)."""
@@ -302,7 +309,7 @@ class SqliteBroker:
         offset = int(cursor or 0)
         rows = await self._reader.read(lambda c: reads.dead_page(c, queue, limit, offset))
         nxt = str(offset + limit) if len(rows) == limit else None
-        return Page(items=[row_to_job(r) for r in rows], next_cursor=nxt)
+        return Page(items=[row_to_job(r, strict=False) for r in rows], next_cursor=nxt)
 
     async def dlq_scan(
         self, queue: str, selector: DeadSelector | None = None, *, limit: int = 100,
@@ -334,7 +341,7 @@ class SqliteBroker:
         if uids == []:
             return []
         res = await self._writer.write(
-            lambda c: dlq.redrive(c, queue, uids, limit, actor, selector, dry_run)
+            lambda c: dlq.redrive(c, queue, uids, limit, safe_name(actor), selector, dry_run)
         )
         if res and not dry_run:
             self._wakeup.notify()
@@ -355,7 +362,7 @@ class SqliteBroker:
         if not uids:
             return []
         pairs = await self._writer.write(
-            lambda c: dlq.move(c, queue, uids, target_queue, actor, selector)
+            lambda c: dlq.move(c, queue, uids, target_queue, safe_name(actor), selector)
         )
         if pairs:
             self._wakeup.notify()
@@ -454,6 +461,9 @@ def _raise_for(job_id: str, res: str, ok: str, why: str) -> None:
         return
     if res == "not_found":
         raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
+    if res.startswith("corrupt:"):
+        raise CorruptJob(f"job {job_id} has a corrupt record: {res[8:]}",
+                         details={"job_id": job_id})
     raise InvalidState(f"job {job_id} is {res}: {why}", details={"job_id": job_id, "state": res})
 
 

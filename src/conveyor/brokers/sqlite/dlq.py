@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from conveyor.brokers.base import DeadSelector
+from conveyor.brokers.records import MOVE_CHECKS, REQUEUE_CHECKS, record_problem
 from conveyor.brokers.sqlite.connection import now_ms
-from conveyor.brokers.sqlite.records import history_line, queued_score
+from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
 from conveyor.brokers.sqlite.transitions import take_seqs
 from conveyor.ids import new_uid
 
@@ -97,13 +98,19 @@ def _targets(
 
 
 def _matching(
-    conn: sqlite3.Connection, queue: str, uid: str, sel: DeadSelector | None, columns: str
+    conn: sqlite3.Connection, queue: str, uid: str, sel: DeadSelector | None, columns: str,
+    checks: Sequence[str] = (),
 ) -> Any:
+    """`columns` of the dead job if it matches `sel` and its `checks` fields are usable (a
+    row whose are not is left dead, never moved, as redrive.lua leaves it); else None."""
     cond, params = _match(sel)
-    return conn.execute(
-        f"SELECT {columns} FROM jobs WHERE queue = ? AND uid = ? AND {cond}",
+    row = conn.execute(
+        f"SELECT {CORE_COLUMNS}, {columns} FROM jobs WHERE queue = ? AND uid = ? AND {cond}",
         (queue, uid, *params),
     ).fetchone()
+    if row is None or record_problem(core_of(row[:13]), "dead", checks) is not None:
+        return None
+    return row[13:]
 
 
 def redrive(
@@ -115,7 +122,7 @@ def redrive(
     now = now_ms()
     out = []
     for uid in _targets(conn, queue, sel, uids, limit):
-        row = _matching(conn, queue, uid, sel, "id, priority")
+        row = _matching(conn, queue, uid, sel, "id, priority", REQUEUE_CHECKS)
         if row is None:
             continue
         if not dry_run:
@@ -140,7 +147,7 @@ def purge(
     """Delete matching dead jobs and their pending death events."""
     out = []
     for uid in _targets(conn, queue, sel, uids, limit):
-        row = _matching(conn, queue, uid, sel, "id")
+        row = _matching(conn, queue, uid, sel, "id")  # purge takes any row that is dead
         if row is None:
             continue
         if not dry_run:
@@ -170,6 +177,7 @@ def move(
         row = _matching(
             conn, queue, uid, sel,
             "id, type, payload, priority, max_attempts, timeout_ms, history, redrives",
+            MOVE_CHECKS,
         )
         if row is None:
             continue

@@ -9,9 +9,16 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from conveyor.brokers.records import CANCEL_CHECKS, REQUEUE_CHECKS, STATES, record_problem
 from conveyor.brokers.sqlite.connection import now_ms
-from conveyor.brokers.sqlite.records import JOB_COLUMNS, history_line, queued_score
-from conveyor.brokers.sqlite.transitions import take_seqs
+from conveyor.brokers.sqlite.records import (
+    CORE_COLUMNS,
+    JOB_COLUMNS,
+    core_of,
+    history_line,
+    queued_score,
+)
+from conveyor.brokers.sqlite.transitions import set_corrupt, take_seqs
 from conveyor.jobs import EnqueueResult, JobSpec, JobState
 
 _INSERT = (
@@ -53,7 +60,7 @@ def enqueue(
         seq += 1
         state = JobState.SCHEDULED if due > now else JobState.QUEUED
         score = due if state == JobState.SCHEDULED else queued_score(s.priority, seq)
-        timeout = None if s.timeout_s is None else int(s.timeout_s * 1000)
+        timeout = s.timeout_ms
         conn.execute(_INSERT, (
             queue, uid, s.type, s.payload_json, str(state), score, s.priority, seq, s.max_attempts,
             timeout, now, due, key or None, s.fingerprint,
@@ -68,18 +75,28 @@ def select_job(conn: sqlite3.Connection, queue: str, uid: str) -> Any:
     ).fetchone()
 
 
-def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[str, Any]:
-    """SCHEDULED / QUEUED -> CANCELLED. Returns ('ok', row), ('not_found', None) or
-    (the state that forbids it, None)."""
-    row = conn.execute(
-        "SELECT id, state, attempts FROM jobs WHERE queue = ? AND uid = ?", (queue, uid)
+def _core(conn: sqlite3.Connection, queue: str, uid: str) -> Any:
+    """`id, <CORE_COLUMNS>` of one job, or None."""
+    return conn.execute(
+        f"SELECT id, {CORE_COLUMNS} FROM jobs WHERE queue = ? AND uid = ?", (queue, uid)
     ).fetchone()
+
+
+def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[str, Any]:
+    """SCHEDULED / QUEUED -> CANCELLED. Returns ('ok', row), ('not_found', None), (the state
+    that forbids it, None) or ('corrupt:<what is wrong>', None) for a row that does not
+    parse (set aside as DEAD corrupt_job)."""
+    row = _core(conn, queue, uid)
     if row is None:
         return "not_found", None
-    rid, state, attempts = row
-    if state not in (JobState.QUEUED, JobState.SCHEDULED):
-        return str(state), None
+    rid, state, attempts = row[0], row[1], row[5]
     now = now_ms()
+    if state in STATES and state not in (JobState.QUEUED, JobState.SCHEDULED):
+        return str(state), None
+    problem = record_problem(core_of(row[1:]), None, CANCEL_CHECKS)
+    if problem is not None:
+        set_corrupt(conn, rid, now, problem)
+        return f"corrupt:{problem}", None
     msg = f"cancelled by {actor}"
     conn.execute(
         "UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, err_code = ?,"
@@ -99,15 +116,19 @@ def retry(
     targets = list(uids)
     out = []
     for uid in targets:
-        row = conn.execute(
-            "SELECT id, state, priority FROM jobs WHERE queue = ? AND uid = ?", (queue, uid)
-        ).fetchone()
+        row = _core(conn, queue, uid)
         if row is None:
             out.append((uid, "not_found"))
             continue
-        rid, state, prio = row
-        if state not in (JobState.DEAD, JobState.CANCELLED):
+        rid, state, prio = row[0], row[1], row[4]
+        if state in STATES and state not in (JobState.DEAD, JobState.CANCELLED):
             out.append((uid, str(state)))
+            continue
+        problem = record_problem(core_of(row[1:]), None, REQUEUE_CHECKS)
+        if problem is not None:  # a cancelled one is set aside; a dead one stays as it is
+            if state == JobState.CANCELLED:
+                set_corrupt(conn, rid, now, problem)
+            out.append((uid, f"corrupt:{problem}"))
             continue
         seq = take_seqs(conn, queue, 1)
         line = history_line(0, actor, None, now, "retried", None, f"moved from {state} to queued")

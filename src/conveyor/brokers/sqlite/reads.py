@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from conveyor.brokers.base import AuditReport
-from conveyor.brokers.sqlite.records import JOB_COLUMNS, queued_score
+from conveyor.brokers.sqlite.records import LIST_COLUMNS, queued_score
 from conveyor.jobs import TERMINAL_STATES, JobState
 
 _STATES = {str(s) for s in JobState}
@@ -56,7 +56,7 @@ def jobs_by_uid(conn: sqlite3.Connection, picked: Sequence[tuple[str, str]]) -> 
     rows = []
     for uid, queue in picked:
         row = conn.execute(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE queue = ? AND uid = ?", (queue, uid)
+            f"SELECT {LIST_COLUMNS} FROM jobs WHERE queue = ? AND uid = ?", (queue, uid)
         ).fetchone()
         if row is not None:
             rows.append(row)
@@ -66,7 +66,7 @@ def jobs_by_uid(conn: sqlite3.Connection, picked: Sequence[tuple[str, str]]) -> 
 def dead_page(conn: sqlite3.Connection, queue: str, limit: int, offset: int) -> list[Any]:
     """The DLQ newest first by finish time (the Redis dead index order, offset cursor)."""
     return conn.execute(
-        f"SELECT {JOB_COLUMNS} FROM jobs WHERE queue = ? AND state = 'dead'"
+        f"SELECT {LIST_COLUMNS} FROM jobs WHERE queue = ? AND state = 'dead'"
         " ORDER BY score DESC LIMIT ? OFFSET ?",
         (queue, limit, offset),
     ).fetchall()
@@ -107,8 +107,12 @@ def data_version(conn: sqlite3.Connection) -> int:
 
 
 def _expected_score(state: str, row: tuple[Any, ...]) -> Any:
+    """The score the row's state gives it; None when its fields cannot give one (a row that
+    does not parse: it cannot match)."""
     _, _, _, _, priority, seq, run_at, deadline, finished, _ = row
     if state == JobState.QUEUED:
+        if not (isinstance(priority, int) and isinstance(seq, int)):
+            return None
         return queued_score(priority, seq)
     if state == JobState.SCHEDULED:
         return run_at

@@ -8,21 +8,30 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
-import pydantic
-from pydantic_core import from_json
+from conveyor.brokers.records import build_job
+from conveyor.jobs import Job
 
-from conveyor.brokers.history import parse_history
-from conveyor.errors import CorruptJob
-from conveyor.jobs import ErrorInfo, Job, JobState
-from conveyor.timeutil import ms_to_datetime
-
-#: Every column `row_to_job` reads, in order.
-JOB_COLUMNS = (
-    "queue, uid, type, payload, state, priority, attempts, max_attempts, timeout_ms,"
-    " created_ms, run_at_ms, started_ms, finished_ms, result, err_code, err_msg, history, idem"
-)
+#: Every column `row_to_job` reads, in order: (queue, uid), then the logical fields of
+#: brokers/records.py
+ROW_FIELDS = {
+    "state": "state", "type": "type", "payload": "payload", "priority": "priority",
+    "attempts": "attempts", "max_attempts": "max_attempts", "timeout": "timeout_ms",
+    "seq": "seq", "created": "created_ms", "run_at": "run_at_ms", "started": "started_ms",
+    "finished": "finished_ms", "redrives": "redrives", "result": "result",
+    "result_preview": "result_preview", "result_size": "result_size",
+    "err_code": "err_code", "err_msg": "err_msg", "history": "history", "idem": "idem",
+}
+JOB_COLUMNS = "queue, uid, " + ", ".join(ROW_FIELDS.values())
+#: JOB_COLUMNS as listings read them: the result only where no preview was stored (rows
+#: acked before previews existed), so SQLite never loads a long result's pages for a list
+LIST_COLUMNS = JOB_COLUMNS.replace(
+    " result,", " CASE WHEN result_size IS NULL THEN result END,", 1)
+#: the columns every transition checks before it writes (`record_problem`), after `id`
+CORE_FIELDS = tuple(ROW_FIELDS)[:13]
+CORE_COLUMNS = ", ".join(ROW_FIELDS[f] for f in CORE_FIELDS)
 
 #: Priorities span [-1000, 1000] and seq stays below 2**42, so the score fits in 63 bits.
 _PRIORITY_SHIFT = 1 << 42
@@ -48,48 +57,13 @@ def history_line(
     ) + "\n"
 
 
-def _opt_int(value: Any) -> int | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"not an integer: {value!r}")
-    return int(value)
+def core_of(values: Sequence[Any]) -> dict[str, Any]:
+    """The logical record of CORE_COLUMNS values, for `record_problem`."""
+    return dict(zip(CORE_FIELDS, values, strict=True))
 
 
-def _int(value: Any) -> int:
-    got = _opt_int(value)
-    if got is None:
-        raise ValueError("missing integer")
-    return got
-
-
-def row_to_job(row: sqlite3.Row | tuple[Any, ...]) -> Job:
+def row_to_job(row: sqlite3.Row | tuple[Any, ...], *, strict: bool = True) -> Job:
     """Build a Job from a row selected with JOB_COLUMNS."""
-    (queue, uid, jtype, payload, state, priority, attempts, max_attempts, timeout_ms,
-     created, run_at, started, finished, result, err_code, err_msg, history, idem) = row
-    job_id = f"{queue}:{uid}"
-    try:
-        timeout = _opt_int(timeout_ms)
-        return Job(
-            id=job_id,
-            type=jtype,
-            queue=queue,
-            payload=from_json(payload),
-            state=JobState(state),
-            priority=_int(priority),
-            attempts=_int(attempts),
-            max_attempts=_int(max_attempts),
-            created_at=ms_to_datetime(_int(created)),  # type: ignore[arg-type]
-            run_at=ms_to_datetime(_opt_int(run_at)),
-            started_at=ms_to_datetime(_opt_int(started)),
-            finished_at=ms_to_datetime(_opt_int(finished)),
-            result=from_json(result) if result else None,
-            last_error=ErrorInfo(code=err_code, message=err_msg or "") if err_code else None,
-            history=parse_history(history or ""),
-            idempotency_key=idem or None,
-            timeout_s=timeout / 1000 if timeout is not None else None,
-        )
-    except (TypeError, ValueError, pydantic.ValidationError) as exc:
-        raise CorruptJob(
-            f"job {job_id} has a corrupt record: {exc}", details={"job_id": job_id}
-        ) from exc
+    queue, uid, *values = row
+    return build_job(f"{queue}:{uid}", queue, dict(zip(ROW_FIELDS, values, strict=True)),
+                     strict=strict)

@@ -84,6 +84,16 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX deaths_by_due ON deaths (queue, due_ms)",
         ),
     ),
+    (
+        3,
+        (
+            # written at ack time, read by listings instead of the result (which may be
+            # megabytes): the result's first characters (the whole of a short one) and its
+            # length; NULL on rows acked before (listings read their result)
+            "ALTER TABLE jobs ADD COLUMN result_preview TEXT",
+            "ALTER TABLE jobs ADD COLUMN result_size INTEGER",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -3,7 +3,9 @@ transaction (see `Database.write`): the SQL twins of fetch.lua, ack.lua, fail.lu
 
 Every function reads the clock once, after the write lock is held, and judges each item of a
 batch on its own. A lease call matches `state = 'running' AND token = ?`: the fence of
-invariant 3, so a stale worker's late call changes nothing.
+invariant 3, so a stale worker's late call changes nothing. Each checks the fields it reads
+(`record_problem`, the rules of the Lua scripts) before it writes: a row that does not parse
+is set aside as DEAD `corrupt_job` (`set_corrupt`) and the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -12,9 +14,18 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from conveyor.brokers.records import (
+    ACK_CHECKS,
+    FAIL_CHECKS,
+    FETCH_CHECKS,
+    PROMOTE_CHECKS,
+    REAP_CHECKS,
+    RELEASE_CHECKS,
+    record_problem,
+)
 from conveyor.brokers.sqlite.connection import now_ms
-from conveyor.brokers.sqlite.records import history_line, queued_score
-from conveyor.jobs import JobState
+from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
+from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState
 
 LEASE_EXPIRED_MSG = "lease expired: the worker died, hung or lost its connection"
 RELEASED_MSG = "released by a stopping worker; attempt not charged"
@@ -25,12 +36,43 @@ Lease = tuple[str, str, str]
 
 def record_death(conn: sqlite3.Connection, rid: int, now: int) -> None:
     """The death event of a job moving to DEAD, in the same transaction (at-least-once
-    on_dead hooks); one per death: the redrive count tells a job's deaths apart."""
+    on_dead hooks); one per death: the redrive count tells a job's deaths apart (0 when the
+    row's count is unusable, as in _lib.lua)."""
     conn.execute(
         "INSERT OR REPLACE INTO deaths (queue, uid, n, due_ms)"
-        " SELECT queue, uid, redrives, ? FROM jobs WHERE id = ?",
+        " SELECT queue, uid, CASE WHEN typeof(redrives) = 'integer' AND redrives >= 0"
+        " THEN redrives ELSE 0 END, ? FROM jobs WHERE id = ?",
         (now, rid),
     )
+
+
+def set_corrupt(conn: sqlite3.Connection, rid: int, now: int, problem: str) -> None:
+    """Set a row that does not parse aside: DEAD with `corrupt_job`, its message and a
+    history line naming what is wrong, its death recorded (set_corrupt in _lib.lua)."""
+    msg = f"corrupt record: {problem}"
+    conn.execute(
+        "UPDATE jobs SET state = 'dead', score = ?, finished_ms = ?, token = '',"
+        " err_code = 'corrupt_job', err_msg = ?, history = history || ? WHERE id = ?",
+        (now, now, msg, history_line(0, None, None, now, "dead", "corrupt_job", msg), rid),
+    )
+    record_death(conn, rid, now)
+
+
+def checked(
+    conn: sqlite3.Connection, rows: Sequence[Any], want: str | None, checks: Sequence[str],
+    now: int,
+) -> list[Any]:
+    """Rows selected as `id, <CORE_COLUMNS>, ...`: those whose state is `want` and whose
+    `checks` fields are usable, in order; the others are set aside. A row's CORE_COLUMNS
+    values are its items 1 to 13."""
+    good = []
+    for row in rows:
+        problem = record_problem(core_of(row[1:14]), want, checks)
+        if problem is None:
+            good.append(row)
+        else:
+            set_corrupt(conn, row[0], now, problem)
+    return good
 
 
 def take_seqs(conn: sqlite3.Connection, queue: str, n: int) -> int:
@@ -50,25 +92,27 @@ def next_due(conn: sqlite3.Connection, queue: str) -> int | None:
 
 def promote(conn: sqlite3.Connection, queue: str, now: int, limit: int) -> int:
     """SCHEDULED -> QUEUED for due jobs, oldest due first, at most `limit`."""
-    due = conn.execute(
-        "SELECT id, priority FROM jobs WHERE queue = ? AND state = 'scheduled' AND score <= ?"
-        " ORDER BY score LIMIT ?",
+    due = checked(conn, conn.execute(
+        f"SELECT id, {CORE_COLUMNS} FROM jobs WHERE queue = ? AND state = 'scheduled'"
+        " AND score <= ? ORDER BY score LIMIT ?",
         (queue, now, limit),
-    ).fetchall()
+    ).fetchall(), JobState.SCHEDULED, PROMOTE_CHECKS, now)
     if due:
         first = take_seqs(conn, queue, len(due))
         conn.executemany(
             "UPDATE jobs SET state = 'queued', seq = ?, score = ? WHERE id = ?",
-            [(first + i, queued_score(prio, first + i), rid) for i, (rid, prio) in enumerate(due)],
+            [(first + i, queued_score(row[4], first + i), row[0]) for i, row in enumerate(due)],
         )
     return len(due)
 
 
 def fetch(
     conn: sqlite3.Connection, queue: str, count: int, worker: str, lease_ms: int,
-    promote_limit: int,
+    promote_limit: int, nonce: str,
 ) -> tuple[int, int | None, int, list[tuple[Any, ...]]]:
-    """Promote due jobs, then lease up to `count` QUEUED jobs (attempts + 1, a new token).
+    """Promote due jobs, then lease up to `count` QUEUED jobs (attempts + 1, a new token:
+    `<nonce>.<i>`, random bits per call, so a file that lost its last commits never hands
+    out a token again; see `ids.lease_nonce`).
 
     Returns (now, next_due, promoted, [(uid, token, type, payload, attempts, max_attempts,
     timeout_ms)]). A paused queue hands out nothing and promotes nothing.
@@ -79,20 +123,22 @@ def fetch(
     promoted = promote(conn, queue, now, promote_limit)
     out: list[tuple[Any, ...]] = []
     if count > 0:
-        rows = conn.execute(
-            "SELECT id, uid, type, payload, attempts, max_attempts, timeout_ms, lease FROM jobs"
+        rows = checked(conn, conn.execute(
+            f"SELECT id, {CORE_COLUMNS}, uid FROM jobs"
             " WHERE queue = ? AND state = 'queued' ORDER BY score LIMIT ?",
             (queue, count),
-        ).fetchall()
+        ).fetchall(), JobState.QUEUED, FETCH_CHECKS, now)
         deadline = now + lease_ms
         updates = []
-        for rid, uid, jtype, payload, attempts, max_att, timeout, lease in rows:
-            token = str(int(lease) + 1)
-            updates.append((deadline, deadline, int(lease) + 1, token, int(attempts) + 1, now,
-                            worker, rid))
-            out.append((uid, token, jtype, payload, int(attempts) + 1, max_att, timeout))
+        for i, (rid, _, jtype, payload, _, attempts, max_att, timeout, *rest) in enumerate(
+            rows, 1
+        ):
+            token, attempt = f"{nonce}.{i}", int(attempts or 0) + 1
+            updates.append((deadline, deadline, token, attempt, now, worker, rid))
+            out.append((rest[-1], token, jtype, payload, attempt, int(max_att),
+                        None if timeout in (None, "") else int(timeout)))
         conn.executemany(
-            "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = ?,"
+            "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = lease + 1,"
             " token = ?, attempts = ?, started_ms = ?, worker = ? WHERE id = ?",
             updates,
         )
@@ -114,12 +160,20 @@ def heartbeat(conn: sqlite3.Connection, leases: Sequence[Lease], lease_ms: int) 
     return lost
 
 
-def _holder(conn: sqlite3.Connection, queue: str, uid: str, token: str) -> Any:
-    return conn.execute(
-        "SELECT id, attempts, max_attempts, worker, started_ms, priority, seq FROM jobs"
+def _holder(
+    conn: sqlite3.Connection, queue: str, uid: str, token: str, now: int, checks: Sequence[str]
+) -> Any:
+    """(id, attempts, max_attempts, worker, started, priority, seq) of the job running under
+    this token, or None: not held, or a row that does not parse (set aside)."""
+    row = conn.execute(
+        f"SELECT id, {CORE_COLUMNS}, worker FROM jobs"
         " WHERE queue = ? AND uid = ? AND state = 'running' AND token = ?",
         (queue, uid, token),
     ).fetchone()
+    if row is None or not checked(conn, [row], JobState.RUNNING, checks, now):
+        return None
+    rid, _, _, _, prio, attempts, max_att, _, seq, _, _, started, _, _, worker = row
+    return rid, int(attempts or 0), max_att, worker, started, prio, seq
 
 
 def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) -> list[bool]:
@@ -128,7 +182,7 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
     now = now_ms()
     out = []
     for queue, uid, token, result in items:
-        row = _holder(conn, queue, uid, token)
+        row = _holder(conn, queue, uid, token, now, ACK_CHECKS)
         if row is None:
             again = conn.execute(
                 "SELECT 1 FROM jobs WHERE queue = ? AND uid = ? AND state = 'succeeded'"
@@ -139,8 +193,9 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
         rid, attempts, _, worker, started, _, _ = row
         conn.execute(
             "UPDATE jobs SET state = 'succeeded', score = ?, finished_ms = ?, result = ?,"
-            " history = history || ? WHERE id = ?",
-            (now, now, result, history_line(attempts, worker, started, now, "succeeded"), rid),
+            " result_preview = ?, result_size = ?, history = history || ? WHERE id = ?",
+            (now, now, result, result[:RESULT_PREVIEW_CHARS], len(result),
+             history_line(attempts, worker, started, now, "succeeded"), rid),
         )
         out.append(True)
     return out
@@ -156,7 +211,7 @@ def fail(
     now = now_ms()
     out: list[JobState | None] = []
     for queue, uid, token, delay, code, msg, tb in items:
-        row = _holder(conn, queue, uid, token)
+        row = _holder(conn, queue, uid, token, now, FAIL_CHECKS)
         if row is None:
             out.append(None)
             continue
@@ -197,7 +252,7 @@ def release(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bool]:
     now = now_ms()
     out = []
     for queue, uid, token in leases:
-        row = _holder(conn, queue, uid, token)
+        row = _holder(conn, queue, uid, token, now, RELEASE_CHECKS)
         if row is None:
             out.append(False)
             continue
@@ -219,13 +274,15 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
     DEAD until an operator, or a policy that opted in, redrives it). Returns (requeued,
     dead)."""
     now = now_ms()
-    rows = conn.execute(
-        "SELECT id, attempts, max_attempts, worker, started_ms, priority, seq FROM jobs"
+    rows = checked(conn, conn.execute(
+        f"SELECT id, {CORE_COLUMNS}, worker FROM jobs"
         " WHERE queue = ? AND state = 'running' AND score <= ? ORDER BY score LIMIT ?",
         (queue, now, limit),
-    ).fetchall()
+    ).fetchall(), JobState.RUNNING, REAP_CHECKS, now)
     requeued = dead = 0
-    for rid, attempts, max_att, worker, started, prio, seq in rows:
+    for row in rows:
+        rid, _, _, _, prio, attempts, max_att, _, seq, _, _, started, _, _, worker = row
+        attempts = int(attempts or 0)
         code = "lease_expired"
         if attempts >= max_att:
             line = history_line(attempts, worker, started, now, "dead", code, LEASE_EXPIRED_MSG)

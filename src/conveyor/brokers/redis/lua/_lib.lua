@@ -21,9 +21,20 @@ local function json_str(s)
   return cjson.encode(s)
 end
 
+-- an integer in [lo, hi] from a hash field's text, or nil: only plain decimal digits (Lua's
+-- tonumber also takes '1e3', '0x10', ' 5', 'inf' and 'nan'), at most 16 characters
+local function as_int(s, lo, hi)
+  if type(s) ~= 'string' or #s > 16 or not string.find(s, '^%-?%d+$') then return nil end
+  local n = tonumber(s)
+  if n < lo or n > hi then return nil end
+  return n
+end
+
 local function json_int(x)
-  if x == nil or x == false or x == '' then return 'null' end
-  return int(tonumber(x))
+  if type(x) == 'number' then return int(x) end
+  local n = as_int(x, -9e15, 9e15)
+  if n then return int(n) end
+  return 'null'
 end
 
 -- one history line (JSON) appended to the job's newline-separated history field
@@ -44,25 +55,97 @@ local function wake(marker)
 end
 
 -- put a job into QUEUED with the given seq (new seq: back of its priority; old: its old place)
-local function to_queued(jk, queued, uid, seq)
-  local prio = redis.call('HGET', jk, 'prio') or '0'
+-- and its priority (checked by the caller: see job_problem)
+local function to_queued(jk, queued, uid, seq, prio)
   redis.call('ZADD', queued, queued_score(prio, seq), uid)
   redis.call('HSET', jk, 'state', 'queued')
 end
 
--- SCHEDULED -> QUEUED for due jobs, at most `limit`; returns how many moved
-local function promote(prefix, scheduled, queued, seqkey, now, limit)
-  local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, limit)
-  for _, uid in ipairs(due) do
-    local jk = prefix .. uid
-    redis.call('ZREM', scheduled, uid)
-    if redis.call('EXISTS', jk) == 1 then
-      local seq = redis.call('INCR', seqkey)
-      redis.call('HSET', jk, 'seq', seq)
-      to_queued(jk, queued, uid, seq)
+-- Check before write (invariant 10). Redis does not roll back a script that fails half-way,
+-- so no script may run into a field it cannot use after its first write: each reads the
+-- fields it needs once (read_job), asks job_problem about those it uses (its own list: a
+-- script checks what it reads, no more, on the hot path), and sets a record that fails
+-- aside (set_corrupt) instead of touching it. The rules are those of brokers/records.py,
+-- which `get()` applies to every field.
+local JOB_STATES = {scheduled = true, queued = true, running = true, succeeded = true,
+  dead = true, cancelled = true}
+-- hash field -> {name in messages, required, lowest, highest}
+local INT_RULES = {
+  prio = {'priority', true, -1000, 1000}, attempts = {'attempts', false, 0, 1e9},
+  max_att = {'max_attempts', true, 1, 1e9}, timeout = {'timeout', false, 0, 1e15},
+  seq = {'seq', true, 0, 9e15},
+}
+
+-- the named fields of a job hash (false where absent; state false: no such job)
+local function read_job(jk, fields)
+  local v = redis.call('HMGET', jk, unpack(fields))
+  local j = {}
+  for i, name in ipairs(fields) do j[name] = v[i] end
+  return j
+end
+
+-- a value for a message: at most 40 characters, printable ASCII only
+local function quote(s)
+  return "'" .. (string.gsub(string.sub(s, 1, 40), '[^%w%p ]', '?')) .. "'"
+end
+
+-- nil when the state (the one of the index the job was found in, `want`, if given) and each
+-- of `checks` (hash fields: 'type', 'payload', or one of INT_RULES) are usable; else what is
+-- wrong
+local function job_problem(j, want, checks)
+  if not JOB_STATES[j.state] then
+    if not j.state or j.state == '' then return 'field state is missing' end
+    return 'field state is not a job state: ' .. quote(j.state)
+  end
+  if want and j.state ~= want then
+    return 'field state is ' .. quote(j.state) .. ' but the job is in the ' .. want .. ' index'
+  end
+  for _, field in ipairs(checks) do
+    local v, r = j[field], INT_RULES[field]
+    if not r then -- 'type' or 'payload': present, and type not empty
+      if not v or (field == 'type' and v == '') then return 'field ' .. field .. ' is missing' end
+    elseif not v or v == '' then
+      if r[2] then return 'field ' .. r[1] .. ' is missing' end
+    elseif not as_int(v, r[3], r[4]) then
+      return 'field ' .. r[1] .. ' is not an integer in [' .. int(r[3]) .. ', ' .. int(r[4])
+        .. ']: ' .. quote(v)
     end
   end
-  return #due
+  return nil
+end
+
+-- a queue's seq counter must be an integer before a script INCRs it (INCR fails otherwise)
+local function check_seq(seqkey)
+  local s = redis.call('GET', seqkey)
+  if s and not as_int(s, 0, 9e15) then
+    return redis.error_reply('corrupt_queue: ' .. seqkey .. ' is not an integer')
+  end
+  return nil
+end
+
+-- SCHEDULED -> QUEUED for due jobs, at most `limit`; a record that does not parse is set
+-- aside (set_corrupt, defined below, passed in). Returns how many moved, how many set aside.
+local PROMOTE_READS = {'state', 'prio'}
+local PROMOTE_CHECKS = {'prio'}
+local function promote(prefix, scheduled, queued, seqkey, now, limit, set_aside)
+  local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, limit)
+  local moved, aside = 0, 0
+  for _, uid in ipairs(due) do
+    local jk = prefix .. uid
+    local j = read_job(jk, PROMOTE_READS)
+    local problem = j.state and job_problem(j, 'scheduled', PROMOTE_CHECKS)
+    redis.call('ZREM', scheduled, uid)
+    if problem then
+      set_aside(jk, uid, problem)
+      aside = aside + 1
+    elseif j.state then
+      local seq = redis.call('INCR', seqkey)
+      redis.call('HSET', jk, 'seq', seq)
+      to_queued(jk, queued, uid, seq, j.prio)
+      moved = moved + 1
+    end
+  end
+  return moved, aside
 end
 
 local function next_due(scheduled)
@@ -75,6 +158,11 @@ end
 local function holds_lease(jk, token)
   local v = redis.call('HMGET', jk, 'state', 'token')
   return v[1] == 'running' and v[2] == token
+end
+
+-- the same fence on fields already read (read_job with 'state' and 'token')
+local function holds(j, token)
+  return j.state == 'running' and j.token == token
 end
 
 -- delete a finished job, its entry in the listing index and its idempotency key (if that
@@ -124,15 +212,34 @@ local function pick_dead(dead, sel, argv, i)
   return ids
 end
 
+-- the redrive count that names a job's death event ('0' when the field is unusable)
+local function death_n(jk)
+  local n = redis.call('HGET', jk, 'redrives')
+  if as_int(n, 0, 1e9) then return n end
+  return '0'
+end
+
 -- the death event of a job moving to DEAD, written in the same script (at-least-once
 -- on_dead hooks); one member per death: the redrive count tells a job's deaths apart
 local function record_death(deaths, jk, uid, now)
-  local n = redis.call('HGET', jk, 'redrives') or '0'
-  redis.call('ZADD', deaths, now, uid .. ':' .. n)
+  redis.call('ZADD', deaths, now, uid .. ':' .. death_n(jk))
 end
 
 -- forget the pending death event of a job about to be deleted
 local function forget_death(deaths, jk, uid)
-  local n = redis.call('HGET', jk, 'redrives') or '0'
-  redis.call('ZREM', deaths, uid .. ':' .. n)
+  redis.call('ZREM', deaths, uid .. ':' .. death_n(jk))
+end
+
+-- set a record that does not parse aside: DEAD with code corrupt_job and a message (and a
+-- history line) naming what is wrong, in the dead index only (out of `index`, where the
+-- caller found it, unless nil: already popped), its death recorded like any other. Writes
+-- only fields it does not read, so it cannot fail on the record it sets aside.
+local function set_corrupt(jk, uid, index, dead, deaths, now, problem)
+  local msg = 'corrupt record: ' .. problem
+  if index then redis.call('ZREM', index, uid) end
+  redis.call('ZADD', dead, now, uid)
+  redis.call('HSET', jk, 'state', 'dead', 'finished', int(now), 'token', '',
+    'err_code', 'corrupt_job', 'err_msg', msg)
+  add_history(jk, 0, nil, nil, now, 'dead', 'corrupt_job', msg, nil)
+  record_death(deaths, jk, uid, now)
 end

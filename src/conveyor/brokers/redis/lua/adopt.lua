@@ -9,6 +9,8 @@
 --   timeout_ms ('' none), idempotency key, history, redrive count, old job id]
 -- Returns per job the uid of the copy (new, or the one its key already names).
 local now = now_ms()
+local bad_seq = check_seq(KEYS[4])
+if bad_seq then return bad_seq end
 local out = {}
 for _, j in ipairs(cjson.decode(ARGV[2])) do
   local uid, idem = j[1], j[7]
@@ -25,7 +27,7 @@ for _, j in ipairs(cjson.decode(ARGV[2])) do
       'history', j[8], 'redrives', j[9])
     if j[6] ~= '' then redis.call('HSET', jk, 'timeout', j[6]) end
     redis.call('ZADD', KEYS[6], 0, uid)
-    to_queued(jk, KEYS[3], uid, seq)
+    to_queued(jk, KEYS[3], uid, seq, j[4])
     add_history(jk, 0, ARGV[1], nil, now, 'redriven', nil,
       'redriven from ' .. j[10] .. ' by ' .. ARGV[1], nil)
     out[#out + 1] = uid

@@ -12,6 +12,8 @@
 -- when a retried call sends a job that the first call stored).
 -- Fields that start empty (attempts, lease, token, idem, fp) are simply not written.
 local now = now_ms()
+local bad_seq = check_seq(KEYS[5])
+if bad_seq then return bad_seq end
 local jobs = cjson.decode(ARGV[1])
 local out = {}
 local woke = false

@@ -1,27 +1,47 @@
 -- fetch: promote due jobs, then lease up to `count` QUEUED jobs (QUEUED -> RUNNING).
 -- KEYS[1] job key prefix   KEYS[2] queued   KEYS[3] scheduled   KEYS[4] running
--- KEYS[5] seq counter      KEYS[6] wake marker   KEYS[7] paused flag
+-- KEYS[5] seq counter      KEYS[6] wake marker   KEYS[7] paused flag   KEYS[8] dead
+-- KEYS[9] deaths
 -- ARGV[1] count   ARGV[2] lease_ms   ARGV[3] worker id   ARGV[4] promote limit
--- Returns {now_ms, next_due_ms (-1 none), {uid, token, type, payload, attempts, max_att, timeout}...}
+-- ARGV[5] lease nonce: 128 random bits made by the caller; the i-th job leased gets the token
+--   '<nonce>.<i>', never a counter a lost write could roll back (invariant 3)
+-- A record that does not parse (promoted or popped) is set aside as DEAD corrupt_job and the
+-- rest of the batch goes on (see job_problem in _lib.lua).
+-- Returns {now_ms, next_due_ms (-1 none), {uid, token, type, payload, attempts, max_att, timeout}...,
+--   number of records set aside}
 local now = now_ms()
 if redis.call('EXISTS', KEYS[7]) == 1 then
-  return {int(now), next_due(KEYS[3]), {}}
+  return {int(now), next_due(KEYS[3]), {}, 0}
 end
-promote(KEYS[1], KEYS[3], KEYS[2], KEYS[5], now, tonumber(ARGV[4]))
+local bad_seq = check_seq(KEYS[5])
+if bad_seq then return bad_seq end
+local READS = {'state', 'type', 'payload', 'attempts', 'max_att', 'timeout'}
+local CHECKS = {'type', 'payload', 'attempts', 'max_att', 'timeout'}
+local function set_aside(jk, uid, problem)
+  set_corrupt(jk, uid, nil, KEYS[8], KEYS[9], now, problem)
+end
+local _, aside = promote(KEYS[1], KEYS[3], KEYS[2], KEYS[5], now, tonumber(ARGV[4]), set_aside)
 local popped = redis.call('ZPOPMIN', KEYS[2], tonumber(ARGV[1]))
 local deadline = int(now + tonumber(ARGV[2]))
 local out = {}
+local nonce = ARGV[5]
 for i = 1, #popped, 2 do
   local uid = popped[i]
   local jk = KEYS[1] .. uid
-  if redis.call('EXISTS', jk) == 1 then
-    local token = int(redis.call('HINCRBY', jk, 'lease', 1))
-    local attempts = redis.call('HINCRBY', jk, 'attempts', 1)
+  local j = read_job(jk, READS)
+  local problem = j.state and job_problem(j, 'queued', CHECKS)
+  if problem then
+    set_aside(jk, uid, problem)
+    aside = aside + 1
+  elseif j.state then
+    local token = nonce .. '.' .. (#out + 1)
+    local attempts = (as_int(j.attempts, 0, 1e9) or 0) + 1
     redis.call('HSET', jk, 'state', 'running', 'token', token, 'started', int(now),
-      'worker', ARGV[3], 'deadline', deadline)
+      'worker', ARGV[3], 'deadline', deadline, 'attempts', attempts)
     redis.call('ZADD', KEYS[4], deadline, uid)
-    local v = redis.call('HMGET', jk, 'type', 'payload', 'max_att', 'timeout')
-    out[#out + 1] = {uid, token, v[1], v[2], attempts, v[3], v[4]}
+    local timeout = j.timeout
+    if timeout == '' then timeout = false end
+    out[#out + 1] = {uid, token, j.type, j.payload, attempts, j.max_att, timeout}
   end
 end
 if redis.call('ZCARD', KEYS[2]) > 0 then
@@ -29,4 +49,4 @@ if redis.call('ZCARD', KEYS[2]) > 0 then
   -- fetch with count 0 just for this)
   wake(KEYS[6])
 end
-return {int(now), next_due(KEYS[3]), out}
+return {int(now), next_due(KEYS[3]), out, aside}
