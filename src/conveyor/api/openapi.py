@@ -30,8 +30,9 @@ _WHY = {
     401: "Missing or wrong bearer key (`unauthorized`), on a server with API keys",
     403: "A browser request from another origin (`forbidden_origin`)",
     404: "No such job or queue (`job_not_found`, `queue_not_found`)",
-    409: "The job's (or queue's) state does not allow this (`invalid_state`), or an "
-    "idempotency key names another request (`idempotency_conflict`)",
+    409: "The job's (or queue's) state does not allow this (`invalid_state`), an "
+    "idempotency key names another request (`idempotency_conflict`), or the job's stored "
+    "record does not parse (`corrupt_job`, naming the field)",
     413: "Body over the server's limit, `CONVEYOR_MAX_BODY_BYTES` (`payload_too_large`)",
     415: "Body not declared as JSON (`unsupported_media_type`)",
     422: "Invalid input (`validation_error`, `unknown_job_type`) with per-field `details`",

@@ -117,7 +117,7 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         return json_response(JobPage(items=page.items, next_cursor=page.next_cursor))
 
     @router.get("/{id}", response_model=Job, summary="Read a job",
-                responses=error_responses(401, 404, 422, 503))
+                responses=error_responses(401, 404, 409, 422, 503))
     async def get_job(id: JobIdPath) -> Response:
         client = await rt.ready()
         return json_response(await client.get(id))
