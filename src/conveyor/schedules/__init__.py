@@ -1,10 +1,11 @@
 """Schedules (issue 15), the storage-free foundation: the model (`spec`), the tick generator
-(`ticks`, over `cron`, `wall` and `zones`) and descriptions (`describe`). The broker,
-API, CLI and dashboard parts build on these.
+(`ticks`, over `cron`, `wall` and `zones`), catch-up planning (`plan`) and descriptions
+(`describe`). The broker, API, CLI and dashboard parts build on these.
 """
 
 from conveyor.schedules.cron import ALIASES, Cron, CronError
 from conveyor.schedules.describe import describe, describe_every
+from conveyor.schedules.plan import DEFAULT_GRACE_MS, FirePlan, plan_fire
 from conveyor.schedules.spec import (
     CatchUp,
     JobTemplate,
@@ -30,12 +31,14 @@ from conveyor.schedules.zones import TZDATA_VERSION, is_zone, load_zone, zone_na
 
 __all__ = [
     "ALIASES",
+    "DEFAULT_GRACE_MS",
     "MAX_TICK_MS",
     "PREVIEW_MAX",
     "TZDATA_VERSION",
     "CatchUp",
     "Cron",
     "CronError",
+    "FirePlan",
     "JobTemplate",
     "Overlap",
     "PreviewRequest",
@@ -51,6 +54,7 @@ __all__ = [
     "load_zone",
     "make_timing",
     "next_tick",
+    "plan_fire",
     "prev_tick",
     "preview",
     "to_ms",
