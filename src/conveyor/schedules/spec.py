@@ -35,6 +35,7 @@ from conveyor.handlers.registry import TYPE_NAME_RE
 from conveyor.jobs import MAX_ATTEMPTS_LIMIT, MAX_TIMEOUT_S
 from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_RE, QueueName
 from conveyor.schedules.cron import CRON_MAX_LEN, Cron, CronError, normalize
+from conveyor.schedules.describe import describe
 from conveyor.schedules.ticks import MAX_TICK_MS, PREVIEW_MAX, Timing, make_timing
 from conveyor.schedules.zones import is_zone
 
@@ -208,8 +209,6 @@ class Schedule(_Strict):
         return _digest(_canonical(data))
 
     def describe(self) -> str:
-        from conveyor.schedules.describe import describe
-
         return describe(cron=self.cron, every_s=self.every_s, timezone=self.timezone)
 
 

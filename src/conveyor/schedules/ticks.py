@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import islice
 from zoneinfo import ZoneInfo
 
@@ -81,24 +81,24 @@ def _cron_after_s(t: Timing, after_ms: int) -> int:
     return max(after_ms // 1000, -(-t.first_ms // 1000) - 1)
 
 
-def _cron_ticks_after(t: Timing, after_s: int) -> Iterator[int]:
-    assert t.cron is not None
+def _instants(zone: ZoneInfo, walls: Iterator[datetime]) -> Iterator[int]:
+    """Wall times in order -> their instants; the skipped times of one gap share one."""
     last = None
-    for w in t.cron.iter_after(wall.wall_high(t.zone, after_s)):
-        u = wall.first_instant(t.zone, w)
-        if u != last:  # the skipped times of one gap share one instant
+    for w in walls:
+        u = wall.first_instant(zone, w)
+        if u != last:
             yield u
             last = u
+
+
+def _cron_ticks_after(t: Timing, after_s: int) -> Iterator[int]:
+    assert t.cron is not None
+    return _instants(t.zone, t.cron.iter_after(wall.wall_high(t.zone, after_s)))
 
 
 def _cron_ticks_at_or_before(t: Timing, at_s: int) -> Iterator[int]:
     assert t.cron is not None
-    last = None
-    for w in t.cron.iter_at_or_before(wall.wall_high(t.zone, at_s)):
-        u = wall.first_instant(t.zone, w)
-        if u != last:
-            yield u
-            last = u
+    return _instants(t.zone, t.cron.iter_at_or_before(wall.wall_high(t.zone, at_s)))
 
 
 def _clamp_now(ms: int) -> int:
