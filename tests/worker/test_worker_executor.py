@@ -103,6 +103,23 @@ async def test_unserialisable_result_fails_with_handler_error(
     assert "not JSON-serialisable" in out.message
 
 
+async def test_a_result_that_cannot_be_read_back_fails_with_handler_error(
+    registry: Registry, executor: Executor
+) -> None:
+    """A 5,000-digit integer serialises, but no reader takes it back: stored, the job would
+    read as corrupt ever after. It fails, without retry; a long but readable result acks."""
+
+    @registry.handler("huge_int")
+    async def huge_int(payload: int) -> Any:
+        return 10**5000 if payload else "9" * 5000
+
+    out = await executor.execute(delivery("huge_int", "1"))
+    assert isinstance(out, FailItem)
+    assert out.error_code == "handler_error" and out.retry_delay_ms is None
+    assert "cannot be read back" in out.message
+    assert isinstance(await executor.execute(delivery("huge_int", "0")), AckItem)
+
+
 async def test_error_classification_and_retry_delays(
     registry: Registry, executor: Executor
 ) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pydantic_core import PydanticSerializationError, to_json
+from pydantic_core import PydanticSerializationError, from_json, to_json
 
 from conveyor.brokers.base import AckItem, FailItem
 from conveyor.errors import (
@@ -67,6 +67,18 @@ __all__ = ["TRACEBACK_LIMIT", "Executor", "Outcome", "truncate_tail"]
 def _consume(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():
         fut.exception()  # retrieved: an abandoned call's error is not logged as unhandled
+
+
+#: JSON shorter than this cannot hold an integer past Python's 4,300-digit conversion limit
+_READABLE_WITHOUT_CHECK = 4300
+
+
+def _reads_back(data: bytes) -> bool:
+    try:
+        from_json(data)
+    except ValueError:
+        return False
+    return True
 
 
 class Executor:
@@ -159,6 +171,15 @@ class Executor:
                 )
                 return self._failed(d, err, err.code, None, elapsed)
             size = len(data)
+        if data is not None and size > _READABLE_WITHOUT_CHECK and not _reads_back(data):
+            # e.g. an integer of 5,000 digits: serialisable, but no JSON reader takes it back,
+            # so the stored job would read as corrupt. Deterministic, like the cases above.
+            err = ConveyorError(
+                "handler result is JSON that cannot be read back (an integer over 4,300 "
+                "digits?): return big numbers as strings",
+                code=ErrorCode.HANDLER_ERROR,
+            )
+            return self._failed(d, err, err.code, None, elapsed)
         if data is None or size > self._max_result_bytes:
             err = ConveyorError(
                 f"result is {size} bytes of JSON, over CONVEYOR_MAX_RESULT_BYTES "
