@@ -371,3 +371,27 @@ async def test_a_corrupt_queue_counter_is_refused_before_any_write(broker: Broke
     await broker.client.set(broker.keys.queue(Q).seq, "5")
     assert await broker.promote_due(Q) == 5
     await assert_audit_ok(broker)
+
+
+@pytest.mark.corrupts_store
+@pytest.mark.parametrize("field", ["type", "payload", "history"])
+async def test_bytes_that_are_not_utf8_never_stop_a_read_or_a_fetch(
+    broker: Broker, field: str
+) -> None:
+    """A record holding bytes that do not decode (damage, or a writer that is not Conveyor):
+    reading it back never raises a decoding error. A fetch that leased such a job with others
+    would otherwise fail to decode its reply, and its healthy jobs would run only after their
+    leases expired; a listing or a job page would answer 500."""
+    healthy = [await enqueue(broker, i) for i in range(2)]
+    bad = await enqueue(broker, "bad")
+    await damage(broker, bad.id, field, b"\xff\xfe not utf-8 \xc3")
+    try:
+        job = await broker.get(bad.id)
+    except CorruptJob as exc:
+        assert field in exc.message or "utf" in exc.message.lower()
+    else:
+        assert job.id == bad.id
+    listed = await broker.list_jobs(queue=Q)
+    assert {j.id for j in listed.items} == {j.id for j in [*healthy, bad]}
+    batch = await broker.fetch(Q, 10, "w", LONG_LEASE_MS)
+    assert {d.job_id for d in batch.deliveries} >= {j.id for j in healthy}

@@ -113,6 +113,7 @@ def make_client(
     must outlast the longest blocking command sent on it."""
     pool = WaitingPool.from_url(
         url, max_connections=max_connections, timeout=timeout_s, decode_responses=True,
+        encoding_errors="replace",  # a stored byte that is not UTF-8 never stops a read
         socket_timeout=read_timeout_s or timeout_s, socket_connect_timeout=timeout_s,
         health_check_interval=30, retry=retry_policy(), redis_connect_func=on_connect,
     )

@@ -27,6 +27,7 @@ class SyncEnqueuer:
         timeout = broker.timeout_s  # the async broker's bounded waits, and its retry rule
         pool = redis.BlockingConnectionPool.from_url(
             url, max_connections=100, timeout=timeout, decode_responses=True,
+            encoding_errors="replace",
             socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1,
                         supported_errors=(RedisConnectionError,)),
