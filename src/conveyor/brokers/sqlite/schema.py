@@ -84,6 +84,20 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX deaths_by_due ON deaths (queue, due_ms)",
         ),
     ),
+    (
+        3,
+        (
+            # webhook subscriptions: `record` is the JSON of webhooks.model.to_record (the
+            # fields of the Redis hash), secret included
+            """
+            CREATE TABLE webhooks (
+                id         TEXT    PRIMARY KEY,
+                created_ms INTEGER NOT NULL,
+                record     TEXT    NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]
