@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -81,6 +82,13 @@ class JobEvent(BaseModel):
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return _as_utc(value)
+
+    def as_json(self) -> dict[str, Any]:
+        """The event's JSON: `progress` only on events that carry one."""
+        data = self.model_dump(mode="json")
+        if data["progress"] is None:
+            del data["progress"]
+        return data
 
 
 def _as_utc(value: datetime) -> datetime:

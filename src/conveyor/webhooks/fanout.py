@@ -29,7 +29,7 @@ def deliveries_for(
     """One job request per subscription `event` matches (enabled, its event name, queue and
     type filters; never an event of a delivery job itself), for `enqueue_many`."""
     cfg = settings or get_settings()
-    data = event.model_dump(mode="json")
+    data = event.as_json()
     return [
         JobRequest(
             type=WEBHOOK_TYPE,

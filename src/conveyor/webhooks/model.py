@@ -52,7 +52,7 @@ def message_id(event: JobEvent) -> str:
 def webhook_body(event: JobEvent) -> str:
     """The POST body, in the Standard Webhooks shape `{"type", "timestamp", "data"}`: `data`
     is the event JSON, `type` its `job.<event>` name, `timestamp` when it happened."""
-    data = event.model_dump(mode="json", exclude_none=False)
+    data = event.as_json()
     return json.dumps(
         {"type": webhook_event_name(event.event), "timestamp": data["at"], "data": data},
         separators=(",", ":"),
