@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Hooks, webhook_settings
-from receiver import Receiver, always
 from spec_verifier import verify
+from webhook_receiver import Receiver, always
+from webhook_support import Hooks, webhook_settings
 
 from conveyor.jobs import JobState
 from conveyor.webhooks.model import Subscription, SubscriptionSpec

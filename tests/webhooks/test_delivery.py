@@ -9,9 +9,9 @@ import json
 import time
 from typing import Any
 
-from conftest import WEBHOOK_QUEUE, Hooks, make_event, webhook_settings
-from receiver import always, failing_first
 from spec_verifier import verify
+from webhook_receiver import always, failing_first
+from webhook_support import WEBHOOK_QUEUE, Hooks, make_event, webhook_settings
 
 from conveyor.events.model import EventName
 from conveyor.jobs import JobState

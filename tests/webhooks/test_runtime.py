@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import make_event, webhook_settings
-from receiver import Receiver, always
 from spec_verifier import verify
+from webhook_receiver import Receiver, always
+from webhook_support import make_event, webhook_settings
 from worker_helpers import REDIS_URL, wait_for_state
 
 from conveyor.brokers.base import Broker

@@ -12,8 +12,8 @@ from typing import Any
 
 import pydantic
 import pytest
-from conftest import make_event, webhook_settings
 from spec_verifier import BadSignature, verify
+from webhook_support import make_event, webhook_settings
 
 from conveyor.brokers.sqlite import SqliteBroker
 from conveyor.events.model import JOB_TYPE_PATTERN, EventName, JobEvent

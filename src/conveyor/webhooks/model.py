@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from conveyor.errors import CorruptRecord, ValidationError
 from conveyor.events.model import JOB_TYPE_PATTERN, EventName, JobEvent
@@ -35,6 +35,10 @@ MAX_REASON_LENGTH = 500
 MAX_SUBSCRIPTIONS = 1000
 _TYPE_RE = re.compile(JOB_TYPE_PATTERN)
 _ID_RE = re.compile(SUBSCRIPTION_ID_PATTERN)
+_FILTER_RULES = {
+    "queues": (QUEUE_NAME_RE, "a queue name is 1-64 of A-Z a-z 0-9 _ . -"),
+    "types": (_TYPE_RE, "a job type is 1-128 of A-Z a-z 0-9 _ . : -"),
+}
 
 
 def webhook_event_name(event: EventName | str) -> str:
@@ -96,25 +100,16 @@ class SubscriptionSpec(BaseModel):
             )
         return _unique(value)
 
-    @field_validator("queues")
+    @field_validator("queues", "types")
     @classmethod
-    def _queue_names(cls, value: list[str] | None) -> list[str] | None:
+    def _names(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
         if value is None:
             return None
+        rule, spelling = _FILTER_RULES[str(info.field_name)]
         for name in value:
-            if not QUEUE_NAME_RE.fullmatch(name):
-                raise ValueError(f"invalid queue name {name!r}: 1-64 of A-Z a-z 0-9 _ . -")
-        return _unique(value)
-
-    @field_validator("types")
-    @classmethod
-    def _type_names(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        for name in value:
-            if not _TYPE_RE.fullmatch(name):
-                raise ValueError(f"invalid job type {name!r}: 1-128 of A-Z a-z 0-9 _ . : -")
-            if name == WEBHOOK_TYPE:
+            if not rule.fullmatch(name):
+                raise ValueError(f"invalid name {name!r}: {spelling}")
+            if info.field_name == "types" and name == WEBHOOK_TYPE:
                 raise ValueError(f"events of {WEBHOOK_TYPE!r} jobs (deliveries) are never "
                                  "delivered")
         return _unique(value)
