@@ -33,6 +33,12 @@ class ErrorCode(StrEnum):
     WORKER_SHUTDOWN = "worker_shutdown"
     SMTP_TRANSIENT = "smtp_transient"
     SMTP_PERMANENT = "smtp_permanent"
+    CORRUPT_RECORD = "corrupt_record"
+    WEBHOOK_ADDRESS_REFUSED = "webhook_address_refused"
+    WEBHOOK_HTTP_ERROR = "webhook_http_error"
+    WEBHOOK_GONE = "webhook_gone"
+    WEBHOOK_UNREACHABLE = "webhook_unreachable"
+    WEBHOOK_TIMEOUT = "webhook_timeout"
 
 
 class ConveyorError(Exception):
@@ -106,6 +112,12 @@ class CorruptJob(ConveyorError):
     """A record read back from the broker does not parse as a job."""
 
     code = ErrorCode.CORRUPT_JOB
+
+
+class CorruptRecord(ConveyorError):
+    """A stored record other than a job (e.g. a webhook subscription) does not parse."""
+
+    code = ErrorCode.CORRUPT_RECORD
 
 
 # --- raised by handlers -------------------------------------------------------------------

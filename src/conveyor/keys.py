@@ -96,3 +96,12 @@ class Keys:
 
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"
+
+    @property
+    def webhooks(self) -> str:
+        """Set of every webhook subscription id."""
+        return f"{self.prefix}:webhooks"
+
+    def webhook(self, sub_id: str) -> str:
+        """Hash of one subscription (url, filters, secret, times): see webhooks/model.py."""
+        return f"{self.prefix}:webhook:{sub_id}"

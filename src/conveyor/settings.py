@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     smtp_timeout_s: PositiveFloat = 30.0
     smtp_from: str | None = None
 
+    # Webhook deliveries (the `conveyor.webhook` job type, in queue webhook_queue). Private,
+    # loopback, link-local and reserved addresses are refused, at subscribe time and after
+    # DNS at every delivery, unless webhook_allow_private. A retry waits Retry-After or the
+    # exponential backoff (full jitter) of base and cap, over webhook_max_attempts attempts.
+    webhook_queue: str = Field(default="webhooks", pattern=QUEUE_NAME_RE.pattern)
+    webhook_allow_private: bool = False
+    webhook_timeout_s: float = Field(default=15.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(default=15, ge=1, le=100)
+    webhook_retry_base_s: float = Field(default=30.0, ge=0, le=86400)
+    webhook_retry_cap_s: float = Field(default=21600.0, ge=0, le=86400)
+
     @field_validator("queue_retention_s")
     @classmethod
     def _queue_names(cls, value: dict[str, float]) -> dict[str, float]:

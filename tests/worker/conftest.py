@@ -3,15 +3,21 @@ a private handler registry, and a helper that runs a Worker in-process."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
-from worker_helpers import QUEUE, REDIS_URL, OwnRedis, RunWorker, make_settings
+from worker_helpers import (
+    QUEUE,
+    OwnRedis,
+    RunWorker,
+    make_settings,
+    redis_broker,
+    running,
+)
 
 from conveyor.brokers.base import Broker
 from conveyor.brokers.redis import RedisBroker
@@ -32,15 +38,8 @@ def key_prefix() -> str:
 
 @pytest.fixture
 async def broker(key_prefix: str) -> AsyncIterator[RedisBroker]:
-    b = RedisBroker.from_url(REDIS_URL, key_prefix=key_prefix)
-    await b.connect()
-    try:
+    async with redis_broker(key_prefix) as b:
         yield b
-    finally:
-        keys = [k async for k in b.client.scan_iter(match=f"{key_prefix}:*", count=1000)]
-        if keys:
-            await b.client.delete(*keys)
-        await b.close()
 
 
 @pytest.fixture
@@ -59,22 +58,14 @@ def run_worker(broker: RedisBroker, registry: Registry) -> RunWorker:
     """`async with run_worker(concurrency=4, settings=..., on=broker) as w:` runs a Worker
     until exit (`on`: another broker than the shared Redis one)."""
 
-    @asynccontextmanager
-    async def _run(
+    def _run(
         *, queues: list[str] | None = None, concurrency: int = 4,
         settings: Settings | None = None, on: Broker | None = None,
-    ) -> AsyncIterator[Worker]:
-        worker = Worker(
+    ) -> AbstractAsyncContextManager[Worker]:
+        return running(Worker(
             on or broker, queues=queues or [QUEUE], concurrency=concurrency,
             registry=registry, settings=settings or make_settings(),
-        )
-        task = asyncio.create_task(worker.run())
-        try:
-            yield worker
-        finally:
-            if not worker.stopping:  # a second stop() would skip the grace period
-                worker.stop()
-            await asyncio.wait_for(task, 15)
+        ))
 
     return _run
 

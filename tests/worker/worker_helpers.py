@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import asynccontextmanager
 from typing import Any
 
+from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
 from conveyor.jobs import Job, JobState
 from conveyor.settings import Settings
+from conveyor.worker import Worker
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 QUEUE = "q"
@@ -55,3 +58,29 @@ async def wait_until(pred: Callable[[], bool], timeout_s: float = 10.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.005)
+
+
+@asynccontextmanager
+async def running(worker: Worker) -> AsyncIterator[Worker]:
+    """Run `worker` in a task for the block; stop it (grace period included) after."""
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        if not worker.stopping:  # a second stop() would skip the grace period
+            worker.stop()
+        await asyncio.wait_for(task, 15)
+
+
+@asynccontextmanager
+async def redis_broker(key_prefix: str) -> AsyncIterator[RedisBroker]:
+    """A connected broker on the shared Redis; every key under `key_prefix` deleted after."""
+    b = RedisBroker.from_url(REDIS_URL, key_prefix=key_prefix)
+    await b.connect()
+    try:
+        yield b
+    finally:
+        keys = [k async for k in b.client.scan_iter(match=f"{key_prefix}:*", count=1000)]
+        if keys:
+            await b.client.delete(*keys)
+        await b.close()

@@ -1,4 +1,5 @@
-"""Job handlers: the registry, the `@handler` decorator and the built-in `fake` type."""
+"""Job handlers: the registry, the `@handler` decorator and the built-in types (`fake`,
+`email.send`, `conveyor.webhook`)."""
 
 # Imported for its side effect: the built-in `fake` type is always registered.
 from conveyor.handlers import email as email
@@ -11,6 +12,7 @@ from conveyor.handlers.registry import (
     handler,
     load_app,
 )
+from conveyor.webhooks import handler as webhook
 
 __all__ = [
     "HandlerSpec",
@@ -20,4 +22,5 @@ __all__ = [
     "fake",
     "handler",
     "load_app",
+    "webhook",
 ]

@@ -94,6 +94,20 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "ALTER TABLE jobs ADD COLUMN result_size INTEGER",
         ),
     ),
+    (
+        4,
+        (
+            # webhook subscriptions: `record` is the JSON of webhooks.model.to_record (the
+            # fields of the Redis hash), secret included
+            """
+            CREATE TABLE webhooks (
+                id         TEXT    PRIMARY KEY,
+                created_ms INTEGER NOT NULL,
+                record     TEXT    NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

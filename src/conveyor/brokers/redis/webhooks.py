@@ -1,0 +1,118 @@
+"""Webhook subscriptions in Redis: a hash per subscription (`<prefix>:webhook:<id>`, the
+fields of `webhooks.model.to_record`) and the set of ids (`<prefix>:webhooks`).
+
+Like the worker registry, this spans no queue: each call touches one subscription's hash
+and the id set, written together in MULTI (create, delete). A listing reads the set, then
+the hashes in bounded pipelines. Times come from Redis `TIME`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from conveyor.brokers.redis.broker import RedisBroker
+from conveyor.errors import CorruptRecord
+from conveyor.keys import Keys
+from conveyor.webhooks.model import (
+    MAX_REASON_LENGTH,
+    Subscription,
+    SubscriptionSpec,
+    from_record,
+    is_subscription_id,
+    limit_reached,
+    new_subscription,
+    to_record,
+)
+
+log = logging.getLogger("conveyor.broker.redis")
+
+#: hashes read per pipeline by a listing
+LIST_CHUNK = 100
+
+
+def _ms(sec: Any, usec: Any) -> int:
+    return int(sec) * 1000 + int(usec) // 1000
+
+
+class RedisWebhookStore:
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self._client = client
+        self._keys = keys
+
+    async def create(self, spec: SubscriptionSpec, *, sub_id: str, secret: str) -> Subscription:
+        with RedisBroker.unavailable():
+            pipe = self._client.pipeline(transaction=False)
+            pipe.time()
+            pipe.scard(self._keys.webhooks)
+            (sec, usec), count = await pipe.execute()
+            # checked before the write: two racing creates may pass the bound by one each
+            if (err := limit_reached(int(count))) is not None:
+                raise err
+            sub = new_subscription(spec, sub_id=sub_id, secret=secret,
+                                   created_ms=_ms(sec, usec))
+            async with self._client.pipeline(transaction=True) as tx:
+                tx.hset(self._keys.webhook(sub_id), mapping=to_record(sub))  # type: ignore[arg-type]
+                tx.sadd(self._keys.webhooks, sub_id)
+                await tx.execute()
+        return sub
+
+    async def get(self, sub_id: str) -> Subscription | None:
+        if not is_subscription_id(sub_id):
+            return None
+        with RedisBroker.unavailable():
+            record = await self._client.hgetall(self._keys.webhook(sub_id))
+        return from_record(sub_id, cast(dict[str, str], record)) if record else None
+
+    async def list(self) -> list[Subscription]:
+        with RedisBroker.unavailable():
+            ids = sorted(str(i) for i in await self._client.smembers(self._keys.webhooks))
+            records: list[dict[str, str]] = []
+            for start in range(0, len(ids), LIST_CHUNK):
+                pipe = self._client.pipeline(transaction=False)
+                for sub_id in ids[start : start + LIST_CHUNK]:
+                    pipe.hgetall(self._keys.webhook(sub_id))
+                records.extend(await pipe.execute())
+        out: list[Subscription] = []
+        for sub_id, record in zip(ids, records, strict=True):
+            if not record or not is_subscription_id(sub_id):
+                continue  # deleted meanwhile, or not ours
+            try:
+                out.append(from_record(sub_id, record))
+            except CorruptRecord as exc:
+                log.warning("corrupt_webhook_record", extra={"error": exc.message})
+        return sorted(out, key=lambda s: (s.created_at, s.id))
+
+    async def delete(self, sub_id: str) -> bool:
+        if not is_subscription_id(sub_id):
+            return False
+        with RedisBroker.unavailable():
+            async with self._client.pipeline(transaction=True) as tx:
+                tx.srem(self._keys.webhooks, sub_id)
+                tx.delete(self._keys.webhook(sub_id))
+                removed, deleted = await tx.execute()
+        return bool(removed or deleted)
+
+    async def disable(self, sub_id: str, reason: str) -> bool:
+        """WATCH the hash, so a delete in between cannot leave a stray half record."""
+        if not is_subscription_id(sub_id):
+            return False
+        key = self._keys.webhook(sub_id)
+
+        async def run(pipe: Pipeline) -> bool:
+            exists, disabled = await pipe.exists(key), await pipe.hget(key, "disabled_ms")
+            if not exists:
+                return False
+            if disabled:
+                return True
+            sec, usec = await pipe.time()
+            pipe.multi()  # type: ignore[no-untyped-call]
+            pipe.hset(key, mapping={"disabled_ms": str(_ms(sec, usec)),
+                                    "disabled_reason": reason[:MAX_REASON_LENGTH]})
+            return True
+
+        with RedisBroker.unavailable():
+            return bool(await self._client.transaction(run, key, value_from_callable=True))
