@@ -1,4 +1,4 @@
-"""Webhook subscriptions in SQLite: the `webhooks` table (schema migration 3), one row per
+"""Webhook subscriptions in SQLite: the `webhooks` table (schema migration 4), one row per
 subscription holding the same record as the Redis hash (JSON), each call one transaction on
 the broker's writer or reader connection.
 """
