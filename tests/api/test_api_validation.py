@@ -17,6 +17,11 @@ LATER = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
 BAD_JOBS: list[tuple[str, Any, str, list[Any]]] = [
     ("unknown type", {"type": "no.such.type"}, "unknown_job_type", ["body", "type"]),
     ("type missing", {"payload": {}}, "validation_error", ["body", "type"]),
+    # a forged webhook delivery would be signed and sent to a subscriber: Conveyor's own
+    # types are never enqueued over HTTP, whatever the payload
+    ("reserved type", {"type": "conveyor.webhook", "payload": {
+        "subscription_id": "wh_" + "0" * 32, "event": {}}}, "validation_error",
+     ["body", "type"]),
     ("type not a string", {"type": 7}, "validation_error", ["body", "type"]),
     ("type with spaces", {"type": "a b"}, "validation_error", ["body", "type"]),
     ("string for an int", {"type": "fake", "priority": "10"}, "validation_error",

@@ -169,4 +169,6 @@ async def test_subscribe_with_private_allowed_stores_a_new_secret(broker: Broker
     assert one.url == "http://127.0.0.1:9/Hook?x=1"  # as httpx will send it
     assert one.secret != two.secret and one.id != two.id
     assert one.secret.get_secret_value().startswith("whsec_")
-    assert [s.id for s in await store.list()] == [one.id, two.id]
+    # listed oldest first, ties (the same millisecond) broken by id
+    expected = sorted([one, two], key=lambda s: (s.created_at, s.id))
+    assert [s.id for s in await store.list()] == [s.id for s in expected]

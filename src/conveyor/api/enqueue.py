@@ -32,6 +32,7 @@ from conveyor.errors import (
     UnknownJobType,
     ValidationError,
 )
+from conveyor.handlers.registry import RESERVED_TYPE_PREFIX, is_reserved_type
 from conveyor.jobs import Job, JobSpec
 
 Loc = tuple[str | int, ...]
@@ -85,6 +86,11 @@ def _merge_key(body_key: str | None, header_key: str | None) -> str | None:
 
 
 def to_request(body: JobIn, idempotency_key: str | None = None) -> JobRequest:
+    if is_reserved_type(body.type):
+        msg = (f"job type {body.type!r} is reserved: Conveyor enqueues its "
+               f"{RESERVED_TYPE_PREFIX}* jobs itself")
+        raise ValidationError(msg, details=[{"loc": ["type"], "msg": msg,
+                                             "type": "reserved_job_type"}])
     return JobRequest(
         type=body.type,
         payload=body.payload,

@@ -62,7 +62,7 @@ def _payload(schemas: dict[str, Any], spec: HandlerSpec) -> tuple[dict[str, Any]
 def add_job_variants(schemas: dict[str, Any], registry: Registry) -> None:
     """Replace the generic `JobIn` schema by the union of one variant per registered type."""
     base = schemas.get("JobIn")
-    types = registry.types()
+    types = registry.public_types()
     if base is None or not types:
         return
     mapping: dict[str, str] = {}

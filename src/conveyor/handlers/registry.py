@@ -23,6 +23,13 @@ from conveyor.jobs import MAX_TIMEOUT_S
 from conveyor.retry import Backoff, ExponentialBackoff, RetryPolicy
 
 TYPE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+#: job types under this prefix are Conveyor's own (`conveyor.webhook`): workers run them, but
+#: only Conveyor enqueues them, so the HTTP API refuses them and its schema leaves them out
+RESERVED_TYPE_PREFIX = "conveyor."
+
+
+def is_reserved_type(type_name: str) -> bool:
+    return type_name.startswith(RESERVED_TYPE_PREFIX)
 
 F = TypeVar("F", bound=Callable[..., Any])
 PayloadModel = type[pydantic.BaseModel]
@@ -218,6 +225,10 @@ class Registry:
 
     def types(self) -> list[str]:
         return sorted(self._specs)
+
+    def public_types(self) -> list[str]:
+        """The types a caller of the HTTP API may enqueue (all but the reserved ones)."""
+        return [t for t in self.types() if not is_reserved_type(t)]
 
     def handler(
         self,
