@@ -157,14 +157,15 @@ class AsyncConveyor:
         ):
             raise _bad("idempotency_key", "idempotency_key must be 1-256 printable characters")
         try:
-            payload_json = to_json(payload).decode()
+            payload_utf8 = to_json(payload)
         except PydanticSerializationError as exc:
             raise _bad("payload", f"payload is not JSON-serialisable: {exc}") from exc
-        if len(payload_json) > MAX_PAYLOAD_BYTES:
+        if len(payload_utf8) > MAX_PAYLOAD_BYTES:  # UTF-8 bytes, not characters
             raise PayloadTooLarge(
-                f"payload is {len(payload_json)} bytes; the limit is {MAX_PAYLOAD_BYTES}",
+                f"payload is {len(payload_utf8)} bytes; the limit is {MAX_PAYLOAD_BYTES}",
                 details={"limit": MAX_PAYLOAD_BYTES},
             )
+        payload_json = payload_utf8.decode()
         fp = ""
         if key is not None:  # only idempotent enqueues compare bodies
             fp = hashlib.sha256(

@@ -81,12 +81,6 @@ class IdempotencyConflict(ConveyorError):
     code = ErrorCode.IDEMPOTENCY_CONFLICT
 
 
-class LeaseLost(ConveyorError):
-    """The caller no longer holds the lease: a newer delivery exists or the job moved on."""
-
-    code = ErrorCode.LEASE_LOST
-
-
 class BrokerUnavailable(ConveyorError):
     code = ErrorCode.BROKER_UNAVAILABLE
 

@@ -1,4 +1,4 @@
-"""The Broker protocol: one method per transition of the job state machine (see DESIGN.md).
+"""The Broker protocol: one method per transition of the job state machine (see docs/design.md).
 
 Every backend implements all of it with the same semantics, and `tests/brokers` (the
 conformance suite) runs against each. Batch methods take lists so a worker can send many
