@@ -280,17 +280,19 @@ class AsyncConveyor:
         error_code: str | None = None, died_before: datetime | None = None,
         died_after: datetime | None = None, dry_run: bool = False, rate: float | None = None,
         target_queue: str | None = None, actor: str = "client", limit: int | None = None,
+        max_duration_s: float | None = None,
     ) -> DlqResult:
         """The redrive tool: the dead jobs named by `ids`, or selected by queue / type /
         error code / death time, back to QUEUED, in their own queue or as new jobs of
         `target_queue`; at most `rate` jobs per second. `dry_run` changes nothing and
-        reports what would move. Each job's history records `actor` and the time."""
+        reports what would move. Each job's history records `actor` and the time. A paced
+        run that would last past `max_duration_s` stops early with `done` False."""
         selection = DeadSelection(
             tuple(ids), queue, type, error_code, died_before=died_before, died_after=died_after
         )
         return await dlq_tool.redrive(
             self.broker, selection, actor=actor, dry_run=dry_run, rate=rate,
-            target_queue=target_queue, limit=limit,
+            target_queue=target_queue, limit=limit, max_duration_s=max_duration_s,
         )
 
     async def purge_dead(
@@ -470,11 +472,12 @@ class Conveyor:
         error_code: str | None = None, died_before: datetime | None = None,
         died_after: datetime | None = None, dry_run: bool = False, rate: float | None = None,
         target_queue: str | None = None, actor: str = "client", limit: int | None = None,
+        max_duration_s: float | None = None,
     ) -> DlqResult:
         return self._call(self._inner.redrive_dead(
             ids, queue=queue, type=type, error_code=error_code, died_before=died_before,
             died_after=died_after, dry_run=dry_run, rate=rate, target_queue=target_queue,
-            actor=actor, limit=limit,
+            actor=actor, limit=limit, max_duration_s=max_duration_s,
         ))
 
     def purge_dead(
