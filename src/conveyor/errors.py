@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     WEBHOOK_GONE = "webhook_gone"
     WEBHOOK_UNREACHABLE = "webhook_unreachable"
     WEBHOOK_TIMEOUT = "webhook_timeout"
+    PARTIAL_ENQUEUE = "partial_enqueue"
 
 
 class ConveyorError(Exception):
@@ -89,6 +90,14 @@ class LeaseLost(ConveyorError):
 
 class BrokerUnavailable(ConveyorError):
     code = ErrorCode.BROKER_UNAVAILABLE
+
+
+class PartialEnqueue(ConveyorError):
+    """A batch over several Redis Cluster nodes of which some jobs were stored and some not
+    (a node failed meanwhile). `details` names both lists; resending the batch is safe (each
+    job keeps its id). Not a 5xx: the stored jobs exist."""
+
+    code = ErrorCode.PARTIAL_ENQUEUE
 
 
 class BrokerFull(BrokerUnavailable):
