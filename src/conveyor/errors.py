@@ -94,8 +94,9 @@ class BrokerUnavailable(ConveyorError):
 
 class PartialEnqueue(ConveyorError):
     """A batch over several Redis Cluster nodes of which some jobs were stored and some not
-    (a node failed meanwhile). `details` names both lists; resending the batch is safe (each
-    job keeps its id). Not a 5xx: the stored jobs exist."""
+    confirmed (a node failed meanwhile; a timed-out call may still land). `details` names
+    the `stored` and the `unconfirmed` ids; resending the batch is safe (each job keeps its
+    id). Not a 5xx: the stored jobs exist."""
 
     code = ErrorCode.PARTIAL_ENQUEUE
 

@@ -113,9 +113,10 @@ class SyncEnqueuer:
                 for p in plan.order[i][1]]
         raise PartialEnqueue(
             f"{len(done)} of {len(plan.specs)} jobs were stored; a Redis Cluster node failed"
-            f" for the other {len(left)}: {failed.message}. Send the batch again: each job"
+            f" for the other {len(left)} (unconfirmed: each may or may not be stored):"
+            f" {failed.message}. Send the batch again: each job"
             " keeps its id, so the stored ones come back as they are",
-            details={"stored": done, "not_stored": left},
+            details={"stored": done, "unconfirmed": left},
         )
 
     def _cluster_call(
