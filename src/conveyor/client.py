@@ -109,6 +109,8 @@ class AsyncConveyor:
             retention_s=s.retention_s, dlq_retention_s=s.dlq_retention_s,
             queue_retention_s=s.queue_retention_s, redis_timeout_s=s.redis_timeout_s,
             redis_check_interval_s=s.redis_check_interval_s,
+            redis_wait_replicas=s.redis_wait_replicas,
+            redis_wait_timeout_ms=s.redis_wait_timeout_ms,
         )
         return cls(broker, registry=registry, validate_types=validate_types)
 

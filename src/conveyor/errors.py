@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     WEBHOOK_GONE = "webhook_gone"
     WEBHOOK_UNREACHABLE = "webhook_unreachable"
     WEBHOOK_TIMEOUT = "webhook_timeout"
+    PARTIAL_ENQUEUE = "partial_enqueue"
 
 
 class ConveyorError(Exception):
@@ -83,6 +84,15 @@ class IdempotencyConflict(ConveyorError):
 
 class BrokerUnavailable(ConveyorError):
     code = ErrorCode.BROKER_UNAVAILABLE
+
+
+class PartialEnqueue(ConveyorError):
+    """A batch over several Redis Cluster nodes of which some jobs were stored and some not
+    confirmed (a node failed meanwhile; a timed-out call may still land). `details` names
+    the `stored` and the `unconfirmed` ids; resending the batch is safe (each job keeps its
+    id). Not a 5xx: the stored jobs exist."""
+
+    code = ErrorCode.PARTIAL_ENQUEUE
 
 
 class BrokerFull(BrokerUnavailable):

@@ -1,7 +1,9 @@
 """Every Redis key name Conveyor uses is built here, nowhere else.
 
 Per-queue keys share the hash tag `{<queue>}`, so every script touches one slot and Redis
-Cluster works. Index members are the UID part of a job id (the queue is in the key).
+Cluster works. The keys that span queues (`queues`, `workers`, `worker:<id>`) are each in a
+slot of their own, and no script touches them together with queue keys.
+Index members are the UID part of a job id (the queue is in the key).
 """
 
 from __future__ import annotations
@@ -97,11 +99,13 @@ class Keys:
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"
 
+    # The webhook keys share the hash tag `{:webhooks}` (no queue name holds a `:`), so the
+    # MULTI that writes a subscription with the id set stays in one Cluster slot.
     @property
     def webhooks(self) -> str:
         """Set of every webhook subscription id."""
-        return f"{self.prefix}:webhooks"
+        return f"{self.prefix}:{{:webhooks}}:ids"
 
     def webhook(self, sub_id: str) -> str:
         """Hash of one subscription (url, filters, secret, times): see webhooks/model.py."""
-        return f"{self.prefix}:webhook:{sub_id}"
+        return f"{self.prefix}:{{:webhooks}}:{sub_id}"

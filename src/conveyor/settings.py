@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     redis_timeout_s: PositiveFloat = 3.0
     #: how often a running process re-checks Redis' maxmemory-policy (and on reconnect)
     redis_check_interval_s: PositiveFloat = 30.0
+    #: enqueue, outcomes and operator transitions wait (`WAIT`) until this many replicas
+    #: have the write before answering; 0: answer once the primary has it
+    redis_wait_replicas: int = Field(default=0, ge=0, le=16)
+    #: how long such a write waits for its replicas; past it the call fails (503)
+    redis_wait_timeout_ms: PositiveInt = 1000
 
     concurrency: PositiveInt = 10
     #: largest result (its JSON text) a worker sends; over it the job fails `result_too_large`

@@ -105,6 +105,8 @@ def build_broker(settings: Settings) -> Broker:
         queue_retention_s=dict(settings.queue_retention_s),
         redis_timeout_s=settings.redis_timeout_s,
         redis_check_interval_s=settings.redis_check_interval_s,
+        redis_wait_replicas=settings.redis_wait_replicas,
+        redis_wait_timeout_ms=settings.redis_wait_timeout_ms,
     )
 
 

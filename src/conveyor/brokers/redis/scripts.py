@@ -1,7 +1,9 @@
 """Loads the Lua scripts (one file per transition) and runs them by EVALSHA.
 
 `_lib.lua` is prepended to every script. Scripts are loaded once at connect; a NOSCRIPT reply
-(Redis restarted or flushed its script cache) reloads them and retries the call once.
+(Redis restarted or flushed its script cache, or a Cluster replica was promoted: SCRIPT LOAD is
+not replicated) reloads them and retries the call once. On Cluster, SCRIPT LOAD goes to every
+primary, one command per script (a cluster pipeline refuses it).
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 SCRIPT_NAMES = (
     "enqueue", "fetch", "heartbeat", "ack", "fail", "release", "reap", "promote", "cancel",
     "retry", "purge", "expire", "redrive", "scan_dead", "adopt", "claim_deaths",
-    "forget_queue", "counts",
+    "forget_queue", "counts", "webhook_disable",
 )
 
 
@@ -32,13 +35,19 @@ class Scripts:
             n: hashlib.sha1(src.encode()).hexdigest() for n, src in self.source.items()
         }
 
-    async def load(self, client: Redis) -> None:
+    async def load(self, client: Redis | RedisCluster) -> None:
+        if isinstance(client, RedisCluster):
+            for src in self.source.values():
+                await client.script_load(src)  # routed to every primary
+            return
         pipe = client.pipeline(transaction=False)
         for src in self.source.values():
             pipe.script_load(src)
         await pipe.execute()
 
-    async def run(self, client: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
+    async def run(
+        self, client: Redis | RedisCluster, name: str, keys: list[str], args: list[Any],
+    ) -> Any:
         try:
             return await client.evalsha(self.sha[name], len(keys), *keys, *args)
         except NoScriptError:
