@@ -88,6 +88,7 @@ def build_broker(settings: Settings) -> Broker:
             settings.broker_url, key_prefix=settings.key_prefix,
             retention_s=settings.retention_s, dlq_retention_s=settings.dlq_retention_s,
             queue_retention_s=dict(settings.queue_retention_s),
+            events_maxlen=settings.events_maxlen,
         )
     except ConveyorError:
         raise

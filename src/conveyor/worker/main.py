@@ -105,6 +105,7 @@ def build_broker(settings: Settings) -> Broker:
         queue_retention_s=dict(settings.queue_retention_s),
         redis_timeout_s=settings.redis_timeout_s,
         redis_check_interval_s=settings.redis_check_interval_s,
+        events_maxlen=settings.events_maxlen,
     )
 
 
