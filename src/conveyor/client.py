@@ -28,7 +28,14 @@ from conveyor.brokers.redis.sync import SyncEnqueuer
 from conveyor.dlq import tool as dlq_tool
 from conveyor.dlq.selection import DeadSelection
 from conveyor.dlq.tool import DlqResult
-from conveyor.errors import IdempotencyConflict, PayloadTooLarge, ValidationError
+from conveyor.errors import (
+    IdempotencyConflict,
+    JobFailed,
+    PayloadTooLarge,
+    ValidationError,
+    WaitTimeout,
+)
+from conveyor.events.waiters import Waiters
 from conveyor.handlers import Registry, default_registry
 from conveyor.ids import new_job_id
 from conveyor.jobs import IDEMPOTENCY_KEY_MAX as IDEMPOTENCY_KEY_MAX  # re-exported
@@ -36,6 +43,7 @@ from conveyor.jobs import (
     MAX_ATTEMPTS_LIMIT,
     MAX_DELAY_MS,
     MAX_TIMEOUT_S,
+    TERMINAL_STATES,
     EnqueueResult,
     Job,
     JobSpec,
@@ -78,6 +86,31 @@ def _int_in(field: str, value: Any, lo: int, hi: int) -> int:
     return value
 
 
+#: longest wait one `wait` / `result` call may ask for (seconds)
+MAX_WAIT_S = 86_400.0
+
+
+def _wait_timeout(timeout: Any) -> float:
+    if (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout) or not 0 <= timeout <= MAX_WAIT_S):
+        raise _bad("timeout", f"timeout must be a number of seconds from 0 to {MAX_WAIT_S:g}",
+                   timeout)
+    return float(timeout)
+
+
+def job_result(job: Job) -> Any:
+    """The result of a finished job, or `JobFailed` naming its last error."""
+    if job.state == JobState.SUCCEEDED:
+        return job.result
+    err = job.last_error
+    code = err.code if err is not None else None
+    raise JobFailed(
+        f"job {job.id} ended {job.state}" + (f": {code}: {err.message}" if err else ""),
+        job=job, error_code=code,
+        details={"job_id": job.id, "state": str(job.state), "error_code": code},
+    )
+
+
 def check_same_request(spec: JobSpec, res: EnqueueResult) -> None:
     """An idempotency key that already names a job is fine for the same request only."""
     if res.fingerprint != spec.fingerprint:
@@ -96,6 +129,8 @@ class AsyncConveyor:
         self.registry = registry if registry is not None else default_registry
         self.validate_types = validate_types
         self._batcher = EnqueueBatcher(broker)
+        #: the waiters of `wait` / `result`: one log follower per queue, made on first use
+        self.waiters = Waiters(broker)
 
     @classmethod
     def from_url(
@@ -110,7 +145,7 @@ class AsyncConveyor:
             queue_retention_s=s.queue_retention_s, redis_timeout_s=s.redis_timeout_s,
             redis_check_interval_s=s.redis_check_interval_s,
             redis_wait_replicas=s.redis_wait_replicas,
-            redis_wait_timeout_ms=s.redis_wait_timeout_ms,
+            redis_wait_timeout_ms=s.redis_wait_timeout_ms, events_maxlen=s.events_maxlen,
         )
         return cls(broker, registry=registry, validate_types=validate_types)
 
@@ -118,6 +153,7 @@ class AsyncConveyor:
         await self.broker.connect()
 
     async def close(self) -> None:
+        await self.waiters.close()
         await self.broker.close()
 
     async def __aenter__(self) -> Self:
@@ -249,6 +285,23 @@ class AsyncConveyor:
     async def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
         """Jobs by id in a bounded number of round trips; None for an unknown id."""
         return await self.broker.get_many(job_ids)
+
+    async def wait(self, job_id: str, timeout: float = 30.0) -> Job:  # noqa: ASYNC109
+        """The job once it is SUCCEEDED, DEAD or CANCELLED, whether it finished before or
+        after this call; `WaitTimeout` (with the job as it is) after `timeout` seconds.
+        Race-free, and every wait of this client on one queue shares one log follower."""
+        job = await self.waiters.wait(job_id, _wait_timeout(timeout))
+        if job.state not in TERMINAL_STATES:
+            raise WaitTimeout(
+                f"job {job_id} is still {job.state} after {timeout:g}s", job=job,
+                details={"job_id": job_id, "state": str(job.state)},
+            )
+        return job
+
+    async def result(self, job_id: str, timeout: float = 30.0) -> Any:  # noqa: ASYNC109
+        """What the job's handler returned, once it SUCCEEDED; `JobFailed` (with its last
+        error) if it ended DEAD or CANCELLED, `WaitTimeout` after `timeout` seconds."""
+        return job_result(await self.wait(job_id, timeout))
 
     async def cancel(self, job_id: str) -> Job:
         return await self.broker.cancel(job_id)
@@ -441,6 +494,14 @@ class Conveyor:
 
     def get(self, job_id: str) -> Job:
         return self._call(self._inner.get(job_id))
+
+    def wait(self, job_id: str, timeout: float = 30.0) -> Job:
+        """See `AsyncConveyor.wait`."""
+        return self._call(self._inner.wait(job_id, timeout))
+
+    def result(self, job_id: str, timeout: float = 30.0) -> Any:
+        """See `AsyncConveyor.result`."""
+        return self._call(self._inner.result(job_id, timeout))
 
     def cancel(self, job_id: str) -> Job:
         return self._call(self._inner.cancel(job_id))

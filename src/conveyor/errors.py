@@ -40,6 +40,8 @@ class ErrorCode(StrEnum):
     WEBHOOK_UNREACHABLE = "webhook_unreachable"
     WEBHOOK_TIMEOUT = "webhook_timeout"
     PARTIAL_ENQUEUE = "partial_enqueue"
+    WAIT_TIMEOUT = "wait_timeout"
+    JOB_FAILED = "job_failed"
 
 
 class ConveyorError(Exception):
@@ -122,6 +124,30 @@ class CorruptRecord(ConveyorError):
     """A stored record other than a job (e.g. a webhook subscription) does not parse."""
 
     code = ErrorCode.CORRUPT_RECORD
+
+
+class WaitTimeout(ConveyorError):
+    """`wait` / `result`: the job was not finished (SUCCEEDED, DEAD or CANCELLED) in time.
+    `job` is its state when the wait ended."""
+
+    code = ErrorCode.WAIT_TIMEOUT
+
+    def __init__(self, message: str, *, job: Any = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.job = job
+
+
+class JobFailed(ConveyorError):
+    """`result`: the job finished DEAD or CANCELLED. `job` is the job, `error_code` and
+    `message` its last error."""
+
+    code = ErrorCode.JOB_FAILED
+
+    def __init__(self, message: str, *, job: Any = None, error_code: str | None = None,
+                 **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.job = job
+        self.error_code = error_code
 
 
 # --- raised by handlers -------------------------------------------------------------------

@@ -62,6 +62,12 @@ class QueueKeys:
         return self.base + "deaths"
 
     @property
+    def events(self) -> str:
+        """The queue's event log (a stream, bounded by CONVEYOR_EVENTS_MAXLEN): written by
+        `emit_event` in _lib.lua, which builds this same name from the job key."""
+        return self.base + "events"
+
+    @property
     def listing(self) -> str:
         """Every job of the queue (score 0): ZREVRANGEBYLEX lists them newest first."""
         return self.base + "jobs"

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     webhook_retry_base_s: float = Field(default=30.0, ge=0, le=86400)
     webhook_retry_cap_s: float = Field(default=21600.0, ge=0, le=86400)
 
+    #: events each queue's event log keeps (about: trimmed in steps); 0 turns events off
+    events_maxlen: int = Field(default=100_000, ge=0, le=100_000_000)
+
     @field_validator("queue_retention_s")
     @classmethod
     def _queue_names(cls, value: dict[str, float]) -> dict[str, float]:

@@ -29,6 +29,8 @@ from conveyor.jsontypes import WHOLE, JsonInt
 from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_RE
 
 MAX_BATCH = 1000
+#: longest long poll of `GET /v1/jobs/{id}/wait` (seconds)
+MAX_WAIT_S = 60
 CURSOR_MAX = 512
 #: a listing's `next_cursor`: the uid of the last job of the page (see `list_jobs`)
 CURSOR_PATTERN = UID_RE.pattern

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from conveyor.errors import InvalidState, QueueNotFound, ValidationError
+from conveyor.events.model import JobEvent
 from conveyor.ids import UID_RE
 from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
 
@@ -140,6 +141,39 @@ class DeathEvent:
     job_id: str
     type: str
     death: int
+
+
+#: most events one `read_events` call returns
+MAX_EVENT_READ = 1000
+#: the cursor before every event of a log (both brokers)
+LOG_START = "0"
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """Events of one queue's log after a cursor, oldest first (issue 17).
+
+    `cursor` is where to go on from (the last event returned, or the cursor passed when
+    none was). `gap` is True when events after the cursor left the bounded log before this
+    read (trimmed), or the log does not know the cursor (it is ahead of the log: a Redis
+    that lost its last writes); the events returned then start at the oldest one kept, and
+    a follower must re-read the state it derives from the log."""
+
+    queue: str
+    events: list[JobEvent]
+    cursor: str
+    gap: bool = False
+
+
+def check_event_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_EVENT_READ:
+        raise ValidationError(f"limit must be between 1 and {MAX_EVENT_READ}",
+                              details={"limit": limit})
+    return limit
+
+
+def bad_cursor(cursor: str) -> ValidationError:
+    return ValidationError("invalid event cursor", details={"cursor": cursor[:100]})
 
 
 def queue_not_found(queue: str) -> QueueNotFound:
@@ -281,6 +315,24 @@ class Broker(Protocol):
     async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]: ...
 
     async def audit(self, queue: str) -> AuditReport: ...
+
+    # --- event log (issue 17) --------------------------------------------------------------
+    async def read_events(
+        self, queue: str, after: str = LOG_START, limit: int = 100,
+    ) -> EventPage:
+        """Events of `queue` after the cursor `after`, oldest first, at most `limit`
+        (1-1000). Changes nothing. A malformed cursor is a ValidationError."""
+
+    async def wait_events(self, queue: str, after: str, timeout_s: float) -> bool:
+        """Block until `queue`'s log holds an event after `after`, or the timeout (at most
+        5 s a call) passes; True when one may be there."""
+
+    async def events_tail(self, queue: str) -> str:
+        """The cursor after the newest event of `queue` (`LOG_START` for an empty log)."""
+
+    async def get_with_cursor(self, job_id: str) -> tuple[Job, str]:
+        """The job and its queue's `events_tail`, read in one atomic step: every event of
+        the job after this snapshot is in the log after that cursor (race-free waits)."""
 
     # --- worker registry ------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None: ...

@@ -90,6 +90,7 @@ def build_broker(settings: Settings) -> Broker:
             queue_retention_s=dict(settings.queue_retention_s),
             redis_wait_replicas=settings.redis_wait_replicas,
             redis_wait_timeout_ms=settings.redis_wait_timeout_ms,
+            events_maxlen=settings.events_maxlen,
         )
     except ConveyorError:
         raise

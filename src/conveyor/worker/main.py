@@ -107,6 +107,7 @@ def build_broker(settings: Settings) -> Broker:
         redis_check_interval_s=settings.redis_check_interval_s,
         redis_wait_replicas=settings.redis_wait_replicas,
         redis_wait_timeout_ms=settings.redis_wait_timeout_ms,
+        events_maxlen=settings.events_maxlen,
     )
 
 

@@ -1,4 +1,4 @@
-"""`/v1/jobs`: enqueue one or a batch, read, list, retry and cancel jobs.
+"""`/v1/jobs`: enqueue one or a batch, read, wait for, list, retry and cancel jobs.
 
 `POST /v1/jobs` is the hot path: its body is parsed straight from bytes, the client coalesces
 concurrent enqueues into one broker round trip, and the response is serialised once.
@@ -21,6 +21,7 @@ from conveyor.api.schemas import (
     CURSOR_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
     JOB_ID_PATTERN,
+    MAX_WAIT_S,
     QUEUE_PATTERN,
     TYPE_PATTERN,
     BatchIn,
@@ -121,6 +122,23 @@ def build_router(rt: ApiRuntime) -> APIRouter:
     async def get_job(id: JobIdPath) -> Response:
         client = await rt.ready()
         return json_response(await client.get(id))
+
+    @router.get(
+        "/{id}/wait", response_model=Job,
+        summary="Wait for a job to finish (long poll)",
+        description="Answers with the job as soon as it is `succeeded`, `dead` or "
+        "`cancelled` (at once if it already is), or after `timeout_s` with its current state: "
+        "`200` either way, so tell them apart by `state`. Race-free: a job finishing at any "
+        "moment of the call is seen.",
+        responses=error_responses(401, 404, 409, 422, 503),
+    )
+    async def wait_job(
+        id: JobIdPath,
+        timeout_s: Annotated[float, Query(ge=0, le=MAX_WAIT_S,
+                                          description="seconds to wait at most")] = 30.0,
+    ) -> Response:
+        client = await rt.ready()
+        return json_response(await client.waiters.wait(id, timeout_s))
 
     @router.post("/{id}/retry", response_model=Job,
                  summary="Put a dead or cancelled job back in the queue",

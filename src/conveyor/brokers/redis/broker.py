@@ -26,6 +26,7 @@ from conveyor.brokers.base import (
     DeadScan,
     DeadSelector,
     DeathEvent,
+    EventPage,
     FailItem,
     FetchBatch,
     LeaseRef,
@@ -37,9 +38,10 @@ from conveyor.brokers.records import STATES, as_int
 from conveyor.brokers.redis import batches
 from conveyor.brokers.redis.cluster import Client, is_cluster_url, make_cluster_client
 from conveyor.brokers.redis.dlq import RedisDlq
+from conveyor.brokers.redis.events import RedisEvents
 from conveyor.brokers.redis.queues import RedisQueues
 from conveyor.brokers.redis.records import LIST_FIELDS, job_from_hash, listed_hash
-from conveyor.brokers.redis.scripts import Scripts
+from conveyor.brokers.redis.scripts import DEFAULT_EVENTS_MAXLEN, Scripts
 from conveyor.brokers.redis.server import PolicyWatch, make_client
 from conveyor.brokers.redis.server import unavailable as _unavailable
 from conveyor.brokers.text import safe_json, safe_message, safe_name, safe_traceback
@@ -160,6 +162,7 @@ class RedisBroker:
         max_call_bytes: int = batches.MAX_CALL_BYTES,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
+        events_maxlen: int = DEFAULT_EVENTS_MAXLEN,
     ) -> None:
         self.client = client
         #: a Redis Cluster (redis+cluster://): calls are routed per slot, never cross-slot
@@ -183,7 +186,10 @@ class RedisBroker:
         self.check_server = check_server
         #: the maxmemory-policy verdict; None: not checked (check_server=False)
         self.policy = (policy or PolicyWatch(POLICY_CHECK_S)) if check_server else None
-        self._scripts = Scripts()
+        #: each queue's event log keeps about this many events (0: no events)
+        self.events_maxlen = events_maxlen
+        self._scripts = Scripts(events_maxlen)
+        self._events = RedisEvents(self)
         self._dlq = RedisDlq(self)
         self._queues = RedisQueues(self)
         #: set by from_url: lets a synchronous client open its own connection (SyncEnqueuer)
@@ -898,6 +904,18 @@ class RedisBroker:
         node = self.client.get_node_from_key(match)
         async for key in self.client.scan_iter(match=match, count=1000, target_nodes=node):
             yield str(key)
+    # --- event log (issue 17) --------------------------------------------------------------
+    async def read_events(self, queue: str, after: str = "0", limit: int = 100) -> EventPage:
+        return await self._events.read(queue, after, limit)
+
+    async def wait_events(self, queue: str, after: str, timeout_s: float) -> bool:
+        return await self._events.wait(queue, after, timeout_s)
+
+    async def events_tail(self, queue: str) -> str:
+        return await self._events.tail(queue)
+
+    async def get_with_cursor(self, job_id: str) -> tuple[Job, str]:
+        return await self._events.get_with_cursor(job_id)
 
     # --- worker registry ------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None:

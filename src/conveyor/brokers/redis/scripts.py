@@ -19,8 +19,10 @@ from redis.exceptions import NoScriptError
 SCRIPT_NAMES = (
     "enqueue", "fetch", "heartbeat", "ack", "fail", "release", "reap", "promote", "cancel",
     "retry", "purge", "expire", "redrive", "scan_dead", "adopt", "claim_deaths",
-    "forget_queue", "counts", "webhook_disable",
+    "forget_queue", "counts", "webhook_disable", "read_events",
 )
+#: CONVEYOR_EVENTS_MAXLEN's default: each queue's event log keeps about this many events
+DEFAULT_EVENTS_MAXLEN = 100_000
 
 
 def _read(name: str) -> str:
@@ -28,8 +30,10 @@ def _read(name: str) -> str:
 
 
 class Scripts:
-    def __init__(self) -> None:
-        lib = _read("_lib")
+    def __init__(self, events_maxlen: int = DEFAULT_EVENTS_MAXLEN) -> None:
+        """`events_maxlen` is compiled into the scripts (`EVENTS_MAXLEN` in _lib.lua): the
+        bound of every queue's event log, 0 for no events."""
+        lib = f"local EVENTS_MAXLEN = {max(int(events_maxlen), 0)}\n" + _read("_lib")
         self.source: dict[str, str] = {n: lib + "\n" + _read(n) for n in SCRIPT_NAMES}
         self.sha: dict[str, str] = {
             n: hashlib.sha1(src.encode()).hexdigest() for n, src in self.source.items()

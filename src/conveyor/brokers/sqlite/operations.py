@@ -11,6 +11,7 @@ from typing import Any
 
 from conveyor.brokers.records import CANCEL_CHECKS, REQUEUE_CHECKS, STATES, record_problem
 from conveyor.brokers.sqlite.connection import now_ms
+from conveyor.brokers.sqlite.events import emit
 from conveyor.brokers.sqlite.records import (
     CORE_COLUMNS,
     JOB_COLUMNS,
@@ -61,10 +62,12 @@ def enqueue(
         state = JobState.SCHEDULED if due > now else JobState.QUEUED
         score = due if state == JobState.SCHEDULED else queued_score(s.priority, seq)
         timeout = s.timeout_ms
-        conn.execute(_INSERT, (
+        cur = conn.execute(_INSERT, (
             queue, uid, s.type, s.payload_json, str(state), score, s.priority, seq, s.max_attempts,
             timeout, now, due, key or None, s.fingerprint,
         ))
+        assert cur.lastrowid is not None
+        emit(conn, cur.lastrowid, "scheduled" if state == JobState.SCHEDULED else "enqueued")
         out.append(EnqueueResult(s.id, True, s.fingerprint, state, now, due))
     return out
 
@@ -104,6 +107,7 @@ def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[
         (now, now, "cancelled", msg,
          history_line(attempts, actor, None, now, "cancelled", "cancelled", msg), rid),
     )
+    emit(conn, rid, "cancelled", "cancelled")
     return "ok", select_job(conn, queue, uid)
 
 
@@ -139,6 +143,7 @@ def retry(
             " redrives = redrives + (state = 'dead') WHERE id = ?",
             (seq, queued_score(prio, seq), now, line, rid),
         )
+        emit(conn, rid, "redriven")
         out.append((uid, "retried"))
     return out
 

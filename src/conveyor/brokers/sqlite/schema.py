@@ -108,6 +108,37 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    (
+        5,
+        (
+            # the job event log (issue 17): one row per transition, written in the
+            # transition's transaction by events.emit; ids only grow (AUTOINCREMENT), so a
+            # row id is a cursor that is never reused
+            """
+            CREATE TABLE events (
+                id      INTEGER PRIMARY KEY AUTOINCREMENT,
+                queue   TEXT    NOT NULL,
+                uid     TEXT    NOT NULL,
+                type    TEXT    NOT NULL,
+                event   TEXT    NOT NULL,
+                state   TEXT    NOT NULL,
+                attempt INTEGER NOT NULL,
+                at_ms   INTEGER NOT NULL,
+                code    TEXT,
+                progress TEXT
+            )
+            """,
+            "CREATE INDEX events_by_queue ON events (queue, id)",
+            # per queue: how many events its log keeps, and the largest id trimmed (gaps)
+            """
+            CREATE TABLE event_logs (
+                queue TEXT    PRIMARY KEY,
+                kept  INTEGER NOT NULL DEFAULT 0,
+                cut   INTEGER NOT NULL DEFAULT 0
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

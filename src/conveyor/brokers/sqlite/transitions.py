@@ -24,6 +24,7 @@ from conveyor.brokers.records import (
     record_problem,
 )
 from conveyor.brokers.sqlite.connection import now_ms
+from conveyor.brokers.sqlite.events import emit
 from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
 from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState
 
@@ -56,6 +57,7 @@ def set_corrupt(conn: sqlite3.Connection, rid: int, now: int, problem: str) -> N
         (now, now, msg, history_line(0, None, None, now, "dead", "corrupt_job", msg), rid),
     )
     record_death(conn, rid, now)
+    emit(conn, rid, "dead", "corrupt_job")
 
 
 def checked(
@@ -103,6 +105,8 @@ def promote(conn: sqlite3.Connection, queue: str, now: int, limit: int) -> int:
             "UPDATE jobs SET state = 'queued', seq = ?, score = ? WHERE id = ?",
             [(first + i, queued_score(row[4], first + i), row[0]) for i, row in enumerate(due)],
         )
+        for row in due:
+            emit(conn, row[0], "enqueued")
     return len(due)
 
 
@@ -142,6 +146,8 @@ def fetch(
             " token = ?, attempts = ?, started_ms = ?, worker = ? WHERE id = ?",
             updates,
         )
+        for *_, rid in updates:
+            emit(conn, rid, "started")
     return now, next_due(conn, queue), promoted, out
 
 
@@ -197,6 +203,7 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
             (now, now, result, result[:RESULT_PREVIEW_CHARS], len(result),
              history_line(attempts, worker, started, now, "succeeded"), rid),
         )
+        emit(conn, rid, "succeeded")
         out.append(True)
     return out
 
@@ -226,6 +233,7 @@ def fail(
                     f" {set_error} WHERE id = ?",
                     (seq, queued_score(prio, seq), now, code, msg, line, rid),
                 )
+                emit(conn, rid, "retrying", code)
                 out.append(JobState.QUEUED)
             else:
                 due = now + delay
@@ -234,6 +242,7 @@ def fail(
                     f" {set_error} WHERE id = ?",
                     (due, due, code, msg, line, rid),
                 )
+                emit(conn, rid, "retrying", code)
                 out.append(JobState.SCHEDULED)
         else:
             line = history_line(attempts, worker, started, now, "dead", code, msg, tb)
@@ -243,6 +252,7 @@ def fail(
                 (now, now, code, msg, line, rid),
             )
             record_death(conn, rid, now)
+            emit(conn, rid, "dead", code)
             out.append(JobState.DEAD)
     return out
 
@@ -264,6 +274,7 @@ def release(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bool]:
             " history = history || ? WHERE id = ?",
             (queued_score(prio, seq), line, rid),
         )
+        emit(conn, rid, "released")
         out.append(True)
     return out
 
@@ -292,6 +303,7 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
                 (now, now, code, LEASE_EXPIRED_MSG, line, rid),
             )
             record_death(conn, rid, now)
+            emit(conn, rid, "dead", code)
             dead += 1
         else:
             line = history_line(attempts, worker, started, now, code, code, LEASE_EXPIRED_MSG)
@@ -300,5 +312,6 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
                 " err_msg = ?, history = history || ? WHERE id = ?",
                 (queued_score(prio, seq), code, LEASE_EXPIRED_MSG, line, rid),
             )
+            emit(conn, rid, code, code)
             requeued += 1
     return requeued, dead

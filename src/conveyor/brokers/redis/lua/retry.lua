@@ -38,6 +38,7 @@ for _, uid in ipairs(ids) do
       'token', '')
     to_queued(jk, KEYS[4], uid, seq, j.prio)
     add_history(jk, 0, ARGV[1], nil, now, 'retried', nil, 'moved from ' .. state .. ' to queued', nil)
+    emit_event(jk, 'redriven', nil)
     out[#out + 1] = 'retried'
     woke = true
   end
