@@ -309,6 +309,11 @@ class AsyncConveyor:
     async def workers(self) -> list[WorkerInfo]:
         return await self.broker.workers()
 
+    async def ready_ages(self, queues: Sequence[str]) -> dict[str, float]:
+        """Per queue, seconds since the job waiting longest for a worker became due (0: none
+        waits): what an autoscaler scales on."""
+        return {q: ms / 1000 for q, ms in (await self.broker.ready_ages(queues)).items()}
+
     async def pause(self, queue: str) -> None:
         await self.broker.pause(queue)
 

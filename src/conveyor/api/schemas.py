@@ -147,6 +147,10 @@ class QueueOut(ResponseModel):
     name: str
     counts: StateCounts
     paused: bool
+    oldest_ready_age_s: float = Field(
+        default=0.0, ge=0, description="seconds since the job waiting longest for a worker "
+        "became due (QUEUED, or SCHEDULED past its time), by the broker's clock; 0: none "
+        "waits. The autoscaling signal (see docs/ops).")
 
 
 class QueueList(ResponseModel):
@@ -164,6 +168,8 @@ class WorkerOut(ResponseModel):
     jobs: list[str] = Field(description="ids of the jobs the worker holds")
     started_at: datetime
     last_seen_at: datetime | None
+    metrics_url: str | None = Field(
+        default=None, description="where the worker serves Prometheus metrics; null: off")
 
 
 class WorkerList(ResponseModel):

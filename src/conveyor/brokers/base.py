@@ -86,6 +86,8 @@ class WorkerInfo:
     jobs: list[str]
     started_at_ms: int
     last_seen_ms: int = 0
+    #: where this worker serves its Prometheus metrics (`--metrics-port`), None: off
+    metrics_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +281,11 @@ class Broker(Protocol):
     async def queues(self) -> list[str]: ...
 
     async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]: ...
+
+    async def ready_ages(self, queues: Sequence[str]) -> dict[str, int]:
+        """Per queue, ms (broker clock) since the job waiting longest for a worker became due:
+        QUEUED, or SCHEDULED past its time; 0 when none waits. Bounded reads per queue, in a
+        bounded number of round trips (the autoscaling signal)."""
 
     async def audit(self, queue: str) -> AuditReport: ...
 

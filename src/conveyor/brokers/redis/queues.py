@@ -39,6 +39,18 @@ class RedisQueues:
             for q, row in zip(names, counts, strict=True)
         }
 
+    async def ready_ages(self, names: Sequence[str]) -> dict[str, int]:
+        """ready_age.lua once per queue, in pipelines of CHUNK: ms since the oldest ready job
+        became due (0: none waits), by the broker's clock."""
+        rows: list[list[int]] = []
+        for start in range(0, len(names), CHUNK):
+            rows += await self._b._run_many([
+                ("ready_age", [qk.job_prefix, qk.queued, qk.scheduled], [])
+                for qk in (self._b.keys.queue(q) for q in names[start : start + CHUNK])
+            ])
+        return {q: max(int(now) - int(due), 0) if int(due) >= 0 else 0
+                for q, (now, due) in zip(names, rows, strict=True)}
+
     async def paused(self, names: Sequence[str]) -> set[str]:
         flags: list[int] = []
         with self._b.unavailable():

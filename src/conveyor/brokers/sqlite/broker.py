@@ -160,8 +160,9 @@ class SqliteBroker:
                 job_id=f"{queue}:{uid}", queue=queue, type=jtype, payload_json=payload,
                 token=token, attempts=attempts, max_attempts=int(max_att),
                 timeout_s=None if timeout is None else int(timeout) / 1000,
+                due_ms=run_at if isinstance(run_at, int) else None, leased_ms=now,
             )
-            for uid, token, jtype, payload, attempts, max_att, timeout in rows
+            for uid, token, jtype, payload, attempts, max_att, timeout, run_at in rows
         ]
         return FetchBatch(deliveries, now, due)
 
@@ -433,6 +434,10 @@ class SqliteBroker:
     async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
         names = list(queues) if queues is not None else await self.queues()
         return await self._reader.read(lambda c: reads.stats(c, names))
+
+    async def ready_ages(self, queues: Sequence[str]) -> dict[str, int]:
+        names = list(queues)
+        return await self._reader.read(lambda c: reads.ready_ages(c, names, now_ms()))
 
     async def audit(self, queue: str) -> AuditReport:
         """Invariant 1 for one queue (see reads.audit). Scans the table: for quiet moments."""

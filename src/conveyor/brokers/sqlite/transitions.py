@@ -115,7 +115,7 @@ def fetch(
     out a token again; see `ids.lease_nonce`).
 
     Returns (now, next_due, promoted, [(uid, token, type, payload, attempts, max_attempts,
-    timeout_ms)]). A paused queue hands out nothing and promotes nothing.
+    timeout_ms, run_at_ms)]). A paused queue hands out nothing and promotes nothing.
     """
     now = now_ms()
     if conn.execute("SELECT 1 FROM paused WHERE name = ?", (queue,)).fetchone():
@@ -136,7 +136,7 @@ def fetch(
             token, attempt = f"{nonce}.{i}", int(attempts or 0) + 1
             updates.append((deadline, deadline, token, attempt, now, worker, rid))
             out.append((rest[-1], token, jtype, payload, attempt, int(max_att),
-                        None if timeout in (None, "") else int(timeout)))
+                        None if timeout in (None, "") else int(timeout), rest[2]))
         conn.executemany(
             "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = lease + 1,"
             " token = ?, attempts = ?, started_ms = ?, worker = ? WHERE id = ?",

@@ -1,0 +1,71 @@
+"""Autoscaling signals at the API (issue 18): `oldest_ready_age_s` in the queue listing and
+page, and `/metrics` with the oldest-ready age, live workers, their slots and busy slots per
+queue."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from test_api_ops import sample
+
+from conveyor.brokers.base import WorkerInfo
+from conveyor.client import AsyncConveyor
+
+
+async def _broker_time_passes(conveyor: AsyncConveyor, ms: int) -> None:
+    target = await conveyor.broker.now_ms() + ms
+    for _ in range(1000):
+        if await conveyor.broker.now_ms() >= target:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the broker clock does not move")
+
+
+async def _age(api: httpx.AsyncClient, name: str) -> float:
+    items = (await api.get("/v1/queues")).json()["items"]
+    return float(next(q for q in items if q["name"] == name)["oldest_ready_age_s"])
+
+
+async def test_queue_listing_and_page_show_the_oldest_ready_age(
+    api: httpx.AsyncClient, conveyor: AsyncConveyor
+) -> None:
+    job = (await api.post("/v1/jobs", json={"type": "fake", "queue": "wait"})).json()
+    await api.post("/v1/jobs", json={"type": "fake", "queue": "later", "delay_ms": 60_000})
+    await _broker_time_passes(conveyor, 60)
+    age = await _age(api, "wait")
+    assert age >= 0.06
+    assert await _age(api, "later") == 0  # not due yet: waits for no worker
+    one = (await api.get("/v1/queues/wait")).json()
+    assert one["oldest_ready_age_s"] >= age
+    # taken by a worker: nothing waits any more
+    batch = await conveyor.broker.fetch("wait", 10, "w", 30_000)
+    assert [d.job_id for d in batch.deliveries] == [job["id"]]
+    assert await _age(api, "wait") == 0
+
+
+async def test_metrics_export_ages_workers_and_busy_slots(
+    api: httpx.AsyncClient, conveyor: AsyncConveyor
+) -> None:
+    for queue in ("qa", "qa", "qb"):
+        await api.post("/v1/jobs", json={"type": "fake", "queue": queue})
+    batch = await conveyor.broker.fetch("qa", 1, "w-1", 30_000)
+    held = [d.job_id for d in batch.deliveries]
+    for info in (
+        WorkerInfo(id="w-1", host="h", pid=1, queues=["qa", "qb"], concurrency=4, jobs=held,
+                   started_at_ms=1),
+        WorkerInfo(id="w-2", host="h", pid=2, queues=["qa"], concurrency=2, jobs=[],
+                   started_at_ms=1),
+    ):
+        await conveyor.broker.register_worker(info, ttl_s=30)
+    await api.post("/v1/jobs", json={"type": "fake", "queue": "qc"})
+    await _broker_time_passes(conveyor, 20)
+    text = (await api.get("/metrics")).text
+    assert sample(text, "conveyor_queue_workers", queue="qa") == 2
+    assert sample(text, "conveyor_queue_workers", queue="qb") == 1
+    assert sample(text, "conveyor_queue_workers", queue="qc") == 0  # no live worker
+    assert sample(text, "conveyor_queue_worker_slots", queue="qa") == 6
+    assert sample(text, "conveyor_queue_busy_slots", queue="qa") == 1
+    assert sample(text, "conveyor_queue_busy_slots", queue="qb") == 0
+    assert sample(text, "conveyor_queue_oldest_ready_age_seconds", queue="qc") >= 0.02
+    assert sample(text, "conveyor_queue_oldest_ready_age_seconds", queue="qa") > 0
