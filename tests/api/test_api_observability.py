@@ -1,6 +1,6 @@
-"""Autoscaling signals at the API (issue 18): `oldest_ready_age_s` in the queue listing and
-page, and `/metrics` with the oldest-ready age, live workers, their slots and busy slots per
-queue."""
+"""Observability at the API (issue 18): `oldest_ready_age_s` in the queue listing and page,
+`/metrics` with the oldest-ready age, live workers, their slots and busy slots per queue, and
+the broker's per-minute series of a queue."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import asyncio
 import httpx
 from test_api_ops import sample
 
-from conveyor.brokers.base import WorkerInfo
+from conveyor.brokers.base import AckItem, FailItem, WorkerInfo
 from conveyor.client import AsyncConveyor
 
 
@@ -69,3 +69,33 @@ async def test_metrics_export_ages_workers_and_busy_slots(
     assert sample(text, "conveyor_queue_busy_slots", queue="qb") == 0
     assert sample(text, "conveyor_queue_oldest_ready_age_seconds", queue="qc") >= 0.02
     assert sample(text, "conveyor_queue_oldest_ready_age_seconds", queue="qa") > 0
+
+
+async def test_queue_series_counts_outcomes_per_minute(
+    api: httpx.AsyncClient, conveyor: AsyncConveyor
+) -> None:
+    ids = [(await api.post("/v1/jobs", json={"type": "fake", "queue": "s"})).json()["id"]
+           for _ in range(3)]
+    batch = await conveyor.broker.fetch("s", 3, "w", 30_000)
+    by_id = {d.job_id: d for d in batch.deliveries}
+    assert await conveyor.broker.ack([AckItem(ids[0], by_id[ids[0]].token)]) == [True]
+    assert await conveyor.broker.ack([AckItem(ids[1], by_id[ids[1]].token)]) == [True]
+    assert await conveyor.broker.fail([FailItem(ids[2], by_id[ids[2]].token, "e", "m")]) == [
+        "dead"]
+    r = await api.get("/v1/queues/s/series")
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["step_s"] == 60
+    assert len(doc["points"]) == 60
+    assert set(doc["points"][0]) == {"at", "succeeded", "failed", "dead"}
+    assert doc["points"][0]["at"].endswith(":00Z")
+    totals = {k: sum(p[k] for p in doc["points"]) for k in ("succeeded", "failed", "dead")}
+    assert totals == {"succeeded": 2, "failed": 0, "dead": 1}
+    typed = (await api.get("/v1/queues/s/series", params={"minutes": 5, "type": "fake"})).json()
+    assert len(typed["points"]) == 5
+    other = (await api.get("/v1/queues/s/series", params={"minutes": 5, "type": "x"})).json()
+    assert sum(p["succeeded"] for p in other["points"]) == 0
+    for params in ({"minutes": 0}, {"minutes": 10081}, {"type": "a b"}, {"minutes": "x"}):
+        bad = await api.get("/v1/queues/s/series", params=params)
+        assert bad.status_code == 422, params
+        assert bad.json()["error"]["code"] == "validation_error"

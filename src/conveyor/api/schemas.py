@@ -159,6 +159,21 @@ class QueueList(ResponseModel):
         default=None, description="pass as `cursor` for the next page; null: the last page")
 
 
+class SeriesPointOut(ResponseModel):
+    at: datetime = Field(description="start of the minute (UTC)")
+    succeeded: int = Field(ge=0, description="jobs that succeeded in the minute")
+    failed: int = Field(ge=0, description="attempts that failed and left the job to be "
+                        "retried (an error with attempts left, or an expired lease requeued)")
+    dead: int = Field(ge=0, description="jobs that ended DEAD in the minute")
+
+
+class SeriesOut(ResponseModel):
+    """Outcomes of one queue per minute, counted by the broker's transitions themselves."""
+
+    step_s: int = Field(description="seconds per point: 60")
+    points: list[SeriesPointOut] = Field(description="oldest first, the current minute last")
+
+
 class WorkerOut(ResponseModel):
     id: str
     host: str

@@ -28,6 +28,7 @@ from conveyor.brokers.base import (
     LeaseRef,
     Page,
     ReapResult,
+    SeriesPoint,
     WorkerInfo,
 )
 from conveyor.brokers.records import STATES, as_int
@@ -659,6 +660,11 @@ class RedisBroker:
 
     async def ready_ages(self, queues: Sequence[str]) -> dict[str, int]:
         return await self._queues.ready_ages(list(queues))
+
+    async def series(
+        self, queue: str, minutes: int, type: str | None = None
+    ) -> list[SeriesPoint]:
+        return await self._queues.series(queue, minutes, type)
 
     async def audit(self, queue: str) -> AuditReport:
         """Scan one queue for invariant 1 (one place). Reads only; meant for quiet moments."""

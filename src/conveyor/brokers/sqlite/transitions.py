@@ -25,6 +25,7 @@ from conveyor.brokers.records import (
 )
 from conveyor.brokers.sqlite.connection import now_ms
 from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
+from conveyor.brokers.sqlite.series import count_series
 from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState
 
 LEASE_EXPIRED_MSG = "lease expired: the worker died, hung or lost its connection"
@@ -197,6 +198,7 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
             (now, now, result, result[:RESULT_PREVIEW_CHARS], len(result),
              history_line(attempts, worker, started, now, "succeeded"), rid),
         )
+        count_series(conn, rid, now, "s")
         out.append(True)
     return out
 
@@ -226,6 +228,7 @@ def fail(
                     f" {set_error} WHERE id = ?",
                     (seq, queued_score(prio, seq), now, code, msg, line, rid),
                 )
+                count_series(conn, rid, now, "f")
                 out.append(JobState.QUEUED)
             else:
                 due = now + delay
@@ -234,6 +237,7 @@ def fail(
                     f" {set_error} WHERE id = ?",
                     (due, due, code, msg, line, rid),
                 )
+                count_series(conn, rid, now, "f")
                 out.append(JobState.SCHEDULED)
         else:
             line = history_line(attempts, worker, started, now, "dead", code, msg, tb)
@@ -243,6 +247,7 @@ def fail(
                 (now, now, code, msg, line, rid),
             )
             record_death(conn, rid, now)
+            count_series(conn, rid, now, "d")
             out.append(JobState.DEAD)
     return out
 
@@ -292,6 +297,7 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
                 (now, now, code, LEASE_EXPIRED_MSG, line, rid),
             )
             record_death(conn, rid, now)
+            count_series(conn, rid, now, "d")
             dead += 1
         else:
             line = history_line(attempts, worker, started, now, code, code, LEASE_EXPIRED_MSG)
@@ -300,5 +306,6 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
                 " err_msg = ?, history = history || ? WHERE id = ?",
                 (queued_score(prio, seq), code, LEASE_EXPIRED_MSG, line, rid),
             )
+            count_series(conn, rid, now, "f")
             requeued += 1
     return requeued, dead

@@ -28,11 +28,13 @@ for _, uid in ipairs(expired) do
       redis.call('HSET', jk, 'state', 'dead', 'finished', int(now))
       add_history(jk, j.attempts, j.worker, j.started, now, 'dead', 'lease_expired', msg, nil)
       record_death(KEYS[6], jk, uid, now)
+      count_series(KEYS[1], jk, now, 'd')
       dead = dead + 1
     else
       to_queued(jk, KEYS[3], uid, j.seq, j.prio)
       add_history(jk, j.attempts, j.worker, j.started, now, 'lease_expired', 'lease_expired',
         msg, nil)
+      count_series(KEYS[1], jk, now, 'f')
       requeued = requeued + 1
     end
   end
