@@ -22,7 +22,7 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from conveyor.batching import EnqueueBatcher
 from conveyor.brokers import broker_from_url
-from conveyor.brokers.base import Broker, Page, WorkerInfo
+from conveyor.brokers.base import Broker, Page, SeriesPoint, WorkerInfo
 from conveyor.brokers.redis import RedisBroker
 from conveyor.brokers.redis.sync import SyncEnqueuer
 from conveyor.dlq import tool as dlq_tool
@@ -366,6 +366,18 @@ class AsyncConveyor:
 
     async def workers(self) -> list[WorkerInfo]:
         return await self.broker.workers()
+
+    async def series(
+        self, queue: str, minutes: int = 60, type: str | None = None
+    ) -> list[SeriesPoint]:
+        """The queue's outcomes per minute over the last `minutes` (up to 7 days), counted by
+        the broker's transitions: every reader sees the same history."""
+        return await self.broker.series(validate_queue_name(queue), minutes, type)
+
+    async def ready_ages(self, queues: Sequence[str]) -> dict[str, float]:
+        """Per queue, seconds since the job waiting longest for a worker became due (0: none
+        waits): what an autoscaler scales on."""
+        return {q: ms / 1000 for q, ms in (await self.broker.ready_ages(queues)).items()}
 
     async def pause(self, queue: str) -> None:
         await self.broker.pause(queue)

@@ -196,3 +196,6 @@ class Delivery:
     max_attempts: int
     timeout_s: float | None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: when the job became due (run_at, broker ms) and when this lease began: queue wait
+    due_ms: int | None = None
+    leased_ms: int | None = None

@@ -84,6 +84,12 @@ class QueueKeys:
     def paused(self) -> str:
         return self.base + "paused"
 
+    def series(self, hour: int) -> str:
+        """Per-minute outcome counters of one hour (epoch hour = epoch minute // 60): a hash
+        of `<epoch minute>:<s|f|d>:<type>` ('' type: every type), written by ack, fail and
+        reap (`count_series` in `_lib.lua` builds the same name from `job_prefix`)."""
+        return self.base + "series:" + str(hour)
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:

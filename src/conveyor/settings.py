@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Literal
 
@@ -20,6 +21,8 @@ from conveyor.queues import QUEUE_NAME_RE
 
 #: The embedded default: one SQLite file in the working directory, nothing else to run.
 DEFAULT_BROKER_URL = "sqlite:///conveyor.db"
+#: an IPv4 / IPv6 address or a DNS name (what a listening socket can bind)
+_HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$|^[0-9A-Fa-f:.]+$")
 
 
 class Settings(BaseSettings):
@@ -53,6 +56,10 @@ class Settings(BaseSettings):
     max_result_bytes: PositiveInt = 1048576
     #: warn when a handler holds the worker's event loop longer than this; 0: never
     loop_block_warn_s: float = Field(default=1.0, ge=0)
+    #: worker metrics (Prometheus) on this port; None: off; 0: a free port, shown in the
+    #: worker registry (`metrics_url`). Bound to worker_metrics_host, loopback by default.
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    worker_metrics_host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: auto: coloured text on a terminal, JSON otherwise
     log_format: Literal["auto", "json", "text"] = "auto"
@@ -99,6 +106,13 @@ class Settings(BaseSettings):
         for name in value:
             if not QUEUE_NAME_RE.fullmatch(name):
                 raise ValueError(f"invalid queue name {name!r}")
+        return value
+
+    @field_validator("worker_metrics_host")
+    @classmethod
+    def _metrics_host(cls, value: str) -> str:
+        if not _HOST_RE.fullmatch(value):
+            raise ValueError(f"{value!r} is not an IP address or host name")
         return value
 
     @field_validator("allowed_origins")

@@ -30,6 +30,7 @@ OPERATION_IDS = {
     ("post", "/v1/jobs/{id}/cancel"): "cancelJob",
     ("get", "/v1/queues"): "listQueues",
     ("get", "/v1/queues/{name}"): "getQueue",
+    ("get", "/v1/queues/{name}/series"): "getQueueSeries",
     ("post", "/v1/queues/{name}/pause"): "pauseQueue",
     ("post", "/v1/queues/{name}/resume"): "resumeQueue",
     ("delete", "/v1/queues/{name}"): "deleteQueue",

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -107,11 +107,12 @@ async def start_worker(
     async def start(
         *, concurrency: int = 1, lease_s: float = 1.5, grace_s: float = 5.0,
         queues: str = QUEUE, app: str | None = None, pythonpath: Path | None = None,
+        args: Sequence[str] = (),
     ) -> WorkerProcess:
         worker = spawn_worker(
             f"worker{len(started) + 1}", tmp_path=tmp_path, prefix=prefix, queues=queues,
             concurrency=concurrency, lease_s=lease_s, grace_s=grace_s, app=app,
-            pythonpath=pythonpath, broker_url=broker_url,
+            pythonpath=pythonpath, broker_url=broker_url, args=args,
         )
         started.append(worker)
 

@@ -7,6 +7,7 @@ acks or heartbeats in one round trip; each item succeeds or is rejected on its o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -15,6 +16,9 @@ from conveyor.errors import InvalidState, QueueNotFound, ValidationError
 from conveyor.events.model import JobEvent
 from conveyor.ids import UID_RE
 from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
+
+#: a job type name, as handlers.registry.TYPE_NAME_RE (not imported: handlers import brokers)
+TYPE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,24 @@ class WorkerInfo:
     jobs: list[str]
     started_at_ms: int
     last_seen_ms: int = 0
+    #: where this worker serves its Prometheus metrics (`--metrics-port`), None: off
+    metrics_url: str | None = None
+
+
+#: how far back the per-minute series go (each broker keeps them this long at least)
+SERIES_KEEP_MINUTES = 7 * 1440
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """One minute of a queue's outcomes, counted by the transitions themselves: `failed` is
+    attempts that failed and left the job to be retried (a failure with attempts left, or a
+    lease that expired and was requeued), `dead` jobs that ended DEAD that minute."""
+
+    minute: int  # epoch minute: broker ms // 60,000
+    succeeded: int = 0
+    failed: int = 0
+    dead: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +196,15 @@ def check_event_limit(limit: int) -> int:
 
 def bad_cursor(cursor: str) -> ValidationError:
     return ValidationError("invalid event cursor", details={"cursor": cursor[:100]})
+def check_series_window(minutes: int, type: str | None) -> None:
+    """The argument checks of `Broker.series`, the same on every backend."""
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not (
+        1 <= minutes <= SERIES_KEEP_MINUTES
+    ):
+        raise ValidationError(f"minutes must be an integer from 1 to {SERIES_KEEP_MINUTES}",
+                              details={"minutes": str(minutes)})
+    if type is not None and not TYPE_RE.fullmatch(str(type)):
+        raise ValidationError("type is not a job type name", details={"type": str(type)[:128]})
 
 
 def queue_not_found(queue: str) -> QueueNotFound:
@@ -313,6 +344,18 @@ class Broker(Protocol):
     async def queues(self) -> list[str]: ...
 
     async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]: ...
+
+    async def ready_ages(self, queues: Sequence[str]) -> dict[str, int]:
+        """Per queue, ms (broker clock) since the job waiting longest for a worker became due:
+        QUEUED, or SCHEDULED past its time; 0 when none waits. Bounded reads per queue, in a
+        bounded number of round trips (the autoscaling signal)."""
+
+    async def series(
+        self, queue: str, minutes: int, type: str | None = None
+    ) -> list[SeriesPoint]:
+        """The last `minutes` minutes of the queue's outcomes (1 to SERIES_KEEP_MINUTES, the
+        current minute last, by the broker's clock), one point per minute, zeros included;
+        of one job type, or of all. A bounded number of round trips."""
 
     async def audit(self, queue: str) -> AuditReport: ...
 

@@ -32,6 +32,7 @@ from conveyor.brokers.base import (
     LeaseRef,
     Page,
     ReapResult,
+    SeriesPoint,
     WorkerInfo,
 )
 from conveyor.brokers.records import STATES, as_int
@@ -144,6 +145,12 @@ def _ack_row(uid: str, item: AckItem) -> list[Any]:
     result = safe_json(item.result_json)
     preview = "" if len(result) <= RESULT_PREVIEW_CHARS else result[:RESULT_PREVIEW_CHARS]
     return [uid, item.token, result, preview, len(result)]
+
+
+def _due_ms(rest: Sequence[Any]) -> int | None:
+    """The run_at a fetch row carries (metrics only: a missing or odd one is no due time)."""
+    text = str(rest[0]) if rest and rest[0] is not None else ""
+    return int(text) if text.isdigit() and len(text) <= 15 else None
 
 
 class RedisBroker:
@@ -526,8 +533,9 @@ class RedisBroker:
                 job_id=f"{queue}:{uid}", queue=queue, type=jtype, payload_json=payload,
                 token=token, attempts=int(attempts), max_attempts=int(maxatt),
                 timeout_s=None if timeout is None else int(timeout) / 1000,
+                due_ms=_due_ms(rest), leased_ms=int(now),
             )
-            for uid, token, jtype, payload, attempts, maxatt, timeout in rows
+            for uid, token, jtype, payload, attempts, maxatt, timeout, *rest in rows
         ]
         due = int(next_due)
         return FetchBatch(deliveries, int(now), None if due < 0 else due)
@@ -860,6 +868,14 @@ class RedisBroker:
     async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
         names = list(queues) if queues is not None else await self.queues()
         return await self._queues.stats(names)
+
+    async def ready_ages(self, queues: Sequence[str]) -> dict[str, int]:
+        return await self._queues.ready_ages(list(queues))
+
+    async def series(
+        self, queue: str, minutes: int, type: str | None = None
+    ) -> list[SeriesPoint]:
+        return await self._queues.series(queue, minutes, type)
 
     async def audit(self, queue: str) -> AuditReport:
         """Scan one queue for invariant 1 (one place). Reads only; meant for quiet moments."""

@@ -28,8 +28,10 @@ from conveyor.brokers.base import (
     LeaseRef,
     Page,
     ReapResult,
+    SeriesPoint,
     WorkerInfo,
     check_event_limit,
+    check_series_window,
     parse_dead_cursor,
     queue_not_empty,
     queue_not_found,
@@ -42,6 +44,7 @@ from conveyor.brokers.sqlite.connection import Database, now_ms
 from conveyor.brokers.sqlite.records import row_to_job
 from conveyor.brokers.sqlite.registry import WorkerRegistry
 from conveyor.brokers.sqlite.schema import migrate
+from conveyor.brokers.sqlite.series import read_series
 from conveyor.brokers.sqlite.url import parse_sqlite_url
 from conveyor.brokers.sqlite.wakeup import Wakeup
 from conveyor.brokers.text import safe_json, safe_message, safe_name, safe_traceback
@@ -167,8 +170,9 @@ class SqliteBroker:
                 job_id=f"{queue}:{uid}", queue=queue, type=jtype, payload_json=payload,
                 token=token, attempts=attempts, max_attempts=int(max_att),
                 timeout_s=None if timeout is None else int(timeout) / 1000,
+                due_ms=run_at if isinstance(run_at, int) else None, leased_ms=now,
             )
-            for uid, token, jtype, payload, attempts, max_att, timeout in rows
+            for uid, token, jtype, payload, attempts, max_att, timeout, run_at in rows
         ]
         return FetchBatch(deliveries, now, due)
 
@@ -440,6 +444,19 @@ class SqliteBroker:
     async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
         names = list(queues) if queues is not None else await self.queues()
         return await self._reader.read(lambda c: reads.stats(c, names))
+
+    async def series(
+        self, queue: str, minutes: int, type: str | None = None
+    ) -> list[SeriesPoint]:
+        validate_queue_name(queue)
+        check_series_window(minutes, type)
+        last = now_ms() // 60_000
+        return await self._reader.read(
+            lambda c: read_series(c, queue, last - minutes + 1, last, type))
+
+    async def ready_ages(self, queues: Sequence[str]) -> dict[str, int]:
+        names = list(queues)
+        return await self._reader.read(lambda c: reads.ready_ages(c, names, now_ms()))
 
     async def audit(self, queue: str) -> AuditReport:
         """Invariant 1 for one queue (see reads.audit). Scans the table: for quiet moments."""

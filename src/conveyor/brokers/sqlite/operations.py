@@ -19,6 +19,7 @@ from conveyor.brokers.sqlite.records import (
     history_line,
     queued_score,
 )
+from conveyor.brokers.sqlite.series import expire_series
 from conveyor.brokers.sqlite.transitions import set_corrupt, take_seqs
 from conveyor.jobs import EnqueueResult, JobSpec, JobState
 
@@ -177,6 +178,7 @@ def expire(
         " AND due_ms <= ? ORDER BY due_ms LIMIT ?)",
         (queue, now - dlq_retention_ms, limit),
     )
+    expire_series(conn, queue, now, limit)
     return deleted
 
 

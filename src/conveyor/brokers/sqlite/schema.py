@@ -139,6 +139,24 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    (
+        6,
+        (
+            # per-minute outcome counters (issue 18), bumped by ack / fail / reap in their
+            # own transaction; sqlite/series.py
+            """
+            CREATE TABLE series (
+                queue     TEXT    NOT NULL,
+                minute    INTEGER NOT NULL,
+                type      TEXT    NOT NULL,
+                succeeded INTEGER NOT NULL DEFAULT 0,
+                failed    INTEGER NOT NULL DEFAULT 0,
+                dead      INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (queue, minute, type)
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

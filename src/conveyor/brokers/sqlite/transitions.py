@@ -26,6 +26,7 @@ from conveyor.brokers.records import (
 from conveyor.brokers.sqlite.connection import now_ms
 from conveyor.brokers.sqlite.events import emit
 from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
+from conveyor.brokers.sqlite.series import count_series
 from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState
 
 LEASE_EXPIRED_MSG = "lease expired: the worker died, hung or lost its connection"
@@ -119,7 +120,7 @@ def fetch(
     out a token again; see `ids.lease_nonce`).
 
     Returns (now, next_due, promoted, [(uid, token, type, payload, attempts, max_attempts,
-    timeout_ms)]). A paused queue hands out nothing and promotes nothing.
+    timeout_ms, run_at_ms)]). A paused queue hands out nothing and promotes nothing.
     """
     now = now_ms()
     if conn.execute("SELECT 1 FROM paused WHERE name = ?", (queue,)).fetchone():
@@ -140,7 +141,7 @@ def fetch(
             token, attempt = f"{nonce}.{i}", int(attempts or 0) + 1
             updates.append((deadline, deadline, token, attempt, now, worker, rid))
             out.append((rest[-1], token, jtype, payload, attempt, int(max_att),
-                        None if timeout in (None, "") else int(timeout)))
+                        None if timeout in (None, "") else int(timeout), rest[2]))
         conn.executemany(
             "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = lease + 1,"
             " token = ?, attempts = ?, started_ms = ?, worker = ? WHERE id = ?",
@@ -204,6 +205,7 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
              history_line(attempts, worker, started, now, "succeeded"), rid),
         )
         emit(conn, rid, "succeeded")
+        count_series(conn, rid, now, "s")
         out.append(True)
     return out
 
@@ -234,6 +236,7 @@ def fail(
                     (seq, queued_score(prio, seq), now, code, msg, line, rid),
                 )
                 emit(conn, rid, "retrying", code)
+                count_series(conn, rid, now, "f")
                 out.append(JobState.QUEUED)
             else:
                 due = now + delay
@@ -243,6 +246,7 @@ def fail(
                     (due, due, code, msg, line, rid),
                 )
                 emit(conn, rid, "retrying", code)
+                count_series(conn, rid, now, "f")
                 out.append(JobState.SCHEDULED)
         else:
             line = history_line(attempts, worker, started, now, "dead", code, msg, tb)
@@ -253,6 +257,7 @@ def fail(
             )
             record_death(conn, rid, now)
             emit(conn, rid, "dead", code)
+            count_series(conn, rid, now, "d")
             out.append(JobState.DEAD)
     return out
 
@@ -304,6 +309,7 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
             )
             record_death(conn, rid, now)
             emit(conn, rid, "dead", code)
+            count_series(conn, rid, now, "d")
             dead += 1
         else:
             line = history_line(attempts, worker, started, now, code, code, LEASE_EXPIRED_MSG)
@@ -313,5 +319,6 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
                 (queued_score(prio, seq), code, LEASE_EXPIRED_MSG, line, rid),
             )
             emit(conn, rid, code, code)
+            count_series(conn, rid, now, "f")
             requeued += 1
     return requeued, dead

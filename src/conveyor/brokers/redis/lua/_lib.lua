@@ -263,3 +263,22 @@ local function set_corrupt(jk, uid, index, dead, deaths, now, problem)
   record_death(deaths, jk, uid, now)
   emit_event(jk, 'dead', 'corrupt_job')
 end
+
+-- count_series (issue 18): one more `kind` ('s' succeeded, 'f' failed attempt, 'd' dead) in
+-- this minute's counters of the job's queue, for its type and for every type, written by the
+-- transition itself (so the series equal what happened). One hash per queue and hour,
+-- keys.QueueKeys.series: `<prefix>:{q}:series:<epoch hour>`, built from the job key prefix
+-- (the same slot); fields `<epoch minute>:<kind>:<type>` ('' type: every type). An hour's
+-- hash expires 7 days after the hour ends. (An hour of one type's successes is 120 fields:
+-- a compact listpack, a third of the memory of one hash per day.)
+local SERIES_KEEP_MS = 7 * 86400000
+local function count_series(job_prefix, jk, now, kind)
+  local minute = math.floor(now / 60000)
+  local hour = math.floor(minute / 60)
+  local key = string.sub(job_prefix, 1, -5) .. 'series:' .. int(hour)
+  local field = int(minute) .. ':' .. kind .. ':'
+  local jtype = redis.call('HGET', jk, 'type')
+  redis.call('HINCRBY', key, field, 1)
+  if jtype and jtype ~= '' and #jtype <= 128 then redis.call('HINCRBY', key, field .. jtype, 1) end
+  redis.call('PEXPIREAT', key, int((hour + 1) * 3600000 + SERIES_KEEP_MS))
+end

@@ -56,6 +56,7 @@ for _, f in ipairs(cjson.decode(ARGV[1])) do
       state = 'dead'
     end
     out[#out + 1] = state
+    count_series(KEYS[1], jk, now, state == 'dead' and 'd' or 'f')
   end
 end
 if woke then wake(KEYS[7]) end

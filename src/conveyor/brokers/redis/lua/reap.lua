@@ -29,12 +29,14 @@ for _, uid in ipairs(expired) do
       add_history(jk, j.attempts, j.worker, j.started, now, 'dead', 'lease_expired', msg, nil)
       record_death(KEYS[6], jk, uid, now)
       emit_event(jk, 'dead', 'lease_expired')
+      count_series(KEYS[1], jk, now, 'd')
       dead = dead + 1
     else
       to_queued(jk, KEYS[3], uid, j.seq, j.prio)
       add_history(jk, j.attempts, j.worker, j.started, now, 'lease_expired', 'lease_expired',
         msg, nil)
       emit_event(jk, 'lease_expired', 'lease_expired')
+      count_series(KEYS[1], jk, now, 'f')
       requeued = requeued + 1
     end
   end
