@@ -15,17 +15,16 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, MutableMapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from conveyor.timeutil import ms_to_datetime
-
 #: what a job keeps: its last lines, within both bounds
 MAX_LINES = 200
 MAX_BYTES = 64 * 1024
-#: one line's message is cut to this many characters (a stack trace included)
+#: one line's message is cut to this many characters (a traceback included), keeping its
+#: head and its tail (where a traceback names the error)
 MAX_MESSAGE_CHARS = 2000
 #: lines a buffer holds between flushes; older ones are dropped first (the broker would
 #: drop them anyway: only the last MAX_LINES are kept)
@@ -46,11 +45,25 @@ class LogLine(BaseModel):
     message: str
 
 
+class JobLogs(BaseModel):
+    """`GET /v1/jobs/{id}/logs`."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    job_id: str
+    lines: list[LogLine]
+
+
 def encode_line(at_ms: int, level: str, attempt: int, message: str) -> str:
     if len(message) > MAX_MESSAGE_CHARS:
-        message = message[: MAX_MESSAGE_CHARS - len(_CUT)] + _CUT
+        keep = (MAX_MESSAGE_CHARS - len(_CUT)) // 2
+        message = message[:keep] + _CUT + message[-keep:]
     return json.dumps({"at": at_ms, "level": level, "attempt": attempt, "msg": message},
                       separators=(",", ":"), ensure_ascii=False)
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def decode_lines(raw: Iterable[str | bytes]) -> list[LogLine]:
@@ -63,12 +76,12 @@ def decode_lines(raw: Iterable[str | bytes]) -> list[LogLine]:
             doc = json.loads(text)
             at, level, attempt, msg = doc["at"], doc["level"], doc["attempt"], doc["msg"]
             if not (isinstance(at, int) and isinstance(level, str) and isinstance(msg, str)
-                    and isinstance(attempt, int) and 0 <= attempt and 0 <= at < 2**53):
+                    and isinstance(attempt, int) and attempt >= 0 and 0 <= at < 2**53):
                 raise ValueError("a field has the wrong type")
-            out.append(LogLine(at=ms_to_datetime(at), level=level[:16], attempt=attempt,
+            out.append(LogLine(at=_at(at), level=level[:16], attempt=attempt,
                                message=msg))
         except (ValueError, TypeError, KeyError, OverflowError):
-            out.append(LogLine(at=ms_to_datetime(0), level="ERROR", attempt=0,
+            out.append(LogLine(at=_at(0), level="ERROR", attempt=0,
                                message=f"(a stored log line does not parse: {text[:100]!r})"))
     return out
 
@@ -119,7 +132,6 @@ class JobLogger(logging.LoggerAdapter[logging.Logger]):
         if level >= CAPTURE_LEVEL:
             self.buffer.add(logging.getLevelName(level), _render(msg, args, kwargs))
         if self.logger.isEnabledFor(level):
-            kwargs.setdefault("stacklevel", 2)
             self.logger.log(level, msg, *args, **kwargs)
 
     # LoggerAdapter's helpers call `self.log` only since Python 3.13 for some of them: route

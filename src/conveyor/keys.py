@@ -76,6 +76,15 @@ class QueueKeys:
     def paused(self) -> str:
         return self.base + "paused"
 
+    @property
+    def logs_prefix(self) -> str:
+        """`<logs_prefix><uid>`: the list of a job's kept log lines (deleted with the job;
+        `delete_job` in `_lib.lua` builds it from the job key)."""
+        return self.base + "logs:"
+
+    def logs(self, uid: str) -> str:
+        return self.base + "logs:" + uid
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:

@@ -25,6 +25,7 @@ OPERATION_IDS = {
     ("post", "/v1/jobs/batch"): "enqueueJobs",
     ("get", "/v1/jobs"): "listJobs",
     ("get", "/v1/jobs/{id}"): "getJob",
+    ("get", "/v1/jobs/{id}/logs"): "getJobLogs",
     ("post", "/v1/jobs/{id}/retry"): "retryJob",
     ("post", "/v1/jobs/{id}/cancel"): "cancelJob",
     ("get", "/v1/queues"): "listQueues",

@@ -62,6 +62,7 @@ for _status in ("200", "201"):
         "getJob": {"operationId": "getJob", "parameters": _BY_ID},
         "cancelJob": {"operationId": "cancelJob", "parameters": _BY_ID},
         "retryJob": {"operationId": "retryJob", "parameters": _BY_ID},
+        "getJobLogs": {"operationId": "getJobLogs", "parameters": _BY_ID},
     }
     _LINKS.setdefault(("/v1/jobs/batch", "post"), {})[_status] = {
         "getFirstJob": {"operationId": "getJob",

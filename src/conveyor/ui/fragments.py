@@ -26,6 +26,7 @@ from conveyor.brokers.base import Page
 from conveyor.client import AsyncConveyor
 from conveyor.errors import CorruptJob, JobNotFound, ValidationError
 from conveyor.ids import UID_RE
+from conveyor.joblogs import MAX_LINES, decode_lines
 from conveyor.jobs import Job, JobState
 from conveyor.ui.render import STATES, render
 
@@ -142,7 +143,8 @@ def build_router(rt: ApiRuntime) -> APIRouter:
                           "been purged or have expired after its retention period.")
         except CorruptJob as exc:  # corrupt_job: say what is wrong with the record
             return render("fragments/problem.html", message=f"{exc.message} ({exc.code})")
-        return render("fragments/job.html", job=found)
+        lines = decode_lines(await client.broker.job_logs(job_id))
+        return render("fragments/job.html", job=found, log_lines=lines, log_max=MAX_LINES)
 
     @router.get("/dlq")
     async def dlq(queue: Text = "", type: Text = "", error_code: Text = "") -> Response:
