@@ -12,6 +12,7 @@ from api_support import error_of, serve, settings_for
 
 from conveyor.api import create_app
 from conveyor.api.webhook_schemas import WebhookEvent
+from conveyor.brokers.base import WorkerInfo
 from conveyor.client import AsyncConveyor
 from conveyor.webhooks.model import WEBHOOK_EVENTS
 from conveyor.webhooks.signing import check_secret
@@ -141,3 +142,25 @@ async def test_keys_and_the_origin_guard(prefix: str, conveyor: AsyncConveyor) -
                                   headers={**auth, "Origin": "https://evil.example"})
         assert cross.status_code == 403
         assert (await http.get(f"/v1/webhooks/{sub_id}", headers=auth)).status_code == 200
+
+
+async def test_readyz_warns_while_no_live_worker_serves_the_webhook_queue(
+    api: httpx.AsyncClient, conveyor: AsyncConveyor
+) -> None:
+    assert (await api.get("/readyz")).json() == {"status": "ready", "warnings": []}
+    sub = (await api.post("/v1/webhooks", json={"url": URL, "events": ["job.dead"]})).json()
+    ready = await api.get("/readyz")
+    assert ready.status_code == 200  # a warning, not unreadiness
+    (warning,) = ready.json()["warnings"]
+    assert warning["code"] == "webhooks_unserved" and "'webhooks'" in warning["message"]
+
+    other = WorkerInfo("w-other", "h", 1, ["default"], 1, [], 0)
+    await conveyor.broker.register_worker(other, 30)
+    assert len((await api.get("/readyz")).json()["warnings"]) == 1  # serves another queue
+    serving = WorkerInfo("w-hooks", "h", 2, ["default", "webhooks"], 1, [], 0)
+    await conveyor.broker.register_worker(serving, 30)
+    assert (await api.get("/readyz")).json()["warnings"] == []
+    await conveyor.broker.deregister_worker("w-hooks")
+    assert len((await api.get("/readyz")).json()["warnings"]) == 1
+    assert (await api.delete(f"/v1/webhooks/{sub['id']}")).status_code == 204
+    assert (await api.get("/readyz")).json()["warnings"] == []

@@ -18,6 +18,7 @@ from conveyor.api.runtime import ApiRuntime
 from conveyor.api.webhook_schemas import WebhookCreated, WebhookIn, WebhookList, WebhookOut
 from conveyor.errors import ValidationError, WebhookNotFound
 from conveyor.settings import Settings
+from conveyor.webhooks.coverage import WebhookCoverage
 from conveyor.webhooks.model import SUBSCRIPTION_ID_PATTERN
 from conveyor.webhooks.store import WebhookStore, subscribe, webhook_store
 
@@ -47,7 +48,8 @@ class _Stores:
         return self._store
 
 
-def build_router(rt: ApiRuntime, settings: Settings) -> APIRouter:
+def build_router(rt: ApiRuntime, settings: Settings,
+                 coverage: WebhookCoverage | None = None) -> APIRouter:
     router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
     stores = _Stores(rt)
 
@@ -63,6 +65,8 @@ def build_router(rt: ApiRuntime, settings: Settings) -> APIRouter:
             sub = await subscribe(store, body.spec(), settings=settings)
         except ValidationError as exc:
             raise _in_body(exc) from None
+        if coverage is not None:
+            coverage.invalidate()
         return json_response(WebhookCreated.of(sub), 201,
                              {"Location": f"/v1/webhooks/{sub.id}"})
 
@@ -89,6 +93,8 @@ def build_router(rt: ApiRuntime, settings: Settings) -> APIRouter:
         store = await stores.get()
         if not await store.delete(id):
             raise WebhookNotFound(f"no webhook subscription {id}", details={"id": id})
+        if coverage is not None:
+            coverage.invalidate()
         return Response(status_code=204)
 
     return router
