@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from pydantic_core import PydanticSerializationError, to_json
 
@@ -53,6 +53,9 @@ from conveyor.jobs import (
 from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, validate_queue_name
 from conveyor.settings import Settings, get_settings
 from conveyor.timeutil import datetime_to_ms, ms_to_datetime
+
+if TYPE_CHECKING:
+    from conveyor.webhooks.client import AsyncWebhooks, Webhooks
 
 T = TypeVar("T")
 MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -131,6 +134,7 @@ class AsyncConveyor:
         self._batcher = EnqueueBatcher(broker)
         #: the waiters of `wait` / `result`: one log follower per queue, made on first use
         self.waiters = Waiters(broker)
+        self._webhooks: AsyncWebhooks | None = None
 
     @classmethod
     def from_url(
@@ -151,6 +155,15 @@ class AsyncConveyor:
 
     async def connect(self) -> None:
         await self.broker.connect()
+
+    @property
+    def webhooks(self) -> AsyncWebhooks:
+        """Webhook subscriptions: `create`, `list`, `get`, `delete` (imported on first use)."""
+        if self._webhooks is None:
+            from conveyor.webhooks.client import AsyncWebhooks
+
+            self._webhooks = AsyncWebhooks(self.broker)
+        return self._webhooks
 
     async def close(self) -> None:
         await self.waiters.close()
@@ -439,6 +452,13 @@ class Conveyor:
     @property
     def aio(self) -> AsyncConveyor:
         return self._inner
+
+    @property
+    def webhooks(self) -> Webhooks:
+        """Webhook subscriptions: `create`, `list`, `get`, `delete`."""
+        from conveyor.webhooks.client import Webhooks
+
+        return Webhooks(self._inner.webhooks, self._call)
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         try:

@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     PARTIAL_ENQUEUE = "partial_enqueue"
     WAIT_TIMEOUT = "wait_timeout"
     JOB_FAILED = "job_failed"
+    WEBHOOK_NOT_FOUND = "webhook_not_found"
 
 
 class ConveyorError(Exception):
@@ -106,6 +107,10 @@ class BrokerFull(BrokerUnavailable):
 
 class QueueNotFound(ConveyorError):
     code = ErrorCode.QUEUE_NOT_FOUND
+
+
+class WebhookNotFound(ConveyorError):
+    code = ErrorCode.WEBHOOK_NOT_FOUND
 
 
 class BrokerMisconfigured(ConveyorError):

@@ -89,6 +89,14 @@ class QueueKeys:
         of `<epoch minute>:<s|f|d>:<type>` ('' type: every type), written by ack, fail and
         reap (`count_series` in `_lib.lua` builds the same name from `job_prefix`)."""
         return self.base + "series:" + str(hour)
+    @property
+    def logs_prefix(self) -> str:
+        """`<logs_prefix><uid>`: the list of a job's kept log lines (deleted with the job;
+        `delete_job` in `_lib.lua` builds it from the job key)."""
+        return self.base + "logs:"
+
+    def logs(self, uid: str) -> str:
+        return self.base + "logs:" + uid
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,7 +139,7 @@ async def test_the_log_stays_within_its_bound_and_reports_the_gap(
     for start in range(0, 600, 100):
         await client.enqueue_many(
             [JobRequest(type="conf.task", payload=i, queue=Q) for i in range(start, start + 100)])
-    slack = 100 if backend == "redis" else 0  # Redis trims whole stream nodes (100 entries)
+    slack = 100 if backend.startswith("redis") else 0  # Redis trims whole stream nodes (100)
     kept: list[JobEvent] = []
     page = await broker.read_events(Q, cursor, limit=1000)
     assert page.gap, "events after the cursor were trimmed: the read must say so"

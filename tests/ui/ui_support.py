@@ -54,6 +54,13 @@ def check_gate(path: str) -> None:
 def gate(payload: dict) -> dict:
     check_gate(payload["gate"])
     return {"passed": True}
+
+
+@handler("ui.chatty")
+async def chatty(payload: dict, ctx) -> None:
+    """Writes each of payload["lines"] through ctx.logger (the job page's Logs card)."""
+    for line in payload["lines"]:
+        ctx.logger.warning(line) if line.startswith("warn:") else ctx.logger.info(line)
 '''
 
 

@@ -197,6 +197,22 @@ class Health(ResponseModel):
     status: Literal["ok", "ready"]
 
 
+class ReadyWarning(ResponseModel):
+    """Something an operator should fix that does not make the API unready."""
+
+    code: str = Field(examples=["webhooks_unserved"])
+    message: str
+
+
+class Ready(ResponseModel):
+    """`/readyz`: the broker answers and is safe; `warnings` lists what still needs care,
+    e.g. `webhooks_unserved` (subscriptions exist and no live worker serves
+    `CONVEYOR_WEBHOOK_QUEUE`)."""
+
+    status: Literal["ready"]
+    warnings: list[ReadyWarning]
+
+
 class FieldError(BaseModel):
     """One invalid input: where (`loc`, from `body`, `query`, `path` or `header`), why."""
 

@@ -54,6 +54,16 @@ class LeaseRef:
 
 
 @dataclass(frozen=True, slots=True)
+class LogAppend:
+    """Log lines (`joblogs.encode_line`) a running job's handler wrote, sent by the holder
+    of its lease."""
+
+    job_id: str
+    token: str
+    lines: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
 class ReapResult:
     requeued: int = 0
     dead: int = 0
@@ -249,6 +259,16 @@ class Broker(Protocol):
 
     async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> list[str]:
         """Extend leases; return the ids whose lease was lost."""
+
+    async def append_logs(self, items: Sequence[LogAppend]) -> list[bool]:
+        """Keep each item's lines with its job (the last `joblogs.MAX_LINES` lines within
+        `joblogs.MAX_BYTES`, oldest dropped first), only while the job is RUNNING under that
+        token (False: refused, nothing kept). Deleted with the job."""
+        ...
+
+    async def job_logs(self, job_id: str) -> list[str]:
+        """The kept log lines of a job, oldest first ([] for none or an unknown job)."""
+        ...
 
     async def ack(self, items: Sequence[AckItem]) -> list[bool]:
         """RUNNING -> SUCCEEDED for each item whose token is current."""

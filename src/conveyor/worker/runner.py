@@ -27,6 +27,7 @@ from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff
 from conveyor.worker.completions import DROPPED, Completions
 from conveyor.worker.executor import Executor
 from conveyor.worker.lease_keeper import LeaseKeeper
+from conveyor.worker.log_shipper import LogShipper
 from conveyor.worker.loop_watch import JOB_TASK_PREFIX, LoopWatchdog
 from conveyor.worker.maintenance import Maintenance, MaintenanceHook
 from conveyor.worker.metrics import WorkerMetrics, call_timer
@@ -94,9 +95,11 @@ class Worker:
         self._hurry = asyncio.Event()
         self._stopping = False
         self._ignored_cancel = 0
+        #: the lines handlers write through `ctx.logger`, batched to the broker
+        self.logs = LogShipper(broker)
         self._executor = Executor(
             registry, worker_id=self.worker_id, concurrency=concurrency,
-            settings=self.settings, on_capacity=self._slot_freed.set,
+            settings=self.settings, on_capacity=self._slot_freed.set, logs=self.logs,
         )
         self.metrics = metrics
         #: (job id, token) -> (queue, type) of outcomes the broker has not answered yet
@@ -177,6 +180,7 @@ class Worker:
             asyncio.create_task(keeper.run(), name="conveyor-lease-keeper"),
             asyncio.create_task(maintenance.run(), name="conveyor-maintenance"),
             asyncio.create_task(registration.run(), name="conveyor-registration"),
+            asyncio.create_task(self.logs.run(), name="conveyor-log-shipper"),
         ]
         if self.loop_watchdog is not None:
             helpers.append(asyncio.create_task(self.loop_watchdog.run(), name="conveyor-loop"))
@@ -343,12 +347,15 @@ class Worker:
             if self.metrics is not None:
                 self.metrics.ran(d.queue, d.type, time.perf_counter() - started)
             if not slot.dropped:
+                await self.logs.close(slot.delivery)  # before the outcome ends the lease
+            if not slot.dropped:
                 if self.metrics is not None:
                     self._labels[d.job_id, d.token] = (d.queue, d.type)
                 self.completions.submit(outcome)
         except Exception:  # an executor bug: the lease expires and the job is redelivered
             log.exception("job runner error", extra={"failed_job_id": slot.delivery.job_id})
         finally:
+            self.logs.discard(slot.delivery)
             job_id = slot.delivery.job_id
             if self._in_flight.get(job_id) is slot:
                 del self._in_flight[job_id]
@@ -408,6 +415,7 @@ class Worker:
             slot.dropped = True
             if slot.task is not None:
                 slot.task.cancel()
+        await self.logs.flush()  # while the leases are still ours
         await self._release(left)
         tasks = [s.task for s in left if s.task is not None]
         _, stuck = await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)

@@ -32,6 +32,7 @@ from conveyor.api.schemas import (
 from conveyor.brokers.base import Page
 from conveyor.client import IDEMPOTENCY_KEY_MAX, AsyncConveyor
 from conveyor.errors import ValidationError
+from conveyor.joblogs import JobLogs, decode_lines
 from conveyor.jobs import Job, JobState
 
 JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN, max_length=97,
@@ -139,6 +140,16 @@ def build_router(rt: ApiRuntime) -> APIRouter:
     ) -> Response:
         client = await rt.ready()
         return json_response(await client.waiters.wait(id, timeout_s))
+    @router.get("/{id}/logs", response_model=JobLogs,
+                summary="The lines the job's handler wrote through ctx.logger",
+                description="Oldest first: the last 200 lines within 64 KiB, over every "
+                "attempt (each line names its attempt). Deleted with the job.",
+                responses=error_responses(401, 404, 409, 422, 503))
+    async def get_job_logs(id: JobIdPath) -> Response:
+        client = await rt.ready()
+        await client.get(id)  # 404 for an unknown job
+        lines = decode_lines(await client.broker.job_logs(id))
+        return json_response(JobLogs(job_id=id, lines=lines))
 
     @router.post("/{id}/retry", response_model=Job,
                  summary="Put a dead or cancelled job back in the queue",

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
+from conveyor import joblogs
 from conveyor.brokers.base import (
     AckItem,
     AuditReport,
@@ -30,6 +31,7 @@ from conveyor.brokers.base import (
     FailItem,
     FetchBatch,
     LeaseRef,
+    LogAppend,
     Page,
     ReapResult,
     SeriesPoint,
@@ -580,6 +582,22 @@ class RedisBroker:
         replies = await self._run_many(batch.calls)
         return [f"{q}:{uid}" for (q, _), lost in zip(batch.parts, replies, strict=True)
                 for uid in lost]
+
+    async def append_logs(self, items: Sequence[LogAppend]) -> list[bool]:
+        if not items:
+            return []
+        batch = self._batch("append_logs", items, lambda i: i.job_id,
+                            lambda qk: [qk.job_prefix, qk.logs_prefix],
+                            lambda uid, i: [uid, i.token, list(i.lines)],
+                            lead=[joblogs.MAX_LINES, joblogs.MAX_BYTES])
+        replies = await self._run_many(batch.calls)
+        return [bool(ok) for ok in batch.spread(replies, len(items))]
+
+    async def job_logs(self, job_id: str) -> list[str]:
+        queue, uid = split_job_id(job_id)
+        with _unavailable():
+            lines = await self.client.lrange(self._q(queue).logs(uid), 0, -1)
+        return [str(line) for line in lines]
 
     async def ack(self, items: Sequence[AckItem]) -> list[bool]:
         batch = self._batch(

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from functools import partial
 from typing import Any
 
+from conveyor import joblogs
 from conveyor.brokers.base import (
     AckItem,
     AuditReport,
@@ -26,6 +27,7 @@ from conveyor.brokers.base import (
     FailItem,
     FetchBatch,
     LeaseRef,
+    LogAppend,
     Page,
     ReapResult,
     SeriesPoint,
@@ -36,7 +38,7 @@ from conveyor.brokers.base import (
     queue_not_empty,
     queue_not_found,
 )
-from conveyor.brokers.sqlite import dlq, reads
+from conveyor.brokers.sqlite import dlq, logs, reads
 from conveyor.brokers.sqlite import events as evlog
 from conveyor.brokers.sqlite import operations as ops
 from conveyor.brokers.sqlite import transitions as tx
@@ -226,6 +228,17 @@ class SqliteBroker:
         if any(s in (JobState.QUEUED, JobState.SCHEDULED) for s in out):
             self._wakeup.notify()
         return out
+
+    async def append_logs(self, items: Sequence[LogAppend]) -> list[bool]:
+        if not items:
+            return []
+        rows = [(*split_job_id(i.job_id), i.token, list(i.lines)) for i in items]
+        return await self._writer.write(
+            lambda c: logs.append(c, rows, joblogs.MAX_LINES, joblogs.MAX_BYTES))
+
+    async def job_logs(self, job_id: str) -> list[str]:
+        queue, uid = split_job_id(job_id)
+        return await self._reader.read(lambda c: logs.read(c, queue, uid))
 
     async def release(self, leases: Sequence[LeaseRef]) -> list[bool]:
         if not leases:

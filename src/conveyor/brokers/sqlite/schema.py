@@ -157,6 +157,29 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    (
+        7,
+        (
+            # the log lines a handler wrote (`joblogs.encode_line`), oldest first by id; the
+            # trigger deletes them with their job, wherever a job row is deleted (retention,
+            # purge, a move to another queue)
+            """
+            CREATE TABLE job_logs (
+                id    INTEGER PRIMARY KEY,
+                job   INTEGER NOT NULL,
+                line  TEXT    NOT NULL,
+                bytes INTEGER NOT NULL
+            )
+            """,
+            "CREATE INDEX job_logs_by_job ON job_logs (job, id)",
+            """
+            CREATE TRIGGER job_logs_with_job AFTER DELETE ON jobs
+            BEGIN
+                DELETE FROM job_logs WHERE job = OLD.id;
+            END
+            """,
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

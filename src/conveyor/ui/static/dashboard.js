@@ -331,6 +331,16 @@
       await api("POST", `/v1/queues/${encodeURIComponent(el.dataset.queue)}/resume`);
       toast(`Queue ${el.dataset.queue} resumed.`);
     },
+    async "delete-webhook"(el) {
+      const ok = await confirmDialog({
+        title: "Delete this webhook subscription?", ok: "Delete subscription", danger: true,
+        body: [para(el.dataset.url, "mono"), para(el.dataset.webhook, "mono muted"),
+               para("No more deliveries; those not yet sent are skipped.", "muted")],
+      });
+      if (!ok) return;
+      await api("DELETE", `/v1/webhooks/${encodeURIComponent(el.dataset.webhook)}`);
+      toast("Webhook subscription deleted.");
+    },
     "redrive-selected": () => bulk("redrive", "selected"),
     "purge-selected": () => bulk("purge", "selected"),
     "redrive-matching": () => bulk("redrive", "matching"),

@@ -184,10 +184,12 @@ local function holds(j, token)
   return j.state == 'running' and j.token == token
 end
 
--- delete a finished job, its entry in the listing index and its idempotency key (if that
--- key still points at it)
+-- delete a finished job, its entry in the listing index, its idempotency key (if that
+-- key still points at it) and its log lines (`<base>logs:<uid>`, built from the job key
+-- `<base>job:<uid>`: the same slot)
 local function delete_job(jk, idemprefix, listing, uid)
   redis.call('ZREM', listing, uid)
+  redis.call('DEL', string.sub(jk, 1, #jk - #uid - 4) .. 'logs:' .. uid)
   local idem = redis.call('HGET', jk, 'idem')
   if idem and idem ~= '' then
     local ik = idemprefix .. idem
