@@ -43,6 +43,7 @@ from conveyor.jobs import (
     check_spec,
 )
 from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, validate_queue_name
+from conveyor.schedules.service import AsyncSchedules, Schedules
 from conveyor.settings import Settings, get_settings
 from conveyor.timeutil import datetime_to_ms, ms_to_datetime
 
@@ -96,6 +97,8 @@ class AsyncConveyor:
         self.registry = registry if registry is not None else default_registry
         self.validate_types = validate_types
         self._batcher = EnqueueBatcher(broker)
+        #: recurring jobs (issue 15): put, get, list, delete, pause, resume, trigger, runs
+        self.schedules = AsyncSchedules(self)
 
     @classmethod
     def from_url(
@@ -354,6 +357,7 @@ class Conveyor:
             SyncEnqueuer(broker, broker.url)
             if isinstance(broker, RedisBroker) and broker.url is not None else None
         )
+        self.schedules = Schedules(inner.schedules, self._call)
 
     @classmethod
     def from_url(

@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     WEBHOOK_GONE = "webhook_gone"
     WEBHOOK_UNREACHABLE = "webhook_unreachable"
     WEBHOOK_TIMEOUT = "webhook_timeout"
+    SCHEDULE_NOT_FOUND = "schedule_not_found"
 
 
 class ConveyorError(Exception):
@@ -100,6 +101,10 @@ class BrokerFull(BrokerUnavailable):
 
 class QueueNotFound(ConveyorError):
     code = ErrorCode.QUEUE_NOT_FOUND
+
+
+class ScheduleNotFound(ConveyorError):
+    code = ErrorCode.SCHEDULE_NOT_FOUND
 
 
 class BrokerMisconfigured(ConveyorError):

@@ -76,6 +76,23 @@ class QueueKeys:
     def paused(self) -> str:
         return self.base + "paused"
 
+    @property
+    def sched_prefix(self) -> str:
+        """`<prefix>:{q}:sched:<name>`: hash of one schedule whose jobs go to this queue."""
+        return self.base + "sched:"
+
+    @property
+    def sched_due(self) -> str:
+        """Schedules of this queue by when to fire their next tick (ms; absent: paused or
+        ended)."""
+        return self.base + "sched_due"
+
+    @property
+    def sched_runs_prefix(self) -> str:
+        """`<prefix>:{q}:sruns:<name>`: zset (score 0) of the uids of a schedule's newest
+        jobs, read newest first by ZREVRANGEBYLEX."""
+        return self.base + "sruns:"
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:
@@ -101,6 +118,12 @@ class Keys:
     def webhooks(self) -> str:
         """Set of every webhook subscription id."""
         return f"{self.prefix}:webhooks"
+
+    @property
+    def schedules(self) -> str:
+        """Zset (score 0) of `<name>:<queue>`: every schedule and the queue whose slot holds
+        it (one key, so a name is found and listed without cross-slot commands)."""
+        return f"{self.prefix}:schedules"
 
     def webhook(self, sub_id: str) -> str:
         """Hash of one subscription (url, filters, secret, times): see webhooks/model.py."""

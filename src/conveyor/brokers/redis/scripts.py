@@ -17,6 +17,7 @@ SCRIPT_NAMES = (
     "enqueue", "fetch", "heartbeat", "ack", "fail", "release", "reap", "promote", "cancel",
     "retry", "purge", "expire", "redrive", "scan_dead", "adopt", "claim_deaths",
     "forget_queue", "counts",
+    "sched_upsert", "sched_pause", "sched_delete", "sched_due", "sched_fire",
 )
 
 
