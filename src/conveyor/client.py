@@ -51,6 +51,7 @@ from conveyor.jobs import (
     check_spec,
 )
 from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, validate_queue_name
+from conveyor.schedules.service import AsyncSchedules, Schedules
 from conveyor.settings import Settings, get_settings
 from conveyor.timeutil import datetime_to_ms, ms_to_datetime
 
@@ -135,6 +136,8 @@ class AsyncConveyor:
         #: the waiters of `wait` / `result`: one log follower per queue, made on first use
         self.waiters = Waiters(broker)
         self._webhooks: AsyncWebhooks | None = None
+        #: recurring jobs (issue 15): put, get, list, delete, pause, resume, trigger, runs
+        self.schedules = AsyncSchedules(self)
 
     @classmethod
     def from_url(
@@ -437,6 +440,7 @@ class Conveyor:
             SyncEnqueuer(broker, broker.url)
             if isinstance(broker, RedisBroker) and broker.url is not None else None
         )
+        self.schedules = Schedules(inner.schedules, self._call)
 
     @classmethod
     def from_url(

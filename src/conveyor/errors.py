@@ -43,6 +43,7 @@ class ErrorCode(StrEnum):
     WAIT_TIMEOUT = "wait_timeout"
     JOB_FAILED = "job_failed"
     WEBHOOK_NOT_FOUND = "webhook_not_found"
+    SCHEDULE_NOT_FOUND = "schedule_not_found"
 
 
 class ConveyorError(Exception):
@@ -111,6 +112,8 @@ class QueueNotFound(ConveyorError):
 
 class WebhookNotFound(ConveyorError):
     code = ErrorCode.WEBHOOK_NOT_FOUND
+class ScheduleNotFound(ConveyorError):
+    code = ErrorCode.SCHEDULE_NOT_FOUND
 
 
 class BrokerMisconfigured(ConveyorError):

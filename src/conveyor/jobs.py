@@ -74,6 +74,15 @@ class Attempt(BaseModel):
     traceback: str | None = None
 
 
+class JobSchedule(BaseModel):
+    """The schedule that made a job, and the tick it fired for (None: a manual trigger)."""
+
+    model_config = _OUT
+
+    name: str
+    tick: datetime | None = None
+
+
 class Job(BaseModel):
     model_config = _OUT
 
@@ -99,6 +108,8 @@ class Job(BaseModel):
     history: list[Attempt] = Field(default_factory=list)
     idempotency_key: str | None = None
     timeout_s: float | None = None
+    schedule: JobSchedule | None = Field(
+        default=None, description="the schedule that enqueued the job; null for other jobs")
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,7 @@ class QueueKeys:
         of `<epoch minute>:<s|f|d>:<type>` ('' type: every type), written by ack, fail and
         reap (`count_series` in `_lib.lua` builds the same name from `job_prefix`)."""
         return self.base + "series:" + str(hour)
+
     @property
     def logs_prefix(self) -> str:
         """`<logs_prefix><uid>`: the list of a job's kept log lines (deleted with the job;
@@ -97,6 +98,22 @@ class QueueKeys:
 
     def logs(self, uid: str) -> str:
         return self.base + "logs:" + uid
+    @property
+    def sched_prefix(self) -> str:
+        """`<prefix>:{q}:sched:<name>`: hash of one schedule whose jobs go to this queue."""
+        return self.base + "sched:"
+
+    @property
+    def sched_due(self) -> str:
+        """Schedules of this queue by when to fire their next tick (ms; absent: paused or
+        ended)."""
+        return self.base + "sched_due"
+
+    @property
+    def sched_runs_prefix(self) -> str:
+        """`<prefix>:{q}:sruns:<name>`: zset (score 0) of the uids of a schedule's newest
+        jobs, read newest first by ZREVRANGEBYLEX."""
+        return self.base + "sruns:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +142,12 @@ class Keys:
     def webhooks(self) -> str:
         """Set of every webhook subscription id."""
         return f"{self.prefix}:{{:webhooks}}:ids"
+
+    @property
+    def schedules(self) -> str:
+        """Zset (score 0) of `<name>:<queue>`: every schedule and the queue whose slot holds
+        it (one key, so a name is found and listed without cross-slot commands)."""
+        return f"{self.prefix}:schedules"
 
     def webhook(self, sub_id: str) -> str:
         """Hash of one subscription (url, filters, secret, times): see webhooks/model.py."""

@@ -20,6 +20,7 @@ SCRIPT_NAMES = (
     "enqueue", "fetch", "heartbeat", "ack", "fail", "release", "reap", "promote", "cancel",
     "retry", "purge", "expire", "redrive", "scan_dead", "adopt", "claim_deaths",
     "forget_queue", "counts", "webhook_disable", "read_events", "ready_age", "append_logs",
+    "sched_upsert", "sched_pause", "sched_delete", "sched_due", "sched_fire",
 )
 #: CONVEYOR_EVENTS_MAXLEN's default: each queue's event log keeps about this many events
 DEFAULT_EVENTS_MAXLEN = 100_000

@@ -180,6 +180,43 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    (
+        8,
+        (
+            # schedules (issue 15): the job a tick made names its schedule and tick (NULL:
+            # a manual trigger); runs are read by (queue, sched_name, uid)
+            "ALTER TABLE jobs ADD COLUMN sched_name TEXT",
+            "ALTER TABLE jobs ADD COLUMN sched_tick INTEGER",
+            "CREATE INDEX jobs_by_schedule ON jobs (queue, sched_name, uid)"
+            " WHERE sched_name IS NOT NULL",
+            # one row per schedule: `def` is its canonical JSON (paused left out), `job` the
+            # resolved job template (schedules/store.py), `due_ms` the next tick minus the
+            # lookahead (NULL: paused or ended)
+            """
+            CREATE TABLE schedules (
+                name       TEXT    PRIMARY KEY,
+                queue      TEXT    NOT NULL,
+                def        TEXT    NOT NULL,
+                job        TEXT    NOT NULL,
+                fp         TEXT    NOT NULL,
+                tfp        TEXT    NOT NULL,
+                overlap    TEXT    NOT NULL,
+                paused     INTEGER NOT NULL DEFAULT 0,
+                next_ms    INTEGER,
+                due_ms     INTEGER,
+                created_ms INTEGER NOT NULL,
+                updated_ms INTEGER NOT NULL,
+                fired      INTEGER NOT NULL DEFAULT 0,
+                skipped    INTEGER NOT NULL DEFAULT 0,
+                missed     INTEGER NOT NULL DEFAULT 0,
+                last_tick  INTEGER,
+                last_job   TEXT
+            )
+            """,
+            "CREATE INDEX schedules_by_due ON schedules (queue, due_ms)"
+            " WHERE due_ms IS NOT NULL",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]
