@@ -247,8 +247,10 @@ class AsyncConveyor:
         """Jobs by id in a bounded number of round trips; None for an unknown id."""
         return await self.broker.get_many(job_ids)
 
-    async def cancel(self, job_id: str) -> Job:
-        return await self.broker.cancel(job_id)
+    async def cancel(self, job_id: str, actor: str = "manual") -> Job:
+        """SCHEDULED / QUEUED: CANCELLED now. RUNNING: its worker is asked to stop it (the
+        job comes back still RUNNING with `cancel_requested`; it ends CANCELLED)."""
+        return await self.broker.cancel(job_id, actor)
 
     async def retry(self, job_id: str, actor: str = "manual") -> Job:
         return await self.broker.retry(job_id, actor)
@@ -437,8 +439,8 @@ class Conveyor:
     def get(self, job_id: str) -> Job:
         return self._call(self._inner.get(job_id))
 
-    def cancel(self, job_id: str) -> Job:
-        return self._call(self._inner.cancel(job_id))
+    def cancel(self, job_id: str, actor: str = "manual") -> Job:
+        return self._call(self._inner.cancel(job_id, actor))
 
     def retry(self, job_id: str, actor: str = "manual") -> Job:
         return self._call(self._inner.retry(job_id, actor))

@@ -22,6 +22,10 @@ from conveyor.queues import QUEUE_NAME_RE
 DEFAULT_BROKER_URL = "sqlite:///conveyor.db"
 
 
+#: the longest default gap between heartbeats: how late a worker learns of a cancel request
+CANCEL_NOTICE_S = 5.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore")
 
@@ -110,8 +114,10 @@ class Settings(BaseSettings):
 
     @property
     def heartbeat_s(self) -> float:
-        """Heartbeats run well inside the lease: a third of it unless set."""
-        return self.heartbeat_interval_s or self.lease_s / 3
+        """Heartbeats run well inside the lease: a third of it unless set, and at most
+        CANCEL_NOTICE_S apart, since a running job's cancel request reaches its worker with
+        the next heartbeat's reply."""
+        return self.heartbeat_interval_s or min(self.lease_s / 3, CANCEL_NOTICE_S)
 
     def retention_for(self, queue: str) -> float:
         return self.queue_retention_s.get(queue, self.retention_s)

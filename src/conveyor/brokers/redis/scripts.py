@@ -16,7 +16,7 @@ from redis.exceptions import NoScriptError
 SCRIPT_NAMES = (
     "enqueue", "fetch", "heartbeat", "ack", "fail", "release", "reap", "promote", "cancel",
     "retry", "purge", "expire", "redrive", "scan_dead", "adopt", "claim_deaths",
-    "forget_queue", "counts",
+    "forget_queue", "counts", "cancel_running",
 )
 
 
