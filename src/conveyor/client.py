@@ -319,8 +319,10 @@ class AsyncConveyor:
         error) if it ended DEAD or CANCELLED, `WaitTimeout` after `timeout` seconds."""
         return job_result(await self.wait(job_id, timeout))
 
-    async def cancel(self, job_id: str) -> Job:
-        return await self.broker.cancel(job_id)
+    async def cancel(self, job_id: str, actor: str = "manual") -> Job:
+        """SCHEDULED / QUEUED: CANCELLED now. RUNNING: its worker is asked to stop it (the
+        job comes back still RUNNING with `cancel_requested`; it ends CANCELLED)."""
+        return await self.broker.cancel(job_id, actor)
 
     async def retry(self, job_id: str, actor: str = "manual") -> Job:
         return await self.broker.retry(job_id, actor)
@@ -539,8 +541,8 @@ class Conveyor:
         """See `AsyncConveyor.result`."""
         return self._call(self._inner.result(job_id, timeout))
 
-    def cancel(self, job_id: str) -> Job:
-        return self._call(self._inner.cancel(job_id))
+    def cancel(self, job_id: str, actor: str = "manual") -> Job:
+        return self._call(self._inner.cancel(job_id, actor))
 
     def retry(self, job_id: str, actor: str = "manual") -> Job:
         return self._call(self._inner.retry(job_id, actor))

@@ -25,6 +25,10 @@ DEFAULT_BROKER_URL = "sqlite:///conveyor.db"
 _HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$|^[0-9A-Fa-f:.]+$")
 
 
+#: the longest default gap between heartbeats: how late a worker learns of a cancel request
+CANCEL_NOTICE_S = 5.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore")
 
@@ -132,8 +136,10 @@ class Settings(BaseSettings):
 
     @property
     def heartbeat_s(self) -> float:
-        """Heartbeats run well inside the lease: a third of it unless set."""
-        return self.heartbeat_interval_s or self.lease_s / 3
+        """Heartbeats run well inside the lease: a third of it unless set, and at most
+        CANCEL_NOTICE_S apart, since a running job's cancel request reaches its worker with
+        the next heartbeat's reply."""
+        return self.heartbeat_interval_s or min(self.lease_s / 3, CANCEL_NOTICE_S)
 
     def retention_for(self, queue: str) -> float:
         return self.queue_retention_s.get(queue, self.retention_s)

@@ -67,6 +67,20 @@ class LogAppend:
 class ReapResult:
     requeued: int = 0
     dead: int = 0
+    #: expired leases of jobs asked to stop (`cancel` of a RUNNING job): CANCELLED, not requeued
+    cancelled: int = 0
+
+
+class HeartbeatReply(list[str]):
+    """What `heartbeat` answers: the ids whose lease was lost (the list itself, so callers that
+    only want those read it as before), and `cancel_requested`: job id -> actor, for held jobs
+    an operator asked to stop (`cancel` of a RUNNING job). The holder stops the handler and
+    calls `cancel_running`."""
+
+    def __init__(self, lost: Sequence[str] = (), cancel_requested: dict[str, str] | None = None,
+                 ) -> None:
+        super().__init__(lost)
+        self.cancel_requested: dict[str, str] = dict(cancel_requested or {})
 
 
 @dataclass(slots=True)
@@ -257,8 +271,9 @@ class Broker(Protocol):
     async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> bool:
         """Block until work may be available in one of `queues` or the timeout passes."""
 
-    async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> list[str]:
-        """Extend leases; return the ids whose lease was lost."""
+    async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> HeartbeatReply:
+        """Extend leases; return the ids whose lease was lost, and the cancel requests of the
+        held ones."""
 
     async def append_logs(self, items: Sequence[LogAppend]) -> list[bool]:
         """Keep each item's lines with its job (the last `joblogs.MAX_LINES` lines within
@@ -279,6 +294,10 @@ class Broker(Protocol):
     async def release(self, leases: Sequence[LeaseRef]) -> list[bool]:
         """RUNNING -> QUEUED without charging the attempt (graceful shutdown)."""
 
+    async def cancel_running(self, leases: Sequence[LeaseRef]) -> list[bool]:
+        """RUNNING -> CANCELLED for each lease held with the current token whose delivery was
+        asked to stop (`cancel`); the history line names who asked. False otherwise."""
+
     async def promote_due(self, queue: str, limit: int = 1000) -> int: ...
 
     async def reap_expired(self, queue: str, limit: int = 1000) -> ReapResult: ...
@@ -293,7 +312,10 @@ class Broker(Protocol):
         """Jobs by id, in order, None for an unknown one: a bounded number of round trips
         whatever the count (never one concurrent call per id)."""
 
-    async def cancel(self, job_id: str) -> Job: ...
+    async def cancel(self, job_id: str, actor: str = "manual") -> Job:
+        """SCHEDULED / QUEUED -> CANCELLED. On a RUNNING job, record a cancel request for its
+        current delivery (`Job.cancel_requested`); the job stays RUNNING until its worker
+        stops it (`cancel_running`) or its lease expires (reap: CANCELLED)."""
 
     async def retry(self, job_id: str, actor: str = "manual") -> Job: ...
 

@@ -159,10 +159,19 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         return json_response(await client.retry(id, actor="api"))
 
     @router.post("/{id}/cancel", response_model=Job,
-                 summary="Cancel a scheduled or queued job",
-                 responses=error_responses(401, 404, 409, 413, 422, 503))
+                 summary="Cancel a job: at once if scheduled or queued; a running one is "
+                 "asked to stop",
+                 description="A SCHEDULED or QUEUED job is CANCELLED at once (200). A RUNNING "
+                 "job's worker is asked to stop it (202): the job comes back still `running` "
+                 "with `cancel_requested: true`, and ends CANCELLED once its worker has "
+                 "stopped the handler (at its next heartbeat), or when its lease expires. "
+                 "Asking again is harmless (202 again).",
+                 responses={202: {"model": Job, "description": "A running job: its worker "
+                                  "is asked to stop it"},
+                            **error_responses(401, 404, 409, 413, 422, 503)})
     async def cancel_job(id: JobIdPath) -> Response:
         client = await rt.ready()
-        return json_response(await client.cancel(id))
+        job = await client.cancel(id, actor="api")
+        return json_response(job, 202 if job.state == JobState.RUNNING else 200)
 
     return router

@@ -30,6 +30,7 @@ from conveyor.brokers.base import (
     EventPage,
     FailItem,
     FetchBatch,
+    HeartbeatReply,
     LeaseRef,
     LogAppend,
     Page,
@@ -575,13 +576,25 @@ class RedisBroker:
         return batches.build(script, items, job_id, lambda q: keys_of(self._q(q)), row_of,
                              max_bytes=self.max_call_bytes, lead=lead)
 
-    async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> list[str]:
+    async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> HeartbeatReply:
         batch = self._batch("heartbeat", leases, lambda r: r.job_id,
                             lambda qk: [qk.job_prefix, qk.running],
                             lambda uid, ref: [uid, ref.token], lead=[lease_ms])
         replies = await self._run_many(batch.calls)
-        return [f"{q}:{uid}" for (q, _), lost in zip(batch.parts, replies, strict=True)
-                for uid in lost]
+        out = HeartbeatReply()
+        for (q, _), (lost, cancels) in zip(batch.parts, replies, strict=True):
+            out.extend(f"{q}:{uid}" for uid in lost)
+            for uid, actor in zip(cancels[::2], cancels[1::2], strict=True):
+                out.cancel_requested[f"{q}:{uid}"] = str(actor)
+        return out
+
+    async def cancel_running(self, leases: Sequence[LeaseRef]) -> list[bool]:
+        batch = self._batch(
+            "cancel_running", leases, lambda r: r.job_id,
+            lambda qk: [qk.job_prefix, qk.running, qk.cancelled, qk.dead, qk.deaths],
+            lambda uid, ref: [uid, ref.token],
+        )
+        return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(leases))]
 
     async def append_logs(self, items: Sequence[LogAppend]) -> list[bool]:
         if not items:
@@ -635,11 +648,12 @@ class RedisBroker:
 
     async def reap_expired(self, queue: str, limit: int = 1000) -> ReapResult:
         qk = self._q(queue)
-        keys = [qk.job_prefix, qk.running, qk.queued, qk.dead, qk.marker, qk.deaths]
-        requeued, dead, aside = await self._run("reap", keys, [limit])
+        keys = [qk.job_prefix, qk.running, qk.queued, qk.dead, qk.marker, qk.deaths,
+                qk.cancelled]
+        requeued, dead, aside, cancelled = await self._run("reap", keys, [limit])
         if aside:
             log.warning("corrupt_jobs_set_aside", extra={"queue": queue, "count": int(aside)})
-        return ReapResult(requeued=int(requeued), dead=int(dead))
+        return ReapResult(requeued=int(requeued), dead=int(dead), cancelled=int(cancelled))
 
     async def purge_expired(self, queue: str, limit: int = 1000) -> int:
         qk = self._q(queue)
@@ -678,7 +692,10 @@ class RedisBroker:
         qk = self._q(queue)
         keys = [qk.job(uid), qk.queued, qk.scheduled, qk.cancelled, qk.dead, qk.deaths]
         res = await self._run("cancel", keys, [uid, safe_name(actor)])
-        self._raise_for(job_id, res, "ok", "only scheduled or queued jobs can be cancelled")
+        if res == "requested":  # RUNNING: its worker is asked to stop it
+            res = "ok"
+        self._raise_for(job_id, res, "ok", "only scheduled, queued or running jobs can be "
+                        "cancelled")
         return await self.get(job_id)
 
     async def retry(self, job_id: str, actor: str = "manual") -> Job:

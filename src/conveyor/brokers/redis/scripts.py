@@ -21,6 +21,7 @@ SCRIPT_NAMES = (
     "retry", "purge", "expire", "redrive", "scan_dead", "adopt", "claim_deaths",
     "forget_queue", "counts", "webhook_disable", "read_events", "ready_age", "append_logs",
     "sched_upsert", "sched_pause", "sched_delete", "sched_due", "sched_fire",
+    "cancel_running",
 )
 #: CONVEYOR_EVENTS_MAXLEN's default: each queue's event log keeps about this many events
 DEFAULT_EVENTS_MAXLEN = 100_000

@@ -26,6 +26,7 @@ from conveyor.brokers.base import (
     EventPage,
     FailItem,
     FetchBatch,
+    HeartbeatReply,
     LeaseRef,
     LogAppend,
     Page,
@@ -202,12 +203,19 @@ class SqliteBroker:
                 return False
             await self._wakeup.wait(min(interval, remaining))
 
-    async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> list[str]:
+    async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> HeartbeatReply:
+        if not leases:
+            return HeartbeatReply()
+        refs = [(*split_job_id(r.job_id), r.token) for r in leases]
+        lost, cancels = await self._writer.write(lambda c: tx.heartbeat(c, refs, lease_ms))
+        return HeartbeatReply([leases[pos].job_id for pos in lost],
+                              {leases[pos].job_id: actor for pos, actor in cancels.items()})
+
+    async def cancel_running(self, leases: Sequence[LeaseRef]) -> list[bool]:
         if not leases:
             return []
         refs = [(*split_job_id(r.job_id), r.token) for r in leases]
-        lost = await self._writer.write(lambda c: tx.heartbeat(c, refs, lease_ms))
-        return [leases[pos].job_id for pos in lost]
+        return await self._writer.write(lambda c: tx.cancel_running(c, refs))
 
     async def ack(self, items: Sequence[AckItem]) -> list[bool]:
         if not items:
@@ -258,10 +266,10 @@ class SqliteBroker:
 
     async def reap_expired(self, queue: str, limit: int = 1000) -> ReapResult:
         validate_queue_name(queue)
-        requeued, dead = await self._writer.write(lambda c: tx.reap(c, queue, limit))
+        requeued, dead, cancelled = await self._writer.write(lambda c: tx.reap(c, queue, limit))
         if requeued:
             self._wakeup.notify()
-        return ReapResult(requeued=requeued, dead=dead)
+        return ReapResult(requeued=requeued, dead=dead, cancelled=cancelled)
 
     async def purge_expired(self, queue: str, limit: int = 1000) -> int:
         validate_queue_name(queue)
@@ -288,7 +296,9 @@ class SqliteBroker:
         res, row = await self._writer.write(
             lambda c: ops.cancel(c, queue, uid, safe_name(actor))
         )
-        _raise_for(job_id, res, "ok", "only scheduled or queued jobs can be cancelled")
+        if res == "requested":  # RUNNING: its worker is asked to stop it
+            res = "ok"
+        _raise_for(job_id, res, "ok", "only scheduled, queued or running jobs can be cancelled")
         return row_to_job(row)
 
     async def retry(self, job_id: str, actor: str = "manual") -> Job:

@@ -87,14 +87,23 @@ def _core(conn: sqlite3.Connection, queue: str, uid: str) -> Any:
 
 
 def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[str, Any]:
-    """SCHEDULED / QUEUED -> CANCELLED. Returns ('ok', row), ('not_found', None), (the state
-    that forbids it, None) or ('corrupt:<what is wrong>', None) for a row that does not
+    """SCHEDULED / QUEUED -> CANCELLED; on a RUNNING job, a cancel request for its current
+    delivery (cancel.lua). Returns ('ok', row), ('requested', row), ('not_found', None), (the
+    state that forbids it, None) or ('corrupt:<what is wrong>', None) for a row that does not
     parse (set aside as DEAD corrupt_job)."""
     row = _core(conn, queue, uid)
     if row is None:
         return "not_found", None
     rid, state, attempts = row[0], row[1], row[5]
     now = now_ms()
+    if state == JobState.RUNNING:  # writes only the two request fields
+        cur = conn.execute(
+            "UPDATE jobs SET cancel_token = token, cancel_by = ? WHERE id = ? AND token != ''",
+            (actor, rid),
+        )
+        if cur.rowcount == 0:
+            return "corrupt:field token is missing", None
+        return "requested", select_job(conn, queue, uid)
     if state in STATES and state not in (JobState.QUEUED, JobState.SCHEDULED):
         return str(state), None
     problem = record_problem(core_of(row[1:]), None, CANCEL_CHECKS)

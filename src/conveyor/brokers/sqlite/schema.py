@@ -217,6 +217,15 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             " WHERE due_ms IS NOT NULL",
         ),
     ),
+    (
+        9,
+        (
+            # a cancel request on a RUNNING job: the token of the delivery asked to stop, and
+            # who asked (cancel.lua's ctok / cby)
+            "ALTER TABLE jobs ADD COLUMN cancel_token TEXT",
+            "ALTER TABLE jobs ADD COLUMN cancel_by TEXT",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

@@ -16,6 +16,7 @@ from typing import Any
 
 from conveyor.brokers.records import (
     ACK_CHECKS,
+    CANCEL_CHECKS,
     FAIL_CHECKS,
     FETCH_CHECKS,
     PROMOTE_CHECKS,
@@ -152,19 +153,51 @@ def fetch(
     return now, next_due(conn, queue), promoted, out
 
 
-def heartbeat(conn: sqlite3.Connection, leases: Sequence[Lease], lease_ms: int) -> list[int]:
-    """Extend the leases held with the current token; return the positions of lost ones."""
+def heartbeat(
+    conn: sqlite3.Connection, leases: Sequence[Lease], lease_ms: int
+) -> tuple[list[int], dict[int, str]]:
+    """Extend the leases held with the current token; return the positions of lost ones, and
+    position -> actor for held ones whose delivery was asked to stop (`ops.cancel`)."""
     deadline = now_ms() + lease_ms
     lost = []
+    cancels: dict[int, str] = {}
     for pos, (queue, uid, token) in enumerate(leases):
-        cur = conn.execute(
+        row = conn.execute(
             "UPDATE jobs SET deadline_ms = ?, score = ? WHERE queue = ? AND uid = ?"
-            " AND state = 'running' AND token = ?",
+            " AND state = 'running' AND token = ? RETURNING cancel_token, cancel_by",
             (deadline, deadline, queue, uid, token),
-        )
-        if cur.rowcount == 0:
+        ).fetchone()
+        if row is None:
             lost.append(pos)
-    return lost
+        elif row[0] == token:
+            cancels[pos] = str(row[1] or "")
+    return lost, cancels
+
+
+def cancel_running(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bool]:
+    """RUNNING -> CANCELLED by the lease holder, for a delivery asked to stop (the twin of
+    cancel_running.lua): a stale token, or no request for this delivery, changes nothing."""
+    now = now_ms()
+    out = []
+    for queue, uid, token in leases:
+        asked = conn.execute(
+            "SELECT cancel_by FROM jobs WHERE queue = ? AND uid = ? AND state = 'running'"
+            " AND token = ? AND cancel_token = token", (queue, uid, token),
+        ).fetchone()
+        row = None if asked is None else _holder(conn, queue, uid, token, now, CANCEL_CHECKS)
+        if row is None:
+            out.append(False)
+            continue
+        rid, attempts, _, worker, started, _, _ = row
+        msg = f"cancelled by {asked[0] or '?'} while running"
+        conn.execute(
+            "UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, token = '',"
+            " err_code = 'cancelled', err_msg = ?, history = history || ? WHERE id = ?",
+            (now, now, msg,
+             history_line(attempts, worker, started, now, "cancelled", "cancelled", msg), rid),
+        )
+        out.append(True)
+    return out
 
 
 def _holder(
@@ -284,23 +317,34 @@ def release(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bool]:
     return out
 
 
-def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
+def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int, int]:
     """The visibility timeout: expired leases go back to QUEUED (old place), or to DEAD
     with `lease_expired` when that was the last allowed attempt (a poison job: it stays
     DEAD until an operator, or a policy that opted in, redrives it). Returns (requeued,
-    dead)."""
+    dead, cancelled). A job asked to stop (`ops.cancel` of a RUNNING job) ends CANCELLED."""
     now = now_ms()
     rows = checked(conn, conn.execute(
-        f"SELECT id, {CORE_COLUMNS}, worker FROM jobs"
+        f"SELECT id, {CORE_COLUMNS}, worker, token, cancel_token, cancel_by FROM jobs"
         " WHERE queue = ? AND state = 'running' AND score <= ? ORDER BY score LIMIT ?",
         (queue, now, limit),
     ).fetchall(), JobState.RUNNING, REAP_CHECKS, now)
-    requeued = dead = 0
+    requeued = dead = cancelled = 0
     for row in rows:
-        rid, _, _, _, prio, attempts, max_att, _, seq, _, _, started, _, _, worker = row
+        rid, _, _, _, prio, attempts, max_att, _, seq, _, _, started, _, _, worker = row[:15]
+        token, cancel_token, cancel_by = row[15:]
         attempts = int(attempts or 0)
         code = "lease_expired"
-        if attempts >= max_att:
+        if cancel_token and cancel_token == token:  # asked to stop: never requeued
+            msg = f"cancelled by {cancel_by or '?'} (the worker's lease expired first)"
+            conn.execute(
+                "UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, token = '',"
+                " err_code = 'cancelled', err_msg = ?, history = history || ? WHERE id = ?",
+                (now, now, msg,
+                 history_line(attempts, worker, started, now, "cancelled", "cancelled", msg),
+                 rid),
+            )
+            cancelled += 1
+        elif attempts >= max_att:
             line = history_line(attempts, worker, started, now, "dead", code, LEASE_EXPIRED_MSG)
             conn.execute(
                 "UPDATE jobs SET state = 'dead', score = ?, finished_ms = ?, token = '',"
@@ -321,4 +365,4 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
             emit(conn, rid, code, code)
             count_series(conn, rid, now, "f")
             requeued += 1
-    return requeued, dead
+    return requeued, dead, cancelled
