@@ -106,6 +106,24 @@ async def test_dead_on_last_lease_and_moves_are_events(broker: Broker) -> None:
     assert [(e.job_id, e.event, e.state) for e in moved] == [(new_id, E.REDRIVEN, "queued")]
 
 
+async def test_a_running_job_cancelled_by_its_holder_or_by_reaping_is_an_event(
+    broker: Broker,
+) -> None:
+    job = await enqueue(broker, max_attempts=3)
+    d = await fetch_one(broker)
+    await broker.cancel(job.id, actor="api")  # a request: no transition, no event yet
+    assert await broker.cancel_running([LeaseRef(job.id, d.token)]) == [True]
+    reaped = await enqueue(broker, max_attempts=3)
+    _, now = await deliver_with_short_lease(broker)
+    await broker.cancel(reaped.id, actor="api")
+    await expire_and_reap(broker, now, 30)
+    events = await all_events(broker)
+    for job_id in (job.id, reaped.id):
+        assert history(events, job_id)[-2:] == [(E.STARTED, "running"),
+                                                (E.CANCELLED, "cancelled")]
+    assert (await broker.get(reaped.id)).state == JobState.CANCELLED
+
+
 async def test_reads_are_bounded_and_resume_from_the_cursor(broker: Broker) -> None:
     from conveyor.client import AsyncConveyor, JobRequest
 

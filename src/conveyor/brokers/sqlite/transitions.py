@@ -196,6 +196,7 @@ def cancel_running(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bo
             (now, now, msg,
              history_line(attempts, worker, started, now, "cancelled", "cancelled", msg), rid),
         )
+        emit(conn, rid, "cancelled", "cancelled")
         out.append(True)
     return out
 
@@ -343,6 +344,7 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int, in
                  history_line(attempts, worker, started, now, "cancelled", "cancelled", msg),
                  rid),
             )
+            emit(conn, rid, "cancelled", "cancelled")
             cancelled += 1
         elif attempts >= max_att:
             line = history_line(attempts, worker, started, now, "dead", code, LEASE_EXPIRED_MSG)

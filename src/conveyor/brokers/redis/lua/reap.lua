@@ -29,6 +29,7 @@ for _, uid in ipairs(expired) do
     redis.call('HSET', jk, 'state', 'cancelled', 'finished', int(now), 'token', '',
       'err_code', 'cancelled', 'err_msg', by)
     add_history(jk, j.attempts, j.worker, j.started, now, 'cancelled', 'cancelled', by, nil)
+    emit_event(jk, 'cancelled', 'cancelled')
     cancelled = cancelled + 1
   elseif j.state then
     redis.call('HSET', jk, 'token', '', 'err_code', 'lease_expired', 'err_msg', msg)
