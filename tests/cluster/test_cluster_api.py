@@ -7,8 +7,6 @@ the API says 503 `broker_unavailable` and `/readyz` is not ready, never a 500.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -17,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio.cluster import RedisCluster
-from test_cluster_failover import _pid_of, own_cluster  # noqa: F401  (fixture)
+from test_cluster_failover import allow_failover, kill_primary_of, own_cluster  # noqa: F401
 
 import conveyor.handlers  # noqa: F401  (registers the built-in `fake` type)
 from cluster_support import LocalCluster, queues_on_each_primary
@@ -95,14 +93,14 @@ async def test_a_slot_without_primary_is_503_and_not_ready_never_500(
         r = await http.post("/v1/jobs", json={"type": "fake", "payload": {}, "queue": q})
         assert r.status_code == 201, r.text
         broker = client.broker
-        assert isinstance(broker, RedisBroker) and isinstance(broker.client, RedisCluster)
-        victim = broker.client.get_node_from_key(broker.keys.queue(q).queued)
-        assert victim is not None
-        os.kill(_pid_of(own_cluster, victim.port), signal.SIGKILL)
+        assert isinstance(broker, RedisBroker)
+        replica = await kill_primary_of(own_cluster, broker, q)
         statuses: list[int] = []
         ready: list[int] = []
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            if len(statuses) == 3:  # three answers without a primary, then the replica
+                await allow_failover(replica)
             r = await http.post("/v1/jobs", json={"type": "fake", "payload": {}, "queue": q})
             statuses.append(r.status_code)
             if r.status_code == 503:
@@ -112,5 +110,5 @@ async def test_a_slot_without_primary_is_503_and_not_ready_never_500(
                 break
             await asyncio.sleep(0.2)
         assert 500 not in statuses and all(s in (201, 503) for s in statuses), statuses
-        assert 503 in statuses and 503 in ready, (statuses, ready)
+        assert statuses[:3] == [503] * 3 and ready[:3] == [503] * 3, (statuses, ready)
         assert statuses[-1] == 201 and ready[-1] == 200, "not ridden out within 30 s"

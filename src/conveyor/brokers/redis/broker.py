@@ -265,13 +265,48 @@ class RedisBroker:
                 for i, res in zip(missing, again, strict=True):
                     results[i] = res
                 acks += more
-            for res in results:
-                if isinstance(res, Exception):
-                    raise res
+            failed = [res for res in results if isinstance(res, Exception)]
+            if failed:
+                if register and not self.cluster:
+                    await self._unregister_failed(calls, results, register)
+                elif register:  # Cluster: register the queues whose jobs were stored
+                    stored = self._stored_queues(calls, results, register)
+                    if stored:
+                        await self.client.sadd(self.keys.queues, *stored)
+                raise failed[0]
             self._confirmed(acks)
             if register and self.cluster:
                 await self.client.sadd(self.keys.queues, *register)
             return results
+
+    def _stored_queues(
+        self, calls: Sequence[batches.Call], results: Sequence[Any], register: Sequence[str],
+    ) -> list[str]:
+        """The queues of `register` at least one of whose calls succeeded."""
+        ok = {keys[0] for (_, keys, _), res in zip(calls, results, strict=True)
+              if keys and not isinstance(res, Exception)}
+        return [q for q in register if self._q(q).job_prefix in ok]
+
+    async def _unregister_failed(
+        self, calls: Sequence[batches.Call], results: Sequence[Any], register: Sequence[str],
+    ) -> None:
+        """Single Redis: the registry add rode in the same round trip as scripts that failed.
+        A queue none of whose calls succeeded and which holds no job is taken out again,
+        with the look-again step of `forget` (a job that arrived meanwhile keeps it)."""
+        stored = set(self._stored_queues(calls, results, register))
+        for queue in register:
+            qk = self._q(queue)
+            if queue in stored:
+                continue
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zcard(qk.listing)
+            pipe.exists(qk.paused)
+            listed, paused = await pipe.execute()
+            if int(listed) or int(paused):
+                continue  # a known queue: leave it
+            await self.client.srem(self.keys.queues, queue)
+            if int(await self.client.zcard(qk.listing)):
+                await self.client.sadd(self.keys.queues, queue)
 
     async def _send(
         self, calls: Sequence[batches.Call], register: Sequence[str], waited: bool,
