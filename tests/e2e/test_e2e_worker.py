@@ -247,8 +247,9 @@ async def test_rolling_restart_under_light_load_charges_no_attempt_twice(
 async def test_one_worker_on_three_queues_runs_them_all(
     client: AsyncConveyor, start_worker: StartWorker
 ) -> None:
-    """On Cluster the three queues are on three primaries (slots 1964, 10222 and 14287 under `redis-cli --cluster create`'s even split): the
-    worker's wake-ups and fetches never span slots."""
+    """On Cluster the three queues are on three primaries (slots 1964, 10222 and 14287
+    under `redis-cli --cluster create`'s even split): the worker's wake-ups and fetches never
+    span slots."""
     queues = ["e2e-a", "e2e-b", "e2e-c"]
     worker = await start_worker(concurrency=3, queues=",".join(queues))
     jobs = await client.enqueue_many(
