@@ -407,7 +407,7 @@ async def test_a_batch_cut_by_a_stalled_node_names_what_was_stored(
     redis_cluster: LocalCluster,
 ) -> None:
     prefix = f"cvt-{uuid.uuid4().hex[:8]}"
-    broker = RedisBroker.from_url(redis_cluster.url, key_prefix=prefix, timeout_s=0.3)
+    broker = RedisBroker.from_url(redis_cluster.url, key_prefix=prefix, timeout_s=1.0)
     await broker.connect()
     try:
         q1, q2, q3 = _spread(broker, "stall")

@@ -15,10 +15,9 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio.cluster import RedisCluster
-from test_cluster_failover import allow_failover, kill_primary_of, own_cluster  # noqa: F401
 
 import conveyor.handlers  # noqa: F401  (registers the built-in `fake` type)
-from cluster_support import LocalCluster, queues_on_each_primary
+from cluster_support import LocalCluster, allow_failover, kill_primary_of, queues_on_each_primary
 from conveyor.api import create_app
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
@@ -85,7 +84,7 @@ async def test_every_listing_and_a_mixed_batch_over_three_primaries(
 
 
 async def test_a_slot_without_primary_is_503_and_not_ready_never_500(
-    own_cluster: LocalCluster,  # noqa: F811
+    own_cluster: LocalCluster,
 ) -> None:
     prefix = f"cvt-{uuid.uuid4().hex[:8]}"
     async for http, client in _serve(own_cluster.url, prefix):

@@ -8,20 +8,21 @@ a write confirmed by `wait_replicas=1` is still there.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from cluster_support import SCRIPT, LocalCluster, queues_on_each_primary, unavailable_reason
+from cluster_support import (
+    LocalCluster,
+    allow_failover,
+    kill_primary_of,
+    queues_on_each_primary,
+    replica_of,
+)
 from conveyor.brokers.base import AckItem
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor, JobRequest
@@ -31,30 +32,6 @@ from conveyor.jobs import JobState
 T = TypeVar("T")
 #: a failover with cluster-node-timeout 1000 ms takes a few seconds; this bounds the wait
 RECOVER_S = 30.0
-
-
-@pytest.fixture
-def own_cluster() -> Iterator[LocalCluster]:
-    """A cluster only this test uses (it kills nodes)."""
-    reason = unavailable_reason()
-    if reason is not None or os.environ.get("CONVEYOR_TEST_CLUSTER"):
-        pytest.skip(f"needs redis-server to start a cluster of its own ({reason or 'given'})")
-    out = subprocess.run([str(SCRIPT), "up"], capture_output=True, text=True, timeout=120,
-                         check=True).stdout
-    fields = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    cluster = LocalCluster(fields["seeds"], fields["dir"])
-    try:
-        yield cluster
-    finally:
-        subprocess.run([str(SCRIPT), "down", fields["dir"]], timeout=60, check=False)
-
-
-def _pid_of(cluster: LocalCluster, port: int) -> int:
-    assert cluster.directory is not None
-    base = Path(cluster.directory)
-    ports = [int(p) for p in (base / "ports").read_text().split()]
-    pids = [int(p) for p in (base / "pids").read_text().split()]
-    return pids[ports.index(port)]
 
 
 @pytest.fixture
@@ -126,35 +103,6 @@ async def test_a_killed_primary_is_ridden_out_with_confirmed_writes_kept(
         await plain.close()
 
 
-async def kill_primary_of(cluster: LocalCluster, broker: RedisBroker, queue: str) -> Redis:
-    """SIGKILL the primary serving `queue`, its replica told not to take over yet (so the
-    slot stays without a primary until `allow_failover`). Returns that replica."""
-    assert isinstance(broker.client, RedisCluster)
-    victim = broker.client.get_node_from_key(broker.keys.queue(queue).queued)
-    assert victim is not None
-    replica = await _replica_of(cluster, victim.port)
-    await replica.config_set("cluster-replica-no-failover", "yes")
-    os.kill(_pid_of(cluster, victim.port), signal.SIGKILL)
-    return replica
-
-
-async def allow_failover(replica: Redis) -> None:
-    try:
-        await replica.config_set("cluster-replica-no-failover", "no")
-    finally:
-        await replica.aclose()
-
-
-async def _replica_of(cluster: LocalCluster, primary_port: int) -> Redis:
-    for port in cluster.ports:
-        node = Redis(port=port, decode_responses=True)
-        role = await node.execute_command("ROLE")
-        if role[0] == "slave" and int(role[2]) == primary_port:
-            return node
-        await node.aclose()
-    raise AssertionError(f"no replica of {primary_port}")
-
-
 async def test_a_manual_failover_unblocks_a_waiting_worker_as_a_transient_error(
     own_cluster: LocalCluster, broker: RedisBroker,
 ) -> None:
@@ -162,7 +110,7 @@ async def test_a_manual_failover_unblocks_a_waiting_worker_as_a_transient_error(
     assert isinstance(broker.client, RedisCluster)
     primary = broker.client.get_node_from_key(broker.keys.queue(q).queued)
     assert primary is not None
-    replica = await _replica_of(own_cluster, primary.port)
+    replica = await replica_of(own_cluster, primary.port)
     waiting = asyncio.create_task(broker.wait_for_work([q], 4.0))
     await asyncio.sleep(0.3)
     try:
