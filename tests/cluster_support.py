@@ -121,3 +121,10 @@ async def replica_of(cluster: LocalCluster, primary_port: int) -> Redis:
             return node
         await node.aclose()
     raise AssertionError(f"no replica of {primary_port}")
+
+
+def restart_node(cluster: LocalCluster, port: int) -> None:
+    """Start a killed node again on its own files (scripts/redis-cluster restart)."""
+    assert cluster.directory is not None
+    subprocess.run([str(SCRIPT), "restart", cluster.directory, str(port)], timeout=60,
+                   check=True)
