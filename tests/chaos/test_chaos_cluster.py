@@ -59,11 +59,14 @@ async def test_a_killed_primary_under_load_loses_no_acknowledged_write_with_wait
             os.kill(pid_of(own_cluster, victim.port), signal.SIGKILL)
             killed_at = time.time()
             await producer.wait_failed(len(producer.failed) + 1, timeout_s=30.0)
+            if not wait_replicas:  # with WAIT 1 the promoted primary needs its replica back
+                await producer.wait_accepted(len(producer.accepted) + 1, timeout_s=60.0)
             # the replica is promoted; the old primary comes back on its files, as a replica
             await asyncio.sleep(scale.of(3.0, 6.0))
             await asyncio.to_thread(restart_node, own_cluster, victim.port)
+            await producer.wait_accepted(len(producer.accepted) + 1, timeout_s=60.0)
+            back_at = time.time()  # enqueues acknowledged again
             await producer.wait_accepted(len(producer.accepted) + after, timeout_s=120.0)
-            back_at = time.time()
         finally:
             await producer.stop()
         await wait_drained(client, len(producer.accepted), timeout_s=scale.of(120.0, 600.0))
