@@ -136,11 +136,14 @@ def make_cluster_client(
         raise _bad(url, f"unsupported option: {exc}") from exc
 
 
-def make_sync_cluster_client(url: str, *, timeout_s: float) -> redis.RedisCluster:
+def make_sync_cluster_client(
+    url: str, *, timeout_s: float, read_timeout_s: float | None = None,
+) -> redis.RedisCluster:
     """The blocking twin, for the sync enqueuer."""
     nodes, kwargs = parse_cluster_url(url)
     opts: dict[str, Any] = {
-        "decode_responses": True, "encoding_errors": "replace", "socket_timeout": timeout_s,
+        "decode_responses": True, "encoding_errors": "replace",
+        "socket_timeout": read_timeout_s or timeout_s,
         "socket_connect_timeout": timeout_s, "health_check_interval": 30,
     }
     opts.update(kwargs)
