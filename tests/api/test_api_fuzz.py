@@ -114,7 +114,10 @@ def test_openapi_contract(case: schemathesis.Case[Any]) -> None:
     case.call_and_validate()  # every check: none is excluded
 
 
-_Stateful = schema.as_state_machine()
+# `waitJob` is a long poll: how long it takes, and what a chain of calls after it finds,
+# depends on the clock, which the stateful phase's replays cannot tolerate (hypothesis'
+# FlakyStrategyDefinition); the contract phase above fuzzes it.
+_Stateful = schema.exclude(operation_id="waitJob").as_state_machine()
 _Stateful.TestCase.settings = settings(
     SETTINGS, max_examples=max(5, MAX_EXAMPLES // 3), stateful_step_count=8)
 

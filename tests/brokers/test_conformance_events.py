@@ -242,3 +242,17 @@ async def test_sqlite_a_transition_whose_event_cannot_be_written_does_not_happen
     conn.close()
     d = await fetch_one(broker)
     assert d.job_id == job.id
+
+
+async def test_followers_save_their_cursor(broker: Broker) -> None:
+    assert await broker.load_cursor(Q, "webhooks") is None
+    await enqueue(broker)
+    tail = await broker.events_tail(Q)
+    await broker.save_cursor(Q, "webhooks", tail)
+    assert await broker.load_cursor(Q, "webhooks") == tail
+    assert await broker.load_cursor(Q, "other") is None
+    await broker.save_cursor(Q, "webhooks", LOG_START)
+    assert await broker.load_cursor(Q, "webhooks") == LOG_START
+    for name, cursor in (("Bad Name", tail), ("webhooks", "nope"), ("", tail)):
+        with pytest.raises(ValidationError):
+            await broker.save_cursor(Q, name, cursor)

@@ -7,6 +7,7 @@ acks or heartbeats in one round trip; each item succeeds or is rejected on its o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -172,6 +173,16 @@ def check_event_limit(limit: int) -> int:
     return limit
 
 
+#: a follower's name (`load_cursor` / `save_cursor`)
+CURSOR_NAME_RE = r"^[a-z][a-z0-9_.-]{0,31}$"
+
+
+def check_cursor_name(name: str) -> str:
+    if not re.fullmatch(CURSOR_NAME_RE, name):
+        raise ValidationError("invalid follower name", details={"name": name[:40]})
+    return name
+
+
 def bad_cursor(cursor: str) -> ValidationError:
     return ValidationError("invalid event cursor", details={"cursor": cursor[:100]})
 
@@ -333,6 +344,12 @@ class Broker(Protocol):
     async def get_with_cursor(self, job_id: str) -> tuple[Job, str]:
         """The job and its queue's `events_tail`, read in one atomic step: every event of
         the job after this snapshot is in the log after that cursor (race-free waits)."""
+
+    async def load_cursor(self, queue: str, name: str) -> str | None:
+        """A follower's saved position in `queue`'s log (None: never saved)."""
+
+    async def save_cursor(self, queue: str, name: str, cursor: str) -> None:
+        """Save a follower's position (the webhook fan-out resumes from it after a restart)."""
 
     # --- worker registry ------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None: ...

@@ -702,6 +702,12 @@ class RedisBroker:
     async def get_with_cursor(self, job_id: str) -> tuple[Job, str]:
         return await self._events.get_with_cursor(job_id)
 
+    async def load_cursor(self, queue: str, name: str) -> str | None:
+        return await self._events.load_cursor(queue, name)
+
+    async def save_cursor(self, queue: str, name: str, cursor: str) -> None:
+        await self._events.save_cursor(queue, name, cursor)
+
     # --- worker registry ------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None:
         now = await self.now_ms()

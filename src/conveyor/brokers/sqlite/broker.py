@@ -29,6 +29,7 @@ from conveyor.brokers.base import (
     Page,
     ReapResult,
     WorkerInfo,
+    check_cursor_name,
     check_event_limit,
     parse_dead_cursor,
     queue_not_empty,
@@ -480,6 +481,25 @@ class SqliteBroker:
         if row is None:
             raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
         return row_to_job(row), cursor
+
+    async def load_cursor(self, queue: str, name: str) -> str | None:
+        validate_queue_name(queue)
+        check_cursor_name(name)
+        row = await self._reader.read(lambda c: c.execute(
+            "SELECT cursor FROM event_cursors WHERE queue = ? AND name = ?", (queue, name),
+        ).fetchone())
+        if row is None or not isinstance(row[0], str) or not row[0].isdigit():
+            return None  # never saved, or a damaged record: as if never saved
+        return row[0]
+
+    async def save_cursor(self, queue: str, name: str, cursor: str) -> None:
+        validate_queue_name(queue)
+        check_cursor_name(name)
+        evlog.row_id(cursor)
+        await self._writer.write(lambda c: c.execute(
+            "INSERT INTO event_cursors (queue, name, cursor) VALUES (?, ?, ?)"
+            " ON CONFLICT (queue, name) DO UPDATE SET cursor = excluded.cursor",
+            (queue, name, cursor)))
 
     # --- worker registry ------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None:

@@ -137,6 +137,15 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
                 cut   INTEGER NOT NULL DEFAULT 0
             )
             """,
+            # followers' saved positions (the webhook fan-out), per queue and name
+            """
+            CREATE TABLE event_cursors (
+                queue  TEXT NOT NULL,
+                name   TEXT NOT NULL,
+                cursor TEXT NOT NULL,
+                PRIMARY KEY (queue, name)
+            )
+            """,
         ),
     ),
 )
