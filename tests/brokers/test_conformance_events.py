@@ -256,3 +256,30 @@ async def test_followers_save_their_cursor(broker: Broker) -> None:
     for name, cursor in (("Bad Name", tail), ("webhooks", "nope"), ("", tail)):
         with pytest.raises(ValidationError):
             await broker.save_cursor(Q, name, cursor)
+
+
+async def test_progress_is_fenced_stored_and_emitted(broker: Broker) -> None:
+    from conveyor.brokers.base import ProgressItem
+
+    job = await enqueue(broker)
+    assert await broker.progress([ProgressItem(job.id, "no-lease", 0.1)]) == [False]
+    d = await fetch_one(broker)
+    assert await broker.progress([ProgressItem(job.id, d.token, 0.25, "a quarter"),
+                                  ProgressItem(job.id, "stale", 0.9)]) == [True, False]
+    stored = (await broker.get(job.id)).progress
+    assert stored is not None and (stored.value, stored.message) == (0.25, "a quarter")
+    assert await broker.progress([ProgressItem(job.id, d.token, 40)]) == [True]
+    for value in (-1, float("nan"), float("inf"), True):
+        with pytest.raises(ValidationError):
+            await broker.progress([ProgressItem(job.id, d.token, value)])
+    with pytest.raises(ValidationError):
+        await broker.progress([ProgressItem(job.id, d.token, 1, "x" * 1001)])
+    assert await broker.ack([AckItem(job.id, d.token)]) == [True]
+    assert await broker.progress([ProgressItem(job.id, d.token, 1.0)]) == [False]
+    done = await broker.get(job.id)
+    assert done.progress is not None and done.progress.value == 40
+    events = [e for e in await all_events(broker) if e.event == E.PROGRESS]
+    assert [(e.progress.value, e.progress.message) for e in events if e.progress] == [
+        (0.25, "a quarter"), (40, None)]
+    assert {(e.state, e.attempt) for e in events} == {(JobState.RUNNING, 1)}
+    assert events[0].as_json()["progress"]["message"] == "a quarter"

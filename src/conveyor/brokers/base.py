@@ -7,6 +7,7 @@ acks or heartbeats in one round trip; each item succeeds or is rejected on its o
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Protocol, runtime_checkable
 from conveyor.errors import InvalidState, QueueNotFound, ValidationError
 from conveyor.events.model import JobEvent
 from conveyor.ids import UID_RE
-from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
+from conveyor.jobs import MAX_PROGRESS_MESSAGE, Delivery, EnqueueResult, Job, JobSpec, JobState
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,32 @@ class FailItem:
 class LeaseRef:
     job_id: str
     token: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressItem:
+    """`ctx.progress(value, message)` of the lease holder (see `check_progress`)."""
+
+    job_id: str
+    token: str
+    value: float
+    message: str | None = None
+
+
+def check_progress(value: float, message: str | None) -> tuple[str, str]:
+    """The value as the brokers store it (plain decimal text) and the message ('' for none);
+    anything else is a ValidationError."""
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value < 0 or value > 1e15):
+        raise ValidationError("progress value must be a finite number from 0 to 1e15",
+                              details={"value": repr(value)[:40]})
+    if message is not None and (not isinstance(message, str)
+                                or len(message) > MAX_PROGRESS_MESSAGE):
+        raise ValidationError(f"progress message must be text of at most "
+                              f"{MAX_PROGRESS_MESSAGE} characters")
+    number = float(value)
+    text = str(int(number)) if number.is_integer() else f"{number:.6f}".rstrip("0").rstrip(".")
+    return text, message or ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +265,10 @@ class Broker(Protocol):
 
     async def release(self, leases: Sequence[LeaseRef]) -> list[bool]:
         """RUNNING -> QUEUED without charging the attempt (graceful shutdown)."""
+
+    async def progress(self, items: Sequence[ProgressItem]) -> list[bool]:
+        """Store each running job's progress report (`progress` on the job) with its event,
+        for the current lease holder only; False where the lease was lost."""
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int: ...
 

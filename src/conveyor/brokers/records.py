@@ -18,6 +18,7 @@ from pydantic_core import from_json
 
 from conveyor.brokers.history import parse_history
 from conveyor.errors import CorruptJob, ErrorCode
+from conveyor.events.records import progress_from_json
 from conveyor.jobs import MAX_EPOCH_MS, Attempt, ErrorInfo, Job, JobState
 from conveyor.queues import PRIORITY_MAX, PRIORITY_MIN
 from conveyor.timeutil import ms_to_datetime
@@ -185,6 +186,7 @@ def build_job(job_id: str, queue: str, rec: Mapping[str, Any], *, strict: bool =
             last_error=last_error, history=history,
             idempotency_key=_text(rec.get("idem")) or None,
             timeout_s=timeout / 1000 if timeout is not None else None,
+            progress=progress_from_json(_text(rec.get("progress")) or None),
         )
     except pydantic.ValidationError as exc:  # a field of a type no check above foresaw
         problem = f"record does not parse: {str(exc).splitlines()[0]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,16 @@ class JobContext:
     #: this delivery's fencing token: lets a handler tag side effects (e.g. an outbox row)
     #: with the lease that produced them, so a stale run's writes can be told apart
     lease_token: str = ""
+    #: where `progress` goes (the worker sets it; None: reports are dropped)
+    reporter: Callable[[float, str | None], None] | None = field(default=None, repr=False,
+                                                                  compare=False)
+
+    def progress(self, value: float, message: str | None = None) -> None:
+        """Report progress: a fraction 0-1 or a count (finite, >= 0), and a line of text
+        (at most 1,000 characters). Stored on the job (`progress`) and emitted as a
+        `progress` event, at most once a second (the last report always lands)."""
+        if self.reporter is not None:
+            self.reporter(value, message)
 
     @property
     def is_last_attempt(self) -> bool:

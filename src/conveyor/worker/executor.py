@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic_core import PydanticSerializationError, from_json, to_json
 
-from conveyor.brokers.base import AckItem, FailItem
+from conveyor.brokers.base import AckItem, Broker, FailItem
 from conveyor.errors import (
     ConveyorError,
     ErrorCode,
@@ -42,6 +42,7 @@ from conveyor.logging import get_logger, job_context
 from conveyor.retry import ExponentialBackoff
 from conveyor.settings import Settings, get_settings
 from conveyor.worker import isolation
+from conveyor.worker.progress import ProgressReporter
 from conveyor.worker.safety import (
     TRACEBACK_LIMIT,
     exc_code,
@@ -62,6 +63,11 @@ log = get_logger("conveyor.worker.executor")
 job_log = get_logger("conveyor.job")
 
 __all__ = ["TRACEBACK_LIMIT", "Executor", "Outcome", "truncate_tail"]
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:
@@ -93,6 +99,7 @@ class Executor:
         concurrency: int,
         settings: Settings | None = None,
         on_capacity: Callable[[], None] | None = None,
+        broker: Broker | None = None,
     ) -> None:
         settings = settings or get_settings()
         self._registry = registry
@@ -103,6 +110,9 @@ class Executor:
             settings.max_result_bytes, settings.log_level, settings.log_format
         )
         self._on_capacity = on_capacity
+        #: where `ctx.progress` writes (None: progress reports are dropped)
+        self._broker = broker
+        self._reporters: dict[str, ProgressReporter] = {}
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, concurrency), thread_name_prefix="conveyor-job"
         )
@@ -139,6 +149,10 @@ class Executor:
         timeout_s = d.timeout_s if d.timeout_s is not None else spec.timeout_s
         log.debug("job started", extra={"queue": d.queue, "max_attempts": d.max_attempts})
         started = time.perf_counter()
+        reporter = None
+        if self._broker is not None:
+            reporter = self._reporters[d.job_id] = ProgressReporter(self._broker, d.job_id,
+                                                                    d.token)
         try:
             result = await self._call(spec, d, payload, timeout_s)
         except asyncio.CancelledError as exc:
@@ -148,6 +162,11 @@ class Executor:
             return self._handler_raised(spec, d, exc, started)  # raised by the handler
         except BaseException as exc:
             return self._handler_raised(spec, d, exc, started)
+        finally:
+            if reporter is not None:
+                self._reporters.pop(d.job_id, None)
+                if not _cancelling():
+                    await reporter.close()  # the last report lands before the outcome
         return self._succeeded(d, result, time.perf_counter() - started)
 
     def _handler_raised(
@@ -195,7 +214,7 @@ class Executor:
         self, spec: HandlerSpec, d: Delivery, payload: Any, timeout_s: float | None
     ) -> Any:
         if spec.isolation == "process":
-            ctx = self._context(d)
+            ctx = self._context(d, in_process=False)  # a child process cannot report progress
             args = (payload, ctx) if spec.wants_ctx else (payload,)
             return await isolation.run_in_process(
                 spec.func, args, ctx, timeout_s=timeout_s, config=self._child
@@ -259,7 +278,8 @@ class Executor:
 
         cfut.add_done_callback(on_done)
 
-    def _context(self, d: Delivery) -> JobContext:
+    def _context(self, d: Delivery, *, in_process: bool = True) -> JobContext:
+        reporter = self._reporters.get(d.job_id) if in_process else None
         return JobContext(
             job_id=d.job_id,
             type=d.type,
@@ -269,6 +289,7 @@ class Executor:
             worker_id=self._worker_id,
             logger=job_log,
             lease_token=d.token,
+            reporter=reporter.report if reporter is not None else None,
         )
 
     def _bind(self, spec: HandlerSpec, d: Delivery, payload: Any) -> Callable[[], Any]:

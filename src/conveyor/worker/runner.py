@@ -93,7 +93,7 @@ class Worker:
         self._ignored_cancel = 0
         self._executor = Executor(
             registry, worker_id=self.worker_id, concurrency=concurrency,
-            settings=self.settings, on_capacity=self._slot_freed.set,
+            settings=self.settings, on_capacity=self._slot_freed.set, broker=broker,
         )
         self.completions = Completions(broker)
         block_s = self.settings.loop_block_warn_s

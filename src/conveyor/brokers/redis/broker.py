@@ -28,8 +28,10 @@ from conveyor.brokers.base import (
     FetchBatch,
     LeaseRef,
     Page,
+    ProgressItem,
     ReapResult,
     WorkerInfo,
+    check_progress,
 )
 from conveyor.brokers.records import STATES, as_int
 from conveyor.brokers.redis import batches
@@ -403,6 +405,14 @@ class RedisBroker:
             lambda uid, ref: [uid, ref.token],
         )
         return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(leases))]
+
+    async def progress(self, items: Sequence[ProgressItem]) -> list[bool]:
+        rows = {id(p): check_progress(p.value, p.message) for p in items}
+        batch = self._batch(
+            "progress", items, lambda p: p.job_id, lambda qk: [qk.job_prefix],
+            lambda uid, p: [uid, p.token, rows[id(p)][0], safe_message(rows[id(p)][1])],
+        )
+        return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(items))]
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int:
         qk = self._q(queue)

@@ -16,7 +16,7 @@ from redis.exceptions import NoScriptError
 SCRIPT_NAMES = (
     "enqueue", "fetch", "heartbeat", "ack", "fail", "release", "reap", "promote", "cancel",
     "retry", "purge", "expire", "redrive", "scan_dead", "adopt", "claim_deaths",
-    "forget_queue", "counts", "read_events",
+    "forget_queue", "counts", "read_events", "progress",
 )
 #: CONVEYOR_EVENTS_MAXLEN's default: each queue's event log keeps about this many events
 DEFAULT_EVENTS_MAXLEN = 100_000

@@ -27,10 +27,12 @@ from conveyor.brokers.base import (
     FetchBatch,
     LeaseRef,
     Page,
+    ProgressItem,
     ReapResult,
     WorkerInfo,
     check_cursor_name,
     check_event_limit,
+    check_progress,
     parse_dead_cursor,
     queue_not_empty,
     queue_not_found,
@@ -232,6 +234,14 @@ class SqliteBroker:
         if any(out):
             self._wakeup.notify()
         return out
+
+    async def progress(self, items: Sequence[ProgressItem]) -> list[bool]:
+        if not items:
+            return []
+        rows = [(*split_job_id(p.job_id), p.token, *check_progress(p.value, p.message))
+                for p in items]
+        rows = [(q, u, t, v, safe_message(m)) for q, u, t, v, m in rows]
+        return await self._writer.write(lambda c: tx.progress(c, rows))
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int:
         validate_queue_name(queue)

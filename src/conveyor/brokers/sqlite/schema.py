@@ -129,6 +129,8 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             )
             """,
             "CREATE INDEX events_by_queue ON events (queue, id)",
+            # the last progress report of the job (JSON {"value", "message", "at"})
+            "ALTER TABLE jobs ADD COLUMN progress TEXT",
             # per queue: how many events its log keeps, and the largest id trimmed (gaps)
             """
             CREATE TABLE event_logs (
