@@ -108,6 +108,7 @@ class Worker:
         self._executor = Executor(
             registry, worker_id=self.worker_id, concurrency=concurrency,
             settings=self.settings, on_capacity=self._slot_freed.set, logs=self.logs,
+            broker=broker,
         )
         self.metrics = metrics
         #: (job id, token) -> (queue, type) of outcomes the broker has not answered yet

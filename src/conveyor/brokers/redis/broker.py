@@ -34,9 +34,11 @@ from conveyor.brokers.base import (
     LeaseRef,
     LogAppend,
     Page,
+    ProgressItem,
     ReapResult,
     SeriesPoint,
     WorkerInfo,
+    check_progress,
 )
 from conveyor.brokers.records import STATES, as_int
 from conveyor.brokers.redis import batches
@@ -699,6 +701,14 @@ class RedisBroker:
         )
         return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(leases))]
 
+    async def progress(self, items: Sequence[ProgressItem]) -> list[bool]:
+        rows = {id(p): check_progress(p.value, p.message) for p in items}
+        batch = self._batch(
+            "progress", items, lambda p: p.job_id, lambda qk: [qk.job_prefix],
+            lambda uid, p: [uid, p.token, rows[id(p)][0], safe_message(rows[id(p)][1])],
+        )
+        return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(items))]
+
     async def promote_due(self, queue: str, limit: int = 1000) -> int:
         qk = self._q(queue)
         keys = [qk.job_prefix, qk.scheduled, qk.queued, qk.seq, qk.marker, qk.dead, qk.deaths]
@@ -1025,6 +1035,12 @@ class RedisBroker:
 
     async def get_with_cursor(self, job_id: str) -> tuple[Job, str]:
         return await self._events.get_with_cursor(job_id)
+
+    async def load_cursor(self, queue: str, name: str) -> str | None:
+        return await self._events.load_cursor(queue, name)
+
+    async def save_cursor(self, queue: str, name: str, cursor: str) -> None:
+        await self._events.save_cursor(queue, name, cursor)
 
     # --- worker registry ------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None:
