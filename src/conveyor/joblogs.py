@@ -55,6 +55,8 @@ class JobLogs(BaseModel):
 
 
 def encode_line(at_ms: int, level: str, attempt: int, message: str) -> str:
+    # a lone surrogate (text decoded with surrogateescape) could not be stored as UTF-8
+    message = message.encode("utf-8", "replace").decode("utf-8")
     if len(message) > MAX_MESSAGE_CHARS:
         keep = (MAX_MESSAGE_CHARS - len(_CUT)) // 2
         message = message[:keep] + _CUT + message[-keep:]
@@ -107,6 +109,15 @@ class LogBuffer:
             if len(self._lines) > BUFFER_LINES:
                 del self._lines[0]
                 self.dropped += 1
+
+    def extend(self, lines: list[str]) -> None:
+        """Lines already encoded (a process-isolated handler's, sent back by its child)."""
+        with self._lock:
+            self._lines.extend(lines)
+            extra = len(self._lines) - BUFFER_LINES
+            if extra > 0:
+                del self._lines[:extra]
+                self.dropped += extra
 
     def take(self) -> list[str]:
         with self._lock:

@@ -201,12 +201,14 @@ class Executor:
         self, spec: HandlerSpec, d: Delivery, payload: Any, timeout_s: float | None
     ) -> Any:
         if spec.isolation == "process":
-            # the context crosses to the child by pickle: there `ctx.logger` is the child's
-            # process log only (its lines are not kept with the job)
+            # the context crosses to the child by pickle, so with a plain logger; the child
+            # gives it one that keeps lines, and sends them back with the outcome
             ctx = self._context(d, keep_lines=False)
             args = (payload, ctx) if spec.wants_ctx else (payload,)
+            logs = self._logs
             return await isolation.run_in_process(
-                spec.func, args, ctx, timeout_s=timeout_s, config=self._child
+                spec.func, args, ctx, timeout_s=timeout_s, config=self._child,
+                on_lines=None if logs is None else (lambda lines: logs.open(d).extend(lines)),
             )
         call = self._bind(spec, d, payload)
         if not spec.is_async:
