@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -92,6 +92,8 @@ class LogBuffer:
     """The lines of one delivery not yet sent to the broker. Thread-safe: a sync handler
     logs from a pool thread while the shipper drains on the loop."""
 
+    __slots__ = ("_lines", "_lock", "attempt", "dropped", "job_id", "token")
+
     def __init__(self, job_id: str, token: str, attempt: int) -> None:
         self.job_id = job_id
         self.token = token
@@ -130,18 +132,36 @@ class LogBuffer:
 
 class JobLogger(logging.LoggerAdapter[logging.Logger]):
     """`ctx.logger` on a worker: logs like the `conveyor.job` logger (the worker's own log
-    keeps every line), and keeps lines at CAPTURE_LEVEL or above in the job's buffer."""
+    keeps every line), and keeps lines at CAPTURE_LEVEL or above in the job's buffer.
 
-    def __init__(self, logger: logging.Logger, buffer: LogBuffer) -> None:
-        super().__init__(logger, {})
-        self.buffer = buffer
+    `buffer` is a `LogBuffer`, or a function that gives one on the first kept line (None:
+    the job is over, the line goes to the process log only), so a job that logs nothing
+    costs no buffer."""
+
+    def __init__(self, logger: logging.Logger,
+                 buffer: LogBuffer | Callable[[], LogBuffer | None]) -> None:
+        # what LoggerAdapter.__init__ does, without its cost: one of these is made per job
+        self.logger = logger
+        self.extra = {}
+        self._buffer = buffer
+
+    @property
+    def buffer(self) -> LogBuffer | None:
+        """The buffer (opened now if it was not yet)."""
+        buf = self._buffer
+        if isinstance(buf, LogBuffer):
+            return buf
+        opened = buf()
+        if opened is not None:
+            self._buffer = opened
+        return opened
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
         return msg, kwargs
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if level >= CAPTURE_LEVEL:
-            self.buffer.add(logging.getLevelName(level), _render(msg, args, kwargs))
+        if level >= CAPTURE_LEVEL and (buf := self.buffer) is not None:
+            buf.add(logging.getLevelName(level), _render(msg, args, kwargs))
         if self.logger.isEnabledFor(level):
             self.logger.log(level, msg, *args, **kwargs)
 

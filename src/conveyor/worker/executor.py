@@ -84,6 +84,12 @@ def _reads_back(data: bytes) -> bool:
     return True
 
 
+def _keep(logs: LogShipper, d: Delivery, lines: list[str]) -> None:
+    """Lines a process-isolated handler's child sent back, into the delivery's buffer."""
+    if lines and (buf := logs.open(d)) is not None:
+        buf.extend(lines)
+
+
 class Executor:
     """Runs handlers: async ones on the loop, sync ones in a pool sized to the concurrency
     (or, when declared so, in a child process each)."""
@@ -208,7 +214,7 @@ class Executor:
             logs = self._logs
             return await isolation.run_in_process(
                 spec.func, args, ctx, timeout_s=timeout_s, config=self._child,
-                on_lines=None if logs is None else (lambda lines: logs.open(d).extend(lines)),
+                on_lines=None if logs is None else functools.partial(_keep, logs, d),
             )
         call = self._bind(spec, d, payload)
         if not spec.is_async:
@@ -272,7 +278,7 @@ class Executor:
     def _context(self, d: Delivery, *, keep_lines: bool = True) -> JobContext:
         logger: logging.Logger | logging.LoggerAdapter[Any] = job_log
         if keep_lines and self._logs is not None:
-            logger = JobLogger(job_log, self._logs.open(d))
+            logger = JobLogger(job_log, self._logs.opener(d))
         return JobContext(
             job_id=d.job_id,
             type=d.type,

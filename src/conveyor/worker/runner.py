@@ -322,6 +322,7 @@ class Worker:
         )
 
     async def _run_job(self, slot: _Slot) -> None:
+        self.logs.start(slot.delivery)
         try:
             outcome = await self._executor.execute(slot.delivery)
             if not slot.dropped:
