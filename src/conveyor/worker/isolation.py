@@ -62,7 +62,9 @@ def prepare(modules: Iterable[str] = ()) -> None:
     child starts with them loaded. Blocking, about a Python start: run it off the loop."""
     from multiprocessing import forkserver
 
-    _mp.set_forkserver_preload(["conveyor.handlers", *modules])
+    # this module too: each child runs `_child` from it, and importing it (with the worker
+    # package around it) in every child cost a good part of its start
+    _mp.set_forkserver_preload(["conveyor.handlers", "conveyor.worker.isolation", *modules])
     forkserver.ensure_running()
 
 
