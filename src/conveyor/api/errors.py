@@ -51,6 +51,8 @@ STATUS_OF_CODE: dict[str, int] = {
     # the job exists but its stored record does not parse: the resource's state, not the
     # request, is at fault, and retrying will not help (never a 500)
     ErrorCode.CORRUPT_JOB: 409,
+    # some jobs of a batch stored, some not (a Cluster node failed): details name both
+    ErrorCode.PARTIAL_ENQUEUE: 409,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.BROKER_UNAVAILABLE: 503,
     ErrorCode.BROKER_MISCONFIGURED: 503,

@@ -43,6 +43,8 @@ OVERVIEW_QUEUES = 200
 
 #: broker calls one list may take: a page may come back short while more remain
 MAX_PAGE_CALLS = 8
+#: running jobs the workers page reads (one `get_many`, however many workers hold them)
+RUNNING_SHOWN = 500
 
 _QUEUE_RE = re.compile(QUEUE_PATTERN)
 _TYPE_RE = re.compile(TYPE_PATTERN)
@@ -90,6 +92,12 @@ async def _search(rt: ApiRuntime, queue: str, state: JobState | None, type: str 
     return found, f"ids containing “{q}” among the {len(page.items)} newest jobs"
 
 
+def known_types(client: AsyncConveyor, items: list[Job]) -> list[str]:
+    """What a type filter offers: the types this server's registry knows, and those seen in
+    the jobs listed."""
+    return sorted(set(client.registry.types()) | {j.type for j in items if j.type})
+
+
 def build_router(rt: ApiRuntime, coverage: WebhookCoverage | None = None) -> APIRouter:
     router = APIRouter(prefix="/ui/f")
 
@@ -130,7 +138,8 @@ def build_router(rt: ApiRuntime, coverage: WebhookCoverage | None = None) -> API
                               message="this page link has expired: go back to the newest jobs")
             items, next_cursor = page.items, page.next_cursor
         return render("fragments/queue.html", queue=summary, state=state, items=items,
-                      note=note, next_cursor=next_cursor, paged=bool(cursor))
+                      note=note, next_cursor=next_cursor, paged=bool(cursor),
+                      types=known_types(client, items))
 
     @router.get("/jobs/{job_id}")
     async def job(job_id: str) -> Response:
@@ -170,6 +179,7 @@ def build_router(rt: ApiRuntime, coverage: WebhookCoverage | None = None) -> API
             dead_by_queue={q: n for q, n in dead_by_queue.items() if n},
             dead_total=sum(dead_by_queue.values()), more=page.next_cursor is not None,
             listed=len(page.items), queue=queue, error_code=error_code,
+            types=known_types(client, page.items),
         )
 
     @router.get("/workers")
@@ -177,6 +187,10 @@ def build_router(rt: ApiRuntime, coverage: WebhookCoverage | None = None) -> API
         client = await rt.ready()
         listed = sorted((worker_out(w) for w in await client.workers()),
                         key=lambda w: (w.host, w.pid))
-        return render("fragments/workers.html", workers=listed)
+        # what each holds: one bounded read of every running id, never one call per job
+        ids = [j for w in listed for j in w.jobs if _JOB_ID_RE.fullmatch(j)][:RUNNING_SHOWN]
+        jobs = {j.id: j for j in await client.get_many(ids) if j is not None} if ids else {}
+        return render("fragments/workers.html", workers=listed, jobs=jobs,
+                      shown=RUNNING_SHOWN)
 
     return router

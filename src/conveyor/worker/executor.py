@@ -22,6 +22,7 @@ import contextvars
 import functools
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -134,11 +135,16 @@ class Executor:
         """Drop queued sync calls; threads already running finish on their own (see above)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def execute(self, delivery: Delivery) -> Outcome:
+    async def execute(
+        self, delivery: Delivery, cancel_event: threading.Event | None = None
+    ) -> Outcome:
+        """`cancel_event`: set by the runner when an operator cancels the job; handlers read
+        it as `ctx.cancelled`."""
         with job_context(delivery.job_id, delivery.type, attempt=delivery.attempts):
-            return await self._execute(delivery)
+            return await self._execute(delivery, cancel_event)
 
-    async def _execute(self, d: Delivery) -> Outcome:
+    async def _execute(self, d: Delivery, cancel_event: threading.Event | None = None
+                       ) -> Outcome:
         try:
             spec = self._registry.get(d.type)
         except UnknownJobType:
@@ -152,7 +158,7 @@ class Executor:
         log.debug("job started", extra={"queue": d.queue, "max_attempts": d.max_attempts})
         started = time.perf_counter()
         try:
-            result = await self._call(spec, d, payload, timeout_s)
+            result = await self._call(spec, d, payload, timeout_s, cancel_event)
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -204,7 +210,8 @@ class Executor:
         return AckItem(d.job_id, d.token, data.decode())
 
     async def _call(
-        self, spec: HandlerSpec, d: Delivery, payload: Any, timeout_s: float | None
+        self, spec: HandlerSpec, d: Delivery, payload: Any, timeout_s: float | None,
+        cancel_event: threading.Event | None = None,
     ) -> Any:
         if spec.isolation == "process":
             # the context crosses to the child by pickle, so with a plain logger; the child
@@ -216,7 +223,7 @@ class Executor:
                 spec.func, args, ctx, timeout_s=timeout_s, config=self._child,
                 on_lines=None if logs is None else functools.partial(_keep, logs, d),
             )
-        call = self._bind(spec, d, payload)
+        call = self._bind(spec, d, payload, cancel_event)
         if not spec.is_async:
             return await self._call_in_thread(call, timeout_s)
         try:
@@ -275,7 +282,10 @@ class Executor:
 
         cfut.add_done_callback(on_done)
 
-    def _context(self, d: Delivery, *, keep_lines: bool = True) -> JobContext:
+    def _context(
+        self, d: Delivery, cancel_event: threading.Event | None = None, *,
+        keep_lines: bool = True,
+    ) -> JobContext:
         logger: logging.Logger | logging.LoggerAdapter[Any] = job_log
         if keep_lines and self._logs is not None:
             logger = JobLogger(job_log, self._logs.opener(d))
@@ -288,12 +298,14 @@ class Executor:
             worker_id=self._worker_id,
             logger=logger,
             lease_token=d.token,
+            cancel_event=cancel_event,
         )
 
-    def _bind(self, spec: HandlerSpec, d: Delivery, payload: Any) -> Callable[[], Any]:
+    def _bind(self, spec: HandlerSpec, d: Delivery, payload: Any,
+              cancel_event: threading.Event | None = None) -> Callable[[], Any]:
         if not spec.wants_ctx:
             return functools.partial(spec.func, payload)
-        return functools.partial(spec.func, payload, self._context(d))
+        return functools.partial(spec.func, payload, self._context(d, cancel_event))
 
     @staticmethod
     def _retry_delay(spec: HandlerSpec, d: Delivery, exc: BaseException) -> float | None:

@@ -1,4 +1,4 @@
-"""Job logs in SQLite: the `job_logs` table (migration 5), appended by the lease holder in
+"""Job logs in SQLite: the `job_logs` table (migration 7), appended by the lease holder in
 one write transaction per batch, trimmed to the last `MAX_LINES` lines within `MAX_BYTES`,
 and deleted with the job by a trigger (whatever deletes the job row)."""
 
