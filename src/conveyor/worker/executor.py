@@ -91,6 +91,12 @@ def _reads_back(data: bytes) -> bool:
     return True
 
 
+def _keep(logs: LogShipper, d: Delivery, lines: list[str]) -> None:
+    """Lines a process-isolated handler's child sent back, into the delivery's buffer."""
+    if lines and (buf := logs.open(d)) is not None:
+        buf.extend(lines)
+
+
 class Executor:
     """Runs handlers: async ones on the loop, sync ones in a pool sized to the concurrency
     (or, when declared so, in a child process each)."""
@@ -227,13 +233,15 @@ class Executor:
         cancel_event: threading.Event | None = None,
     ) -> Any:
         if spec.isolation == "process":
-            # the context crosses to the child by pickle: there `ctx.logger` is the child's
-            # process log only (its lines are not kept with the job), and it cannot report
-            # progress
+            # the context crosses to the child by pickle, so with a plain logger; the child
+            # gives it one that keeps lines, and sends them back with the outcome. A child
+            # cannot report progress.
             ctx = self._context(d, keep_lines=False, in_process=False)
             args = (payload, ctx) if spec.wants_ctx else (payload,)
+            logs = self._logs
             return await isolation.run_in_process(
-                spec.func, args, ctx, timeout_s=timeout_s, config=self._child
+                spec.func, args, ctx, timeout_s=timeout_s, config=self._child,
+                on_lines=None if logs is None else functools.partial(_keep, logs, d),
             )
         call = self._bind(spec, d, payload, cancel_event)
         if not spec.is_async:
@@ -300,7 +308,7 @@ class Executor:
     ) -> JobContext:
         logger: logging.Logger | logging.LoggerAdapter[Any] = job_log
         if keep_lines and self._logs is not None:
-            logger = JobLogger(job_log, self._logs.open(d))
+            logger = JobLogger(job_log, self._logs.opener(d))
         reporter = self._reporters.get(d.job_id) if in_process else None
         return JobContext(
             job_id=d.job_id,

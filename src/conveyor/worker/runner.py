@@ -351,6 +351,7 @@ class Worker:
 
     async def _run_job(self, slot: _Slot) -> None:
         d = slot.delivery
+        self.logs.start(d)
         try:
             started = time.perf_counter()
             try:
