@@ -76,6 +76,15 @@ class Attempt(BaseModel):
     traceback: str | None = None
 
 
+class JobSchedule(BaseModel):
+    """The schedule that made a job, and the tick it fired for (None: a manual trigger)."""
+
+    model_config = _OUT
+
+    name: str
+    tick: datetime | None = None
+
+
 class Job(BaseModel):
     model_config = _OUT
 
@@ -101,6 +110,8 @@ class Job(BaseModel):
     history: list[Attempt] = Field(default_factory=list)
     idempotency_key: str | None = None
     timeout_s: float | None = None
+    schedule: JobSchedule | None = Field(
+        default=None, description="the schedule that enqueued the job; null for other jobs")
     worker: str | None = Field(
         default=None, description="RUNNING only: the id of the worker holding the lease")
     cancel_requested: bool = Field(
@@ -205,3 +216,6 @@ class Delivery:
     max_attempts: int
     timeout_s: float | None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: when the job became due (run_at, broker ms) and when this lease began: queue wait
+    due_ms: int | None = None
+    leased_ms: int | None = None

@@ -59,6 +59,13 @@ def gate(payload: dict) -> dict:
     return {"passed": True}
 
 
+@handler("ui.chatty")
+async def chatty(payload: dict, ctx) -> None:
+    """Writes each of payload["lines"] through ctx.logger (the job page's Logs card)."""
+    for line in payload["lines"]:
+        ctx.logger.warning(line) if line.startswith("warn:") else ctx.logger.info(line)
+
+
 @handler("ui.slow", max_attempts=1)
 async def slow(payload: dict) -> dict:
     """Runs until cancelled (or `seconds` pass)."""

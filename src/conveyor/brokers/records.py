@@ -18,7 +18,7 @@ from pydantic_core import from_json
 
 from conveyor.brokers.history import parse_history
 from conveyor.errors import CorruptJob, ErrorCode
-from conveyor.jobs import MAX_EPOCH_MS, Attempt, ErrorInfo, Job, JobState
+from conveyor.jobs import MAX_EPOCH_MS, Attempt, ErrorInfo, Job, JobSchedule, JobState
 from conveyor.queues import PRIORITY_MAX, PRIORITY_MIN
 from conveyor.timeutil import ms_to_datetime
 
@@ -35,9 +35,11 @@ INT_FIELDS: tuple[tuple[str, bool, int, int], ...] = (
     ("started", False, 0, MAX_EPOCH_MS),
     ("finished", False, 0, MAX_EPOCH_MS),
     ("redrives", False, 0, 10**9),
+    ("sched_tick", False, 0, MAX_EPOCH_MS),
 )
 FIELD_NAMES = ("state", "type", "payload", *(f[0] for f in INT_FIELDS), "result",
                "result_preview", "result_size", "err_code", "err_msg", "history", "idem",
+               "sched_name",
                # the lease holder, its token and a cancel request (the token of the delivery
                # asked to stop, and who asked): what `Job.worker` / `cancel_requested` read
                "worker", "token", "cancel_token", "cancel_by")
@@ -153,6 +155,13 @@ def _int(rec: Mapping[str, Any], name: str) -> int | None:
     raise KeyError(name)
 
 
+def _schedule(rec: Mapping[str, Any]) -> JobSchedule | None:
+    name = rec.get("sched_name")
+    if not isinstance(name, str) or not name:
+        return None
+    return JobSchedule(name=name, tick=ms_to_datetime(_int(rec, "sched_tick")))
+
+
 def build_job(job_id: str, queue: str, rec: Mapping[str, Any], *, strict: bool = True) -> Job:
     """The Job a record holds. A record that does not parse raises CorruptJob naming what is
     wrong (`strict`), or comes back as far as it reads, with `last_error` saying
@@ -191,6 +200,7 @@ def build_job(job_id: str, queue: str, rec: Mapping[str, Any], *, strict: bool =
             last_error=last_error, history=history,
             idempotency_key=_text(rec.get("idem")) or None,
             timeout_s=timeout / 1000 if timeout is not None else None,
+            schedule=_schedule(rec),
             worker=(_text(rec.get("worker")) or None) if running else None,
             cancel_requested=asked,
             cancel_requested_by=(_text(rec.get("cancel_by")) or None) if asked else None,

@@ -26,8 +26,10 @@ from conveyor.brokers.base import Page
 from conveyor.client import AsyncConveyor
 from conveyor.errors import CorruptJob, JobNotFound, ValidationError
 from conveyor.ids import UID_RE
+from conveyor.joblogs import MAX_LINES, decode_lines
 from conveyor.jobs import Job, JobState
 from conveyor.ui.render import STATES, render
+from conveyor.webhooks.coverage import WebhookCoverage
 
 Text = Annotated[str, Query(max_length=200)]
 PAGE_SIZE = 50
@@ -96,19 +98,20 @@ def known_types(client: AsyncConveyor, items: list[Job]) -> list[str]:
     return sorted(set(client.registry.types()) | {j.type for j in items if j.type})
 
 
-def build_router(rt: ApiRuntime) -> APIRouter:
+def build_router(rt: ApiRuntime, coverage: WebhookCoverage | None = None) -> APIRouter:
     router = APIRouter(prefix="/ui/f")
 
     @router.get("/overview")
     async def overview() -> Response:
         client = await rt.ready()
         stats, workers = await asyncio.gather(client.stats(), client.workers())
+        gap = None if coverage is None else await coverage.check(client.broker, workers)
         shown = dict(sorted(stats.items())[:OVERVIEW_QUEUES])
         queues = queue_outs(shown, await client.paused_queues(list(shown)))
         totals = {s: sum(c.get(s, 0) for c in stats.values()) for s in STATES}
         return render(
             "fragments/overview.html", queues=queues, totals=totals, workers=len(workers),
-            slots=sum(w.concurrency for w in workers), total_queues=len(stats),
+            slots=sum(w.concurrency for w in workers), total_queues=len(stats), gap=gap,
         )
 
     @router.get("/queues/{name}")
@@ -151,7 +154,8 @@ def build_router(rt: ApiRuntime) -> APIRouter:
                           "been purged or have expired after its retention period.")
         except CorruptJob as exc:  # corrupt_job: say what is wrong with the record
             return render("fragments/problem.html", message=f"{exc.message} ({exc.code})")
-        return render("fragments/job.html", job=found)
+        lines = decode_lines(await client.broker.job_logs(job_id))
+        return render("fragments/job.html", job=found, log_lines=lines, log_max=MAX_LINES)
 
     @router.get("/dlq")
     async def dlq(queue: Text = "", type: Text = "", error_code: Text = "") -> Response:

@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import functools
+import logging
 import socket
 import threading
 import time
@@ -38,11 +39,13 @@ from conveyor.errors import (
     ValidationError,
 )
 from conveyor.handlers import HandlerSpec, JobContext, Registry
+from conveyor.joblogs import JobLogger
 from conveyor.jobs import Delivery
 from conveyor.logging import get_logger, job_context
 from conveyor.retry import ExponentialBackoff
 from conveyor.settings import Settings, get_settings
 from conveyor.worker import isolation
+from conveyor.worker.log_shipper import LogShipper
 from conveyor.worker.safety import (
     TRACEBACK_LIMIT,
     exc_code,
@@ -94,8 +97,11 @@ class Executor:
         concurrency: int,
         settings: Settings | None = None,
         on_capacity: Callable[[], None] | None = None,
+        logs: LogShipper | None = None,
     ) -> None:
         settings = settings or get_settings()
+        #: where `ctx.logger` keeps a job's lines (None: the process log only)
+        self._logs = logs
         self._registry = registry
         self._worker_id = worker_id
         self._host = socket.gethostname()
@@ -202,7 +208,9 @@ class Executor:
         cancel_event: threading.Event | None = None,
     ) -> Any:
         if spec.isolation == "process":
-            ctx = self._context(d)
+            # the context crosses to the child by pickle: there `ctx.logger` is the child's
+            # process log only (its lines are not kept with the job)
+            ctx = self._context(d, keep_lines=False)
             args = (payload, ctx) if spec.wants_ctx else (payload,)
             return await isolation.run_in_process(
                 spec.func, args, ctx, timeout_s=timeout_s, config=self._child
@@ -266,7 +274,13 @@ class Executor:
 
         cfut.add_done_callback(on_done)
 
-    def _context(self, d: Delivery, cancel_event: threading.Event | None = None) -> JobContext:
+    def _context(
+        self, d: Delivery, cancel_event: threading.Event | None = None, *,
+        keep_lines: bool = True,
+    ) -> JobContext:
+        logger: logging.Logger | logging.LoggerAdapter[Any] = job_log
+        if keep_lines and self._logs is not None:
+            logger = JobLogger(job_log, self._logs.open(d))
         return JobContext(
             job_id=d.job_id,
             type=d.type,
@@ -274,7 +288,7 @@ class Executor:
             attempt=d.attempts,
             max_attempts=d.max_attempts,
             worker_id=self._worker_id,
-            logger=job_log,
+            logger=logger,
             lease_token=d.token,
             cancel_event=cancel_event,
         )

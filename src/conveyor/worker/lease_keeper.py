@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from conveyor.brokers.base import Broker, LeaseRef
 from conveyor.logging import get_logger
 from conveyor.worker.backoff import TRANSIENT_ERRORS
+from conveyor.worker.metrics import WorkerMetrics, call_timer
 from conveyor.worker.ticker import run_every
 
 log = get_logger("conveyor.worker.lease_keeper")
@@ -27,8 +28,10 @@ class LeaseKeeper:
         lease_ms: int,
         leases: Callable[[], Sequence[LeaseRef]],
         on_lost: Callable[[list[LeaseRef]], None],
+        metrics: WorkerMetrics | None = None,
         on_cancel: Callable[[LeaseRef, str], None] | None = None,
     ) -> None:
+        self._metrics = metrics
         self._broker = broker
         self._interval_s = interval_s
         self._lease_ms = lease_ms
@@ -46,7 +49,8 @@ class LeaseKeeper:
         if not leases:
             return
         try:
-            lost = await self._broker.heartbeat(leases, self._lease_ms)
+            with call_timer(self._metrics, "heartbeat"):
+                lost = await self._broker.heartbeat(leases, self._lease_ms)
         except TRANSIENT_ERRORS as exc:
             # The next beat retries; leases are long enough to miss a couple of beats.
             log.warning(

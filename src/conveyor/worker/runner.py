@@ -13,22 +13,25 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conveyor.brokers.base import Broker, LeaseRef
+from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
 from conveyor.errors import BrokerMisconfigured, UnknownJobType
 from conveyor.handlers import Registry, default_registry
-from conveyor.jobs import Delivery
+from conveyor.jobs import Delivery, JobState
 from conveyor.logging import get_logger, job_context
 from conveyor.settings import Settings, get_settings
 from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff
-from conveyor.worker.completions import Completions
+from conveyor.worker.completions import DROPPED, Completions
 from conveyor.worker.executor import Executor
 from conveyor.worker.lease_keeper import LeaseKeeper
+from conveyor.worker.log_shipper import LogShipper
 from conveyor.worker.loop_watch import JOB_TASK_PREFIX, LoopWatchdog
 from conveyor.worker.maintenance import Maintenance, MaintenanceHook
+from conveyor.worker.metrics import WorkerMetrics, call_timer
 from conveyor.worker.registration import Registration
 
 log = get_logger("conveyor.worker")
@@ -79,6 +82,7 @@ class Worker:
         settings: Settings | None = None,
         worker_id: str | None = None,
         maintenance_hooks: Sequence[MaintenanceHook] = (),
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         if not queues:
             raise ValueError("a worker needs at least one queue")
@@ -99,11 +103,21 @@ class Worker:
         self._hurry = asyncio.Event()
         self._stopping = False
         self._ignored_cancel = 0
+        #: the lines handlers write through `ctx.logger`, batched to the broker
+        self.logs = LogShipper(broker)
         self._executor = Executor(
             registry, worker_id=self.worker_id, concurrency=concurrency,
-            settings=self.settings, on_capacity=self._slot_freed.set,
+            settings=self.settings, on_capacity=self._slot_freed.set, logs=self.logs,
         )
-        self.completions = Completions(broker)
+        self.metrics = metrics
+        #: (job id, token) -> (queue, type) of outcomes the broker has not answered yet
+        self._labels: dict[tuple[str, str], tuple[str, str]] = {}
+        self.completions = Completions(
+            broker, on_answer=self._answered if metrics is not None else None)
+        if metrics is not None:
+            self.completions.call_timer = metrics.call
+            metrics.watch_slots(lambda: len(self._in_flight), lambda: max(self.free_slots, 0))
+            metrics.describe_worker(self.worker_id, self.queues)
         block_s = self.settings.loop_block_warn_s
         self.loop_watchdog = LoopWatchdog(block_s, self._running_jobs) if block_s else None
 
@@ -152,10 +166,12 @@ class Worker:
             lease_ms=self._lease_ms,
             leases=self._leases,
             on_lost=self._on_lease_lost,
+            metrics=self.metrics,
             on_cancel=self._on_cancel_requested,
         )
         maintenance = Maintenance(
-            self.broker, self.queues, interval_s=self.settings.reap_interval_s, hooks=self._hooks
+            self.broker, self.queues, interval_s=self.settings.reap_interval_s,
+            hooks=self._hooks, metrics=self.metrics,
         )
         registration = Registration(
             self.broker,
@@ -164,6 +180,7 @@ class Worker:
             concurrency=self.concurrency,
             ttl_s=self.settings.worker_ttl_s,
             jobs=self.in_flight_ids,
+            metrics_url=self.metrics.url if self.metrics is not None else None,
         )
         await executor.start()
         completions.start()
@@ -172,6 +189,7 @@ class Worker:
             asyncio.create_task(keeper.run(), name="conveyor-lease-keeper"),
             asyncio.create_task(maintenance.run(), name="conveyor-maintenance"),
             asyncio.create_task(registration.run(), name="conveyor-registration"),
+            asyncio.create_task(self.logs.run(), name="conveyor-log-shipper"),
         ]
         if self.loop_watchdog is not None:
             helpers.append(asyncio.create_task(self.loop_watchdog.run(), name="conveyor-loop"))
@@ -255,9 +273,10 @@ class Worker:
         fetched = 0
         wait_s = self.settings.reap_interval_s
         for queue in self.queues:
-            batch = await self.broker.fetch(
-                queue, free - fetched, self.worker_id, self._lease_ms
-            )
+            with call_timer(self.metrics, "fetch"):
+                batch = await self.broker.fetch(
+                    queue, free - fetched, self.worker_id, self._lease_ms
+                )
             for delivery in batch.deliveries:
                 self._spawn(delivery)
             fetched += len(batch.deliveries)
@@ -322,29 +341,41 @@ class Worker:
             self._drop(old)
         slot = _Slot(delivery)
         self._in_flight[delivery.job_id] = slot
+        m = self.metrics
+        if m is not None and delivery.due_ms is not None and delivery.leased_ms is not None:
+            m.waited(delivery.queue, delivery.type, (delivery.leased_ms - delivery.due_ms) / 1000)
         slot.task = asyncio.get_running_loop().create_task(
             self._run_job(slot), name=JOB_TASK_PREFIX + delivery.job_id
         )
 
     async def _run_job(self, slot: _Slot) -> None:
+        d = slot.delivery
         try:
+            started = time.perf_counter()
             try:
-                outcome = await self._executor.execute(slot.delivery, slot.cancel_event)
+                outcome = await self._executor.execute(d, slot.cancel_event)
             except asyncio.CancelledError:
                 if slot.dropped or not slot.task_cancelled:
                     raise  # lease lost, shutdown, or cancelled from outside
                 outcome = None  # stopped because an operator cancelled the job
             if slot.task_cancelled and (task := asyncio.current_task()) is not None:
                 task.uncancel()  # our own request, handled here (raised or swallowed)
+            if self.metrics is not None:
+                self.metrics.ran(d.queue, d.type, time.perf_counter() - started)
+            if not slot.dropped:
+                await self.logs.close(slot.delivery)  # before the outcome ends the lease
             if slot.dropped:
                 pass
             elif slot.cancel_by is not None:  # whatever the handler returned: CANCELLED
                 await self._end_cancelled([slot])
             elif outcome is not None:
+                if self.metrics is not None:
+                    self._labels[d.job_id, d.token] = (d.queue, d.type)
                 self.completions.submit(outcome)
         except Exception:  # an executor bug: the lease expires and the job is redelivered
             log.exception("job runner error", extra={"failed_job_id": slot.delivery.job_id})
         finally:
+            self.logs.discard(slot.delivery)
             job_id = slot.delivery.job_id
             if self._in_flight.get(job_id) is slot:
                 del self._in_flight[job_id]
@@ -410,6 +441,8 @@ class Worker:
     def _drop(self, slot: _Slot) -> None:
         d = slot.delivery
         slot.dropped = True
+        if self.metrics is not None:
+            self.metrics.outcome(d.queue, d.type, "lease_lost")
         with job_context(d.job_id, d.type, attempt=d.attempts):
             log.warning("lease_lost", extra={"queue": d.queue})
         if slot.task is not None:
@@ -443,6 +476,7 @@ class Worker:
             slot.dropped = True
             if slot.task is not None:
                 slot.task.cancel()
+        await self.logs.flush()  # while the leases are still ours
         cancelling = [s for s in left if s.cancel_by is not None]
         if cancelling:  # asked to stop: end them CANCELLED rather than hand them back
             await self._end_cancelled(cancelling)
@@ -480,3 +514,22 @@ class Worker:
         log.info(
             "released running jobs", extra={"released": sum(results), "requested": len(refs)}
         )
+        if self.metrics is not None:
+            for slot, ok in zip(slots, results, strict=False):
+                if ok:
+                    self.metrics.outcome(slot.delivery.queue, slot.delivery.type, "released")
+
+    def _answered(self, item: AckItem | FailItem, reply: object) -> None:
+        """The broker's answer to one outcome, counted by what it did (metrics on)."""
+        labels = self._labels.pop((item.job_id, item.token), None)
+        if labels is None or self.metrics is None or reply == DROPPED:
+            return
+        if isinstance(item, AckItem):
+            outcome = "succeeded" if reply else "lease_lost"
+        elif reply == JobState.DEAD:
+            outcome = "dead"
+        elif isinstance(reply, JobState):
+            outcome = "failed"
+        else:
+            outcome = "lease_lost"
+        self.metrics.outcome(*labels, outcome)

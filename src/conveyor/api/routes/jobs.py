@@ -1,4 +1,4 @@
-"""`/v1/jobs`: enqueue one or a batch, read, list, retry and cancel jobs.
+"""`/v1/jobs`: enqueue one or a batch, read, wait for, list, retry and cancel jobs.
 
 `POST /v1/jobs` is the hot path: its body is parsed straight from bytes, the client coalesces
 concurrent enqueues into one broker round trip, and the response is serialised once.
@@ -21,6 +21,7 @@ from conveyor.api.schemas import (
     CURSOR_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
     JOB_ID_PATTERN,
+    MAX_WAIT_S,
     QUEUE_PATTERN,
     TYPE_PATTERN,
     BatchIn,
@@ -31,6 +32,7 @@ from conveyor.api.schemas import (
 from conveyor.brokers.base import Page
 from conveyor.client import IDEMPOTENCY_KEY_MAX, AsyncConveyor
 from conveyor.errors import ValidationError
+from conveyor.joblogs import JobLogs, decode_lines
 from conveyor.jobs import Job, JobState
 
 JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN, max_length=97,
@@ -121,6 +123,33 @@ def build_router(rt: ApiRuntime) -> APIRouter:
     async def get_job(id: JobIdPath) -> Response:
         client = await rt.ready()
         return json_response(await client.get(id))
+
+    @router.get(
+        "/{id}/wait", response_model=Job,
+        summary="Wait for a job to finish (long poll)",
+        description="Answers with the job as soon as it is `succeeded`, `dead` or "
+        "`cancelled` (at once if it already is), or after `timeout_s` with its current state: "
+        "`200` either way, so tell them apart by `state`. Race-free: a job finishing at any "
+        "moment of the call is seen.",
+        responses=error_responses(401, 404, 409, 422, 503),
+    )
+    async def wait_job(
+        id: JobIdPath,
+        timeout_s: Annotated[float, Query(ge=0, le=MAX_WAIT_S,
+                                          description="seconds to wait at most")] = 30.0,
+    ) -> Response:
+        client = await rt.ready()
+        return json_response(await client.waiters.wait(id, timeout_s))
+    @router.get("/{id}/logs", response_model=JobLogs,
+                summary="The lines the job's handler wrote through ctx.logger",
+                description="Oldest first: the last 200 lines within 64 KiB, over every "
+                "attempt (each line names its attempt). Deleted with the job.",
+                responses=error_responses(401, 404, 409, 422, 503))
+    async def get_job_logs(id: JobIdPath) -> Response:
+        client = await rt.ready()
+        await client.get(id)  # 404 for an unknown job
+        lines = decode_lines(await client.broker.job_logs(id))
+        return json_response(JobLogs(job_id=id, lines=lines))
 
     @router.post("/{id}/retry", response_model=Job,
                  summary="Put a dead or cancelled job back in the queue",

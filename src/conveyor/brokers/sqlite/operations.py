@@ -11,6 +11,7 @@ from typing import Any
 
 from conveyor.brokers.records import CANCEL_CHECKS, REQUEUE_CHECKS, STATES, record_problem
 from conveyor.brokers.sqlite.connection import now_ms
+from conveyor.brokers.sqlite.events import emit
 from conveyor.brokers.sqlite.records import (
     CORE_COLUMNS,
     JOB_COLUMNS,
@@ -18,6 +19,7 @@ from conveyor.brokers.sqlite.records import (
     history_line,
     queued_score,
 )
+from conveyor.brokers.sqlite.series import expire_series
 from conveyor.brokers.sqlite.transitions import set_corrupt, take_seqs
 from conveyor.jobs import EnqueueResult, JobSpec, JobState
 
@@ -61,10 +63,12 @@ def enqueue(
         state = JobState.SCHEDULED if due > now else JobState.QUEUED
         score = due if state == JobState.SCHEDULED else queued_score(s.priority, seq)
         timeout = s.timeout_ms
-        conn.execute(_INSERT, (
+        cur = conn.execute(_INSERT, (
             queue, uid, s.type, s.payload_json, str(state), score, s.priority, seq, s.max_attempts,
             timeout, now, due, key or None, s.fingerprint,
         ))
+        assert cur.lastrowid is not None
+        emit(conn, cur.lastrowid, "scheduled" if state == JobState.SCHEDULED else "enqueued")
         out.append(EnqueueResult(s.id, True, s.fingerprint, state, now, due))
     return out
 
@@ -113,6 +117,7 @@ def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[
         (now, now, "cancelled", msg,
          history_line(attempts, actor, None, now, "cancelled", "cancelled", msg), rid),
     )
+    emit(conn, rid, "cancelled", "cancelled")
     return "ok", select_job(conn, queue, uid)
 
 
@@ -148,6 +153,7 @@ def retry(
             " redrives = redrives + (state = 'dead') WHERE id = ?",
             (seq, queued_score(prio, seq), now, line, rid),
         )
+        emit(conn, rid, "redriven")
         out.append((uid, "retried"))
     return out
 
@@ -181,6 +187,7 @@ def expire(
         " AND due_ms <= ? ORDER BY due_ms LIMIT ?)",
         (queue, now - dlq_retention_ms, limit),
     )
+    expire_series(conn, queue, now, limit)
     return deleted
 
 

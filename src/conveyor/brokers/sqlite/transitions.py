@@ -25,7 +25,9 @@ from conveyor.brokers.records import (
     record_problem,
 )
 from conveyor.brokers.sqlite.connection import now_ms
+from conveyor.brokers.sqlite.events import emit
 from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
+from conveyor.brokers.sqlite.series import count_series
 from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState
 
 LEASE_EXPIRED_MSG = "lease expired: the worker died, hung or lost its connection"
@@ -57,6 +59,7 @@ def set_corrupt(conn: sqlite3.Connection, rid: int, now: int, problem: str) -> N
         (now, now, msg, history_line(0, None, None, now, "dead", "corrupt_job", msg), rid),
     )
     record_death(conn, rid, now)
+    emit(conn, rid, "dead", "corrupt_job")
 
 
 def checked(
@@ -104,6 +107,8 @@ def promote(conn: sqlite3.Connection, queue: str, now: int, limit: int) -> int:
             "UPDATE jobs SET state = 'queued', seq = ?, score = ? WHERE id = ?",
             [(first + i, queued_score(row[4], first + i), row[0]) for i, row in enumerate(due)],
         )
+        for row in due:
+            emit(conn, row[0], "enqueued")
     return len(due)
 
 
@@ -116,7 +121,7 @@ def fetch(
     out a token again; see `ids.lease_nonce`).
 
     Returns (now, next_due, promoted, [(uid, token, type, payload, attempts, max_attempts,
-    timeout_ms)]). A paused queue hands out nothing and promotes nothing.
+    timeout_ms, run_at_ms)]). A paused queue hands out nothing and promotes nothing.
     """
     now = now_ms()
     if conn.execute("SELECT 1 FROM paused WHERE name = ?", (queue,)).fetchone():
@@ -137,12 +142,14 @@ def fetch(
             token, attempt = f"{nonce}.{i}", int(attempts or 0) + 1
             updates.append((deadline, deadline, token, attempt, now, worker, rid))
             out.append((rest[-1], token, jtype, payload, attempt, int(max_att),
-                        None if timeout in (None, "") else int(timeout)))
+                        None if timeout in (None, "") else int(timeout), rest[2]))
         conn.executemany(
             "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = lease + 1,"
             " token = ?, attempts = ?, started_ms = ?, worker = ? WHERE id = ?",
             updates,
         )
+        for *_, rid in updates:
+            emit(conn, rid, "started")
     return now, next_due(conn, queue), promoted, out
 
 
@@ -189,6 +196,7 @@ def cancel_running(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bo
             (now, now, msg,
              history_line(attempts, worker, started, now, "cancelled", "cancelled", msg), rid),
         )
+        emit(conn, rid, "cancelled", "cancelled")
         out.append(True)
     return out
 
@@ -230,6 +238,8 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
             (now, now, result, result[:RESULT_PREVIEW_CHARS], len(result),
              history_line(attempts, worker, started, now, "succeeded"), rid),
         )
+        emit(conn, rid, "succeeded")
+        count_series(conn, rid, now, "s")
         out.append(True)
     return out
 
@@ -259,6 +269,8 @@ def fail(
                     f" {set_error} WHERE id = ?",
                     (seq, queued_score(prio, seq), now, code, msg, line, rid),
                 )
+                emit(conn, rid, "retrying", code)
+                count_series(conn, rid, now, "f")
                 out.append(JobState.QUEUED)
             else:
                 due = now + delay
@@ -267,6 +279,8 @@ def fail(
                     f" {set_error} WHERE id = ?",
                     (due, due, code, msg, line, rid),
                 )
+                emit(conn, rid, "retrying", code)
+                count_series(conn, rid, now, "f")
                 out.append(JobState.SCHEDULED)
         else:
             line = history_line(attempts, worker, started, now, "dead", code, msg, tb)
@@ -276,6 +290,8 @@ def fail(
                 (now, now, code, msg, line, rid),
             )
             record_death(conn, rid, now)
+            emit(conn, rid, "dead", code)
+            count_series(conn, rid, now, "d")
             out.append(JobState.DEAD)
     return out
 
@@ -297,6 +313,7 @@ def release(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bool]:
             " history = history || ? WHERE id = ?",
             (queued_score(prio, seq), line, rid),
         )
+        emit(conn, rid, "released")
         out.append(True)
     return out
 
@@ -327,6 +344,7 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int, in
                  history_line(attempts, worker, started, now, "cancelled", "cancelled", msg),
                  rid),
             )
+            emit(conn, rid, "cancelled", "cancelled")
             cancelled += 1
         elif attempts >= max_att:
             line = history_line(attempts, worker, started, now, "dead", code, LEASE_EXPIRED_MSG)
@@ -336,6 +354,8 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int, in
                 (now, now, code, LEASE_EXPIRED_MSG, line, rid),
             )
             record_death(conn, rid, now)
+            emit(conn, rid, "dead", code)
+            count_series(conn, rid, now, "d")
             dead += 1
         else:
             line = history_line(attempts, worker, started, now, code, code, LEASE_EXPIRED_MSG)
@@ -344,5 +364,7 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int, in
                 " err_msg = ?, history = history || ? WHERE id = ?",
                 (queued_score(prio, seq), code, LEASE_EXPIRED_MSG, line, rid),
             )
+            emit(conn, rid, code, code)
+            count_series(conn, rid, now, "f")
             requeued += 1
     return requeued, dead, cancelled

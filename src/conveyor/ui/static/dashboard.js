@@ -374,6 +374,16 @@
       await api("POST", `/v1/queues/${encodeURIComponent(el.dataset.queue)}/resume`);
       toast(`Queue ${el.dataset.queue} resumed.`);
     },
+    async "delete-webhook"(el) {
+      const ok = await confirmDialog({
+        title: "Delete this webhook subscription?", ok: "Delete subscription", danger: true,
+        body: [para(el.dataset.url, "mono"), para(el.dataset.webhook, "mono muted"),
+               para("No more deliveries; those not yet sent are skipped.", "muted")],
+      });
+      if (!ok) return;
+      await api("DELETE", `/v1/webhooks/${encodeURIComponent(el.dataset.webhook)}`);
+      toast("Webhook subscription deleted.");
+    },
     "redrive-selected": () => bulk("redrive", "selected"),
     "purge-selected": () => bulk("purge", "selected"),
     "redrive-matching": () => bulk("redrive", "matching"),
@@ -465,13 +475,42 @@
     }
   }
 
+  // ---- charts from the broker's per-minute series (issue 18) ------------------------------
+  // The first SERIES_QUEUES queues by name, one request each: bounded. Read again when their
+  // finished counts moved since the last read, else every SERIES_MS. Until the first answer
+  // (or if the API has no series) the page's own samples are drawn.
+  const SERIES_QUEUES = 20;
+  const SERIES_MS = 30 * 1000;
+  let seriesDocs = null;
+  let seriesAt = 0;
+  let seriesMark = "";
+  async function refreshSeries(items) {
+    if (!$("#chart-throughput")) return;
+    const mark = items.slice(0, SERIES_QUEUES)
+      .map((item) => `${item.name}:${item.counts.succeeded || 0}:${item.counts.dead || 0}`).join();
+    if (mark === seriesMark && Date.now() - seriesAt < SERIES_MS) return;
+    seriesMark = mark;
+    seriesAt = Date.now();
+    const names = items.map((item) => item.name).slice(0, SERIES_QUEUES);
+    try {
+      seriesDocs = await Promise.all(names.map((name) =>
+        api("GET", "/v1/queues/" + encodeURIComponent(name) + "/series?minutes=11")));
+      for (const note of $$("[data-chart-source]")) note.hidden = false;
+      for (const note of $$("[data-chart-fallback]")) note.hidden = true;
+    } catch (err) {
+      seriesDocs = null;
+    }
+    updateCharts(loadSamples());
+  }
+
   function updateCharts(samples) {
     const through = $("#chart-throughput");
     if (!through) return;
-    const data = ConveyorChart.buckets(samples);
+    const fromBroker = seriesDocs !== null;
+    const data = fromBroker ? ConveyorChart.fromSeries(seriesDocs) : ConveyorChart.buckets(samples);
     ConveyorChart.drawThroughput(through, data);
     ConveyorChart.drawFailure($("#chart-failure"), data);
-    const r = ConveyorChart.recent(samples, 60 * 1000);
+    const r = fromBroker ? ConveyorChart.recentSeries(data) : ConveyorChart.recent(samples, 60 * 1000);
     $('[data-stat="rate"]').textContent = r ? ConveyorChart.fmtRate(r.rate) : "—";
     $('[data-stat="failure"]').textContent = r && r.failure !== null ? (r.failure * 100).toFixed(1) + " %" : "—";
   }
@@ -497,6 +536,7 @@
       const doc = await api("GET", "/v1/queues?limit=" + SAMPLE_QUEUES);
       const samples = record(doc.items);
       updateCharts(samples);
+      refreshSeries(doc.items);
       updateRates(samples);
       updateQueueOptions(doc.items);
       updateBadge(doc.items);

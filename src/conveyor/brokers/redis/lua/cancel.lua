@@ -31,4 +31,5 @@ redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished', int(now), 'err_cod
   'err_msg', 'cancelled by ' .. ARGV[2])
 add_history(KEYS[1], j.attempts or 0, ARGV[2], nil, now, 'cancelled', 'cancelled',
   'cancelled by ' .. ARGV[2], nil)
+emit_event(KEYS[1], 'cancelled', 'cancelled')
 return 'ok'

@@ -24,6 +24,7 @@ for _, a in ipairs(cjson.decode(ARGV[1])) do
       redis.call('HSET', jk, 'state', 'cancelled', 'finished', int(now), 'token', '',
         'err_code', 'cancelled', 'err_msg', msg)
       add_history(jk, j.attempts, j.worker, j.started, now, 'cancelled', 'cancelled', msg, nil)
+      emit_event(jk, 'cancelled', 'cancelled')
       out[#out + 1] = 1
     end
   else

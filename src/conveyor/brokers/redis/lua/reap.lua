@@ -29,6 +29,7 @@ for _, uid in ipairs(expired) do
     redis.call('HSET', jk, 'state', 'cancelled', 'finished', int(now), 'token', '',
       'err_code', 'cancelled', 'err_msg', by)
     add_history(jk, j.attempts, j.worker, j.started, now, 'cancelled', 'cancelled', by, nil)
+    emit_event(jk, 'cancelled', 'cancelled')
     cancelled = cancelled + 1
   elseif j.state then
     redis.call('HSET', jk, 'token', '', 'err_code', 'lease_expired', 'err_msg', msg)
@@ -37,11 +38,15 @@ for _, uid in ipairs(expired) do
       redis.call('HSET', jk, 'state', 'dead', 'finished', int(now))
       add_history(jk, j.attempts, j.worker, j.started, now, 'dead', 'lease_expired', msg, nil)
       record_death(KEYS[6], jk, uid, now)
+      emit_event(jk, 'dead', 'lease_expired')
+      count_series(KEYS[1], jk, now, 'd')
       dead = dead + 1
     else
       to_queued(jk, KEYS[3], uid, j.seq, j.prio)
       add_history(jk, j.attempts, j.worker, j.started, now, 'lease_expired', 'lease_expired',
         msg, nil)
+      emit_event(jk, 'lease_expired', 'lease_expired')
+      count_series(KEYS[1], jk, now, 'f')
       requeued = requeued + 1
     end
   end
