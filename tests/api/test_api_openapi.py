@@ -146,6 +146,19 @@ def test_every_field_a_response_always_sends_is_required() -> None:
     assert schemas["JsonValue"]["description"].startswith("Any JSON value")
 
 
+def test_cancel_documents_both_answers() -> None:
+    """200: a waiting job cancelled at once; 202: a running job whose worker is asked to
+    stop it (the job, still running, with `cancel_requested`)."""
+    doc = document()
+    responses = doc["paths"]["/v1/jobs/{id}/cancel"]["post"]["responses"]
+    for status in ("200", "202"):
+        assert responses[status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Job"}, status
+    job = doc["components"]["schemas"]["Job"]["properties"]
+    assert job["cancel_requested"]["type"] == "boolean"
+    assert {"worker", "cancel_requested_by"} <= set(job)
+
+
 def test_errors_carry_the_error_code_enum_and_their_headers() -> None:
     doc = document()
     schemas = doc["components"]["schemas"]

@@ -326,7 +326,8 @@ class Broker(Protocol):
         """RUNNING -> SUCCEEDED for each item whose token is current."""
 
     async def fail(self, items: Sequence[FailItem]) -> list[JobState | None]:
-        """RUNNING -> SCHEDULED/QUEUED (retry) or DEAD; None where the lease was lost."""
+        """RUNNING -> SCHEDULED/QUEUED (retry) or DEAD; None where the lease was lost.
+        CANCELLED for a delivery asked to stop (`cancel`) whose worker had not heard yet."""
 
     async def release(self, leases: Sequence[LeaseRef]) -> list[bool]:
         """RUNNING -> QUEUED without charging the attempt (graceful shutdown)."""

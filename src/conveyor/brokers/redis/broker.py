@@ -684,7 +684,7 @@ class RedisBroker:
         batch = self._batch(
             "fail", items, lambda f: f.job_id,
             lambda qk: [qk.job_prefix, qk.running, qk.queued, qk.scheduled, qk.dead, qk.seq,
-                        qk.marker, qk.deaths],
+                        qk.marker, qk.deaths, qk.cancelled],
             lambda uid, f: [
                 uid, f.token, -1 if f.retry_delay_ms is None else max(int(f.retry_delay_ms), 0),
                 safe_name(f.error_code), safe_message(f.message), safe_traceback(f.traceback),

@@ -251,7 +251,8 @@ def fail(
 ) -> list[JobState | None]:
     """RUNNING -> QUEUED / SCHEDULED (retry) or DEAD; None where the lease was lost. Items
     are (queue, uid, token, retry_delay_ms or None, code, message, traceback). No retry once
-    attempts reach max_attempts (invariant 5)."""
+    attempts reach max_attempts (invariant 5). A delivery asked to stop (`ops.cancel`) ends
+    CANCELLED instead (fail.lua)."""
     now = now_ms()
     out: list[JobState | None] = []
     for queue, uid, token, delay, code, msg, tb in items:
@@ -261,7 +262,21 @@ def fail(
             continue
         rid, attempts, max_att, worker, started, prio, _ = row
         set_error = "err_code = ?, err_msg = ?, token = '', history = history || ?"
-        if delay is not None and attempts < max_att:
+        asked = conn.execute(  # asked to stop (ops.cancel): the cancel wins over a retry
+            "SELECT cancel_by FROM jobs WHERE id = ? AND cancel_token = token", (rid,),
+        ).fetchone()
+        if asked is not None:
+            why = f"cancelled by {asked[0] or '?'} while running (its attempt failed: {code})"
+            line = history_line(attempts, worker, started, now, "cancelled", "cancelled", why,
+                                tb)
+            conn.execute(
+                f"UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, {set_error}"
+                " WHERE id = ?",
+                (now, now, "cancelled", why, line, rid),
+            )
+            emit(conn, rid, "cancelled", "cancelled")
+            out.append(JobState.CANCELLED)
+        elif delay is not None and attempts < max_att:
             line = history_line(attempts, worker, started, now, "failed", code, msg, tb)
             if delay == 0:
                 seq = take_seqs(conn, queue, 1)
