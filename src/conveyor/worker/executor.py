@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic_core import PydanticSerializationError, from_json, to_json
 
+from conveyor import tracing
 from conveyor.brokers.base import AckItem, FailItem
 from conveyor.errors import (
     ConveyorError,
@@ -123,7 +124,8 @@ class Executor:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def execute(self, delivery: Delivery) -> Outcome:
-        with job_context(delivery.job_id, delivery.type, attempt=delivery.attempts):
+        with job_context(delivery.job_id, delivery.type, attempt=delivery.attempts,
+                         **tracing.log_fields()):
             return await self._execute(delivery)
 
     async def _execute(self, d: Delivery) -> Outcome:

@@ -126,6 +126,13 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    (
+        6,
+        (
+            # the producer's W3C trace context, stored at enqueue (issue 18, conveyor.tracing)
+            "ALTER TABLE jobs ADD COLUMN trace TEXT",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]
