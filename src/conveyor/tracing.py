@@ -123,7 +123,7 @@ def consumer_span(
     })
     # start_span + attach, not start_as_current_span: half the cost per attempt
     span = _tracer().start_span(f"process {queue}", context=parent, kind=SpanKind.CONSUMER,
-                                attributes=attrs, links=links)
+                                attributes=attrs, links=links or None)
     token = otel_context.attach(trace.set_span_in_context(span))
     try:
         yield span
