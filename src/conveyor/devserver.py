@@ -30,6 +30,7 @@ from conveyor.settings import Settings
 from conveyor.worker.dlq import DlqWorker
 from conveyor.worker.main import build_broker
 from conveyor.worker.runner import Worker
+from conveyor.worker.schedules import ScheduleFirer, sync_declared
 
 log = get_logger("conveyor.dev")
 
@@ -107,8 +108,10 @@ async def _serve(
     ))
     worker = Worker(
         broker, queues=queues, concurrency=concurrency, registry=default_registry,
-        settings=settings, maintenance_hooks=[DlqWorker(default_registry)],
+        settings=settings,
+        maintenance_hooks=[DlqWorker(default_registry), ScheduleFirer(default_registry)],
     )
+    await sync_declared(broker, default_registry)
 
     def on_signal() -> None:
         server.should_exit = True

@@ -33,7 +33,9 @@ LIVE_STATES: frozenset[JobState] = frozenset(
 TERMINAL_STATES: frozenset[JobState] = frozenset(
     {JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED}
 )
-CANCELLABLE_STATES: frozenset[JobState] = frozenset({JobState.SCHEDULED, JobState.QUEUED})
+CANCELLABLE_STATES: frozenset[JobState] = frozenset(
+    {JobState.SCHEDULED, JobState.QUEUED, JobState.RUNNING}
+)
 RETRYABLE_STATES: frozenset[JobState] = frozenset({JobState.DEAD, JobState.CANCELLED})
 
 MAX_ATTEMPTS_LIMIT = 100
@@ -74,6 +76,15 @@ class Attempt(BaseModel):
     traceback: str | None = None
 
 
+class JobSchedule(BaseModel):
+    """The schedule that made a job, and the tick it fired for (None: a manual trigger)."""
+
+    model_config = _OUT
+
+    name: str
+    tick: datetime | None = None
+
+
 class Job(BaseModel):
     model_config = _OUT
 
@@ -99,6 +110,15 @@ class Job(BaseModel):
     history: list[Attempt] = Field(default_factory=list)
     idempotency_key: str | None = None
     timeout_s: float | None = None
+    schedule: JobSchedule | None = Field(
+        default=None, description="the schedule that enqueued the job; null for other jobs")
+    worker: str | None = Field(
+        default=None, description="RUNNING only: the id of the worker holding the lease")
+    cancel_requested: bool = Field(
+        default=False, description="RUNNING only: an operator asked its worker to stop it "
+        "(`POST /v1/jobs/{id}/cancel`); it ends CANCELLED once the worker has stopped it")
+    cancel_requested_by: str | None = Field(
+        default=None, description="who asked (with `cancel_requested`)")
 
 
 #: longest trace context stored with a job (a traceparent is 55, tracestate adds some)

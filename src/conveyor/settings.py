@@ -25,6 +25,10 @@ DEFAULT_BROKER_URL = "sqlite:///conveyor.db"
 _HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$|^[0-9A-Fa-f:.]+$")
 
 
+#: the longest default gap between heartbeats: how late a worker learns of a cancel request
+CANCEL_NOTICE_S = 5.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore")
 
@@ -45,6 +49,11 @@ class Settings(BaseSettings):
     redis_timeout_s: PositiveFloat = 3.0
     #: how often a running process re-checks Redis' maxmemory-policy (and on reconnect)
     redis_check_interval_s: PositiveFloat = 30.0
+    #: enqueue, outcomes and operator transitions wait (`WAIT`) until this many replicas
+    #: have the write before answering; 0: answer once the primary has it
+    redis_wait_replicas: int = Field(default=0, ge=0, le=16)
+    #: how long such a write waits for its replicas; past it the call fails (503)
+    redis_wait_timeout_ms: PositiveInt = 1000
 
     concurrency: PositiveInt = 10
     #: largest result (its JSON text) a worker sends; over it the job fails `result_too_large`
@@ -92,6 +101,9 @@ class Settings(BaseSettings):
     webhook_retry_base_s: float = Field(default=30.0, ge=0, le=86400)
     webhook_retry_cap_s: float = Field(default=21600.0, ge=0, le=86400)
 
+    #: events each queue's event log keeps (about: trimmed in steps); 0 turns events off
+    events_maxlen: int = Field(default=100_000, ge=0, le=100_000_000)
+
     @field_validator("queue_retention_s")
     @classmethod
     def _queue_names(cls, value: dict[str, float]) -> dict[str, float]:
@@ -124,8 +136,10 @@ class Settings(BaseSettings):
 
     @property
     def heartbeat_s(self) -> float:
-        """Heartbeats run well inside the lease: a third of it unless set."""
-        return self.heartbeat_interval_s or self.lease_s / 3
+        """Heartbeats run well inside the lease: a third of it unless set, and at most
+        CANCEL_NOTICE_S apart, since a running job's cancel request reaches its worker with
+        the next heartbeat's reply."""
+        return self.heartbeat_interval_s or min(self.lease_s / 3, CANCEL_NOTICE_S)
 
     def retention_for(self, queue: str) -> float:
         return self.queue_retention_s.get(queue, self.retention_s)

@@ -15,6 +15,7 @@ COMMANDS = [
     "queue delete",
     "seed",
     "jobs", "jobs list",
+    "webhook", "webhook add", "webhook list", "webhook show", "webhook delete",
 ]
 
 

@@ -161,11 +161,12 @@ StartWorker = Callable[..., Awaitable[WorkerProcess]]
 
 def spawn_worker(
     name: str, *, tmp_path: Path, prefix: str, queues: str, concurrency: int, lease_s: float,
-    grace_s: float, app: str | None, pythonpath: Path | None, args: Sequence[str] = (),
+    grace_s: float, app: str | None, pythonpath: Path | None, broker_url: str = REDIS_URL,
+    args: Sequence[str] = (),
 ) -> WorkerProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     env.update({
-        "CONVEYOR_BROKER_URL": REDIS_URL,
+        "CONVEYOR_BROKER_URL": broker_url,
         "CONVEYOR_KEY_PREFIX": prefix,
         "CONVEYOR_LEASE_S": str(lease_s),
         "CONVEYOR_REAP_INTERVAL_S": "0.2",

@@ -29,6 +29,8 @@ from conveyor.jsontypes import WHOLE, JsonInt
 from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_RE
 
 MAX_BATCH = 1000
+#: longest long poll of `GET /v1/jobs/{id}/wait` (seconds)
+MAX_WAIT_S = 60
 CURSOR_MAX = 512
 #: a listing's `next_cursor`: the uid of the last job of the page (see `list_jobs`)
 CURSOR_PATTERN = UID_RE.pattern
@@ -193,6 +195,22 @@ class WorkerList(ResponseModel):
 
 class Health(ResponseModel):
     status: Literal["ok", "ready"]
+
+
+class ReadyWarning(ResponseModel):
+    """Something an operator should fix that does not make the API unready."""
+
+    code: str = Field(examples=["webhooks_unserved"])
+    message: str
+
+
+class Ready(ResponseModel):
+    """`/readyz`: the broker answers and is safe; `warnings` lists what still needs care,
+    e.g. `webhooks_unserved` (subscriptions exist and no live worker serves
+    `CONVEYOR_WEBHOOK_QUEUE`)."""
+
+    status: Literal["ready"]
+    warnings: list[ReadyWarning]
 
 
 class FieldError(BaseModel):

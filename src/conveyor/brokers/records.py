@@ -18,7 +18,7 @@ from pydantic_core import from_json
 
 from conveyor.brokers.history import parse_history
 from conveyor.errors import CorruptJob, ErrorCode
-from conveyor.jobs import MAX_EPOCH_MS, Attempt, ErrorInfo, Job, JobState
+from conveyor.jobs import MAX_EPOCH_MS, Attempt, ErrorInfo, Job, JobSchedule, JobState
 from conveyor.queues import PRIORITY_MAX, PRIORITY_MIN
 from conveyor.timeutil import ms_to_datetime
 
@@ -35,9 +35,14 @@ INT_FIELDS: tuple[tuple[str, bool, int, int], ...] = (
     ("started", False, 0, MAX_EPOCH_MS),
     ("finished", False, 0, MAX_EPOCH_MS),
     ("redrives", False, 0, 10**9),
+    ("sched_tick", False, 0, MAX_EPOCH_MS),
 )
 FIELD_NAMES = ("state", "type", "payload", *(f[0] for f in INT_FIELDS), "result",
-               "result_preview", "result_size", "err_code", "err_msg", "history", "idem")
+               "result_preview", "result_size", "err_code", "err_msg", "history", "idem",
+               "sched_name",
+               # the lease holder, its token and a cancel request (the token of the delivery
+               # asked to stop, and who asked): what `Job.worker` / `cancel_requested` read
+               "worker", "token", "cancel_token", "cancel_by")
 _INT_RE = re.compile(r"-?[0-9]{1,16}")
 _QUOTE_LEN = 40
 
@@ -150,6 +155,13 @@ def _int(rec: Mapping[str, Any], name: str) -> int | None:
     raise KeyError(name)
 
 
+def _schedule(rec: Mapping[str, Any]) -> JobSchedule | None:
+    name = rec.get("sched_name")
+    if not isinstance(name, str) or not name:
+        return None
+    return JobSchedule(name=name, tick=ms_to_datetime(_int(rec, "sched_tick")))
+
+
 def build_job(job_id: str, queue: str, rec: Mapping[str, Any], *, strict: bool = True) -> Job:
     """The Job a record holds. A record that does not parse raises CorruptJob naming what is
     wrong (`strict`), or comes back as far as it reads, with `last_error` saying
@@ -171,6 +183,9 @@ def build_job(job_id: str, queue: str, rec: Mapping[str, Any], *, strict: bool =
         last_error = (ErrorInfo(code=_text(code), message=_text(rec.get("err_msg")))
                       if code else None)
     state = rec.get("state")
+    running = state == JobState.RUNNING
+    token, cancel_token = _text(rec.get("token")), _text(rec.get("cancel_token"))
+    asked = running and bool(cancel_token) and cancel_token == token
     try:
         return Job(
             id=job_id, type=_text(rec.get("type")), queue=queue, payload=payload,
@@ -185,6 +200,10 @@ def build_job(job_id: str, queue: str, rec: Mapping[str, Any], *, strict: bool =
             last_error=last_error, history=history,
             idempotency_key=_text(rec.get("idem")) or None,
             timeout_s=timeout / 1000 if timeout is not None else None,
+            schedule=_schedule(rec),
+            worker=(_text(rec.get("worker")) or None) if running else None,
+            cancel_requested=asked,
+            cancel_requested_by=(_text(rec.get("cancel_by")) or None) if asked else None,
         )
     except pydantic.ValidationError as exc:  # a field of a type no check above foresaw
         problem = f"record does not parse: {str(exc).splitlines()[0]}"

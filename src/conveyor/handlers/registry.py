@@ -193,6 +193,15 @@ def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
 class Registry:
     def __init__(self) -> None:
         self._specs: dict[str, HandlerSpec] = {}
+        #: schedules declared in code, as (handler type or None, what was declared): a
+        #: `conveyor.schedules.Schedule`, or the `schedule=` of `@handler` (a mapping, a cron
+        #: text or a number of seconds); `conveyor.schedules.declared` reads them, and a
+        #: worker syncs them at start
+        self.schedules: list[tuple[str | None, Any]] = []
+
+    def add_schedules(self, *schedules: Any) -> None:
+        """Declare `conveyor.schedules.Schedule` objects (synced when a worker starts)."""
+        self.schedules.extend((None, s) for s in schedules)
 
     def register(self, spec: HandlerSpec) -> HandlerSpec:
         existing = self._specs.get(spec.type)
@@ -243,6 +252,7 @@ class Registry:
         on_dead: DeadHook | Sequence[DeadHook] | None = None,
         redrive_poison: bool = False,
         isolation: Isolation = "thread",
+        schedule: Any = None,
     ) -> Callable[[F], F]:
         """Decorator registering a function; the function itself is returned unchanged."""
         retry = RetryPolicy(
@@ -261,6 +271,8 @@ class Registry:
                     dlq_policy=policy, isolation=isolation,
                 )
             )
+            if schedule is not None:
+                self.schedules.append((type_name, schedule))
             return func
 
         return decorate
@@ -282,6 +294,7 @@ def handler(
     on_dead: DeadHook | Sequence[DeadHook] | None = None,
     redrive_poison: bool = False,
     isolation: Isolation = "thread",
+    schedule: Any = None,
 ) -> Callable[[F], F]:
     """`@handler("report.build", payload=ReportPayload, max_attempts=5, timeout_s=60)`.
 
@@ -292,6 +305,10 @@ def handler(
 
     `isolation="process"` runs a sync handler in a child process, killed on timeout, lease
     loss or shutdown (a thread cannot be stopped); function and payload must be picklable.
+
+    `schedule=` runs the type on a schedule (issue 15), synced when a worker starts: a cron
+    text (`"*/5 * * * *"`, `"@hourly"`), a number of seconds (`every_s`), or a mapping of
+    `conveyor.schedules.Schedule` fields (`name` defaults to the type, `job.type` is it).
     """
     target = registry if registry is not None else default_registry
     return target.handler(
@@ -305,6 +322,7 @@ def handler(
         on_dead=on_dead,
         redrive_poison=redrive_poison,
         isolation=isolation,
+        schedule=schedule,
     )
 
 

@@ -30,6 +30,7 @@ from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff
 from conveyor.worker.dlq import DlqWorker
 from conveyor.worker.metrics import WorkerMetrics
 from conveyor.worker.runner import Worker
+from conveyor.worker.schedules import ScheduleFirer, sync_declared
 
 log = get_logger("conveyor.worker")
 
@@ -106,6 +107,9 @@ def build_broker(settings: Settings) -> Broker:
         queue_retention_s=dict(settings.queue_retention_s),
         redis_timeout_s=settings.redis_timeout_s,
         redis_check_interval_s=settings.redis_check_interval_s,
+        redis_wait_replicas=settings.redis_wait_replicas,
+        redis_wait_timeout_ms=settings.redis_wait_timeout_ms,
+        events_maxlen=settings.events_maxlen,
     )
 
 
@@ -133,7 +137,7 @@ async def _serve(queues: list[str], concurrency: int, settings: Settings) -> int
         broker, queues=queues, concurrency=concurrency, registry=default_registry,
         settings=settings,
         # the DLQ worker: on_dead hooks and per-type redrive policies, every maintenance tick
-        maintenance_hooks=[DlqWorker(default_registry)],
+        maintenance_hooks=[DlqWorker(default_registry), ScheduleFirer(default_registry)],
         metrics=metrics,
     )
     stop_asked = asyncio.Event()
@@ -153,6 +157,8 @@ async def _serve(queues: list[str], concurrency: int, settings: Settings) -> int
     try:
         if not await _connect(broker, stop_asked):
             return EXIT_ERROR if not stop_asked.is_set() else EXIT_OK
+        with contextlib.suppress(*TRANSIENT_ERRORS):  # the next start syncs again
+            await sync_declared(broker, default_registry)
         await worker.run()
         timer.worker_done = True
         return EXIT_OK

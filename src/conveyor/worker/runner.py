@@ -12,14 +12,15 @@ import asyncio
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from conveyor import tracing
 from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
-from conveyor.errors import BrokerMisconfigured
+from conveyor.errors import BrokerMisconfigured, UnknownJobType
 from conveyor.handlers import Registry, default_registry
 from conveyor.jobs import Delivery, JobState
 from conveyor.logging import get_logger, job_context
@@ -28,6 +29,7 @@ from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff
 from conveyor.worker.completions import DROPPED, Completions
 from conveyor.worker.executor import Executor
 from conveyor.worker.lease_keeper import LeaseKeeper
+from conveyor.worker.log_shipper import LogShipper
 from conveyor.worker.loop_watch import JOB_TASK_PREFIX, LoopWatchdog
 from conveyor.worker.maintenance import Maintenance, MaintenanceHook
 from conveyor.worker.metrics import WorkerMetrics, call_timer
@@ -63,6 +65,13 @@ class _Slot:
     dropped: bool = False
     #: the attempt's CONSUMER span (tracing on), for the events that come from outside
     span: Any = None
+    #: who cancelled the running job (learnt from a heartbeat): the handler is stopped and
+    #: the job ends CANCELLED (`Broker.cancel_running`) instead of sending its outcome
+    cancel_by: str | None = None
+    #: what a sync handler reads as `ctx.cancelled`
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    #: the job's task was cancelled to stop an async (or process) handler
+    task_cancelled: bool = False
 
 
 class Worker:
@@ -97,9 +106,11 @@ class Worker:
         self._hurry = asyncio.Event()
         self._stopping = False
         self._ignored_cancel = 0
+        #: the lines handlers write through `ctx.logger`, batched to the broker
+        self.logs = LogShipper(broker)
         self._executor = Executor(
             registry, worker_id=self.worker_id, concurrency=concurrency,
-            settings=self.settings, on_capacity=self._slot_freed.set,
+            settings=self.settings, on_capacity=self._slot_freed.set, logs=self.logs,
         )
         self.metrics = metrics
         #: (job id, token) -> (queue, type) of outcomes the broker has not answered yet
@@ -159,6 +170,7 @@ class Worker:
             leases=self._leases,
             on_lost=self._on_lease_lost,
             metrics=self.metrics,
+            on_cancel=self._on_cancel_requested,
         )
         maintenance = Maintenance(
             self.broker, self.queues, interval_s=self.settings.reap_interval_s,
@@ -180,6 +192,7 @@ class Worker:
             asyncio.create_task(keeper.run(), name="conveyor-lease-keeper"),
             asyncio.create_task(maintenance.run(), name="conveyor-maintenance"),
             asyncio.create_task(registration.run(), name="conveyor-registration"),
+            asyncio.create_task(self.logs.run(), name="conveyor-log-shipper"),
         ]
         if self.loop_watchdog is not None:
             helpers.append(asyncio.create_task(self.loop_watchdog.run(), name="conveyor-loop"))
@@ -342,19 +355,33 @@ class Worker:
         d = slot.delivery
         try:
             started = time.perf_counter()
-            if tracing.ENABLED:
-                outcome = await self._traced(slot)
-            else:
-                outcome = await self._executor.execute(d)
+            try:
+                if tracing.ENABLED:
+                    outcome = await self._traced(slot)
+                else:
+                    outcome = await self._executor.execute(d, slot.cancel_event)
+            except asyncio.CancelledError:
+                if slot.dropped or not slot.task_cancelled:
+                    raise  # lease lost, shutdown, or cancelled from outside
+                outcome = None  # stopped because an operator cancelled the job
+            if slot.task_cancelled and (task := asyncio.current_task()) is not None:
+                task.uncancel()  # our own request, handled here (raised or swallowed)
             if self.metrics is not None:
                 self.metrics.ran(d.queue, d.type, time.perf_counter() - started)
             if not slot.dropped:
+                await self.logs.close(slot.delivery)  # before the outcome ends the lease
+            if slot.dropped:
+                pass
+            elif slot.cancel_by is not None:  # whatever the handler returned: CANCELLED
+                await self._end_cancelled([slot])
+            elif outcome is not None:
                 if self.metrics is not None:
                     self._labels[d.job_id, d.token] = (d.queue, d.type)
                 self.completions.submit(outcome)
         except Exception:  # an executor bug: the lease expires and the job is redelivered
             log.exception("job runner error", extra={"failed_job_id": slot.delivery.job_id})
         finally:
+            self.logs.discard(slot.delivery)
             job_id = slot.delivery.job_id
             if self._in_flight.get(job_id) is slot:
                 del self._in_flight[job_id]
@@ -365,7 +392,7 @@ class Worker:
         d = slot.delivery
         with tracing.consumer_span(d.queue, d.type, d.job_id, d.attempts, d.trace) as span:
             slot.span = span
-            outcome = await self._executor.execute(d)
+            outcome = await self._executor.execute(d, slot.cancel_event)
             if isinstance(outcome, FailItem):
                 retry = outcome.retry_delay_ms is not None and d.attempts < d.max_attempts
                 tracing.failed(span, outcome.error_code, outcome.message,
@@ -387,6 +414,47 @@ class Worker:
             slot = self._in_flight.get(ref.job_id)
             if slot is not None and slot.delivery.token == ref.token and not slot.dropped:
                 self._drop(slot)
+
+    def _on_cancel_requested(self, ref: LeaseRef, actor: str) -> None:
+        """An operator cancelled a running job: async (and process) handlers are cancelled
+        outright; a sync handler's `ctx.cancelled` turns True and the job ends when it
+        returns (a thread cannot be stopped)."""
+        slot = self._in_flight.get(ref.job_id)
+        if (slot is None or slot.dropped or slot.delivery.token != ref.token
+                or slot.cancel_by is not None):
+            return
+        d = slot.delivery
+        slot.cancel_by = actor
+        slot.cancel_event.set()
+        try:
+            spec = self._registry.get(d.type)
+            in_thread = not spec.is_async and spec.isolation != "process"
+        except UnknownJobType:
+            in_thread = False
+        with job_context(d.job_id, d.type, attempt=d.attempts):
+            log.info("job cancel requested: stopping its handler",
+                     extra={"cancelled_by": actor, "queue": d.queue})
+        if not in_thread and slot.task is not None:
+            slot.task_cancelled = True
+            slot.task.cancel()
+
+    async def _end_cancelled(self, slots: list[_Slot]) -> None:
+        """RUNNING -> CANCELLED for jobs we stopped, fenced by their leases. If this fails the
+        lease expires and reaping ends the job CANCELLED all the same."""
+        refs = [LeaseRef(s.delivery.job_id, s.delivery.token) for s in slots]
+        try:
+            ended = await self.broker.cancel_running(refs)
+        except Exception as exc:  # logged; reaping ends the job
+            log.warning("could not end cancelled jobs: reaping will once their lease expires",
+                        extra={"count": len(refs), "error": repr(exc)})
+            return
+        for slot, ok in zip(slots, ended, strict=True):
+            d = slot.delivery
+            with job_context(d.job_id, d.type, attempt=d.attempts):
+                if ok:
+                    log.info("job cancelled", extra={"cancelled_by": slot.cancel_by})
+                else:
+                    log.warning("cancelled job not ended: its lease was lost meanwhile")
 
     def _drop(self, slot: _Slot) -> None:
         d = slot.delivery
@@ -427,7 +495,11 @@ class Worker:
             slot.dropped = True
             if slot.task is not None:
                 slot.task.cancel()
-        await self._release(left)
+        await self.logs.flush()  # while the leases are still ours
+        cancelling = [s for s in left if s.cancel_by is not None]
+        if cancelling:  # asked to stop: end them CANCELLED rather than hand them back
+            await self._end_cancelled(cancelling)
+        await self._release([s for s in left if s.cancel_by is None])
         tasks = [s.task for s in left if s.task is not None]
         _, stuck = await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)
         if stuck:
@@ -436,6 +508,8 @@ class Worker:
 
     async def _release(self, slots: list[_Slot]) -> None:
         """Hand leases back (attempt refunded) so another worker starts them right away."""
+        if not slots:
+            return
         refs = [LeaseRef(s.delivery.job_id, s.delivery.token) for s in slots]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RELEASE_DEADLINE_S

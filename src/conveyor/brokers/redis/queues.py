@@ -96,15 +96,28 @@ class RedisQueues:
         return {q for q, flag in zip(names, flags, strict=True) if flag}
 
     async def forget(self, queue: str) -> None:
-        """Drop an empty queue from the registry (forget_queue.lua: one atomic step)."""
+        """Drop an empty queue from the registry, in three steps each on one slot (the
+        registry `cv:queues` has a slot of its own, so no script touches it with queue keys):
+        forget_queue.lua empties the queue's bookkeeping only if it holds no job; SREM drops
+        the name; a last look at the queue puts the name back if a job arrived between the
+        two (an enqueue registers its queue AFTER its script, so either that SADD comes
+        after the SREM, or its job is seen here). Each step is idempotent: a crash between
+        them leaves the name or an empty queue, and calling again finishes the job."""
         validate_queue_name(queue)
         qk = self._b.keys.queue(queue)
-        keys = [self._b.keys.queues, qk.paused, qk.marker, qk.seq, qk.deaths, qk.listing,
-                *(qk.index(s) for s in _STATES)]
-        res = await self._b._run("forget_queue", keys, [queue])
-        if res == "not_found":
-            raise queue_not_found(queue)
-        if res != "ok":
+        indexes = [qk.index(s) for s in _STATES]
+        keys = [qk.paused, qk.marker, qk.seq, qk.deaths, qk.listing, *indexes]
+        res = await self._b._run("forget_queue", keys, [])
+        if isinstance(res, list):
             listed, *by_state = (int(n) for n in res)
             counts = {str(s): n for s, n in zip(_STATES, by_state, strict=True) if n}
             raise queue_not_empty(queue, counts or {"listed": listed})
+        with self._b.unavailable():
+            removed = int(await self._b.client.srem(self._b.keys.queues, queue))
+            if not removed and not int(res):
+                raise queue_not_found(queue)
+            pipe = self._b.client.pipeline(transaction=False)
+            for key in (qk.listing, *indexes):
+                pipe.zcard(key)
+            if any(int(n) for n in await pipe.execute()):
+                await self._b.client.sadd(self._b.keys.queues, queue)  # a job came meanwhile

@@ -93,7 +93,7 @@
   function empty(svg, w, h, data) {
     const sampled = data.some((b) => b.seconds > 0);
     svg.append(el("text", { x: w / 2, y: h / 2 + 4, "text-anchor": "middle", class: "chart-empty" },
-      sampled ? "No job finished in this window" : "Collecting samples… the chart fills in as jobs finish"));
+      sampled ? "No job finished since this page started measuring" : "No data yet: this page measures from when it was opened (a sample every 2 s)"));
   }
 
   function fmtRate(r) {

@@ -39,6 +39,7 @@ for i = 1, #popped, 2 do
     redis.call('HSET', jk, 'state', 'running', 'token', token, 'started', int(now),
       'worker', ARGV[3], 'deadline', deadline, 'attempts', attempts)
     redis.call('ZADD', KEYS[4], deadline, uid)
+    emit_event(jk, 'started', nil)
     local timeout = j.timeout
     if timeout == '' then timeout = false end
     out[#out + 1] = {uid, token, j.type, j.payload, attempts, j.max_att, timeout, j.run_at or false,
