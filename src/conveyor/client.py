@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
 import hashlib
 import math
 import threading
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from pydantic_core import PydanticSerializationError, to_json
 
+from conveyor import tracing
 from conveyor.batching import EnqueueBatcher
 from conveyor.brokers import broker_from_url
 from conveyor.brokers.base import Broker, Page, SeriesPoint, WorkerInfo
@@ -260,7 +262,10 @@ class AsyncConveyor:
     async def enqueue_job(self, req: JobRequest) -> tuple[Job, bool]:
         """Enqueue one job; return it and whether it was created (False: idempotent hit)."""
         spec, payload = self.build_spec(req)
-        res = await self._batcher.submit(spec)
+        with tracing.producer_span(spec.queue, spec.type, spec.id) as trace_context:
+            if trace_context:
+                spec = dataclasses.replace(spec, trace=trace_context)
+            res = await self._batcher.submit(spec)
         if not res.created:
             check_same_request(spec, res)
             return await self.broker.get(res.job_id), False
@@ -292,7 +297,21 @@ class AsyncConveyor:
     async def enqueue_many(self, requests: Iterable[JobRequest]) -> list[EnqueueResult]:
         """Validate every request first (all or nothing), then store them in one round trip."""
         specs = [self.build_spec(r)[0] for r in requests]
-        return await self.broker.enqueue(specs) if specs else []
+        return await self.enqueue_specs(specs) if specs else []
+
+    async def enqueue_specs(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
+        """Store built specs in one broker call, in one PRODUCER span (tracing on): one job's
+        attempts are its children, a batch's link to it."""
+        if not tracing.ENABLED or not specs:
+            return await self.broker.enqueue(specs)
+        queues = {s.queue for s in specs}
+        queue = next(iter(queues)) if len(queues) == 1 else "(several)"
+        one = specs[0] if len(specs) == 1 else None
+        with tracing.producer_span(queue, one.type if one else None, one.id if one else None,
+                                   count=len(specs)) as trace_context:
+            if trace_context:
+                specs = [dataclasses.replace(s, trace=trace_context) for s in specs]
+            return await self.broker.enqueue(specs)
 
     # --- operator -------------------------------------------------------------------------
     async def get(self, job_id: str) -> Job:

@@ -150,6 +150,9 @@ class Job(BaseModel):
     progress: Progress | None = None
 
 
+#: longest trace context stored with a job (a traceparent is 55, tracestate adds some)
+TRACE_MAX = 1024
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     """A validated job, ready for the broker. Built by the client, never by hand."""
@@ -165,6 +168,8 @@ class JobSpec:
     run_at_ms: int | None = None
     idempotency_key: str | None = None
     fingerprint: str = ""
+    #: the producer's W3C trace context (`conveyor.tracing`), stored with the job; '' none
+    trace: str = ""
 
     @property
     def timeout_ms(self) -> int | None:
@@ -218,6 +223,10 @@ def check_spec(spec: JobSpec) -> None:
                                 and key.isprintable()):
         raise _refuse("idempotency_key", f"idempotency_key must be 1-{IDEMPOTENCY_KEY_MAX} "
                       "printable characters", None)
+    if not (isinstance(spec.trace, str) and len(spec.trace) <= TRACE_MAX
+            and spec.trace.isascii() and spec.trace.isprintable()):
+        raise _refuse("trace", f"trace context must be at most {TRACE_MAX} printable ASCII "
+                      "characters", None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +254,8 @@ class Delivery:
     max_attempts: int
     timeout_s: float | None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the producer's trace context stored at enqueue ('' none): `conveyor.tracing`
+    trace: str = ""
     #: when the job became due (run_at, broker ms) and when this lease began: queue wait
     due_ms: int | None = None
     leased_ms: int | None = None

@@ -160,7 +160,7 @@ def build_all(client: AsyncConveyor, bodies: list[JobIn]) -> list[tuple[JobSpec,
 async def enqueue_batch(client: AsyncConveyor, bodies: list[JobIn]) -> BatchOut:
     """All-or-nothing validation, then one broker call for the whole batch."""
     built = build_all(client, bodies)
-    results = await client.broker.enqueue([spec for spec, _ in built])
+    results = await client.enqueue_specs([spec for spec, _ in built])
     jobs: list[Job | None] = [None] * len(results)
     conflicts: list[BatchConflict] = []
     hits: list[int] = []

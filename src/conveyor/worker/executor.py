@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic_core import PydanticSerializationError, from_json, to_json
 
+from conveyor import tracing
 from conveyor.brokers.base import AckItem, Broker, FailItem
 from conveyor.errors import (
     ConveyorError,
@@ -150,7 +151,8 @@ class Executor:
     ) -> Outcome:
         """`cancel_event`: set by the runner when an operator cancels the job; handlers read
         it as `ctx.cancelled`."""
-        with job_context(delivery.job_id, delivery.type, attempt=delivery.attempts):
+        with job_context(delivery.job_id, delivery.type, attempt=delivery.attempts,
+                         **tracing.log_fields()):
             return await self._execute(delivery, cancel_event)
 
     async def _execute(self, d: Delivery, cancel_event: threading.Event | None = None

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor import tracing
 from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
 from conveyor.errors import BrokerMisconfigured, UnknownJobType
 from conveyor.handlers import Registry, default_registry
@@ -62,6 +63,8 @@ class _Slot:
     task: asyncio.Task[None] | None = None
     #: lease lost or released: this run's outcome must never be sent
     dropped: bool = False
+    #: the attempt's CONSUMER span (tracing on), for the events that come from outside
+    span: Any = None
     #: who cancelled the running job (learnt from a heartbeat): the handler is stopped and
     #: the job ends CANCELLED (`Broker.cancel_running`) instead of sending its outcome
     cancel_by: str | None = None
@@ -355,7 +358,10 @@ class Worker:
         try:
             started = time.perf_counter()
             try:
-                outcome = await self._executor.execute(d, slot.cancel_event)
+                if tracing.ENABLED:
+                    outcome = await self._traced(slot)
+                else:
+                    outcome = await self._executor.execute(d, slot.cancel_event)
             except asyncio.CancelledError:
                 if slot.dropped or not slot.task_cancelled:
                     raise  # lease lost, shutdown, or cancelled from outside
@@ -382,6 +388,18 @@ class Worker:
             if self._in_flight.get(job_id) is slot:
                 del self._in_flight[job_id]
             self._slot_freed.set()
+
+    async def _traced(self, slot: _Slot) -> AckItem | FailItem:
+        """Run the attempt in its CONSUMER span; a failure is an event and the status."""
+        d = slot.delivery
+        with tracing.consumer_span(d.queue, d.type, d.job_id, d.attempts, d.trace) as span:
+            slot.span = span
+            outcome = await self._executor.execute(d, slot.cancel_event)
+            if isinstance(outcome, FailItem):
+                retry = outcome.retry_delay_ms is not None and d.attempts < d.max_attempts
+                tracing.failed(span, outcome.error_code, outcome.message,
+                               retry_in_ms=outcome.retry_delay_ms if retry else None)
+            return outcome
 
     def _leases(self) -> list[LeaseRef]:
         """Running jobs, and jobs whose outcome waits to be sent (their lease still counts
@@ -443,6 +461,7 @@ class Worker:
     def _drop(self, slot: _Slot) -> None:
         d = slot.delivery
         slot.dropped = True
+        tracing.lease_lost(slot.span)
         if self.metrics is not None:
             self.metrics.outcome(d.queue, d.type, "lease_lost")
         with job_context(d.job_id, d.type, attempt=d.attempts):

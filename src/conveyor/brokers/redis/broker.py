@@ -521,6 +521,7 @@ class RedisBroker:
                 "" if s.timeout_ms is None else str(s.timeout_ms),
                 -1 if s.delay_ms is None else s.delay_ms,
                 -1 if s.run_at_ms is None else s.run_at_ms, s.idempotency_key or "", s.fingerprint,
+                s.trace,
             ],
             max_bytes=self.max_call_bytes, max_items=ENQUEUE_CHUNK,
         )
@@ -597,6 +598,7 @@ class RedisBroker:
                 token=token, attempts=int(attempts), max_attempts=int(maxatt),
                 timeout_s=None if timeout is None else int(timeout) / 1000,
                 due_ms=_due_ms(rest), leased_ms=int(now),
+                trace=str(rest[1]) if len(rest) > 1 and rest[1] else "",
             )
             for uid, token, jtype, payload, attempts, maxatt, timeout, *rest in rows
         ]

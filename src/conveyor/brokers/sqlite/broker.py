@@ -176,9 +176,9 @@ class SqliteBroker:
                 job_id=f"{queue}:{uid}", queue=queue, type=jtype, payload_json=payload,
                 token=token, attempts=attempts, max_attempts=int(max_att),
                 timeout_s=None if timeout is None else int(timeout) / 1000,
-                due_ms=run_at if isinstance(run_at, int) else None, leased_ms=now,
+                due_ms=run_at if isinstance(run_at, int) else None, leased_ms=now, trace=trace,
             )
-            for uid, token, jtype, payload, attempts, max_att, timeout, run_at in rows
+            for uid, token, jtype, payload, attempts, max_att, timeout, run_at, trace in rows
         ]
         return FetchBatch(deliveries, now, due)
 

@@ -237,6 +237,13 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "ALTER TABLE jobs ADD COLUMN cancel_by TEXT",
         ),
     ),
+    (
+        10,
+        (
+            # the producer's W3C trace context, stored at enqueue (issue 18, conveyor.tracing)
+            "ALTER TABLE jobs ADD COLUMN trace TEXT",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1][0]

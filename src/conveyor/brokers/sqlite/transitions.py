@@ -122,7 +122,7 @@ def fetch(
     out a token again; see `ids.lease_nonce`).
 
     Returns (now, next_due, promoted, [(uid, token, type, payload, attempts, max_attempts,
-    timeout_ms, run_at_ms)]). A paused queue hands out nothing and promotes nothing.
+    timeout_ms, run_at_ms, trace context)]). A paused queue hands out nothing and promotes nothing.
     """
     now = now_ms()
     if conn.execute("SELECT 1 FROM paused WHERE name = ?", (queue,)).fetchone():
@@ -131,7 +131,7 @@ def fetch(
     out: list[tuple[Any, ...]] = []
     if count > 0:
         rows = checked(conn, conn.execute(
-            f"SELECT id, {CORE_COLUMNS}, uid FROM jobs"
+            f"SELECT id, {CORE_COLUMNS}, trace, uid FROM jobs"
             " WHERE queue = ? AND state = 'queued' ORDER BY score LIMIT ?",
             (queue, count),
         ).fetchall(), JobState.QUEUED, FETCH_CHECKS, now)
@@ -143,7 +143,8 @@ def fetch(
             token, attempt = f"{nonce}.{i}", int(attempts or 0) + 1
             updates.append((deadline, deadline, token, attempt, now, worker, rid))
             out.append((rest[-1], token, jtype, payload, attempt, int(max_att),
-                        None if timeout in (None, "") else int(timeout), rest[2]))
+                        None if timeout in (None, "") else int(timeout), rest[2],
+                        rest[-2] if isinstance(rest[-2], str) else ""))
         conn.executemany(
             "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = lease + 1,"
             " token = ?, attempts = ?, started_ms = ?, worker = ? WHERE id = ?",
