@@ -29,6 +29,7 @@ from conveyor.dlq import tool as dlq_tool
 from conveyor.dlq.selection import DeadSelection
 from conveyor.dlq.tool import DlqResult
 from conveyor.errors import IdempotencyConflict, PayloadTooLarge, ValidationError
+from conveyor.flow import check_limit_key
 from conveyor.handlers import Registry, default_registry
 from conveyor.ids import new_job_id
 from conveyor.jobs import IDEMPOTENCY_KEY_MAX as IDEMPOTENCY_KEY_MAX  # re-exported
@@ -66,6 +67,8 @@ class JobRequest:
     max_attempts: int | None = None
     timeout_s: float | None = None
     idempotency_key: str | None = None
+    #: flow control: the key (tenant, customer) its queue's per-key limits apply to
+    limit_key: str | None = None
 
 
 def _bad(field: str, message: str, value: Any = None) -> ValidationError:
@@ -156,6 +159,7 @@ class AsyncConveyor:
             or not key.isprintable()
         ):
             raise _bad("idempotency_key", "idempotency_key must be 1-256 printable characters")
+        limit_key = check_limit_key(req.limit_key)
         try:
             payload_utf8 = to_json(payload)
         except PydanticSerializationError as exc:
@@ -168,14 +172,16 @@ class AsyncConveyor:
         payload_json = payload_utf8.decode()
         fp = ""
         if key is not None:  # only idempotent enqueues compare bodies
-            fp = hashlib.sha256(
-                to_json([req.type, queue, payload, priority, max_attempts, timeout_s,
-                         delay_ms, run_at_ms])
-            ).hexdigest()[:32]
+            fields = [req.type, queue, payload, priority, max_attempts, timeout_s, delay_ms,
+                      run_at_ms]
+            if limit_key is not None:  # only then: older fingerprints stay the same
+                fields.append(limit_key)
+            fp = hashlib.sha256(to_json(fields)).hexdigest()[:32]
         built = JobSpec(
             id=new_job_id(queue), type=req.type, queue=queue, payload_json=payload_json,
             priority=priority, max_attempts=max_attempts, timeout_s=timeout_s,
             delay_ms=delay_ms, run_at_ms=run_at_ms, idempotency_key=key, fingerprint=fp,
+            limit_key=limit_key,
         )
         check_spec(built)  # what the broker checks again before it stores the job
         return built, payload
@@ -220,18 +226,18 @@ class AsyncConveyor:
             priority=spec.priority, attempts=0, max_attempts=spec.max_attempts,
             created_at=ms_to_datetime(res.created_at_ms),  # type: ignore[arg-type]
             run_at=ms_to_datetime(res.run_at_ms), idempotency_key=spec.idempotency_key,
-            timeout_s=spec.timeout_s,
+            timeout_s=spec.timeout_s, limit_key=spec.limit_key,
         )
 
     async def enqueue(
         self, type: str, payload: Any = None, *, queue: str = DEFAULT_QUEUE, priority: int = 0,
         delay: float | timedelta | None = None, run_at: datetime | None = None,
         max_attempts: int | None = None, timeout_s: float | None = None,
-        idempotency_key: str | None = None,
+        idempotency_key: str | None = None, limit_key: str | None = None,
     ) -> Job:
         job, _ = await self.enqueue_job(JobRequest(
             type, payload, queue, priority, delay, run_at, max_attempts, timeout_s,
-            idempotency_key,
+            idempotency_key, limit_key,
         ))
         return job
 
@@ -414,11 +420,11 @@ class Conveyor:
         self, type: str, payload: Any = None, *, queue: str = DEFAULT_QUEUE, priority: int = 0,
         delay: float | timedelta | None = None, run_at: datetime | None = None,
         max_attempts: int | None = None, timeout_s: float | None = None,
-        idempotency_key: str | None = None,
+        idempotency_key: str | None = None, limit_key: str | None = None,
     ) -> Job:
         req = JobRequest(
             type, payload, queue, priority, delay, run_at, max_attempts, timeout_s,
-            idempotency_key,
+            idempotency_key, limit_key,
         )
         if self._fast is None:
             return self._call(self._inner.enqueue_job(req))[0]

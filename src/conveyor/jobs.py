@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from conveyor.errors import ValidationError
+from conveyor.flow import limit_key_problem
 from conveyor.queues import PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_RE
 
 
@@ -99,6 +100,8 @@ class Job(BaseModel):
     history: list[Attempt] = Field(default_factory=list)
     idempotency_key: str | None = None
     timeout_s: float | None = None
+    #: the flow-control key (tenant, customer, account) its queue's per-key limits apply to
+    limit_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,7 @@ class JobSpec:
     run_at_ms: int | None = None
     idempotency_key: str | None = None
     fingerprint: str = ""
+    limit_key: str | None = None
 
     @property
     def timeout_ms(self) -> int | None:
@@ -169,6 +173,8 @@ def check_spec(spec: JobSpec) -> None:
                                 and key.isprintable()):
         raise _refuse("idempotency_key", f"idempotency_key must be 1-{IDEMPOTENCY_KEY_MAX} "
                       "printable characters", None)
+    if spec.limit_key is not None and (problem := limit_key_problem(spec.limit_key)):
+        raise _refuse("limit_key", problem, None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from conveyor.brokers.base import (
     DeathEvent,
     FailItem,
     FetchBatch,
+    KeyInfo,
     LeaseRef,
     Page,
     ReapResult,
@@ -33,6 +34,7 @@ from conveyor.brokers.base import (
 from conveyor.brokers.records import STATES, as_int
 from conveyor.brokers.redis import batches
 from conveyor.brokers.redis.dlq import RedisDlq
+from conveyor.brokers.redis.flow import RedisFlow
 from conveyor.brokers.redis.queues import RedisQueues
 from conveyor.brokers.redis.records import LIST_FIELDS, job_from_hash, listed_hash
 from conveyor.brokers.redis.scripts import Scripts
@@ -46,6 +48,7 @@ from conveyor.errors import (
     JobNotFound,
     ValidationError,
 )
+from conveyor.flow import QueueLimits
 from conveyor.ids import UID_RE, lease_nonce, split_job_id
 from conveyor.jobs import (
     MAX_EPOCH_MS,
@@ -161,6 +164,7 @@ class RedisBroker:
         self._scripts = Scripts()
         self._dlq = RedisDlq(self)
         self._queues = RedisQueues(self)
+        self._flow = RedisFlow(self)
         #: set by from_url: lets a synchronous client open its own connection (SyncEnqueuer)
         self.url: str | None = None
 
@@ -301,6 +305,7 @@ class RedisBroker:
                 "" if s.timeout_ms is None else str(s.timeout_ms),
                 -1 if s.delay_ms is None else s.delay_ms,
                 -1 if s.run_at_ms is None else s.run_at_ms, s.idempotency_key or "", s.fingerprint,
+                s.limit_key or "",
             ],
             max_bytes=self.max_call_bytes, max_items=ENQUEUE_CHUNK,
         )
@@ -397,6 +402,10 @@ class RedisBroker:
             lambda uid, ref: [uid, ref.token],
         )
         return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(leases))]
+
+    async def release_held(self, leases: Sequence[LeaseRef], hold_ms: int) -> list[bool]:
+        await self._writable()
+        return await self._flow.release_held(leases, hold_ms)
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int:
         qk = self._q(queue)
@@ -647,8 +656,30 @@ class RedisBroker:
         return sorted(str(n) for n in names)
 
     async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+        """Counts per state; QUEUED includes the jobs in key lanes (flow control)."""
         names = list(queues) if queues is not None else await self.queues()
-        return await self._queues.stats(names)
+        out = await self._queues.stats(names)
+        for q, n in (await self._flow.limited(names)).items():
+            out[q]["queued"] += n
+        return out
+
+    async def limited_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        return await self._flow.limited(queues)
+
+    # --- flow control ---------------------------------------------------------------------
+    async def set_limits(self, queue: str, limits: QueueLimits) -> QueueLimits:
+        await self._writable()
+        return await self._flow.set(queue, limits)
+
+    async def get_limits(self, queue: str) -> QueueLimits | None:
+        return await self._flow.get(queue)
+
+    async def delete_limits(self, queue: str) -> bool:
+        await self._writable()
+        return await self._flow.delete(queue)
+
+    async def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
+        return await self._flow.keys(queue, limit)
 
     async def audit(self, queue: str) -> AuditReport:
         """Scan one queue for invariant 1 (one place). Reads only; meant for quiet moments."""
@@ -659,6 +690,7 @@ class RedisBroker:
             for state in _STATE_ORDER:
                 for uid in await self.client.zrange(qk.index(state), 0, -1):
                     members[str(uid)].append(state)
+            await self._flow.audit(queue, report, members)
             listed = {str(u) for u in await self.client.zrange(qk.listing, 0, -1)}
             records: dict[str, str | None] = {}
             async for key in self.client.scan_iter(match=qk.job_prefix + "*", count=1000):

@@ -18,7 +18,7 @@ HASH_FIELDS = {
     "created": "created", "run_at": "run_at", "started": "started", "finished": "finished",
     "redrives": "redrives", "result": "result", "result_preview": "rprev",
     "result_size": "rsize", "err_code": "err_code", "err_msg": "err_msg",
-    "history": "history", "idem": "idem",
+    "history": "history", "idem": "idem", "limit_key": "limit_key",
 }
 #: what a listing reads of each job: every field but the result (`rprev` stands in for it)
 LIST_FIELDS = tuple(f for f in HASH_FIELDS.values() if f != "result")

@@ -1,6 +1,7 @@
 """Loads the Lua scripts (one file per transition) and runs them by EVALSHA.
 
-`_lib.lua` is prepended to every script. Scripts are loaded once at connect; a NOSCRIPT reply
+`_lib.lua` is prepended to every script (and `_flow.lua`, after it, to FLOW_SCRIPTS).
+Scripts are loaded once at connect; a NOSCRIPT reply
 (Redis restarted or flushed its script cache) reloads them and retries the call once.
 """
 
@@ -16,8 +17,10 @@ from redis.exceptions import NoScriptError
 SCRIPT_NAMES = (
     "enqueue", "fetch", "heartbeat", "ack", "fail", "release", "reap", "promote", "cancel",
     "retry", "purge", "expire", "redrive", "scan_dead", "adopt", "claim_deaths",
-    "forget_queue", "counts",
+    "forget_queue", "counts", "limits",
 )
+#: scripts that also get `_flow.lua` (flow control), prepended after `_lib.lua`
+FLOW_SCRIPTS = frozenset({"fetch"})
 
 
 def _read(name: str) -> str:
@@ -27,7 +30,10 @@ def _read(name: str) -> str:
 class Scripts:
     def __init__(self) -> None:
         lib = _read("_lib")
-        self.source: dict[str, str] = {n: lib + "\n" + _read(n) for n in SCRIPT_NAMES}
+        flow = lib + "\n" + _read("_flow")
+        self.source: dict[str, str] = {
+            n: (flow if n in FLOW_SCRIPTS else lib) + "\n" + _read(n) for n in SCRIPT_NAMES
+        }
         self.sha: dict[str, str] = {
             n: hashlib.sha1(src.encode()).hexdigest() for n, src in self.source.items()
         }

@@ -24,6 +24,7 @@ from conveyor.brokers.base import (
     DeathEvent,
     FailItem,
     FetchBatch,
+    KeyInfo,
     LeaseRef,
     Page,
     ReapResult,
@@ -32,7 +33,7 @@ from conveyor.brokers.base import (
     queue_not_empty,
     queue_not_found,
 )
-from conveyor.brokers.sqlite import dlq, reads
+from conveyor.brokers.sqlite import dlq, flow, reads
 from conveyor.brokers.sqlite import operations as ops
 from conveyor.brokers.sqlite import transitions as tx
 from conveyor.brokers.sqlite.connection import Database, now_ms
@@ -49,6 +50,7 @@ from conveyor.errors import (
     JobNotFound,
     ValidationError,
 )
+from conveyor.flow import QueueLimits
 from conveyor.ids import UID_RE, lease_nonce, split_job_id
 from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState, check_spec
 from conveyor.queues import validate_queue_name
@@ -221,6 +223,16 @@ class SqliteBroker:
             return []
         refs = [(*split_job_id(r.job_id), r.token) for r in leases]
         out = await self._writer.write(lambda c: tx.release(c, refs))
+        if any(out):
+            self._wakeup.notify()
+        return out
+
+    async def release_held(self, leases: Sequence[LeaseRef], hold_ms: int) -> list[bool]:
+        if not leases:
+            return []
+        refs = [(*split_job_id(r.job_id), r.token) for r in leases]
+        hold = max(int(hold_ms), 0)
+        out = await self._writer.write(lambda c: tx.release(c, refs, hold))
         if any(out):
             self._wakeup.notify()
         return out
@@ -433,6 +445,40 @@ class SqliteBroker:
     async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
         names = list(queues) if queues is not None else await self.queues()
         return await self._reader.read(lambda c: reads.stats(c, names))
+
+    async def limited_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        names = list(queues)
+        return await self._reader.read(lambda c: flow.limited_counts(c, names))
+
+    # --- flow control ---------------------------------------------------------------------
+    async def set_limits(self, queue: str, limits: QueueLimits) -> QueueLimits:
+        validate_queue_name(queue)
+        if limits.empty:
+            await self.delete_limits(queue)
+            return QueueLimits()
+        await self._writer.write(lambda c: flow.set_limits(c, queue, limits))
+        self._wakeup.notify()
+        return limits
+
+    async def get_limits(self, queue: str) -> QueueLimits | None:
+        validate_queue_name(queue)
+        return await self._reader.read(lambda c: flow.get_limits(c, queue))
+
+    async def delete_limits(self, queue: str) -> bool:
+        validate_queue_name(queue)
+
+        def delete(c: Any) -> bool:
+            had = flow.get_limits(c, queue) is not None
+            flow.set_limits(c, queue, None)
+            return had
+
+        had = await self._writer.write(delete)
+        self._wakeup.notify()
+        return had
+
+    async def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
+        validate_queue_name(queue)
+        return await self._reader.read(lambda c: flow.keys(c, queue, limit, now_ms()))
 
     async def audit(self, queue: str) -> AuditReport:
         """Invariant 1 for one queue (see reads.audit). Scans the table: for quiet moments."""

@@ -23,8 +23,8 @@ from conveyor.jobs import EnqueueResult, JobSpec, JobState
 
 _INSERT = (
     "INSERT INTO jobs (queue, uid, type, payload, state, score, priority, seq, max_attempts,"
-    " timeout_ms, created_ms, run_at_ms, idem, fp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-    " ?, ?)"
+    " timeout_ms, created_ms, run_at_ms, idem, fp, limit_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+    " ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -63,7 +63,7 @@ def enqueue(
         timeout = s.timeout_ms
         conn.execute(_INSERT, (
             queue, uid, s.type, s.payload_json, str(state), score, s.priority, seq, s.max_attempts,
-            timeout, now, due, key or None, s.fingerprint,
+            timeout, now, due, key or None, s.fingerprint, s.limit_key,
         ))
         out.append(EnqueueResult(s.id, True, s.fingerprint, state, now, due))
     return out

@@ -23,6 +23,7 @@ ROW_FIELDS = {
     "finished": "finished_ms", "redrives": "redrives", "result": "result",
     "result_preview": "result_preview", "result_size": "result_size",
     "err_code": "err_code", "err_msg": "err_msg", "history": "history", "idem": "idem",
+    "limit_key": "limit_key",
 }
 JOB_COLUMNS = "queue, uid, " + ", ".join(ROW_FIELDS.values())
 #: JOB_COLUMNS as listings read them: the result only where no preview was stored (rows

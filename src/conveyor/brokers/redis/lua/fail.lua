@@ -28,6 +28,7 @@ for _, f in ipairs(cjson.decode(ARGV[1])) do
   else
     local attempts = as_int(j.attempts, 0, 1e9) or 0
     redis.call('ZREM', KEYS[2], uid)
+    flow_return(jk, uid, now)
     redis.call('HSET', jk, 'err_code', code, 'err_msg', msg, 'token', '')
     local state
     if delay >= 0 and attempts < tonumber(j.max_att) then
