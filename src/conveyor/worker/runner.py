@@ -24,7 +24,7 @@ from conveyor.logging import get_logger, job_context
 from conveyor.settings import Settings, get_settings
 from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff
 from conveyor.worker.completions import Completions
-from conveyor.worker.executor import Executor
+from conveyor.worker.executor import Executor, Hold
 from conveyor.worker.lease_keeper import LeaseKeeper
 from conveyor.worker.loop_watch import JOB_TASK_PREFIX, LoopWatchdog
 from conveyor.worker.maintenance import Maintenance, MaintenanceHook
@@ -320,7 +320,11 @@ class Worker:
     async def _run_job(self, slot: _Slot) -> None:
         try:
             outcome = await self._executor.execute(slot.delivery)
-            if not slot.dropped:
+            if slot.dropped:
+                pass
+            elif isinstance(outcome, Hold):
+                await self._hold(outcome)
+            else:
                 self.completions.submit(outcome)
         except Exception:  # an executor bug: the lease expires and the job is redelivered
             log.exception("job runner error", extra={"failed_job_id": slot.delivery.job_id})
@@ -329,6 +333,19 @@ class Worker:
             if self._in_flight.get(job_id) is slot:
                 del self._in_flight[job_id]
             self._slot_freed.set()
+
+    async def _hold(self, hold: Hold) -> None:
+        """RateLimited: release the job and hold its key. Not sent (the broker is away): the
+        lease expires and the job runs again (that attempt charged, as any lost outcome)."""
+        try:
+            (ok,) = await self.broker.release_held([LeaseRef(hold.job_id, hold.token)],
+                                                   hold.hold_ms)
+        except TRANSIENT_ERRORS:
+            log.warning("could not release a rate-limited job: its lease will expire",
+                        extra={"held_job_id": hold.job_id})
+            return
+        if not ok:
+            log.warning("lease_lost", extra={"held_job_id": hold.job_id})
 
     def _leases(self) -> list[LeaseRef]:
         """Running jobs, and jobs whose outcome waits to be sent (their lease still counts

@@ -267,16 +267,24 @@ local function flow_return(jk, uid, now)
   local base = flow_base_of(jk, uid)
   local lim = base .. 'limits'
   redis.call('HDEL', jk, 'permit')
-  if redis.call('HINCRBY', lim, 'run', -1) < 0 then redis.call('HSET', lim, 'run', 0) end
+  local run = redis.call('HINCRBY', lim, 'run', -1)
+  if run < 0 then redis.call('HSET', lim, 'run', 0) end
+  -- wake a worker only when this permit frees waiting work: the queue was at its
+  -- concurrency, or the key was waiting on a permit
+  local v = redis.call('HMGET', lim, 'c', 'n')
+  local freed = tonumber(v[1]) and run + 1 >= tonumber(v[1])
   local key = p[2]
   if key and key ~= '' then
     local lk = base .. 'lk:' .. key
     if redis.call('HINCRBY', lk, 'run', -1) < 0 then redis.call('HSET', lk, 'run', 0) end
     local blocked = base .. 'blocked'
-    if redis.call('ZSCORE', blocked, key) == 'inf' then redis.call('ZADD', blocked, now, key) end
+    if redis.call('ZSCORE', blocked, key) == 'inf' then
+      redis.call('ZADD', blocked, now, key)
+      freed = true
+    end
     flow_retire(base, key, now)
   end
-  if (tonumber(redis.call('HGET', lim, 'n')) or 0) > 0 then wake(base .. 'marker') end
+  if freed and (tonumber(v[2]) or 0) > 0 then wake(base .. 'marker') end
 end
 
 -- a QUEUED job leaving its key lane other than by fetch (cancel): out of the lane, and its
