@@ -22,14 +22,14 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from conveyor.batching import EnqueueBatcher
 from conveyor.brokers import broker_from_url
-from conveyor.brokers.base import Broker, Page, WorkerInfo
+from conveyor.brokers.base import Broker, KeyInfo, Page, WorkerInfo
 from conveyor.brokers.redis import RedisBroker
 from conveyor.brokers.redis.sync import SyncEnqueuer
 from conveyor.dlq import tool as dlq_tool
 from conveyor.dlq.selection import DeadSelection
 from conveyor.dlq.tool import DlqResult
 from conveyor.errors import IdempotencyConflict, PayloadTooLarge, ValidationError
-from conveyor.flow import check_limit_key
+from conveyor.flow import QueueLimits, check_limit_key, parse_limits
 from conveyor.handlers import Registry, default_registry
 from conveyor.ids import new_job_id
 from conveyor.jobs import IDEMPOTENCY_KEY_MAX as IDEMPOTENCY_KEY_MAX  # re-exported
@@ -330,6 +330,28 @@ class AsyncConveyor:
     async def paused_queues(self, queues: Sequence[str]) -> set[str]:
         return await self.broker.paused_queues(queues)
 
+    # --- flow control ---------------------------------------------------------------------
+    async def set_limits(self, queue: str, limits: QueueLimits | dict[str, Any]) -> QueueLimits:
+        """Set a queue's limits (a QueueLimits or its JSON shape; every field None: delete)."""
+        spec = limits if isinstance(limits, QueueLimits) else parse_limits(limits)
+        return await self.broker.set_limits(validate_queue_name(queue), spec)
+
+    async def get_limits(self, queue: str) -> QueueLimits | None:
+        return await self.broker.get_limits(validate_queue_name(queue))
+
+    async def delete_limits(self, queue: str) -> bool:
+        return await self.broker.delete_limits(validate_queue_name(queue))
+
+    async def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
+        """The busiest keys of a queue with backlog: waiting, running, held until."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise _bad("limit", "limit must be an integer from 1 to 1000", limit)
+        return await self.broker.limit_keys(validate_queue_name(queue), limit)
+
+    async def limited_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        """QUEUED jobs per queue waiting behind its limits."""
+        return await self.broker.limited_counts([validate_queue_name(q) for q in queues])
+
     async def queue_page(
         self, limit: int = 1000, cursor: str | None = None
     ) -> tuple[list[str], str | None]:
@@ -498,6 +520,21 @@ class Conveyor:
 
     def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
         return self._call(self._inner.stats(queues))
+
+    def set_limits(self, queue: str, limits: QueueLimits | dict[str, Any]) -> QueueLimits:
+        return self._call(self._inner.set_limits(queue, limits))
+
+    def get_limits(self, queue: str) -> QueueLimits | None:
+        return self._call(self._inner.get_limits(queue))
+
+    def delete_limits(self, queue: str) -> bool:
+        return self._call(self._inner.delete_limits(queue))
+
+    def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
+        return self._call(self._inner.limit_keys(queue, limit))
+
+    def limited_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        return self._call(self._inner.limited_counts(queues))
 
     def workers(self) -> list[WorkerInfo]:
         return self._call(self._inner.workers())

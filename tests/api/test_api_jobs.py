@@ -13,7 +13,7 @@ from conveyor.client import AsyncConveyor
 JOB_KEYS = {
     "id", "type", "queue", "payload", "state", "priority", "attempts", "max_attempts",
     "created_at", "run_at", "started_at", "finished_at", "result", "result_truncated",
-    "result_preview", "last_error", "history", "idempotency_key", "timeout_s",
+    "result_preview", "last_error", "history", "idempotency_key", "timeout_s", "limit_key",
 }
 
 

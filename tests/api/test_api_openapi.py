@@ -32,6 +32,10 @@ OPERATION_IDS = {
     ("post", "/v1/queues/{name}/pause"): "pauseQueue",
     ("post", "/v1/queues/{name}/resume"): "resumeQueue",
     ("delete", "/v1/queues/{name}"): "deleteQueue",
+    ("put", "/v1/queues/{name}/limits"): "putQueueLimits",
+    ("get", "/v1/queues/{name}/limits"): "getQueueLimits",
+    ("delete", "/v1/queues/{name}/limits"): "deleteQueueLimits",
+    ("get", "/v1/queues/{name}/keys"): "listQueueKeys",
     ("get", "/v1/dlq"): "listDeadJobs",
     ("delete", "/v1/dlq/{id}"): "purgeDeadJob",
     ("post", "/v1/dlq/redrive"): "redriveDeadJobs",
@@ -45,6 +49,7 @@ JOB_ID = "default:" + "0" * 32
 BODIES: dict[str, Any] = {
     "enqueueJob": {"type": "fake"}, "enqueueJobs": {"jobs": [{"type": "fake"}]},
     "redriveDeadJobs": {"queue": "default"}, "purgeDeadJobs": {"queue": "default"},
+    "putQueueLimits": {"concurrency": 2},
 }
 
 

@@ -4,6 +4,7 @@ maintenance period here is far longer than the test), not by polling."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any
 
@@ -65,3 +66,19 @@ async def test_worker_sleeps_until_a_rate_token_arrives(
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
     assert all(g >= 0.19 for g in gaps), gaps  # one token per 200 ms, burst 1
     assert (await broker.audit(QUEUE)).ok
+
+
+async def test_limits_declared_in_code_are_synced_at_start(
+    registry: Registry, broker: RedisBroker, run_worker: RunWorker
+) -> None:
+    declared = registry.queue_limits(QUEUE, concurrency=2, key_rate={"count": 5})
+    registry.queue_limits("not-served", concurrency=1)
+    assert await broker.get_limits(QUEUE) is None
+    async with run_worker():
+        for _ in range(500):  # the worker syncs as it starts
+            if await broker.get_limits(QUEUE) is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert await broker.get_limits(QUEUE) == declared == QueueLimits(
+            concurrency=2, key_rate=Rate(count=5))
+    assert await broker.get_limits("not-served") is None

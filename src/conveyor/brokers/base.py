@@ -89,7 +89,9 @@ class KeyInfo:
     key: str
     backlog: int
     running: int
+    #: when it may start again (None: not held, or held until a permit comes back)
     held_until_ms: int | None = None
+    held: bool = False
 
 
 def check_flow_counters(

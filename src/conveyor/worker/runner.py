@@ -159,6 +159,7 @@ class Worker:
         await executor.start()
         completions.start()
         await registration.start()
+        await self._sync_limits()
         helpers = [
             asyncio.create_task(keeper.run(), name="conveyor-lease-keeper"),
             asyncio.create_task(maintenance.run(), name="conveyor-maintenance"),
@@ -333,6 +334,15 @@ class Worker:
             if self._in_flight.get(job_id) is slot:
                 del self._in_flight[job_id]
             self._slot_freed.set()
+
+    async def _sync_limits(self) -> None:
+        """Limits declared in code (`Registry.queue_limits`) for the queues this worker
+        serves, set on the broker at start."""
+        for queue, limits in self._registry.declared_limits().items():
+            if queue in self.queues:
+                await self.broker.set_limits(queue, limits)
+                log.info("queue limits synced", extra={"queue": queue,
+                                                        "limits": limits.as_json()})
 
     async def _hold(self, hold: Hold) -> None:
         """RateLimited: release the job and hold its key. Not sent (the broker is away): the

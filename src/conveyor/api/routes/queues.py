@@ -24,17 +24,19 @@ QueuePath = Annotated[str, Path(pattern=QUEUE_PATTERN, description="queue name")
 MAX_PAGE = 1000
 
 
-def queue_outs(stats: dict[str, dict[str, int]], paused: set[str]) -> list[QueueOut]:
+def queue_outs(stats: dict[str, dict[str, int]], paused: set[str],
+               limited: dict[str, int] | None = None) -> list[QueueOut]:
     return [
         QueueOut(name=q, counts={str(s): counts.get(str(s), 0) for s in JobState},
-                 paused=q in paused)
+                 paused=q in paused, limited=(limited or {}).get(q, 0))
         for q, counts in stats.items()
     ]
 
 
 async def queue_list(client: AsyncConveyor, names: list[str] | None = None) -> list[QueueOut]:
     stats = await client.stats(names)
-    return queue_outs(stats, await client.paused_queues(list(stats)))
+    return queue_outs(stats, await client.paused_queues(list(stats)),
+                      await client.limited_counts(list(stats)))
 
 
 def build_router(rt: ApiRuntime) -> APIRouter:

@@ -107,7 +107,7 @@ class RedisFlow:
             if score is not None and score != float("inf"):
                 held = max(held or 0, int(score))
             out.append(KeyInfo(key, backlog, max(as_int(run, -10**9, 10**9) or 0, 0),
-                               held if key in until else None))
+                               held if key in until else None, key in until))
         out.sort(key=lambda k: (-k.backlog, k.key))
         return out[:limit]
 

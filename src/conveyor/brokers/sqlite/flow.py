@@ -320,11 +320,12 @@ def keys(conn: sqlite3.Connection, queue: str, limit: int, now: int) -> list[Key
     for key, n in rows:
         k = q.keys.get(key, _Key(key)) if q is not None else _Key(key)
         held: int | None = None
+        ok = True
         if q is not None:
             ok, at = _key_gate(q, k, now)
             if not ok:
                 held = int(at) if at is not None else None
-        out.append(KeyInfo(key, int(n), k.run, held))
+        out.append(KeyInfo(key, int(n), k.run, held, not ok))
     return out
 
 
