@@ -280,15 +280,16 @@ def get_limits(conn: sqlite3.Connection, queue: str) -> QueueLimits | None:
     return None if row is None else stored_limits(row[0])
 
 
-def has_work(conn: sqlite3.Connection, queue: str, until_ms: int) -> bool | None:
-    """For a limited queue: True when a held job may start before `until_ms`, a permit came
-    back or new work arrived since the last fetch; None for a queue without limits."""
+def has_work(conn: sqlite3.Connection, queue: str) -> bool | None:
+    """For a limited queue: True when a held job may start now, a permit came back or new
+    work arrived since the last fetch; None for a queue without limits. A later moment is
+    the worker's own timer (the fetch returned it): waking for it now would spin."""
     row = conn.execute("SELECT wake_ms, seen_seq FROM queue_limits WHERE queue = ?",
                        (queue,)).fetchone()
     if row is None:
         return None
     wake, seen = row
-    if wake is not None and int(wake) < until_ms:
+    if wake is not None and int(wake) <= now_ms():
         return True
     (seq,) = conn.execute("SELECT coalesce(max(seq), 0) FROM queues WHERE name = ?",
                           (queue,)).fetchone()

@@ -90,7 +90,7 @@ def has_work(conn: sqlite3.Connection, queues: Sequence[str], until_ms: int) -> 
     for queue in queues:
         if conn.execute("SELECT 1 FROM paused WHERE name = ?", (queue,)).fetchone():
             continue
-        limited = flow.has_work(conn, queue, until_ms)  # None: the queue has no limits
+        limited = flow.has_work(conn, queue)  # None: the queue has no limits
         if limited:
             return True
         if limited is None and conn.execute(
