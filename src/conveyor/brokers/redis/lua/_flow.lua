@@ -108,19 +108,25 @@ local function flow_drain(F, queued, jobprefix, limit)
   end
 end
 
--- may key `key` start a job now? true (and its bucket's tokens, if it has a rate), or false
--- and when to look again (nil: when one of its permits comes back)
+-- may key `key` start a job now? true, its bucket's tokens (nil: no rate), its permits out
+-- and its pass; or false and when to look again (nil: when one of its permits comes back).
+-- The no-key group ('') has no key limits.
 local function key_gate(F, key, now)
-  local v = redis.call('HMGET', F.lks .. key, 'run', 'tok', 'ts', 'hold')
+  if key == '' then
+    return true, nil, 0, tonumber(redis.call('HGET', F.lks, 'pass')) or F.vt
+  end
+  local v = redis.call('HMGET', F.lks .. key, 'run', 'tok', 'ts', 'hold', 'pass')
   local hold = tonumber(v[4]) or 0
   if hold > now then return false, hold end
-  if F.kc and (tonumber(v[1]) or 0) >= F.kc then return false, nil end
+  local run = tonumber(v[1]) or 0
+  if F.kc and run >= F.kc then return false, nil end
+  local pass = tonumber(v[5]) or F.vt
   if F.krn then
     local tok = bucket(tonumber(v[2]), tonumber(v[3]), now, F.krn, F.krp, F.krb)
     if tok < 1 then return false, token_at(tok, now, F.krn, F.krp) end
-    return true, tok
+    return true, tok, run, pass
   end
-  return true, nil
+  return true, nil, run, pass
 end
 
 -- lease from the lanes until `count` jobs are out or a limit stops it; lease(uid) leases
@@ -144,29 +150,32 @@ local function flow_serve(F, now, count, out, lease)
     end
     local key = redis.call('ZRANGE', F.ready, 0, 0)[1]
     if not key then break end
-    local ok, tok = true, nil
-    if key ~= '' then ok, tok = key_gate(F, key, now) end
+    local ok, tok, run, pass = key_gate(F, key, now)
     if not ok then
       redis.call('ZREM', F.ready, key)
       redis.call('ZADD', F.blocked, tok and int(tok) or 'inf', key)
     else
-      local lk = F.lks .. key
-      local pass = tonumber(redis.call('HGET', lk, 'pass')) or F.vt
-      local uid = redis.call('ZPOPMIN', F.lanes .. key)[1]
+      local lk, lane = F.lks .. key, F.lanes .. key
+      local uid = redis.call('ZPOPMIN', lane)[1]
       F.n = math.max(F.n - 1, 0)
       if lease(uid, key) then
         F.run = F.run + 1
         if F.rn then F.tok = F.tok - 1 end
-        if key ~= '' then
-          redis.call('HINCRBY', lk, 'run', 1)
-          if tok then redis.call('HSET', lk, 'tok', fnum(tok - 1), 'ts', int(now)) end
-        end
         if pass > F.vt then F.vt = pass end
-        redis.call('HSET', lk, 'pass', fnum(pass + 1 / weight(F, key)))
+        pass = pass + 1 / weight(F, key)
+        if key == '' then
+          redis.call('HSET', lk, 'pass', fnum(pass))
+        elseif tok then
+          redis.call('HSET', lk, 'run', run + 1, 'pass', fnum(pass), 'tok', fnum(tok - 1),
+            'ts', int(now))
+        else
+          redis.call('HSET', lk, 'run', run + 1, 'pass', fnum(pass))
+        end
       end
-      local s = ready_score(F, key)
-      if s then
-        redis.call('ZADD', F.ready, fnum(s), key)
+      local h = redis.call('ZRANGE', lane, 0, 0, 'WITHSCORES')
+      if h[2] then
+        redis.call('ZADD', F.ready, fnum(math.floor(tonumber(h[2]) / FLOW_BAND) * FLOW_PASS
+          + pass), key)
       else
         redis.call('ZREM', F.ready, key)
         flow_retire(F.base, key, now)

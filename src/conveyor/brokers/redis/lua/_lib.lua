@@ -276,13 +276,14 @@ local function flow_return(jk, uid, now)
   local key = p[2]
   if key and key ~= '' then
     local lk = base .. 'lk:' .. key
-    if redis.call('HINCRBY', lk, 'run', -1) < 0 then redis.call('HSET', lk, 'run', 0) end
+    local krun = redis.call('HINCRBY', lk, 'run', -1)
+    if krun < 0 then redis.call('HSET', lk, 'run', 0) end
     local blocked = base .. 'blocked'
     if redis.call('ZSCORE', blocked, key) == 'inf' then
       redis.call('ZADD', blocked, now, key)
       freed = true
     end
-    flow_retire(base, key, now)
+    if krun <= 0 then flow_retire(base, key, now) end
   end
   if freed and (tonumber(v[2]) or 0) > 0 then wake(base .. 'marker') end
 end
