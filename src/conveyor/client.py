@@ -352,6 +352,10 @@ class AsyncConveyor:
         """QUEUED jobs per queue waiting behind its limits."""
         return await self.broker.limited_counts([validate_queue_name(q) for q in queues])
 
+    async def held_counts(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Per queue, how often each limit held work back (reason -> count)."""
+        return await self.broker.held_counts([validate_queue_name(q) for q in queues])
+
     async def queue_page(
         self, limit: int = 1000, cursor: str | None = None
     ) -> tuple[list[str], str | None]:

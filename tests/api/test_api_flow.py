@@ -71,3 +71,15 @@ async def test_limited_count_and_busiest_keys(
     assert [(k["key"], k["backlog"], k["running"], k["held"]) for k in keys["items"]] == [
         ("acme", 2, 1, True)]
     assert (await api.get("/v1/queues/qf/keys", params={"limit": 0})).status_code == 422
+
+
+async def test_metrics_of_held_back_work(api: httpx.AsyncClient, conveyor: AsyncConveyor) -> None:
+    from test_api_ops import sample
+
+    await api.put("/v1/queues/qf/limits", json={"key_concurrency": 1})
+    for _ in range(3):
+        await api.post("/v1/jobs", json={"type": "fake", "queue": "qf", "limit_key": "acme"})
+    assert len((await conveyor.broker.fetch("qf", 10, "w", 60_000)).deliveries) == 1
+    text = (await api.get("/metrics")).text
+    assert sample(text, "conveyor_queue_limited", queue="qf") == 2
+    assert sample(text, "conveyor_flow_held_total", queue="qf", reason="key_concurrency") >= 1

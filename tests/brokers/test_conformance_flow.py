@@ -269,3 +269,17 @@ async def test_cancel_and_delete_limits_keep_counters_true(broker: Broker) -> No
     await broker.ack([AckItem(x.job_id, x.token) for x in [d, *rest]])
     await assert_audit_ok(broker)
     assert await broker.limited_counts([Q]) == {Q: 0}
+
+
+async def test_held_back_counts_per_reason(broker: Broker) -> None:
+    await broker.set_limits(Q, QueueLimits(key_concurrency=1))
+    for _ in range(2):
+        await enqueue(broker, limit_key="a")
+    assert len(await fetch(broker)) == 1
+    held = (await broker.held_counts([Q]))[Q]
+    assert held.get("key_concurrency", 0) >= 1 and "concurrency" not in held
+    await broker.set_limits(Q, QueueLimits(concurrency=1, key_concurrency=1))
+    await enqueue(broker, limit_key="b")
+    assert await fetch(broker) == []
+    assert (await broker.held_counts([Q]))[Q].get("concurrency", 0) >= 1
+    assert await broker.held_counts(["other"]) == {"other": {}}

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +28,9 @@ class QueueGauges(Collector):
     def __init__(self) -> None:
         self.stats: dict[str, dict[str, int]] = {}
         self.paused: set[str] = set()
+        #: flow control: jobs waiting behind limits, and holds per reason (counters)
+        self.limited: dict[str, int] = {}
+        self.held: dict[str, dict[str, int]] = {}
 
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("conveyor_queue_jobs",
@@ -41,6 +44,19 @@ class QueueGauges(Collector):
             paused.add_metric([queue], 1 if queue in self.paused else 0)
         yield jobs
         yield paused
+        limited = GaugeMetricFamily("conveyor_queue_limited",
+                                    "QUEUED jobs waiting behind the queue's limits",
+                                    labels=["queue"])
+        held = CounterMetricFamily("conveyor_flow_held",
+                                   "Times a limit held work back at a fetch, per reason",
+                                   labels=["queue", "reason"])
+        for queue, n in self.limited.items():
+            limited.add_metric([queue], n)
+        for queue, reasons in self.held.items():
+            for reason, n in reasons.items():
+                held.add_metric([queue, reason], n)
+        yield limited
+        yield held
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # families are known only at scrape time
@@ -83,10 +99,13 @@ class ApiMetrics:
         try:
             stats = await client.stats()  # pipelined, whatever the number of queues
             paused = await client.paused_queues(list(stats))
+            limited = await client.limited_counts(list(stats))
+            held = await client.held_counts(list(stats))
         except ConveyorError:
             self.broker_up.set(0)
             return
         self.queues.stats, self.queues.paused = stats, paused
+        self.queues.limited, self.queues.held = limited, held
         self.broker_up.set(1)
 
     def render(self) -> bytes:

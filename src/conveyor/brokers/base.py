@@ -329,6 +329,10 @@ class Broker(Protocol):
     async def limited_counts(self, queues: Sequence[str]) -> dict[str, int]:
         """QUEUED jobs of each queue waiting behind its limits (in key lanes), pipelined."""
 
+    async def held_counts(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Per queue, how many times each limit held work back at a fetch (counters by
+        reason: concurrency, rate, hold, key_concurrency, key_rate, key_hold)."""
+
     async def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
         """The busiest keys with backlog (most jobs waiting first), bounded scan."""
 

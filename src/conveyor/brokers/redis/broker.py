@@ -678,6 +678,9 @@ class RedisBroker:
         await self._writable()
         return await self._flow.delete(queue)
 
+    async def held_counts(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        return await self._flow.held(queues)
+
     async def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
         return await self._flow.keys(queue, limit)
 

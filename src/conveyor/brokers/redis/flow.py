@@ -20,6 +20,8 @@ from conveyor.queues import validate_queue_name
 if TYPE_CHECKING:
     from conveyor.brokers.redis.broker import RedisBroker
 
+#: why a limited fetch held work back (the limits hash counts each as `held:<reason>`)
+HELD_REASONS = ("concurrency", "rate", "hold", "key_concurrency", "key_rate", "key_hold")
 #: limit_keys looks at this many keys with work at most (most backlog first among them)
 KEYS_SCAN = 1000
 
@@ -122,6 +124,19 @@ class RedisFlow:
             raw = await pipe.execute()
         return {q: max(as_int(n, -10**12, 10**12) or 0, 0) for q, n in zip(queues, raw,
                                                                          strict=True)}
+
+    async def held(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        """How often each limit held work back, per queue (the `held:<reason>` counters)."""
+        if not queues:
+            return {}
+        with self._b.unavailable():
+            pipe = self._b.client.pipeline(transaction=False)
+            for q in queues:
+                pipe.hmget(self._b.keys.queue(q).limits, *(f"held:{r}" for r in HELD_REASONS))
+            raw = await pipe.execute()
+        return {q: {r: n for r, v in zip(HELD_REASONS, row, strict=True)
+                    if (n := as_int(v, 0, 10**15) or 0)}
+                for q, row in zip(queues, raw, strict=True)}
 
     async def audit(self, queue: str, report: AuditReport,
                     members: dict[str, list[JobState]]) -> None:

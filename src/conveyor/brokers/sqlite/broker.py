@@ -476,6 +476,10 @@ class SqliteBroker:
         self._wakeup.notify()
         return had
 
+    async def held_counts(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        names = list(queues)
+        return await self._reader.read(lambda c: flow.held_counts(c, names))
+
     async def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
         validate_queue_name(queue)
         return await self._reader.read(lambda c: flow.keys(c, queue, limit, now_ms()))

@@ -8,8 +8,10 @@ key's permits, rate bucket, hold and fairness pass. See docs/decisions.md, "Flow
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,20 +65,20 @@ def _weight(q: _Queue, key: str) -> int:
     return q.spec.key_weights.get(key, 1)
 
 
-def _key_gate(q: _Queue, k: _Key, now: int) -> tuple[bool, float | None]:
-    """(True, tokens or None) when key `k` may start a job now, else (False, when to look
-    again or None: at a permit)."""
+def _key_gate(q: _Queue, k: _Key, now: int) -> tuple[bool, float | None, str]:
+    """(True, tokens or None, '') when key `k` may start a job now, else (False, when to look
+    again or None: at a permit, the reason)."""
     if k.hold > now:
-        return False, float(k.hold)
+        return False, float(k.hold), "key_hold"
     spec = q.spec
     if spec is not None and spec.key_concurrency is not None and k.run >= spec.key_concurrency:
-        return False, None
+        return False, None, "key_concurrency"
     if spec is not None and spec.key_rate is not None:
         tok = _bucket(k.tok, k.ts, now, spec.key_rate)
         if tok < 1:
-            return False, float(_token_at(tok, now, spec.key_rate))
-        return True, tok
-    return True, None
+            return False, float(_token_at(tok, now, spec.key_rate)), "key_rate"
+        return True, tok, ""
+    return True, None, ""
 
 
 def _ready_score(q: _Queue, k: _Key) -> float:
@@ -129,25 +131,30 @@ def fetch(
     spec = q.spec
     gated, gate_at, leased, tries = False, None, 0, 0
     blocked_at: dict[str, float | None] = {}
+    held: Counter[str] = Counter()
     while leased < count and tries < count + 100:
         tries += 1
+        ready = [k for k in q.keys.values() if k.head is not None and k.key not in blocked_at]
+        gate = ""
         if q.hold > now:
-            gated, gate_at = True, q.hold
-            break
-        if spec is not None and spec.concurrency is not None and q.run >= spec.concurrency:
-            gated = True
-            break
-        if spec is not None and spec.rate is not None:
+            gate, gate_at = "hold", q.hold
+        elif spec is not None and spec.concurrency is not None and q.run >= spec.concurrency:
+            gate = "concurrency"
+        elif spec is not None and spec.rate is not None:
             q.tok, q.ts = _bucket(q.tok, q.ts, now, spec.rate), now
             if q.tok < 1:
-                gated, gate_at = True, _token_at(q.tok, now, spec.rate)
-                break
-        ready = [k for k in q.keys.values() if k.head is not None and k.key not in blocked_at]
+                gate, gate_at = "rate", _token_at(q.tok, now, spec.rate)
+        if gate:
+            gated = True
+            if ready:
+                held[gate] += 1
+            break
         if not ready:
             break
         k = min(ready, key=lambda k: (_ready_score(q, k), k.key.encode()))
-        ok, tok = (True, None) if k.key == "" else _key_gate(q, k, now)
+        ok, tok, reason = (True, None, "") if k.key == "" else _key_gate(q, k, now)
         if not ok:
+            held[reason] += 1
             blocked_at[k.key] = tok
             continue
         if lease(k.key):
@@ -170,6 +177,11 @@ def fetch(
         if k.head is None:
             k.active = False
     _save(conn, queue, q, now)
+    if held:
+        (text,) = conn.execute("SELECT held FROM queue_limits WHERE queue = ?",
+                               (queue,)).fetchone()
+        conn.execute("UPDATE queue_limits SET held = ? WHERE queue = ?",
+                     (json.dumps(dict(_held(text) + held)), queue))
     wake = next_due
     for at in blocked_at.values():
         if at is not None and (wake is None or at < wake):
@@ -177,7 +189,7 @@ def fetch(
     # keys never looked at this call: held ones say when they are free again
     for k in q.keys.values():
         if k.head is not None and k.key not in blocked_at and k.key != "":
-            ok, at = _key_gate(q, k, now)
+            ok, at, _ = _key_gate(q, k, now)
             if not ok and at is not None and (wake is None or at < wake):
                 wake = int(at)
     if gate_at is not None and (wake is None or gate_at < wake):
@@ -296,6 +308,26 @@ def has_work(conn: sqlite3.Connection, queue: str) -> bool | None:
     return int(seq) > int(seen or 0)
 
 
+def _held(text: Any) -> Counter[str]:
+    """The stored reason -> count JSON; anything else reads as none."""
+    try:
+        data = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return Counter()
+    if not isinstance(data, dict):
+        return Counter()
+    return Counter({str(k): v for k, v in data.items()
+                    if isinstance(v, int) and not isinstance(v, bool) and v > 0})
+
+
+def held_counts(conn: sqlite3.Connection, queues: list[str]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for queue in queues:
+        row = conn.execute("SELECT held FROM queue_limits WHERE queue = ?", (queue,)).fetchone()
+        out[queue] = dict(_held(row[0])) if row else {}
+    return out
+
+
 def limited_counts(conn: sqlite3.Connection, queues: list[str]) -> dict[str, int]:
     """QUEUED jobs of each limited queue (the twin of the Redis jobs in lanes)."""
     out: dict[str, int] = {}
@@ -323,7 +355,7 @@ def keys(conn: sqlite3.Connection, queue: str, limit: int, now: int) -> list[Key
         held: int | None = None
         ok = True
         if q is not None:
-            ok, at = _key_gate(q, k, now)
+            ok, at, _ = _key_gate(q, k, now)
             if not ok:
                 held = int(at) if at is not None else None
         out.append(KeyInfo(key, int(n), k.run, held, not ok))

@@ -119,7 +119,8 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             # a queue's limits (`spec`: QueueLimits JSON, NULL once deleted) and its counters:
             # RUNNING jobs holding a permit, the rate bucket (tokens, last refill), a hold
             # (RateLimited without a key), the fairness clock `vt`, and when a sleeping worker
-            # should look again (`wake_ms`; `seen_seq`: the queue's seq at the last fetch)
+            # should look again (`wake_ms`; `seen_seq`: the queue's seq at the last fetch),
+            # and how often each limit held work back (`held`: JSON reason -> count)
             """
             CREATE TABLE queue_limits (
                 queue    TEXT PRIMARY KEY,
@@ -130,7 +131,8 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
                 hold     INTEGER NOT NULL DEFAULT 0,
                 vt       REAL    NOT NULL DEFAULT 0,
                 wake_ms  INTEGER,
-                seen_seq INTEGER NOT NULL DEFAULT 0
+                seen_seq INTEGER NOT NULL DEFAULT 0,
+                held     TEXT    NOT NULL DEFAULT '{}'
             )
             """,
             # per key of a limited queue: permits out, rate bucket, hold, fairness pass, and

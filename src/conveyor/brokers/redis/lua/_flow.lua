@@ -117,13 +117,13 @@ local function key_gate(F, key, now)
   end
   local v = redis.call('HMGET', F.lks .. key, 'run', 'tok', 'ts', 'hold', 'pass')
   local hold = tonumber(v[4]) or 0
-  if hold > now then return false, hold end
+  if hold > now then return false, hold, 'key_hold' end
   local run = tonumber(v[1]) or 0
-  if F.kc and run >= F.kc then return false, nil end
+  if F.kc and run >= F.kc then return false, nil, 'key_concurrency' end
   local pass = tonumber(v[5]) or F.vt
   if F.krn then
     local tok = bucket(tonumber(v[2]), tonumber(v[3]), now, F.krn, F.krp, F.krb)
-    if tok < 1 then return false, token_at(tok, now, F.krn, F.krp) end
+    if tok < 1 then return false, token_at(tok, now, F.krn, F.krp), 'key_rate' end
     return true, tok, run, pass
   end
   return true, nil, run, pass
@@ -141,17 +141,28 @@ local function flow_serve(F, now, count, out, lease)
   local tries = 0
   while #out < count and tries < count + 100 do
     tries = tries + 1
-    if F.hold > now then return true, F.hold end
-    if F.c and F.run >= F.c then return true, nil end
-    if F.rn then
+    local gate, gate_at = nil, nil
+    if F.hold > now then
+      gate, gate_at = 'hold', F.hold
+    elseif F.c and F.run >= F.c then
+      gate = 'concurrency'
+    elseif F.rn then
       F.tok = bucket(F.tok, F.ts, now, F.rn, F.rp, F.rb)
       F.ts = now
-      if F.tok < 1 then return true, token_at(F.tok, now, F.rn, F.rp) end
+      if F.tok < 1 then gate, gate_at = 'rate', token_at(F.tok, now, F.rn, F.rp) end
+    end
+    if gate then
+      -- held back by the queue's own limits: counted once per fetch that had work left
+      if redis.call('ZCARD', F.ready) > 0 then
+        redis.call('HINCRBY', F.lim, 'held:' .. gate, 1)
+      end
+      return true, gate_at
     end
     local key = redis.call('ZRANGE', F.ready, 0, 0)[1]
     if not key then break end
     local ok, tok, run, pass = key_gate(F, key, now)
     if not ok then
+      redis.call('HINCRBY', F.lim, 'held:' .. run, 1) -- key_gate's third value: the reason
       redis.call('ZREM', F.ready, key)
       redis.call('ZADD', F.blocked, tok and int(tok) or 'inf', key)
     else
