@@ -83,3 +83,21 @@ async def test_metrics_of_held_back_work(api: httpx.AsyncClient, conveyor: Async
     text = (await api.get("/metrics")).text
     assert sample(text, "conveyor_queue_limited", queue="qf") == 2
     assert sample(text, "conveyor_flow_held_total", queue="qf", reason="key_concurrency") >= 1
+
+
+async def test_dashboard_queue_page_shows_limits_and_busiest_keys(
+    api: httpx.AsyncClient, conveyor: AsyncConveyor
+) -> None:
+    plain = (await api.get("/ui/f/queues/qf")).text
+    assert "flow-card" not in plain
+    await api.put("/v1/queues/qf/limits", json={"key_concurrency": 1,
+                                                "key_rate": {"count": 5, "per_s": 1},
+                                                "key_weights": {"<b>acme</b>": 3}})
+    for key in ["<b>acme</b>"] * 3 + ["globex"] * 2:
+        await api.post("/v1/jobs", json={"type": "fake", "queue": "qf", "limit_key": key})
+    await conveyor.broker.fetch("qf", 10, "w", 60_000)
+    html = (await api.get("/ui/f/queues/qf")).text
+    assert 'id="flow-card"' in html and 'id="keys-table"' in html
+    assert "5 per 1 s, burst 1" in html and "3 waiting behind limits" in html
+    assert "&lt;b&gt;acme&lt;/b&gt;" in html and "<b>acme</b>" not in html  # escaped
+    assert "a permit" in html  # held by key_concurrency until a permit comes back
