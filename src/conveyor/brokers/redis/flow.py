@@ -165,7 +165,7 @@ class RedisFlow:
                 pipe.hget(k, "run")
             runs = await pipe.execute() if lks else []
         permits: Counter[str] = Counter(
-            (key or "") for permit, key in flags if permit == "1")
+            (key or "") for permit, key in flags if permit in ("1", "c"))
         key_runs = {k[len(qk.limit_key_prefix):]: as_int(r, -10**9, 10**9) or 0
                     for k, r in zip(lks, runs, strict=True)}
         check_flow_counters(report, as_int(lim[0], -10**9, 10**9) or 0, key_runs,

@@ -243,11 +243,10 @@ end
 -- a key with no permit out and no work: let its record expire once its bucket is full and
 -- its hold is over (a fresh record then says the same), so idle keys cost no memory
 local function flow_retire(base, key, now)
+  if redis.call('EXISTS', base .. 'lane:' .. key) == 1 then return end
   local lk = base .. 'lk:' .. key
   local v = redis.call('HMGET', lk, 'run', 'tok', 'hold')
-  if (tonumber(v[1]) or 0) > 0 or redis.call('EXISTS', base .. 'lane:' .. key) == 1 then
-    return
-  end
+  if (tonumber(v[1]) or 0) > 0 then return end
   local r = redis.call('HMGET', base .. 'limits', 'krn', 'krp', 'krb')
   local n, per, cap = tonumber(r[1]), tonumber(r[2]), tonumber(r[3])
   local ttl = 1000
@@ -261,9 +260,10 @@ end
 
 -- give back the permit a RUNNING job holds (taken by a limited fetch), exactly once: the
 -- job's `permit` field goes in the same step. Every transition out of RUNNING calls it.
+-- `permit` is 'c' when the queue had a concurrency limit at the lease, else '1'.
 local function flow_return(jk, uid, now)
   local p = redis.call('HMGET', jk, 'permit', 'limit_key')
-  if p[1] ~= '1' then return end
+  if p[1] ~= '1' and p[1] ~= 'c' then return end
   local base = flow_base_of(jk, uid)
   local lim = base .. 'limits'
   redis.call('HDEL', jk, 'permit')
@@ -271,8 +271,11 @@ local function flow_return(jk, uid, now)
   if run < 0 then redis.call('HSET', lim, 'run', 0) end
   -- wake a worker only when this permit frees waiting work: the queue was at its
   -- concurrency, or the key was waiting on a permit
-  local v = redis.call('HMGET', lim, 'c', 'n')
-  local freed = tonumber(v[1]) and run + 1 >= tonumber(v[1])
+  local freed = false
+  if p[1] == 'c' then
+    local c = tonumber(redis.call('HGET', lim, 'c'))
+    freed = c ~= nil and run + 1 >= c
+  end
   local key = p[2]
   if key and key ~= '' then
     local lk = base .. 'lk:' .. key
@@ -285,7 +288,7 @@ local function flow_return(jk, uid, now)
     end
     if krun <= 0 then flow_retire(base, key, now) end
   end
-  if freed and (tonumber(v[2]) or 0) > 0 then wake(base .. 'marker') end
+  if freed and (tonumber(redis.call('HGET', lim, 'n')) or 0) > 0 then wake(base .. 'marker') end
 end
 
 -- a QUEUED job leaving its key lane other than by fetch (cancel): out of the lane, and its

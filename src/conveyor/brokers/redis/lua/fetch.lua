@@ -28,6 +28,8 @@ local _, aside = promote(KEYS[1], KEYS[3], KEYS[2], KEYS[5], now, tonumber(ARGV[
 local flow_base = string.sub(KEYS[1], 1, -5)
 if redis.call('EXISTS', flow_base .. 'limits') == 1 then
   local F = flow_state(flow_base)
+  F.permit = '1'
+  if F.c then F.permit = 'c' end -- a permit given back may free the queue's concurrency
   flow_drain(F, KEYS[2], KEYS[1], tonumber(ARGV[4]))
   local fdeadline = int(now + tonumber(ARGV[2]))
   local fout = {}
@@ -45,7 +47,7 @@ if redis.call('EXISTS', flow_base .. 'limits') == 1 then
     local token = ARGV[5] .. '.' .. (#fout + 1)
     local attempts = (as_int(j.attempts, 0, 1e9) or 0) + 1
     redis.call('HSET', jk, 'state', 'running', 'token', token, 'started', int(now),
-      'worker', ARGV[3], 'deadline', fdeadline, 'attempts', attempts, 'permit', '1')
+      'worker', ARGV[3], 'deadline', fdeadline, 'attempts', attempts, 'permit', F.permit)
     redis.call('ZADD', KEYS[4], fdeadline, uid)
     local timeout = j.timeout
     if timeout == '' then timeout = false end
