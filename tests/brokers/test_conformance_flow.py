@@ -283,3 +283,16 @@ async def test_held_back_counts_per_reason(broker: Broker) -> None:
     assert await fetch(broker) == []
     assert (await broker.held_counts([Q]))[Q].get("concurrency", 0) >= 1
     assert await broker.held_counts(["other"]) == {"other": {}}
+
+
+async def test_both_brokers_serve_keys_in_the_same_order(broker: Broker) -> None:
+    """Weighted fair queueing, exactly: serving a key adds 1/weight to its pass, the lowest
+    pass goes next, ties by key name, FIFO within a key."""
+    await broker.set_limits(Q, QueueLimits(key_weights={"a": 2}))
+    for key in ["c", "b", "a"] * 3:
+        await enqueue(broker, limit_key=key)
+    order: list[str | None] = []
+    while ds := (await broker.fetch(Q, 1, "w1", LONG_LEASE_MS)).deliveries:
+        order += await keys_of(broker, ds)
+        await broker.ack([AckItem(d.job_id, d.token) for d in ds])
+    assert "".join(k or "-" for k in order) == "abcaabcbc"

@@ -32,5 +32,9 @@ def test_enqueue_with_a_limit_key_and_list_keys(run_cli: Cli) -> None:
         job = run_cli.json("enqueue", "fake", "-q", "emails", "--limit-key", "acme")
         assert job["limit_key"] == "acme"
     assert run_cli("enqueue", "fake", "-q", "emails", "--limit-key", "x" * 129).exit_code != 0
+    leased = run_cli.broker(lambda b: b.fetch("emails", 10, "w", 60_000))
+    assert len(leased.deliveries) == 1  # key_concurrency 1: the other one waits
     keys = run_cli.json("queue", "keys", "emails")
-    assert [(k["key"], k["backlog"]) for k in keys] == [("acme", 2)] or keys == []
+    assert [(k["key"], k["backlog"], k["running"], k["held"]) for k in keys] == [
+        ("acme", 1, 1, True)]
+    assert "acme" in run_cli.ok("queue", "keys", "emails").stdout

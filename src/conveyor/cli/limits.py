@@ -51,7 +51,7 @@ def _weights(pairs: tuple[str, ...]) -> dict[str, int] | None:
 def _rate(rate: Rate | None, burst: int | None, flag: str) -> dict[str, Any] | None:
     if rate is None:
         if burst is not None:
-            raise click.BadParameter(f"needs {flag}", param_hint=f"{flag.replace('rate', 'burst')}")
+            raise click.BadParameter(f"{flag.replace('rate', 'burst')} needs {flag}")
         return None
     data = rate.model_dump()
     if burst is not None:
