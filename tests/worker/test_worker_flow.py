@@ -14,7 +14,7 @@ from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
 from conveyor.errors import RateLimited
 from conveyor.flow import QueueLimits, Rate
-from conveyor.handlers import JobContext, Registry
+from conveyor.handlers import JobContext, Registry, queue_limits
 from conveyor.jobs import JobState
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
@@ -72,7 +72,7 @@ async def test_limits_declared_in_code_are_synced_at_start(
     registry: Registry, broker: RedisBroker, run_worker: RunWorker
 ) -> None:
     declared = registry.queue_limits(QUEUE, concurrency=2, key_rate={"count": 5})
-    registry.queue_limits("not-served", concurrency=1)
+    queue_limits("not-served", concurrency=1, registry=registry)
     assert await broker.get_limits(QUEUE) is None
     async with run_worker():
         for _ in range(500):  # the worker syncs as it starts

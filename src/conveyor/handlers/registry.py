@@ -342,3 +342,11 @@ def load_app(modules: str) -> None:
                 f"cannot import handler module {name!r}: {type(exc).__name__}: {exc}",
                 details={"module": name},
             ) from exc
+
+
+def queue_limits(queue: str, limits: QueueLimits | dict[str, Any] | None = None,
+                 *, registry: Registry | None = None, **fields: Any) -> QueueLimits:
+    """`queue_limits("api-calls", key_concurrency=2, key_rate={"count": 5})` next to the
+    handlers: flow-control limits a worker of the queue sets on the broker when it starts."""
+    target = registry if registry is not None else default_registry
+    return target.queue_limits(queue, limits, **fields)
