@@ -24,7 +24,7 @@ from pydantic_core import PydanticSerializationError, to_json
 from conveyor import tracing
 from conveyor.batching import EnqueueBatcher
 from conveyor.brokers import broker_from_url
-from conveyor.brokers.base import Broker, Page, SeriesPoint, WorkerInfo
+from conveyor.brokers.base import Broker, KeyInfo, Page, SeriesPoint, WorkerInfo
 from conveyor.brokers.redis import RedisBroker
 from conveyor.brokers.redis.sync import SyncEnqueuer
 from conveyor.dlq import tool as dlq_tool
@@ -38,6 +38,7 @@ from conveyor.errors import (
     WaitTimeout,
 )
 from conveyor.events.waiters import Waiters
+from conveyor.flow import QueueLimits, check_limit_key, parse_limits
 from conveyor.handlers import Registry, default_registry
 from conveyor.ids import new_job_id
 from conveyor.jobs import IDEMPOTENCY_KEY_MAX as IDEMPOTENCY_KEY_MAX  # re-exported
@@ -80,6 +81,8 @@ class JobRequest:
     max_attempts: int | None = None
     timeout_s: float | None = None
     idempotency_key: str | None = None
+    #: flow control: the key (tenant, customer) its queue's per-key limits apply to
+    limit_key: str | None = None
 
 
 def _bad(field: str, message: str, value: Any = None) -> ValidationError:
@@ -212,6 +215,7 @@ class AsyncConveyor:
             or not key.isprintable()
         ):
             raise _bad("idempotency_key", "idempotency_key must be 1-256 printable characters")
+        limit_key = check_limit_key(req.limit_key)
         try:
             payload_utf8 = to_json(payload)
         except PydanticSerializationError as exc:
@@ -224,14 +228,16 @@ class AsyncConveyor:
         payload_json = payload_utf8.decode()
         fp = ""
         if key is not None:  # only idempotent enqueues compare bodies
-            fp = hashlib.sha256(
-                to_json([req.type, queue, payload, priority, max_attempts, timeout_s,
-                         delay_ms, run_at_ms])
-            ).hexdigest()[:32]
+            fields = [req.type, queue, payload, priority, max_attempts, timeout_s, delay_ms,
+                      run_at_ms]
+            if limit_key is not None:  # only then: older fingerprints stay the same
+                fields.append(limit_key)
+            fp = hashlib.sha256(to_json(fields)).hexdigest()[:32]
         built = JobSpec(
             id=new_job_id(queue), type=req.type, queue=queue, payload_json=payload_json,
             priority=priority, max_attempts=max_attempts, timeout_s=timeout_s,
             delay_ms=delay_ms, run_at_ms=run_at_ms, idempotency_key=key, fingerprint=fp,
+            limit_key=limit_key,
         )
         check_spec(built)  # what the broker checks again before it stores the job
         return built, payload
@@ -279,18 +285,18 @@ class AsyncConveyor:
             priority=spec.priority, attempts=0, max_attempts=spec.max_attempts,
             created_at=ms_to_datetime(res.created_at_ms),  # type: ignore[arg-type]
             run_at=ms_to_datetime(res.run_at_ms), idempotency_key=spec.idempotency_key,
-            timeout_s=spec.timeout_s,
+            timeout_s=spec.timeout_s, limit_key=spec.limit_key,
         )
 
     async def enqueue(
         self, type: str, payload: Any = None, *, queue: str = DEFAULT_QUEUE, priority: int = 0,
         delay: float | timedelta | None = None, run_at: datetime | None = None,
         max_attempts: int | None = None, timeout_s: float | None = None,
-        idempotency_key: str | None = None,
+        idempotency_key: str | None = None, limit_key: str | None = None,
     ) -> Job:
         job, _ = await self.enqueue_job(JobRequest(
             type, payload, queue, priority, delay, run_at, max_attempts, timeout_s,
-            idempotency_key,
+            idempotency_key, limit_key,
         ))
         return job
 
@@ -428,6 +434,32 @@ class AsyncConveyor:
     async def paused_queues(self, queues: Sequence[str]) -> set[str]:
         return await self.broker.paused_queues(queues)
 
+    # --- flow control ---------------------------------------------------------------------
+    async def set_limits(self, queue: str, limits: QueueLimits | dict[str, Any]) -> QueueLimits:
+        """Set a queue's limits (a QueueLimits or its JSON shape; every field None: delete)."""
+        spec = limits if isinstance(limits, QueueLimits) else parse_limits(limits)
+        return await self.broker.set_limits(validate_queue_name(queue), spec)
+
+    async def get_limits(self, queue: str) -> QueueLimits | None:
+        return await self.broker.get_limits(validate_queue_name(queue))
+
+    async def delete_limits(self, queue: str) -> bool:
+        return await self.broker.delete_limits(validate_queue_name(queue))
+
+    async def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
+        """The busiest keys of a queue with backlog: waiting, running, held until."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise _bad("limit", "limit must be an integer from 1 to 1000", limit)
+        return await self.broker.limit_keys(validate_queue_name(queue), limit)
+
+    async def limited_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        """QUEUED jobs per queue waiting behind its limits."""
+        return await self.broker.limited_counts([validate_queue_name(q) for q in queues])
+
+    async def held_counts(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Per queue, how often each limit held work back (reason -> count)."""
+        return await self.broker.held_counts([validate_queue_name(q) for q in queues])
+
     async def queue_page(
         self, limit: int = 1000, cursor: str | None = None
     ) -> tuple[list[str], str | None]:
@@ -526,11 +558,11 @@ class Conveyor:
         self, type: str, payload: Any = None, *, queue: str = DEFAULT_QUEUE, priority: int = 0,
         delay: float | timedelta | None = None, run_at: datetime | None = None,
         max_attempts: int | None = None, timeout_s: float | None = None,
-        idempotency_key: str | None = None,
+        idempotency_key: str | None = None, limit_key: str | None = None,
     ) -> Job:
         req = JobRequest(
             type, payload, queue, priority, delay, run_at, max_attempts, timeout_s,
-            idempotency_key,
+            idempotency_key, limit_key,
         )
         if self._fast is None:
             return self._call(self._inner.enqueue_job(req))[0]
@@ -612,6 +644,21 @@ class Conveyor:
 
     def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
         return self._call(self._inner.stats(queues))
+
+    def set_limits(self, queue: str, limits: QueueLimits | dict[str, Any]) -> QueueLimits:
+        return self._call(self._inner.set_limits(queue, limits))
+
+    def get_limits(self, queue: str) -> QueueLimits | None:
+        return self._call(self._inner.get_limits(queue))
+
+    def delete_limits(self, queue: str) -> bool:
+        return self._call(self._inner.delete_limits(queue))
+
+    def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
+        return self._call(self._inner.limit_keys(queue, limit))
+
+    def limited_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        return self._call(self._inner.limited_counts(queues))
 
     def workers(self) -> list[WorkerInfo]:
         return self._call(self._inner.workers())

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from conveyor.errors import ValidationError
+from conveyor.flow import limit_key_problem
 from conveyor.queues import PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_RE
 
 
@@ -148,6 +149,8 @@ class Job(BaseModel):
         default=None, description="who asked (with `cancel_requested`)")
     #: the last `ctx.progress(value, message)` of the running (or finished) attempt
     progress: Progress | None = None
+    #: the flow-control key (tenant, customer, account) its queue's per-key limits apply to
+    limit_key: str | None = None
 
 
 #: longest trace context stored with a job (a traceparent is 55, tracestate adds some)
@@ -170,6 +173,7 @@ class JobSpec:
     fingerprint: str = ""
     #: the producer's W3C trace context (`conveyor.tracing`), stored with the job; '' none
     trace: str = ""
+    limit_key: str | None = None
 
     @property
     def timeout_ms(self) -> int | None:
@@ -227,6 +231,8 @@ def check_spec(spec: JobSpec) -> None:
             and spec.trace.isascii() and spec.trace.isprintable()):
         raise _refuse("trace", f"trace context must be at most {TRACE_MAX} printable ASCII "
                       "characters", None)
+    if spec.limit_key is not None and (problem := limit_key_problem(spec.limit_key)):
+        raise _refuse("limit_key", problem, None)
 
 
 @dataclass(frozen=True, slots=True)

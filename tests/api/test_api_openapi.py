@@ -36,6 +36,10 @@ OPERATION_IDS = {
     ("post", "/v1/queues/{name}/pause"): "pauseQueue",
     ("post", "/v1/queues/{name}/resume"): "resumeQueue",
     ("delete", "/v1/queues/{name}"): "deleteQueue",
+    ("put", "/v1/queues/{name}/limits"): "putQueueLimits",
+    ("get", "/v1/queues/{name}/limits"): "getQueueLimits",
+    ("delete", "/v1/queues/{name}/limits"): "deleteQueueLimits",
+    ("get", "/v1/queues/{name}/keys"): "listQueueKeys",
     ("get", "/v1/dlq"): "listDeadJobs",
     ("delete", "/v1/dlq/{id}"): "purgeDeadJob",
     ("post", "/v1/dlq/redrive"): "redriveDeadJobs",
@@ -55,6 +59,7 @@ BODIES: dict[str, Any] = {
     "enqueueJob": {"type": "fake"}, "enqueueJobs": {"jobs": [{"type": "fake"}]},
     "redriveDeadJobs": {"queue": "default"}, "purgeDeadJobs": {"queue": "default"},
     "createWebhook": {"url": "https://1.1.1.1/hook", "events": ["job.dead"]},
+    "putQueueLimits": {"concurrency": 2},
 }
 
 

@@ -101,6 +101,7 @@ def to_request(body: JobIn, idempotency_key: str | None = None) -> JobRequest:
         max_attempts=body.max_attempts,
         timeout_s=body.timeout_s,
         idempotency_key=idempotency_key if idempotency_key is not None else body.idempotency_key,
+        limit_key=body.limit_key,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from conveyor.errors import InvalidState, QueueNotFound, ValidationError
 from conveyor.events.model import JobEvent
+from conveyor.flow import QueueLimits
 from conveyor.ids import UID_RE
 from conveyor.jobs import MAX_PROGRESS_MESSAGE, Delivery, EnqueueResult, Job, JobSpec, JobState
 
@@ -124,12 +125,46 @@ class AuditReport:
     dangling: list[str] = field(default_factory=list)
     #: records missing from the listing index (invisible to list_jobs)
     unlisted: list[str] = field(default_factory=list)
+    #: flow-control counters that disagree with the RUNNING jobs holding permits
+    #: ("queue run 3 != 2 permits", "key 'acme' run 1 != 0 permits", "lanes n 4 != 5")
+    counters: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not (
             self.orphans or self.duplicates or self.mismatched or self.dangling or self.unlisted
+            or self.counters
         )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """One limit key of a queue (flow control): jobs waiting, RUNNING under a permit, and the
+    time it is held until (a rate, a RateLimited hold), if it is."""
+
+    key: str
+    backlog: int
+    running: int
+    #: when it may start again (None: not held, or held until a permit comes back)
+    held_until_ms: int | None = None
+    held: bool = False
+
+
+def check_flow_counters(
+    report: AuditReport, queue_run: int, key_runs: dict[str, int], lanes_n: int,
+    permits: dict[str, int], in_lanes: int,
+) -> None:
+    """Compare the flow-control counters a broker keeps with what its jobs say: permits held
+    by RUNNING jobs per key ('' = no key) and jobs in key lanes."""
+    held = sum(permits.values())
+    if queue_run != held:
+        report.counters.append(f"queue run {queue_run} != {held} permits")
+    for key in sorted(set(key_runs) | set(permits)):
+        if key and key_runs.get(key, 0) != permits.get(key, 0):
+            report.counters.append(
+                f"key {key!r} run {key_runs.get(key, 0)} != {permits.get(key, 0)} permits")
+    if lanes_n != in_lanes:
+        report.counters.append(f"lanes n {lanes_n} != {in_lanes} jobs in lanes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +373,9 @@ class Broker(Protocol):
     async def progress(self, items: Sequence[ProgressItem]) -> list[bool]:
         """Store each running job's progress report (`progress` on the job) with its event,
         for the current lease holder only; False where the lease was lost."""
+    async def release_held(self, leases: Sequence[LeaseRef], hold_ms: int) -> list[bool]:
+        """RUNNING -> QUEUED without charging the attempt (the handler raised RateLimited),
+        holding each job's limit key (its queue, for a job without one) for `hold_ms`."""
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int: ...
 
@@ -425,6 +463,25 @@ class Broker(Protocol):
         is unknown, `InvalidState` (with its counts) while it holds any job."""
 
     async def queues(self) -> list[str]: ...
+
+    # --- flow control ---------------------------------------------------------------------
+    async def set_limits(self, queue: str, limits: QueueLimits) -> QueueLimits:
+        """Set a queue's limits (all-None limits delete them); counters are kept."""
+
+    async def get_limits(self, queue: str) -> QueueLimits | None: ...
+
+    async def delete_limits(self, queue: str) -> bool:
+        """Remove a queue's limits; False if it had none."""
+
+    async def limited_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        """QUEUED jobs of each queue waiting behind its limits (in key lanes), pipelined."""
+
+    async def held_counts(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Per queue, how many times each limit held work back at a fetch (counters by
+        reason: concurrency, rate, hold, key_concurrency, key_rate, key_hold)."""
+
+    async def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
+        """The busiest keys with backlog (most jobs waiting first), bounded scan."""
 
     async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]: ...
 

@@ -200,6 +200,7 @@ def build_job(job_id: str, queue: str, rec: Mapping[str, Any], *, strict: bool =
             result=result, result_truncated=truncated, result_preview=preview,
             last_error=last_error, history=history,
             idempotency_key=_text(rec.get("idem")) or None,
+            limit_key=_text(rec.get("limit_key")) or None,
             timeout_s=timeout / 1000 if timeout is not None else None,
             schedule=_schedule(rec),
             worker=(_text(rec.get("worker")) or None) if running else None,

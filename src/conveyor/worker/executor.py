@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import PydanticSerializationError, from_json, to_json
@@ -36,6 +37,7 @@ from conveyor.errors import (
     ConveyorError,
     ErrorCode,
     JobTimeout,
+    RateLimited,
     UnknownJobType,
     ValidationError,
 )
@@ -57,7 +59,18 @@ from conveyor.worker.safety import (
     truncate_tail,
 )
 
-Outcome = AckItem | FailItem
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """The handler raised RateLimited: release the job (attempt not charged) and hold its
+    limit key for `hold_ms` (flow control)."""
+
+    job_id: str
+    token: str
+    hold_ms: int
+
+
+Outcome = AckItem | FailItem | Hold
 
 #: A job of a type this worker does not know is retried with this backoff (attempts charged,
 #: so it ends DEAD after max_attempts), giving a worker that knows the type time to take it.
@@ -67,7 +80,7 @@ KNOWN_TYPES_SHOWN = 20
 log = get_logger("conveyor.worker.executor")
 job_log = get_logger("conveyor.job")
 
-__all__ = ["TRACEBACK_LIMIT", "Executor", "Outcome", "truncate_tail"]
+__all__ = ["TRACEBACK_LIMIT", "Executor", "Hold", "Outcome", "truncate_tail"]
 
 
 def _cancelling() -> bool:
@@ -180,6 +193,10 @@ class Executor:
             if task is not None and task.cancelling():
                 raise  # the worker's own cancellation: lease lost or shutdown
             return self._handler_raised(spec, d, exc, started)  # raised by the handler
+        except RateLimited as exc:
+            job_log.info("job rate limited upstream",
+                         extra={"retry_after_s": exc.retry_after_s, "error": exc.message})
+            return Hold(d.job_id, d.token, round(exc.retry_after_s * 1000))
         except BaseException as exc:
             return self._handler_raised(spec, d, exc, started)
         finally:

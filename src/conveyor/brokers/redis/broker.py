@@ -31,6 +31,7 @@ from conveyor.brokers.base import (
     FailItem,
     FetchBatch,
     HeartbeatReply,
+    KeyInfo,
     LeaseRef,
     LogAppend,
     Page,
@@ -45,6 +46,7 @@ from conveyor.brokers.redis import batches
 from conveyor.brokers.redis.cluster import Client, is_cluster_url, make_cluster_client
 from conveyor.brokers.redis.dlq import RedisDlq
 from conveyor.brokers.redis.events import RedisEvents
+from conveyor.brokers.redis.flow import RedisFlow
 from conveyor.brokers.redis.queues import RedisQueues
 from conveyor.brokers.redis.records import LIST_FIELDS, job_from_hash, listed_hash
 from conveyor.brokers.redis.scripts import DEFAULT_EVENTS_MAXLEN, Scripts
@@ -60,6 +62,7 @@ from conveyor.errors import (
     PartialEnqueue,
     ValidationError,
 )
+from conveyor.flow import QueueLimits
 from conveyor.ids import UID_RE, lease_nonce, split_job_id
 from conveyor.jobs import (
     MAX_EPOCH_MS,
@@ -204,6 +207,7 @@ class RedisBroker:
         self._events = RedisEvents(self)
         self._dlq = RedisDlq(self)
         self._queues = RedisQueues(self)
+        self._flow = RedisFlow(self)
         #: set by from_url: lets a synchronous client open its own connection (SyncEnqueuer)
         self.url: str | None = None
 
@@ -522,6 +526,7 @@ class RedisBroker:
                 -1 if s.delay_ms is None else s.delay_ms,
                 -1 if s.run_at_ms is None else s.run_at_ms, s.idempotency_key or "", s.fingerprint,
                 s.trace,
+                s.limit_key or "",
             ],
             max_bytes=self.max_call_bytes, max_items=ENQUEUE_CHUNK,
         )
@@ -710,6 +715,10 @@ class RedisBroker:
             lambda uid, p: [uid, p.token, rows[id(p)][0], safe_message(rows[id(p)][1])],
         )
         return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(items))]
+
+    async def release_held(self, leases: Sequence[LeaseRef], hold_ms: int) -> list[bool]:
+        await self._writable()
+        return await self._flow.release_held(leases, hold_ms)
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int:
         qk = self._q(queue)
@@ -971,8 +980,33 @@ class RedisBroker:
         return sorted(str(n) for n in names)
 
     async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+        """Counts per state; QUEUED includes the jobs in key lanes (flow control)."""
         names = list(queues) if queues is not None else await self.queues()
-        return await self._queues.stats(names)
+        out = await self._queues.stats(names)
+        for q, n in (await self._flow.limited(names)).items():
+            out[q]["queued"] += n
+        return out
+
+    async def limited_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        return await self._flow.limited(queues)
+
+    # --- flow control ---------------------------------------------------------------------
+    async def set_limits(self, queue: str, limits: QueueLimits) -> QueueLimits:
+        await self._writable()
+        return await self._flow.set(queue, limits)
+
+    async def get_limits(self, queue: str) -> QueueLimits | None:
+        return await self._flow.get(queue)
+
+    async def delete_limits(self, queue: str) -> bool:
+        await self._writable()
+        return await self._flow.delete(queue)
+
+    async def held_counts(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        return await self._flow.held(queues)
+
+    async def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
+        return await self._flow.keys(queue, limit)
 
     async def ready_ages(self, queues: Sequence[str]) -> dict[str, int]:
         return await self._queues.ready_ages(list(queues))
@@ -991,6 +1025,7 @@ class RedisBroker:
             for state in _STATE_ORDER:
                 for uid in await self.client.zrange(qk.index(state), 0, -1):
                     members[str(uid)].append(state)
+            await self._flow.audit(queue, report, members)
             listed = {str(u) for u in await self.client.zrange(qk.listing, 0, -1)}
             records: dict[str, str | None] = {}
             async for key in self._scan(qk.job_prefix + "*"):

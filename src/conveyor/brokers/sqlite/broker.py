@@ -27,6 +27,7 @@ from conveyor.brokers.base import (
     FailItem,
     FetchBatch,
     HeartbeatReply,
+    KeyInfo,
     LeaseRef,
     LogAppend,
     Page,
@@ -42,7 +43,7 @@ from conveyor.brokers.base import (
     queue_not_empty,
     queue_not_found,
 )
-from conveyor.brokers.sqlite import dlq, logs, reads
+from conveyor.brokers.sqlite import dlq, flow, logs, reads
 from conveyor.brokers.sqlite import events as evlog
 from conveyor.brokers.sqlite import operations as ops
 from conveyor.brokers.sqlite import transitions as tx
@@ -61,6 +62,7 @@ from conveyor.errors import (
     JobNotFound,
     ValidationError,
 )
+from conveyor.flow import QueueLimits
 from conveyor.ids import UID_RE, lease_nonce, split_job_id
 from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState, check_spec
 from conveyor.queues import validate_queue_name
@@ -267,6 +269,16 @@ class SqliteBroker:
                 for p in items]
         rows = [(q, u, t, v, safe_message(m)) for q, u, t, v, m in rows]
         return await self._writer.write(lambda c: tx.progress(c, rows))
+
+    async def release_held(self, leases: Sequence[LeaseRef], hold_ms: int) -> list[bool]:
+        if not leases:
+            return []
+        refs = [(*split_job_id(r.job_id), r.token) for r in leases]
+        hold = max(int(hold_ms), 0)
+        out = await self._writer.write(lambda c: tx.release(c, refs, hold))
+        if any(out):
+            self._wakeup.notify()
+        return out
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int:
         validate_queue_name(queue)
@@ -491,6 +503,44 @@ class SqliteBroker:
     async def ready_ages(self, queues: Sequence[str]) -> dict[str, int]:
         names = list(queues)
         return await self._reader.read(lambda c: reads.ready_ages(c, names, now_ms()))
+
+    async def limited_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        names = list(queues)
+        return await self._reader.read(lambda c: flow.limited_counts(c, names))
+
+    # --- flow control ---------------------------------------------------------------------
+    async def set_limits(self, queue: str, limits: QueueLimits) -> QueueLimits:
+        validate_queue_name(queue)
+        if limits.empty:
+            await self.delete_limits(queue)
+            return QueueLimits()
+        await self._writer.write(lambda c: flow.set_limits(c, queue, limits))
+        self._wakeup.notify()
+        return limits
+
+    async def get_limits(self, queue: str) -> QueueLimits | None:
+        validate_queue_name(queue)
+        return await self._reader.read(lambda c: flow.get_limits(c, queue))
+
+    async def delete_limits(self, queue: str) -> bool:
+        validate_queue_name(queue)
+
+        def delete(c: Any) -> bool:
+            had = flow.get_limits(c, queue) is not None
+            flow.set_limits(c, queue, None)
+            return had
+
+        had = await self._writer.write(delete)
+        self._wakeup.notify()
+        return had
+
+    async def held_counts(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        names = list(queues)
+        return await self._reader.read(lambda c: flow.held_counts(c, names))
+
+    async def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
+        validate_queue_name(queue)
+        return await self._reader.read(lambda c: flow.keys(c, queue, limit, now_ms()))
 
     async def audit(self, queue: str) -> AuditReport:
         """Invariant 1 for one queue (see reads.audit). Scans the table: for quiet moments."""

@@ -32,6 +32,7 @@ for _, f in ipairs(cjson.decode(ARGV[1])) do
   else
     local attempts = as_int(j.attempts, 0, 1e9) or 0
     redis.call('ZREM', KEYS[2], uid)
+    flow_return(jk, uid, now)
     redis.call('HSET', jk, 'err_code', code, 'err_msg', msg, 'token', '')
     local state
     if j.ctok == token then -- asked to stop: the operator's cancel wins over a retry
