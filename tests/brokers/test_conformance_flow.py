@@ -113,6 +113,25 @@ async def test_queue_concurrency_through_ack_release_reap_and_stale_ack(broker: 
     await assert_audit_ok(broker)
 
 
+async def test_cancelling_a_running_job_gives_its_permit_back(broker: Broker) -> None:
+    """By its holder (cancel_running) and by reaping a job asked to stop."""
+    await broker.set_limits(Q, QueueLimits(concurrency=1))
+    jobs = [await enqueue(broker, max_attempts=5) for _ in range(3)]
+    (first,) = await fetch(broker)
+    await broker.cancel(first.job_id, actor="api")
+    assert await broker.cancel_running([LeaseRef(first.job_id, first.token)]) == [True]
+    await assert_audit_ok(broker)
+    short = await broker.fetch(Q, 1, "w-short", 30)
+    (second,) = short.deliveries
+    assert second.job_id == jobs[1].id
+    await broker.cancel(second.job_id, actor="api")
+    await wait_broker_time(broker, short.now_ms + 31)
+    await broker.reap_expired(Q)
+    assert (await broker.get(second.job_id)).state == JobState.CANCELLED
+    await assert_audit_ok(broker)
+    assert [d.job_id for d in await fetch(broker)] == [jobs[2].id]  # the permit is free
+
+
 async def test_key_concurrency_and_no_key_group(broker: Broker) -> None:
     await broker.set_limits(Q, QueueLimits(key_concurrency=2))
     for key in ["a"] * 5 + ["b"] * 5 + [None] * 3:

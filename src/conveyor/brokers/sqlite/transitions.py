@@ -137,8 +137,8 @@ def fetch(
 
         def lease(key: str) -> bool:
             rows = checked(conn, conn.execute(
-                f"SELECT id, {CORE_COLUMNS}, uid FROM jobs WHERE queue = ? AND state = 'queued'"
-                " AND limit_key IS ? ORDER BY score LIMIT 1", (queue, key or None),
+                f"SELECT id, {CORE_COLUMNS}, trace, uid FROM jobs WHERE queue = ? AND"
+                " state = 'queued' AND limit_key IS ? ORDER BY score LIMIT 1", (queue, key or None),
             ).fetchall(), JobState.QUEUED, FETCH_CHECKS, now)
             if not rows:
                 return False
@@ -150,7 +150,9 @@ def fetch(
                 (deadline, deadline, token, attempt, now, worker, rid),
             )
             out.append((rest[-1], token, jtype, payload, attempt, int(max_att),
-                        None if timeout in (None, "") else int(timeout)))
+                        None if timeout in (None, "") else int(timeout), rest[2],
+                        rest[-2] if isinstance(rest[-2], str) else ""))
+            emit(conn, rid, "started")
             return True
 
         wake = flow.fetch(conn, queue, limits, count, now, lease, next_due(conn, queue))
@@ -217,6 +219,7 @@ def cancel_running(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bo
             out.append(False)
             continue
         rid, attempts, _, worker, started, _, _ = row
+        flow.give_back(conn, rid, now)
         msg = f"cancelled by {asked[0] or '?'} while running"
         conn.execute(
             "UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, token = '',"

@@ -20,6 +20,7 @@ for _, a in ipairs(cjson.decode(ARGV[1])) do
     else
       local msg = 'cancelled by ' .. (j.cby or '?') .. ' while running'
       redis.call('ZREM', KEYS[2], uid)
+      flow_return(jk, uid, now)
       redis.call('ZADD', KEYS[3], now, uid)
       redis.call('HSET', jk, 'state', 'cancelled', 'finished', int(now), 'token', '',
         'err_code', 'cancelled', 'err_msg', msg)

@@ -25,6 +25,7 @@ for _, uid in ipairs(expired) do
     aside = aside + 1
   elseif j.state and j.ctok and j.ctok ~= '' and j.ctok == j.token then
     local by = 'cancelled by ' .. (j.cby or '?') .. ' (the worker\'s lease expired first)'
+    flow_return(jk, uid, now)
     redis.call('ZADD', KEYS[7], now, uid)
     redis.call('HSET', jk, 'state', 'cancelled', 'finished', int(now), 'token', '',
       'err_code', 'cancelled', 'err_msg', by)
