@@ -285,6 +285,36 @@ async def test_a_failed_enqueue_leaves_no_name_in_the_registry(
     assert good in await broker.queues()  # its job was stored: it stays known
 
 
+@pytest.mark.parametrize("where", ["redis", "redis-cluster"])
+async def test_the_sync_client_refuses_a_corrupt_queue_and_leaves_no_name(
+    where: str, request: pytest.FixtureRequest,
+) -> None:
+    url = request.getfixturevalue("redis_cluster").url if where != "redis" else SINGLE_URL
+    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    sync = Conveyor.from_url(url, key_prefix=prefix, validate_types=False)
+    reader = RedisBroker.from_url(url, key_prefix=prefix)
+    try:
+        await reader.connect()
+        await reader.client.set(reader.keys.queue("sync-bad").seq, "not a number")
+        with pytest.raises(CorruptJob):
+            await asyncio.to_thread(sync.enqueue_many, [JobRequest(type="t", queue="sync-ok"),
+                                                        JobRequest(type="t", queue="sync-bad")])
+        names = await reader.queues()
+        assert "sync-bad" not in names and "sync-ok" in names
+        await reader.client.delete(reader.keys.queue("sync-bad").seq)
+    finally:
+        await asyncio.to_thread(sync.close)
+        await reader.close()
+        if where == "redis":
+            plain = Redis.from_url(url)
+            keys = [k async for k in plain.scan_iter(match=f"{prefix}:*")]
+            if keys:
+                await plain.delete(*keys)
+            await plain.aclose()
+        else:
+            await _delete(url, prefix)
+
+
 async def test_forget_queue_refuses_jobs_drops_an_empty_one_and_keeps_the_others(
     cluster_broker: RedisBroker,
 ) -> None:

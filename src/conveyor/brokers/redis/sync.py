@@ -18,8 +18,9 @@ from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from conveyor.brokers.redis.broker import RedisBroker
+from conveyor.brokers.redis.broker import _script_errors as script_errors
 from conveyor.brokers.redis.cluster import is_cluster_url, make_sync_cluster_client
-from conveyor.errors import BrokerUnavailable, PartialEnqueue
+from conveyor.errors import BrokerUnavailable, CorruptJob, PartialEnqueue
 from conveyor.jobs import EnqueueResult, JobSpec
 
 
@@ -47,7 +48,7 @@ class SyncEnqueuer:
         if self._cluster is not None:
             return self._enqueue_cluster(self._cluster, specs)
         plan = self._broker.enqueue_plan(specs)
-        with self._broker.unavailable():
+        with script_errors(), self._broker.unavailable():
             self._check_policy()
             # the registry AFTER the scripts, in the same round trip: see remember_queues
             scripts, registry = self._broker.scripts, self._broker.keys.queues
@@ -70,11 +71,28 @@ class SyncEnqueuer:
                 if waits:
                     acks.append(self._client.execute_command(  # type: ignore[no-untyped-call]
                         "WAIT", waits, self._broker.wait_timeout_ms))
-            for r in replies:
-                if isinstance(r, Exception):
-                    raise r
+            failed = [r for r in replies if isinstance(r, Exception)]
+            if failed:
+                self._unregister_failed(plan.calls, replies, plan.queues)
+                raise failed[0]
             self._broker._confirmed(acks)
             return plan.results(replies)
+
+    def _unregister_failed(
+        self, calls: Sequence[Any], replies: Sequence[Any], register: Sequence[str],
+    ) -> None:
+        """The async broker's `_unregister_failed`, over this connection: a queue none of
+        whose calls succeeded and which holds no job leaves the registry again."""
+        b = self._broker
+        stored = set(b._stored_queues(calls, replies, register))
+        for queue in register:
+            qk = b.keys.queue(queue)
+            if queue in stored or self._client.zcard(qk.listing) or \
+                    self._client.exists(qk.paused):
+                continue
+            self._client.srem(b.keys.queues, queue)
+            if self._client.zcard(qk.listing):
+                self._client.sadd(b.keys.queues, queue)
 
     def _enqueue_cluster(
         self, client: redis.RedisCluster, specs: Sequence[JobSpec],
@@ -86,11 +104,12 @@ class SyncEnqueuer:
         scripts = self._broker.scripts
         replies: list[Any] = []
         failed: BrokerUnavailable | None = None
+        corrupt: CorruptJob | None = None
         with self._broker.unavailable():
             self._check_policy()
         for name, keys, args in plan.calls:
             try:
-                with self._broker.unavailable():
+                with script_errors(), self._broker.unavailable():
                     reply, acks = self._cluster_call(client, name, keys, args)
                     if isinstance(reply, NoScriptError):
                         client.script_load(scripts.source[name])  # every primary
@@ -102,11 +121,16 @@ class SyncEnqueuer:
             except BrokerUnavailable as exc:
                 failed = exc
                 replies.append(None)
+            except CorruptJob as exc:  # this queue refused; the others go on (as on async)
+                corrupt = corrupt or exc
+                replies.append(None)
         stored = [i for i, r in enumerate(replies) if r is not None]
         with self._broker.unavailable():
             names = list(dict.fromkeys(plan.order[i][0] for i in stored))
             if names:
                 client.sadd(self._broker.keys.queues, *names)
+        if corrupt is not None:
+            raise corrupt
         if failed is None:
             return plan.results(replies)
         done = [plan.specs[p].id for i in stored for p in plan.order[i][1]]
