@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from conveyor.errors import ValidationError
 from conveyor.queues import PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_RE
@@ -83,6 +83,33 @@ class JobSchedule(BaseModel):
 
     name: str
     tick: datetime | None = None
+#: longest `message` of a progress report
+MAX_PROGRESS_MESSAGE = 1000
+
+
+class Progress(BaseModel):
+    """`ctx.progress(value, message)`: a fraction 0-1 or a count, and a line of text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True,
+                              json_schema_serialization_defaults_required=True)
+
+    value: float = Field(ge=0)
+    message: str | None = Field(default=None, max_length=MAX_PROGRESS_MESSAGE)
+    at: datetime
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("progress value must be finite")
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamps must carry a time zone")
+        return value.astimezone(UTC)
 
 
 class Job(BaseModel):
@@ -119,6 +146,8 @@ class Job(BaseModel):
         "(`POST /v1/jobs/{id}/cancel`); it ends CANCELLED once the worker has stopped it")
     cancel_requested_by: str | None = Field(
         default=None, description="who asked (with `cancel_requested`)")
+    #: the last `ctx.progress(value, message)` of the running (or finished) attempt
+    progress: Progress | None = None
 
 
 @dataclass(frozen=True, slots=True)

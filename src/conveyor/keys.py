@@ -67,6 +67,10 @@ class QueueKeys:
         `emit_event` in _lib.lua, which builds this same name from the job key."""
         return self.base + "events"
 
+    def cursor(self, name: str) -> str:
+        """A follower's saved position in the queue's event log (string)."""
+        return self.base + "cursor:" + name
+
     @property
     def listing(self) -> str:
         """Every job of the queue (score 0): ZREVRANGEBYLEX lists them newest first."""

@@ -27,6 +27,7 @@ OPERATION_IDS = {
     ("get", "/v1/jobs/{id}"): "getJob",
     ("get", "/v1/jobs/{id}/wait"): "waitJob",
     ("get", "/v1/jobs/{id}/logs"): "getJobLogs",
+    ("get", "/v1/events"): "streamEvents",
     ("post", "/v1/jobs/{id}/retry"): "retryJob",
     ("post", "/v1/jobs/{id}/cancel"): "cancelJob",
     ("get", "/v1/queues"): "listQueues",

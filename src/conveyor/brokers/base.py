@@ -7,6 +7,7 @@ acks or heartbeats in one round trip; each item succeeds or is rejected on its o
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Protocol, runtime_checkable
 from conveyor.errors import InvalidState, QueueNotFound, ValidationError
 from conveyor.events.model import JobEvent
 from conveyor.ids import UID_RE
-from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
+from conveyor.jobs import MAX_PROGRESS_MESSAGE, Delivery, EnqueueResult, Job, JobSpec, JobState
 
 #: a job type name, as handlers.registry.TYPE_NAME_RE (not imported: handlers import brokers)
 TYPE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -61,6 +62,32 @@ class LogAppend:
     job_id: str
     token: str
     lines: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressItem:
+    """`ctx.progress(value, message)` of the lease holder (see `check_progress`)."""
+
+    job_id: str
+    token: str
+    value: float
+    message: str | None = None
+
+
+def check_progress(value: float, message: str | None) -> tuple[str, str]:
+    """The value as the brokers store it (plain decimal text) and the message ('' for none);
+    anything else is a ValidationError."""
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value < 0 or value > 1e15):
+        raise ValidationError("progress value must be a finite number from 0 to 1e15",
+                              details={"value": repr(value)[:40]})
+    if message is not None and (not isinstance(message, str)
+                                or len(message) > MAX_PROGRESS_MESSAGE):
+        raise ValidationError(f"progress message must be text of at most "
+                              f"{MAX_PROGRESS_MESSAGE} characters")
+    number = float(value)
+    text = str(int(number)) if number.is_integer() else f"{number:.6f}".rstrip("0").rstrip(".")
+    return text, message or ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +245,16 @@ def check_event_limit(limit: int) -> int:
     return limit
 
 
+#: a follower's name (`load_cursor` / `save_cursor`)
+CURSOR_NAME_RE = r"^[a-z][a-z0-9_.-]{0,31}$"
+
+
+def check_cursor_name(name: str) -> str:
+    if not re.fullmatch(CURSOR_NAME_RE, name):
+        raise ValidationError("invalid follower name", details={"name": name[:40]})
+    return name
+
+
 def bad_cursor(cursor: str) -> ValidationError:
     return ValidationError("invalid event cursor", details={"cursor": cursor[:100]})
 def check_series_window(minutes: int, type: str | None) -> None:
@@ -298,6 +335,9 @@ class Broker(Protocol):
     async def cancel_running(self, leases: Sequence[LeaseRef]) -> list[bool]:
         """RUNNING -> CANCELLED for each lease held with the current token whose delivery was
         asked to stop (`cancel`); the history line names who asked. False otherwise."""
+    async def progress(self, items: Sequence[ProgressItem]) -> list[bool]:
+        """Store each running job's progress report (`progress` on the job) with its event,
+        for the current lease holder only; False where the lease was lost."""
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int: ...
 
@@ -419,6 +459,12 @@ class Broker(Protocol):
     async def get_with_cursor(self, job_id: str) -> tuple[Job, str]:
         """The job and its queue's `events_tail`, read in one atomic step: every event of
         the job after this snapshot is in the log after that cursor (race-free waits)."""
+
+    async def load_cursor(self, queue: str, name: str) -> str | None:
+        """A follower's saved position in `queue`'s log (None: never saved)."""
+
+    async def save_cursor(self, queue: str, name: str, cursor: str) -> None:
+        """Save a follower's position (the webhook fan-out resumes from it after a restart)."""
 
     # --- worker registry ------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None: ...

@@ -108,6 +108,7 @@ class Worker:
         self._executor = Executor(
             registry, worker_id=self.worker_id, concurrency=concurrency,
             settings=self.settings, on_capacity=self._slot_freed.set, logs=self.logs,
+            broker=broker,
         )
         self.metrics = metrics
         #: (job id, token) -> (queue, type) of outcomes the broker has not answered yet
@@ -350,6 +351,7 @@ class Worker:
 
     async def _run_job(self, slot: _Slot) -> None:
         d = slot.delivery
+        self.logs.start(d)
         try:
             started = time.perf_counter()
             try:

@@ -34,9 +34,11 @@ from conveyor.brokers.base import (
     LeaseRef,
     LogAppend,
     Page,
+    ProgressItem,
     ReapResult,
     SeriesPoint,
     WorkerInfo,
+    check_progress,
 )
 from conveyor.brokers.records import STATES, as_int
 from conveyor.brokers.redis import batches
@@ -218,13 +220,17 @@ class RedisBroker:
         watch = PolicyWatch(policy_check_s)
         client: Client
         blocking: Client
+        # a reply to a write that WAITs for replicas may take the WAIT's timeout longer
+        wait_s = kw.get("wait_timeout_ms", 1000) / 1000 if kw.get("wait_replicas") else 0.0
         if is_cluster_url(url):
-            client = make_cluster_client(url, timeout_s=timeout_s)
+            client = make_cluster_client(url, timeout_s=timeout_s,
+                                         read_timeout_s=timeout_s + wait_s)
             blocking = make_cluster_client(url, timeout_s=timeout_s,
                                            read_timeout_s=MAX_WAIT_S + timeout_s,
                                            max_connections=16)
         else:
-            client = make_client(url, timeout_s=timeout_s, on_connect=watch.on_connect)
+            client = make_client(url, timeout_s=timeout_s, read_timeout_s=timeout_s + wait_s,
+                                 on_connect=watch.on_connect)
             blocking = make_client(url, timeout_s=timeout_s,
                                    read_timeout_s=MAX_WAIT_S + timeout_s,
                                    on_connect=watch.on_connect, max_connections=16)
@@ -277,13 +283,48 @@ class RedisBroker:
                 for i, res in zip(missing, again, strict=True):
                     results[i] = res
                 acks += more
-            for res in results:
-                if isinstance(res, Exception):
-                    raise res
+            failed = [res for res in results if isinstance(res, Exception)]
+            if failed:
+                if register and not self.cluster:
+                    await self._unregister_failed(calls, results, register)
+                elif register:  # Cluster: register the queues whose jobs were stored
+                    stored = self._stored_queues(calls, results, register)
+                    if stored:
+                        await self.client.sadd(self.keys.queues, *stored)
+                raise failed[0]
             self._confirmed(acks)
             if register and self.cluster:
                 await self.client.sadd(self.keys.queues, *register)
             return results
+
+    def _stored_queues(
+        self, calls: Sequence[batches.Call], results: Sequence[Any], register: Sequence[str],
+    ) -> list[str]:
+        """The queues of `register` at least one of whose calls succeeded."""
+        ok = {keys[0] for (_, keys, _), res in zip(calls, results, strict=True)
+              if keys and not isinstance(res, Exception)}
+        return [q for q in register if self._q(q).job_prefix in ok]
+
+    async def _unregister_failed(
+        self, calls: Sequence[batches.Call], results: Sequence[Any], register: Sequence[str],
+    ) -> None:
+        """Single Redis: the registry add rode in the same round trip as scripts that failed.
+        A queue none of whose calls succeeded and which holds no job is taken out again,
+        with the look-again step of `forget` (a job that arrived meanwhile keeps it)."""
+        stored = set(self._stored_queues(calls, results, register))
+        for queue in register:
+            qk = self._q(queue)
+            if queue in stored:
+                continue
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zcard(qk.listing)
+            pipe.exists(qk.paused)
+            listed, paused = await pipe.execute()
+            if int(listed) or int(paused):
+                continue  # a known queue: leave it
+            await self.client.srem(self.keys.queues, queue)
+            if int(await self.client.zcard(qk.listing)):
+                await self.client.sadd(self.keys.queues, queue)
 
     async def _send(
         self, calls: Sequence[batches.Call], register: Sequence[str], waited: bool,
@@ -299,9 +340,24 @@ class RedisBroker:
             pipe.execute_command("EVALSHA", self._scripts.sha[name], len(keys), *keys, *args)
         if register:
             pipe.sadd(self.keys.queues, *register)
-        waits = self._add_waits(pipe, [c[1][0] for c in calls if c[1]]) if waited else 0
+        written = [c[1][0] for c in calls if c[1]]
+        waits = self._add_waits(pipe, written) if waited else 0
+        before = self._owners(written) if waits else []
         results: list[Any] = await pipe.execute(raise_on_error=False)
-        return results[: len(calls)], results[len(results) - waits:] if waits else []
+        acks = results[len(results) - waits:] if waits else []
+        if waits and self._owners(written) != before:
+            # a call was redirected (MOVED / ASK: a failover or a migration meanwhile), so its
+            # write landed on another node than the WAIT was sent to: not confirmed
+            acks.append(BrokerUnavailable(
+                "a write was redirected to another node while waiting for replicas: not"
+                " confirmed; sending it again is safe"))
+        return results[: len(calls)], acks
+
+    def _owners(self, keys: Sequence[str]) -> list[str]:
+        """Cluster: the node each key's slot is served by, as the client knows it now."""
+        if not isinstance(self.client, RedisCluster):
+            return []
+        return [getattr(self.client.get_node_from_key(k), "name", "") for k in keys]
 
     def _add_waits(self, pipe: Any, keys: Sequence[str]) -> int:
         """Append `WAIT wait_replicas wait_timeout_ms` for the node of each key; returns how
@@ -325,8 +381,12 @@ class RedisBroker:
         on the primary, but a failover now may lose it. Resending is safe (every script
         tolerates a repeat: see server.retry_policy)."""
         for ack in acks:
-            if isinstance(ack, Exception):
+            if isinstance(ack, BrokerUnavailable):
                 raise ack
+            if isinstance(ack, Exception):  # e.g. "WAIT cannot be used with replica instances"
+                raise BrokerUnavailable(
+                    f"the write could not be confirmed by replicas ({ack}): the node changed"
+                    " role meanwhile; sending it again is safe") from ack
             if int(ack) < self.wait_replicas:
                 raise BrokerUnavailable(
                     f"the write reached the primary but only {int(ack)} of"
@@ -640,6 +700,14 @@ class RedisBroker:
             lambda uid, ref: [uid, ref.token],
         )
         return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(leases))]
+
+    async def progress(self, items: Sequence[ProgressItem]) -> list[bool]:
+        rows = {id(p): check_progress(p.value, p.message) for p in items}
+        batch = self._batch(
+            "progress", items, lambda p: p.job_id, lambda qk: [qk.job_prefix],
+            lambda uid, p: [uid, p.token, rows[id(p)][0], safe_message(rows[id(p)][1])],
+        )
+        return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(items))]
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int:
         qk = self._q(queue)
@@ -967,6 +1035,12 @@ class RedisBroker:
 
     async def get_with_cursor(self, job_id: str) -> tuple[Job, str]:
         return await self._events.get_with_cursor(job_id)
+
+    async def load_cursor(self, queue: str, name: str) -> str | None:
+        return await self._events.load_cursor(queue, name)
+
+    async def save_cursor(self, queue: str, name: str, cursor: str) -> None:
+        await self._events.save_cursor(queue, name, cursor)
 
     # --- worker registry ------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None:

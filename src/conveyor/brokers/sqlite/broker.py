@@ -30,10 +30,13 @@ from conveyor.brokers.base import (
     LeaseRef,
     LogAppend,
     Page,
+    ProgressItem,
     ReapResult,
     SeriesPoint,
     WorkerInfo,
+    check_cursor_name,
     check_event_limit,
+    check_progress,
     check_series_window,
     parse_dead_cursor,
     queue_not_empty,
@@ -256,6 +259,14 @@ class SqliteBroker:
         if any(out):
             self._wakeup.notify()
         return out
+
+    async def progress(self, items: Sequence[ProgressItem]) -> list[bool]:
+        if not items:
+            return []
+        rows = [(*split_job_id(p.job_id), p.token, *check_progress(p.value, p.message))
+                for p in items]
+        rows = [(q, u, t, v, safe_message(m)) for q, u, t, v, m in rows]
+        return await self._writer.write(lambda c: tx.progress(c, rows))
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int:
         validate_queue_name(queue)
@@ -520,6 +531,25 @@ class SqliteBroker:
         if row is None:
             raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
         return row_to_job(row), cursor
+
+    async def load_cursor(self, queue: str, name: str) -> str | None:
+        validate_queue_name(queue)
+        check_cursor_name(name)
+        row = await self._reader.read(lambda c: c.execute(
+            "SELECT cursor FROM event_cursors WHERE queue = ? AND name = ?", (queue, name),
+        ).fetchone())
+        if row is None or not isinstance(row[0], str) or not row[0].isdigit():
+            return None  # never saved, or a damaged record: as if never saved
+        return row[0]
+
+    async def save_cursor(self, queue: str, name: str, cursor: str) -> None:
+        validate_queue_name(queue)
+        check_cursor_name(name)
+        evlog.row_id(cursor)
+        await self._writer.write(lambda c: c.execute(
+            "INSERT INTO event_cursors (queue, name, cursor) VALUES (?, ?, ?)"
+            " ON CONFLICT (queue, name) DO UPDATE SET cursor = excluded.cursor",
+            (queue, name, cursor)))
 
     # --- worker registry ------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None:

@@ -129,12 +129,23 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             )
             """,
             "CREATE INDEX events_by_queue ON events (queue, id)",
+            # the last progress report of the job (JSON {"value", "message", "at"})
+            "ALTER TABLE jobs ADD COLUMN progress TEXT",
             # per queue: how many events its log keeps, and the largest id trimmed (gaps)
             """
             CREATE TABLE event_logs (
                 queue TEXT    PRIMARY KEY,
                 kept  INTEGER NOT NULL DEFAULT 0,
                 cut   INTEGER NOT NULL DEFAULT 0
+            )
+            """,
+            # followers' saved positions (the webhook fan-out), per queue and name
+            """
+            CREATE TABLE event_cursors (
+                queue  TEXT NOT NULL,
+                name   TEXT NOT NULL,
+                cursor TEXT NOT NULL,
+                PRIMARY KEY (queue, name)
             )
             """,
         ),

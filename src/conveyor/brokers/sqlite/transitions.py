@@ -28,6 +28,7 @@ from conveyor.brokers.sqlite.connection import now_ms
 from conveyor.brokers.sqlite.events import emit
 from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
 from conveyor.brokers.sqlite.series import count_series
+from conveyor.events.records import progress_json
 from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState
 
 LEASE_EXPIRED_MSG = "lease expired: the worker died, hung or lost its connection"
@@ -383,3 +384,26 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int, in
             count_series(conn, rid, now, "f")
             requeued += 1
     return requeued, dead, cancelled
+
+
+def progress(
+    conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str, str]],
+) -> list[bool]:
+    """Store progress reports of the lease holder (progress.lua). Items are (queue, uid,
+    token, value as decimal text, message or '')."""
+    now = now_ms()
+    out = []
+    for queue, uid, token, value, message in items:
+        row = conn.execute(
+            "SELECT id FROM jobs WHERE queue = ? AND uid = ? AND state = 'running' AND token = ?",
+            (queue, uid, token),
+        ).fetchone()
+        if row is None:
+            out.append(False)
+            continue
+        report = progress_json(float(value), message or None, now)
+        conn.execute("UPDATE jobs SET progress = ? WHERE id = ?", (report, row[0]))
+        emit(conn, row[0], "progress", None, report)
+        out.append(True)
+    return out
+

@@ -17,13 +17,15 @@ end
 -- left them, so call it after the transition's writes. EVENTS_MAXLEN (prepended by
 -- scripts.py from CONVEYOR_EVENTS_MAXLEN) bounds the stream approximately; 0 turns events
 -- off. XADD runs under pcall: a key of the wrong type loses events, never the transition.
+local event_ms = nil -- the broker's time, read once per script (TIME costs a call per event)
 local function emit_event(jk, ev, code, progress)
   if EVENTS_MAXLEN <= 0 then return end
+  if not event_ms then event_ms = int(now_ms()) end
   local base, uid = string.match(jk, '^(.*:)job:([^:]*)$')
   if not base then return end
   local v = redis.call('HMGET', jk, 'type', 'state', 'attempts')
   local args = {'XADD', base .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'u', uid,
-    't', v[1] or '', 'e', ev, 's', v[2] or '', 'a', v[3] or '0', 'at', int(now_ms())}
+    't', v[1] or '', 'e', ev, 's', v[2] or '', 'a', v[3] or '0', 'at', event_ms}
   if code and code ~= '' then args[#args + 1] = 'c' args[#args + 1] = code end
   if progress then args[#args + 1] = 'p' args[#args + 1] = progress end
   redis.pcall(unpack(args))
