@@ -67,7 +67,7 @@ async def test_wait_for_an_unknown_job(api: httpx.AsyncClient) -> None:
 async def test_waiter_race_half_by_http(api: httpx.AsyncClient, conveyor: AsyncConveyor) -> None:
     """The issue's race, scaled down: 300 jobs finishing 5 ms apart, each waited on from a
     random moment between 50 ms before and 50 ms after its finish, every other one by HTTP
-    long poll. `tests/chaos/test_chaos_wait.py` (-m chaos) runs 10,000."""
+    long poll (600, 1 ms apart: `tests/chaos/test_chaos_wait.py`)."""
     await http_waiter_race(api, conveyor, jobs=300, spacing_s=0.005)
 
 

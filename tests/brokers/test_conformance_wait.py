@@ -84,7 +84,7 @@ async def test_every_waiter_of_a_queue_shares_one_follower(
 
 
 async def test_waiter_race(broker: Broker, raw_client: AsyncConveyor) -> None:
-    """The issue's race, scaled down (400 jobs over 2 s); `-m chaos` runs 10,000."""
+    """The issue's race, scaled down (400 jobs over 2 s; the 10,000 of the issue: docs/todo.md)."""
     await waiter_race(broker, raw_client, queue=Q, jobs=400, spacing_s=0.005,
                       waiters=[raw_client.wait])
 

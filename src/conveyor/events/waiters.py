@@ -8,9 +8,9 @@ a finish, whatever the timing (BullMQ's `waitUntilFinished` subscribes after it 
 
 Each follower reads its queue's log in pages of up to 1,000 events and blocks on the log
 (`wait_events`) between pages: one connection per followed queue, however many waiters.
-A gap in the log (events trimmed before they were read) or a broker error wakes every
-waiter of the queue, which re-reads its job. A follower with no waiter left stops after
-`idle_s`.
+After a gap in the log (events trimmed before they were read) or a broker error, the
+follower re-reads the waited-on jobs itself, in batches of 1,000, and wakes those finished.
+A follower with no waiter left stops after `idle_s`.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class Waiters:
                         f.ready.set_result(None)
                     page = await self._broker.read_events(f.queue, f.cursor, READ_LIMIT)
                     if page.gap or broken:
-                        f.wake()
+                        await self._recheck(f)
                         broken = False
                     if page.events or page.gap:
                         f.ticked()
@@ -170,6 +170,16 @@ class Waiters:
         finally:
             for f in held:
                 f.listeners -= 1
+
+    async def _recheck(self, f: _Follower) -> None:
+        """After a gap or an error: read the waited-on jobs in bounded batches (never one
+        call per waiter at once) and wake those that finished or are gone."""
+        ids = list(f.waiters)
+        for start in range(0, len(ids), READ_LIMIT):
+            chunk = ids[start : start + READ_LIMIT]
+            for job_id, job in zip(chunk, await self._broker.get_many(chunk), strict=True):
+                if job is None or job.state in TERMINAL_STATES:
+                    f.wake(job_id)
 
     async def close(self) -> None:
         tasks = [f.task for f in self._followers.values() if f.task is not None]
