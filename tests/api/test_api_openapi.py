@@ -37,6 +37,15 @@ OPERATION_IDS = {
     ("post", "/v1/dlq/redrive"): "redriveDeadJobs",
     ("post", "/v1/dlq/purge"): "purgeDeadJobs",
     ("get", "/v1/workers"): "listWorkers",
+    ("put", "/v1/schedules/{name}"): "putSchedule",
+    ("get", "/v1/schedules"): "listSchedules",
+    ("get", "/v1/schedules/{name}"): "getSchedule",
+    ("delete", "/v1/schedules/{name}"): "deleteSchedule",
+    ("post", "/v1/schedules/{name}/pause"): "pauseSchedule",
+    ("post", "/v1/schedules/{name}/resume"): "resumeSchedule",
+    ("post", "/v1/schedules/{name}/trigger"): "triggerSchedule",
+    ("get", "/v1/schedules/{name}/runs"): "listScheduleRuns",
+    ("post", "/v1/schedules/preview"): "previewSchedule",
     ("get", "/healthz"): "healthz",
     ("get", "/readyz"): "readyz",
 }
@@ -45,6 +54,7 @@ JOB_ID = "default:" + "0" * 32
 BODIES: dict[str, Any] = {
     "enqueueJob": {"type": "fake"}, "enqueueJobs": {"jobs": [{"type": "fake"}]},
     "redriveDeadJobs": {"queue": "default"}, "purgeDeadJobs": {"queue": "default"},
+    "putSchedule": {"every_s": 60, "job": {"type": "fake"}}, "previewSchedule": {"every_s": 60},
 }
 
 

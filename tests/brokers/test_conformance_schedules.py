@@ -291,6 +291,12 @@ async def test_pause_stops_ticks_and_resume_counts_from_now(client: AsyncConveyo
     assert (await client.schedules.get("s1")).counts.missed == 0
     with pytest.raises(ScheduleNotFound):
         await client.schedules.pause("nope")
+    # declared paused in code: created paused, and a later sync keeps what it finds
+    declared = await client.schedules.put(_sched("d1", paused=True), keep_paused=True)
+    assert declared.created and declared.schedule.paused
+    await client.schedules.resume("d1")
+    again = await client.schedules.put(_sched("d1", paused=True), keep_paused=True)
+    assert not again.changed and not again.schedule.paused
 
 
 async def test_trigger_enqueues_now_outside_the_sequence(client: AsyncConveyor) -> None:

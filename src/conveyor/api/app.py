@@ -24,7 +24,7 @@ from conveyor.api.guard import BrowserGuard
 from conveyor.api.limits import BodyLimitMiddleware
 from conveyor.api.metrics import ApiMetrics, MetricsMiddleware
 from conveyor.api.openapi import install_openapi, operation_id
-from conveyor.api.routes import dlq, health, jobs, queues, workers
+from conveyor.api.routes import dlq, health, jobs, queues, schedules, workers
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import BatchIn, JobIn
 from conveyor.client import AsyncConveyor
@@ -78,7 +78,7 @@ def create_app(
     )
     guard = [Depends(require_key(keys))] if keys else []
     # Order matters a little: routes are matched in turn, and POST /v1/jobs is the hot path.
-    for module in (jobs, queues, dlq, workers):
+    for module in (jobs, queues, dlq, workers, schedules):
         app.include_router(module.build_router(runtime), dependencies=guard)
     app.include_router(health.build_router(runtime))
     install_ui(app, runtime, keys)  # the dashboard at /ui: same client, same keys

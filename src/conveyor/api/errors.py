@@ -57,6 +57,9 @@ STATUS_OF_CODE: dict[str, int] = {
     ApiErrorCode.BAD_REQUEST: 400,
     ErrorCode.BROKER_FULL: 503,
     ErrorCode.QUEUE_NOT_FOUND: 404,
+    ErrorCode.SCHEDULE_NOT_FOUND: 404,
+    # a stored schedule (or subscription) that does not parse: as corrupt_job
+    ErrorCode.CORRUPT_RECORD: 409,
     ApiErrorCode.INVALID_JSON: 400,
     ApiErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ApiErrorCode.FORBIDDEN_ORIGIN: 403,

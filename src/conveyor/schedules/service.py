@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from conveyor.brokers.base import Page
 from conveyor.errors import (
@@ -24,7 +24,7 @@ from conveyor.errors import (
 )
 from conveyor.ids import new_uid
 from conveyor.jobs import Job, JobState
-from conveyor.schedules.spec import CatchUp, JobTemplate, Overlap, PreviewRequest, Schedule
+from conveyor.schedules.spec import CatchUp, Overlap, PreviewRequest, Schedule
 from conveyor.schedules.store import (
     LIST_MAX,
     Definition,
@@ -66,6 +66,19 @@ class ScheduleCounts(BaseModel):
     missed: int
 
 
+class ScheduleJob(BaseModel):
+    """The job template as stored (`max_attempts` / `timeout_s` null: the handler's)."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    type: str
+    payload: JsonValue
+    queue: str
+    priority: int
+    max_attempts: int | None
+    timeout_s: float | None
+
+
 class ScheduleView(BaseModel):
     """A schedule as the API shows it: its definition, its description in words, its next
     runs (none while paused), its last run and its counts."""
@@ -76,7 +89,7 @@ class ScheduleView(BaseModel):
     cron: str | None
     every_s: float | None
     timezone: str
-    job: JobTemplate
+    job: ScheduleJob
     start_at: datetime | None
     end_at: datetime | None
     paused: bool
@@ -122,7 +135,8 @@ def view_of(st: StoredSchedule, last_state: JobState | None) -> ScheduleView:
     last = None if st.last_job_id is None else LastRun(
         tick=ms_to_datetime(st.last_tick_ms), job_id=st.last_job_id, state=last_state)
     return ScheduleView(
-        name=s.name, cron=s.cron, every_s=s.every_s, timezone=s.timezone, job=s.job,
+        name=s.name, cron=s.cron, every_s=s.every_s, timezone=s.timezone,
+        job=ScheduleJob.model_validate(s.job.model_dump()),
         start_at=s.start_at, end_at=s.end_at, paused=st.paused, overlap=s.overlap,
         catch_up=s.catch_up, max_catch_up=s.max_catch_up, description=s.describe(),
         next_runs=_next_runs(st), last_run=last,
@@ -180,7 +194,8 @@ class AsyncSchedules:
         d = Definition.of(s, self.resolve(s))
         now = await self.store.now_ms()
         outcome = await self.store.upsert(
-            d, paused=None if keep_paused else s.paused, next_ms=first_next(s, now))
+            d, paused=None if keep_paused else s.paused, next_ms=first_next(s, now),
+            new_paused=s.paused)
         return PutResult(await self.get(s.name), outcome == "created", outcome != "same")
 
     async def sync(self, schedules: Sequence[Schedule]) -> dict[str, str]:
@@ -190,7 +205,8 @@ class AsyncSchedules:
         for s in schedules:
             d = Definition.of(s, self.resolve(s))
             now = await self.store.now_ms()
-            out[s.name] = await self.store.upsert(d, paused=None, next_ms=first_next(s, now))
+            out[s.name] = await self.store.upsert(d, paused=None, next_ms=first_next(s, now),
+                                                  new_paused=s.paused)
         return out
 
     async def _stored(self, name: str) -> StoredSchedule:

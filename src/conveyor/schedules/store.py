@@ -280,11 +280,12 @@ class ScheduleStore(Protocol):
 
     async def now_ms(self) -> int: ...
 
-    async def upsert(self, d: Definition, *, paused: bool | None, next_ms: int | None) -> str:
+    async def upsert(self, d: Definition, *, paused: bool | None, next_ms: int | None,
+                     new_paused: bool = False) -> str:
         """Create or replace: "created", "replaced" or "same" (identical definition and
         paused state: nothing written, not even the next tick). `next_ms` (the first tick
         after now) is stored when the schedule is new, its timing changed, or it resumes;
-        `paused` None keeps the stored state."""
+        `paused` None keeps the stored state (a new schedule then takes `new_paused`)."""
         ...
 
     async def get(self, name: str) -> StoredSchedule | None: ...

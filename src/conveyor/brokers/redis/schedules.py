@@ -61,7 +61,8 @@ class RedisScheduleStore:
                 return queue
         return None
 
-    async def upsert(self, d: Definition, *, paused: bool | None, next_ms: int | None) -> str:
+    async def upsert(self, d: Definition, *, paused: bool | None, next_ms: int | None,
+                     new_paused: bool = False) -> str:
         await self._b._writable()
         old = await self._queue_of(d.name)
         with RedisBroker.unavailable():
@@ -74,7 +75,7 @@ class RedisScheduleStore:
         qk = self._q(d.queue)
         args = [d.name, d.def_json, d.job.to_json(), d.fp, d.tfp, d.schedule.overlap,
                 "" if paused is None else ("1" if paused else "0"),
-                -1 if next_ms is None else next_ms, LOOKAHEAD_MS]
+                -1 if next_ms is None else next_ms, LOOKAHEAD_MS, "1" if new_paused else "0"]
         res = await self._b._run("sched_upsert", [qk.sched_prefix + d.name, qk.sched_due],
                                  args)
         if old is not None and old != d.queue and res == "created":

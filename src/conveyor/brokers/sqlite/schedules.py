@@ -55,8 +55,8 @@ def _valid_name(name: str) -> bool:
     return isinstance(name, str) and bool(QUEUE_NAME_RE.fullmatch(name))
 
 
-def _upsert(conn: sqlite3.Connection, d: Definition, paused: bool | None,
-            fresh: int | None) -> str:
+def _upsert(conn: sqlite3.Connection, d: Definition, paused: bool, fresh: int | None,
+            *, keep: bool) -> str:
     now = now_ms()
     overlap = d.schedule.overlap
     row = conn.execute("SELECT queue, fp, tfp, paused, next_ms FROM schedules WHERE name = ?",
@@ -71,7 +71,7 @@ def _upsert(conn: sqlite3.Connection, d: Definition, paused: bool | None,
         return "created"
     queue, fp, tfp, was_raw, nxt = row
     was = bool(was_raw)
-    p = was if paused is None else paused
+    p = was if keep else paused
     if fp == d.fp and p == was and queue == d.queue:
         return "same"
     if tfp != d.tfp or (was and not p) or not isinstance(nxt, int):
@@ -175,8 +175,11 @@ class SqliteScheduleStore:
     async def now_ms(self) -> int:
         return now_ms()
 
-    async def upsert(self, d: Definition, *, paused: bool | None, next_ms: int | None) -> str:
-        return await self._writer.write(lambda c: _upsert(c, d, paused, next_ms))
+    async def upsert(self, d: Definition, *, paused: bool | None, next_ms: int | None,
+                     new_paused: bool = False) -> str:
+        return await self._writer.write(
+            lambda c: _upsert(c, d, new_paused if paused is None else paused, next_ms,
+                              keep=paused is None))
 
     async def get(self, name: str) -> StoredSchedule | None:
         if not _valid_name(name):
