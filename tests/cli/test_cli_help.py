@@ -15,6 +15,9 @@ COMMANDS = [
     "queue delete",
     "seed",
     "jobs", "jobs list",
+    "schedule", "schedule set", "schedule list", "schedule show", "schedule delete",
+    "schedule pause", "schedule resume", "schedule trigger", "schedule runs",
+    "schedule preview",
 ]
 
 

@@ -32,6 +32,7 @@ from conveyor.cli.runtime import (
     print_error,
     report_error,
 )
+from conveyor.cli.schedules import schedule
 from conveyor.cli.seed import seed
 from conveyor.cli.worker import worker
 from conveyor.errors import ConveyorError, ErrorCode
@@ -122,7 +123,7 @@ def cli(ctx: click.Context, broker_url: str | None, key_prefix: str | None, json
     ctx.obj = CliState(broker_url=broker_url, key_prefix=key_prefix, json=json_)
 
 
-for command in (worker, enqueue, job, jobs, dlq, stats, workers, queue, seed):
+for command in (worker, enqueue, job, jobs, dlq, stats, workers, queue, seed, schedule):
     cli.add_command(command)
 cli.add_command(api)
 cli.add_command(dev)
