@@ -200,7 +200,12 @@ async def test_ticks_fire_ahead_as_scheduled_jobs_one_per_tick(
         assert j.run_at is not None and j.schedule is not None and j.run_at == j.schedule.tick
     view = await cv.schedules.get("s1")
     assert view.counts.fired == len(jobs)
-    assert datetime_to_ms(view.next_runs[0]) == ticks[-1] + 1000
+    stored = await schedule_store(cv.broker).get("s1")
+    assert stored is not None and stored.next_ms == ticks[-1] + 1000
+    # next runs are the ticks still to come, those fired ahead included
+    assert datetime_to_ms(view.next_runs[0]) <= ticks[-1]
+    assert [datetime_to_ms(t) for t in view.next_runs] == list(range(
+        datetime_to_ms(view.next_runs[0]), datetime_to_ms(view.next_runs[0]) + 5000, 1000))
 
 
 @pytest.mark.parametrize(("catch_up", "max_catch_up", "fired", "missed"), [

@@ -8,7 +8,7 @@ from __future__ import annotations
 import builtins
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from conveyor.jobs import Job, JobState
 from conveyor.schedules.spec import CatchUp, Overlap, PreviewRequest, Schedule
 from conveyor.schedules.store import (
     LIST_MAX,
+    MAX_AHEAD_TICKS,
     Definition,
     FireEntry,
     FireOutcome,
@@ -122,15 +123,17 @@ def _not_found(name: str) -> ScheduleNotFound:
                             details={"schedule": str(name)[:64]})
 
 
-def _next_runs(st: StoredSchedule) -> builtins.list[datetime]:
+def _next_runs(st: StoredSchedule, now_ms: int) -> builtins.list[datetime]:
+    """The next ticks still to come (those fired ahead included), from the stored next tick
+    when it is late (no worker ran); none while paused or once ended."""
     if st.paused or st.next_ms is None:
         return []
-    ticks = [st.next_ms, *preview(st.schedule.timing(), st.next_ms, NEXT_RUNS - 1)] if (
-        NEXT_RUNS > 1) else [st.next_ms]
-    return [ms_to_datetime(t) for t in ticks[:NEXT_RUNS]]  # type: ignore[misc]
+    after = min(st.next_ms - 1, now_ms)
+    ticks = preview(st.schedule.timing(), after, NEXT_RUNS)
+    return [ms_to_datetime(t) for t in ticks]  # type: ignore[misc]
 
 
-def view_of(st: StoredSchedule, last_state: JobState | None) -> ScheduleView:
+def view_of(st: StoredSchedule, last_state: JobState | None, now_ms: int) -> ScheduleView:
     s = st.schedule
     last = None if st.last_job_id is None else LastRun(
         tick=ms_to_datetime(st.last_tick_ms), job_id=st.last_job_id, state=last_state)
@@ -139,7 +142,7 @@ def view_of(st: StoredSchedule, last_state: JobState | None) -> ScheduleView:
         job=ScheduleJob.model_validate(s.job.model_dump()),
         start_at=s.start_at, end_at=s.end_at, paused=st.paused, overlap=s.overlap,
         catch_up=s.catch_up, max_catch_up=s.max_catch_up, description=s.describe(),
-        next_runs=_next_runs(st), last_run=last,
+        next_runs=_next_runs(st, now_ms), last_run=last,
         counts=ScheduleCounts(fired=st.fired, skipped=st.skipped, missed=st.missed),
         created_at=ms_to_datetime(st.created_ms),  # type: ignore[arg-type]
         updated_at=ms_to_datetime(st.updated_ms),  # type: ignore[arg-type]
@@ -216,10 +219,27 @@ class AsyncSchedules:
         return st
 
     async def _views(self, stored: Sequence[StoredSchedule]) -> list[ScheduleView]:
-        ids = [st.last_job_id for st in stored if st.last_job_id]
+        """Views with their last run: the newest job whose tick has come (a tick fired
+        ahead is not a run yet), and its state."""
+        now = await self.store.now_ms()
+        shown = [await self._last_come(st, now) for st in stored]
+        ids = [st.last_job_id for st in shown if st.last_job_id]
         states = dict(zip(ids, await self.store.job_states(ids), strict=True)) if ids else {}
-        return [view_of(st, states.get(st.last_job_id) if st.last_job_id else None)
-                for st in stored]
+        return [view_of(st, states.get(st.last_job_id) if st.last_job_id else None, now)
+                for st in shown]
+
+    async def _last_come(self, st: StoredSchedule, now: int) -> StoredSchedule:
+        if st.last_tick_ms is None or st.last_tick_ms <= now:
+            return st
+        # fired ahead: look back through its newest runs (at most the ticks fired ahead)
+        page = await self.store.runs(st.schedule.name, st.queue, MAX_AHEAD_TICKS + 2, None)
+        for job in page.items:
+            tick = None if job.schedule is None else job.schedule.tick
+            at = _to_ms(tick) if tick is not None else _to_ms(job.created_at)
+            if at <= now:
+                return replace(st, last_job_id=job.id,
+                               last_tick_ms=None if tick is None else _to_ms(tick))
+        return replace(st, last_job_id=None, last_tick_ms=None)
 
     async def get(self, name: str) -> ScheduleView:
         return (await self._views([await self._stored(name)]))[0]

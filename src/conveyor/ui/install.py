@@ -13,7 +13,7 @@ from starlette.staticfiles import StaticFiles
 
 from conveyor.api.auth import ApiKeys, require_key
 from conveyor.api.runtime import ApiRuntime
-from conveyor.ui import fragments, pages
+from conveyor.ui import fragments, pages, schedules
 from conveyor.ui.render import STATIC_DIR, STATIC_PATH
 
 
@@ -21,5 +21,8 @@ def install_ui(app: FastAPI, runtime: ApiRuntime, keys: ApiKeys) -> None:
     guard = [Depends(require_key(keys))] if keys else []
     app.include_router(pages.build_router(), include_in_schema=False)
     app.include_router(fragments.build_router(runtime), dependencies=guard,
+                       include_in_schema=False)
+    app.include_router(schedules.build_page_router(), include_in_schema=False)
+    app.include_router(schedules.build_fragment_router(runtime), dependencies=guard,
                        include_in_schema=False)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="ui-static")
