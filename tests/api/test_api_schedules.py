@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -123,3 +124,28 @@ async def test_list_is_paged(api: httpx.AsyncClient) -> None:
         if not cursor:
             break
     assert names == [f"p{i}" for i in range(5)]
+
+
+async def test_metrics_count_ticks_and_the_lateness_of_the_last_run(
+    api: httpx.AsyncClient, conveyor: Any,
+) -> None:
+    body = {"every_s": 1, "job": {"type": "fake", "queue": "smet"}}
+    assert (await api.put("/v1/schedules/tick1", json=body)).status_code == 201
+    assert (await api.put("/v1/schedules/idle", json={**body, "paused": True})).status_code == 201
+    fired = await conveyor.schedules.fire_due("smet")  # as a worker's maintenance would
+    first = next(j for o in fired for j in o.job_ids)
+    tick = (await conveyor.get(first)).schedule.tick.timestamp() * 1000
+    while await conveyor.broker.now_ms() < tick:  # noqa: ASYNC110  (the broker clock)
+        await asyncio.sleep(0.02)
+    batch = await conveyor.broker.fetch("smet", 1, "cvt-metrics", 30_000)  # it starts
+    assert [d.job_id for d in batch.deliveries] == [first]
+    text = (await api.get("/metrics")).text
+    fired_line = next(line for line in text.splitlines() if line.startswith(
+        'conveyor_schedule_ticks_total{outcome="fired",schedule="tick1"}'))
+    assert float(fired_line.split()[-1]) >= 1
+    assert 'conveyor_schedule_ticks_total{outcome="missed",schedule="tick1"} 0.0' in text
+    assert 'conveyor_schedule_paused{schedule="idle"} 1.0' in text
+    assert 'conveyor_schedule_paused{schedule="tick1"} 0.0' in text
+    late = next(line for line in text.splitlines()
+                if line.startswith('conveyor_schedule_lateness_seconds{schedule="tick1"}'))
+    assert float(late.split()[-1]) >= 0

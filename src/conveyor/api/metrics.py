@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from conveyor.api.metrics_schedules import ScheduleGauges
 from conveyor.client import AsyncConveyor
 from conveyor.errors import ConveyorError
 
@@ -59,6 +60,8 @@ class ApiMetrics:
         )
         self.queues = QueueGauges()
         self.registry.register(self.queues)
+        self.schedules = ScheduleGauges()  # issue 15
+        self.registry.register(self.schedules)
         self.broker_up = Gauge(
             "conveyor_broker_up", "1 when the broker answered the last scrape",
             registry=self.registry,
@@ -88,6 +91,7 @@ class ApiMetrics:
             return
         self.queues.stats, self.queues.paused = stats, paused
         self.broker_up.set(1)
+        await self.schedules.refresh(client)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
