@@ -26,6 +26,7 @@ from conveyor.ids import new_uid
 from conveyor.jobs import Job, JobState
 from conveyor.schedules.spec import CatchUp, Overlap, PreviewRequest, Schedule
 from conveyor.schedules.store import (
+    DUE_LIMIT,
     LIST_MAX,
     MAX_AHEAD_TICKS,
     Definition,
@@ -48,6 +49,8 @@ log = logging.getLogger("conveyor.schedules")
 
 #: entries sent per fire call (each call is one script / transaction)
 FIRE_CHUNK = 50
+#: due reads one `fire_due` call makes at most (DUE_LIMIT schedules each)
+DUE_ROUNDS = 10
 NEXT_RUNS = 5
 
 
@@ -301,9 +304,19 @@ class AsyncSchedules:
 
     # --- the worker's part ----------------------------------------------------------------
     async def fire_due(self, queue: str) -> builtins.list[FireOutcome]:
-        """Fire every due schedule of `queue` (bounded per call); safe to run from any
-        number of workers at once."""
-        now, rows = await self.store.due(queue)
+        """Fire the due schedules of `queue`: a read of at most DUE_LIMIT, then their fire
+        steps, again while full reads come back (at most DUE_ROUNDS reads a call); safe to
+        run from any number of workers at once."""
+        out: builtins.list[FireOutcome] = []
+        for _ in range(DUE_ROUNDS):
+            done, full = await self._fire_some(queue)
+            out += done
+            if not full:
+                break
+        return out
+
+    async def _fire_some(self, queue: str) -> tuple[builtins.list[FireOutcome], bool]:
+        now, rows = await self.store.due(queue, DUE_LIMIT)
         entries: builtins.list[FireEntry] = []
         for row in rows:
             try:
@@ -320,7 +333,9 @@ class AsyncSchedules:
         out: builtins.list[FireOutcome] = []
         for start in range(0, len(entries), FIRE_CHUNK):
             out += await self.store.fire(queue, entries[start:start + FIRE_CHUNK])
-        return out
+        # another read only if this one was full and moved something on (no busy loop over
+        # schedules that cannot be fired, e.g. overlap "skip" ones waiting for their tick)
+        return out, len(rows) == DUE_LIMIT and any(o.status == "fired" for o in out)
 
 
 def _to_ms(value: datetime) -> int:
