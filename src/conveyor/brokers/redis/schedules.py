@@ -11,10 +11,11 @@ found. A replace that moves a schedule to another queue deletes it from the old 
 from __future__ import annotations
 
 import json
+import logging
 
 from conveyor.brokers.base import Page
 from conveyor.brokers.redis.broker import RedisBroker
-from conveyor.errors import ValidationError
+from conveyor.errors import CorruptRecord, ValidationError
 from conveyor.ids import UID_RE
 from conveyor.jobs import JobState
 from conveyor.keys import QueueKeys
@@ -29,6 +30,8 @@ from conveyor.schedules.store import (
     StoredSchedule,
     stored_from,
 )
+
+log = logging.getLogger("conveyor.broker.redis")
 
 _SEP = ":"
 _READ = ("def", "paused", "next", "created", "updated", "fired", "skipped", "missed",
@@ -111,8 +114,12 @@ class RedisScheduleStore:
         out: list[StoredSchedule] = []
         for (name, queue), values in zip(where, rows, strict=True):
             h = dict(zip(_READ, values, strict=True))
-            if h["def"] is not None:
+            if h["def"] is None:
+                continue  # deleted meanwhile
+            try:
                 out.append(stored_from(name, queue, h))
+            except CorruptRecord as exc:  # one bad record never hides the others
+                log.warning("corrupt_schedule_record", extra={"error": exc.message})
         nxt = where[-1][0] if len(members) == limit else None
         return out, nxt
 

@@ -5,6 +5,7 @@ A schedule's runs are its jobs (`jobs.sched_name`), read through their own index
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,7 @@ from conveyor.brokers.base import Page
 from conveyor.brokers.sqlite.connection import now_ms
 from conveyor.brokers.sqlite.records import LIST_COLUMNS, queued_score, row_to_job
 from conveyor.brokers.sqlite.transitions import take_seqs
-from conveyor.errors import ValidationError
+from conveyor.errors import CorruptRecord, ValidationError
 from conveyor.ids import UID_RE
 from conveyor.jobs import LIVE_STATES, JobState
 from conveyor.queues import QUEUE_NAME_RE
@@ -29,6 +30,8 @@ from conveyor.schedules.store import (
 
 if TYPE_CHECKING:
     from conveyor.brokers.sqlite.broker import SqliteBroker
+
+log = logging.getLogger("conveyor.broker.sqlite")
 
 _READ = ("queue", "def", "paused", "next_ms", "created_ms", "updated_ms", "fired", "skipped",
          "missed", "last_tick", "last_job")
@@ -195,7 +198,13 @@ class SqliteScheduleStore:
         rows = await self._reader.read(lambda c: c.execute(
             _SELECT + " WHERE name > ? ORDER BY name LIMIT ?", (cursor or "", limit)).fetchall())
         nxt = rows[-1][0] if len(rows) == limit else None
-        return [_stored(r) for r in rows], nxt
+        out: list[StoredSchedule] = []
+        for r in rows:
+            try:
+                out.append(_stored(r))
+            except CorruptRecord as exc:  # one bad record never hides the others
+                log.warning("corrupt_schedule_record", extra={"error": exc.message})
+        return out, nxt
 
     async def delete(self, name: str) -> bool:
         if not _valid_name(name):
