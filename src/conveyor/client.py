@@ -16,19 +16,26 @@ from collections.abc import Awaitable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from pydantic_core import PydanticSerializationError, to_json
 
 from conveyor.batching import EnqueueBatcher
 from conveyor.brokers import broker_from_url
-from conveyor.brokers.base import Broker, Page, WorkerInfo
+from conveyor.brokers.base import Broker, Page, SeriesPoint, WorkerInfo
 from conveyor.brokers.redis import RedisBroker
 from conveyor.brokers.redis.sync import SyncEnqueuer
 from conveyor.dlq import tool as dlq_tool
 from conveyor.dlq.selection import DeadSelection
 from conveyor.dlq.tool import DlqResult
-from conveyor.errors import IdempotencyConflict, PayloadTooLarge, ValidationError
+from conveyor.errors import (
+    IdempotencyConflict,
+    JobFailed,
+    PayloadTooLarge,
+    ValidationError,
+    WaitTimeout,
+)
+from conveyor.events.waiters import Waiters
 from conveyor.handlers import Registry, default_registry
 from conveyor.ids import new_job_id
 from conveyor.jobs import IDEMPOTENCY_KEY_MAX as IDEMPOTENCY_KEY_MAX  # re-exported
@@ -36,6 +43,7 @@ from conveyor.jobs import (
     MAX_ATTEMPTS_LIMIT,
     MAX_DELAY_MS,
     MAX_TIMEOUT_S,
+    TERMINAL_STATES,
     EnqueueResult,
     Job,
     JobSpec,
@@ -46,6 +54,9 @@ from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, validate_
 from conveyor.schedules.service import AsyncSchedules, Schedules
 from conveyor.settings import Settings, get_settings
 from conveyor.timeutil import datetime_to_ms, ms_to_datetime
+
+if TYPE_CHECKING:
+    from conveyor.webhooks.client import AsyncWebhooks, Webhooks
 
 T = TypeVar("T")
 MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -79,6 +90,31 @@ def _int_in(field: str, value: Any, lo: int, hi: int) -> int:
     return value
 
 
+#: longest wait one `wait` / `result` call may ask for (seconds)
+MAX_WAIT_S = 86_400.0
+
+
+def _wait_timeout(timeout: Any) -> float:
+    if (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout) or not 0 <= timeout <= MAX_WAIT_S):
+        raise _bad("timeout", f"timeout must be a number of seconds from 0 to {MAX_WAIT_S:g}",
+                   timeout)
+    return float(timeout)
+
+
+def job_result(job: Job) -> Any:
+    """The result of a finished job, or `JobFailed` naming its last error."""
+    if job.state == JobState.SUCCEEDED:
+        return job.result
+    err = job.last_error
+    code = err.code if err is not None else None
+    raise JobFailed(
+        f"job {job.id} ended {job.state}" + (f": {code}: {err.message}" if err else ""),
+        job=job, error_code=code,
+        details={"job_id": job.id, "state": str(job.state), "error_code": code},
+    )
+
+
 def check_same_request(spec: JobSpec, res: EnqueueResult) -> None:
     """An idempotency key that already names a job is fine for the same request only."""
     if res.fingerprint != spec.fingerprint:
@@ -97,6 +133,9 @@ class AsyncConveyor:
         self.registry = registry if registry is not None else default_registry
         self.validate_types = validate_types
         self._batcher = EnqueueBatcher(broker)
+        #: the waiters of `wait` / `result`: one log follower per queue, made on first use
+        self.waiters = Waiters(broker)
+        self._webhooks: AsyncWebhooks | None = None
         #: recurring jobs (issue 15): put, get, list, delete, pause, resume, trigger, runs
         self.schedules = AsyncSchedules(self)
 
@@ -112,13 +151,25 @@ class AsyncConveyor:
             retention_s=s.retention_s, dlq_retention_s=s.dlq_retention_s,
             queue_retention_s=s.queue_retention_s, redis_timeout_s=s.redis_timeout_s,
             redis_check_interval_s=s.redis_check_interval_s,
+            redis_wait_replicas=s.redis_wait_replicas,
+            redis_wait_timeout_ms=s.redis_wait_timeout_ms, events_maxlen=s.events_maxlen,
         )
         return cls(broker, registry=registry, validate_types=validate_types)
 
     async def connect(self) -> None:
         await self.broker.connect()
 
+    @property
+    def webhooks(self) -> AsyncWebhooks:
+        """Webhook subscriptions: `create`, `list`, `get`, `delete` (imported on first use)."""
+        if self._webhooks is None:
+            from conveyor.webhooks.client import AsyncWebhooks
+
+            self._webhooks = AsyncWebhooks(self.broker)
+        return self._webhooks
+
     async def close(self) -> None:
+        await self.waiters.close()
         await self.broker.close()
 
     async def __aenter__(self) -> Self:
@@ -160,14 +211,15 @@ class AsyncConveyor:
         ):
             raise _bad("idempotency_key", "idempotency_key must be 1-256 printable characters")
         try:
-            payload_json = to_json(payload).decode()
+            payload_utf8 = to_json(payload)
         except PydanticSerializationError as exc:
             raise _bad("payload", f"payload is not JSON-serialisable: {exc}") from exc
-        if len(payload_json) > MAX_PAYLOAD_BYTES:
+        if len(payload_utf8) > MAX_PAYLOAD_BYTES:  # UTF-8 bytes, not characters
             raise PayloadTooLarge(
-                f"payload is {len(payload_json)} bytes; the limit is {MAX_PAYLOAD_BYTES}",
+                f"payload is {len(payload_utf8)} bytes; the limit is {MAX_PAYLOAD_BYTES}",
                 details={"limit": MAX_PAYLOAD_BYTES},
             )
+        payload_json = payload_utf8.decode()
         fp = ""
         if key is not None:  # only idempotent enqueues compare bodies
             fp = hashlib.sha256(
@@ -250,8 +302,27 @@ class AsyncConveyor:
         """Jobs by id in a bounded number of round trips; None for an unknown id."""
         return await self.broker.get_many(job_ids)
 
-    async def cancel(self, job_id: str) -> Job:
-        return await self.broker.cancel(job_id)
+    async def wait(self, job_id: str, timeout: float = 30.0) -> Job:  # noqa: ASYNC109
+        """The job once it is SUCCEEDED, DEAD or CANCELLED, whether it finished before or
+        after this call; `WaitTimeout` (with the job as it is) after `timeout` seconds.
+        Race-free, and every wait of this client on one queue shares one log follower."""
+        job = await self.waiters.wait(job_id, _wait_timeout(timeout))
+        if job.state not in TERMINAL_STATES:
+            raise WaitTimeout(
+                f"job {job_id} is still {job.state} after {timeout:g}s", job=job,
+                details={"job_id": job_id, "state": str(job.state)},
+            )
+        return job
+
+    async def result(self, job_id: str, timeout: float = 30.0) -> Any:  # noqa: ASYNC109
+        """What the job's handler returned, once it SUCCEEDED; `JobFailed` (with its last
+        error) if it ended DEAD or CANCELLED, `WaitTimeout` after `timeout` seconds."""
+        return job_result(await self.wait(job_id, timeout))
+
+    async def cancel(self, job_id: str, actor: str = "manual") -> Job:
+        """SCHEDULED / QUEUED: CANCELLED now. RUNNING: its worker is asked to stop it (the
+        job comes back still RUNNING with `cancel_requested`; it ends CANCELLED)."""
+        return await self.broker.cancel(job_id, actor)
 
     async def retry(self, job_id: str, actor: str = "manual") -> Job:
         return await self.broker.retry(job_id, actor)
@@ -282,17 +353,19 @@ class AsyncConveyor:
         error_code: str | None = None, died_before: datetime | None = None,
         died_after: datetime | None = None, dry_run: bool = False, rate: float | None = None,
         target_queue: str | None = None, actor: str = "client", limit: int | None = None,
+        max_duration_s: float | None = None,
     ) -> DlqResult:
         """The redrive tool: the dead jobs named by `ids`, or selected by queue / type /
         error code / death time, back to QUEUED, in their own queue or as new jobs of
         `target_queue`; at most `rate` jobs per second. `dry_run` changes nothing and
-        reports what would move. Each job's history records `actor` and the time."""
+        reports what would move. Each job's history records `actor` and the time. A paced
+        run that would last past `max_duration_s` stops early with `done` False."""
         selection = DeadSelection(
             tuple(ids), queue, type, error_code, died_before=died_before, died_after=died_after
         )
         return await dlq_tool.redrive(
             self.broker, selection, actor=actor, dry_run=dry_run, rate=rate,
-            target_queue=target_queue, limit=limit,
+            target_queue=target_queue, limit=limit, max_duration_s=max_duration_s,
         )
 
     async def purge_dead(
@@ -311,6 +384,18 @@ class AsyncConveyor:
 
     async def workers(self) -> list[WorkerInfo]:
         return await self.broker.workers()
+
+    async def series(
+        self, queue: str, minutes: int = 60, type: str | None = None
+    ) -> list[SeriesPoint]:
+        """The queue's outcomes per minute over the last `minutes` (up to 7 days), counted by
+        the broker's transitions: every reader sees the same history."""
+        return await self.broker.series(validate_queue_name(queue), minutes, type)
+
+    async def ready_ages(self, queues: Sequence[str]) -> dict[str, float]:
+        """Per queue, seconds since the job waiting longest for a worker became due (0: none
+        waits): what an autoscaler scales on."""
+        return {q: ms / 1000 for q, ms in (await self.broker.ready_ages(queues)).items()}
 
     async def pause(self, queue: str) -> None:
         await self.broker.pause(queue)
@@ -373,6 +458,13 @@ class Conveyor:
     @property
     def aio(self) -> AsyncConveyor:
         return self._inner
+
+    @property
+    def webhooks(self) -> Webhooks:
+        """Webhook subscriptions: `create`, `list`, `get`, `delete`."""
+        from conveyor.webhooks.client import Webhooks
+
+        return Webhooks(self._inner.webhooks, self._call)
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
@@ -441,8 +533,16 @@ class Conveyor:
     def get(self, job_id: str) -> Job:
         return self._call(self._inner.get(job_id))
 
-    def cancel(self, job_id: str) -> Job:
-        return self._call(self._inner.cancel(job_id))
+    def wait(self, job_id: str, timeout: float = 30.0) -> Job:
+        """See `AsyncConveyor.wait`."""
+        return self._call(self._inner.wait(job_id, timeout))
+
+    def result(self, job_id: str, timeout: float = 30.0) -> Any:
+        """See `AsyncConveyor.result`."""
+        return self._call(self._inner.result(job_id, timeout))
+
+    def cancel(self, job_id: str, actor: str = "manual") -> Job:
+        return self._call(self._inner.cancel(job_id, actor))
 
     def retry(self, job_id: str, actor: str = "manual") -> Job:
         return self._call(self._inner.retry(job_id, actor))
@@ -473,11 +573,12 @@ class Conveyor:
         error_code: str | None = None, died_before: datetime | None = None,
         died_after: datetime | None = None, dry_run: bool = False, rate: float | None = None,
         target_queue: str | None = None, actor: str = "client", limit: int | None = None,
+        max_duration_s: float | None = None,
     ) -> DlqResult:
         return self._call(self._inner.redrive_dead(
             ids, queue=queue, type=type, error_code=error_code, died_before=died_before,
             died_after=died_after, dry_run=dry_run, rate=rate, target_queue=target_queue,
-            actor=actor, limit=limit,
+            actor=actor, limit=limit, max_duration_s=max_duration_s,
         ))
 
     def purge_dead(

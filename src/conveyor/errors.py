@@ -39,6 +39,10 @@ class ErrorCode(StrEnum):
     WEBHOOK_GONE = "webhook_gone"
     WEBHOOK_UNREACHABLE = "webhook_unreachable"
     WEBHOOK_TIMEOUT = "webhook_timeout"
+    PARTIAL_ENQUEUE = "partial_enqueue"
+    WAIT_TIMEOUT = "wait_timeout"
+    JOB_FAILED = "job_failed"
+    WEBHOOK_NOT_FOUND = "webhook_not_found"
     SCHEDULE_NOT_FOUND = "schedule_not_found"
 
 
@@ -82,14 +86,17 @@ class IdempotencyConflict(ConveyorError):
     code = ErrorCode.IDEMPOTENCY_CONFLICT
 
 
-class LeaseLost(ConveyorError):
-    """The caller no longer holds the lease: a newer delivery exists or the job moved on."""
-
-    code = ErrorCode.LEASE_LOST
-
-
 class BrokerUnavailable(ConveyorError):
     code = ErrorCode.BROKER_UNAVAILABLE
+
+
+class PartialEnqueue(ConveyorError):
+    """A batch over several Redis Cluster nodes of which some jobs were stored and some not
+    confirmed (a node failed meanwhile; a timed-out call may still land). `details` names
+    the `stored` and the `unconfirmed` ids; resending the batch is safe (each job keeps its
+    id). Not a 5xx: the stored jobs exist."""
+
+    code = ErrorCode.PARTIAL_ENQUEUE
 
 
 class BrokerFull(BrokerUnavailable):
@@ -103,6 +110,8 @@ class QueueNotFound(ConveyorError):
     code = ErrorCode.QUEUE_NOT_FOUND
 
 
+class WebhookNotFound(ConveyorError):
+    code = ErrorCode.WEBHOOK_NOT_FOUND
 class ScheduleNotFound(ConveyorError):
     code = ErrorCode.SCHEDULE_NOT_FOUND
 
@@ -123,6 +132,30 @@ class CorruptRecord(ConveyorError):
     """A stored record other than a job (e.g. a webhook subscription) does not parse."""
 
     code = ErrorCode.CORRUPT_RECORD
+
+
+class WaitTimeout(ConveyorError):
+    """`wait` / `result`: the job was not finished (SUCCEEDED, DEAD or CANCELLED) in time.
+    `job` is its state when the wait ended."""
+
+    code = ErrorCode.WAIT_TIMEOUT
+
+    def __init__(self, message: str, *, job: Any = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.job = job
+
+
+class JobFailed(ConveyorError):
+    """`result`: the job finished DEAD or CANCELLED. `job` is the job, `error_code` and
+    `message` its last error."""
+
+    code = ErrorCode.JOB_FAILED
+
+    def __init__(self, message: str, *, job: Any = None, error_code: str | None = None,
+                 **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.job = job
+        self.error_code = error_code
 
 
 # --- raised by handlers -------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Job ids: `<queue>:<uid>`, where uid is 32 hex digits: 48 bits of epoch milliseconds, then
-80 random bits.
+an 80-bit field that starts as 79 random bits (its top bit clear) and is incremented for ids
+made in the same millisecond.
 
 The id carries its queue, so a job is found by id alone in O(1) (one key, one hash slot), and
 the uid sorts by creation time as text, which gives "newest first" listings for free. Hex is

@@ -33,7 +33,9 @@ LIVE_STATES: frozenset[JobState] = frozenset(
 TERMINAL_STATES: frozenset[JobState] = frozenset(
     {JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED}
 )
-CANCELLABLE_STATES: frozenset[JobState] = frozenset({JobState.SCHEDULED, JobState.QUEUED})
+CANCELLABLE_STATES: frozenset[JobState] = frozenset(
+    {JobState.SCHEDULED, JobState.QUEUED, JobState.RUNNING}
+)
 RETRYABLE_STATES: frozenset[JobState] = frozenset({JobState.DEAD, JobState.CANCELLED})
 
 MAX_ATTEMPTS_LIMIT = 100
@@ -110,6 +112,13 @@ class Job(BaseModel):
     timeout_s: float | None = None
     schedule: JobSchedule | None = Field(
         default=None, description="the schedule that enqueued the job; null for other jobs")
+    worker: str | None = Field(
+        default=None, description="RUNNING only: the id of the worker holding the lease")
+    cancel_requested: bool = Field(
+        default=False, description="RUNNING only: an operator asked its worker to stop it "
+        "(`POST /v1/jobs/{id}/cancel`); it ends CANCELLED once the worker has stopped it")
+    cancel_requested_by: str | None = Field(
+        default=None, description="who asked (with `cancel_requested`)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,3 +216,6 @@ class Delivery:
     max_attempts: int
     timeout_s: float | None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: when the job became due (run_at, broker ms) and when this lease began: queue wait
+    due_ms: int | None = None
+    leased_ms: int | None = None

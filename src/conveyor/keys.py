@@ -1,7 +1,9 @@
 """Every Redis key name Conveyor uses is built here, nowhere else.
 
 Per-queue keys share the hash tag `{<queue>}`, so every script touches one slot and Redis
-Cluster works. Index members are the UID part of a job id (the queue is in the key).
+Cluster works. The keys that span queues (`queues`, `workers`, `worker:<id>`) are each in a
+slot of their own, and no script touches them together with queue keys.
+Index members are the UID part of a job id (the queue is in the key).
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ class QueueKeys:
         return self.base + "deaths"
 
     @property
+    def events(self) -> str:
+        """The queue's event log (a stream, bounded by CONVEYOR_EVENTS_MAXLEN): written by
+        `emit_event` in _lib.lua, which builds this same name from the job key."""
+        return self.base + "events"
+
+    @property
     def listing(self) -> str:
         """Every job of the queue (score 0): ZREVRANGEBYLEX lists them newest first."""
         return self.base + "jobs"
@@ -76,6 +84,20 @@ class QueueKeys:
     def paused(self) -> str:
         return self.base + "paused"
 
+    def series(self, hour: int) -> str:
+        """Per-minute outcome counters of one hour (epoch hour = epoch minute // 60): a hash
+        of `<epoch minute>:<s|f|d>:<type>` ('' type: every type), written by ack, fail and
+        reap (`count_series` in `_lib.lua` builds the same name from `job_prefix`)."""
+        return self.base + "series:" + str(hour)
+
+    @property
+    def logs_prefix(self) -> str:
+        """`<logs_prefix><uid>`: the list of a job's kept log lines (deleted with the job;
+        `delete_job` in `_lib.lua` builds it from the job key)."""
+        return self.base + "logs:"
+
+    def logs(self, uid: str) -> str:
+        return self.base + "logs:" + uid
     @property
     def sched_prefix(self) -> str:
         """`<prefix>:{q}:sched:<name>`: hash of one schedule whose jobs go to this queue."""
@@ -114,10 +136,12 @@ class Keys:
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"
 
+    # The webhook keys share the hash tag `{:webhooks}` (no queue name holds a `:`), so the
+    # MULTI that writes a subscription with the id set stays in one Cluster slot.
     @property
     def webhooks(self) -> str:
         """Set of every webhook subscription id."""
-        return f"{self.prefix}:webhooks"
+        return f"{self.prefix}:{{:webhooks}}:ids"
 
     @property
     def schedules(self) -> str:
@@ -127,4 +151,4 @@ class Keys:
 
     def webhook(self, sub_id: str) -> str:
         """Hash of one subscription (url, filters, secret, times): see webhooks/model.py."""
-        return f"{self.prefix}:webhook:{sub_id}"
+        return f"{self.prefix}:{{:webhooks}}:{sub_id}"

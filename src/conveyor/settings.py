@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Literal
 
@@ -20,6 +21,12 @@ from conveyor.queues import QUEUE_NAME_RE
 
 #: The embedded default: one SQLite file in the working directory, nothing else to run.
 DEFAULT_BROKER_URL = "sqlite:///conveyor.db"
+#: an IPv4 / IPv6 address or a DNS name (what a listening socket can bind)
+_HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$|^[0-9A-Fa-f:.]+$")
+
+
+#: the longest default gap between heartbeats: how late a worker learns of a cancel request
+CANCEL_NOTICE_S = 5.0
 
 
 class Settings(BaseSettings):
@@ -42,12 +49,21 @@ class Settings(BaseSettings):
     redis_timeout_s: PositiveFloat = 3.0
     #: how often a running process re-checks Redis' maxmemory-policy (and on reconnect)
     redis_check_interval_s: PositiveFloat = 30.0
+    #: enqueue, outcomes and operator transitions wait (`WAIT`) until this many replicas
+    #: have the write before answering; 0: answer once the primary has it
+    redis_wait_replicas: int = Field(default=0, ge=0, le=16)
+    #: how long such a write waits for its replicas; past it the call fails (503)
+    redis_wait_timeout_ms: PositiveInt = 1000
 
     concurrency: PositiveInt = 10
     #: largest result (its JSON text) a worker sends; over it the job fails `result_too_large`
     max_result_bytes: PositiveInt = 1048576
     #: warn when a handler holds the worker's event loop longer than this; 0: never
     loop_block_warn_s: float = Field(default=1.0, ge=0)
+    #: worker metrics (Prometheus) on this port; None: off; 0: a free port, shown in the
+    #: worker registry (`metrics_url`). Bound to worker_metrics_host, loopback by default.
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    worker_metrics_host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: auto: coloured text on a terminal, JSON otherwise
     log_format: Literal["auto", "json", "text"] = "auto"
@@ -85,12 +101,22 @@ class Settings(BaseSettings):
     webhook_retry_base_s: float = Field(default=30.0, ge=0, le=86400)
     webhook_retry_cap_s: float = Field(default=21600.0, ge=0, le=86400)
 
+    #: events each queue's event log keeps (about: trimmed in steps); 0 turns events off
+    events_maxlen: int = Field(default=100_000, ge=0, le=100_000_000)
+
     @field_validator("queue_retention_s")
     @classmethod
     def _queue_names(cls, value: dict[str, float]) -> dict[str, float]:
         for name in value:
             if not QUEUE_NAME_RE.fullmatch(name):
                 raise ValueError(f"invalid queue name {name!r}")
+        return value
+
+    @field_validator("worker_metrics_host")
+    @classmethod
+    def _metrics_host(cls, value: str) -> str:
+        if not _HOST_RE.fullmatch(value):
+            raise ValueError(f"{value!r} is not an IP address or host name")
         return value
 
     @field_validator("allowed_origins")
@@ -110,8 +136,10 @@ class Settings(BaseSettings):
 
     @property
     def heartbeat_s(self) -> float:
-        """Heartbeats run well inside the lease: a third of it unless set."""
-        return self.heartbeat_interval_s or self.lease_s / 3
+        """Heartbeats run well inside the lease: a third of it unless set, and at most
+        CANCEL_NOTICE_S apart, since a running job's cancel request reaches its worker with
+        the next heartbeat's reply."""
+        return self.heartbeat_interval_s or min(self.lease_s / 3, CANCEL_NOTICE_S)
 
     def retention_for(self, queue: str) -> float:
         return self.queue_retention_s.get(queue, self.retention_s)

@@ -63,7 +63,7 @@ async def test_either_key_opens_the_routes(locked_api: httpx.AsyncClient) -> Non
 
 async def test_probes_and_docs_stay_open(locked_api: httpx.AsyncClient) -> None:
     assert (await locked_api.get("/healthz")).json() == {"status": "ok"}
-    assert (await locked_api.get("/readyz")).json() == {"status": "ready"}
+    assert (await locked_api.get("/readyz")).json() == {"status": "ready", "warnings": []}
     doc = (await locked_api.get("/openapi.json")).json()
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert (await locked_api.get("/docs")).status_code == 200

@@ -35,7 +35,7 @@ async def test_redrive_by_ids(api: httpx.AsyncClient, conveyor: AsyncConveyor) -
     live = (await api.post("/v1/jobs", json={"type": "fake", "queue": "mail"})).json()["id"]
     res = await api.post("/v1/dlq/redrive", json={"ids": [a, live]})
     assert res.status_code == 200
-    assert res.json() == {"moved": 1, "ids": [a], "moved_to": {}, "skipped": [live]}
+    assert res.json() == {"moved": 1, "ids": [a], "moved_to": {}, "skipped": [live], "done": True}
     assert await _states(conveyor, [a, b]) == ["queued", "dead"]
     entry = (await conveyor.get(a)).history[-1]
     assert (entry.outcome, entry.worker) == ("redriven", "api")
@@ -146,7 +146,7 @@ async def test_an_empty_death_range_selects_nothing(
     ids = await _dead(conveyor, 1)
     empty = {"died_after": "2030-01-02T00:00:00Z", "died_before": "2030-01-01T00:00:00Z"}
     res = await api.post("/v1/dlq/redrive", json=empty)
-    assert res.json() == {"moved": 0, "ids": [], "moved_to": {}, "skipped": []}
+    assert res.json() == {"moved": 0, "ids": [], "moved_to": {}, "skipped": [], "done": True}
     res = await api.post("/v1/dlq/purge", json={**empty, "dry_run": True})
     assert res.json() == {"would_purge": 0, "ids": [], "skipped": []}
     assert await _states(conveyor, ids) == ["dead"]

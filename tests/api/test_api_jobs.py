@@ -8,12 +8,14 @@ from typing import Any
 import httpx
 from api_support import error_of, locs, prefix_keys
 
+from conveyor.brokers.base import LeaseRef
 from conveyor.client import AsyncConveyor
 
 JOB_KEYS = {
     "id", "type", "queue", "payload", "state", "priority", "attempts", "max_attempts",
     "created_at", "run_at", "started_at", "finished_at", "result", "result_truncated",
-    "result_preview", "last_error", "history", "idempotency_key", "timeout_s",
+    "result_preview", "last_error", "history", "idempotency_key", "timeout_s", "worker",
+    "cancel_requested", "cancel_requested_by",
 }
 
 
@@ -263,3 +265,32 @@ async def test_batch_idempotency_hits_and_conflicts(api: httpx.AsyncClient) -> N
         {"type": "fake", "idempotency_key": "b"}]})
     assert replay.status_code == 200
     assert replay.json()["jobs"][0]["id"] == doc["jobs"][2]["id"]
+
+
+async def test_cancel_of_a_running_job_is_accepted_with_202(
+    api: httpx.AsyncClient, conveyor: AsyncConveyor
+) -> None:
+    """The job stays running with `cancel_requested`, until its worker (here: the broker's
+    own calls, as a worker makes them) stops it; then it reads CANCELLED, by `api`."""
+    job = (await api.post("/v1/jobs", json={"type": "fake"})).json()
+    (d,) = (await conveyor.broker.fetch("default", 1, "w-api", 60_000)).deliveries
+    asked = await api.post(f"/v1/jobs/{job['id']}/cancel")
+    assert asked.status_code == 202, asked.text
+    body = asked.json()
+    assert set(body) == JOB_KEYS
+    assert (body["state"], body["cancel_requested"], body["cancel_requested_by"],
+            body["worker"]) == ("running", True, "api", "w-api")
+    again = await api.post(f"/v1/jobs/{job['id']}/cancel")
+    assert again.status_code == 202 and again.json()["cancel_requested"]
+
+    reply = await conveyor.broker.heartbeat([LeaseRef(d.job_id, d.token)], 60_000)
+    assert reply.cancel_requested == {d.job_id: "api"}
+    assert await conveyor.broker.cancel_running([LeaseRef(d.job_id, d.token)]) == [True]
+    done = (await api.get(f"/v1/jobs/{job['id']}")).json()
+    assert (done["state"], done["cancel_requested"], done["worker"]) == ("cancelled", False,
+                                                                        None)
+    assert done["history"][-1]["outcome"] == "cancelled"
+    assert "api" in done["history"][-1]["message"]
+    finished = await api.post(f"/v1/jobs/{job['id']}/cancel")
+    assert finished.status_code == 409
+    assert error_of(finished)["details"]["state"] == "cancelled"

@@ -25,10 +25,13 @@ OPERATION_IDS = {
     ("post", "/v1/jobs/batch"): "enqueueJobs",
     ("get", "/v1/jobs"): "listJobs",
     ("get", "/v1/jobs/{id}"): "getJob",
+    ("get", "/v1/jobs/{id}/wait"): "waitJob",
+    ("get", "/v1/jobs/{id}/logs"): "getJobLogs",
     ("post", "/v1/jobs/{id}/retry"): "retryJob",
     ("post", "/v1/jobs/{id}/cancel"): "cancelJob",
     ("get", "/v1/queues"): "listQueues",
     ("get", "/v1/queues/{name}"): "getQueue",
+    ("get", "/v1/queues/{name}/series"): "getQueueSeries",
     ("post", "/v1/queues/{name}/pause"): "pauseQueue",
     ("post", "/v1/queues/{name}/resume"): "resumeQueue",
     ("delete", "/v1/queues/{name}"): "deleteQueue",
@@ -37,6 +40,10 @@ OPERATION_IDS = {
     ("post", "/v1/dlq/redrive"): "redriveDeadJobs",
     ("post", "/v1/dlq/purge"): "purgeDeadJobs",
     ("get", "/v1/workers"): "listWorkers",
+    ("post", "/v1/webhooks"): "createWebhook",
+    ("get", "/v1/webhooks"): "listWebhooks",
+    ("get", "/v1/webhooks/{id}"): "getWebhook",
+    ("delete", "/v1/webhooks/{id}"): "deleteWebhook",
     ("put", "/v1/schedules/{name}"): "putSchedule",
     ("get", "/v1/schedules"): "listSchedules",
     ("get", "/v1/schedules/{name}"): "getSchedule",
@@ -50,10 +57,12 @@ OPERATION_IDS = {
     ("get", "/readyz"): "readyz",
 }
 JOB_ID = "default:" + "0" * 32
+WEBHOOK_ID = "wh_" + "0" * 32
 #: a request each operation accepts (path parameters filled in, a valid body)
 BODIES: dict[str, Any] = {
     "enqueueJob": {"type": "fake"}, "enqueueJobs": {"jobs": [{"type": "fake"}]},
     "redriveDeadJobs": {"queue": "default"}, "purgeDeadJobs": {"queue": "default"},
+    "createWebhook": {"url": "https://1.1.1.1/hook", "events": ["job.dead"]},
     "putSchedule": {"every_s": 60, "job": {"type": "fake"}}, "previewSchedule": {"every_s": 60},
 }
 
@@ -69,6 +78,8 @@ def operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def url_of(path: str) -> str:
+    if path.startswith("/v1/webhooks/"):
+        return path.replace("{id}", WEBHOOK_ID)
     return path.replace("{id}", JOB_ID).replace("{name}", "default")
 
 

@@ -2,6 +2,10 @@
 
 To plug in a new backend, add one `Backend` entry to BACKENDS: how to build a connected broker
 under an isolation prefix, and how to delete everything stored under that prefix.
+
+`redis-cluster` is the Redis broker on a local 3-primary, 3-replica Redis Cluster (the
+session fixture `redis_cluster`, tests/conftest.py); a test marked `backend("redis")` runs on
+it too (it is a RedisBroker), and is skipped with the reason when no cluster can be started.
 """
 
 from __future__ import annotations
@@ -60,6 +64,34 @@ async def _cleanup_redis(prefix: str) -> None:
         await client.aclose()
 
 
+#: the URL of the session's cluster, set by `make_broker` when a test runs on redis-cluster
+_CLUSTER_URL: list[str] = []
+
+
+async def _build_cluster(prefix: str, **kw: Any) -> Broker:
+    broker = RedisBroker.from_url(_CLUSTER_URL[0], key_prefix=prefix, **kw)
+    await broker.connect()
+    return broker
+
+
+async def _cleanup_cluster(prefix: str) -> None:
+    from redis.asyncio.cluster import RedisCluster
+
+    from conveyor.brokers.redis.cluster import make_cluster_client
+
+    client = make_cluster_client(_CLUSTER_URL[0], timeout_s=5.0)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000,
+                                                  target_nodes=RedisCluster.PRIMARIES)]
+        for start in range(0, len(keys), 500):
+            pipe = client.pipeline()
+            for key in keys[start : start + 500]:
+                pipe.delete(key)
+            await pipe.execute()
+    finally:
+        await client.aclose()
+
+
 def _sqlite_path(prefix: str) -> str:
     directory = os.path.join(tempfile.gettempdir(), "conveyor-tests")
     os.makedirs(directory, exist_ok=True)
@@ -83,7 +115,10 @@ async def _cleanup_sqlite(prefix: str) -> None:
 BACKENDS: dict[str, Backend] = {
     "redis": Backend(build=_build_redis, cleanup=_cleanup_redis),
     "sqlite": Backend(build=_build_sqlite, cleanup=_cleanup_sqlite),
+    "redis-cluster": Backend(build=_build_cluster, cleanup=_cleanup_cluster),
 }
+#: a `backend(...)` name that covers another backend too
+_ALSO = {"redis-cluster": "redis"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -99,8 +134,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     marker = request.node.get_closest_marker("backend")
-    if marker is not None and name not in marker.args:
+    if marker is not None and name not in marker.args and _ALSO.get(name) not in marker.args:
         pytest.skip(f"specific to backend(s) {', '.join(marker.args)}")
+    if name == "redis-cluster":
+        _CLUSTER_URL[:] = [request.getfixturevalue("redis_cluster").url]
     return name
 
 

@@ -145,11 +145,11 @@ async def test_cancel_racing_fetch_each_job_ends_in_one_state(broker: Broker) ->
     jobs = [await enqueue(broker, i) for i in range(40)]
 
     async def cancel(job_id: str) -> bool:
+        """True: cancelled at once; False: it was running first (a request recorded)."""
         try:
-            await broker.cancel(job_id)
+            return (await broker.cancel(job_id)).state == JobState.CANCELLED
         except InvalidState:
             return False
-        return True
 
     async def fetch_all() -> list[Delivery]:
         got: list[Delivery] = []
@@ -167,4 +167,5 @@ async def test_cancel_racing_fetch_each_job_ends_in_one_state(broker: Broker) ->
             assert state == JobState.CANCELLED and job.id not in fetched_ids
         else:
             assert state == JobState.RUNNING and job.id in fetched_ids
+            assert (await broker.get(job.id)).cancel_requested
     await assert_audit_ok(broker)

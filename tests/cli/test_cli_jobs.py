@@ -7,6 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from cli_support import Cli
 
+from conveyor.brokers.base import Broker, LeaseRef
+from conveyor.jobs import Delivery
+
 
 def test_enqueue_then_show(run_cli: Cli) -> None:
     out = run_cli.ok("enqueue", "fake", "--payload", '{"duration_ms": 7}').stdout
@@ -127,6 +130,32 @@ def test_cancel_and_retry(run_cli: Cli) -> None:
     doc = run_cli.json("job", "retry", job_id)
     assert doc["state"] == "queued"
     assert doc["history"][-1]["outcome"] == "retried"
+
+
+def test_cancel_of_a_running_job_asks_its_worker(run_cli: Cli) -> None:
+    job_id = run_cli.ok("enqueue", "fake").stdout.split()[0]
+
+    async def lease(broker: Broker) -> Delivery:
+        (d,) = (await broker.fetch("default", 1, "w-cli", 60_000)).deliveries
+        return d
+
+    d = run_cli.broker(lease)
+    assert run_cli.ok("job", "cancel", job_id).stdout.split() == [
+        job_id, "running", "cancel-requested"]
+    doc = run_cli.json("job", "cancel", job_id)  # again: harmless
+    assert (doc["state"], doc["cancel_requested"], doc["cancel_requested_by"]) == (
+        "running", True, "cli")
+    shown = run_cli.ok("job", "show", job_id).stdout
+    assert "cancel:          requested by cli" in shown
+    assert "worker:          w-cli" in shown
+
+    async def stop(broker: Broker) -> list[bool]:
+        return await broker.cancel_running([LeaseRef(d.job_id, d.token)])
+
+    assert run_cli.broker(stop) == [True]
+    done = run_cli.json("job", "show", job_id)
+    assert done["state"] == "cancelled"
+    assert "cli" in done["history"][-1]["message"]
 
 
 def test_retry_of_a_queued_job_is_invalid_state(run_cli: Cli) -> None:

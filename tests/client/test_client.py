@@ -71,6 +71,15 @@ async def test_payload_too_large(aclient: AsyncConveyor) -> None:
     assert await _stored(aclient) == 0
 
 
+async def test_payload_limit_counts_utf8_bytes_not_characters(aclient: AsyncConveyor) -> None:
+    # 2 bytes per character: under the limit in characters, over it in bytes
+    wide = {"result": "\u00e9" * (MAX_PAYLOAD_BYTES // 2)}
+    with pytest.raises(PayloadTooLarge) as exc:
+        await aclient.enqueue("fake", wide)
+    assert str(MAX_PAYLOAD_BYTES) in exc.value.message
+    assert await _stored(aclient) == 0
+
+
 async def test_enqueue_returns_the_stored_job(aclient: AsyncConveyor) -> None:
     job = await aclient.enqueue("fake", {"duration_ms": 5}, queue="mail", priority=3)
     assert job.state == JobState.QUEUED

@@ -102,6 +102,18 @@ async def test_rate_limits_the_moves(client: AsyncConveyor) -> None:
     assert elapsed >= (n - burst) / rate, f"{n} jobs at {rate}/s took only {elapsed:.3f}s"
 
 
+async def test_a_paced_run_stops_at_its_time_bound(client: AsyncConveyor) -> None:
+    # one job a second, at most 0.3 s: the first batch goes at once, the next would wait 1 s
+    ids = await kill(client, 3)
+    res = await client.redrive_dead(ids, rate=1, max_duration_s=0.3)
+    assert (res.count, res.done, res.skipped) == (1, False, [])
+    again = await client.redrive_dead(queue=Q, rate=1, max_duration_s=0.3)
+    assert (again.count, again.done) == (1, False)
+    assert sorted(await states(client, ids)).count(JobState.QUEUED) == 2
+    unbounded = await client.redrive_dead(queue=Q, limit=10)
+    assert (unbounded.count, unbounded.done) == (1, True)
+
+
 async def test_into_another_queue(client: AsyncConveyor) -> None:
     ids = await kill(client, 3, type="a")
     (keep,) = await kill(client, type="b")

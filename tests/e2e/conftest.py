@@ -1,5 +1,7 @@
 """Fixtures of the end-to-end tests: a key prefix of their own on the real Redis, a client, and
-a factory that starts real worker processes and always stops them.
+a factory that starts real worker processes and always stops them. Every test runs twice: on
+the Redis at 127.0.0.1:6379 and on the local Redis Cluster (`redis-cluster`, skipped with the
+reason when none can be started).
 
 Teardown order (reverse of set-up): workers stopped (SIGTERM, SIGKILL after a bounded wait),
 their logs printed (pytest shows them when the test fails), then every key of the prefix
@@ -12,7 +14,7 @@ import asyncio
 import contextlib
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -27,8 +29,11 @@ from e2e_support import (
     wait_until,
 )
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
+from cluster_support import LocalCluster
 from conveyor.brokers.base import WorkerInfo
+from conveyor.brokers.redis.cluster import is_cluster_url, make_cluster_client
 from conveyor.client import AsyncConveyor
 
 
@@ -37,8 +42,26 @@ def prefix() -> str:
     return f"cvt-{uuid.uuid4().hex[:8]}"
 
 
-async def _delete_prefix(prefix: str) -> None:
-    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+@pytest.fixture(params=["redis", "redis-cluster"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "redis":
+        return REDIS_URL
+    cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+    return cluster.url
+
+
+async def _delete_prefix(url: str, prefix: str) -> None:
+    if is_cluster_url(url):
+        cluster = make_cluster_client(url, timeout_s=5.0)
+        try:
+            keys = [k async for k in cluster.scan_iter(match=f"{prefix}:*", count=1000,
+                                                       target_nodes=RedisCluster.PRIMARIES)]
+            for key in keys:
+                await cluster.delete(key)
+        finally:
+            await cluster.aclose()
+        return
+    redis = Redis.from_url(url, decode_responses=True)
     try:
         keys = [k async for k in redis.scan_iter(match=f"{prefix}:*", count=1000)]
         for start in range(0, len(keys), 500):
@@ -48,14 +71,14 @@ async def _delete_prefix(prefix: str) -> None:
 
 
 @pytest.fixture
-async def client(prefix: str) -> AsyncIterator[AsyncConveyor]:
-    c = AsyncConveyor.from_url(REDIS_URL, key_prefix=prefix)
+async def client(prefix: str, broker_url: str) -> AsyncIterator[AsyncConveyor]:
+    c = AsyncConveyor.from_url(broker_url, key_prefix=prefix)
     await c.connect()
     try:
         yield c
     finally:
         await c.close()
-        await _delete_prefix(prefix)
+        await _delete_prefix(broker_url, prefix)
 
 
 async def _stop(worker: WorkerProcess) -> None:
@@ -77,18 +100,19 @@ async def _stop(worker: WorkerProcess) -> None:
 
 @pytest.fixture
 async def start_worker(
-    client: AsyncConveyor, prefix: str, tmp_path: Path
+    client: AsyncConveyor, prefix: str, tmp_path: Path, broker_url: str,
 ) -> AsyncIterator[StartWorker]:
     started: list[WorkerProcess] = []
 
     async def start(
         *, concurrency: int = 1, lease_s: float = 1.5, grace_s: float = 5.0,
         queues: str = QUEUE, app: str | None = None, pythonpath: Path | None = None,
+        args: Sequence[str] = (),
     ) -> WorkerProcess:
         worker = spawn_worker(
             f"worker{len(started) + 1}", tmp_path=tmp_path, prefix=prefix, queues=queues,
             concurrency=concurrency, lease_s=lease_s, grace_s=grace_s, app=app,
-            pythonpath=pythonpath,
+            pythonpath=pythonpath, broker_url=broker_url, args=args,
         )
         started.append(worker)
 

@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -161,11 +161,12 @@ StartWorker = Callable[..., Awaitable[WorkerProcess]]
 
 def spawn_worker(
     name: str, *, tmp_path: Path, prefix: str, queues: str, concurrency: int, lease_s: float,
-    grace_s: float, app: str | None, pythonpath: Path | None,
+    grace_s: float, app: str | None, pythonpath: Path | None, broker_url: str = REDIS_URL,
+    args: Sequence[str] = (),
 ) -> WorkerProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     env.update({
-        "CONVEYOR_BROKER_URL": REDIS_URL,
+        "CONVEYOR_BROKER_URL": broker_url,
         "CONVEYOR_KEY_PREFIX": prefix,
         "CONVEYOR_LEASE_S": str(lease_s),
         "CONVEYOR_REAP_INTERVAL_S": "0.2",
@@ -182,6 +183,7 @@ def spawn_worker(
            "--concurrency", str(concurrency)]
     if app is not None:
         cmd += ["--app", app]
+    cmd += list(args)
     stdout_path, stderr_path = tmp_path / f"{name}.stdout", tmp_path / f"{name}.stderr"
     out, err = stdout_path.open("wb"), stderr_path.open("wb")
     proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,

@@ -119,9 +119,9 @@ def services(prefix: str, tmp_path: Path) -> Iterator[tuple[StartApi, StartWorke
         wait_until(ready, "the API to answer /readyz", START_TIMEOUT_S)
         return Api(service, base, http)
 
-    def start_worker(api: Api, *, queues: str) -> Service:
+    def start_worker(api: Api, *, queues: str, env: dict[str, str] | None = None) -> Service:
         service = spawn("worker", ["worker", "--queues", queues, "--concurrency", "4"],
-                        tmp_path=tmp_path, prefix=prefix, env_extra={})
+                        tmp_path=tmp_path, prefix=prefix, env_extra=env or {})
         started.append(service)
 
         def registered() -> bool:

@@ -210,7 +210,8 @@ def test_with_api_keys_the_page_asks_for_a_key_and_works_once_given(
 
     page.fill("#key-input", "wrong-key")
     page.click("#key-save")
-    expect(page.locator("#key-error")).to_have_text("That key was refused.")
+    expect(page.locator("#key-error")).to_have_text(
+        "The API rejected that key: check it and try again.")
     assert page.evaluate("sessionStorage.getItem('conveyor.apiKey')") is None
 
     page.fill("#key-input", "ui-key-2")

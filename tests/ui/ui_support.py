@@ -37,12 +37,15 @@ APP_MODULE = "ui_gate"
 #: The worker's and the API's `--app`: a job type that fails for good while a file exists,
 #: so a dead job can be redriven after the cause is "fixed" (the file removed).
 GATE_MODULE = '''
-"""A handler that fails permanently while the file named in its payload exists."""
+"""A handler that fails permanently while the file named in its payload exists, and two that
+run until cancelled."""
 
+import asyncio
+import time
 from pathlib import Path
 
 from conveyor.errors import PermanentError
-from conveyor.handlers import handler
+from conveyor.handlers import JobContext, handler
 
 
 def check_gate(path: str) -> None:
@@ -54,6 +57,29 @@ def check_gate(path: str) -> None:
 def gate(payload: dict) -> dict:
     check_gate(payload["gate"])
     return {"passed": True}
+
+
+@handler("ui.chatty")
+async def chatty(payload: dict, ctx) -> None:
+    """Writes each of payload["lines"] through ctx.logger (the job page's Logs card)."""
+    for line in payload["lines"]:
+        ctx.logger.warning(line) if line.startswith("warn:") else ctx.logger.info(line)
+
+
+@handler("ui.slow", max_attempts=1)
+async def slow(payload: dict) -> dict:
+    """Runs until cancelled (or `seconds` pass)."""
+    await asyncio.sleep(payload.get("seconds", 120))
+    return {"slept": True}
+
+
+@handler("ui.slow_sync", max_attempts=1)
+def slow_sync(payload: dict, ctx: JobContext) -> dict:
+    """A sync handler that checks ctx.cancelled between steps and returns when asked."""
+    deadline = time.monotonic() + payload.get("seconds", 120)
+    while time.monotonic() < deadline and not ctx.cancelled:
+        time.sleep(0.05)
+    return {"stopped": ctx.cancelled}
 '''
 
 

@@ -112,7 +112,8 @@ def _gone(pid: int) -> bool:
 async def test_a_process_isolated_handler_is_killed_on_timeout(
     registry: Registry, client: AsyncConveyor, run_worker: RunWorker, tmp_path: Path
 ) -> None:
-    registry.handler("iso.hang", max_attempts=1, timeout_s=0.5, isolation="process")(
+    # the timeout counts from the fork: long enough for a child to start on a loaded machine
+    registry.handler("iso.hang", max_attempts=1, timeout_s=3, isolation="process")(
         isolated_app.hang
     )
     registry.handler("iso.echo", isolation="process")(isolated_app.echo)

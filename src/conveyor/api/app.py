@@ -24,13 +24,14 @@ from conveyor.api.guard import BrowserGuard
 from conveyor.api.limits import BodyLimitMiddleware
 from conveyor.api.metrics import ApiMetrics, MetricsMiddleware
 from conveyor.api.openapi import install_openapi, operation_id
-from conveyor.api.routes import dlq, health, jobs, queues, schedules, workers
+from conveyor.api.routes import dlq, health, jobs, queues, schedules, webhooks, workers
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import BatchIn, JobIn
 from conveyor.client import AsyncConveyor
 from conveyor.errors import BrokerUnavailable, ConveyorError
 from conveyor.settings import Settings, get_settings
 from conveyor.ui import install_ui
+from conveyor.webhooks.coverage import WebhookCoverage
 
 log = logging.getLogger("conveyor.api")
 
@@ -80,8 +81,10 @@ def create_app(
     # Order matters a little: routes are matched in turn, and POST /v1/jobs is the hot path.
     for module in (jobs, queues, dlq, workers, schedules):
         app.include_router(module.build_router(runtime), dependencies=guard)
-    app.include_router(health.build_router(runtime))
-    install_ui(app, runtime, keys)  # the dashboard at /ui: same client, same keys
+    coverage = WebhookCoverage(settings.webhook_queue)  # readyz and the dashboard warn
+    app.include_router(webhooks.build_router(runtime, settings, coverage), dependencies=guard)
+    app.include_router(health.build_router(runtime, coverage))
+    install_ui(app, runtime, keys, coverage)  # the dashboard at /ui: same client, same keys
     install_docs(app)  # /docs and /redoc, from vendored files
 
     @app.get("/metrics", include_in_schema=False, dependencies=guard)

@@ -51,14 +51,18 @@ STATUS_OF_CODE: dict[str, int] = {
     # the job exists but its stored record does not parse: the resource's state, not the
     # request, is at fault, and retrying will not help (never a 500)
     ErrorCode.CORRUPT_JOB: 409,
+    # some jobs of a batch stored, some not (a Cluster node failed): details name both
+    ErrorCode.PARTIAL_ENQUEUE: 409,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.BROKER_UNAVAILABLE: 503,
     ErrorCode.BROKER_MISCONFIGURED: 503,
     ApiErrorCode.BAD_REQUEST: 400,
     ErrorCode.BROKER_FULL: 503,
     ErrorCode.QUEUE_NOT_FOUND: 404,
+    ErrorCode.WEBHOOK_NOT_FOUND: 404,
     ErrorCode.SCHEDULE_NOT_FOUND: 404,
-    # a stored schedule (or subscription) that does not parse: as corrupt_job
+    # like corrupt_job: a stored record (a webhook subscription, a schedule) that does not
+    # parse
     ErrorCode.CORRUPT_RECORD: 409,
     ApiErrorCode.INVALID_JSON: 400,
     ApiErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,

@@ -8,14 +8,17 @@ are labelled by their template (`/v1/jobs/{id}`), never by the raw path, to boun
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import Counter as PromCounter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.api.metrics_schedules import ScheduleGauges
+from conveyor.brokers.base import WorkerInfo
 from conveyor.client import AsyncConveyor
 from conveyor.errors import ConveyorError
 
@@ -29,6 +32,23 @@ class QueueGauges(Collector):
     def __init__(self) -> None:
         self.stats: dict[str, dict[str, int]] = {}
         self.paused: set[str] = set()
+        #: per queue: seconds the oldest ready job has waited, live workers, their slots and
+        #: the slots busy with its jobs (the autoscaling signals)
+        self.ages: dict[str, float] = {}
+        self.workers: Counter[str] = Counter()
+        self.slots: Counter[str] = Counter()
+        self.busy: Counter[str] = Counter()
+
+    def set_workers(self, workers: list[WorkerInfo]) -> None:
+        self.workers, self.slots, self.busy = Counter(), Counter(), Counter()
+        for w in workers:
+            for q in w.queues:
+                self.workers[q] += 1
+                self.slots[q] += w.concurrency
+            for job_id in w.jobs:
+                queue, sep, _ = str(job_id).rpartition(":")
+                if sep:
+                    self.busy[queue] += 1
 
     def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("conveyor_queue_jobs",
@@ -36,12 +56,32 @@ class QueueGauges(Collector):
                                  labels=["queue", "state"])
         paused = GaugeMetricFamily("conveyor_queue_paused", "1 while the queue is paused",
                                    labels=["queue"])
+        age = GaugeMetricFamily(
+            "conveyor_queue_oldest_ready_age_seconds",
+            "Seconds the job waiting longest for a worker has been due (0: none waits)",
+            labels=["queue"])
+        workers = GaugeMetricFamily("conveyor_queue_workers", "Live workers serving the queue",
+                                    labels=["queue"])
+        slots = GaugeMetricFamily("conveyor_queue_worker_slots",
+                                  "Job slots of the live workers serving the queue",
+                                  labels=["queue"])
+        busy = GaugeMetricFamily("conveyor_queue_busy_slots",
+                                 "Slots running (or finishing) a job of the queue",
+                                 labels=["queue"])
         for queue, counts in self.stats.items():
             for state, count in counts.items():
                 jobs.add_metric([queue, state], count)
             paused.add_metric([queue], 1 if queue in self.paused else 0)
+            age.add_metric([queue], self.ages.get(queue, 0.0))
+            workers.add_metric([queue], self.workers[queue])
+            slots.add_metric([queue], self.slots[queue])
+            busy.add_metric([queue], self.busy[queue])
         yield jobs
         yield paused
+        yield age
+        yield workers
+        yield slots
+        yield busy
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # families are known only at scrape time
@@ -50,7 +90,7 @@ class QueueGauges(Collector):
 class ApiMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
+        self.requests = PromCounter(
             "conveyor_api_requests", "HTTP requests answered",
             ["method", "route", "status"], registry=self.registry,
         )
@@ -66,7 +106,7 @@ class ApiMetrics:
             "conveyor_broker_up", "1 when the broker answered the last scrape",
             registry=self.registry,
         )
-        self._counters: dict[tuple[str, str, str], Counter] = {}
+        self._counters: dict[tuple[str, str, str], PromCounter] = {}
         self._timers: dict[tuple[str, str], Histogram] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -86,10 +126,13 @@ class ApiMetrics:
         try:
             stats = await client.stats()  # pipelined, whatever the number of queues
             paused = await client.paused_queues(list(stats))
+            ages = await client.ready_ages(list(stats))  # pipelined too
+            workers = await client.workers()
         except ConveyorError:
             self.broker_up.set(0)
             return
-        self.queues.stats, self.queues.paused = stats, paused
+        self.queues.stats, self.queues.paused, self.queues.ages = stats, paused, ages
+        self.queues.set_workers(workers)
         self.broker_up.set(1)
         await self.schedules.refresh(client)
 

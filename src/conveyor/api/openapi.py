@@ -30,11 +30,11 @@ _WHY = {
     400: "Malformed JSON (`invalid_json`)",
     401: "Missing or wrong bearer key (`unauthorized`), on a server with API keys",
     403: "A browser request from another origin (`forbidden_origin`)",
-    404: "No such job, queue or schedule (`job_not_found`, `queue_not_found`, "
-    "`schedule_not_found`)",
+    404: "No such job, queue, webhook or schedule (`job_not_found`, `queue_not_found`, "
+    "`webhook_not_found`, `schedule_not_found`)",
     409: "The job's (or queue's) state does not allow this (`invalid_state`), an "
     "idempotency key names another request (`idempotency_conflict`), or the job's stored "
-    "record does not parse (`corrupt_job`, naming the field)",
+    "record does not parse (`corrupt_job`, naming the field; `corrupt_record` for a webhook)",
     413: "Body over the server's limit, `CONVEYOR_MAX_BODY_BYTES` (`payload_too_large`)",
     415: "Body not declared as JSON (`unsupported_media_type`)",
     422: "Invalid input (`validation_error`, `unknown_job_type`) with per-field `details`",
@@ -51,6 +51,8 @@ TAGS = [
     {"name": "queues", "description": "Counts per state; pause and resume deliveries."},
     {"name": "dlq", "description": "The dead-letter queue: list, redrive and purge."},
     {"name": "workers", "description": "The live workers and the jobs they hold."},
+    {"name": "webhooks", "description": "Subscriptions to job events, delivered as signed "
+     "POSTs (Standard Webhooks)."},
     {"name": "schedules", "description": "Recurring jobs: cron or every_s, in a time zone, "
      "exactly one job per tick."},
     {"name": "health", "description": "Probes for load balancers; never behind a key."},
@@ -63,6 +65,7 @@ for _status in ("200", "201"):
         "getJob": {"operationId": "getJob", "parameters": _BY_ID},
         "cancelJob": {"operationId": "cancelJob", "parameters": _BY_ID},
         "retryJob": {"operationId": "retryJob", "parameters": _BY_ID},
+        "getJobLogs": {"operationId": "getJobLogs", "parameters": _BY_ID},
     }
     _LINKS.setdefault(("/v1/jobs/batch", "post"), {})[_status] = {
         "getFirstJob": {"operationId": "getJob",
@@ -72,6 +75,10 @@ _BY_NAME = {"name": "$response.body#/name"}
 _LINKS[("/v1/queues/{name}/pause", "post")] = {"200": {
     "resumeQueue": {"operationId": "resumeQueue", "parameters": _BY_NAME},
     "getQueue": {"operationId": "getQueue", "parameters": _BY_NAME},
+}}
+_LINKS[("/v1/webhooks", "post")] = {"201": {
+    "getWebhook": {"operationId": "getWebhook", "parameters": _BY_ID},
+    "deleteWebhook": {"operationId": "deleteWebhook", "parameters": _BY_ID},
 }}
 _LINKS[("/v1/queues/{name}/resume", "post")] = {"200": {
     "pauseQueue": {"operationId": "pauseQueue", "parameters": _BY_NAME},

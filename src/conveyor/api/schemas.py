@@ -29,6 +29,8 @@ from conveyor.jsontypes import WHOLE, JsonInt
 from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_RE
 
 MAX_BATCH = 1000
+#: longest long poll of `GET /v1/jobs/{id}/wait` (seconds)
+MAX_WAIT_S = 60
 CURSOR_MAX = 512
 #: a listing's `next_cursor`: the uid of the last job of the page (see `list_jobs`)
 CURSOR_PATTERN = UID_RE.pattern
@@ -147,12 +149,31 @@ class QueueOut(ResponseModel):
     name: str
     counts: StateCounts
     paused: bool
+    oldest_ready_age_s: float = Field(
+        default=0.0, ge=0, description="seconds since the job waiting longest for a worker "
+        "became due (QUEUED, or SCHEDULED past its time), by the broker's clock; 0: none "
+        "waits. The autoscaling signal (see docs/ops).")
 
 
 class QueueList(ResponseModel):
     items: list[QueueOut]
     next_cursor: str | None = Field(
         default=None, description="pass as `cursor` for the next page; null: the last page")
+
+
+class SeriesPointOut(ResponseModel):
+    at: datetime = Field(description="start of the minute (UTC)")
+    succeeded: int = Field(ge=0, description="jobs that succeeded in the minute")
+    failed: int = Field(ge=0, description="attempts that failed and left the job to be "
+                        "retried (an error with attempts left, or an expired lease requeued)")
+    dead: int = Field(ge=0, description="jobs that ended DEAD in the minute")
+
+
+class SeriesOut(ResponseModel):
+    """Outcomes of one queue per minute, counted by the broker's transitions themselves."""
+
+    step_s: int = Field(description="seconds per point: 60")
+    points: list[SeriesPointOut] = Field(description="oldest first, the current minute last")
 
 
 class WorkerOut(ResponseModel):
@@ -164,6 +185,8 @@ class WorkerOut(ResponseModel):
     jobs: list[str] = Field(description="ids of the jobs the worker holds")
     started_at: datetime
     last_seen_at: datetime | None
+    metrics_url: str | None = Field(
+        default=None, description="where the worker serves Prometheus metrics; null: off")
 
 
 class WorkerList(ResponseModel):
@@ -172,6 +195,22 @@ class WorkerList(ResponseModel):
 
 class Health(ResponseModel):
     status: Literal["ok", "ready"]
+
+
+class ReadyWarning(ResponseModel):
+    """Something an operator should fix that does not make the API unready."""
+
+    code: str = Field(examples=["webhooks_unserved"])
+    message: str
+
+
+class Ready(ResponseModel):
+    """`/readyz`: the broker answers and is safe; `warnings` lists what still needs care,
+    e.g. `webhooks_unserved` (subscriptions exist and no live worker serves
+    `CONVEYOR_WEBHOOK_QUEUE`)."""
+
+    status: Literal["ready"]
+    warnings: list[ReadyWarning]
 
 
 class FieldError(BaseModel):

@@ -1,4 +1,4 @@
-"""The Broker protocol: one method per transition of the job state machine (see DESIGN.md).
+"""The Broker protocol: one method per transition of the job state machine (see docs/design.md).
 
 Every backend implements all of it with the same semantics, and `tests/brokers` (the
 conformance suite) runs against each. Batch methods take lists so a worker can send many
@@ -7,13 +7,18 @@ acks or heartbeats in one round trip; each item succeeds or is rejected on its o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from conveyor.errors import InvalidState, QueueNotFound, ValidationError
+from conveyor.events.model import JobEvent
 from conveyor.ids import UID_RE
 from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
+
+#: a job type name, as handlers.registry.TYPE_NAME_RE (not imported: handlers import brokers)
+TYPE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +54,33 @@ class LeaseRef:
 
 
 @dataclass(frozen=True, slots=True)
+class LogAppend:
+    """Log lines (`joblogs.encode_line`) a running job's handler wrote, sent by the holder
+    of its lease."""
+
+    job_id: str
+    token: str
+    lines: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
 class ReapResult:
     requeued: int = 0
     dead: int = 0
+    #: expired leases of jobs asked to stop (`cancel` of a RUNNING job): CANCELLED, not requeued
+    cancelled: int = 0
+
+
+class HeartbeatReply(list[str]):
+    """What `heartbeat` answers: the ids whose lease was lost (the list itself, so callers that
+    only want those read it as before), and `cancel_requested`: job id -> actor, for held jobs
+    an operator asked to stop (`cancel` of a RUNNING job). The holder stops the handler and
+    calls `cancel_running`."""
+
+    def __init__(self, lost: Sequence[str] = (), cancel_requested: dict[str, str] | None = None,
+                 ) -> None:
+        super().__init__(lost)
+        self.cancel_requested: dict[str, str] = dict(cancel_requested or {})
 
 
 @dataclass(slots=True)
@@ -86,6 +115,24 @@ class WorkerInfo:
     jobs: list[str]
     started_at_ms: int
     last_seen_ms: int = 0
+    #: where this worker serves its Prometheus metrics (`--metrics-port`), None: off
+    metrics_url: str | None = None
+
+
+#: how far back the per-minute series go (each broker keeps them this long at least)
+SERIES_KEEP_MINUTES = 7 * 1440
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """One minute of a queue's outcomes, counted by the transitions themselves: `failed` is
+    attempts that failed and left the job to be retried (a failure with attempts left, or a
+    lease that expired and was requeued), `dead` jobs that ended DEAD that minute."""
+
+    minute: int  # epoch minute: broker ms // 60,000
+    succeeded: int = 0
+    failed: int = 0
+    dead: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +189,48 @@ class DeathEvent:
     death: int
 
 
+#: most events one `read_events` call returns
+MAX_EVENT_READ = 1000
+#: the cursor before every event of a log (both brokers)
+LOG_START = "0"
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """Events of one queue's log after a cursor, oldest first (issue 17).
+
+    `cursor` is where to go on from (the last event returned, or the cursor passed when
+    none was). `gap` is True when events after the cursor left the bounded log before this
+    read (trimmed), or the log does not know the cursor (it is ahead of the log: a Redis
+    that lost its last writes); the events returned then start at the oldest one kept, and
+    a follower must re-read the state it derives from the log."""
+
+    queue: str
+    events: list[JobEvent]
+    cursor: str
+    gap: bool = False
+
+
+def check_event_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_EVENT_READ:
+        raise ValidationError(f"limit must be between 1 and {MAX_EVENT_READ}",
+                              details={"limit": limit})
+    return limit
+
+
+def bad_cursor(cursor: str) -> ValidationError:
+    return ValidationError("invalid event cursor", details={"cursor": cursor[:100]})
+def check_series_window(minutes: int, type: str | None) -> None:
+    """The argument checks of `Broker.series`, the same on every backend."""
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not (
+        1 <= minutes <= SERIES_KEEP_MINUTES
+    ):
+        raise ValidationError(f"minutes must be an integer from 1 to {SERIES_KEEP_MINUTES}",
+                              details={"minutes": str(minutes)})
+    if type is not None and not TYPE_RE.fullmatch(str(type)):
+        raise ValidationError("type is not a job type name", details={"type": str(type)[:128]})
+
+
 def queue_not_found(queue: str) -> QueueNotFound:
     return QueueNotFound(f"queue {queue} not found", details={"queue": queue})
 
@@ -182,8 +271,19 @@ class Broker(Protocol):
     async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> bool:
         """Block until work may be available in one of `queues` or the timeout passes."""
 
-    async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> list[str]:
-        """Extend leases; return the ids whose lease was lost."""
+    async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> HeartbeatReply:
+        """Extend leases; return the ids whose lease was lost, and the cancel requests of the
+        held ones."""
+
+    async def append_logs(self, items: Sequence[LogAppend]) -> list[bool]:
+        """Keep each item's lines with its job (the last `joblogs.MAX_LINES` lines within
+        `joblogs.MAX_BYTES`, oldest dropped first), only while the job is RUNNING under that
+        token (False: refused, nothing kept). Deleted with the job."""
+        ...
+
+    async def job_logs(self, job_id: str) -> list[str]:
+        """The kept log lines of a job, oldest first ([] for none or an unknown job)."""
+        ...
 
     async def ack(self, items: Sequence[AckItem]) -> list[bool]:
         """RUNNING -> SUCCEEDED for each item whose token is current."""
@@ -193,6 +293,10 @@ class Broker(Protocol):
 
     async def release(self, leases: Sequence[LeaseRef]) -> list[bool]:
         """RUNNING -> QUEUED without charging the attempt (graceful shutdown)."""
+
+    async def cancel_running(self, leases: Sequence[LeaseRef]) -> list[bool]:
+        """RUNNING -> CANCELLED for each lease held with the current token whose delivery was
+        asked to stop (`cancel`); the history line names who asked. False otherwise."""
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int: ...
 
@@ -208,7 +312,10 @@ class Broker(Protocol):
         """Jobs by id, in order, None for an unknown one: a bounded number of round trips
         whatever the count (never one concurrent call per id)."""
 
-    async def cancel(self, job_id: str) -> Job: ...
+    async def cancel(self, job_id: str, actor: str = "manual") -> Job:
+        """SCHEDULED / QUEUED -> CANCELLED. On a RUNNING job, record a cancel request for its
+        current delivery (`Job.cancel_requested`); the job stays RUNNING until its worker
+        stops it (`cancel_running`) or its lease expires (reap: CANCELLED)."""
 
     async def retry(self, job_id: str, actor: str = "manual") -> Job: ...
 
@@ -280,7 +387,37 @@ class Broker(Protocol):
 
     async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]: ...
 
+    async def ready_ages(self, queues: Sequence[str]) -> dict[str, int]:
+        """Per queue, ms (broker clock) since the job waiting longest for a worker became due:
+        QUEUED, or SCHEDULED past its time; 0 when none waits. Bounded reads per queue, in a
+        bounded number of round trips (the autoscaling signal)."""
+
+    async def series(
+        self, queue: str, minutes: int, type: str | None = None
+    ) -> list[SeriesPoint]:
+        """The last `minutes` minutes of the queue's outcomes (1 to SERIES_KEEP_MINUTES, the
+        current minute last, by the broker's clock), one point per minute, zeros included;
+        of one job type, or of all. A bounded number of round trips."""
+
     async def audit(self, queue: str) -> AuditReport: ...
+
+    # --- event log (issue 17) --------------------------------------------------------------
+    async def read_events(
+        self, queue: str, after: str = LOG_START, limit: int = 100,
+    ) -> EventPage:
+        """Events of `queue` after the cursor `after`, oldest first, at most `limit`
+        (1-1000). Changes nothing. A malformed cursor is a ValidationError."""
+
+    async def wait_events(self, queue: str, after: str, timeout_s: float) -> bool:
+        """Block until `queue`'s log holds an event after `after`, or the timeout (at most
+        5 s a call) passes; True when one may be there."""
+
+    async def events_tail(self, queue: str) -> str:
+        """The cursor after the newest event of `queue` (`LOG_START` for an empty log)."""
+
+    async def get_with_cursor(self, job_id: str) -> tuple[Job, str]:
+        """The job and its queue's `events_tail`, read in one atomic step: every event of
+        the job after this snapshot is in the log after that cursor (race-free waits)."""
 
     # --- worker registry ------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None: ...

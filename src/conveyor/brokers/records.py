@@ -39,7 +39,10 @@ INT_FIELDS: tuple[tuple[str, bool, int, int], ...] = (
 )
 FIELD_NAMES = ("state", "type", "payload", *(f[0] for f in INT_FIELDS), "result",
                "result_preview", "result_size", "err_code", "err_msg", "history", "idem",
-               "sched_name")
+               "sched_name",
+               # the lease holder, its token and a cancel request (the token of the delivery
+               # asked to stop, and who asked): what `Job.worker` / `cancel_requested` read
+               "worker", "token", "cancel_token", "cancel_by")
 _INT_RE = re.compile(r"-?[0-9]{1,16}")
 _QUOTE_LEN = 40
 
@@ -180,6 +183,9 @@ def build_job(job_id: str, queue: str, rec: Mapping[str, Any], *, strict: bool =
         last_error = (ErrorInfo(code=_text(code), message=_text(rec.get("err_msg")))
                       if code else None)
     state = rec.get("state")
+    running = state == JobState.RUNNING
+    token, cancel_token = _text(rec.get("token")), _text(rec.get("cancel_token"))
+    asked = running and bool(cancel_token) and cancel_token == token
     try:
         return Job(
             id=job_id, type=_text(rec.get("type")), queue=queue, payload=payload,
@@ -195,6 +201,9 @@ def build_job(job_id: str, queue: str, rec: Mapping[str, Any], *, strict: bool =
             idempotency_key=_text(rec.get("idem")) or None,
             timeout_s=timeout / 1000 if timeout is not None else None,
             schedule=_schedule(rec),
+            worker=(_text(rec.get("worker")) or None) if running else None,
+            cancel_requested=asked,
+            cancel_requested_by=(_text(rec.get("cancel_by")) or None) if asked else None,
         )
     except pydantic.ValidationError as exc:  # a field of a type no check above foresaw
         problem = f"record does not parse: {str(exc).splitlines()[0]}"

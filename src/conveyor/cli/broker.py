@@ -88,6 +88,9 @@ def build_broker(settings: Settings) -> Broker:
             settings.broker_url, key_prefix=settings.key_prefix,
             retention_s=settings.retention_s, dlq_retention_s=settings.dlq_retention_s,
             queue_retention_s=dict(settings.queue_retention_s),
+            redis_wait_replicas=settings.redis_wait_replicas,
+            redis_wait_timeout_ms=settings.redis_wait_timeout_ms,
+            events_maxlen=settings.events_maxlen,
         )
     except ConveyorError:
         raise

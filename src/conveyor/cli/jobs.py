@@ -104,9 +104,10 @@ def retry_job(job_id: str) -> None:
 @click.argument("job_id", metavar="ID", type=JOB_ID)
 @json_flag
 def cancel_job(job_id: str) -> None:
-    """Cancel a SCHEDULED or QUEUED job."""
+    """Cancel a SCHEDULED or QUEUED job; ask the worker of a RUNNING one to stop it (it ends
+    CANCELLED once stopped)."""
 
     async def action(client: AsyncConveyor) -> Job:
-        return await client.cancel(job_id)
+        return await client.cancel(job_id, actor="cli")
 
     show(run(action))

@@ -34,6 +34,7 @@ from conveyor.cli.runtime import (
 )
 from conveyor.cli.schedules import schedule
 from conveyor.cli.seed import seed
+from conveyor.cli.webhooks import webhook
 from conveyor.cli.worker import worker
 from conveyor.errors import ConveyorError, ErrorCode
 from conveyor.logging import configure_logging
@@ -123,7 +124,8 @@ def cli(ctx: click.Context, broker_url: str | None, key_prefix: str | None, json
     ctx.obj = CliState(broker_url=broker_url, key_prefix=key_prefix, json=json_)
 
 
-for command in (worker, enqueue, job, jobs, dlq, stats, workers, queue, seed, schedule):
+for command in (worker, enqueue, job, jobs, dlq, stats, workers, queue, seed, webhook,
+                schedule):
     cli.add_command(command)
 cli.add_command(api)
 cli.add_command(dev)

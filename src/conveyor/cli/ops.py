@@ -68,9 +68,13 @@ def workers() -> None:
     id_column(table, "id", [w.id for w in found])
     for header in ("host", "pid", "queues", "jobs", "last seen"):
         table.add_column(header, justify="right" if header in ("pid", "jobs") else "left")
+    metrics = any(w.metrics_url for w in found)
+    if metrics:
+        table.add_column("metrics")
     for w in sorted(found, key=lambda w: w.id):
         table.add_row(w.id, w.host, str(w.pid), ",".join(w.queues),
-                      f"{len(w.jobs)}/{w.concurrency}", f"{ago(now_ms - w.last_seen_ms)} ago")
+                      f"{len(w.jobs)}/{w.concurrency}", f"{ago(now_ms - w.last_seen_ms)} ago",
+                      *([w.metrics_url or ""] if metrics else []))
     console().print(table)
 
 

@@ -65,6 +65,8 @@ def id_column(table: Table, header: str, ids: Sequence[str]) -> None:
 
 
 def job_line(job: Job) -> str:
+    if job.cancel_requested:  # a running job asked to stop: it ends cancelled once stopped
+        return f"{job.id} {job.state} cancel-requested"
     return f"{job.id} {job.state}"
 
 
@@ -82,6 +84,10 @@ def print_job(job: Job, *, tracebacks: bool = False) -> None:
         ("last error", f"{job.last_error.code}: {job.last_error.message}"
          if job.last_error else "-"),
     ]
+    if job.worker:
+        fields.insert(4, ("worker", job.worker))
+    if job.cancel_requested:
+        fields.insert(4, ("cancel", f"requested by {job.cancel_requested_by or '?'}"))
     for name, value in fields:
         click.echo(f"{name + ':':<17}{value}")
     if not job.history:

@@ -41,6 +41,8 @@ _OPTION_OF = {
     "lease_s": "--lease",
     "concurrency": "--concurrency",
     "log_format": "--log-format",
+    "worker_metrics_port": "--metrics-port",
+    "worker_metrics_host": "--metrics-host",
 }
 
 

@@ -21,17 +21,25 @@ from conveyor.queues import DEFAULT_QUEUE
               help="Jobs run at once [default: CONVEYOR_CONCURRENCY or 10].")
 @click.option("--lease", type=DURATION,
               help="Lease per delivery, e.g. 30s [default: CONVEYOR_LEASE_S or 30s].")
+@click.option("--metrics-port", type=click.IntRange(0, 65535),
+              help="Serve Prometheus metrics on this port (0: any free port, shown by "
+              "`conveyor workers`) [default: CONVEYOR_WORKER_METRICS_PORT, or off].")
+@click.option("--metrics-host",
+              help="Address the metrics port binds [default: CONVEYOR_WORKER_METRICS_HOST or "
+              "127.0.0.1].")
 @app_option
 @log_format_option
 def worker(
     queues: list[str], concurrency: int | None, lease: float | None, app: str | None,
-    log_format: str | None,
+    log_format: str | None, metrics_port: int | None, metrics_host: str | None,
 ) -> None:
     """Run a worker on QUEUES.
 
     Fetches and runs jobs until SIGTERM or Ctrl-C, then stops gracefully.
     """
-    settings = state().settings(concurrency=concurrency, lease_s=lease, log_format=log_format)
+    settings = state().settings(concurrency=concurrency, lease_s=lease, log_format=log_format,
+                                worker_metrics_port=metrics_port,
+                                worker_metrics_host=metrics_host)
     load_app_modules(app)  # here, so a module that fails to import is a usage error (exit 2)
     start_service(settings, "worker")
     from conveyor.worker import run_worker

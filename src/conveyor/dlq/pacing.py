@@ -37,6 +37,11 @@ class TokenBucket:
         self._tokens = float(self.burst)
         self._last = clock()
 
+    def wait_s(self, n: int) -> float:
+        """Seconds until `n` tokens are there (0 when they are now); spends nothing."""
+        tokens = min(self.burst, self._tokens + (self._clock() - self._last) * self.rate)
+        return max(0.0, (n - tokens) / self.rate)
+
     async def take(self, n: int) -> None:
         """Wait until `n` tokens (at most `burst`) are there, and spend them."""
         if not 0 < n <= self.burst:

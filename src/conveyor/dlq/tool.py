@@ -9,6 +9,7 @@ a job that dies again while a long redrive runs is not chased forever.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -39,6 +40,8 @@ class DlqResult:
     moved_to: dict[str, str] = field(default_factory=dict)
     #: explicit ids that were not acted on (not dead, gone, or not matching)
     skipped: list[str] = field(default_factory=list)
+    #: False when a paced run stopped at `max_duration_s` with jobs left: run it again
+    done: bool = True
 
     def record(self, pairs: Sequence[tuple[str, str]]) -> None:
         self.count += len(pairs)
@@ -51,9 +54,12 @@ class DlqResult:
 async def redrive(
     broker: Broker, selection: DeadSelection, *, actor: str, dry_run: bool = False,
     rate: float | None = None, target_queue: str | None = None, limit: int | None = None,
+    max_duration_s: float | None = None,
 ) -> DlqResult:
     """Move the selected dead jobs back to QUEUED: in their own queue, or as new jobs of
-    `target_queue`. `rate` caps jobs per second; `limit` caps the jobs moved."""
+    `target_queue`. `rate` caps jobs per second; `limit` caps the jobs moved;
+    `max_duration_s` stops a paced run that would wait past it (`done` False: run it
+    again, the jobs moved meanwhile are no longer dead)."""
     validate_actor(actor)
     if target_queue is not None:
         validate_queue_name(target_queue)
@@ -67,7 +73,8 @@ async def redrive(
                                                              selector=sel)]
         return await broker.dlq_move(queue, ids, target_queue, actor, selector=sel)
 
-    return await _apply(broker, selection, act, dry_run=dry_run, rate=rate, limit=limit)
+    return await _apply(broker, selection, act, dry_run=dry_run, rate=rate, limit=limit,
+                        max_duration_s=max_duration_s)
 
 
 async def purge(
@@ -85,7 +92,7 @@ async def purge(
 
 async def _apply(
     broker: Broker, selection: DeadSelection, act: Act, *, dry_run: bool,
-    rate: float | None, limit: int | None,
+    rate: float | None, limit: int | None, max_duration_s: float | None = None,
 ) -> DlqResult:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                               or limit < 1):
@@ -96,10 +103,15 @@ async def _apply(
     batch = bucket.burst if bucket is not None else PAGE
     result = DlqResult(dry_run=dry_run)
 
+    deadline = None if max_duration_s is None else time.monotonic() + max_duration_s
+
     def left() -> int:
+        if not result.done:
+            return 0
         return PAGE if limit is None else min(PAGE, limit - result.count)
 
     acted: set[str] = set()
+    tried: set[str] = set()
 
     async def run(queue: str, ids: list[str], sel: DeadSelector | None) -> None:
         for start in range(0, len(ids), batch):
@@ -107,9 +119,15 @@ async def _apply(
             if not chunk:
                 return
             if bucket is not None:
+                if deadline is not None and (
+                    time.monotonic() + bucket.wait_s(len(chunk)) > deadline
+                ):
+                    result.done = False  # the next batch would wait past the bound
+                    return
                 await bucket.take(len(chunk))
             pairs = await act(queue, chunk, sel)
             result.record(pairs)
+            tried.update(chunk)
             acted.update(old for old, _ in pairs)
 
     if selection.ids:
@@ -118,12 +136,18 @@ async def _apply(
             groups.setdefault(split_job_id(job_id)[0], []).append(job_id)
         for queue, ids in groups.items():
             await run(queue, ids, None)
-        result.skipped = [i for i in dict.fromkeys(selection.ids) if i not in acted][:ID_LIST_MAX]
+            if not result.done:
+                break
+        # a run stopped by its time bound has not looked at the ids it did not reach
+        result.skipped = [i for i in dict.fromkeys(selection.ids)
+                          if i not in acted and (result.done or i in tried)][:ID_LIST_MAX]
         return result
 
     queues = [selection.queue] if selection.queue is not None else await broker.queues()
     selector = selection.selector(cap_ms=await broker.now_ms() + 1)
     for queue in queues:
+        if left() <= 0:
+            break
         cursor: str | None = None
         while left() > 0:
             page = await broker.dlq_scan(queue, selector, limit=left(), cursor=cursor)

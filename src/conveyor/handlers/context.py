@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,16 @@ class JobContext:
     #: this delivery's fencing token: lets a handler tag side effects (e.g. an outbox row)
     #: with the lease that produced them, so a stale run's writes can be told apart
     lease_token: str = ""
+    #: set when an operator cancels the running job (`POST /v1/jobs/{id}/cancel`): read it
+    #: through `cancelled`. None in a process-isolated handler (its child is killed instead).
+    cancel_event: threading.Event | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once an operator asked to stop this job: a sync handler should check it
+        between steps and return (the job then ends CANCELLED, whatever it returns). An async
+        handler is cancelled outright (`asyncio.CancelledError` at its current await)."""
+        return self.cancel_event is not None and self.cancel_event.is_set()
 
     @property
     def is_last_attempt(self) -> bool:

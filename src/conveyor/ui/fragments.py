@@ -26,8 +26,10 @@ from conveyor.brokers.base import Page
 from conveyor.client import AsyncConveyor
 from conveyor.errors import CorruptJob, JobNotFound, ValidationError
 from conveyor.ids import UID_RE
+from conveyor.joblogs import MAX_LINES, decode_lines
 from conveyor.jobs import Job, JobState
 from conveyor.ui.render import STATES, render
+from conveyor.webhooks.coverage import WebhookCoverage
 
 Text = Annotated[str, Query(max_length=200)]
 PAGE_SIZE = 50
@@ -41,6 +43,8 @@ OVERVIEW_QUEUES = 200
 
 #: broker calls one list may take: a page may come back short while more remain
 MAX_PAGE_CALLS = 8
+#: running jobs the workers page reads (one `get_many`, however many workers hold them)
+RUNNING_SHOWN = 500
 
 _QUEUE_RE = re.compile(QUEUE_PATTERN)
 _TYPE_RE = re.compile(TYPE_PATTERN)
@@ -88,19 +92,26 @@ async def _search(rt: ApiRuntime, queue: str, state: JobState | None, type: str 
     return found, f"ids containing “{q}” among the {len(page.items)} newest jobs"
 
 
-def build_router(rt: ApiRuntime) -> APIRouter:
+def known_types(client: AsyncConveyor, items: list[Job]) -> list[str]:
+    """What a type filter offers: the types this server's registry knows, and those seen in
+    the jobs listed."""
+    return sorted(set(client.registry.types()) | {j.type for j in items if j.type})
+
+
+def build_router(rt: ApiRuntime, coverage: WebhookCoverage | None = None) -> APIRouter:
     router = APIRouter(prefix="/ui/f")
 
     @router.get("/overview")
     async def overview() -> Response:
         client = await rt.ready()
         stats, workers = await asyncio.gather(client.stats(), client.workers())
+        gap = None if coverage is None else await coverage.check(client.broker, workers)
         shown = dict(sorted(stats.items())[:OVERVIEW_QUEUES])
         queues = queue_outs(shown, await client.paused_queues(list(shown)))
         totals = {s: sum(c.get(s, 0) for c in stats.values()) for s in STATES}
         return render(
             "fragments/overview.html", queues=queues, totals=totals, workers=len(workers),
-            slots=sum(w.concurrency for w in workers), total_queues=len(stats),
+            slots=sum(w.concurrency for w in workers), total_queues=len(stats), gap=gap,
         )
 
     @router.get("/queues/{name}")
@@ -127,7 +138,8 @@ def build_router(rt: ApiRuntime) -> APIRouter:
                               message="this page link has expired: go back to the newest jobs")
             items, next_cursor = page.items, page.next_cursor
         return render("fragments/queue.html", queue=summary, state=state, items=items,
-                      note=note, next_cursor=next_cursor, paged=bool(cursor))
+                      note=note, next_cursor=next_cursor, paged=bool(cursor),
+                      types=known_types(client, items))
 
     @router.get("/jobs/{job_id}")
     async def job(job_id: str) -> Response:
@@ -142,7 +154,8 @@ def build_router(rt: ApiRuntime) -> APIRouter:
                           "been purged or have expired after its retention period.")
         except CorruptJob as exc:  # corrupt_job: say what is wrong with the record
             return render("fragments/problem.html", message=f"{exc.message} ({exc.code})")
-        return render("fragments/job.html", job=found)
+        lines = decode_lines(await client.broker.job_logs(job_id))
+        return render("fragments/job.html", job=found, log_lines=lines, log_max=MAX_LINES)
 
     @router.get("/dlq")
     async def dlq(queue: Text = "", type: Text = "", error_code: Text = "") -> Response:
@@ -166,6 +179,7 @@ def build_router(rt: ApiRuntime) -> APIRouter:
             dead_by_queue={q: n for q, n in dead_by_queue.items() if n},
             dead_total=sum(dead_by_queue.values()), more=page.next_cursor is not None,
             listed=len(page.items), queue=queue, error_code=error_code,
+            types=known_types(client, page.items),
         )
 
     @router.get("/workers")
@@ -173,6 +187,10 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         client = await rt.ready()
         listed = sorted((worker_out(w) for w in await client.workers()),
                         key=lambda w: (w.host, w.pid))
-        return render("fragments/workers.html", workers=listed)
+        # what each holds: one bounded read of every running id, never one call per job
+        ids = [j for w in listed for j in w.jobs if _JOB_ID_RE.fullmatch(j)][:RUNNING_SHOWN]
+        jobs = {j.id: j for j in await client.get_many(ids) if j is not None} if ids else {}
+        return render("fragments/workers.html", workers=listed, jobs=jobs,
+                      shown=RUNNING_SHOWN)
 
     return router

@@ -24,8 +24,19 @@ STATIC_PATH = "/ui/static"
 HTMX_FILE = "htmx-2.0.11.min.js"
 #: longest JSON text shown for a payload or a result; the API returns the whole of it
 MAX_JSON_CHARS = 200_000
+#: how much of a payload a job list shows
+PREVIEW_CHARS = 60
 
 STATES: list[str] = [str(s) for s in JobState]
+#: what a job page says in place of a result the job does not have
+NO_RESULT = {
+    "scheduled": "No result yet: the job has not run.",
+    "queued": "No result yet: the job is waiting for a worker.",
+    "running": "No result yet: the job is running.",
+    "succeeded": "The handler returned nothing.",
+    "dead": "No result: the job died (see its last error and history).",
+    "cancelled": "No result: the job was cancelled.",
+}
 
 #: Defence in depth under the escaping: no inline script or style, nothing from elsewhere.
 SECURITY_HEADERS = {
@@ -72,6 +83,12 @@ def pretty_json(value: Any) -> str:
     return text
 
 
+def preview_json(value: Any, limit: int = PREVIEW_CHARS) -> str:
+    """A payload on one line for a list: compact JSON, cut at `limit` characters."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def uid_of(job_id: str) -> str:
     return job_id.rpartition(":")[2]
 
@@ -85,8 +102,10 @@ def _environment() -> Environment:
         loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, undefined=StrictUndefined,
         trim_blocks=True, lstrip_blocks=True,
     )
-    env.filters.update(iso=iso, utc=utc_text, pretty_json=pretty_json, uid=uid_of)
+    env.filters.update(iso=iso, utc=utc_text, pretty_json=pretty_json, uid=uid_of,
+                       preview_json=preview_json)
     env.globals.update(static=static_url, duration=duration, STATES=STATES,
+                       NO_RESULT=NO_RESULT,
                        HTMX_FILE=HTMX_FILE, version=__version__)
     return env
 

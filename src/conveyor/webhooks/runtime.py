@@ -60,7 +60,8 @@ async def current_runtime() -> WebhookRuntime:
     if _default is not None and _default[0] is loop:
         return _default[2]
     settings = get_settings()
-    broker = broker_from_url(settings.broker_url, key_prefix=settings.key_prefix)
+    broker = broker_from_url(settings.broker_url, key_prefix=settings.key_prefix,
+                             events_maxlen=settings.events_maxlen)
     await broker.connect()
     if _default is not None and _default[0] is loop:  # a concurrent delivery was first
         await broker.close()

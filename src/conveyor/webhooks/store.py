@@ -54,7 +54,7 @@ def webhook_store(broker: Broker) -> WebhookStore:
     from conveyor.brokers.sqlite.webhooks import SqliteWebhookStore
 
     if isinstance(broker, RedisBroker):
-        return RedisWebhookStore(broker.client, broker.keys)
+        return RedisWebhookStore(broker.client, broker.keys, broker.scripts)
     if isinstance(broker, SqliteBroker):
         return SqliteWebhookStore.for_broker(broker)
     raise TypeError(f"no webhook store for {type(broker).__name__}")

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -49,6 +50,8 @@ STRIKES = 2
 ITEM_OVERHEAD = 96
 
 T = TypeVar("T", AckItem, FailItem)
+#: the reply `on_answer` gets for an outcome given up (never sent)
+DROPPED = "dropped"
 _CODE_RE = re.compile(r"^[a-z0-9_.:-]{1,64}$")
 
 
@@ -100,8 +103,12 @@ class Completions:
         backoff: Backoff | None = None,
         max_batch_items: int = MAX_BATCH_ITEMS,
         max_batch_bytes: int = MAX_BATCH_BYTES,
+        on_answer: Callable[[AckItem | FailItem, object], None] | None = None,
     ) -> None:
         self._broker = broker
+        #: told each outcome the broker answered (its reply: bool for acks, JobState | None
+        #: for fails), and each one given up (reply None): the worker's metrics
+        self._on_answer = on_answer
         self._acks: list[AckItem] = []
         self._fails: list[FailItem] = []
         self._wake = asyncio.Event()
@@ -116,6 +123,8 @@ class Completions:
         self._sending: list[AckItem | FailItem] = []
         self._ack_kind: _Kind[AckItem] = _Kind("ack", broker.ack, ack_size)
         self._fail_kind: _Kind[FailItem] = _Kind("fail", broker.fail, fail_size)
+        #: times the ack and fail round trips when set (the worker's metrics)
+        self.call_timer: Callable[[str], AbstractContextManager[object]] | None = None
         self.acked = 0
         self.failed = 0
         self.rejected = 0
@@ -218,7 +227,11 @@ class Completions:
         while todo:
             batch, strikes = todo.pop()
             try:
-                results = await kind.call(batch)
+                if self.call_timer is None:
+                    results = await kind.call(batch)
+                else:
+                    with self.call_timer(kind.name):
+                        results = await kind.call(batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -290,8 +303,13 @@ class Completions:
             "broker refused a failure: dropped, the lease will expire and the job run again",
             extra={"job_id": item.job_id, "error_code": item.error_code, "error": reason},
         )
+        if self._on_answer is not None:
+            self._on_answer(item, DROPPED)
 
     def _account(self, batch: Sequence[AckItem | FailItem], results: Sequence[object]) -> None:
+        if self._on_answer is not None:
+            for item, res in zip(batch, results, strict=False):
+                self._on_answer(item, res)
         for item, res in zip(batch, results, strict=False):
             if isinstance(item, AckItem):
                 if res:

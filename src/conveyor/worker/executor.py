@@ -20,7 +20,9 @@ import concurrent.futures
 import contextlib
 import contextvars
 import functools
+import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,11 +39,13 @@ from conveyor.errors import (
     ValidationError,
 )
 from conveyor.handlers import HandlerSpec, JobContext, Registry
+from conveyor.joblogs import JobLogger
 from conveyor.jobs import Delivery
 from conveyor.logging import get_logger, job_context
 from conveyor.retry import ExponentialBackoff
 from conveyor.settings import Settings, get_settings
 from conveyor.worker import isolation
+from conveyor.worker.log_shipper import LogShipper
 from conveyor.worker.safety import (
     TRACEBACK_LIMIT,
     exc_code,
@@ -93,8 +97,11 @@ class Executor:
         concurrency: int,
         settings: Settings | None = None,
         on_capacity: Callable[[], None] | None = None,
+        logs: LogShipper | None = None,
     ) -> None:
         settings = settings or get_settings()
+        #: where `ctx.logger` keeps a job's lines (None: the process log only)
+        self._logs = logs
         self._registry = registry
         self._worker_id = worker_id
         self._host = socket.gethostname()
@@ -122,11 +129,16 @@ class Executor:
         """Drop queued sync calls; threads already running finish on their own (see above)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def execute(self, delivery: Delivery) -> Outcome:
+    async def execute(
+        self, delivery: Delivery, cancel_event: threading.Event | None = None
+    ) -> Outcome:
+        """`cancel_event`: set by the runner when an operator cancels the job; handlers read
+        it as `ctx.cancelled`."""
         with job_context(delivery.job_id, delivery.type, attempt=delivery.attempts):
-            return await self._execute(delivery)
+            return await self._execute(delivery, cancel_event)
 
-    async def _execute(self, d: Delivery) -> Outcome:
+    async def _execute(self, d: Delivery, cancel_event: threading.Event | None = None
+                       ) -> Outcome:
         try:
             spec = self._registry.get(d.type)
         except UnknownJobType:
@@ -140,7 +152,7 @@ class Executor:
         log.debug("job started", extra={"queue": d.queue, "max_attempts": d.max_attempts})
         started = time.perf_counter()
         try:
-            result = await self._call(spec, d, payload, timeout_s)
+            result = await self._call(spec, d, payload, timeout_s, cancel_event)
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
@@ -192,15 +204,18 @@ class Executor:
         return AckItem(d.job_id, d.token, data.decode())
 
     async def _call(
-        self, spec: HandlerSpec, d: Delivery, payload: Any, timeout_s: float | None
+        self, spec: HandlerSpec, d: Delivery, payload: Any, timeout_s: float | None,
+        cancel_event: threading.Event | None = None,
     ) -> Any:
         if spec.isolation == "process":
-            ctx = self._context(d)
+            # the context crosses to the child by pickle: there `ctx.logger` is the child's
+            # process log only (its lines are not kept with the job)
+            ctx = self._context(d, keep_lines=False)
             args = (payload, ctx) if spec.wants_ctx else (payload,)
             return await isolation.run_in_process(
                 spec.func, args, ctx, timeout_s=timeout_s, config=self._child
             )
-        call = self._bind(spec, d, payload)
+        call = self._bind(spec, d, payload, cancel_event)
         if not spec.is_async:
             return await self._call_in_thread(call, timeout_s)
         try:
@@ -259,7 +274,13 @@ class Executor:
 
         cfut.add_done_callback(on_done)
 
-    def _context(self, d: Delivery) -> JobContext:
+    def _context(
+        self, d: Delivery, cancel_event: threading.Event | None = None, *,
+        keep_lines: bool = True,
+    ) -> JobContext:
+        logger: logging.Logger | logging.LoggerAdapter[Any] = job_log
+        if keep_lines and self._logs is not None:
+            logger = JobLogger(job_log, self._logs.open(d))
         return JobContext(
             job_id=d.job_id,
             type=d.type,
@@ -267,14 +288,16 @@ class Executor:
             attempt=d.attempts,
             max_attempts=d.max_attempts,
             worker_id=self._worker_id,
-            logger=job_log,
+            logger=logger,
             lease_token=d.token,
+            cancel_event=cancel_event,
         )
 
-    def _bind(self, spec: HandlerSpec, d: Delivery, payload: Any) -> Callable[[], Any]:
+    def _bind(self, spec: HandlerSpec, d: Delivery, payload: Any,
+              cancel_event: threading.Event | None = None) -> Callable[[], Any]:
         if not spec.wants_ctx:
             return functools.partial(spec.func, payload)
-        return functools.partial(spec.func, payload, self._context(d))
+        return functools.partial(spec.func, payload, self._context(d, cancel_event))
 
     @staticmethod
     def _retry_delay(spec: HandlerSpec, d: Delivery, exc: BaseException) -> float | None:

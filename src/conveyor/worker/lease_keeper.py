@@ -2,7 +2,8 @@
 
 A lease reported lost means another delivery of the job may already exist (the lease
 expired and was reaped, or an operator moved the job): the local run is cancelled at once
-and its outcome is never sent.
+and its outcome is never sent. The reply also names held jobs an operator cancelled
+(`cancel` of a RUNNING job): they go to `on_cancel`, and the runner stops their handlers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 from conveyor.brokers.base import Broker, LeaseRef
 from conveyor.logging import get_logger
 from conveyor.worker.backoff import TRANSIENT_ERRORS
+from conveyor.worker.metrics import WorkerMetrics, call_timer
 from conveyor.worker.ticker import run_every
 
 log = get_logger("conveyor.worker.lease_keeper")
@@ -26,12 +28,16 @@ class LeaseKeeper:
         lease_ms: int,
         leases: Callable[[], Sequence[LeaseRef]],
         on_lost: Callable[[list[LeaseRef]], None],
+        metrics: WorkerMetrics | None = None,
+        on_cancel: Callable[[LeaseRef, str], None] | None = None,
     ) -> None:
+        self._metrics = metrics
         self._broker = broker
         self._interval_s = interval_s
         self._lease_ms = lease_ms
         self._leases = leases
         self._on_lost = on_lost
+        self._on_cancel = on_cancel
         self.beats = 0
 
     async def run(self) -> None:
@@ -43,7 +49,8 @@ class LeaseKeeper:
         if not leases:
             return
         try:
-            lost = await self._broker.heartbeat(leases, self._lease_ms)
+            with call_timer(self._metrics, "heartbeat"):
+                lost = await self._broker.heartbeat(leases, self._lease_ms)
         except TRANSIENT_ERRORS as exc:
             # The next beat retries; leases are long enough to miss a couple of beats.
             log.warning(
@@ -55,6 +62,12 @@ class LeaseKeeper:
             log.exception("heartbeat failed", extra={"leases": len(leases)})
             return
         self.beats += 1
+        if self._on_cancel is not None and lost.cancel_requested:
+            # an operator cancelled these running jobs: the runner stops their handlers
+            sent = {ref.job_id: ref for ref in leases}
+            for job_id, actor in lost.cancel_requested.items():
+                if job_id in sent:
+                    self._on_cancel(sent[job_id], actor)
         if lost:
             # Hand back the refs we sent: the runner cancels a job only if its token still
             # matches, since it may have finished and been fetched again meanwhile.

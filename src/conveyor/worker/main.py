@@ -28,6 +28,7 @@ from conveyor.runloop import run_loop
 from conveyor.settings import Settings
 from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff
 from conveyor.worker.dlq import DlqWorker
+from conveyor.worker.metrics import WorkerMetrics
 from conveyor.worker.runner import Worker
 from conveyor.worker.schedules import ScheduleFirer, sync_declared
 
@@ -106,16 +107,38 @@ def build_broker(settings: Settings) -> Broker:
         queue_retention_s=dict(settings.queue_retention_s),
         redis_timeout_s=settings.redis_timeout_s,
         redis_check_interval_s=settings.redis_check_interval_s,
+        redis_wait_replicas=settings.redis_wait_replicas,
+        redis_wait_timeout_ms=settings.redis_wait_timeout_ms,
+        events_maxlen=settings.events_maxlen,
     )
+
+
+def start_metrics(settings: Settings) -> WorkerMetrics | None:
+    """The metrics server when `worker_metrics_port` is set (None: off). A port that cannot
+    be bound is fatal: an operator asked for metrics and would otherwise scrape nothing."""
+    if settings.worker_metrics_port is None:
+        return None
+    metrics = WorkerMetrics()
+    url = metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
+    log.info("worker metrics served", extra={"metrics_url": url})
+    return metrics
 
 
 async def _serve(queues: list[str], concurrency: int, settings: Settings) -> int:
     broker = build_broker(settings)
+    try:
+        metrics = start_metrics(settings)
+    except OSError as exc:
+        log.error("worker not started: metrics port unavailable",
+                  extra={"error": repr(exc), "host": settings.worker_metrics_host,
+                         "port": settings.worker_metrics_port})
+        return EXIT_ERROR
     worker = Worker(
         broker, queues=queues, concurrency=concurrency, registry=default_registry,
         settings=settings,
         # the DLQ worker: on_dead hooks and per-type redrive policies, every maintenance tick
         maintenance_hooks=[DlqWorker(default_registry), ScheduleFirer(default_registry)],
+        metrics=metrics,
     )
     stop_asked = asyncio.Event()
     timer = _StopTimer(settings.shutdown_grace_s)
@@ -144,6 +167,8 @@ async def _serve(queues: list[str], concurrency: int, settings: Settings) -> int
             loop.remove_signal_handler(sig)
         with contextlib.suppress(Exception):
             await broker.close()
+        if metrics is not None:
+            metrics.close()
         if worker.unfinished_handlers:
             # Their jobs were released or failed already; only their code still runs, and
             # Python would wait for it (threads) or hang cancelling it (tasks) before exit.

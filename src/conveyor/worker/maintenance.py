@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from conveyor.brokers.base import Broker
 from conveyor.logging import get_logger
 from conveyor.worker.backoff import TRANSIENT_ERRORS
+from conveyor.worker.metrics import WorkerMetrics, step_timer
 from conveyor.worker.ticker import run_every
 
 log = get_logger("conveyor.worker.maintenance")
@@ -29,7 +30,9 @@ class Maintenance:
         *,
         interval_s: float,
         hooks: Sequence[MaintenanceHook] = (),
+        metrics: WorkerMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._broker = broker
         self._queues = list(queues)
         self._interval_s = interval_s
@@ -53,15 +56,22 @@ class Maintenance:
                 log.exception("maintenance failed", extra={"queue": queue})
         for hook in self.hooks:
             try:
-                await hook(self._broker, self._queues)
+                with step_timer(self._metrics, "hooks"):
+                    await hook(self._broker, self._queues)
             except Exception:
                 log.exception("maintenance hook failed", extra={"hook": repr(hook)})
         self.ticks += 1
 
     async def _queue_tick(self, queue: str) -> None:
-        promoted = await self._broker.promote_due(queue)
-        reaped = await self._broker.reap_expired(queue)
-        purged = await self._broker.purge_expired(queue)
+        m = self._metrics
+        with step_timer(m, "promote"):
+            promoted = await self._broker.promote_due(queue)
+        with step_timer(m, "reap"):
+            reaped = await self._broker.reap_expired(queue)
+        if m is not None:
+            m.expired(queue, reaped.requeued, reaped.dead)
+        with step_timer(m, "purge"):
+            purged = await self._broker.purge_expired(queue)
         if promoted or reaped.requeued or reaped.dead or purged:
             log.info(
                 "maintenance",

@@ -26,7 +26,9 @@ class Registration:
         concurrency: int,
         ttl_s: float,
         jobs: Callable[[], list[str]],
+        metrics_url: str | None = None,
     ) -> None:
+        self._metrics_url = metrics_url
         self._broker = broker
         self._worker_id = worker_id
         self._queues = list(queues)
@@ -61,6 +63,7 @@ class Registration:
             jobs=self._jobs(),
             started_at_ms=self._started_ms,
             last_seen_ms=self._started_ms + elapsed_ms if self._started_ms else 0,
+            metrics_url=self._metrics_url,
         )
 
     async def register(self) -> None:

@@ -12,22 +12,26 @@ import asyncio
 import os
 import secrets
 import socket
+import threading
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from conveyor.brokers.base import Broker, LeaseRef
-from conveyor.errors import BrokerMisconfigured
+from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
+from conveyor.errors import BrokerMisconfigured, UnknownJobType
 from conveyor.handlers import Registry, default_registry
-from conveyor.jobs import Delivery
+from conveyor.jobs import Delivery, JobState
 from conveyor.logging import get_logger, job_context
 from conveyor.settings import Settings, get_settings
 from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff
-from conveyor.worker.completions import Completions
+from conveyor.worker.completions import DROPPED, Completions
 from conveyor.worker.executor import Executor
 from conveyor.worker.lease_keeper import LeaseKeeper
+from conveyor.worker.log_shipper import LogShipper
 from conveyor.worker.loop_watch import JOB_TASK_PREFIX, LoopWatchdog
 from conveyor.worker.maintenance import Maintenance, MaintenanceHook
+from conveyor.worker.metrics import WorkerMetrics, call_timer
 from conveyor.worker.registration import Registration
 
 log = get_logger("conveyor.worker")
@@ -58,6 +62,13 @@ class _Slot:
     task: asyncio.Task[None] | None = None
     #: lease lost or released: this run's outcome must never be sent
     dropped: bool = False
+    #: who cancelled the running job (learnt from a heartbeat): the handler is stopped and
+    #: the job ends CANCELLED (`Broker.cancel_running`) instead of sending its outcome
+    cancel_by: str | None = None
+    #: what a sync handler reads as `ctx.cancelled`
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    #: the job's task was cancelled to stop an async (or process) handler
+    task_cancelled: bool = False
 
 
 class Worker:
@@ -71,6 +82,7 @@ class Worker:
         settings: Settings | None = None,
         worker_id: str | None = None,
         maintenance_hooks: Sequence[MaintenanceHook] = (),
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         if not queues:
             raise ValueError("a worker needs at least one queue")
@@ -91,11 +103,21 @@ class Worker:
         self._hurry = asyncio.Event()
         self._stopping = False
         self._ignored_cancel = 0
+        #: the lines handlers write through `ctx.logger`, batched to the broker
+        self.logs = LogShipper(broker)
         self._executor = Executor(
             registry, worker_id=self.worker_id, concurrency=concurrency,
-            settings=self.settings, on_capacity=self._slot_freed.set,
+            settings=self.settings, on_capacity=self._slot_freed.set, logs=self.logs,
         )
-        self.completions = Completions(broker)
+        self.metrics = metrics
+        #: (job id, token) -> (queue, type) of outcomes the broker has not answered yet
+        self._labels: dict[tuple[str, str], tuple[str, str]] = {}
+        self.completions = Completions(
+            broker, on_answer=self._answered if metrics is not None else None)
+        if metrics is not None:
+            self.completions.call_timer = metrics.call
+            metrics.watch_slots(lambda: len(self._in_flight), lambda: max(self.free_slots, 0))
+            metrics.describe_worker(self.worker_id, self.queues)
         block_s = self.settings.loop_block_warn_s
         self.loop_watchdog = LoopWatchdog(block_s, self._running_jobs) if block_s else None
 
@@ -144,9 +166,12 @@ class Worker:
             lease_ms=self._lease_ms,
             leases=self._leases,
             on_lost=self._on_lease_lost,
+            metrics=self.metrics,
+            on_cancel=self._on_cancel_requested,
         )
         maintenance = Maintenance(
-            self.broker, self.queues, interval_s=self.settings.reap_interval_s, hooks=self._hooks
+            self.broker, self.queues, interval_s=self.settings.reap_interval_s,
+            hooks=self._hooks, metrics=self.metrics,
         )
         registration = Registration(
             self.broker,
@@ -155,6 +180,7 @@ class Worker:
             concurrency=self.concurrency,
             ttl_s=self.settings.worker_ttl_s,
             jobs=self.in_flight_ids,
+            metrics_url=self.metrics.url if self.metrics is not None else None,
         )
         await executor.start()
         completions.start()
@@ -163,6 +189,7 @@ class Worker:
             asyncio.create_task(keeper.run(), name="conveyor-lease-keeper"),
             asyncio.create_task(maintenance.run(), name="conveyor-maintenance"),
             asyncio.create_task(registration.run(), name="conveyor-registration"),
+            asyncio.create_task(self.logs.run(), name="conveyor-log-shipper"),
         ]
         if self.loop_watchdog is not None:
             helpers.append(asyncio.create_task(self.loop_watchdog.run(), name="conveyor-loop"))
@@ -246,9 +273,10 @@ class Worker:
         fetched = 0
         wait_s = self.settings.reap_interval_s
         for queue in self.queues:
-            batch = await self.broker.fetch(
-                queue, free - fetched, self.worker_id, self._lease_ms
-            )
+            with call_timer(self.metrics, "fetch"):
+                batch = await self.broker.fetch(
+                    queue, free - fetched, self.worker_id, self._lease_ms
+                )
             for delivery in batch.deliveries:
                 self._spawn(delivery)
             fetched += len(batch.deliveries)
@@ -313,18 +341,41 @@ class Worker:
             self._drop(old)
         slot = _Slot(delivery)
         self._in_flight[delivery.job_id] = slot
+        m = self.metrics
+        if m is not None and delivery.due_ms is not None and delivery.leased_ms is not None:
+            m.waited(delivery.queue, delivery.type, (delivery.leased_ms - delivery.due_ms) / 1000)
         slot.task = asyncio.get_running_loop().create_task(
             self._run_job(slot), name=JOB_TASK_PREFIX + delivery.job_id
         )
 
     async def _run_job(self, slot: _Slot) -> None:
+        d = slot.delivery
         try:
-            outcome = await self._executor.execute(slot.delivery)
+            started = time.perf_counter()
+            try:
+                outcome = await self._executor.execute(d, slot.cancel_event)
+            except asyncio.CancelledError:
+                if slot.dropped or not slot.task_cancelled:
+                    raise  # lease lost, shutdown, or cancelled from outside
+                outcome = None  # stopped because an operator cancelled the job
+            if slot.task_cancelled and (task := asyncio.current_task()) is not None:
+                task.uncancel()  # our own request, handled here (raised or swallowed)
+            if self.metrics is not None:
+                self.metrics.ran(d.queue, d.type, time.perf_counter() - started)
             if not slot.dropped:
+                await self.logs.close(slot.delivery)  # before the outcome ends the lease
+            if slot.dropped:
+                pass
+            elif slot.cancel_by is not None:  # whatever the handler returned: CANCELLED
+                await self._end_cancelled([slot])
+            elif outcome is not None:
+                if self.metrics is not None:
+                    self._labels[d.job_id, d.token] = (d.queue, d.type)
                 self.completions.submit(outcome)
         except Exception:  # an executor bug: the lease expires and the job is redelivered
             log.exception("job runner error", extra={"failed_job_id": slot.delivery.job_id})
         finally:
+            self.logs.discard(slot.delivery)
             job_id = slot.delivery.job_id
             if self._in_flight.get(job_id) is slot:
                 del self._in_flight[job_id]
@@ -346,9 +397,52 @@ class Worker:
             if slot is not None and slot.delivery.token == ref.token and not slot.dropped:
                 self._drop(slot)
 
+    def _on_cancel_requested(self, ref: LeaseRef, actor: str) -> None:
+        """An operator cancelled a running job: async (and process) handlers are cancelled
+        outright; a sync handler's `ctx.cancelled` turns True and the job ends when it
+        returns (a thread cannot be stopped)."""
+        slot = self._in_flight.get(ref.job_id)
+        if (slot is None or slot.dropped or slot.delivery.token != ref.token
+                or slot.cancel_by is not None):
+            return
+        d = slot.delivery
+        slot.cancel_by = actor
+        slot.cancel_event.set()
+        try:
+            spec = self._registry.get(d.type)
+            in_thread = not spec.is_async and spec.isolation != "process"
+        except UnknownJobType:
+            in_thread = False
+        with job_context(d.job_id, d.type, attempt=d.attempts):
+            log.info("job cancel requested: stopping its handler",
+                     extra={"cancelled_by": actor, "queue": d.queue})
+        if not in_thread and slot.task is not None:
+            slot.task_cancelled = True
+            slot.task.cancel()
+
+    async def _end_cancelled(self, slots: list[_Slot]) -> None:
+        """RUNNING -> CANCELLED for jobs we stopped, fenced by their leases. If this fails the
+        lease expires and reaping ends the job CANCELLED all the same."""
+        refs = [LeaseRef(s.delivery.job_id, s.delivery.token) for s in slots]
+        try:
+            ended = await self.broker.cancel_running(refs)
+        except Exception as exc:  # logged; reaping ends the job
+            log.warning("could not end cancelled jobs: reaping will once their lease expires",
+                        extra={"count": len(refs), "error": repr(exc)})
+            return
+        for slot, ok in zip(slots, ended, strict=True):
+            d = slot.delivery
+            with job_context(d.job_id, d.type, attempt=d.attempts):
+                if ok:
+                    log.info("job cancelled", extra={"cancelled_by": slot.cancel_by})
+                else:
+                    log.warning("cancelled job not ended: its lease was lost meanwhile")
+
     def _drop(self, slot: _Slot) -> None:
         d = slot.delivery
         slot.dropped = True
+        if self.metrics is not None:
+            self.metrics.outcome(d.queue, d.type, "lease_lost")
         with job_context(d.job_id, d.type, attempt=d.attempts):
             log.warning("lease_lost", extra={"queue": d.queue})
         if slot.task is not None:
@@ -382,7 +476,11 @@ class Worker:
             slot.dropped = True
             if slot.task is not None:
                 slot.task.cancel()
-        await self._release(left)
+        await self.logs.flush()  # while the leases are still ours
+        cancelling = [s for s in left if s.cancel_by is not None]
+        if cancelling:  # asked to stop: end them CANCELLED rather than hand them back
+            await self._end_cancelled(cancelling)
+        await self._release([s for s in left if s.cancel_by is None])
         tasks = [s.task for s in left if s.task is not None]
         _, stuck = await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)
         if stuck:
@@ -391,6 +489,8 @@ class Worker:
 
     async def _release(self, slots: list[_Slot]) -> None:
         """Hand leases back (attempt refunded) so another worker starts them right away."""
+        if not slots:
+            return
         refs = [LeaseRef(s.delivery.job_id, s.delivery.token) for s in slots]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RELEASE_DEADLINE_S
@@ -414,3 +514,22 @@ class Worker:
         log.info(
             "released running jobs", extra={"released": sum(results), "requested": len(refs)}
         )
+        if self.metrics is not None:
+            for slot, ok in zip(slots, results, strict=False):
+                if ok:
+                    self.metrics.outcome(slot.delivery.queue, slot.delivery.type, "released")
+
+    def _answered(self, item: AckItem | FailItem, reply: object) -> None:
+        """The broker's answer to one outcome, counted by what it did (metrics on)."""
+        labels = self._labels.pop((item.job_id, item.token), None)
+        if labels is None or self.metrics is None or reply == DROPPED:
+            return
+        if isinstance(item, AckItem):
+            outcome = "succeeded" if reply else "lease_lost"
+        elif reply == JobState.DEAD:
+            outcome = "dead"
+        elif isinstance(reply, JobState):
+            outcome = "failed"
+        else:
+            outcome = "lease_lost"
+        self.metrics.outcome(*labels, outcome)

@@ -38,6 +38,8 @@ from conveyor.jsontypes import WHOLE
 
 ERROR_CODE_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 ACTOR = "api"
+#: a paced redrive answers within this (then `done` is false: repeat the request)
+PACED_REQUEST_MAX_S = 30.0
 FILTERS = ("queue", "type", "error_code", "died_before", "died_after")
 
 JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN, max_length=97)]
@@ -133,6 +135,8 @@ class RedriveOut(ResponseModel):
     moved_to: dict[str, str] = Field(description="new id of each job redriven into another "
                                      "queue")
     skipped: list[str] = Field(description="ids asked for that were not dead")
+    done: bool = Field(description="false when a paced redrive (`rate`) stopped after "
+                       f"{PACED_REQUEST_MAX_S:g} s with jobs left: send the request again")
 
 
 class RedriveDryRunOut(ResponseModel):
@@ -234,7 +238,8 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         "/redrive", response_model=RedriveResult, openapi_extra=json_body(RedriveIn),
         summary="Redrive dead jobs (by ids or filters), optionally paced or into another queue",
         description="Each job's history records the redrive (`api`) and its time. With "
-        "`rate`, the request lasts about `count / rate` seconds; bound it with `limit`.",
+        f"`rate`, the request lasts about `count / rate` seconds, at most "
+        f"{PACED_REQUEST_MAX_S:g} s: then `done` is false and the same request goes on.",
         responses=error_responses(400, 401, 413, 415, 422, 503),
     )
     async def redrive_dead_jobs(request: Request) -> Response:
@@ -248,12 +253,13 @@ def build_router(rt: ApiRuntime) -> APIRouter:
             res = await client.redrive_dead(
                 **_selected(body), dry_run=body.dry_run, rate=body.rate,
                 target_queue=body.target_queue, actor=ACTOR, limit=body.limit,
+                max_duration_s=PACED_REQUEST_MAX_S,
             )
         if res.dry_run:
             return json_response(RedriveDryRunOut(would_move=res.count, ids=res.ids,
                                                   skipped=res.skipped))
         return json_response(RedriveOut(moved=res.count, ids=res.ids, moved_to=res.moved_to,
-                                        skipped=res.skipped))
+                                        skipped=res.skipped, done=res.done))
 
     @router.post(
         "/purge", response_model=PurgeResult, openapi_extra=json_body(PurgeIn),

@@ -15,23 +15,23 @@ from starlette.responses import Response
 from conveyor.api.body import json_response
 from conveyor.api.openapi import error_responses
 from conveyor.api.runtime import ApiRuntime
-from conveyor.api.schemas import Health
+from conveyor.api.schemas import Health, Ready, ReadyWarning
 from conveyor.errors import BrokerUnavailable
+from conveyor.webhooks.coverage import UNSERVED, WebhookCoverage
 
 #: the longest /readyz waits for the broker
 READY_TIMEOUT_S = 0.9
 _OK = Health(status="ok")
-_READY = Health(status="ready")
 
 
-def build_router(rt: ApiRuntime) -> APIRouter:
+def build_router(rt: ApiRuntime, webhooks: WebhookCoverage | None = None) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz", response_model=Health, summary="The process is up")
     async def healthz() -> Response:
         return json_response(_OK)
 
-    @router.get("/readyz", response_model=Health,
+    @router.get("/readyz", response_model=Ready,
                 summary="The broker is reachable and safe to use",
                 responses=error_responses(503))
     async def readyz() -> Response:
@@ -39,9 +39,13 @@ def build_router(rt: ApiRuntime) -> APIRouter:
             async with asyncio.timeout(READY_TIMEOUT_S):
                 client = await rt.ready()
                 await client.broker.check_ready()
+                warnings = []
+                if webhooks is not None and (
+                        gap := await webhooks.check(client.broker)) is not None:
+                    warnings.append(ReadyWarning(code=UNSERVED, message=gap.message))
         except TimeoutError:
             raise BrokerUnavailable(
                 f"the broker did not answer within {READY_TIMEOUT_S} s") from None
-        return json_response(_READY)
+        return json_response(Ready(status="ready", warnings=warnings))
 
     return router

@@ -1,4 +1,4 @@
-"""`/v1/jobs`: enqueue one or a batch, read, list, retry and cancel jobs.
+"""`/v1/jobs`: enqueue one or a batch, read, wait for, list, retry and cancel jobs.
 
 `POST /v1/jobs` is the hot path: its body is parsed straight from bytes, the client coalesces
 concurrent enqueues into one broker round trip, and the response is serialised once.
@@ -21,6 +21,7 @@ from conveyor.api.schemas import (
     CURSOR_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
     JOB_ID_PATTERN,
+    MAX_WAIT_S,
     QUEUE_PATTERN,
     TYPE_PATTERN,
     BatchIn,
@@ -31,6 +32,7 @@ from conveyor.api.schemas import (
 from conveyor.brokers.base import Page
 from conveyor.client import IDEMPOTENCY_KEY_MAX, AsyncConveyor
 from conveyor.errors import ValidationError
+from conveyor.joblogs import JobLogs, decode_lines
 from conveyor.jobs import Job, JobState
 
 JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN, max_length=97,
@@ -122,6 +124,33 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         client = await rt.ready()
         return json_response(await client.get(id))
 
+    @router.get(
+        "/{id}/wait", response_model=Job,
+        summary="Wait for a job to finish (long poll)",
+        description="Answers with the job as soon as it is `succeeded`, `dead` or "
+        "`cancelled` (at once if it already is), or after `timeout_s` with its current state: "
+        "`200` either way, so tell them apart by `state`. Race-free: a job finishing at any "
+        "moment of the call is seen.",
+        responses=error_responses(401, 404, 409, 422, 503),
+    )
+    async def wait_job(
+        id: JobIdPath,
+        timeout_s: Annotated[float, Query(ge=0, le=MAX_WAIT_S,
+                                          description="seconds to wait at most")] = 30.0,
+    ) -> Response:
+        client = await rt.ready()
+        return json_response(await client.waiters.wait(id, timeout_s))
+    @router.get("/{id}/logs", response_model=JobLogs,
+                summary="The lines the job's handler wrote through ctx.logger",
+                description="Oldest first: the last 200 lines within 64 KiB, over every "
+                "attempt (each line names its attempt). Deleted with the job.",
+                responses=error_responses(401, 404, 409, 422, 503))
+    async def get_job_logs(id: JobIdPath) -> Response:
+        client = await rt.ready()
+        await client.get(id)  # 404 for an unknown job
+        lines = decode_lines(await client.broker.job_logs(id))
+        return json_response(JobLogs(job_id=id, lines=lines))
+
     @router.post("/{id}/retry", response_model=Job,
                  summary="Put a dead or cancelled job back in the queue",
                  responses=error_responses(401, 404, 409, 413, 422, 503))
@@ -130,10 +159,19 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         return json_response(await client.retry(id, actor="api"))
 
     @router.post("/{id}/cancel", response_model=Job,
-                 summary="Cancel a scheduled or queued job",
-                 responses=error_responses(401, 404, 409, 413, 422, 503))
+                 summary="Cancel a job: at once if scheduled or queued; a running one is "
+                 "asked to stop",
+                 description="A SCHEDULED or QUEUED job is CANCELLED at once (200). A RUNNING "
+                 "job's worker is asked to stop it (202): the job comes back still `running` "
+                 "with `cancel_requested: true`, and ends CANCELLED once its worker has "
+                 "stopped the handler (at its next heartbeat), or when its lease expires. "
+                 "Asking again is harmless (202 again).",
+                 responses={202: {"model": Job, "description": "A running job: its worker "
+                                  "is asked to stop it"},
+                            **error_responses(401, 404, 409, 413, 422, 503)})
     async def cancel_job(id: JobIdPath) -> Response:
         client = await rt.ready()
-        return json_response(await client.cancel(id))
+        job = await client.cancel(id, actor="api")
+        return json_response(job, 202 if job.state == JobState.RUNNING else 200)
 
     return router

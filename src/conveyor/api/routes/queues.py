@@ -15,26 +15,39 @@ from starlette.responses import Response
 from conveyor.api.body import json_response
 from conveyor.api.openapi import error_responses
 from conveyor.api.runtime import ApiRuntime
-from conveyor.api.schemas import QUEUE_PATTERN, QueueList, QueueOut
+from conveyor.api.schemas import (
+    QUEUE_PATTERN,
+    TYPE_PATTERN,
+    QueueList,
+    QueueOut,
+    SeriesOut,
+    SeriesPointOut,
+)
+from conveyor.brokers.base import SERIES_KEEP_MINUTES
 from conveyor.client import AsyncConveyor
 from conveyor.jobs import JobState
+from conveyor.timeutil import ms_to_datetime
 
 QueuePath = Annotated[str, Path(pattern=QUEUE_PATTERN, description="queue name")]
 #: queues per page of GET /v1/queues, at most and by default
 MAX_PAGE = 1000
 
 
-def queue_outs(stats: dict[str, dict[str, int]], paused: set[str]) -> list[QueueOut]:
+def queue_outs(
+    stats: dict[str, dict[str, int]], paused: set[str], ages: dict[str, float] | None = None,
+) -> list[QueueOut]:
+    ages = ages or {}
     return [
         QueueOut(name=q, counts={str(s): counts.get(str(s), 0) for s in JobState},
-                 paused=q in paused)
+                 paused=q in paused, oldest_ready_age_s=ages.get(q, 0.0))
         for q, counts in stats.items()
     ]
 
 
 async def queue_list(client: AsyncConveyor, names: list[str] | None = None) -> list[QueueOut]:
     stats = await client.stats(names)
-    return queue_outs(stats, await client.paused_queues(list(stats)))
+    return queue_outs(stats, await client.paused_queues(list(stats)),
+                      await client.ready_ages(list(stats)))
 
 
 def build_router(rt: ApiRuntime) -> APIRouter:
@@ -58,6 +71,23 @@ def build_router(rt: ApiRuntime) -> APIRouter:
     async def get_queue(name: QueuePath) -> Response:
         client = await rt.ready()
         return json_response((await queue_list(client, [name]))[0])
+
+    @router.get("/{name}/series", response_model=SeriesOut,
+                summary="A queue's outcomes per minute (up to 7 days back)",
+                description="Counted by the broker in the same atomic step as each outcome, "
+                "so every reader sees the same history. `type` narrows to one job type.",
+                responses=error_responses(401, 422, 503))
+    async def get_queue_series(
+        name: QueuePath,
+        minutes: Annotated[int, Query(ge=1, le=SERIES_KEEP_MINUTES)] = 60,
+        type: Annotated[str | None, Query(pattern=TYPE_PATTERN, max_length=128)] = None,
+    ) -> Response:
+        client = await rt.ready()
+        points = await client.series(name, minutes, type)
+        return json_response(SeriesOut(step_s=60, points=[
+            SeriesPointOut(at=ms_to_datetime(p.minute * 60_000),  # type: ignore[arg-type]
+                           succeeded=p.succeeded, failed=p.failed, dead=p.dead)
+            for p in points]))
 
     @router.post("/{name}/pause", response_model=QueueOut,
                  summary="Stop deliveries from a queue (it still accepts jobs)",

@@ -1,49 +1,61 @@
 """RedisBroker: the Broker protocol on Redis, every transition one Lua script (see lua/).
 
 Batch calls group their items by queue and send one script call per queue in one pipeline,
-so a worker acks or heartbeats any number of jobs in one round trip.
+so a worker acks or heartbeats any number of jobs in one round trip (on Cluster: one round
+trip per node, every call on one queue's slot; see cluster.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
+from conveyor import joblogs
 from conveyor.brokers.base import (
     AckItem,
     AuditReport,
     DeadScan,
     DeadSelector,
     DeathEvent,
+    EventPage,
     FailItem,
     FetchBatch,
+    HeartbeatReply,
     LeaseRef,
+    LogAppend,
     Page,
     ReapResult,
+    SeriesPoint,
     WorkerInfo,
 )
 from conveyor.brokers.records import STATES, as_int
 from conveyor.brokers.redis import batches
+from conveyor.brokers.redis.cluster import Client, is_cluster_url, make_cluster_client
 from conveyor.brokers.redis.dlq import RedisDlq
+from conveyor.brokers.redis.events import RedisEvents
 from conveyor.brokers.redis.queues import RedisQueues
 from conveyor.brokers.redis.records import LIST_FIELDS, job_from_hash, listed_hash
-from conveyor.brokers.redis.scripts import Scripts
+from conveyor.brokers.redis.scripts import DEFAULT_EVENTS_MAXLEN, Scripts
 from conveyor.brokers.redis.server import PolicyWatch, make_client
 from conveyor.brokers.redis.server import unavailable as _unavailable
 from conveyor.brokers.text import safe_json, safe_message, safe_name, safe_traceback
 from conveyor.errors import (
+    BrokerMisconfigured,
     BrokerUnavailable,
     CorruptJob,
     InvalidState,
     JobNotFound,
+    PartialEnqueue,
     ValidationError,
 )
 from conveyor.ids import UID_RE, lease_nonce, split_job_id
@@ -73,6 +85,13 @@ POLICY_CHECK_S = 30.0
 #: get_many reads at most this many records per pipeline
 READ_CHUNK = 1000
 _STATE_ORDER = tuple(JobState)
+#: Cluster, a worker on several queues: how often their wake markers are looked at (one
+#: pipelined LPOP per node; a BLPOP over several queues' markers would be cross-slot)
+CLUSTER_POLL_S = 0.05
+#: scripts whose writes wait for `wait_replicas` replicas (CONVEYOR_REDIS_WAIT_REPLICAS):
+#: enqueue, outcomes and the operator transitions
+WAITED = frozenset({"enqueue", "ack", "fail", "release", "cancel", "retry", "redrive", "adopt",
+                    "purge", "forget_queue"})
 
 
 @contextmanager
@@ -131,22 +150,41 @@ def _ack_row(uid: str, item: AckItem) -> list[Any]:
     return [uid, item.token, result, preview, len(result)]
 
 
+def _due_ms(rest: Sequence[Any]) -> int | None:
+    """The run_at a fetch row carries (metrics only: a missing or odd one is no due time)."""
+    text = str(rest[0]) if rest and rest[0] is not None else ""
+    return int(text) if text.isdigit() and len(text) <= 15 else None
+
+
 class RedisBroker:
     def __init__(
         self,
-        client: Redis,
+        client: Client,
         *,
         key_prefix: str = "cv",
         retention_s: float = 24 * 3600.0,
         dlq_retention_s: float = 30 * 24 * 3600.0,
         queue_retention_s: dict[str, float] | None = None,
         check_server: bool = True,
-        blocking_client: Redis | None = None,
+        blocking_client: Client | None = None,
         policy: PolicyWatch | None = None,
         timeout_s: float = TIMEOUT_S,
         max_call_bytes: int = batches.MAX_CALL_BYTES,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+        events_maxlen: int = DEFAULT_EVENTS_MAXLEN,
     ) -> None:
         self.client = client
+        #: a Redis Cluster (redis+cluster://): calls are routed per slot, never cross-slot
+        self.cluster = isinstance(client, RedisCluster)
+        #: writes of the WAITED scripts are confirmed by this many replicas (WAIT) before
+        #: they answer; 0: answer once the primary has them
+        if not 0 <= wait_replicas <= 16 or wait_timeout_ms < 1:
+            raise ValidationError(
+                "wait_replicas must be 0-16 and wait_timeout_ms at least 1",
+                details={"wait_replicas": wait_replicas, "wait_timeout_ms": wait_timeout_ms})
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         #: serves `wait_for_work` (BLPOP), whose reads must outlast the block
         self.blocking_client = blocking_client or client
         self.timeout_s = timeout_s
@@ -158,7 +196,10 @@ class RedisBroker:
         self.check_server = check_server
         #: the maxmemory-policy verdict; None: not checked (check_server=False)
         self.policy = (policy or PolicyWatch(POLICY_CHECK_S)) if check_server else None
-        self._scripts = Scripts()
+        #: each queue's event log keeps about this many events (0: no events)
+        self.events_maxlen = events_maxlen
+        self._scripts = Scripts(events_maxlen)
+        self._events = RedisEvents(self)
         self._dlq = RedisDlq(self)
         self._queues = RedisQueues(self)
         #: set by from_url: lets a synchronous client open its own connection (SyncEnqueuer)
@@ -175,9 +216,18 @@ class RedisBroker:
         """Two pools: one for commands, one for blocking waits (their reads last longer).
         Every new connection of either makes the policy due for a look."""
         watch = PolicyWatch(policy_check_s)
-        client = make_client(url, timeout_s=timeout_s, on_connect=watch.on_connect)
-        blocking = make_client(url, timeout_s=timeout_s, read_timeout_s=MAX_WAIT_S + timeout_s,
-                               on_connect=watch.on_connect, max_connections=16)
+        client: Client
+        blocking: Client
+        if is_cluster_url(url):
+            client = make_cluster_client(url, timeout_s=timeout_s)
+            blocking = make_cluster_client(url, timeout_s=timeout_s,
+                                           read_timeout_s=MAX_WAIT_S + timeout_s,
+                                           max_connections=16)
+        else:
+            client = make_client(url, timeout_s=timeout_s, on_connect=watch.on_connect)
+            blocking = make_client(url, timeout_s=timeout_s,
+                                   read_timeout_s=MAX_WAIT_S + timeout_s,
+                                   on_connect=watch.on_connect, max_connections=16)
         broker = cls(client, key_prefix=key_prefix, blocking_client=blocking, policy=watch,
                      timeout_s=timeout_s, **kw)
         broker.url = url
@@ -191,6 +241,8 @@ class RedisBroker:
         return self.keys.queue(queue)
 
     async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        if self.wait_replicas and name in WAITED:
+            return (await self._pipeline([(name, keys, args)], ()))[0]
         with _script_errors(), _unavailable():
             return await self._scripts.run(self.client, name, keys, args)
 
@@ -207,50 +259,144 @@ class RedisBroker:
         return out
 
     async def _pipeline(self, calls: list[batches.Call], register: Sequence[str]) -> list[Any]:
-        """Several script calls in one round trip; NOSCRIPT replies are reloaded and re-run."""
-        if len(calls) == 1 and not register:
+        """Several script calls in one round trip (Cluster: one per node); NOSCRIPT replies
+        are reloaded and re-run. On one Redis the registry add rides in the same round trip,
+        after the scripts; on Cluster (`cv:queues` is in a slot of its own) it is sent after
+        every script succeeded, so a failed enqueue leaves no name behind."""
+        waited = self.wait_replicas > 0 and any(c[0] in WAITED for c in calls)
+        if len(calls) == 1 and not register and not waited:
             name, keys, args = calls[0]
             return [await self._run(name, keys, args)]
         with _script_errors(), _unavailable():
-            pipe = self.client.pipeline(transaction=False)
-            for name, keys, args in calls:
-                pipe.evalsha(self._scripts.sha[name], len(keys), *keys, *args)
-            if register:
-                pipe.sadd(self.keys.queues, *register)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-            results = results[: len(calls)]
-            rerun = False
-            for i, res in enumerate(results):
-                if isinstance(res, NoScriptError):
-                    name, keys, args = calls[i]
-                    results[i] = await self._scripts.run(self.client, name, keys, args)
-                    rerun = True
-                elif isinstance(res, Exception):
+            results, acks = await self._send(calls, () if self.cluster else register, waited)
+            missing = [i for i, res in enumerate(results) if isinstance(res, NoScriptError)]
+            if missing:  # restarted, flushed, or a promoted replica: load and send those again
+                await self._scripts.load(self.client)
+                again, more = await self._send([calls[i] for i in missing],
+                                               () if self.cluster else register, waited)
+                for i, res in zip(missing, again, strict=True):
+                    results[i] = res
+                acks += more
+            for res in results:
+                if isinstance(res, Exception):
                     raise res
-            if rerun:
-                await self.remember_queues(register)
+            self._confirmed(acks)
+            if register and self.cluster:
+                await self.client.sadd(self.keys.queues, *register)
             return results
+
+    async def _send(
+        self, calls: Sequence[batches.Call], register: Sequence[str], waited: bool,
+    ) -> tuple[list[Any], list[Any]]:
+        """One pipeline: the calls, the registry add, then WAIT on each node written (on
+        the same connection as the writes, so it covers them). Returns the calls' replies
+        and the WAIT replies."""
+        pipe = self.client.pipeline(transaction=False)
+        for name, keys, args in calls:
+            # execute_command, not .evalsha: redis-py's cluster pipeline refuses the method by
+            # name (a legacy list), while the command itself routes by its keys like any
+            # other: each call is on one queue's slot, the pipeline sends one batch per node
+            pipe.execute_command("EVALSHA", self._scripts.sha[name], len(keys), *keys, *args)
+        if register:
+            pipe.sadd(self.keys.queues, *register)
+        waits = self._add_waits(pipe, [c[1][0] for c in calls if c[1]]) if waited else 0
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results[: len(calls)], results[len(results) - waits:] if waits else []
+
+    def _add_waits(self, pipe: Any, keys: Sequence[str]) -> int:
+        """Append `WAIT wait_replicas wait_timeout_ms` for the node of each key; returns how
+        many were added."""
+        args = ("WAIT", self.wait_replicas, self.wait_timeout_ms)
+        if not isinstance(self.client, RedisCluster):
+            pipe.execute_command(*args)
+            return 1
+        nodes = {}
+        for key in keys:
+            node = self.client.get_node_from_key(key)
+            if node is None:
+                raise BrokerUnavailable(f"no Redis Cluster node serves the slot of {key}")
+            nodes[node.name] = node
+        for node in nodes.values():
+            pipe.execute_command(*args, target_nodes=node)
+        return len(nodes)
+
+    def _confirmed(self, acks: Sequence[Any]) -> None:
+        """Refuse to answer for a write fewer than `wait_replicas` replicas confirmed: it is
+        on the primary, but a failover now may lose it. Resending is safe (every script
+        tolerates a repeat: see server.retry_policy)."""
+        for ack in acks:
+            if isinstance(ack, Exception):
+                raise ack
+            if int(ack) < self.wait_replicas:
+                raise BrokerUnavailable(
+                    f"the write reached the primary but only {int(ack)} of"
+                    f" {self.wait_replicas} replica(s) confirmed it within"
+                    f" {self.wait_timeout_ms} ms (CONVEYOR_REDIS_WAIT_REPLICAS): a failover"
+                    " now could lose it; sending it again is safe",
+                    details={"replicas_confirmed": int(ack),
+                             "wait_replicas": self.wait_replicas},
+                )
 
     # --- lifecycle ------------------------------------------------------------------------
     async def connect(self) -> None:
         with _unavailable():
             await self.client.ping()
+            if not isinstance(self.client, RedisCluster):
+                await self._check_role(self.client)
             if self.check_server:
                 await self._check_server()
             await self._scripts.load(self.client)
 
+    async def _check_role(self, client: Redis) -> None:
+        """A `redis://` URL must reach a standalone primary: a cluster node answers only
+        for its own slots (MOVED for the rest), a replica refuses writes."""
+        pipe = client.pipeline(transaction=False)
+        pipe.info("cluster")
+        pipe.info("replication")
+        cluster, replication = await pipe.execute()
+        if int(cluster.get("cluster_enabled", 0)):
+            raise BrokerMisconfigured(
+                "this Redis is a Redis Cluster node: use a cluster URL,"
+                " redis+cluster://host:port[,host:port...]/ (rediss+cluster:// for TLS)",
+                details={"field": "broker_url", "cluster_enabled": 1})
+        if replication.get("role") == "slave":
+            raise BrokerMisconfigured(
+                "this Redis is a read-only replica: point the URL at its primary"
+                f" ({replication.get('master_host')}:{replication.get('master_port')})",
+                details={"field": "broker_url", "role": "replica"})
+
+    async def _memory_infos(self) -> dict[str, Any]:
+        """`INFO memory` of every node the client knows (one Redis: that one)."""
+        if isinstance(self.client, RedisCluster):
+            got = await self.client.info("memory", target_nodes=RedisCluster.ALL_NODES)
+            return dict(got) if len(self.client.get_nodes()) > 1 else {"": got}
+        return {"": await self.client.info("memory")}
+
+    def _topology(self) -> None:
+        if isinstance(self.client, RedisCluster) and self.policy is not None:
+            self.policy.topology(frozenset(
+                (n.name, str(n.server_type)) for n in self.client.get_nodes()))
+
     async def _check_server(self) -> None:
         assert self.policy is not None
+        self._topology()
         self.policy.due()
-        error = self.policy.record(await self.client.info("memory"))
+        error = self.policy.record_all(await self._memory_infos())
         if error is not None:
             raise error
-        persistence = await self.client.info("persistence")
-        if not int(persistence.get("aof_enabled", 0)):
-            log.warning(
-                "redis_aof_disabled",
-                extra={"hint": "enable appendonly yes so a Redis restart loses no job"},
-            )
+        if isinstance(self.client, RedisCluster):
+            infos = await self.client.info("persistence", target_nodes=RedisCluster.ALL_NODES)
+            persistence = dict(infos) if len(self.client.get_nodes()) > 1 else {"": infos}
+        else:
+            persistence = {"": await self.client.info("persistence")}
+        for node, info in sorted(persistence.items()):
+            if not int(info.get("aof_enabled", 0)):
+                log.warning(
+                    "redis_aof_disabled",
+                    extra={"node": node or None,
+                           "hint": "enable appendonly yes (on every node) so a restart or a"
+                                   " failover to this node loses no job"},
+                )
 
     async def _writable(self, max_age_s: float | None = None) -> None:
         """Refuse new work while Redis may evict keys (`broker_misconfigured`); looks at the
@@ -259,16 +405,30 @@ class RedisBroker:
         watch = self.policy
         if watch is None:
             return
+        self._topology()
         if watch.due(max_age_s):
             with _unavailable():
-                watch.record(await self.client.info("memory"))
+                watch.record_all(await self._memory_infos())
         if watch.error is not None:
             raise watch.error
 
     async def check_ready(self) -> None:
         with _unavailable():
             await self.client.ping()
+            if isinstance(self.client, RedisCluster):
+                await self._cluster_ok(self.client)
         await self._writable(max_age_s=1.0)
+
+    @staticmethod
+    async def _cluster_ok(client: RedisCluster) -> None:
+        """Ready only while every primary says every slot is served (`cluster_state:ok`)."""
+        got = await client.execute_command("CLUSTER INFO", target_nodes=RedisCluster.PRIMARIES)
+        infos = got.values() if isinstance(got, dict) and "cluster_state" not in got else [got]
+        for info in infos:
+            text = info if isinstance(info, str) else str(info.get("cluster_state", ""))
+            if "ok" not in text.split("cluster_state:", 1)[-1][:3] and text != "ok":
+                raise BrokerUnavailable("Redis Cluster is not serving every slot"
+                                        " (cluster_state is not ok): a failover is under way")
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -315,7 +475,42 @@ class RedisBroker:
     async def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
         await self._writable()
         plan = self.enqueue_plan(specs)
-        return plan.results(await self._run_many(plan.calls, register=plan.queues))
+        if not self.cluster or len(plan.calls) < 2:
+            return plan.results(await self._run_many(plan.calls, register=plan.queues))
+        try:
+            return plan.results(await self._run_many(plan.calls, register=plan.queues))
+        except BrokerUnavailable:
+            return await self._enqueue_apart(plan)
+
+    async def _enqueue_apart(self, plan: EnqueuePlan) -> list[EnqueueResult]:
+        """Cluster, a batch over several slots that failed somewhere: each call again on its
+        own (a repeat finds its jobs already stored), so the caller learns exactly which
+        jobs are stored. Some stored, some not: `PartialEnqueue` names both."""
+        replies: list[Any] = []
+        failed: BrokerUnavailable | None = None
+        for name, keys, args in plan.calls:
+            try:
+                replies.append(await self._run(name, keys, args))
+            except BrokerUnavailable as exc:
+                failed = exc
+                replies.append(None)
+        stored = [i for i, r in enumerate(replies) if r is not None]
+        if failed is None:
+            await self.remember_queues(plan.queues)
+            return plan.results(replies)
+        await self.remember_queues([plan.order[i][0] for i in stored])
+        done = [plan.specs[p].id for i in stored for p in plan.order[i][1]]
+        left = [plan.specs[p].id for i, r in enumerate(replies) if r is None
+                for p in plan.order[i][1]]
+        if not done:
+            raise failed
+        raise PartialEnqueue(
+            f"{len(done)} of {len(plan.specs)} jobs were stored; a Redis Cluster node failed"
+            f" for the other {len(left)} (unconfirmed: each may or may not be stored):"
+            f" {failed.message}. Send the batch again: each job"
+            " keeps its id, so the stored ones come back as they are",
+            details={"stored": done, "unconfirmed": left},
+        )
 
     async def remember_queues(self, queues: Sequence[str]) -> None:
         """Add queues to the registry of known queues. Always sent AFTER the write that put
@@ -341,19 +536,39 @@ class RedisBroker:
                 job_id=f"{queue}:{uid}", queue=queue, type=jtype, payload_json=payload,
                 token=token, attempts=int(attempts), max_attempts=int(maxatt),
                 timeout_s=None if timeout is None else int(timeout) / 1000,
+                due_ms=_due_ms(rest), leased_ms=int(now),
             )
-            for uid, token, jtype, payload, attempts, maxatt, timeout in rows
+            for uid, token, jtype, payload, attempts, maxatt, timeout, *rest in rows
         ]
         due = int(next_due)
         return FetchBatch(deliveries, int(now), None if due < 0 else due)
 
     async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> bool:
         timeout = min(max(timeout_s, 0.001), MAX_WAIT_S)
+        if self.cluster and len(set(queues)) > 1:
+            return await self._poll_markers(list(dict.fromkeys(queues)), timeout)
         with _unavailable():
             got = await self.blocking_client.blpop(
                 [self._q(q).marker for q in queues], timeout=timeout
             )
         return got is not None
+
+    async def _poll_markers(self, queues: Sequence[str], wait_s: float) -> bool:
+        """Cluster: the markers of several queues are in several slots, so no one BLPOP can
+        wait on them; take them with one pipelined LPOP per node every CLUSTER_POLL_S."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            with _unavailable():
+                pipe = self.client.pipeline(transaction=False)
+                for q in queues:
+                    pipe.lpop(self._q(q).marker)
+                if any(v is not None for v in await pipe.execute()):
+                    return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(CLUSTER_POLL_S, remaining))
 
     def _batch(self, script: str, items: Sequence[T], job_id: Callable[[T], str],
                keys_of: Callable[[QueueKeys], list[str]], row_of: Callable[[str, T], Any],
@@ -361,13 +576,41 @@ class RedisBroker:
         return batches.build(script, items, job_id, lambda q: keys_of(self._q(q)), row_of,
                              max_bytes=self.max_call_bytes, lead=lead)
 
-    async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> list[str]:
+    async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> HeartbeatReply:
         batch = self._batch("heartbeat", leases, lambda r: r.job_id,
                             lambda qk: [qk.job_prefix, qk.running],
                             lambda uid, ref: [uid, ref.token], lead=[lease_ms])
         replies = await self._run_many(batch.calls)
-        return [f"{q}:{uid}" for (q, _), lost in zip(batch.parts, replies, strict=True)
-                for uid in lost]
+        out = HeartbeatReply()
+        for (q, _), (lost, cancels) in zip(batch.parts, replies, strict=True):
+            out.extend(f"{q}:{uid}" for uid in lost)
+            for uid, actor in zip(cancels[::2], cancels[1::2], strict=True):
+                out.cancel_requested[f"{q}:{uid}"] = str(actor)
+        return out
+
+    async def cancel_running(self, leases: Sequence[LeaseRef]) -> list[bool]:
+        batch = self._batch(
+            "cancel_running", leases, lambda r: r.job_id,
+            lambda qk: [qk.job_prefix, qk.running, qk.cancelled, qk.dead, qk.deaths],
+            lambda uid, ref: [uid, ref.token],
+        )
+        return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(leases))]
+
+    async def append_logs(self, items: Sequence[LogAppend]) -> list[bool]:
+        if not items:
+            return []
+        batch = self._batch("append_logs", items, lambda i: i.job_id,
+                            lambda qk: [qk.job_prefix, qk.logs_prefix],
+                            lambda uid, i: [uid, i.token, list(i.lines)],
+                            lead=[joblogs.MAX_LINES, joblogs.MAX_BYTES])
+        replies = await self._run_many(batch.calls)
+        return [bool(ok) for ok in batch.spread(replies, len(items))]
+
+    async def job_logs(self, job_id: str) -> list[str]:
+        queue, uid = split_job_id(job_id)
+        with _unavailable():
+            lines = await self.client.lrange(self._q(queue).logs(uid), 0, -1)
+        return [str(line) for line in lines]
 
     async def ack(self, items: Sequence[AckItem]) -> list[bool]:
         batch = self._batch(
@@ -405,11 +648,12 @@ class RedisBroker:
 
     async def reap_expired(self, queue: str, limit: int = 1000) -> ReapResult:
         qk = self._q(queue)
-        keys = [qk.job_prefix, qk.running, qk.queued, qk.dead, qk.marker, qk.deaths]
-        requeued, dead, aside = await self._run("reap", keys, [limit])
+        keys = [qk.job_prefix, qk.running, qk.queued, qk.dead, qk.marker, qk.deaths,
+                qk.cancelled]
+        requeued, dead, aside, cancelled = await self._run("reap", keys, [limit])
         if aside:
             log.warning("corrupt_jobs_set_aside", extra={"queue": queue, "count": int(aside)})
-        return ReapResult(requeued=int(requeued), dead=int(dead))
+        return ReapResult(requeued=int(requeued), dead=int(dead), cancelled=int(cancelled))
 
     async def purge_expired(self, queue: str, limit: int = 1000) -> int:
         qk = self._q(queue)
@@ -448,7 +692,10 @@ class RedisBroker:
         qk = self._q(queue)
         keys = [qk.job(uid), qk.queued, qk.scheduled, qk.cancelled, qk.dead, qk.deaths]
         res = await self._run("cancel", keys, [uid, safe_name(actor)])
-        self._raise_for(job_id, res, "ok", "only scheduled or queued jobs can be cancelled")
+        if res == "requested":  # RUNNING: its worker is asked to stop it
+            res = "ok"
+        self._raise_for(job_id, res, "ok", "only scheduled, queued or running jobs can be "
+                        "cancelled")
         return await self.get(job_id)
 
     async def retry(self, job_id: str, actor: str = "manual") -> Job:
@@ -616,8 +863,13 @@ class RedisBroker:
     async def pause(self, queue: str) -> None:
         validate_queue_name(queue)
         await self._writable()
+        key = self._q(queue).paused
         with _unavailable():
-            await self.client.set(self._q(queue).paused, "1")
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(key, "1")
+            waits = self._add_waits(pipe, [key]) if self.wait_replicas else 0
+            replies = await pipe.execute()
+        self._confirmed(replies[len(replies) - waits:] if waits else [])
 
     async def resume(self, queue: str) -> None:
         validate_queue_name(queue)
@@ -628,7 +880,9 @@ class RedisBroker:
             pipe.delete(qk.paused)
             pipe.lpush(qk.marker, "1")
             pipe.ltrim(qk.marker, 0, 0)
-            await pipe.execute()
+            waits = self._add_waits(pipe, [qk.paused]) if self.wait_replicas else 0
+            replies = await pipe.execute()
+        self._confirmed(replies[len(replies) - waits:] if waits else [])
 
     async def is_paused(self, queue: str) -> bool:
         with _unavailable():
@@ -650,6 +904,14 @@ class RedisBroker:
         names = list(queues) if queues is not None else await self.queues()
         return await self._queues.stats(names)
 
+    async def ready_ages(self, queues: Sequence[str]) -> dict[str, int]:
+        return await self._queues.ready_ages(list(queues))
+
+    async def series(
+        self, queue: str, minutes: int, type: str | None = None
+    ) -> list[SeriesPoint]:
+        return await self._queues.series(queue, minutes, type)
+
     async def audit(self, queue: str) -> AuditReport:
         """Scan one queue for invariant 1 (one place). Reads only; meant for quiet moments."""
         qk = self._q(queue)
@@ -661,7 +923,7 @@ class RedisBroker:
                     members[str(uid)].append(state)
             listed = {str(u) for u in await self.client.zrange(qk.listing, 0, -1)}
             records: dict[str, str | None] = {}
-            async for key in self.client.scan_iter(match=qk.job_prefix + "*", count=1000):
+            async for key in self._scan(qk.job_prefix + "*"):
                 records[key[len(qk.job_prefix):]] = None
             pipe = self.client.pipeline(transaction=False)
             for uid in records:
@@ -682,6 +944,29 @@ class RedisBroker:
         report.dangling += [f"{queue}:{u}" for u in listed if u not in records]
         report.unlisted = [f"{queue}:{u}" for u in records if u not in listed]
         return report
+
+    async def _scan(self, match: str) -> AsyncIterator[str]:
+        """SCAN for a pattern within one queue's slot: on Cluster only on the node that
+        serves that slot (a SCAN of every node would read every other queue's keys too)."""
+        if not isinstance(self.client, RedisCluster):
+            async for key in self.client.scan_iter(match=match, count=1000):
+                yield str(key)
+            return
+        node = self.client.get_node_from_key(match)
+        async for key in self.client.scan_iter(match=match, count=1000, target_nodes=node):
+            yield str(key)
+    # --- event log (issue 17) --------------------------------------------------------------
+    async def read_events(self, queue: str, after: str = "0", limit: int = 100) -> EventPage:
+        return await self._events.read(queue, after, limit)
+
+    async def wait_events(self, queue: str, after: str, timeout_s: float) -> bool:
+        return await self._events.wait(queue, after, timeout_s)
+
+    async def events_tail(self, queue: str) -> str:
+        return await self._events.tail(queue)
+
+    async def get_with_cursor(self, job_id: str) -> tuple[Job, str]:
+        return await self._events.get_with_cursor(job_id)
 
     # --- worker registry ------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None:
@@ -705,7 +990,12 @@ class RedisBroker:
     async def workers(self) -> list[WorkerInfo]:
         with _unavailable():
             ids = [str(i) for i in await self.client.zrange(self.keys.workers, 0, -1)]
-            raw = await self.client.mget([self.keys.worker(i) for i in ids]) if ids else []
+            raw: list[str | None] = []
+            for start in range(0, len(ids), READ_CHUNK):  # GETs, not MGET: one slot each
+                pipe = self.client.pipeline(transaction=False)
+                for i in ids[start : start + READ_CHUNK]:
+                    pipe.get(self.keys.worker(i))
+                raw += await pipe.execute()
         out: list[WorkerInfo] = []
         for text in raw:
             if not text:

@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from conveyor.brokers.base import queue_not_empty, queue_not_found
+from conveyor.brokers.base import (
+    SeriesPoint,
+    check_series_window,
+    queue_not_empty,
+    queue_not_found,
+)
 from conveyor.jobs import JobState
 from conveyor.queues import validate_queue_name
 
@@ -20,6 +25,11 @@ if TYPE_CHECKING:
 #: queues per pipeline
 CHUNK = 500
 _STATES = tuple(JobState)
+
+
+def _count(value: object) -> int:
+    text = str(value) if value is not None else ""
+    return int(text) if text.isdigit() and len(text) <= 15 else 0
 
 
 class RedisQueues:
@@ -39,6 +49,42 @@ class RedisQueues:
             for q, row in zip(names, counts, strict=True)
         }
 
+    async def ready_ages(self, names: Sequence[str]) -> dict[str, int]:
+        """ready_age.lua once per queue, in pipelines of CHUNK: ms since the oldest ready job
+        became due (0: none waits), by the broker's clock."""
+        rows: list[list[int]] = []
+        for start in range(0, len(names), CHUNK):
+            rows += await self._b._run_many([
+                ("ready_age", [qk.job_prefix, qk.queued, qk.scheduled], [])
+                for qk in (self._b.keys.queue(q) for q in names[start : start + CHUNK])
+            ])
+        return {q: max(int(now) - int(due), 0) if int(due) >= 0 else 0
+                for q, (now, due) in zip(names, rows, strict=True)}
+
+    async def series(self, queue: str, minutes: int, type_: str | None) -> list[SeriesPoint]:
+        """HMGET of exactly the window's fields from its hour hashes (at most 169), pipelined:
+        one round trip after the clock's. A field that does not read as a count reads 0."""
+        validate_queue_name(queue)
+        check_series_window(minutes, type_)
+        last = await self._b.now_ms() // 60_000
+        window = list(range(last - minutes + 1, last + 1))
+        suffix = type_ or ""
+        qk = self._b.keys.queue(queue)
+        hours: dict[int, list[int]] = {}
+        for minute in window:
+            hours.setdefault(minute // 60, []).append(minute)
+        with self._b.unavailable():
+            pipe = self._b.client.pipeline(transaction=False)
+            for hour, mins in hours.items():
+                pipe.hmget(qk.series(hour), [f"{m}:{k}:{suffix}" for m in mins for k in "sfd"])
+            replies = await pipe.execute()
+        points = []
+        for mins, values in zip(hours.values(), replies, strict=True):
+            for i, minute in enumerate(mins):
+                s, f, d = (_count(v) for v in values[3 * i : 3 * i + 3])
+                points.append(SeriesPoint(minute, s, f, d))
+        return points
+
     async def paused(self, names: Sequence[str]) -> set[str]:
         flags: list[int] = []
         with self._b.unavailable():
@@ -50,15 +96,28 @@ class RedisQueues:
         return {q for q, flag in zip(names, flags, strict=True) if flag}
 
     async def forget(self, queue: str) -> None:
-        """Drop an empty queue from the registry (forget_queue.lua: one atomic step)."""
+        """Drop an empty queue from the registry, in three steps each on one slot (the
+        registry `cv:queues` has a slot of its own, so no script touches it with queue keys):
+        forget_queue.lua empties the queue's bookkeeping only if it holds no job; SREM drops
+        the name; a last look at the queue puts the name back if a job arrived between the
+        two (an enqueue registers its queue AFTER its script, so either that SADD comes
+        after the SREM, or its job is seen here). Each step is idempotent: a crash between
+        them leaves the name or an empty queue, and calling again finishes the job."""
         validate_queue_name(queue)
         qk = self._b.keys.queue(queue)
-        keys = [self._b.keys.queues, qk.paused, qk.marker, qk.seq, qk.deaths, qk.listing,
-                *(qk.index(s) for s in _STATES)]
-        res = await self._b._run("forget_queue", keys, [queue])
-        if res == "not_found":
-            raise queue_not_found(queue)
-        if res != "ok":
+        indexes = [qk.index(s) for s in _STATES]
+        keys = [qk.paused, qk.marker, qk.seq, qk.deaths, qk.listing, *indexes]
+        res = await self._b._run("forget_queue", keys, [])
+        if isinstance(res, list):
             listed, *by_state = (int(n) for n in res)
             counts = {str(s): n for s, n in zip(_STATES, by_state, strict=True) if n}
             raise queue_not_empty(queue, counts or {"listed": listed})
+        with self._b.unavailable():
+            removed = int(await self._b.client.srem(self._b.keys.queues, queue))
+            if not removed and not int(res):
+                raise queue_not_found(queue)
+            pipe = self._b.client.pipeline(transaction=False)
+            for key in (qk.listing, *indexes):
+                pipe.zcard(key)
+            if any(int(n) for n in await pipe.execute()):
+                await self._b.client.sadd(self._b.keys.queues, queue)  # a job came meanwhile

@@ -168,10 +168,12 @@ class RedisScheduleStore:
                 qk.scheduled, qk.seq, qk.marker, qk.listing, qk.sched_runs_prefix]
         args = [json.dumps([e.as_json() for e in entries]), LOOKAHEAD_MS, RUNS_KEEP]
         _, rows = await self._b._run("sched_fire", keys, args)
-        await self._b.remember_queues([queue])
-        return [FireOutcome(e.name, str(status), tuple(f"{queue}:{u}" for u in made),
-                            int(skipped))
-                for e, (status, made, skipped) in zip(entries, rows, strict=True)]
+        out = [FireOutcome(e.name, str(status), tuple(f"{queue}:{u}" for u in made),
+                           int(skipped))
+               for e, (status, made, skipped) in zip(entries, rows, strict=True)]
+        if any(o.job_ids for o in out):  # after the write, as every enqueue; never a phantom
+            await self._b.remember_queues([queue])
+        return out
 
     async def runs(self, name: str, queue: str, limit: int, cursor: str | None) -> Page:
         if cursor is not None and not UID_RE.fullmatch(cursor):

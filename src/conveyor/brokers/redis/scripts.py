@@ -1,7 +1,9 @@
 """Loads the Lua scripts (one file per transition) and runs them by EVALSHA.
 
 `_lib.lua` is prepended to every script. Scripts are loaded once at connect; a NOSCRIPT reply
-(Redis restarted or flushed its script cache) reloads them and retries the call once.
+(Redis restarted or flushed its script cache, or a Cluster replica was promoted: SCRIPT LOAD is
+not replicated) reloads them and retries the call once. On Cluster, SCRIPT LOAD goes to every
+primary, one command per script (a cluster pipeline refuses it).
 """
 
 from __future__ import annotations
@@ -11,14 +13,18 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 SCRIPT_NAMES = (
     "enqueue", "fetch", "heartbeat", "ack", "fail", "release", "reap", "promote", "cancel",
     "retry", "purge", "expire", "redrive", "scan_dead", "adopt", "claim_deaths",
-    "forget_queue", "counts",
+    "forget_queue", "counts", "webhook_disable", "read_events", "ready_age", "append_logs",
     "sched_upsert", "sched_pause", "sched_delete", "sched_due", "sched_fire",
+    "cancel_running",
 )
+#: CONVEYOR_EVENTS_MAXLEN's default: each queue's event log keeps about this many events
+DEFAULT_EVENTS_MAXLEN = 100_000
 
 
 def _read(name: str) -> str:
@@ -26,20 +32,28 @@ def _read(name: str) -> str:
 
 
 class Scripts:
-    def __init__(self) -> None:
-        lib = _read("_lib")
+    def __init__(self, events_maxlen: int = DEFAULT_EVENTS_MAXLEN) -> None:
+        """`events_maxlen` is compiled into the scripts (`EVENTS_MAXLEN` in _lib.lua): the
+        bound of every queue's event log, 0 for no events."""
+        lib = f"local EVENTS_MAXLEN = {max(int(events_maxlen), 0)}\n" + _read("_lib")
         self.source: dict[str, str] = {n: lib + "\n" + _read(n) for n in SCRIPT_NAMES}
         self.sha: dict[str, str] = {
             n: hashlib.sha1(src.encode()).hexdigest() for n, src in self.source.items()
         }
 
-    async def load(self, client: Redis) -> None:
+    async def load(self, client: Redis | RedisCluster) -> None:
+        if isinstance(client, RedisCluster):
+            for src in self.source.values():
+                await client.script_load(src)  # routed to every primary
+            return
         pipe = client.pipeline(transaction=False)
         for src in self.source.values():
             pipe.script_load(src)
         await pipe.execute()
 
-    async def run(self, client: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
+    async def run(
+        self, client: Redis | RedisCluster, name: str, keys: list[str], args: list[Any],
+    ) -> Any:
         try:
             return await client.evalsha(self.sha[name], len(keys), *keys, *args)
         except NoScriptError:

@@ -24,8 +24,18 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import (
+    AskError,
+    ClusterError,
+    MaxConnectionsError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError, OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.errors import BrokerFull, BrokerMisconfigured, BrokerUnavailable
@@ -37,6 +47,11 @@ MAX_CONNECTIONS = 100
 #: while the policy is wrong, how often it is looked at again (so a fix is seen quickly)
 BAD_RECHECK_S = 1.0
 REQUIRED_POLICY = "noeviction"
+#: error replies that mean "the cluster (or a replica set) is changing: try again": a blocked
+#: command force-unblocked at failover, a node still loading, a slot with no primary, a write
+#: that reached a node demoted to replica, a slot migrating
+TRANSIENT_REPLIES = ("UNBLOCKED", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
+                     "READONLY", "MOVED", "ASK")
 
 
 @contextmanager
@@ -52,6 +67,18 @@ def unavailable() -> Iterator[None]:
         ) from exc
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise BrokerUnavailable(f"Redis is unreachable: {exc}") from exc
+    except (ClusterError, TryAgainError, ReadOnlyError, AskError, SlotNotCoveredError) as exc:
+        raise BrokerUnavailable(f"Redis Cluster is failing over or resharding: {exc}") from exc
+    except ResponseError as exc:
+        if str(exc).startswith(TRANSIENT_REPLIES):
+            raise BrokerUnavailable(f"Redis is changing roles: {exc}") from exc
+        raise
+    except RedisClusterException as exc:
+        # "cannot be connected", "slots are not covered": no primary for some slot. A
+        # client-side cross-slot refusal is a bug of ours, and stays one.
+        if "same slot" in str(exc) or "CROSSSLOT" in str(exc):
+            raise
+        raise BrokerUnavailable(f"Redis Cluster is unavailable: {exc}") from exc
 
 
 def retry_policy() -> Retry:
@@ -129,6 +156,7 @@ class PolicyWatch:
         self.error: BrokerMisconfigured | None = None
         self._next = 0.0  # monotonic time of the next look
         self._last = 0.0  # monotonic time of the last look
+        self._nodes: frozenset[tuple[str, str]] = frozenset()
 
     def due(self, max_age_s: float | None = None) -> bool:
         """True if the caller should read the policy now (and report it with `record`)."""
@@ -149,7 +177,23 @@ class PolicyWatch:
         await conn.on_connect()
         self.reconnected()
 
-    def record(self, memory_info: Mapping[str, Any]) -> BrokerMisconfigured | None:
+    def topology(self, nodes: frozenset[tuple[str, str]]) -> None:
+        """The nodes (name, role) a cluster client knows: a change (failover, a node added)
+        makes a look due, since a promoted replica may come with another policy."""
+        if nodes != self._nodes:
+            self._nodes = nodes
+            self._next = 0.0
+
+    def record_all(self, infos: Mapping[str, Mapping[str, Any]]) -> BrokerMisconfigured | None:
+        """Take `INFO memory` of every node (Cluster: primaries and replicas): the first
+        node with a wrong policy is the verdict."""
+        for node, info in sorted(infos.items()):
+            if str(info.get("maxmemory_policy", REQUIRED_POLICY)) != REQUIRED_POLICY:
+                return self.record(info, node)
+        return self.record({})
+
+    def record(self, memory_info: Mapping[str, Any],
+               node: str | None = None) -> BrokerMisconfigured | None:
         """Take the answer of `INFO memory`; returns (and keeps) the error, if any."""
         policy = str(memory_info.get("maxmemory_policy", REQUIRED_POLICY))
         now = time.monotonic()
@@ -160,11 +204,13 @@ class PolicyWatch:
             if was is not None:
                 log.warning("redis_policy_fixed", extra={"maxmemory_policy": policy})
             return None
+        where = f" on node {node}" if node else ""
         self.error = BrokerMisconfigured(
-            f"Redis maxmemory-policy is {policy!r}: Conveyor requires {REQUIRED_POLICY!r},"
-            " because an evicted key is a lost job (CONFIG SET maxmemory-policy noeviction);"
-            " no new work is taken until it is fixed",
-            details={"maxmemory_policy": policy},
+            f"Redis maxmemory-policy is {policy!r}{where}: Conveyor requires"
+            f" {REQUIRED_POLICY!r}, because an evicted key is a lost job (CONFIG SET"
+            " maxmemory-policy noeviction, on every node); no new work is taken until it is"
+            " fixed",
+            details={"maxmemory_policy": policy, **({"node": node} if node else {})},
         )
         self._next = now + min(BAD_RECHECK_S, self.interval_s)
         if was is None:

@@ -18,6 +18,8 @@ from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from conveyor.brokers.redis.broker import RedisBroker
+from conveyor.brokers.redis.cluster import is_cluster_url, make_sync_cluster_client
+from conveyor.errors import BrokerUnavailable, PartialEnqueue
 from conveyor.jobs import EnqueueResult, JobSpec
 
 
@@ -25,6 +27,10 @@ class SyncEnqueuer:
     def __init__(self, broker: RedisBroker, url: str) -> None:
         self._broker = broker
         timeout = broker.timeout_s  # the async broker's bounded waits, and its retry rule
+        self._cluster: redis.RedisCluster | None = None
+        if is_cluster_url(url):
+            self._cluster = make_sync_cluster_client(url, timeout_s=timeout)
+            return
         pool = redis.BlockingConnectionPool.from_url(
             url, max_connections=100, timeout=timeout, decode_responses=True,
             encoding_errors="replace",
@@ -35,25 +41,98 @@ class SyncEnqueuer:
         self._client = redis.Redis.from_pool(pool)
 
     def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
+        if self._cluster is not None:
+            return self._enqueue_cluster(self._cluster, specs)
         plan = self._broker.enqueue_plan(specs)
         with self._broker.unavailable():
             self._check_policy()
             # the registry AFTER the scripts, in the same round trip: see remember_queues
             scripts, registry = self._broker.scripts, self._broker.keys.queues
+            waits = self._broker.wait_replicas
             pipe = self._client.pipeline(transaction=False)
             for name, keys, args in plan.calls:
                 pipe.evalsha(scripts.sha[name], len(keys), *keys, *args)
             pipe.sadd(registry, *plan.queues)
-            replies: list[Any] = pipe.execute(raise_on_error=False)[: len(plan.calls)]
+            if waits:
+                pipe.execute_command(  # type: ignore[no-untyped-call]
+                    "WAIT", waits, self._broker.wait_timeout_ms)
+            everything: list[Any] = pipe.execute(raise_on_error=False)
+            replies = everything[: len(plan.calls)]
+            acks = everything[-1:] if waits else []
             missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
             for i in missing:
                 replies[i] = self._run(*plan.calls[i])
             if missing:
                 self._client.sadd(registry, *plan.queues)
+                if waits:
+                    acks.append(self._client.execute_command(  # type: ignore[no-untyped-call]
+                        "WAIT", waits, self._broker.wait_timeout_ms))
             for r in replies:
                 if isinstance(r, Exception):
                     raise r
+            self._broker._confirmed(acks)
             return plan.results(replies)
+
+    def _enqueue_cluster(
+        self, client: redis.RedisCluster, specs: Sequence[JobSpec],
+    ) -> list[EnqueueResult]:
+        """Cluster: each script call on its own slot (redis-py routes it and follows MOVED /
+        ASK), then the registry once every call succeeded, then WAIT per node written. A
+        failure part way names the jobs stored (as the async broker does)."""
+        plan = self._broker.enqueue_plan(specs)
+        scripts = self._broker.scripts
+        replies: list[Any] = []
+        failed: BrokerUnavailable | None = None
+        with self._broker.unavailable():
+            self._check_policy()
+        for name, keys, args in plan.calls:
+            try:
+                with self._broker.unavailable():
+                    reply, acks = self._cluster_call(client, name, keys, args)
+                    if isinstance(reply, NoScriptError):
+                        client.script_load(scripts.source[name])  # every primary
+                        reply, acks = self._cluster_call(client, name, keys, args)
+                    if isinstance(reply, Exception):
+                        raise reply
+                    self._broker._confirmed(acks)
+                    replies.append(reply)
+            except BrokerUnavailable as exc:
+                failed = exc
+                replies.append(None)
+        stored = [i for i, r in enumerate(replies) if r is not None]
+        with self._broker.unavailable():
+            names = list(dict.fromkeys(plan.order[i][0] for i in stored))
+            if names:
+                client.sadd(self._broker.keys.queues, *names)
+        if failed is None:
+            return plan.results(replies)
+        done = [plan.specs[p].id for i in stored for p in plan.order[i][1]]
+        if not done:
+            raise failed
+        left = [plan.specs[p].id for i, r in enumerate(replies) if r is None
+                for p in plan.order[i][1]]
+        raise PartialEnqueue(
+            f"{len(done)} of {len(plan.specs)} jobs were stored; a Redis Cluster node failed"
+            f" for the other {len(left)} (unconfirmed: each may or may not be stored):"
+            f" {failed.message}. Send the batch again: each job"
+            " keeps its id, so the stored ones come back as they are",
+            details={"stored": done, "unconfirmed": left},
+        )
+
+    def _cluster_call(
+        self, client: redis.RedisCluster, name: str, keys: list[str], args: list[Any],
+    ) -> tuple[Any, list[Any]]:
+        """One script call, then WAIT on its node over the same connection (one pipeline)."""
+        waits = self._broker.wait_replicas
+        pipe = client.pipeline()  # type: ignore[no-untyped-call]
+        # execute_command: see RedisBroker._send (the cluster pipeline refuses `.evalsha`)
+        pipe.execute_command(
+            "EVALSHA", self._broker.scripts.sha[name], len(keys), *keys, *args)
+        if waits:
+            node = client.get_node_from_key(keys[0])  # type: ignore[no-untyped-call]
+            pipe.execute_command("WAIT", waits, self._broker.wait_timeout_ms, target_nodes=node)
+        got: list[Any] = pipe.execute(raise_on_error=False)
+        return got[0], got[1:]
 
     def _check_policy(self) -> None:
         """The async broker's policy watch, looked at over this connection when due."""
@@ -61,7 +140,12 @@ class SyncEnqueuer:
         if watch is None:
             return
         if watch.due():
-            watch.record(self._client.info("memory"))
+            if self._cluster is not None:
+                got = self._cluster.info("memory", target_nodes=redis.RedisCluster.ALL_NODES)
+                many = len(self._cluster.get_nodes()) > 1  # type: ignore[no-untyped-call]
+                watch.record_all(got if many else {"": got})
+            else:
+                watch.record(self._client.info("memory"))
         if watch.error is not None:
             raise watch.error
 
@@ -74,4 +158,7 @@ class SyncEnqueuer:
             return self._client.evalsha(scripts.sha[name], len(keys), *keys, *args)
 
     def close(self) -> None:
-        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        else:
+            self._client.close()

@@ -16,29 +16,38 @@ from dataclasses import asdict
 from functools import partial
 from typing import Any
 
+from conveyor import joblogs
 from conveyor.brokers.base import (
     AckItem,
     AuditReport,
     DeadScan,
     DeadSelector,
     DeathEvent,
+    EventPage,
     FailItem,
     FetchBatch,
+    HeartbeatReply,
     LeaseRef,
+    LogAppend,
     Page,
     ReapResult,
+    SeriesPoint,
     WorkerInfo,
+    check_event_limit,
+    check_series_window,
     parse_dead_cursor,
     queue_not_empty,
     queue_not_found,
 )
-from conveyor.brokers.sqlite import dlq, reads
+from conveyor.brokers.sqlite import dlq, logs, reads
+from conveyor.brokers.sqlite import events as evlog
 from conveyor.brokers.sqlite import operations as ops
 from conveyor.brokers.sqlite import transitions as tx
 from conveyor.brokers.sqlite.connection import Database, now_ms
 from conveyor.brokers.sqlite.records import row_to_job
 from conveyor.brokers.sqlite.registry import WorkerRegistry
 from conveyor.brokers.sqlite.schema import migrate
+from conveyor.brokers.sqlite.series import read_series
 from conveyor.brokers.sqlite.url import parse_sqlite_url
 from conveyor.brokers.sqlite.wakeup import Wakeup
 from conveyor.brokers.text import safe_json, safe_message, safe_name, safe_traceback
@@ -75,6 +84,7 @@ class SqliteBroker:
         queue_retention_s: dict[str, float] | None = None,
         busy_timeout_ms: int = 5000,
         synchronous: str = "NORMAL",
+        events_maxlen: int = evlog.DEFAULT_EVENTS_MAXLEN,
     ) -> None:
         """`key_prefix` is accepted for a uniform constructor and unused: the file is the
         namespace. `synchronous=NORMAL` (WAL) survives a process crash; a power cut may lose
@@ -91,7 +101,10 @@ class SqliteBroker:
         self.queue_retention_s = dict(queue_retention_s or {})
         opts: dict[str, Any] = {"busy_timeout_ms": busy_timeout_ms,
                                 "synchronous": synchronous.upper()}
-        self._writer = Database(self.path, name="conveyor-sqlite-write", **opts)
+        #: each queue's event log keeps about this many events (0: no events)
+        self.events_maxlen = events_maxlen
+        self._writer = Database(self.path, name="conveyor-sqlite-write",
+                                events_maxlen=events_maxlen, **opts)
         self._reader = Database(self.path, name="conveyor-sqlite-read", **opts)
         self._registry = WorkerRegistry(self._writer, self._reader)
         self._wakeup = Wakeup()
@@ -160,8 +173,9 @@ class SqliteBroker:
                 job_id=f"{queue}:{uid}", queue=queue, type=jtype, payload_json=payload,
                 token=token, attempts=attempts, max_attempts=int(max_att),
                 timeout_s=None if timeout is None else int(timeout) / 1000,
+                due_ms=run_at if isinstance(run_at, int) else None, leased_ms=now,
             )
-            for uid, token, jtype, payload, attempts, max_att, timeout in rows
+            for uid, token, jtype, payload, attempts, max_att, timeout, run_at in rows
         ]
         return FetchBatch(deliveries, now, due)
 
@@ -189,12 +203,19 @@ class SqliteBroker:
                 return False
             await self._wakeup.wait(min(interval, remaining))
 
-    async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> list[str]:
+    async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> HeartbeatReply:
+        if not leases:
+            return HeartbeatReply()
+        refs = [(*split_job_id(r.job_id), r.token) for r in leases]
+        lost, cancels = await self._writer.write(lambda c: tx.heartbeat(c, refs, lease_ms))
+        return HeartbeatReply([leases[pos].job_id for pos in lost],
+                              {leases[pos].job_id: actor for pos, actor in cancels.items()})
+
+    async def cancel_running(self, leases: Sequence[LeaseRef]) -> list[bool]:
         if not leases:
             return []
         refs = [(*split_job_id(r.job_id), r.token) for r in leases]
-        lost = await self._writer.write(lambda c: tx.heartbeat(c, refs, lease_ms))
-        return [leases[pos].job_id for pos in lost]
+        return await self._writer.write(lambda c: tx.cancel_running(c, refs))
 
     async def ack(self, items: Sequence[AckItem]) -> list[bool]:
         if not items:
@@ -216,6 +237,17 @@ class SqliteBroker:
             self._wakeup.notify()
         return out
 
+    async def append_logs(self, items: Sequence[LogAppend]) -> list[bool]:
+        if not items:
+            return []
+        rows = [(*split_job_id(i.job_id), i.token, list(i.lines)) for i in items]
+        return await self._writer.write(
+            lambda c: logs.append(c, rows, joblogs.MAX_LINES, joblogs.MAX_BYTES))
+
+    async def job_logs(self, job_id: str) -> list[str]:
+        queue, uid = split_job_id(job_id)
+        return await self._reader.read(lambda c: logs.read(c, queue, uid))
+
     async def release(self, leases: Sequence[LeaseRef]) -> list[bool]:
         if not leases:
             return []
@@ -234,10 +266,10 @@ class SqliteBroker:
 
     async def reap_expired(self, queue: str, limit: int = 1000) -> ReapResult:
         validate_queue_name(queue)
-        requeued, dead = await self._writer.write(lambda c: tx.reap(c, queue, limit))
+        requeued, dead, cancelled = await self._writer.write(lambda c: tx.reap(c, queue, limit))
         if requeued:
             self._wakeup.notify()
-        return ReapResult(requeued=requeued, dead=dead)
+        return ReapResult(requeued=requeued, dead=dead, cancelled=cancelled)
 
     async def purge_expired(self, queue: str, limit: int = 1000) -> int:
         validate_queue_name(queue)
@@ -264,7 +296,9 @@ class SqliteBroker:
         res, row = await self._writer.write(
             lambda c: ops.cancel(c, queue, uid, safe_name(actor))
         )
-        _raise_for(job_id, res, "ok", "only scheduled or queued jobs can be cancelled")
+        if res == "requested":  # RUNNING: its worker is asked to stop it
+            res = "ok"
+        _raise_for(job_id, res, "ok", "only scheduled, queued or running jobs can be cancelled")
         return row_to_job(row)
 
     async def retry(self, job_id: str, actor: str = "manual") -> Job:
@@ -434,9 +468,58 @@ class SqliteBroker:
         names = list(queues) if queues is not None else await self.queues()
         return await self._reader.read(lambda c: reads.stats(c, names))
 
+    async def series(
+        self, queue: str, minutes: int, type: str | None = None
+    ) -> list[SeriesPoint]:
+        validate_queue_name(queue)
+        check_series_window(minutes, type)
+        last = now_ms() // 60_000
+        return await self._reader.read(
+            lambda c: read_series(c, queue, last - minutes + 1, last, type))
+
+    async def ready_ages(self, queues: Sequence[str]) -> dict[str, int]:
+        names = list(queues)
+        return await self._reader.read(lambda c: reads.ready_ages(c, names, now_ms()))
+
     async def audit(self, queue: str) -> AuditReport:
         """Invariant 1 for one queue (see reads.audit). Scans the table: for quiet moments."""
         return await self._reader.read(lambda c: reads.audit(c, queue))
+
+    # --- event log (issue 17) --------------------------------------------------------------
+    async def read_events(self, queue: str, after: str = "0", limit: int = 100) -> EventPage:
+        validate_queue_name(queue)
+        check_event_limit(limit)
+        evlog.row_id(after)
+        return await self._reader.read(lambda c: evlog.read(c, queue, after, limit))
+
+    async def wait_events(self, queue: str, after: str, timeout_s: float) -> bool:
+        """Polls the log (a read of one index entry) every 10-50 ms: SQLite has no way to
+        block on another process's commit."""
+        validate_queue_name(queue)
+        start = evlog.row_id(after)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(max(timeout_s, 0.0), 5.0)
+        interval = POLL_MIN_S
+        while True:
+            if await self._reader.read(lambda c: evlog.has_after(c, queue, start)):
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(interval, remaining))
+            interval = min(interval * 1.5, POLL_MAX_S)
+
+    async def events_tail(self, queue: str) -> str:
+        validate_queue_name(queue)
+        return await self._reader.read(lambda c: evlog.tail(c, queue))
+
+    async def get_with_cursor(self, job_id: str) -> tuple[Job, str]:
+        queue, uid = split_job_id(job_id)
+        row, cursor = await self._reader.read(
+            lambda c: (ops.select_job(c, queue, uid), evlog.tail(c, queue)))
+        if row is None:
+            raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
+        return row_to_job(row), cursor
 
     # --- worker registry ------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None:

@@ -16,6 +16,12 @@ from typing import TypeVar
 
 from conveyor.errors import BrokerMisconfigured, BrokerUnavailable
 
+
+class EventsConnection(sqlite3.Connection):
+    """A connection that knows its broker's event-log bound (read by `events.emit`)."""
+
+    events_maxlen: int = 100_000
+
 T = TypeVar("T")
 Tx = Callable[[sqlite3.Connection], T]
 
@@ -36,8 +42,11 @@ def _map_error(exc: sqlite3.Error, path: str) -> Exception:
 
 
 class Database:
-    def __init__(self, path: str, *, busy_timeout_ms: int, synchronous: str, name: str) -> None:
+    def __init__(self, path: str, *, busy_timeout_ms: int, synchronous: str, name: str,
+                 events_maxlen: int | None = None) -> None:
         self.path = path
+        #: the event-log bound the connection carries to `events.emit` (None: its default)
+        self._events_maxlen = events_maxlen
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous
         self._name = name
@@ -76,8 +85,10 @@ class Database:
         try:
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False,
-                timeout=self._busy_timeout_ms / 1000,
+                timeout=self._busy_timeout_ms / 1000, factory=EventsConnection,
             )
+            if self._events_maxlen is not None:
+                conn.events_maxlen = self._events_maxlen
         except sqlite3.Error as exc:
             raise _map_error(exc, self.path) from exc
         try:

@@ -15,6 +15,7 @@ from typing import Any
 from conveyor.brokers.base import DeadSelector
 from conveyor.brokers.records import MOVE_CHECKS, REQUEUE_CHECKS, record_problem
 from conveyor.brokers.sqlite.connection import now_ms
+from conveyor.brokers.sqlite.events import emit
 from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
 from conveyor.brokers.sqlite.transitions import take_seqs
 from conveyor.ids import new_uid
@@ -136,6 +137,7 @@ def redrive(
                 " history = history || ? WHERE id = ?",
                 (seq, queued_score(prio, seq), now, line, rid),
             )
+            emit(conn, rid, "redriven")
         out.append(uid)
     return out
 
@@ -192,10 +194,12 @@ def move(
             seq = take_seqs(conn, target, 1)
             line = history_line(0, actor, None, now, "redriven", None,
                                 f"redriven from {old_id} by {actor}")
-            conn.execute(_COPY, (
+            cur = conn.execute(_COPY, (
                 target, new, jtype, payload, queued_score(prio, seq), prio, seq, max_att,
                 timeout, now, now, key, (history or "") + line, int(count) + 1,
             ))
+            assert cur.lastrowid is not None
+            emit(conn, cur.lastrowid, "redriven")
         conn.execute("DELETE FROM deaths WHERE queue = ? AND uid = ?", (queue, uid))
         conn.execute("DELETE FROM jobs WHERE id = ?", (rid,))
         out.append((uid, new))

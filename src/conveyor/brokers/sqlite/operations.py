@@ -11,6 +11,7 @@ from typing import Any
 
 from conveyor.brokers.records import CANCEL_CHECKS, REQUEUE_CHECKS, STATES, record_problem
 from conveyor.brokers.sqlite.connection import now_ms
+from conveyor.brokers.sqlite.events import emit
 from conveyor.brokers.sqlite.records import (
     CORE_COLUMNS,
     JOB_COLUMNS,
@@ -18,6 +19,7 @@ from conveyor.brokers.sqlite.records import (
     history_line,
     queued_score,
 )
+from conveyor.brokers.sqlite.series import expire_series
 from conveyor.brokers.sqlite.transitions import set_corrupt, take_seqs
 from conveyor.jobs import EnqueueResult, JobSpec, JobState
 
@@ -61,10 +63,12 @@ def enqueue(
         state = JobState.SCHEDULED if due > now else JobState.QUEUED
         score = due if state == JobState.SCHEDULED else queued_score(s.priority, seq)
         timeout = s.timeout_ms
-        conn.execute(_INSERT, (
+        cur = conn.execute(_INSERT, (
             queue, uid, s.type, s.payload_json, str(state), score, s.priority, seq, s.max_attempts,
             timeout, now, due, key or None, s.fingerprint,
         ))
+        assert cur.lastrowid is not None
+        emit(conn, cur.lastrowid, "scheduled" if state == JobState.SCHEDULED else "enqueued")
         out.append(EnqueueResult(s.id, True, s.fingerprint, state, now, due))
     return out
 
@@ -83,14 +87,23 @@ def _core(conn: sqlite3.Connection, queue: str, uid: str) -> Any:
 
 
 def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[str, Any]:
-    """SCHEDULED / QUEUED -> CANCELLED. Returns ('ok', row), ('not_found', None), (the state
-    that forbids it, None) or ('corrupt:<what is wrong>', None) for a row that does not
+    """SCHEDULED / QUEUED -> CANCELLED; on a RUNNING job, a cancel request for its current
+    delivery (cancel.lua). Returns ('ok', row), ('requested', row), ('not_found', None), (the
+    state that forbids it, None) or ('corrupt:<what is wrong>', None) for a row that does not
     parse (set aside as DEAD corrupt_job)."""
     row = _core(conn, queue, uid)
     if row is None:
         return "not_found", None
     rid, state, attempts = row[0], row[1], row[5]
     now = now_ms()
+    if state == JobState.RUNNING:  # writes only the two request fields
+        cur = conn.execute(
+            "UPDATE jobs SET cancel_token = token, cancel_by = ? WHERE id = ? AND token != ''",
+            (actor, rid),
+        )
+        if cur.rowcount == 0:
+            return "corrupt:field token is missing", None
+        return "requested", select_job(conn, queue, uid)
     if state in STATES and state not in (JobState.QUEUED, JobState.SCHEDULED):
         return str(state), None
     problem = record_problem(core_of(row[1:]), None, CANCEL_CHECKS)
@@ -104,6 +117,7 @@ def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[
         (now, now, "cancelled", msg,
          history_line(attempts, actor, None, now, "cancelled", "cancelled", msg), rid),
     )
+    emit(conn, rid, "cancelled", "cancelled")
     return "ok", select_job(conn, queue, uid)
 
 
@@ -139,6 +153,7 @@ def retry(
             " redrives = redrives + (state = 'dead') WHERE id = ?",
             (seq, queued_score(prio, seq), now, line, rid),
         )
+        emit(conn, rid, "redriven")
         out.append((uid, "retried"))
     return out
 
@@ -172,6 +187,7 @@ def expire(
         " AND due_ms <= ? ORDER BY due_ms LIMIT ?)",
         (queue, now - dlq_retention_ms, limit),
     )
+    expire_series(conn, queue, now, limit)
     return deleted
 
 

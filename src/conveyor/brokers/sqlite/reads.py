@@ -83,6 +83,38 @@ def stats(conn: sqlite3.Connection, queues: Sequence[str]) -> dict[str, dict[str
     return out
 
 
+#: 2**42: the width of one priority's band of queued scores
+PRIORITY_SHIFT = queued_score(-1, 0)
+
+
+def ready_ages(conn: sqlite3.Connection, queues: Sequence[str], now: int) -> dict[str, int]:
+    """ms since the oldest ready job of each queue became due (0: none waits). The same three
+    looks as Redis' ready_age.lua (head of the queued order, head of the lowest priority
+    waiting, earliest due SCHEDULED job), each an index seek: bounded per queue."""
+    out: dict[str, int] = {}
+    for queue in queues:
+        dues: list[int] = []
+        head = conn.execute(
+            "SELECT run_at_ms FROM jobs WHERE queue = ? AND state = 'queued' ORDER BY score"
+            " LIMIT 1", (queue,)).fetchone()
+        tail = conn.execute(
+            "SELECT score FROM jobs WHERE queue = ? AND state = 'queued' ORDER BY score DESC"
+            " LIMIT 1", (queue,)).fetchone()
+        if tail is not None and isinstance(tail[0], int):
+            band = (tail[0] // PRIORITY_SHIFT) * PRIORITY_SHIFT
+            first = conn.execute(
+                "SELECT run_at_ms FROM jobs WHERE queue = ? AND state = 'queued' AND score >= ?"
+                " ORDER BY score LIMIT 1", (queue, band)).fetchone()
+            dues += [first[0]] if first is not None else []
+        due = conn.execute(
+            "SELECT min(score) FROM jobs WHERE queue = ? AND state = 'scheduled' AND score <= ?",
+            (queue, now)).fetchone()
+        dues += [row[0] for row in (head, due) if row is not None]
+        valid = [d for d in dues if isinstance(d, int) and not isinstance(d, bool)]
+        out[queue] = max(now - min(valid), 0) if valid else 0
+    return out
+
+
 def has_work(conn: sqlite3.Connection, queues: Sequence[str], until_ms: int) -> bool:
     """True when an unpaused queue holds a QUEUED job, or a SCHEDULED one due before
     `until_ms` (a sleeping worker should wake to promote it)."""

@@ -24,6 +24,8 @@ ROW_FIELDS = {
     "result_preview": "result_preview", "result_size": "result_size",
     "err_code": "err_code", "err_msg": "err_msg", "history": "history", "idem": "idem",
     "sched_name": "sched_name", "sched_tick": "sched_tick",
+    "worker": "worker", "token": "token", "cancel_token": "cancel_token",
+    "cancel_by": "cancel_by",
 }
 JOB_COLUMNS = "queue, uid, " + ", ".join(ROW_FIELDS.values())
 #: JOB_COLUMNS as listings read them: the result only where no preview was stored (rows

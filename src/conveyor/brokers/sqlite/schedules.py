@@ -1,4 +1,4 @@
-"""Schedules in SQLite: the `schedules` table (schema migration 5), each step one
+"""Schedules in SQLite: the `schedules` table (schema migration 8), each step one
 `BEGIN IMMEDIATE` transaction on the broker's writer, the twins of the `sched_*.lua` scripts.
 A schedule's runs are its jobs (`jobs.sched_name`), read through their own index.
 """

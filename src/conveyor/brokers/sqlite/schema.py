@@ -111,6 +111,78 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (
         5,
         (
+            # the job event log (issue 17): one row per transition, written in the
+            # transition's transaction by events.emit; ids only grow (AUTOINCREMENT), so a
+            # row id is a cursor that is never reused
+            """
+            CREATE TABLE events (
+                id      INTEGER PRIMARY KEY AUTOINCREMENT,
+                queue   TEXT    NOT NULL,
+                uid     TEXT    NOT NULL,
+                type    TEXT    NOT NULL,
+                event   TEXT    NOT NULL,
+                state   TEXT    NOT NULL,
+                attempt INTEGER NOT NULL,
+                at_ms   INTEGER NOT NULL,
+                code    TEXT,
+                progress TEXT
+            )
+            """,
+            "CREATE INDEX events_by_queue ON events (queue, id)",
+            # per queue: how many events its log keeps, and the largest id trimmed (gaps)
+            """
+            CREATE TABLE event_logs (
+                queue TEXT    PRIMARY KEY,
+                kept  INTEGER NOT NULL DEFAULT 0,
+                cut   INTEGER NOT NULL DEFAULT 0
+            )
+            """,
+        ),
+    ),
+    (
+        6,
+        (
+            # per-minute outcome counters (issue 18), bumped by ack / fail / reap in their
+            # own transaction; sqlite/series.py
+            """
+            CREATE TABLE series (
+                queue     TEXT    NOT NULL,
+                minute    INTEGER NOT NULL,
+                type      TEXT    NOT NULL,
+                succeeded INTEGER NOT NULL DEFAULT 0,
+                failed    INTEGER NOT NULL DEFAULT 0,
+                dead      INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (queue, minute, type)
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
+    (
+        7,
+        (
+            # the log lines a handler wrote (`joblogs.encode_line`), oldest first by id; the
+            # trigger deletes them with their job, wherever a job row is deleted (retention,
+            # purge, a move to another queue)
+            """
+            CREATE TABLE job_logs (
+                id    INTEGER PRIMARY KEY,
+                job   INTEGER NOT NULL,
+                line  TEXT    NOT NULL,
+                bytes INTEGER NOT NULL
+            )
+            """,
+            "CREATE INDEX job_logs_by_job ON job_logs (job, id)",
+            """
+            CREATE TRIGGER job_logs_with_job AFTER DELETE ON jobs
+            BEGIN
+                DELETE FROM job_logs WHERE job = OLD.id;
+            END
+            """,
+        ),
+    ),
+    (
+        8,
+        (
             # schedules (issue 15): the job a tick made names its schedule and tick (NULL:
             # a manual trigger); runs are read by (queue, sched_name, uid)
             "ALTER TABLE jobs ADD COLUMN sched_name TEXT",
@@ -143,6 +215,15 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             """,
             "CREATE INDEX schedules_by_due ON schedules (queue, due_ms)"
             " WHERE due_ms IS NOT NULL",
+        ),
+    ),
+    (
+        9,
+        (
+            # a cancel request on a RUNNING job: the token of the delivery asked to stop, and
+            # who asked (cancel.lua's ctok / cby)
+            "ALTER TABLE jobs ADD COLUMN cancel_token TEXT",
+            "ALTER TABLE jobs ADD COLUMN cancel_by TEXT",
         ),
     ),
 )

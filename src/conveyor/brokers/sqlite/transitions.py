@@ -16,6 +16,7 @@ from typing import Any
 
 from conveyor.brokers.records import (
     ACK_CHECKS,
+    CANCEL_CHECKS,
     FAIL_CHECKS,
     FETCH_CHECKS,
     PROMOTE_CHECKS,
@@ -24,7 +25,9 @@ from conveyor.brokers.records import (
     record_problem,
 )
 from conveyor.brokers.sqlite.connection import now_ms
+from conveyor.brokers.sqlite.events import emit
 from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
+from conveyor.brokers.sqlite.series import count_series
 from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState
 
 LEASE_EXPIRED_MSG = "lease expired: the worker died, hung or lost its connection"
@@ -56,6 +59,7 @@ def set_corrupt(conn: sqlite3.Connection, rid: int, now: int, problem: str) -> N
         (now, now, msg, history_line(0, None, None, now, "dead", "corrupt_job", msg), rid),
     )
     record_death(conn, rid, now)
+    emit(conn, rid, "dead", "corrupt_job")
 
 
 def checked(
@@ -103,6 +107,8 @@ def promote(conn: sqlite3.Connection, queue: str, now: int, limit: int) -> int:
             "UPDATE jobs SET state = 'queued', seq = ?, score = ? WHERE id = ?",
             [(first + i, queued_score(row[4], first + i), row[0]) for i, row in enumerate(due)],
         )
+        for row in due:
+            emit(conn, row[0], "enqueued")
     return len(due)
 
 
@@ -115,7 +121,7 @@ def fetch(
     out a token again; see `ids.lease_nonce`).
 
     Returns (now, next_due, promoted, [(uid, token, type, payload, attempts, max_attempts,
-    timeout_ms)]). A paused queue hands out nothing and promotes nothing.
+    timeout_ms, run_at_ms)]). A paused queue hands out nothing and promotes nothing.
     """
     now = now_ms()
     if conn.execute("SELECT 1 FROM paused WHERE name = ?", (queue,)).fetchone():
@@ -136,28 +142,63 @@ def fetch(
             token, attempt = f"{nonce}.{i}", int(attempts or 0) + 1
             updates.append((deadline, deadline, token, attempt, now, worker, rid))
             out.append((rest[-1], token, jtype, payload, attempt, int(max_att),
-                        None if timeout in (None, "") else int(timeout)))
+                        None if timeout in (None, "") else int(timeout), rest[2]))
         conn.executemany(
             "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = lease + 1,"
             " token = ?, attempts = ?, started_ms = ?, worker = ? WHERE id = ?",
             updates,
         )
+        for *_, rid in updates:
+            emit(conn, rid, "started")
     return now, next_due(conn, queue), promoted, out
 
 
-def heartbeat(conn: sqlite3.Connection, leases: Sequence[Lease], lease_ms: int) -> list[int]:
-    """Extend the leases held with the current token; return the positions of lost ones."""
+def heartbeat(
+    conn: sqlite3.Connection, leases: Sequence[Lease], lease_ms: int
+) -> tuple[list[int], dict[int, str]]:
+    """Extend the leases held with the current token; return the positions of lost ones, and
+    position -> actor for held ones whose delivery was asked to stop (`ops.cancel`)."""
     deadline = now_ms() + lease_ms
     lost = []
+    cancels: dict[int, str] = {}
     for pos, (queue, uid, token) in enumerate(leases):
-        cur = conn.execute(
+        row = conn.execute(
             "UPDATE jobs SET deadline_ms = ?, score = ? WHERE queue = ? AND uid = ?"
-            " AND state = 'running' AND token = ?",
+            " AND state = 'running' AND token = ? RETURNING cancel_token, cancel_by",
             (deadline, deadline, queue, uid, token),
-        )
-        if cur.rowcount == 0:
+        ).fetchone()
+        if row is None:
             lost.append(pos)
-    return lost
+        elif row[0] == token:
+            cancels[pos] = str(row[1] or "")
+    return lost, cancels
+
+
+def cancel_running(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bool]:
+    """RUNNING -> CANCELLED by the lease holder, for a delivery asked to stop (the twin of
+    cancel_running.lua): a stale token, or no request for this delivery, changes nothing."""
+    now = now_ms()
+    out = []
+    for queue, uid, token in leases:
+        asked = conn.execute(
+            "SELECT cancel_by FROM jobs WHERE queue = ? AND uid = ? AND state = 'running'"
+            " AND token = ? AND cancel_token = token", (queue, uid, token),
+        ).fetchone()
+        row = None if asked is None else _holder(conn, queue, uid, token, now, CANCEL_CHECKS)
+        if row is None:
+            out.append(False)
+            continue
+        rid, attempts, _, worker, started, _, _ = row
+        msg = f"cancelled by {asked[0] or '?'} while running"
+        conn.execute(
+            "UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, token = '',"
+            " err_code = 'cancelled', err_msg = ?, history = history || ? WHERE id = ?",
+            (now, now, msg,
+             history_line(attempts, worker, started, now, "cancelled", "cancelled", msg), rid),
+        )
+        emit(conn, rid, "cancelled", "cancelled")
+        out.append(True)
+    return out
 
 
 def _holder(
@@ -197,6 +238,8 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
             (now, now, result, result[:RESULT_PREVIEW_CHARS], len(result),
              history_line(attempts, worker, started, now, "succeeded"), rid),
         )
+        emit(conn, rid, "succeeded")
+        count_series(conn, rid, now, "s")
         out.append(True)
     return out
 
@@ -226,6 +269,8 @@ def fail(
                     f" {set_error} WHERE id = ?",
                     (seq, queued_score(prio, seq), now, code, msg, line, rid),
                 )
+                emit(conn, rid, "retrying", code)
+                count_series(conn, rid, now, "f")
                 out.append(JobState.QUEUED)
             else:
                 due = now + delay
@@ -234,6 +279,8 @@ def fail(
                     f" {set_error} WHERE id = ?",
                     (due, due, code, msg, line, rid),
                 )
+                emit(conn, rid, "retrying", code)
+                count_series(conn, rid, now, "f")
                 out.append(JobState.SCHEDULED)
         else:
             line = history_line(attempts, worker, started, now, "dead", code, msg, tb)
@@ -243,6 +290,8 @@ def fail(
                 (now, now, code, msg, line, rid),
             )
             record_death(conn, rid, now)
+            emit(conn, rid, "dead", code)
+            count_series(conn, rid, now, "d")
             out.append(JobState.DEAD)
     return out
 
@@ -264,27 +313,40 @@ def release(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bool]:
             " history = history || ? WHERE id = ?",
             (queued_score(prio, seq), line, rid),
         )
+        emit(conn, rid, "released")
         out.append(True)
     return out
 
 
-def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
+def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int, int]:
     """The visibility timeout: expired leases go back to QUEUED (old place), or to DEAD
     with `lease_expired` when that was the last allowed attempt (a poison job: it stays
     DEAD until an operator, or a policy that opted in, redrives it). Returns (requeued,
-    dead)."""
+    dead, cancelled). A job asked to stop (`ops.cancel` of a RUNNING job) ends CANCELLED."""
     now = now_ms()
     rows = checked(conn, conn.execute(
-        f"SELECT id, {CORE_COLUMNS}, worker FROM jobs"
+        f"SELECT id, {CORE_COLUMNS}, worker, token, cancel_token, cancel_by FROM jobs"
         " WHERE queue = ? AND state = 'running' AND score <= ? ORDER BY score LIMIT ?",
         (queue, now, limit),
     ).fetchall(), JobState.RUNNING, REAP_CHECKS, now)
-    requeued = dead = 0
+    requeued = dead = cancelled = 0
     for row in rows:
-        rid, _, _, _, prio, attempts, max_att, _, seq, _, _, started, _, _, worker = row
+        rid, _, _, _, prio, attempts, max_att, _, seq, _, _, started, _, _, worker = row[:15]
+        token, cancel_token, cancel_by = row[15:]
         attempts = int(attempts or 0)
         code = "lease_expired"
-        if attempts >= max_att:
+        if cancel_token and cancel_token == token:  # asked to stop: never requeued
+            msg = f"cancelled by {cancel_by or '?'} (the worker's lease expired first)"
+            conn.execute(
+                "UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, token = '',"
+                " err_code = 'cancelled', err_msg = ?, history = history || ? WHERE id = ?",
+                (now, now, msg,
+                 history_line(attempts, worker, started, now, "cancelled", "cancelled", msg),
+                 rid),
+            )
+            emit(conn, rid, "cancelled", "cancelled")
+            cancelled += 1
+        elif attempts >= max_att:
             line = history_line(attempts, worker, started, now, "dead", code, LEASE_EXPIRED_MSG)
             conn.execute(
                 "UPDATE jobs SET state = 'dead', score = ?, finished_ms = ?, token = '',"
@@ -292,6 +354,8 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
                 (now, now, code, LEASE_EXPIRED_MSG, line, rid),
             )
             record_death(conn, rid, now)
+            emit(conn, rid, "dead", code)
+            count_series(conn, rid, now, "d")
             dead += 1
         else:
             line = history_line(attempts, worker, started, now, code, code, LEASE_EXPIRED_MSG)
@@ -300,5 +364,7 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int]:
                 " err_msg = ?, history = history || ? WHERE id = ?",
                 (queued_score(prio, seq), code, LEASE_EXPIRED_MSG, line, rid),
             )
+            emit(conn, rid, code, code)
+            count_series(conn, rid, now, "f")
             requeued += 1
-    return requeued, dead
+    return requeued, dead, cancelled

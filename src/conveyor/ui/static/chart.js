@@ -93,7 +93,7 @@
   function empty(svg, w, h, data) {
     const sampled = data.some((b) => b.seconds > 0);
     svg.append(el("text", { x: w / 2, y: h / 2 + 4, "text-anchor": "middle", class: "chart-empty" },
-      sampled ? "No job finished in this window" : "Collecting samples… the chart fills in as jobs finish"));
+      sampled ? "No job finished since this page started measuring" : "No data yet: this page measures from when it was opened (a sample every 2 s)"));
   }
 
   function fmtRate(r) {
@@ -139,5 +139,45 @@
     for (const [x, y] of points) svg.append(el("circle", { cx: x, cy: y, r: 3, class: "dot-failure" }));
   }
 
-  window.ConveyorChart = { recent, buckets, drawThroughput, drawFailure, fmtRate };
+  // The broker's own per-minute counts (GET /v1/queues/{name}/series, issue 18), summed over
+  // queues: one bucket per minute of the window, the same shape as `buckets`, so every
+  // viewer sees the same history, from before the page was opened. The last bucket is the
+  // current minute, still filling (its seconds: how much of it has passed).
+  const MINUTE_MS = 60 * 1000;
+  function fromSeries(docs) {
+    const byMinute = new Map();
+    for (const doc of docs) {
+      for (const p of (doc && doc.points) || []) {
+        const t = Date.parse(p.at);
+        if (!Number.isFinite(t)) continue;
+        const b = byMinute.get(t) || { ok: 0, dead: 0 };
+        b.ok += p.succeeded || 0; b.dead += p.dead || 0;
+        byMinute.set(t, b);
+      }
+    }
+    const now = Date.now();
+    const current = Math.floor(now / MINUTE_MS) * MINUTE_MS;
+    const n = WINDOW_MS / MINUTE_MS;
+    const out = [];
+    for (let i = n - 1; i >= 0; i--) {
+      const b = byMinute.get(current - i * MINUTE_MS) || { ok: 0, dead: 0 };
+      const seconds = i ? 60 : Math.max(1, (now - current) / 1000);
+      out.push({ ok: b.ok, dead: b.dead, seconds });
+    }
+    return out;
+  }
+
+  // {rate, failure, seconds} over the last full minute and the current one so far
+  function recentSeries(data) {
+    const tail = data.slice(-2);
+    const ok = tail.reduce((n, b) => n + b.ok, 0), dead = tail.reduce((n, b) => n + b.dead, 0);
+    const seconds = tail.reduce((n, b) => n + b.seconds, 0);
+    if (!seconds) return null;
+    const done = ok + dead;
+    return { rate: done / seconds, failure: done ? dead / done : null, seconds };
+  }
+
+  window.ConveyorChart = {
+    recent, buckets, drawThroughput, drawFailure, fmtRate, fromSeries, recentSeries,
+  };
 })();

@@ -17,23 +17,49 @@
   const getKey = () => sessionStorage.getItem(KEY) || "";
 
   // ---- connection mark -------------------------------------------------------------
-  function setLive(state, text) {
+  function setLive(state, text, banner) {
     const live = $("#live");
     if (!live) return;
     live.dataset.state = state;
     $(".live-text", live).textContent = text;
+    // the banner says, on every page, why what it shows no longer changes
+    const box = $("#status-banner");
+    if (box) {
+      box.dataset.state = state;
+      box.textContent = banner || "";
+      box.hidden = state === "ok" || !banner;
+    }
+  }
+
+  // What a card still loading says when its first answer is an error (instead of "Loading…"
+  // forever); a card already filled keeps its last answer, and the top bar's mark says why
+  // it no longer changes.
+  function sayInLoadingCards(text) {
+    for (const card of $$("[data-live] > .loading")) {
+      card.textContent = text;
+      card.classList.add("loading-failed");
+    }
   }
 
   function onStatus(status) {
+    let text;
     if (status === 401) {
-      setLive("locked", "Key needed");
-      for (const card of $$("[data-live] > .loading")) card.textContent = "An API key is needed to show this.";
-      if (!keyDismissed) openKeyDialog(getKey() ? "That key was refused." : "");
+      const rejected = Boolean(getKey());
+      text = rejected
+        ? "The API rejected the API key this tab holds (401 unauthorized): set another one with the API key button."
+        : "An API key is needed to show this: set one with the API key button.";
+      setLive("locked", rejected ? "Key rejected" : "Key needed", text);
+      if (!keyDismissed) openKeyDialog(rejected ? "The API rejected that key: it is wrong or was revoked." : "");
     } else if (status === 503) {
-      setLive("down", "Broker unavailable");
+      text = "The broker is unavailable (503): the API cannot reach Redis or the SQLite file. What you see may be out of date; this page retries every 2 s.";
+      setLive("down", "Broker unavailable", text);
     } else if (status === 0 || status >= 500) {
-      setLive("down", "Disconnected");
+      text = status === 0
+        ? "The API does not answer: it may be down or unreachable. What you see may be out of date; this page retries every 2 s."
+        : `The API answered an error (${status}). This page retries every 2 s.`;
+      setLive("down", "Disconnected", text);
     }
+    if (text) sayInLoadingCards(text);
   }
 
   // ---- API key ---------------------------------------------------------------------
@@ -60,7 +86,7 @@
     const res = await fetch("/v1/queues", { headers: { Authorization: "Bearer " + key } })
       .catch(() => null);
     if (!res) { openKeyDialog("The API did not answer: try again."); return; }
-    if (res.status === 401) { openKeyDialog("That key was refused."); return; }
+    if (res.status === 401) { openKeyDialog("The API rejected that key: check it and try again."); return; }
     sessionStorage.setItem(KEY, key);
     $("#key-dialog").close();
     location.reload();
@@ -160,13 +186,24 @@
     return Math.floor(s / 86400) + " d ago";
   }
 
+  // how long something has been going on: "4.2 s", "3 min 05 s", "2 h 10 min"
+  function sinceText(date) {
+    const s = Math.max(0, (Date.now() - date.getTime()) / 1000);
+    if (s < 60) return s.toFixed(1) + " s";
+    const m = Math.floor(s / 60);
+    if (m < 60) return m + " min " + String(Math.floor(s % 60)).padStart(2, "0") + " s";
+    return Math.floor(m / 60) + " h " + (m % 60) + " min";
+  }
+
   function decorate(root) {
     for (const t of $$("time[data-local]", root)) t.textContent = localText(new Date(t.dateTime));
     for (const t of $$("time[data-ago]", root)) t.textContent = agoText(new Date(t.dateTime));
+    for (const t of $$("time[data-since]", root)) t.textContent = sinceText(new Date(t.dateTime));
     for (const f of $$("[data-fill]", root)) f.style.width = Math.min(100, Number(f.dataset.fill)) + "%";
   }
   setInterval(() => {
     for (const t of $$("time[data-ago]")) t.textContent = agoText(new Date(t.dateTime));
+    for (const t of $$("time[data-since]")) t.textContent = sinceText(new Date(t.dateTime));
   }, 1000);
 
   // ---- toasts and confirmation ---------------------------------------------------------
@@ -315,13 +352,19 @@
       toast("Job queued again.");
     },
     async cancel(el) {
+      const running = el.dataset.running === "1";
       const ok = await confirmDialog({
-        title: "Cancel this job?", ok: "Cancel job", danger: true,
-        body: [para(el.dataset.job, "mono"), para("It will not run; you can retry it later.", "muted")],
+        title: running ? "Stop this running job?" : "Cancel this job?",
+        ok: running ? "Stop job" : "Cancel job", danger: true,
+        body: [para(el.dataset.job, "mono"), para(running
+          ? "Its worker is asked to stop it at its next heartbeat (an async handler is cancelled, a sync one sees ctx.cancelled); it then ends cancelled. You can retry it later."
+          : "It will not run; you can retry it later.", "muted")],
       });
       if (!ok) return;
-      await api("POST", `/v1/jobs/${encodeURIComponent(el.dataset.job)}/cancel`);
-      toast("Job cancelled.");
+      const job = await api("POST", `/v1/jobs/${encodeURIComponent(el.dataset.job)}/cancel`);
+      toast(job && job.state === "running"
+        ? "Stop requested: the worker stops the job at its next heartbeat."
+        : "Job cancelled.");
     },
     async pause(el) {
       await api("POST", `/v1/queues/${encodeURIComponent(el.dataset.queue)}/pause`);
@@ -351,6 +394,16 @@
       if (!ok) return;
       await api("DELETE", `/v1/schedules/${encodeURIComponent(el.dataset.schedule)}`);
       toast(`Schedule ${el.dataset.schedule} deleted.`);
+    },
+    async "delete-webhook"(el) {
+      const ok = await confirmDialog({
+        title: "Delete this webhook subscription?", ok: "Delete subscription", danger: true,
+        body: [para(el.dataset.url, "mono"), para(el.dataset.webhook, "mono muted"),
+               para("No more deliveries; those not yet sent are skipped.", "muted")],
+      });
+      if (!ok) return;
+      await api("DELETE", `/v1/webhooks/${encodeURIComponent(el.dataset.webhook)}`);
+      toast("Webhook subscription deleted.");
     },
     "redrive-selected": () => bulk("redrive", "selected"),
     "purge-selected": () => bulk("purge", "selected"),
@@ -443,13 +496,42 @@
     }
   }
 
+  // ---- charts from the broker's per-minute series (issue 18) ------------------------------
+  // The first SERIES_QUEUES queues by name, one request each: bounded. Read again when their
+  // finished counts moved since the last read, else every SERIES_MS. Until the first answer
+  // (or if the API has no series) the page's own samples are drawn.
+  const SERIES_QUEUES = 20;
+  const SERIES_MS = 30 * 1000;
+  let seriesDocs = null;
+  let seriesAt = 0;
+  let seriesMark = "";
+  async function refreshSeries(items) {
+    if (!$("#chart-throughput")) return;
+    const mark = items.slice(0, SERIES_QUEUES)
+      .map((item) => `${item.name}:${item.counts.succeeded || 0}:${item.counts.dead || 0}`).join();
+    if (mark === seriesMark && Date.now() - seriesAt < SERIES_MS) return;
+    seriesMark = mark;
+    seriesAt = Date.now();
+    const names = items.map((item) => item.name).slice(0, SERIES_QUEUES);
+    try {
+      seriesDocs = await Promise.all(names.map((name) =>
+        api("GET", "/v1/queues/" + encodeURIComponent(name) + "/series?minutes=11")));
+      for (const note of $$("[data-chart-source]")) note.hidden = false;
+      for (const note of $$("[data-chart-fallback]")) note.hidden = true;
+    } catch (err) {
+      seriesDocs = null;
+    }
+    updateCharts(loadSamples());
+  }
+
   function updateCharts(samples) {
     const through = $("#chart-throughput");
     if (!through) return;
-    const data = ConveyorChart.buckets(samples);
+    const fromBroker = seriesDocs !== null;
+    const data = fromBroker ? ConveyorChart.fromSeries(seriesDocs) : ConveyorChart.buckets(samples);
     ConveyorChart.drawThroughput(through, data);
     ConveyorChart.drawFailure($("#chart-failure"), data);
-    const r = ConveyorChart.recent(samples, 60 * 1000);
+    const r = fromBroker ? ConveyorChart.recentSeries(data) : ConveyorChart.recent(samples, 60 * 1000);
     $('[data-stat="rate"]').textContent = r ? ConveyorChart.fmtRate(r.rate) : "—";
     $('[data-stat="failure"]').textContent = r && r.failure !== null ? (r.failure * 100).toFixed(1) + " %" : "—";
   }
@@ -475,6 +557,7 @@
       const doc = await api("GET", "/v1/queues?limit=" + SAMPLE_QUEUES);
       const samples = record(doc.items);
       updateCharts(samples);
+      refreshSeries(doc.items);
       updateRates(samples);
       updateQueueOptions(doc.items);
       updateBadge(doc.items);

@@ -11,6 +11,24 @@ local function int(x)
   return string.format('%d', x)
 end
 
+-- The job's event, appended to its queue's event log in the same script as the transition
+-- (issue 17): a stream beside the job keys, `<base>events`, built from the job key (same
+-- hash tag, so the same slot). Reads the job's type, state and attempts as the transition
+-- left them, so call it after the transition's writes. EVENTS_MAXLEN (prepended by
+-- scripts.py from CONVEYOR_EVENTS_MAXLEN) bounds the stream approximately; 0 turns events
+-- off. XADD runs under pcall: a key of the wrong type loses events, never the transition.
+local function emit_event(jk, ev, code, progress)
+  if EVENTS_MAXLEN <= 0 then return end
+  local base, uid = string.match(jk, '^(.*:)job:([^:]*)$')
+  if not base then return end
+  local v = redis.call('HMGET', jk, 'type', 'state', 'attempts')
+  local args = {'XADD', base .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'u', uid,
+    't', v[1] or '', 'e', ev, 's', v[2] or '', 'a', v[3] or '0', 'at', int(now_ms())}
+  if code and code ~= '' then args[#args + 1] = 'c' args[#args + 1] = code end
+  if progress then args[#args + 1] = 'p' args[#args + 1] = progress end
+  redis.pcall(unpack(args))
+end
+
 -- queued score: higher priority first, FIFO (by seq) within a priority
 local function queued_score(prio, seq)
   return (-tonumber(prio)) * 4398046511104 + tonumber(seq)
@@ -142,6 +160,7 @@ local function promote(prefix, scheduled, queued, seqkey, now, limit, set_aside)
       local seq = redis.call('INCR', seqkey)
       redis.call('HSET', jk, 'seq', seq)
       to_queued(jk, queued, uid, seq, j.prio)
+      emit_event(jk, 'enqueued', nil)
       moved = moved + 1
     end
   end
@@ -165,10 +184,12 @@ local function holds(j, token)
   return j.state == 'running' and j.token == token
 end
 
--- delete a finished job, its entry in the listing index and its idempotency key (if that
--- key still points at it)
+-- delete a finished job, its entry in the listing index, its idempotency key (if that
+-- key still points at it) and its log lines (`<base>logs:<uid>`, built from the job key
+-- `<base>job:<uid>`: the same slot)
 local function delete_job(jk, idemprefix, listing, uid)
   redis.call('ZREM', listing, uid)
+  redis.call('DEL', string.sub(jk, 1, #jk - #uid - 4) .. 'logs:' .. uid)
   local idem = redis.call('HGET', jk, 'idem')
   if idem and idem ~= '' then
     local ik = idemprefix .. idem
@@ -242,4 +263,24 @@ local function set_corrupt(jk, uid, index, dead, deaths, now, problem)
     'err_code', 'corrupt_job', 'err_msg', msg)
   add_history(jk, 0, nil, nil, now, 'dead', 'corrupt_job', msg, nil)
   record_death(deaths, jk, uid, now)
+  emit_event(jk, 'dead', 'corrupt_job')
+end
+
+-- count_series (issue 18): one more `kind` ('s' succeeded, 'f' failed attempt, 'd' dead) in
+-- this minute's counters of the job's queue, for its type and for every type, written by the
+-- transition itself (so the series equal what happened). One hash per queue and hour,
+-- keys.QueueKeys.series: `<prefix>:{q}:series:<epoch hour>`, built from the job key prefix
+-- (the same slot); fields `<epoch minute>:<kind>:<type>` ('' type: every type). An hour's
+-- hash expires 7 days after the hour ends. (An hour of one type's successes is 120 fields:
+-- a compact listpack, a third of the memory of one hash per day.)
+local SERIES_KEEP_MS = 7 * 86400000
+local function count_series(job_prefix, jk, now, kind)
+  local minute = math.floor(now / 60000)
+  local hour = math.floor(minute / 60)
+  local key = string.sub(job_prefix, 1, -5) .. 'series:' .. int(hour)
+  local field = int(minute) .. ':' .. kind .. ':'
+  local jtype = redis.call('HGET', jk, 'type')
+  redis.call('HINCRBY', key, field, 1)
+  if jtype and jtype ~= '' and #jtype <= 128 then redis.call('HINCRBY', key, field .. jtype, 1) end
+  redis.call('PEXPIREAT', key, int((hour + 1) * 3600000 + SERIES_KEEP_MS))
 end

@@ -26,6 +26,8 @@ for _, a in ipairs(cjson.decode(ARGV[1])) do
       redis.call('HSET', jk, 'state', 'succeeded', 'finished', int(now), 'result', result,
         'rprev', preview, 'rsize', int(a[5]))
       add_history(jk, j.attempts, j.worker, j.started, now, 'succeeded', nil, nil, nil)
+      emit_event(jk, 'succeeded', nil)
+      count_series(KEYS[1], jk, now, 's')
       out[#out + 1] = 1
     end
   elseif j.state == 'succeeded' and j.token == token then

@@ -30,6 +30,7 @@ for _, j in ipairs(cjson.decode(ARGV[2])) do
     to_queued(jk, KEYS[3], uid, seq, j[4])
     add_history(jk, 0, ARGV[1], nil, now, 'redriven', nil,
       'redriven from ' .. j[10] .. ' by ' .. ARGV[1], nil)
+    emit_event(jk, 'redriven', nil)
     out[#out + 1] = uid
   end
 end

@@ -60,6 +60,7 @@ for _, j in ipairs(jobs) do
       redis.call('ZADD', KEYS[3], queued_score(prio, seq), uid)
       woke = true
     end
+    emit_event(jk, state == 'scheduled' and 'scheduled' or 'enqueued', nil)
     out[#out + 1] = due
   end
 end

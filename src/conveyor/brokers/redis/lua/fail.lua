@@ -46,14 +46,17 @@ for _, f in ipairs(cjson.decode(ARGV[1])) do
         state = 'scheduled'
       end
       add_history(jk, attempts, j.worker, j.started, now, 'failed', code, msg, tb)
+      emit_event(jk, 'retrying', code)
     else
       redis.call('ZADD', KEYS[5], now, uid)
       redis.call('HSET', jk, 'state', 'dead', 'finished', int(now))
       add_history(jk, attempts, j.worker, j.started, now, 'dead', code, msg, tb)
       record_death(KEYS[8], jk, uid, now)
+      emit_event(jk, 'dead', code)
       state = 'dead'
     end
     out[#out + 1] = state
+    count_series(KEYS[1], jk, now, state == 'dead' and 'd' or 'f')
   end
 end
 if woke then wake(KEYS[7]) end

@@ -7,15 +7,15 @@
 --   '<nonce>.<i>', never a counter a lost write could roll back (invariant 3)
 -- A record that does not parse (promoted or popped) is set aside as DEAD corrupt_job and the
 -- rest of the batch goes on (see job_problem in _lib.lua).
--- Returns {now_ms, next_due_ms (-1 none), {uid, token, type, payload, attempts, max_att, timeout}...,
---   number of records set aside}
+-- Returns {now_ms, next_due_ms (-1 none), {uid, token, type, payload, attempts, max_att, timeout,
+--   run_at}..., number of records set aside}
 local now = now_ms()
 if redis.call('EXISTS', KEYS[7]) == 1 then
   return {int(now), next_due(KEYS[3]), {}, 0}
 end
 local bad_seq = check_seq(KEYS[5])
 if bad_seq then return bad_seq end
-local READS = {'state', 'type', 'payload', 'attempts', 'max_att', 'timeout'}
+local READS = {'state', 'type', 'payload', 'attempts', 'max_att', 'timeout', 'run_at'}
 local CHECKS = {'type', 'payload', 'attempts', 'max_att', 'timeout'}
 local function set_aside(jk, uid, problem)
   set_corrupt(jk, uid, nil, KEYS[8], KEYS[9], now, problem)
@@ -39,9 +39,10 @@ for i = 1, #popped, 2 do
     redis.call('HSET', jk, 'state', 'running', 'token', token, 'started', int(now),
       'worker', ARGV[3], 'deadline', deadline, 'attempts', attempts)
     redis.call('ZADD', KEYS[4], deadline, uid)
+    emit_event(jk, 'started', nil)
     local timeout = j.timeout
     if timeout == '' then timeout = false end
-    out[#out + 1] = {uid, token, j.type, j.payload, attempts, j.max_att, timeout}
+    out[#out + 1] = {uid, token, j.type, j.payload, attempts, j.max_att, timeout, j.run_at}
   end
 end
 if redis.call('ZCARD', KEYS[2]) > 0 then

@@ -3,15 +3,17 @@
 -- A job that dies here (a poison job: its lease expired max_attempts times) gets its death
 -- event in the same step, and stays DEAD until an operator (or an opted-in policy) acts.
 -- A record that does not parse is set aside as DEAD corrupt_job (see job_problem).
+-- A job whose current delivery was asked to stop (ctok = its token: cancel.lua) ends CANCELLED.
 -- KEYS[1] job key prefix   KEYS[2] running   KEYS[3] queued   KEYS[4] dead   KEYS[5] wake marker
--- KEYS[6] deaths (events for on_dead hooks)
+-- KEYS[6] deaths (events for on_dead hooks)   KEYS[7] cancelled
 -- ARGV[1] limit
--- Returns {requeued, dead, set aside}
+-- Returns {requeued, dead, set aside, cancelled}
 local now = now_ms()
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-local requeued, dead, aside = 0, 0, 0
+local requeued, dead, aside, cancelled = 0, 0, 0, 0
 local msg = 'lease expired: the worker died, hung or lost its connection'
-local READS = {'state', 'attempts', 'max_att', 'seq', 'prio', 'worker', 'started'}
+local READS = {'state', 'attempts', 'max_att', 'seq', 'prio', 'worker', 'started', 'token',
+  'ctok', 'cby'}
 local CHECKS = {'attempts', 'max_att', 'seq', 'prio'}
 for _, uid in ipairs(expired) do
   local jk = KEYS[1] .. uid
@@ -21,6 +23,14 @@ for _, uid in ipairs(expired) do
   if problem then
     set_corrupt(jk, uid, nil, KEYS[4], KEYS[6], now, problem)
     aside = aside + 1
+  elseif j.state and j.ctok and j.ctok ~= '' and j.ctok == j.token then
+    local by = 'cancelled by ' .. (j.cby or '?') .. ' (the worker\'s lease expired first)'
+    redis.call('ZADD', KEYS[7], now, uid)
+    redis.call('HSET', jk, 'state', 'cancelled', 'finished', int(now), 'token', '',
+      'err_code', 'cancelled', 'err_msg', by)
+    add_history(jk, j.attempts, j.worker, j.started, now, 'cancelled', 'cancelled', by, nil)
+    emit_event(jk, 'cancelled', 'cancelled')
+    cancelled = cancelled + 1
   elseif j.state then
     redis.call('HSET', jk, 'token', '', 'err_code', 'lease_expired', 'err_msg', msg)
     if (as_int(j.attempts, 0, 1e9) or 0) >= tonumber(j.max_att) then
@@ -28,14 +38,18 @@ for _, uid in ipairs(expired) do
       redis.call('HSET', jk, 'state', 'dead', 'finished', int(now))
       add_history(jk, j.attempts, j.worker, j.started, now, 'dead', 'lease_expired', msg, nil)
       record_death(KEYS[6], jk, uid, now)
+      emit_event(jk, 'dead', 'lease_expired')
+      count_series(KEYS[1], jk, now, 'd')
       dead = dead + 1
     else
       to_queued(jk, KEYS[3], uid, j.seq, j.prio)
       add_history(jk, j.attempts, j.worker, j.started, now, 'lease_expired', 'lease_expired',
         msg, nil)
+      emit_event(jk, 'lease_expired', 'lease_expired')
+      count_series(KEYS[1], jk, now, 'f')
       requeued = requeued + 1
     end
   end
 end
 if requeued > 0 then wake(KEYS[5]) end
-return {requeued, dead, aside}
+return {requeued, dead, aside, cancelled}

@@ -28,6 +28,7 @@ for _, uid in ipairs(pick_dead(KEYS[2], sel, ARGV, 4)) do
       to_queued(jk, KEYS[3], uid, seq, j.prio)
       add_history(jk, 0, ARGV[1], nil, now, 'redriven', nil,
         'redriven from the DLQ by ' .. ARGV[1], nil)
+      emit_event(jk, 'redriven', nil)
     end
     out[#out + 1] = uid
   end

@@ -28,6 +28,7 @@ for _, l in ipairs(cjson.decode(ARGV[1])) do
       to_queued(jk, KEYS[3], uid, j.seq, j.prio)
       add_history(jk, attempts, j.worker, j.started, now, 'released', 'worker_shutdown',
         'released by a stopping worker; attempt not charged', nil)
+      emit_event(jk, 'released', nil)
       out[#out + 1] = 1
       released = released + 1
     end

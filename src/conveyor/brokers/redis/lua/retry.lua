@@ -5,19 +5,14 @@
 -- corrupt_job, a dead one stays as it is; both answer 'corrupt:<what is wrong>'.
 -- KEYS[1] job key prefix   KEYS[2] dead   KEYS[3] cancelled   KEYS[4] queued   KEYS[5] seq
 -- KEYS[6] wake marker   KEYS[7] deaths
--- ARGV[1] actor, then the uids to retry ('*' as ARGV[2] with a limit in ARGV[3]: the oldest
--- DEAD jobs)
+-- ARGV[1] actor, then the uids to retry (bulk redrives of the DLQ use redrive.lua)
 -- Returns {uids, results}: per job 'retried', 'not_found', 'corrupt:...' or the state that
 -- forbade the retry.
 local now = now_ms()
 local bad_seq = check_seq(KEYS[5])
 if bad_seq then return bad_seq end
 local ids = {}
-if ARGV[2] == '*' then
-  ids = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[3]) - 1)
-else
-  for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
-end
+for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
 local out = {}
 local woke = false
 local READS, CHECKS = {'state', 'prio'}, {'prio'}
@@ -43,6 +38,7 @@ for _, uid in ipairs(ids) do
       'token', '')
     to_queued(jk, KEYS[4], uid, seq, j.prio)
     add_history(jk, 0, ARGV[1], nil, now, 'retried', nil, 'moved from ' .. state .. ' to queued', nil)
+    emit_event(jk, 'redriven', nil)
     out[#out + 1] = 'retried'
     woke = true
   end

@@ -1,0 +1,153 @@
+"""Waiting for jobs to finish, race-free, with one log follower per queue per process.
+
+A waiter first makes sure its queue's follower is running (it has read the log's tail),
+registers itself, and only then reads the job: a job finished before that read is seen
+finished by it; a job finishing after it writes its terminal event after the follower's
+position, and the follower hands that event to every waiter of the job. So no wait misses
+a finish, whatever the timing (BullMQ's `waitUntilFinished` subscribes after it reads).
+
+Each follower reads its queue's log in pages of up to 1,000 events and blocks on the log
+(`wait_events`) between pages: one connection per followed queue, however many waiters.
+A gap in the log (events trimmed before they were read) or a broker error wakes every
+waiter of the queue, which re-reads its job. A follower with no waiter left stops after
+`idle_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from conveyor.brokers.base import Broker
+from conveyor.errors import ConveyorError
+from conveyor.ids import split_job_id
+from conveyor.jobs import TERMINAL_STATES, Job
+
+log = logging.getLogger("conveyor.events.waiters")
+
+READ_LIMIT = 1000
+#: how long one `wait_events` call blocks; the follower checks for idleness in between
+BLOCK_S = 1.0
+IDLE_S = 10.0
+RETRY_S = 0.5
+
+
+@dataclass(eq=False)
+class _Follower:
+    queue: str
+    ready: asyncio.Future[None]
+    cursor: str = "0"
+    waiters: dict[str, set[asyncio.Future[None]]] = field(
+        default_factory=lambda: defaultdict(set))
+    task: asyncio.Task[None] | None = None
+
+    def wake(self, job_id: str | None = None) -> None:
+        """Wake the waiters of one job (None: of every job)."""
+        groups = [self.waiters.get(job_id, set())] if job_id else list(self.waiters.values())
+        for group in groups:
+            for fut in group:
+                if not fut.done():
+                    fut.set_result(None)
+
+
+class Waiters:
+    """The waiters and followers of one client (one per process, usually)."""
+
+    def __init__(self, broker: Broker, *, idle_s: float = IDLE_S) -> None:
+        self._broker = broker
+        self._idle_s = idle_s
+        self._followers: dict[str, _Follower] = {}
+
+    @property
+    def following(self) -> list[str]:
+        """The queues followed right now (one follower each)."""
+        return sorted(self._followers)
+
+    async def wait(self, job_id: str, timeout_s: float) -> Job:
+        """The job once it is SUCCEEDED, DEAD or CANCELLED, or as it is when `timeout_s`
+        has passed (the caller tells them apart by its state)."""
+        queue, _ = split_job_id(job_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout_s, 0.0)
+        while True:
+            follower = self._follow(queue)
+            if not follower.ready.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(follower.ready),
+                                           max(deadline - loop.time(), 0.001))
+                except TimeoutError:  # the log cannot be read: answer with the job as it is
+                    return await self._broker.get(job_id)
+            fut: asyncio.Future[None] = loop.create_future()
+            follower.waiters[job_id].add(fut)  # registered before the read: see the docstring
+            try:
+                job, _ = await self._broker.get_with_cursor(job_id)
+                remaining = deadline - loop.time()
+                if job.state in TERMINAL_STATES or remaining <= 0:
+                    return job
+                if self._followers.get(queue) is follower:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(fut, remaining)
+            finally:
+                group = follower.waiters.get(job_id)
+                if group is not None:
+                    group.discard(fut)
+                    if not group:
+                        del follower.waiters[job_id]
+
+    def _follow(self, queue: str) -> _Follower:
+        follower = self._followers.get(queue)
+        if follower is None or follower.task is None or follower.task.done():
+            loop = asyncio.get_running_loop()
+            follower = _Follower(queue, ready=loop.create_future())
+            self._followers[queue] = follower
+            follower.task = loop.create_task(self._run(follower),
+                                             name=f"conveyor-follow-{queue}")
+        return follower
+
+    async def _run(self, f: _Follower) -> None:
+        loop = asyncio.get_running_loop()
+        idle_since = loop.time()
+        broken = False
+        try:
+            while True:
+                try:
+                    if not f.ready.done():
+                        f.cursor = await self._broker.events_tail(f.queue)
+                        f.ready.set_result(None)
+                    page = await self._broker.read_events(f.queue, f.cursor, READ_LIMIT)
+                    if page.gap or broken:
+                        f.wake()
+                        broken = False
+                    for ev in page.events:
+                        if ev.state in TERMINAL_STATES:
+                            f.wake(ev.job_id)
+                    f.cursor = page.cursor
+                    if f.waiters:
+                        idle_since = loop.time()
+                    elif loop.time() - idle_since >= self._idle_s:
+                        return
+                    if len(page.events) < READ_LIMIT:
+                        await self._broker.wait_events(f.queue, f.cursor, BLOCK_S)
+                except ConveyorError as exc:
+                    log.warning("event_follower_error",
+                                extra={"queue": f.queue, "error": str(exc)[:200]})
+                    broken = True  # events may have been missed: waiters re-read their jobs
+                    await asyncio.sleep(RETRY_S)
+        finally:
+            if self._followers.get(f.queue) is f:
+                del self._followers[f.queue]
+            if not f.ready.done():
+                f.ready.set_result(None)
+            f.wake()  # a waiter left behind re-reads its job and starts a new follower
+
+    async def close(self) -> None:
+        tasks = [f.task for f in self._followers.values() if f.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._followers.clear()

@@ -1,0 +1,98 @@
+"""Waiting for a job (issue 17): `wait` / `result` return once the job is SUCCEEDED, DEAD or
+CANCELLED, whether it finished before or after the call, with one log follower per queue
+shared by every waiter; a race of finishes and waits finds no timeout and no wrong result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from conformance import LONG_LEASE_MS, BrokerFactory, Q, enqueue, fetch_one
+from waiter_race import waiter_race
+
+from conveyor.brokers.base import AckItem, Broker, FailItem
+from conveyor.client import AsyncConveyor
+from conveyor.errors import JobFailed, JobNotFound, ValidationError, WaitTimeout
+from conveyor.jobs import JobState
+
+
+async def test_a_job_finished_before_the_wait(broker: Broker, raw_client: AsyncConveyor) -> None:
+    job = await enqueue(broker)
+    d = await fetch_one(broker)
+    assert await broker.ack([AckItem(job.id, d.token, '{"answer": 42}')]) == [True]
+    assert (await raw_client.wait(job.id, timeout=5)).state == JobState.SUCCEEDED
+    assert await raw_client.result(job.id, timeout=0) == {"answer": 42}
+
+
+async def test_a_job_finished_during_the_wait(broker: Broker, raw_client: AsyncConveyor) -> None:
+    job = await enqueue(broker)
+
+    async def finish() -> None:
+        await asyncio.sleep(0.2)
+        d = await fetch_one(broker)
+        assert await broker.ack([AckItem(job.id, d.token, '"done"')]) == [True]
+
+    task = asyncio.create_task(finish())
+    assert await raw_client.result(job.id, timeout=10) == "done"
+    await task
+
+
+async def test_failures_and_timeouts(broker: Broker, raw_client: AsyncConveyor) -> None:
+    dead = await enqueue(broker)
+    d = await fetch_one(broker)
+    assert await broker.fail([FailItem(dead.id, d.token, "boom", "it broke")]) == [JobState.DEAD]
+    with pytest.raises(JobFailed) as failed:
+        await raw_client.result(dead.id, timeout=5)
+    assert failed.value.error_code == "boom" and failed.value.job.state == JobState.DEAD
+
+    cancelled = await enqueue(broker)
+    waiting = asyncio.create_task(raw_client.result(cancelled.id, timeout=10))
+    await asyncio.sleep(0.1)
+    await broker.cancel(cancelled.id)
+    with pytest.raises(JobFailed) as failed:
+        await waiting
+    assert failed.value.error_code == "cancelled"
+
+    queued = await enqueue(broker)
+    for timeout in (0, 0.2):
+        with pytest.raises(WaitTimeout) as late:
+            await raw_client.wait(queued.id, timeout=timeout)
+        assert late.value.job.state == JobState.QUEUED
+    with pytest.raises(JobNotFound):
+        await raw_client.wait(f"{Q}:{'0' * 32}", timeout=1)
+    for bad in (-1, float("nan"), float("inf"), 86_401, True, "5"):
+        with pytest.raises(ValidationError):
+            await raw_client.wait(queued.id, timeout=bad)  # type: ignore[arg-type]
+
+
+async def test_every_waiter_of_a_queue_shares_one_follower(
+    broker: Broker, raw_client: AsyncConveyor,
+) -> None:
+    jobs = [await enqueue(broker) for _ in range(50)]
+    other = await enqueue(broker, queue="conf-b")
+    waits = [asyncio.create_task(raw_client.wait(j.id, timeout=20)) for j in jobs]
+    waits.append(asyncio.create_task(raw_client.wait(other.id, timeout=20)))
+    await asyncio.sleep(0.2)
+    assert raw_client.waiters.following == [Q, "conf-b"]
+    for queue in (Q, "conf-b"):
+        batch = await broker.fetch(queue, 100, "w", LONG_LEASE_MS)
+        assert await broker.ack([AckItem(d.job_id, d.token) for d in batch.deliveries]) == [
+            True] * len(batch.deliveries)
+    done = await asyncio.gather(*waits)
+    assert {j.state for j in done} == {JobState.SUCCEEDED}
+
+
+async def test_waiter_race(broker: Broker, raw_client: AsyncConveyor) -> None:
+    """The issue's race, scaled down (400 jobs over 2 s); `-m chaos` runs 10,000."""
+    await waiter_race(broker, raw_client, queue=Q, jobs=400, spacing_s=0.005,
+                      waiters=[raw_client.wait])
+
+
+async def test_waiters_survive_gaps_in_a_short_log(make_broker: BrokerFactory) -> None:
+    """A log that trims faster than the follower reads: the gap wakes every waiter, which
+    re-reads its job; none is left waiting."""
+    broker = await make_broker(events_maxlen=10)
+    client = AsyncConveyor(broker, validate_types=False)
+    await waiter_race(broker, client, queue=Q, jobs=300, spacing_s=0.001,
+                      waiters=[client.wait])

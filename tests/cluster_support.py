@@ -1,0 +1,76 @@
+"""A local Redis Cluster for the tests: `scripts/redis-cluster` (3 primaries + 3 replicas from
+`redis-server`, on free ports, in a temp dir), or the one CONVEYOR_TEST_CLUSTER names
+(`host:port,host:port,...`: e.g. the one `.ci/run` started).
+
+Queue names spread over the primaries on purpose: `queues_on_each_primary` picks names whose
+hash slots are served by different primaries, so a test over them crosses nodes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "redis-cluster"
+ENV = "CONVEYOR_TEST_CLUSTER"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalCluster:
+    seeds: str  # "127.0.0.1:p1,127.0.0.1:p2,..."
+    directory: str | None  # None: not ours (CONVEYOR_TEST_CLUSTER), never stopped here
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://{self.seeds}/"
+
+    @property
+    def ports(self) -> list[int]:
+        return [int(s.rsplit(":", 1)[1]) for s in self.seeds.split(",")]
+
+
+def unavailable_reason() -> str | None:
+    """Why no cluster can be had here (None: one can)."""
+    if os.environ.get(ENV):
+        return None
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        return f"no redis-server / redis-cli on PATH and {ENV} is unset"
+    return None
+
+
+def start() -> LocalCluster:
+    given = os.environ.get(ENV)
+    if given:
+        return LocalCluster(given.strip(), None)
+    out = subprocess.run([str(SCRIPT), "up"], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    fields = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return LocalCluster(fields["seeds"], fields["dir"])
+
+
+def stop(cluster: LocalCluster) -> None:
+    if cluster.directory is not None:
+        subprocess.run([str(SCRIPT), "down", cluster.directory], timeout=60, check=False)
+
+
+def key_slot(key: str) -> int:
+    """Redis Cluster's slot of a key (CRC16 of its hash tag, mod 16384)."""
+    from redis.crc import key_slot as slot
+
+    return int(slot(key.encode()))
+
+
+def queues_on_each_primary(slot_owner: dict[int, str], stem: str, count: int = 3) -> list[str]:
+    """`count` queue names `<stem>-<n>`, each served by a different primary
+    (`slot_owner`: slot -> primary name)."""
+    picked: dict[str, str] = {}
+    n = 0
+    while len(picked) < count and n < 10_000:
+        name = f"{stem}-{n}"
+        owner = slot_owner[key_slot(f"{{{name}}}")]
+        picked.setdefault(owner, name)
+        n += 1
+    return list(picked.values())

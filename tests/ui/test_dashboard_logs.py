@@ -1,0 +1,45 @@
+"""The job page's Logs card in a real browser (Debian's Chromium through Playwright) against
+a real `conveyor api` and `conveyor worker` on the real Redis: the lines a handler wrote
+through `ctx.logger`, oldest first with level and attempt, shown as text (never as HTML)."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+from ui_support import Browse, StartApi, StartWorker, wait_until
+
+pytestmark = pytest.mark.e2e
+
+SCRIPT = '<img src=x onerror="window.__pwned=1">'
+
+
+def test_the_job_page_shows_the_job_s_log_lines(
+    services: tuple[StartApi, StartWorker], browse: Browse
+) -> None:
+    start_api, start_worker = services
+    api = start_api()
+    lines = ["starting the report", "warn: 3 rows skipped", SCRIPT, "done"]
+    quiet = api.enqueue("ui.gate", {"gate": "/nonexistent/gate"}, queue="logs")
+    job = api.enqueue("ui.chatty", {"lines": lines}, queue="logs")
+    start_worker(api, queues="logs")
+    for j in (job, quiet):
+        wait_until(lambda j=j: (api.job(j["id"]) or {}).get("state") == "succeeded",
+                   f"job {j['id']} to succeed")
+    logs = api.http.get(f"/v1/jobs/{job['id']}/logs").json()["lines"]
+    assert [line["message"] for line in logs] == lines
+
+    page = browse.page
+    page.goto(f"{api.base_url}/ui/jobs/{job['id']}")
+    items = page.locator("#job-logs li")
+    expect(items).to_have_count(len(lines))
+    for i, text in enumerate(lines):
+        expect(items.nth(i).locator(".log-message")).to_have_text(text)
+    expect(items.nth(1).locator(".log-level")).to_have_text("WARNING")
+    expect(items.nth(0).locator(".log-attempt")).to_have_text("#1")
+    assert page.locator("#job-logs img, #job-logs script").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    browse.shot("job-logs")
+
+    page.goto(f"{api.base_url}/ui/jobs/{quiet['id']}")
+    expect(page.locator("#job-logs-empty")).to_be_visible()
+    assert browse.errors == []
