@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+if TYPE_CHECKING:
+    from conveyor.brokers.redis import RedisBroker
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "redis-cluster"
 ENV = "CONVEYOR_TEST_CLUSTER"
@@ -41,9 +49,10 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def start() -> LocalCluster:
+def start(*, own: bool = False) -> LocalCluster:
+    """The session's cluster (CONVEYOR_TEST_CLUSTER if set), or with `own` always a new one."""
     given = os.environ.get(ENV)
-    if given:
+    if given and not own:
         return LocalCluster(given.strip(), None)
     out = subprocess.run([str(SCRIPT), "up"], capture_output=True, text=True, timeout=120,
                          check=True).stdout
@@ -74,3 +83,48 @@ def queues_on_each_primary(slot_owner: dict[int, str], stem: str, count: int = 3
         picked.setdefault(owner, name)
         n += 1
     return list(picked.values())
+
+
+def pid_of(cluster: LocalCluster, port: int) -> int:
+    """The pid of the node on `port` (clusters started by scripts/redis-cluster only)."""
+    assert cluster.directory is not None
+    base = Path(cluster.directory)
+    ports = [int(p) for p in (base / "ports").read_text().split()]
+    pids = [int(p) for p in (base / "pids").read_text().split()]
+    return pids[ports.index(port)]
+
+
+async def kill_primary_of(cluster: LocalCluster, broker: RedisBroker, queue: str) -> Redis:
+    """SIGKILL the primary serving `queue`, its replica told not to take over yet (so the
+    slot stays without a primary until `allow_failover`). Returns that replica."""
+    assert isinstance(broker.client, RedisCluster)
+    victim = broker.client.get_node_from_key(broker.keys.queue(queue).queued)
+    assert victim is not None
+    replica = await replica_of(cluster, victim.port)
+    await replica.config_set("cluster-replica-no-failover", "yes")
+    os.kill(pid_of(cluster, victim.port), signal.SIGKILL)
+    return replica
+
+
+async def allow_failover(replica: Redis) -> None:
+    try:
+        await replica.config_set("cluster-replica-no-failover", "no")
+    finally:
+        await replica.aclose()
+
+
+async def replica_of(cluster: LocalCluster, primary_port: int) -> Redis:
+    for port in cluster.ports:
+        node = Redis(port=port, decode_responses=True)
+        role = await node.execute_command("ROLE")
+        if role[0] == "slave" and int(role[2]) == primary_port:
+            return node
+        await node.aclose()
+    raise AssertionError(f"no replica of {primary_port}")
+
+
+def restart_node(cluster: LocalCluster, port: int) -> None:
+    """Start a killed node again on its own files (scripts/redis-cluster restart)."""
+    assert cluster.directory is not None
+    subprocess.run([str(SCRIPT), "restart", cluster.directory, str(port)], timeout=60,
+                   check=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +17,18 @@ def redis_cluster() -> Iterator[LocalCluster]:
     if reason is not None:
         pytest.skip(f"no Redis Cluster: {reason}")
     cluster = start()
+    try:
+        yield cluster
+    finally:
+        stop(cluster)
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[LocalCluster]:
+    """A cluster only this test uses (it kills nodes): needs redis-server on PATH."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server to start a Redis Cluster of its own")
+    cluster = start(own=True)
     try:
         yield cluster
     finally:

@@ -1,7 +1,7 @@
 """Conveyor: a distributed job scheduler with a Redis-backed reliable queue."""
 
 from conveyor.client import AsyncConveyor, Conveyor, JobRequest
-from conveyor.errors import ErrorCode, JobError, PermanentError, RetryLater
+from conveyor.errors import ErrorCode, JobError, PermanentError, RateLimited, RetryLater
 from conveyor.handlers import JobContext, handler
 from conveyor.jobs import Job, JobState
 
@@ -15,6 +15,7 @@ __all__ = [
     "JobRequest",
     "JobState",
     "PermanentError",
+    "RateLimited",
     "RetryLater",
     "handler",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
 import hashlib
 import math
 import threading
@@ -20,9 +21,10 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from pydantic_core import PydanticSerializationError, to_json
 
+from conveyor import tracing
 from conveyor.batching import EnqueueBatcher
 from conveyor.brokers import broker_from_url
-from conveyor.brokers.base import Broker, Page, SeriesPoint, WorkerInfo
+from conveyor.brokers.base import Broker, KeyInfo, Page, SeriesPoint, WorkerInfo
 from conveyor.brokers.redis import RedisBroker
 from conveyor.brokers.redis.sync import SyncEnqueuer
 from conveyor.dlq import tool as dlq_tool
@@ -36,6 +38,7 @@ from conveyor.errors import (
     WaitTimeout,
 )
 from conveyor.events.waiters import Waiters
+from conveyor.flow import QueueLimits, check_limit_key, parse_limits
 from conveyor.handlers import Registry, default_registry
 from conveyor.ids import new_job_id
 from conveyor.jobs import IDEMPOTENCY_KEY_MAX as IDEMPOTENCY_KEY_MAX  # re-exported
@@ -78,6 +81,8 @@ class JobRequest:
     max_attempts: int | None = None
     timeout_s: float | None = None
     idempotency_key: str | None = None
+    #: flow control: the key (tenant, customer) its queue's per-key limits apply to
+    limit_key: str | None = None
 
 
 def _bad(field: str, message: str, value: Any = None) -> ValidationError:
@@ -210,6 +215,7 @@ class AsyncConveyor:
             or not key.isprintable()
         ):
             raise _bad("idempotency_key", "idempotency_key must be 1-256 printable characters")
+        limit_key = check_limit_key(req.limit_key)
         try:
             payload_utf8 = to_json(payload)
         except PydanticSerializationError as exc:
@@ -222,14 +228,16 @@ class AsyncConveyor:
         payload_json = payload_utf8.decode()
         fp = ""
         if key is not None:  # only idempotent enqueues compare bodies
-            fp = hashlib.sha256(
-                to_json([req.type, queue, payload, priority, max_attempts, timeout_s,
-                         delay_ms, run_at_ms])
-            ).hexdigest()[:32]
+            fields = [req.type, queue, payload, priority, max_attempts, timeout_s, delay_ms,
+                      run_at_ms]
+            if limit_key is not None:  # only then: older fingerprints stay the same
+                fields.append(limit_key)
+            fp = hashlib.sha256(to_json(fields)).hexdigest()[:32]
         built = JobSpec(
             id=new_job_id(queue), type=req.type, queue=queue, payload_json=payload_json,
             priority=priority, max_attempts=max_attempts, timeout_s=timeout_s,
             delay_ms=delay_ms, run_at_ms=run_at_ms, idempotency_key=key, fingerprint=fp,
+            limit_key=limit_key,
         )
         check_spec(built)  # what the broker checks again before it stores the job
         return built, payload
@@ -260,7 +268,10 @@ class AsyncConveyor:
     async def enqueue_job(self, req: JobRequest) -> tuple[Job, bool]:
         """Enqueue one job; return it and whether it was created (False: idempotent hit)."""
         spec, payload = self.build_spec(req)
-        res = await self._batcher.submit(spec)
+        with tracing.producer_span(spec.queue, spec.type, spec.id) as trace_context:
+            if trace_context:
+                spec = dataclasses.replace(spec, trace=trace_context)
+            res = await self._batcher.submit(spec)
         if not res.created:
             check_same_request(spec, res)
             return await self.broker.get(res.job_id), False
@@ -274,25 +285,39 @@ class AsyncConveyor:
             priority=spec.priority, attempts=0, max_attempts=spec.max_attempts,
             created_at=ms_to_datetime(res.created_at_ms),  # type: ignore[arg-type]
             run_at=ms_to_datetime(res.run_at_ms), idempotency_key=spec.idempotency_key,
-            timeout_s=spec.timeout_s,
+            timeout_s=spec.timeout_s, limit_key=spec.limit_key,
         )
 
     async def enqueue(
         self, type: str, payload: Any = None, *, queue: str = DEFAULT_QUEUE, priority: int = 0,
         delay: float | timedelta | None = None, run_at: datetime | None = None,
         max_attempts: int | None = None, timeout_s: float | None = None,
-        idempotency_key: str | None = None,
+        idempotency_key: str | None = None, limit_key: str | None = None,
     ) -> Job:
         job, _ = await self.enqueue_job(JobRequest(
             type, payload, queue, priority, delay, run_at, max_attempts, timeout_s,
-            idempotency_key,
+            idempotency_key, limit_key,
         ))
         return job
 
     async def enqueue_many(self, requests: Iterable[JobRequest]) -> list[EnqueueResult]:
         """Validate every request first (all or nothing), then store them in one round trip."""
         specs = [self.build_spec(r)[0] for r in requests]
-        return await self.broker.enqueue(specs) if specs else []
+        return await self.enqueue_specs(specs) if specs else []
+
+    async def enqueue_specs(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
+        """Store built specs in one broker call, in one PRODUCER span (tracing on): one job's
+        attempts are its children, a batch's link to it."""
+        if not tracing.ENABLED or not specs:
+            return await self.broker.enqueue(specs)
+        queues = {s.queue for s in specs}
+        queue = next(iter(queues)) if len(queues) == 1 else "(several)"
+        one = specs[0] if len(specs) == 1 else None
+        with tracing.producer_span(queue, one.type if one else None, one.id if one else None,
+                                   count=len(specs)) as trace_context:
+            if trace_context:
+                specs = [dataclasses.replace(s, trace=trace_context) for s in specs]
+            return await self.broker.enqueue(specs)
 
     # --- operator -------------------------------------------------------------------------
     async def get(self, job_id: str) -> Job:
@@ -409,6 +434,32 @@ class AsyncConveyor:
     async def paused_queues(self, queues: Sequence[str]) -> set[str]:
         return await self.broker.paused_queues(queues)
 
+    # --- flow control ---------------------------------------------------------------------
+    async def set_limits(self, queue: str, limits: QueueLimits | dict[str, Any]) -> QueueLimits:
+        """Set a queue's limits (a QueueLimits or its JSON shape; every field None: delete)."""
+        spec = limits if isinstance(limits, QueueLimits) else parse_limits(limits)
+        return await self.broker.set_limits(validate_queue_name(queue), spec)
+
+    async def get_limits(self, queue: str) -> QueueLimits | None:
+        return await self.broker.get_limits(validate_queue_name(queue))
+
+    async def delete_limits(self, queue: str) -> bool:
+        return await self.broker.delete_limits(validate_queue_name(queue))
+
+    async def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
+        """The busiest keys of a queue with backlog: waiting, running, held until."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise _bad("limit", "limit must be an integer from 1 to 1000", limit)
+        return await self.broker.limit_keys(validate_queue_name(queue), limit)
+
+    async def limited_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        """QUEUED jobs per queue waiting behind its limits."""
+        return await self.broker.limited_counts([validate_queue_name(q) for q in queues])
+
+    async def held_counts(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Per queue, how often each limit held work back (reason -> count)."""
+        return await self.broker.held_counts([validate_queue_name(q) for q in queues])
+
     async def queue_page(
         self, limit: int = 1000, cursor: str | None = None
     ) -> tuple[list[str], str | None]:
@@ -507,11 +558,11 @@ class Conveyor:
         self, type: str, payload: Any = None, *, queue: str = DEFAULT_QUEUE, priority: int = 0,
         delay: float | timedelta | None = None, run_at: datetime | None = None,
         max_attempts: int | None = None, timeout_s: float | None = None,
-        idempotency_key: str | None = None,
+        idempotency_key: str | None = None, limit_key: str | None = None,
     ) -> Job:
         req = JobRequest(
             type, payload, queue, priority, delay, run_at, max_attempts, timeout_s,
-            idempotency_key,
+            idempotency_key, limit_key,
         )
         if self._fast is None:
             return self._call(self._inner.enqueue_job(req))[0]
@@ -593,6 +644,21 @@ class Conveyor:
 
     def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
         return self._call(self._inner.stats(queues))
+
+    def set_limits(self, queue: str, limits: QueueLimits | dict[str, Any]) -> QueueLimits:
+        return self._call(self._inner.set_limits(queue, limits))
+
+    def get_limits(self, queue: str) -> QueueLimits | None:
+        return self._call(self._inner.get_limits(queue))
+
+    def delete_limits(self, queue: str) -> bool:
+        return self._call(self._inner.delete_limits(queue))
+
+    def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
+        return self._call(self._inner.limit_keys(queue, limit))
+
+    def limited_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        return self._call(self._inner.limited_counts(queues))
 
     def workers(self) -> list[WorkerInfo]:
         return self._call(self._inner.workers())

@@ -27,6 +27,7 @@ from conveyor.errors import BrokerMisconfigured, BrokerUnavailable
 from conveyor.handlers import default_registry
 from conveyor.logging import get_logger
 from conveyor.settings import Settings
+from conveyor.webhooks.follower import WebhookFanout
 from conveyor.worker.dlq import DlqWorker
 from conveyor.worker.main import build_broker
 from conveyor.worker.runner import Worker
@@ -109,7 +110,8 @@ async def _serve(
     worker = Worker(
         broker, queues=queues, concurrency=concurrency, registry=default_registry,
         settings=settings,
-        maintenance_hooks=[DlqWorker(default_registry), ScheduleFirer(default_registry)],
+        maintenance_hooks=[DlqWorker(default_registry), ScheduleFirer(default_registry),
+                           WebhookFanout(settings=settings)],
     )
     await sync_declared(broker, default_registry)
 

@@ -44,6 +44,7 @@ class ErrorCode(StrEnum):
     JOB_FAILED = "job_failed"
     WEBHOOK_NOT_FOUND = "webhook_not_found"
     SCHEDULE_NOT_FOUND = "schedule_not_found"
+    RATE_LIMITED = "rate_limited"
 
 
 class ConveyorError(Exception):
@@ -183,6 +184,28 @@ class RetryLater(ConveyorError):
             raise ValueError("delay_s must be >= 0")
         super().__init__(message, **kw)
         self.delay_s = float(delay_s)
+
+
+#: the longest hold a RateLimited may ask for (one day)
+RATE_LIMITED_MAX_S = 86_400.0
+
+
+class RateLimited(ConveyorError):
+    """Raised by a handler whose upstream said "too many requests" (an HTTP 429): the job is
+    released without charging an attempt and its limit key (its queue, for a job without
+    one) is held for `retry_after_s` (at most a day), so no job of that key starts meanwhile.
+    """
+
+    code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, retry_after_s: float, message: str = "rate limited upstream",
+                 **kw: Any) -> None:
+        if isinstance(retry_after_s, bool) or not isinstance(retry_after_s, int | float) or not (
+            0 <= retry_after_s < float("inf")
+        ):
+            raise ValueError("retry_after_s must be a finite number >= 0")
+        super().__init__(message, **kw)
+        self.retry_after_s = min(float(retry_after_s), RATE_LIMITED_MAX_S)
 
 
 class JobTimeout(ConveyorError):

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +55,8 @@ class JobLogs(BaseModel):
 
 
 def encode_line(at_ms: int, level: str, attempt: int, message: str) -> str:
+    # a lone surrogate (text decoded with surrogateescape) could not be stored as UTF-8
+    message = message.encode("utf-8", "replace").decode("utf-8")
     if len(message) > MAX_MESSAGE_CHARS:
         keep = (MAX_MESSAGE_CHARS - len(_CUT)) // 2
         message = message[:keep] + _CUT + message[-keep:]
@@ -90,6 +92,8 @@ class LogBuffer:
     """The lines of one delivery not yet sent to the broker. Thread-safe: a sync handler
     logs from a pool thread while the shipper drains on the loop."""
 
+    __slots__ = ("_lines", "_lock", "attempt", "dropped", "job_id", "token")
+
     def __init__(self, job_id: str, token: str, attempt: int) -> None:
         self.job_id = job_id
         self.token = token
@@ -108,6 +112,15 @@ class LogBuffer:
                 del self._lines[0]
                 self.dropped += 1
 
+    def extend(self, lines: list[str]) -> None:
+        """Lines already encoded (a process-isolated handler's, sent back by its child)."""
+        with self._lock:
+            self._lines.extend(lines)
+            extra = len(self._lines) - BUFFER_LINES
+            if extra > 0:
+                del self._lines[:extra]
+                self.dropped += extra
+
     def take(self) -> list[str]:
         with self._lock:
             lines, self._lines = self._lines, []
@@ -119,18 +132,36 @@ class LogBuffer:
 
 class JobLogger(logging.LoggerAdapter[logging.Logger]):
     """`ctx.logger` on a worker: logs like the `conveyor.job` logger (the worker's own log
-    keeps every line), and keeps lines at CAPTURE_LEVEL or above in the job's buffer."""
+    keeps every line), and keeps lines at CAPTURE_LEVEL or above in the job's buffer.
 
-    def __init__(self, logger: logging.Logger, buffer: LogBuffer) -> None:
-        super().__init__(logger, {})
-        self.buffer = buffer
+    `buffer` is a `LogBuffer`, or a function that gives one on the first kept line (None:
+    the job is over, the line goes to the process log only), so a job that logs nothing
+    costs no buffer."""
+
+    def __init__(self, logger: logging.Logger,
+                 buffer: LogBuffer | Callable[[], LogBuffer | None]) -> None:
+        # what LoggerAdapter.__init__ does, without its cost: one of these is made per job
+        self.logger = logger
+        self.extra = {}
+        self._buffer = buffer
+
+    @property
+    def buffer(self) -> LogBuffer | None:
+        """The buffer (opened now if it was not yet)."""
+        buf = self._buffer
+        if isinstance(buf, LogBuffer):
+            return buf
+        opened = buf()
+        if opened is not None:
+            self._buffer = opened
+        return opened
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
         return msg, kwargs
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if level >= CAPTURE_LEVEL:
-            self.buffer.add(logging.getLevelName(level), _render(msg, args, kwargs))
+        if level >= CAPTURE_LEVEL and (buf := self.buffer) is not None:
+            buf.add(logging.getLevelName(level), _render(msg, args, kwargs))
         if self.logger.isEnabledFor(level):
             self.logger.log(level, msg, *args, **kwargs)
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from conveyor.errors import ValidationError
+from conveyor.flow import limit_key_problem
 from conveyor.queues import PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_RE
 
 
@@ -83,6 +84,33 @@ class JobSchedule(BaseModel):
 
     name: str
     tick: datetime | None = None
+#: longest `message` of a progress report
+MAX_PROGRESS_MESSAGE = 1000
+
+
+class Progress(BaseModel):
+    """`ctx.progress(value, message)`: a fraction 0-1 or a count, and a line of text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True,
+                              json_schema_serialization_defaults_required=True)
+
+    value: float = Field(ge=0)
+    message: str | None = Field(default=None, max_length=MAX_PROGRESS_MESSAGE)
+    at: datetime
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("progress value must be finite")
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamps must carry a time zone")
+        return value.astimezone(UTC)
 
 
 class Job(BaseModel):
@@ -119,7 +147,14 @@ class Job(BaseModel):
         "(`POST /v1/jobs/{id}/cancel`); it ends CANCELLED once the worker has stopped it")
     cancel_requested_by: str | None = Field(
         default=None, description="who asked (with `cancel_requested`)")
+    #: the last `ctx.progress(value, message)` of the running (or finished) attempt
+    progress: Progress | None = None
+    #: the flow-control key (tenant, customer, account) its queue's per-key limits apply to
+    limit_key: str | None = None
 
+
+#: longest trace context stored with a job (a traceparent is 55, tracestate adds some)
+TRACE_MAX = 1024
 
 @dataclass(frozen=True, slots=True)
 class JobSpec:
@@ -136,6 +171,9 @@ class JobSpec:
     run_at_ms: int | None = None
     idempotency_key: str | None = None
     fingerprint: str = ""
+    #: the producer's W3C trace context (`conveyor.tracing`), stored with the job; '' none
+    trace: str = ""
+    limit_key: str | None = None
 
     @property
     def timeout_ms(self) -> int | None:
@@ -189,6 +227,12 @@ def check_spec(spec: JobSpec) -> None:
                                 and key.isprintable()):
         raise _refuse("idempotency_key", f"idempotency_key must be 1-{IDEMPOTENCY_KEY_MAX} "
                       "printable characters", None)
+    if not (isinstance(spec.trace, str) and len(spec.trace) <= TRACE_MAX
+            and spec.trace.isascii() and spec.trace.isprintable()):
+        raise _refuse("trace", f"trace context must be at most {TRACE_MAX} printable ASCII "
+                      "characters", None)
+    if spec.limit_key is not None and (problem := limit_key_problem(spec.limit_key)):
+        raise _refuse("limit_key", problem, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +260,8 @@ class Delivery:
     max_attempts: int
     timeout_s: float | None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the producer's trace context stored at enqueue ('' none): `conveyor.tracing`
+    trace: str = ""
     #: when the job became due (run_at, broker ms) and when this lease began: queue wait
     due_ms: int | None = None
     leased_ms: int | None = None

@@ -67,6 +67,10 @@ class QueueKeys:
         `emit_event` in _lib.lua, which builds this same name from the job key."""
         return self.base + "events"
 
+    def cursor(self, name: str) -> str:
+        """A follower's saved position in the queue's event log (string)."""
+        return self.base + "cursor:" + name
+
     @property
     def listing(self) -> str:
         """Every job of the queue (score 0): ZREVRANGEBYLEX lists them newest first."""
@@ -114,6 +118,45 @@ class QueueKeys:
         """`<prefix>:{q}:sruns:<name>`: zset (score 0) of the uids of a schedule's newest
         jobs, read newest first by ZREVRANGEBYLEX."""
         return self.base + "sruns:"
+
+    # --- flow control (issue 16; the layout: docs/decisions.md "Flow control") -----------
+    @property
+    def limits(self) -> str:
+        """Hash: the queue's limits (`spec` JSON and its numeric fields) and counters (permits
+        out, rate bucket, hold, fairness clock, jobs in lanes). Present: fetch is limited."""
+        return self.base + "limits"
+
+    @property
+    def weights(self) -> str:
+        """Hash: limit key -> fairness weight (keys not named weigh 1)."""
+        return self.base + "weights"
+
+    @property
+    def ready(self) -> str:
+        """Zset: keys with work that may start now, score = priority band * 2^32 + pass."""
+        return self.base + "ready"
+
+    @property
+    def blocked(self) -> str:
+        """Zset: keys with work held by a limit, score = when to look again (inf: a permit)."""
+        return self.base + "blocked"
+
+    @property
+    def lane_prefix(self) -> str:
+        return self.base + "lane:"
+
+    def lane(self, key: str) -> str:
+        """Zset: QUEUED jobs of one limit key ('' : jobs without one), queued score."""
+        return self.base + "lane:" + key
+
+    @property
+    def limit_key_prefix(self) -> str:
+        return self.base + "lk:"
+
+    def limit_key(self, key: str) -> str:
+        """Hash of one limit key: `run` (permits out), `tok` / `ts` (rate bucket), `hold`,
+        `pass` (fairness); expires once idle and refilled."""
+        return self.base + "lk:" + key
 
 
 @dataclass(frozen=True, slots=True)

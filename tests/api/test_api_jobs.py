@@ -15,7 +15,8 @@ JOB_KEYS = {
     "id", "type", "queue", "payload", "state", "priority", "attempts", "max_attempts",
     "created_at", "run_at", "started_at", "finished_at", "result", "result_truncated",
     "result_preview", "last_error", "history", "idempotency_key", "timeout_s", "worker",
-    "cancel_requested", "cancel_requested_by",
+    "cancel_requested", "cancel_requested_by", "progress", "schedule",
+    "limit_key",
 }
 
 

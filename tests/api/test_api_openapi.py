@@ -27,6 +27,7 @@ OPERATION_IDS = {
     ("get", "/v1/jobs/{id}"): "getJob",
     ("get", "/v1/jobs/{id}/wait"): "waitJob",
     ("get", "/v1/jobs/{id}/logs"): "getJobLogs",
+    ("get", "/v1/events"): "streamEvents",
     ("post", "/v1/jobs/{id}/retry"): "retryJob",
     ("post", "/v1/jobs/{id}/cancel"): "cancelJob",
     ("get", "/v1/queues"): "listQueues",
@@ -35,6 +36,10 @@ OPERATION_IDS = {
     ("post", "/v1/queues/{name}/pause"): "pauseQueue",
     ("post", "/v1/queues/{name}/resume"): "resumeQueue",
     ("delete", "/v1/queues/{name}"): "deleteQueue",
+    ("put", "/v1/queues/{name}/limits"): "putQueueLimits",
+    ("get", "/v1/queues/{name}/limits"): "getQueueLimits",
+    ("delete", "/v1/queues/{name}/limits"): "deleteQueueLimits",
+    ("get", "/v1/queues/{name}/keys"): "listQueueKeys",
     ("get", "/v1/dlq"): "listDeadJobs",
     ("delete", "/v1/dlq/{id}"): "purgeDeadJob",
     ("post", "/v1/dlq/redrive"): "redriveDeadJobs",
@@ -63,6 +68,7 @@ BODIES: dict[str, Any] = {
     "enqueueJob": {"type": "fake"}, "enqueueJobs": {"jobs": [{"type": "fake"}]},
     "redriveDeadJobs": {"queue": "default"}, "purgeDeadJobs": {"queue": "default"},
     "createWebhook": {"url": "https://1.1.1.1/hook", "events": ["job.dead"]},
+    "putQueueLimits": {"concurrency": 2},
     "putSchedule": {"every_s": 60, "job": {"type": "fake"}}, "previewSchedule": {"every_s": 60},
 }
 
@@ -153,6 +159,19 @@ def test_every_field_a_response_always_sends_is_required() -> None:
             assert sorted(schemas[name].get("required", [])) == sorted(props), name
     assert schemas["Job"]["properties"]["payload"]["$ref"].endswith("/JsonValue")
     assert schemas["JsonValue"]["description"].startswith("Any JSON value")
+
+
+def test_cancel_documents_both_answers() -> None:
+    """200: a waiting job cancelled at once; 202: a running job whose worker is asked to
+    stop it (the job, still running, with `cancel_requested`)."""
+    doc = document()
+    responses = doc["paths"]["/v1/jobs/{id}/cancel"]["post"]["responses"]
+    for status in ("200", "202"):
+        assert responses[status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Job"}, status
+    job = doc["components"]["schemas"]["Job"]["properties"]
+    assert job["cancel_requested"]["type"] == "boolean"
+    assert {"worker", "cancel_requested_by"} <= set(job)
 
 
 def test_errors_carry_the_error_code_enum_and_their_headers() -> None:

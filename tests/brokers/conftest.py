@@ -183,6 +183,10 @@ def client(broker: Broker) -> AsyncConveyor:
 
 
 @pytest.fixture
-def raw_client(broker: Broker) -> AsyncConveyor:
-    """Client that accepts any job type, so tests can pick max_attempts freely."""
-    return AsyncConveyor(broker, validate_types=False)
+async def raw_client(broker: Broker) -> AsyncIterator[AsyncConveyor]:
+    """Client that accepts any job type, so tests can pick max_attempts freely. Its event
+    log followers (waits) stop before the broker closes: a follower left running would
+    reopen the closed client."""
+    client = AsyncConveyor(broker, validate_types=False)
+    yield client
+    await client.waiters.close()

@@ -105,14 +105,34 @@ async def test_reap_counts_the_jobs_it_cancelled(broker: Broker) -> None:
     await assert_audit_ok(broker)
 
 
+async def test_a_failed_attempt_of_a_delivery_asked_to_stop_ends_cancelled(
+    broker: Broker,
+) -> None:
+    """The attempt failed before its worker heard of the request: no retry, whatever its
+    delay and attempts left, and no death either (the operator's cancel wins)."""
+    for delay in (0, 60_000, None):
+        job = await enqueue(broker, max_attempts=3)
+        d = await fetch_one(broker)
+        await broker.cancel(job.id, actor="ops")
+        assert await broker.fail([FailItem(job.id, d.token, "boom", "it broke", "tb...",
+                                           retry_delay_ms=delay)]) == [JobState.CANCELLED]
+        done = await assert_in_one_state(broker, job.id, JobState.CANCELLED)
+        assert done.last_error is not None and done.last_error.code == "cancelled"
+        assert "ops" in done.last_error.message and "boom" in done.last_error.message
+        assert done.history[-1].outcome == "cancelled"
+        assert done.history[-1].traceback == "tb..."
+    await fetch_none(broker)
+    assert await broker.claim_deaths(Q, 10, LONG_LEASE_MS) == []
+    await assert_audit_ok(broker)
+
+
 async def test_a_request_binds_the_delivery_it_was_made_for(broker: Broker) -> None:
-    """A delivery that ended otherwise (here: failed and retried before its worker heard of
-    the request) leaves no request behind for the next one."""
+    """A delivery that ended otherwise (here: released by a stopping worker before it heard
+    of the request) leaves no request behind for the next one."""
     job = await enqueue(broker, max_attempts=3)
     d = await fetch_one(broker)
     await broker.cancel(job.id)
-    assert await broker.fail([FailItem(job.id, d.token, "e", "m", retry_delay_ms=0)]) == [
-        JobState.QUEUED]
+    assert await broker.release([LeaseRef(job.id, d.token)]) == [True]
     assert not (await broker.get(job.id)).cancel_requested
     d2 = await fetch_one(broker)
     assert not (await broker.get(job.id)).cancel_requested

@@ -260,3 +260,44 @@ async def test_sqlite_a_transition_whose_event_cannot_be_written_does_not_happen
     conn.close()
     d = await fetch_one(broker)
     assert d.job_id == job.id
+
+
+async def test_followers_save_their_cursor(broker: Broker) -> None:
+    assert await broker.load_cursor(Q, "webhooks") is None
+    await enqueue(broker)
+    tail = await broker.events_tail(Q)
+    await broker.save_cursor(Q, "webhooks", tail)
+    assert await broker.load_cursor(Q, "webhooks") == tail
+    assert await broker.load_cursor(Q, "other") is None
+    await broker.save_cursor(Q, "webhooks", LOG_START)
+    assert await broker.load_cursor(Q, "webhooks") == LOG_START
+    for name, cursor in (("Bad Name", tail), ("webhooks", "nope"), ("", tail)):
+        with pytest.raises(ValidationError):
+            await broker.save_cursor(Q, name, cursor)
+
+
+async def test_progress_is_fenced_stored_and_emitted(broker: Broker) -> None:
+    from conveyor.brokers.base import ProgressItem
+
+    job = await enqueue(broker)
+    assert await broker.progress([ProgressItem(job.id, "no-lease", 0.1)]) == [False]
+    d = await fetch_one(broker)
+    assert await broker.progress([ProgressItem(job.id, d.token, 0.25, "a quarter"),
+                                  ProgressItem(job.id, "stale", 0.9)]) == [True, False]
+    stored = (await broker.get(job.id)).progress
+    assert stored is not None and (stored.value, stored.message) == (0.25, "a quarter")
+    assert await broker.progress([ProgressItem(job.id, d.token, 40)]) == [True]
+    for value in (-1, float("nan"), float("inf"), True):
+        with pytest.raises(ValidationError):
+            await broker.progress([ProgressItem(job.id, d.token, value)])
+    with pytest.raises(ValidationError):
+        await broker.progress([ProgressItem(job.id, d.token, 1, "x" * 1001)])
+    assert await broker.ack([AckItem(job.id, d.token)]) == [True]
+    assert await broker.progress([ProgressItem(job.id, d.token, 1.0)]) == [False]
+    done = await broker.get(job.id)
+    assert done.progress is not None and done.progress.value == 40
+    events = [e for e in await all_events(broker) if e.event == E.PROGRESS]
+    assert [(e.progress.value, e.progress.message) for e in events if e.progress] == [
+        (0.25, "a quarter"), (40, None)]
+    assert {(e.state, e.attempt) for e in events} == {(JobState.RUNNING, 1)}
+    assert events[0].as_json()["progress"]["message"] == "a quarter"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conformance import BrokerFactory, assert_audit_ok
 
-from conveyor.brokers.base import Broker
+from conveyor.brokers.base import LOG_START, Broker
 from conveyor.brokers.redis import RedisBroker
 from conveyor.brokers.sqlite import SqliteBroker
 from conveyor.client import AsyncConveyor
@@ -317,6 +317,16 @@ async def test_trigger_enqueues_now_outside_the_sequence(client: AsyncConveyor) 
     assert other.schedule is None and (await client.get(other.id)).schedule is None
     with pytest.raises(ScheduleNotFound):
         await client.schedules.trigger("nope")
+
+
+async def test_a_job_a_schedule_makes_is_in_the_event_log(
+    client: AsyncConveyor, broker: Broker,
+) -> None:
+    await client.schedules.put(_sched())
+    job = await client.schedules.trigger("s1")
+    events = (await broker.read_events(Q, LOG_START, limit=1000)).events
+    assert [(e.event, e.state) for e in events if e.job_id == job.id] == [
+        ("enqueued", "queued")]
 
 
 async def test_runs_are_newest_first_and_paged(client: AsyncConveyor) -> None:

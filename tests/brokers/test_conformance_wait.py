@@ -94,5 +94,8 @@ async def test_waiters_survive_gaps_in_a_short_log(make_broker: BrokerFactory) -
     re-reads its job; none is left waiting."""
     broker = await make_broker(events_maxlen=10)
     client = AsyncConveyor(broker, validate_types=False)
-    await waiter_race(broker, client, queue=Q, jobs=300, spacing_s=0.001,
-                      waiters=[client.wait])
+    try:
+        await waiter_race(broker, client, queue=Q, jobs=300, spacing_s=0.001,
+                          waiters=[client.wait])
+    finally:
+        await client.waiters.close()

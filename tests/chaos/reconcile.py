@@ -15,7 +15,7 @@ from typing import Any
 
 from ledger import Event, Run
 
-from conveyor.brokers.base import AuditReport, Broker
+from conveyor.brokers.base import SERIES_KEEP_MINUTES, AuditReport, Broker
 from conveyor.brokers.redis import RedisBroker
 from conveyor.brokers.redis.records import job_from_hash
 from conveyor.ids import split_job_id
@@ -52,6 +52,12 @@ class Reconciliation:
     ambiguous_stored: int = 0
     leftovers: dict[str, int] = field(default_factory=dict)
     audit: AuditReport | None = None
+    #: per type ('' all types): (succeeded, failed, dead) by the job histories and by the
+    #: broker's per-minute series (issue 18), where they differ; they must not
+    series_mismatch: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = field(
+        default_factory=dict)
+    #: the series totals of the queue (all types), for the figures
+    series: tuple[int, int, int] = (0, 0, 0)
 
     @property
     def lost(self) -> int:
@@ -68,6 +74,9 @@ class Reconciliation:
             out.append(f"work indexes not drained: {busy}")
         if self.audit is not None and not self.audit.ok:
             out.append(f"audit not clean: {self.audit!r}")
+        if self.series_mismatch:
+            out.append(f"series differ from the histories (history, series): "
+                       f"{self.series_mismatch}")
         return out
 
     def assert_ok(self) -> None:
@@ -79,6 +88,7 @@ class Reconciliation:
             "jobs": self.accepted, "succeeded": self.succeeded, "dead": self.dead,
             "lost": self.lost, "duplicated": len(self.duplicated),
             "executions": self.executions, "lease_expiries": self.lease_expiries,
+            "series_succeeded_failed_dead": list(self.series),
         }
 
 
@@ -173,7 +183,38 @@ async def reconcile(
     counts = await pipe.execute()
     rec.leftovers = {str(s): int(c) for s, c in zip(WORK_INDEXES, counts, strict=True)}
     rec.audit = await broker.audit(queue)
+    await _check_series(rec, broker, queue, [e[0] for e in loaded.values() if e is not None])
     return rec
+
+
+#: history outcomes as the series count them (a lease that expired and was requeued is a
+#: failed attempt); records set aside as corrupt_job are not counted
+_KINDS = {"succeeded": 0, "failed": 1, "lease_expired": 1, "dead": 2}
+
+
+async def _check_series(
+    rec: Reconciliation, broker: Broker, queue: str, jobs: list[Job]
+) -> None:
+    """The broker's per-minute series, summed over the 7 days they keep (the test's key
+    prefix holds nothing older), against what the job histories say happened: exactly."""
+    expected: dict[str, list[int]] = {"": [0, 0, 0]}
+    for job in jobs:
+        if job.queue != queue:
+            continue
+        for entry in job.history:
+            kind = _KINDS.get(entry.outcome)
+            if kind is None or entry.error_code == "corrupt_job":
+                continue
+            for key in ("", job.type):
+                expected.setdefault(key, [0, 0, 0])[kind] += 1
+    for type_, want in expected.items():
+        points = await broker.series(queue, SERIES_KEEP_MINUTES, type_ or None)
+        got = (sum(p.succeeded for p in points), sum(p.failed for p in points),
+               sum(p.dead for p in points))
+        if type_ == "":
+            rec.series = got
+        if got != tuple(want):
+            rec.series_mismatch[type_] = ((want[0], want[1], want[2]), got)
 
 
 def _check_job(rec: Reconciliation, job: Job, raw: dict[str, str], runs: list[Run]) -> None:

@@ -56,3 +56,21 @@ async def test_each_check_of_the_reconciliation_can_fail(
     problems = "\n".join(rec.problems())
     for name in ("missing", "unfinished", "unexplained", "stale_accepted", "not drained"):
         assert name in problems, problems
+
+
+async def test_the_series_check_can_fail(
+    client: AsyncConveyor, main_broker: RedisBroker, ledger: Ledger
+) -> None:
+    request = JobRequest(WORK_TYPE, {"ms": 0}, QUEUE, max_attempts=3)
+    ids = [r.job_id for r in await client.enqueue_many([request] * 2)]
+    for _ in ids:
+        await _run_once(main_broker, ledger)
+    rec = await reconcile(main_broker, QUEUE, ids, ledger.by_job())
+    assert rec.series_mismatch == {} and rec.series == (2, 0, 0)
+    # one success more in the series than in the histories: the check must say so
+    now = await main_broker.now_ms()
+    key = main_broker.keys.queue(QUEUE).series(now // 3_600_000)
+    await main_broker.client.hincrby(key, f"{now // 60_000}:s:", 1)
+    rec = await reconcile(main_broker, QUEUE, ids, ledger.by_job())
+    assert rec.series_mismatch == {"": ((2, 0, 0), (3, 0, 0))}
+    assert "series differ" in "\n".join(rec.problems())

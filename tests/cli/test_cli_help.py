@@ -12,7 +12,7 @@ COMMANDS = [
     "", "api", "dev", "worker", "enqueue", "job", "job show", "job retry", "job cancel",
     "dlq", "dlq list",
     "dlq redrive", "dlq purge", "stats", "workers", "queue", "queue pause", "queue resume",
-    "queue delete",
+    "queue delete", "queue limits", "queue keys",
     "seed",
     "jobs", "jobs list",
     "webhook", "webhook add", "webhook list", "webhook show", "webhook delete",

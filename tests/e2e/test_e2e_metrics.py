@@ -1,6 +1,7 @@
 """End to end (issue 18): two real `conveyor worker --metrics-port 0` processes on one host both
 serve their metrics, each on a port of its own that the worker registry shows, bound to
-loopback only; their job counters add up to the jobs that ran."""
+loopback only; their job counters add up to the broker's per-minute series, which say
+exactly what happened."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from conveyor.jobs import JobState
 pytestmark = pytest.mark.e2e
 
 JOBS = 40
+RETRIED = 6
+DEAD = 4
 #: Linux shows listening sockets here; the loopback check needs it
 HAS_PROC_NET = Path("/proc/net/tcp").exists()
 
@@ -36,12 +39,13 @@ def listening_addresses(port: int) -> list[str]:
     return found
 
 
-def succeeded(text: str) -> float:
+def outcome(text: str, name: str) -> float:
+    """The sum of one outcome of `conveyor_worker_jobs_total` in a scrape."""
     total = 0.0
     for family in text_string_to_metric_families(text):
         if family.name == "conveyor_worker_jobs":
             for s in family.samples:
-                if s.name.endswith("_total") and s.labels.get("outcome") == "succeeded":
+                if s.name.endswith("_total") and s.labels.get("outcome") == name:
                     total += s.value
     return total
 
@@ -61,18 +65,28 @@ async def test_two_workers_on_port_zero_both_serve_on_loopback(
         # nothing but 127.0.0.1 (0100007F) listens: not 0.0.0.0, not ::
         assert listening_addresses(port) == ["0100007F"]
 
-    results = await client.enqueue_many(
-        [JobRequest("fake", {"result": i}, queue=QUEUE) for i in range(JOBS)])
+    requests = ([JobRequest("fake", {"result": i}, queue=QUEUE) for i in range(JOBS)]
+                + [JobRequest("fake", {"fail_times": 1}, queue=QUEUE) for _ in range(RETRIED)]
+                + [JobRequest("fake", {"permanent": True}, queue=QUEUE) for _ in range(DEAD)])
+    results = await client.enqueue_many(requests)
     for r in results:
-        await wait_for_state(client, r.job_id, [JobState.SUCCEEDED], timeout_s=30)
+        await wait_for_state(client, r.job_id, [JobState.SUCCEEDED, JobState.DEAD],
+                             timeout_s=30)
+    want = {"succeeded": JOBS + RETRIED, "failed": RETRIED, "dead": DEAD}
 
+    # the broker's series, written by the transitions, say exactly what happened ...
+    points = await client.series(QUEUE, 10)
+    assert {k: sum(getattr(p, k) for p in points) for k in want} == want
+
+    # ... and the two workers' counters add up to them once every answer arrived (an outcome
+    # sent but not yet answered at scrape time is not counted yet: hence the wait)
     async with httpx.AsyncClient() as http:
-        async def counted() -> float | None:
+        async def counted() -> dict[str, float] | None:
             texts = [(await http.get(str(u))).text for u in urls]
-            total = sum(succeeded(t) for t in texts)
-            return total if total == JOBS else None
+            got = {k: sum(outcome(t, k) for t in texts) for k in want}
+            return got if got == want else None
 
-        assert await wait_until(counted, "the workers' counters to reach the jobs run") == JOBS
+        assert await wait_until(counted, "the workers' counters to add up") == want
 
 
 async def test_metrics_are_off_by_default(

@@ -242,3 +242,22 @@ async def test_rolling_restart_under_light_load_charges_no_attempt_twice(
         assert [h.outcome for h in j.history if h.outcome != "released"] == ["succeeded"]
     assert_no_errors(leaving, staying, newcomer)
     await assert_clean(client)
+
+
+async def test_one_worker_on_three_queues_runs_them_all(
+    client: AsyncConveyor, start_worker: StartWorker
+) -> None:
+    """On Cluster the three queues are on three primaries (slots 1964, 10222 and 14287
+    under `redis-cli --cluster create`'s even split): the worker's wake-ups and fetches never
+    span slots."""
+    queues = ["e2e-a", "e2e-b", "e2e-c"]
+    worker = await start_worker(concurrency=3, queues=",".join(queues))
+    jobs = await client.enqueue_many(
+        [JobRequest(type="fake", payload={"result": i}, queue=q)
+         for i, q in enumerate(queues * 2)])
+    for i, res in enumerate(jobs):
+        done = await wait_for_state(client, res.job_id, DONE, timeout_s=15.0)
+        assert done.state is JobState.SUCCEEDED and done.result == i
+    assert_no_errors(worker)
+    for q in queues:
+        await assert_clean(client, q)

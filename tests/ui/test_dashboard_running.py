@@ -239,15 +239,17 @@ def test_lists_show_payloads_and_known_types_a_dead_job_says_why_and_phones_fit(
     page.set_viewport_size(PHONE)  # type: ignore[arg-type]
     for name, path in (("overview", "/ui/"), ("queue", "/ui/queues/ui-lists"),
                        ("job", f"/ui/jobs/{dead}"), ("dlq", "/ui/dlq"),
-                       ("workers", "/ui/workers")):
+                       ("workers", "/ui/workers"), ("webhooks", "/ui/webhooks")):
         page.goto(api.base_url + path)
         expect(page.locator("#live .live-text")).to_have_text("Live")
         expect(page.locator("[data-live] > .loading")).to_have_count(0)
         fits_width(page, PHONE["width"])
-        if name == "overview":  # item 13: the charts say what they are
-            expect(page.locator("#chart-note")).to_contain_text(
-                "this page measured since it was opened")
-            expect(page.locator("#chart-throughput")).to_contain_text("this page")
+        if name == "overview":  # item 13: the charts say what they show (here: the broker's)
+            source = page.locator(".chart-card h2 [data-chart-source]")
+            expect(source).to_have_count(2)
+            expect(source.first).to_be_visible()
+            expect(source.first).to_have_text("counted by the broker per minute")
+            expect(page.locator(".chart-card h2 [data-chart-fallback]").first).to_be_hidden()
         browse.shot(f"phone-{name}")
     assert browse.errors == []
 

@@ -38,3 +38,12 @@ def die(payload: int) -> None:
 
 def big(payload: int) -> str:
     return "b" * payload
+
+
+def chatty(payload: dict[str, Any], ctx: JobContext) -> int:
+    """Log each of payload["lines"] through ctx.logger; fail the first attempt if asked."""
+    for line in payload["lines"]:
+        ctx.logger.info("%s (pid %d)", line, os.getpid())
+    if payload.get("fail_first") and ctx.attempt == 1:
+        raise JobError("first attempt fails")
+    return ctx.attempt

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+import isolated_app
 from worker_helpers import QUEUE, RunWorker, make_settings, wait_for_state, wait_until
 
 from conveyor.brokers.redis import RedisBroker
@@ -196,3 +199,31 @@ async def test_a_worker_that_lost_the_lease_cannot_end_the_job(
     assert after.state == JobState.RUNNING  # the new holder's, untouched
     assert not after.cancel_requested  # the request bound the old delivery
     assert all(h.outcome != "cancelled" for h in after.history)
+
+
+async def test_a_process_isolated_handler_is_killed(
+    registry: Registry, client: AsyncConveyor, run_worker: RunWorker, tmp_path: Path
+) -> None:
+    registry.handler("iso.hang.cancel", max_attempts=1, isolation="process")(isolated_app.hang)
+    pidfile = tmp_path / "pid"
+    job = await client.enqueue("iso.hang.cancel", {"pidfile": str(pidfile)}, queue=QUEUE)
+    async with run_worker(concurrency=1, settings=fast_beats()) as worker:
+        await wait_until(pidfile.exists, timeout_s=20)
+        await wait_until(lambda: bool(pidfile.read_text()))
+        pid = int(pidfile.read_text())
+        await client.cancel(job.id, actor="ops-fay")
+        done = await wait_for_state(client, job.id, DONE, timeout_s=20)
+        await wait_until(lambda: _gone(pid), timeout_s=5)  # the child was killed
+        assert worker.free_slots == 1
+    assert_cancelled_by(done, "ops-fay", worker.worker_id)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # a zombie until its parent reaps it: gone for our purposes
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    return True

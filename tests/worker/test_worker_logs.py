@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import isolated_app
 import pytest
 from worker_helpers import QUEUE, RunWorker, wait_for_state
 
@@ -112,3 +113,21 @@ async def test_lines_on_sqlite_and_a_handler_that_never_logs(
         assert len(decode_lines(await broker.job_logs(job.id))) == 4
         assert await broker.job_logs(silent.id) == []
         assert calls >= 1
+
+
+async def test_a_process_isolated_handler_s_lines_come_back_from_its_child(
+    registry: Registry, client: AsyncConveyor, run_worker: RunWorker
+) -> None:
+    registry.handler("iso.chatty", max_attempts=2, backoff=FixedBackoff(0.01),
+                     isolation="process")(isolated_app.chatty)
+    job = await client.enqueue("iso.chatty", {"lines": ["one", "two"], "fail_first": True},
+                               queue=QUEUE)
+    async with run_worker():
+        done = await wait_for_state(client, job.id, DONE, timeout_s=30)
+    assert done.state is JobState.SUCCEEDED and done.result == 2
+    lines = decode_lines(await client.broker.job_logs(job.id))
+    assert [(li.attempt, li.message.split(" (pid")[0]) for li in lines] == [
+        (1, "one"), (1, "two"), (2, "one"), (2, "two")]  # the failed attempt's too
+    pids = {li.message.rsplit("pid ", 1)[1] for li in lines}
+    assert len(pids) == 2  # written in two child processes, one per attempt
+

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from starlette.responses import Response
 
-from conveyor import __version__
+from conveyor import __version__, tracing
 from conveyor.api.auth import ApiKeys, parse_keys, require_key
 from conveyor.api.docs import install_docs
 from conveyor.api.envelope import ErrorEnvelope
@@ -24,9 +24,20 @@ from conveyor.api.guard import BrowserGuard
 from conveyor.api.limits import BodyLimitMiddleware
 from conveyor.api.metrics import ApiMetrics, MetricsMiddleware
 from conveyor.api.openapi import install_openapi, operation_id
-from conveyor.api.routes import dlq, health, jobs, queues, schedules, webhooks, workers
+from conveyor.api.routes import (
+    dlq,
+    events,
+    health,
+    jobs,
+    limits,
+    queues,
+    schedules,
+    webhooks,
+    workers,
+)
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import BatchIn, JobIn
+from conveyor.api.tracecontext import TraceContextMiddleware
 from conveyor.client import AsyncConveyor
 from conveyor.errors import BrokerUnavailable, ConveyorError
 from conveyor.settings import Settings, get_settings
@@ -79,7 +90,7 @@ def create_app(
     )
     guard = [Depends(require_key(keys))] if keys else []
     # Order matters a little: routes are matched in turn, and POST /v1/jobs is the hot path.
-    for module in (jobs, queues, dlq, workers, schedules):
+    for module in (jobs, queues, limits, dlq, workers, events, schedules):
         app.include_router(module.build_router(runtime), dependencies=guard)
     coverage = WebhookCoverage(settings.webhook_queue)  # readyz and the dashboard warn
     app.include_router(webhooks.build_router(runtime, settings, coverage), dependencies=guard)
@@ -105,6 +116,8 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(BrowserGuard, allowed_origins=settings.allowed_origins.split(","))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if tracing.ENABLED:  # the caller's trace, for every route (the fast path included)
+        app.add_middleware(TraceContextMiddleware)
     app.state.runtime = runtime
     app.state.metrics = metrics
     return app

@@ -101,6 +101,7 @@ def to_request(body: JobIn, idempotency_key: str | None = None) -> JobRequest:
         max_attempts=body.max_attempts,
         timeout_s=body.timeout_s,
         idempotency_key=idempotency_key if idempotency_key is not None else body.idempotency_key,
+        limit_key=body.limit_key,
     )
 
 
@@ -160,7 +161,7 @@ def build_all(client: AsyncConveyor, bodies: list[JobIn]) -> list[tuple[JobSpec,
 async def enqueue_batch(client: AsyncConveyor, bodies: list[JobIn]) -> BatchOut:
     """All-or-nothing validation, then one broker call for the whole batch."""
     built = build_all(client, bodies)
-    results = await client.broker.enqueue([spec for spec, _ in built])
+    results = await client.enqueue_specs([spec for spec, _ in built])
     jobs: list[Job | None] = [None] * len(results)
     conflicts: list[BatchConflict] = []
     hits: list[int] = []

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client import Counter as PromCounter
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,6 +32,9 @@ class QueueGauges(Collector):
     def __init__(self) -> None:
         self.stats: dict[str, dict[str, int]] = {}
         self.paused: set[str] = set()
+        #: flow control: jobs waiting behind limits, and holds per reason (counters)
+        self.limited: dict[str, int] = {}
+        self.held: dict[str, dict[str, int]] = {}
         #: per queue: seconds the oldest ready job has waited, live workers, their slots and
         #: the slots busy with its jobs (the autoscaling signals)
         self.ages: dict[str, float] = {}
@@ -82,6 +85,19 @@ class QueueGauges(Collector):
         yield workers
         yield slots
         yield busy
+        limited = GaugeMetricFamily("conveyor_queue_limited",
+                                    "QUEUED jobs waiting behind the queue's limits",
+                                    labels=["queue"])
+        held = CounterMetricFamily("conveyor_flow_held",
+                                   "Times a limit held work back at a fetch, per reason",
+                                   labels=["queue", "reason"])
+        for queue, n in self.limited.items():
+            limited.add_metric([queue], n)
+        for queue, reasons in self.held.items():
+            for reason, n in reasons.items():
+                held.add_metric([queue, reason], n)
+        yield limited
+        yield held
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # families are known only at scrape time
@@ -128,11 +144,14 @@ class ApiMetrics:
             paused = await client.paused_queues(list(stats))
             ages = await client.ready_ages(list(stats))  # pipelined too
             workers = await client.workers()
+            limited = await client.limited_counts(list(stats))
+            held = await client.held_counts(list(stats))
         except ConveyorError:
             self.broker_up.set(0)
             return
         self.queues.stats, self.queues.paused, self.queues.ages = stats, paused, ages
         self.queues.set_workers(workers)
+        self.queues.limited, self.queues.held = limited, held
         self.broker_up.set(1)
         await self.schedules.refresh(client)
 

@@ -53,6 +53,7 @@ TAGS = [
     {"name": "workers", "description": "The live workers and the jobs they hold."},
     {"name": "webhooks", "description": "Subscriptions to job events, delivered as signed "
      "POSTs (Standard Webhooks)."},
+    {"name": "events", "description": "The job event log as a live, resumable stream."},
     {"name": "schedules", "description": "Recurring jobs: cron or every_s, in a time zone, "
      "exactly one job per tick."},
     {"name": "health", "description": "Probes for load balancers; never behind a key."},
@@ -86,6 +87,14 @@ _LINKS[("/v1/queues/{name}/resume", "post")] = {"200": {
 
 #: models the routes read from the body themselves (see `json_body`)
 _BODY_MODELS: dict[str, type[BaseModel]] = {}
+#: schemas that are not models (e.g. an event stream's body), named components too
+_NAMED_SCHEMAS: dict[str, dict[str, Any]] = {}
+
+
+def named_schema(name: str, schema: dict[str, Any]) -> dict[str, str]:
+    """Register `schema` as the component `name`; returns its `$ref`."""
+    _NAMED_SCHEMAS[name] = schema
+    return {"$ref": REF.format(model=name)}
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -180,6 +189,7 @@ def install_openapi(app: FastAPI, body_models: Iterable[type[BaseModel]] = ()) -
             )
             schemas = doc.setdefault("components", {}).setdefault("schemas", {})
             add_models(schemas, [*extra, *_BODY_MODELS.values()])
+            schemas.update(_NAMED_SCHEMAS)
             runtime = getattr(app.state, "runtime", None)
             if runtime is not None and runtime.client.validate_types:
                 add_job_variants(schemas, runtime.client.registry)

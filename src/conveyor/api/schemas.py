@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 
 from conveyor.client import IDEMPOTENCY_KEY_MAX
+from conveyor.flow import LIMIT_KEY_MAX
 from conveyor.handlers.registry import TYPE_NAME_RE
 from conveyor.ids import UID_RE
 from conveyor.jobs import MAX_ATTEMPTS_LIMIT, MAX_DELAY_MS, MAX_TIMEOUT_S, Job, JobState
@@ -47,6 +48,10 @@ JOB_ID_PATTERN = QUEUE_PATTERN[:-1] + ":" + UID_RE.pattern[1:]
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$"
 
 QueueName = Annotated[str, Field(pattern=QUEUE_PATTERN, examples=[DEFAULT_QUEUE])]
+
+
+#: a limit key at the API: printable ASCII (the Python client takes any printable text)
+LIMIT_KEY_PATTERN = r"^[\x20-\x7e]+$"
 
 
 class _Strict(BaseModel):
@@ -91,6 +96,11 @@ class JobIn(_Strict):
         pattern=IDEMPOTENCY_KEY_PATTERN,
         description="printable ASCII, as the `Idempotency-Key` header; the job this key "
         "names is returned, not doubled, until it is deleted",
+    )
+    limit_key: str | None = Field(
+        default=None, min_length=1, max_length=LIMIT_KEY_MAX, pattern=LIMIT_KEY_PATTERN,
+        description="flow control: the tenant / customer / account its queue's per-key "
+        "limits and fairness apply to (printable ASCII)",
     )
 
     @field_validator("run_at")
@@ -153,6 +163,8 @@ class QueueOut(ResponseModel):
         default=0.0, ge=0, description="seconds since the job waiting longest for a worker "
         "became due (QUEUED, or SCHEDULED past its time), by the broker's clock; 0: none "
         "waits. The autoscaling signal (see docs/ops).")
+    limited: int = Field(default=0, ge=0, description="QUEUED jobs waiting behind the "
+                         "queue's limits (flow control); also counted as queued")
 
 
 class QueueList(ResponseModel):

@@ -7,6 +7,7 @@ acks or heartbeats in one round trip; each item succeeds or is rejected on its o
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,8 +15,9 @@ from typing import Protocol, runtime_checkable
 
 from conveyor.errors import InvalidState, QueueNotFound, ValidationError
 from conveyor.events.model import JobEvent
+from conveyor.flow import QueueLimits
 from conveyor.ids import UID_RE
-from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState
+from conveyor.jobs import MAX_PROGRESS_MESSAGE, Delivery, EnqueueResult, Job, JobSpec, JobState
 
 #: a job type name, as handlers.registry.TYPE_NAME_RE (not imported: handlers import brokers)
 TYPE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -64,6 +66,32 @@ class LogAppend:
 
 
 @dataclass(frozen=True, slots=True)
+class ProgressItem:
+    """`ctx.progress(value, message)` of the lease holder (see `check_progress`)."""
+
+    job_id: str
+    token: str
+    value: float
+    message: str | None = None
+
+
+def check_progress(value: float, message: str | None) -> tuple[str, str]:
+    """The value as the brokers store it (plain decimal text) and the message ('' for none);
+    anything else is a ValidationError."""
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value < 0 or value > 1e15):
+        raise ValidationError("progress value must be a finite number from 0 to 1e15",
+                              details={"value": repr(value)[:40]})
+    if message is not None and (not isinstance(message, str)
+                                or len(message) > MAX_PROGRESS_MESSAGE):
+        raise ValidationError(f"progress message must be text of at most "
+                              f"{MAX_PROGRESS_MESSAGE} characters")
+    number = float(value)
+    text = str(int(number)) if number.is_integer() else f"{number:.6f}".rstrip("0").rstrip(".")
+    return text, message or ""
+
+
+@dataclass(frozen=True, slots=True)
 class ReapResult:
     requeued: int = 0
     dead: int = 0
@@ -97,12 +125,46 @@ class AuditReport:
     dangling: list[str] = field(default_factory=list)
     #: records missing from the listing index (invisible to list_jobs)
     unlisted: list[str] = field(default_factory=list)
+    #: flow-control counters that disagree with the RUNNING jobs holding permits
+    #: ("queue run 3 != 2 permits", "key 'acme' run 1 != 0 permits", "lanes n 4 != 5")
+    counters: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not (
             self.orphans or self.duplicates or self.mismatched or self.dangling or self.unlisted
+            or self.counters
         )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """One limit key of a queue (flow control): jobs waiting, RUNNING under a permit, and the
+    time it is held until (a rate, a RateLimited hold), if it is."""
+
+    key: str
+    backlog: int
+    running: int
+    #: when it may start again (None: not held, or held until a permit comes back)
+    held_until_ms: int | None = None
+    held: bool = False
+
+
+def check_flow_counters(
+    report: AuditReport, queue_run: int, key_runs: dict[str, int], lanes_n: int,
+    permits: dict[str, int], in_lanes: int,
+) -> None:
+    """Compare the flow-control counters a broker keeps with what its jobs say: permits held
+    by RUNNING jobs per key ('' = no key) and jobs in key lanes."""
+    held = sum(permits.values())
+    if queue_run != held:
+        report.counters.append(f"queue run {queue_run} != {held} permits")
+    for key in sorted(set(key_runs) | set(permits)):
+        if key and key_runs.get(key, 0) != permits.get(key, 0):
+            report.counters.append(
+                f"key {key!r} run {key_runs.get(key, 0)} != {permits.get(key, 0)} permits")
+    if lanes_n != in_lanes:
+        report.counters.append(f"lanes n {lanes_n} != {in_lanes} jobs in lanes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +280,16 @@ def check_event_limit(limit: int) -> int:
     return limit
 
 
+#: a follower's name (`load_cursor` / `save_cursor`)
+CURSOR_NAME_RE = r"^[a-z][a-z0-9_.-]{0,31}$"
+
+
+def check_cursor_name(name: str) -> str:
+    if not re.fullmatch(CURSOR_NAME_RE, name):
+        raise ValidationError("invalid follower name", details={"name": name[:40]})
+    return name
+
+
 def bad_cursor(cursor: str) -> ValidationError:
     return ValidationError("invalid event cursor", details={"cursor": cursor[:100]})
 def check_series_window(minutes: int, type: str | None) -> None:
@@ -289,7 +361,8 @@ class Broker(Protocol):
         """RUNNING -> SUCCEEDED for each item whose token is current."""
 
     async def fail(self, items: Sequence[FailItem]) -> list[JobState | None]:
-        """RUNNING -> SCHEDULED/QUEUED (retry) or DEAD; None where the lease was lost."""
+        """RUNNING -> SCHEDULED/QUEUED (retry) or DEAD; None where the lease was lost.
+        CANCELLED for a delivery asked to stop (`cancel`) whose worker had not heard yet."""
 
     async def release(self, leases: Sequence[LeaseRef]) -> list[bool]:
         """RUNNING -> QUEUED without charging the attempt (graceful shutdown)."""
@@ -297,6 +370,12 @@ class Broker(Protocol):
     async def cancel_running(self, leases: Sequence[LeaseRef]) -> list[bool]:
         """RUNNING -> CANCELLED for each lease held with the current token whose delivery was
         asked to stop (`cancel`); the history line names who asked. False otherwise."""
+    async def progress(self, items: Sequence[ProgressItem]) -> list[bool]:
+        """Store each running job's progress report (`progress` on the job) with its event,
+        for the current lease holder only; False where the lease was lost."""
+    async def release_held(self, leases: Sequence[LeaseRef], hold_ms: int) -> list[bool]:
+        """RUNNING -> QUEUED without charging the attempt (the handler raised RateLimited),
+        holding each job's limit key (its queue, for a job without one) for `hold_ms`."""
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int: ...
 
@@ -385,6 +464,25 @@ class Broker(Protocol):
 
     async def queues(self) -> list[str]: ...
 
+    # --- flow control ---------------------------------------------------------------------
+    async def set_limits(self, queue: str, limits: QueueLimits) -> QueueLimits:
+        """Set a queue's limits (all-None limits delete them); counters are kept."""
+
+    async def get_limits(self, queue: str) -> QueueLimits | None: ...
+
+    async def delete_limits(self, queue: str) -> bool:
+        """Remove a queue's limits; False if it had none."""
+
+    async def limited_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        """QUEUED jobs of each queue waiting behind its limits (in key lanes), pipelined."""
+
+    async def held_counts(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Per queue, how many times each limit held work back at a fetch (counters by
+        reason: concurrency, rate, hold, key_concurrency, key_rate, key_hold)."""
+
+    async def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
+        """The busiest keys with backlog (most jobs waiting first), bounded scan."""
+
     async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]: ...
 
     async def ready_ages(self, queues: Sequence[str]) -> dict[str, int]:
@@ -418,6 +516,12 @@ class Broker(Protocol):
     async def get_with_cursor(self, job_id: str) -> tuple[Job, str]:
         """The job and its queue's `events_tail`, read in one atomic step: every event of
         the job after this snapshot is in the log after that cursor (race-free waits)."""
+
+    async def load_cursor(self, queue: str, name: str) -> str | None:
+        """A follower's saved position in `queue`'s log (None: never saved)."""
+
+    async def save_cursor(self, queue: str, name: str, cursor: str) -> None:
+        """Save a follower's position (the webhook fan-out resumes from it after a restart)."""
 
     # --- worker registry ------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None: ...

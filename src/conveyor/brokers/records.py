@@ -18,6 +18,7 @@ from pydantic_core import from_json
 
 from conveyor.brokers.history import parse_history
 from conveyor.errors import CorruptJob, ErrorCode
+from conveyor.events.records import progress_from_json
 from conveyor.jobs import MAX_EPOCH_MS, Attempt, ErrorInfo, Job, JobSchedule, JobState
 from conveyor.queues import PRIORITY_MAX, PRIORITY_MIN
 from conveyor.timeutil import ms_to_datetime
@@ -199,11 +200,13 @@ def build_job(job_id: str, queue: str, rec: Mapping[str, Any], *, strict: bool =
             result=result, result_truncated=truncated, result_preview=preview,
             last_error=last_error, history=history,
             idempotency_key=_text(rec.get("idem")) or None,
+            limit_key=_text(rec.get("limit_key")) or None,
             timeout_s=timeout / 1000 if timeout is not None else None,
             schedule=_schedule(rec),
             worker=(_text(rec.get("worker")) or None) if running else None,
             cancel_requested=asked,
             cancel_requested_by=(_text(rec.get("cancel_by")) or None) if asked else None,
+            progress=progress_from_json(_text(rec.get("progress")) or None),
         )
     except pydantic.ValidationError as exc:  # a field of a type no check above foresaw
         problem = f"record does not parse: {str(exc).splitlines()[0]}"

@@ -44,17 +44,20 @@ def show(job: Job, *, detail: bool = False, tracebacks: bool = False) -> None:
               help="Deliveries before DEAD [default: the type's].")
 @click.option("--timeout", type=DURATION, help="Per-attempt time limit [default: the type's].")
 @click.option("--idempotency-key", help="Enqueue at most one live job for this key.")
+@click.option("--limit-key", help="Flow control: the tenant / customer its queue's per-key "
+              "limits apply to.")
 @app_option
 @json_flag
 def enqueue(
     type: str, payload: Any, queue: str, delay: float | None, run_at: datetime | None,
     priority: int, max_attempts: int | None, timeout: float | None,
-    idempotency_key: str | None, app: str | None,
+    idempotency_key: str | None, limit_key: str | None, app: str | None,
 ) -> None:
     """Enqueue one job of TYPE; print its id and state."""
 
     request = JobRequest(
-        type, payload, queue, priority, delay, run_at, max_attempts, timeout, idempotency_key
+        type, payload, queue, priority, delay, run_at, max_attempts, timeout, idempotency_key,
+        limit_key,
     )
 
     async def action(client: AsyncConveyor) -> tuple[Job, bool]:

@@ -22,6 +22,7 @@ from conveyor.cli.dev import dev
 from conveyor.cli.dlq import dlq
 from conveyor.cli.jobs import enqueue, job
 from conveyor.cli.jobs_list import jobs
+from conveyor.cli.limits import register as register_limits
 from conveyor.cli.ops import queue, stats, workers
 from conveyor.cli.output import echo_err_json
 from conveyor.cli.runtime import (
@@ -127,6 +128,7 @@ def cli(ctx: click.Context, broker_url: str | None, key_prefix: str | None, json
 for command in (worker, enqueue, job, jobs, dlq, stats, workers, queue, seed, webhook,
                 schedule):
     cli.add_command(command)
+register_limits(queue)  # `queue limits`, `queue keys` (flow control)
 cli.add_command(api)
 cli.add_command(dev)
 

@@ -5,14 +5,15 @@ UTC datetime (RFC 3339 `...Z` in JSON).
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from conveyor.jobs import MAX_PROGRESS_MESSAGE as MAX_PROGRESS_MESSAGE  # re-exported
 from conveyor.jobs import JobState
+from conveyor.jobs import Progress as Progress  # re-exported: the event's `progress`
 from conveyor.queues import QUEUE_NAME_RE
 
 #: an event id is the log's cursor (a stream id, a row id): printable, short, no spaces
@@ -20,7 +21,6 @@ EVENT_ID_PATTERN = r"^[!-~]{1,64}$"
 #: the registry's TYPE_NAME_RE, spelled out: importing conveyor.handlers from here would be
 #: circular (the handlers package registers `conveyor.webhook`, whose payload is an event)
 JOB_TYPE_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
-MAX_PROGRESS_MESSAGE = 1000
 
 
 class EventName(StrEnum):
@@ -37,28 +37,6 @@ class EventName(StrEnum):
     LEASE_EXPIRED = "lease_expired"
     REDRIVEN = "redriven"
     PROGRESS = "progress"
-
-
-class Progress(BaseModel):
-    """`ctx.progress(value, message)`: a fraction 0-1 or a count, and a line of text."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    value: float = Field(ge=0)
-    message: str | None = Field(default=None, max_length=MAX_PROGRESS_MESSAGE)
-    at: datetime
-
-    @field_validator("value")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("progress value must be finite")
-        return value
-
-    @field_validator("at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return _as_utc(value)
 
 
 class JobEvent(BaseModel):

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from conveyor.brokers.base import Broker
@@ -43,6 +44,15 @@ class _Follower:
     waiters: dict[str, set[asyncio.Future[None]]] = field(
         default_factory=lambda: defaultdict(set))
     task: asyncio.Task[None] | None = None
+    #: resolved (and replaced) whenever the log moved on, or may have: what listeners await
+    tick: asyncio.Future[None] | None = None
+    #: listeners (SSE streams) holding the follower alive
+    listeners: int = 0
+
+    def ticked(self) -> None:
+        if self.tick is not None and not self.tick.done():
+            self.tick.set_result(None)
+        self.tick = asyncio.get_running_loop().create_future()
 
     def wake(self, job_id: str | None = None) -> None:
         """Wake the waiters of one job (None: of every job)."""
@@ -101,7 +111,8 @@ class Waiters:
         follower = self._followers.get(queue)
         if follower is None or follower.task is None or follower.task.done():
             loop = asyncio.get_running_loop()
-            follower = _Follower(queue, ready=loop.create_future())
+            held = follower.listeners if follower is not None else 0
+            follower = _Follower(queue, ready=loop.create_future(), listeners=held)
             self._followers[queue] = follower
             follower.task = loop.create_task(self._run(follower),
                                              name=f"conveyor-follow-{queue}")
@@ -121,11 +132,13 @@ class Waiters:
                     if page.gap or broken:
                         f.wake()
                         broken = False
+                    if page.events or page.gap:
+                        f.ticked()
                     for ev in page.events:
                         if ev.state in TERMINAL_STATES:
                             f.wake(ev.job_id)
                     f.cursor = page.cursor
-                    if f.waiters:
+                    if f.waiters or f.listeners:
                         idle_since = loop.time()
                     elif loop.time() - idle_since >= self._idle_s:
                         return
@@ -141,7 +154,22 @@ class Waiters:
                 del self._followers[f.queue]
             if not f.ready.done():
                 f.ready.set_result(None)
-            f.wake()  # a waiter left behind re-reads its job and starts a new follower
+            f.wake()
+            f.ticked()  # a waiter left behind re-reads its job and starts a new follower
+
+    @contextlib.asynccontextmanager
+    async def listening(self, queues: Sequence[str]) -> AsyncIterator[Listener]:
+        """Keeps the followers of `queues` running while held; the `Listener` tells when
+        any of them saw new events (one follower per queue, however many listeners)."""
+        listener = Listener(self, list(dict.fromkeys(queues)))
+        held = [self._follow(q) for q in listener.queues]
+        for f in held:
+            f.listeners += 1
+        try:
+            yield listener
+        finally:
+            for f in held:
+                f.listeners -= 1
 
     async def close(self) -> None:
         tasks = [f.task for f in self._followers.values() if f.task is not None]
@@ -151,3 +179,27 @@ class Waiters:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._followers.clear()
+
+
+class Listener:
+    """`ticks()` before a read, then `changed(ticks, timeout_s)` if the read found nothing:
+    a change between the two is never missed."""
+
+    def __init__(self, hub: Waiters, queues: list[str]) -> None:
+        self._hub = hub
+        self.queues = queues
+
+    def ticks(self) -> list[asyncio.Future[None]]:
+        out = []
+        for q in self.queues:
+            f = self._hub._follow(q)
+            if f.tick is None:
+                f.tick = asyncio.get_running_loop().create_future()
+            out.append(f.tick)
+        return out
+
+    async def changed(self, ticks: list[asyncio.Future[None]], timeout_s: float) -> bool:
+        """True when one of the queues' logs moved on (or may have) since `ticks()`."""
+        done, _ = await asyncio.wait(ticks, timeout=timeout_s,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        return bool(done)

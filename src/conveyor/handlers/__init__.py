@@ -11,6 +11,7 @@ from conveyor.handlers.registry import (
     default_registry,
     handler,
     load_app,
+    queue_limits,
 )
 from conveyor.webhooks import handler as webhook
 
@@ -22,5 +23,6 @@ __all__ = [
     "fake",
     "handler",
     "load_app",
+    "queue_limits",
     "webhook",
 ]

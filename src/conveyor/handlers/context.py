@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,16 @@ class JobContext:
         between steps and return (the job then ends CANCELLED, whatever it returns). An async
         handler is cancelled outright (`asyncio.CancelledError` at its current await)."""
         return self.cancel_event is not None and self.cancel_event.is_set()
+    #: where `progress` goes (the worker sets it; None: reports are dropped)
+    reporter: Callable[[float, str | None], None] | None = field(default=None, repr=False,
+                                                                  compare=False)
+
+    def progress(self, value: float, message: str | None = None) -> None:
+        """Report progress: a fraction 0-1 or a count (finite, >= 0), and a line of text
+        (at most 1,000 characters). Stored on the job (`progress`) and emitted as a
+        `progress` event, at most once a second (the last report always lands)."""
+        if self.reporter is not None:
+            self.reporter(value, message)
 
     @property
     def is_last_attempt(self) -> bool:

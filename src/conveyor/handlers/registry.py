@@ -19,7 +19,9 @@ import pydantic_core
 
 from conveyor.dlq.policy import DeadHook, DlqPolicy, build_policy
 from conveyor.errors import UnknownJobType, ValidationError
+from conveyor.flow import QueueLimits, parse_limits
 from conveyor.jobs import MAX_TIMEOUT_S
+from conveyor.queues import validate_queue_name
 from conveyor.retry import Backoff, ExponentialBackoff, RetryPolicy
 
 TYPE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -198,10 +200,30 @@ class Registry:
         #: text or a number of seconds); `conveyor.schedules.declared` reads them, and a
         #: worker syncs them at start
         self.schedules: list[tuple[str | None, Any]] = []
+        #: flow control declared in code: set on the broker when a worker of the queue starts
+        self._limits: dict[str, QueueLimits] = {}
 
     def add_schedules(self, *schedules: Any) -> None:
         """Declare `conveyor.schedules.Schedule` objects (synced when a worker starts)."""
         self.schedules.extend((None, s) for s in schedules)
+
+    def queue_limits(self, queue: str, limits: QueueLimits | dict[str, Any] | None = None,
+                     **fields: Any) -> QueueLimits:
+        """Declare a queue's limits in code (`registry.queue_limits("emails",
+        concurrency=5, key_rate={"count": 5})`); every worker serving the queue sets them
+        on the broker when it starts (the last one started wins)."""
+        validate_queue_name(queue)
+        if limits is None:
+            spec = parse_limits(fields)
+        elif fields:
+            raise TypeError("give limits or keyword fields, not both")
+        else:
+            spec = limits if isinstance(limits, QueueLimits) else parse_limits(limits)
+        self._limits[queue] = spec
+        return spec
+
+    def declared_limits(self) -> dict[str, QueueLimits]:
+        return dict(self._limits)
 
     def register(self, spec: HandlerSpec) -> HandlerSpec:
         existing = self._specs.get(spec.type)
@@ -338,3 +360,11 @@ def load_app(modules: str) -> None:
                 f"cannot import handler module {name!r}: {type(exc).__name__}: {exc}",
                 details={"module": name},
             ) from exc
+
+
+def queue_limits(queue: str, limits: QueueLimits | dict[str, Any] | None = None,
+                 *, registry: Registry | None = None, **fields: Any) -> QueueLimits:
+    """`queue_limits("api-calls", key_concurrency=2, key_rate={"count": 5})` next to the
+    handlers: flow-control limits a worker of the queue sets on the broker when it starts."""
+    target = registry if registry is not None else default_registry
+    return target.queue_limits(queue, limits, **fields)

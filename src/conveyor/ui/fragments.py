@@ -22,12 +22,13 @@ from conveyor.api.routes.queues import queue_list, queue_outs
 from conveyor.api.routes.workers import worker_out
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import CURSOR_MAX, JOB_ID_PATTERN, QUEUE_PATTERN, TYPE_PATTERN
-from conveyor.brokers.base import Page
+from conveyor.brokers.base import KeyInfo, Page
 from conveyor.client import AsyncConveyor
 from conveyor.errors import CorruptJob, JobNotFound, ValidationError
 from conveyor.ids import UID_RE
 from conveyor.joblogs import MAX_LINES, decode_lines
 from conveyor.jobs import Job, JobState
+from conveyor.timeutil import ms_to_datetime
 from conveyor.ui.render import STATES, render
 from conveyor.webhooks.coverage import WebhookCoverage
 
@@ -51,6 +52,17 @@ _TYPE_RE = re.compile(TYPE_PATTERN)
 _JOB_ID_RE = re.compile(JOB_ID_PATTERN)
 _CODE_RE = re.compile(ERROR_CODE_PATTERN)
 
+
+
+#: busiest limit keys a queue's page shows (flow control)
+FLOW_KEYS = 10
+
+
+def _key_row(k: KeyInfo) -> dict[str, object]:
+    """A limit key as the queue page shows it: held until when, or until a permit."""
+    until = ms_to_datetime(k.held_until_ms) if k.held_until_ms is not None else None
+    return {"key": k.key, "backlog": k.backlog, "running": k.running, "held": k.held,
+            "until": until}
 
 def _bad_filter(value: str, pattern: re.Pattern[str], what: str) -> str | None:
     # fullmatch: the patterns end in `$`, which `match` lets a trailing newline through
@@ -124,6 +136,8 @@ def build_router(rt: ApiRuntime, coverage: WebhookCoverage | None = None) -> API
             return render("fragments/problem.html", message=problem)
         client = await rt.ready()
         summary = (await queue_list(client, [name]))[0]
+        limits, busiest = await asyncio.gather(client.get_limits(name),
+                                               client.limit_keys(name, FLOW_KEYS))
         job_state = JobState(state) if state else None
         note, next_cursor = "", None
         q = q.strip()
@@ -139,7 +153,8 @@ def build_router(rt: ApiRuntime, coverage: WebhookCoverage | None = None) -> API
             items, next_cursor = page.items, page.next_cursor
         return render("fragments/queue.html", queue=summary, state=state, items=items,
                       note=note, next_cursor=next_cursor, paged=bool(cursor),
-                      types=known_types(client, items))
+                      types=known_types(client, items),
+                      limits=limits, keys=[_key_row(k) for k in busiest])
 
     @router.get("/jobs/{job_id}")
     async def job(job_id: str) -> Response:

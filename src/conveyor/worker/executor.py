@@ -26,15 +26,18 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import PydanticSerializationError, from_json, to_json
 
-from conveyor.brokers.base import AckItem, FailItem
+from conveyor import tracing
+from conveyor.brokers.base import AckItem, Broker, FailItem
 from conveyor.errors import (
     ConveyorError,
     ErrorCode,
     JobTimeout,
+    RateLimited,
     UnknownJobType,
     ValidationError,
 )
@@ -46,6 +49,7 @@ from conveyor.retry import ExponentialBackoff
 from conveyor.settings import Settings, get_settings
 from conveyor.worker import isolation
 from conveyor.worker.log_shipper import LogShipper
+from conveyor.worker.progress import ProgressReporter
 from conveyor.worker.safety import (
     TRACEBACK_LIMIT,
     exc_code,
@@ -55,7 +59,18 @@ from conveyor.worker.safety import (
     truncate_tail,
 )
 
-Outcome = AckItem | FailItem
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """The handler raised RateLimited: release the job (attempt not charged) and hold its
+    limit key for `hold_ms` (flow control)."""
+
+    job_id: str
+    token: str
+    hold_ms: int
+
+
+Outcome = AckItem | FailItem | Hold
 
 #: A job of a type this worker does not know is retried with this backoff (attempts charged,
 #: so it ends DEAD after max_attempts), giving a worker that knows the type time to take it.
@@ -65,7 +80,12 @@ KNOWN_TYPES_SHOWN = 20
 log = get_logger("conveyor.worker.executor")
 job_log = get_logger("conveyor.job")
 
-__all__ = ["TRACEBACK_LIMIT", "Executor", "Outcome", "truncate_tail"]
+__all__ = ["TRACEBACK_LIMIT", "Executor", "Hold", "Outcome", "truncate_tail"]
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:
@@ -85,6 +105,12 @@ def _reads_back(data: bytes) -> bool:
     return True
 
 
+def _keep(logs: LogShipper, d: Delivery, lines: list[str]) -> None:
+    """Lines a process-isolated handler's child sent back, into the delivery's buffer."""
+    if lines and (buf := logs.open(d)) is not None:
+        buf.extend(lines)
+
+
 class Executor:
     """Runs handlers: async ones on the loop, sync ones in a pool sized to the concurrency
     (or, when declared so, in a child process each)."""
@@ -98,6 +124,7 @@ class Executor:
         settings: Settings | None = None,
         on_capacity: Callable[[], None] | None = None,
         logs: LogShipper | None = None,
+        broker: Broker | None = None,
     ) -> None:
         settings = settings or get_settings()
         #: where `ctx.logger` keeps a job's lines (None: the process log only)
@@ -110,6 +137,9 @@ class Executor:
             settings.max_result_bytes, settings.log_level, settings.log_format
         )
         self._on_capacity = on_capacity
+        #: where `ctx.progress` writes (None: progress reports are dropped)
+        self._broker = broker
+        self._reporters: dict[str, ProgressReporter] = {}
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, concurrency), thread_name_prefix="conveyor-job"
         )
@@ -134,7 +164,8 @@ class Executor:
     ) -> Outcome:
         """`cancel_event`: set by the runner when an operator cancels the job; handlers read
         it as `ctx.cancelled`."""
-        with job_context(delivery.job_id, delivery.type, attempt=delivery.attempts):
+        with job_context(delivery.job_id, delivery.type, attempt=delivery.attempts,
+                         **tracing.log_fields()):
             return await self._execute(delivery, cancel_event)
 
     async def _execute(self, d: Delivery, cancel_event: threading.Event | None = None
@@ -151,6 +182,10 @@ class Executor:
         timeout_s = d.timeout_s if d.timeout_s is not None else spec.timeout_s
         log.debug("job started", extra={"queue": d.queue, "max_attempts": d.max_attempts})
         started = time.perf_counter()
+        reporter = None
+        if self._broker is not None:
+            reporter = self._reporters[d.job_id] = ProgressReporter(self._broker, d.job_id,
+                                                                    d.token)
         try:
             result = await self._call(spec, d, payload, timeout_s, cancel_event)
         except asyncio.CancelledError as exc:
@@ -158,8 +193,17 @@ class Executor:
             if task is not None and task.cancelling():
                 raise  # the worker's own cancellation: lease lost or shutdown
             return self._handler_raised(spec, d, exc, started)  # raised by the handler
+        except RateLimited as exc:
+            job_log.info("job rate limited upstream",
+                         extra={"retry_after_s": exc.retry_after_s, "error": exc.message})
+            return Hold(d.job_id, d.token, round(exc.retry_after_s * 1000))
         except BaseException as exc:
             return self._handler_raised(spec, d, exc, started)
+        finally:
+            if reporter is not None:
+                self._reporters.pop(d.job_id, None)
+                if not _cancelling():
+                    await reporter.close()  # the last report lands before the outcome
         return self._succeeded(d, result, time.perf_counter() - started)
 
     def _handler_raised(
@@ -208,12 +252,15 @@ class Executor:
         cancel_event: threading.Event | None = None,
     ) -> Any:
         if spec.isolation == "process":
-            # the context crosses to the child by pickle: there `ctx.logger` is the child's
-            # process log only (its lines are not kept with the job)
-            ctx = self._context(d, keep_lines=False)
+            # the context crosses to the child by pickle, so with a plain logger; the child
+            # gives it one that keeps lines, and sends them back with the outcome. A child
+            # cannot report progress.
+            ctx = self._context(d, keep_lines=False, in_process=False)
             args = (payload, ctx) if spec.wants_ctx else (payload,)
+            logs = self._logs
             return await isolation.run_in_process(
-                spec.func, args, ctx, timeout_s=timeout_s, config=self._child
+                spec.func, args, ctx, timeout_s=timeout_s, config=self._child,
+                on_lines=None if logs is None else functools.partial(_keep, logs, d),
             )
         call = self._bind(spec, d, payload, cancel_event)
         if not spec.is_async:
@@ -276,11 +323,12 @@ class Executor:
 
     def _context(
         self, d: Delivery, cancel_event: threading.Event | None = None, *,
-        keep_lines: bool = True,
+        keep_lines: bool = True, in_process: bool = True,
     ) -> JobContext:
         logger: logging.Logger | logging.LoggerAdapter[Any] = job_log
         if keep_lines and self._logs is not None:
-            logger = JobLogger(job_log, self._logs.open(d))
+            logger = JobLogger(job_log, self._logs.opener(d))
+        reporter = self._reporters.get(d.job_id) if in_process else None
         return JobContext(
             job_id=d.job_id,
             type=d.type,
@@ -291,6 +339,7 @@ class Executor:
             logger=logger,
             lease_token=d.token,
             cancel_event=cancel_event,
+            reporter=reporter.report if reporter is not None else None,
         )
 
     def _bind(self, spec: HandlerSpec, d: Delivery, payload: Any,

@@ -7,12 +7,16 @@ start. The function, payload and context go over pickled (they must be importabl
 level); the result comes back as JSON text (never over the size cap), an exception as its
 kind, code, message and formatted traceback, rebuilt in the worker so the retry policy reads
 it as usual. A child outliving its worker exits on its own: it watches its parent.
+The lines the handler writes through `ctx.logger` come back with the outcome (at most a
+buffer's worth), to be kept with the job like any handler's; a killed child's are lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import multiprocessing
 import os
 import threading
@@ -26,6 +30,8 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from conveyor.errors import ConveyorError, JobError, JobTimeout, PermanentError, RetryLater
 from conveyor.handlers import JobContext
+from conveyor.handlers.context import JOB_LOGGER_NAME
+from conveyor.joblogs import JobLogger, LogBuffer
 from conveyor.logging import configure_logging, job_context
 from conveyor.worker.safety import exc_code, exc_message, exc_traceback
 
@@ -56,7 +62,9 @@ def prepare(modules: Iterable[str] = ()) -> None:
     child starts with them loaded. Blocking, about a Python start: run it off the loop."""
     from multiprocessing import forkserver
 
-    _mp.set_forkserver_preload(["conveyor.handlers", *modules])
+    # this module too: each child runs `_child` from it, and importing it (with the worker
+    # package around it) in every child cost a good part of its start
+    _mp.set_forkserver_preload(["conveyor.handlers", "conveyor.worker.isolation", *modules])
     forkserver.ensure_running()
 
 
@@ -80,11 +88,14 @@ def _child(conn: Connection, func: Callable[..., Any], args: tuple[Any, ...],
            ctx: JobContext, config: ChildConfig) -> None:
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     configure_logging(config.log_level, config.log_format)
+    buf = LogBuffer(ctx.job_id, ctx.lease_token, ctx.attempt)
+    logged = dataclasses.replace(ctx, logger=JobLogger(logging.getLogger(JOB_LOGGER_NAME), buf))
+    args = tuple(logged if arg is ctx else arg for arg in args)
     with job_context(ctx.job_id, ctx.type, attempt=ctx.attempt):
         try:
             result = func(*args)
         except BaseException as exc:
-            conn.send(("error", _describe(exc)))
+            conn.send(("error", _describe(exc), buf.take()))
             return
         try:
             data = to_json(result)
@@ -93,10 +104,10 @@ def _child(conn: Connection, func: Callable[..., Any], args: tuple[Any, ...],
                 f"handler result is not JSON-serialisable ({type(result).__name__}): {exc}",
                 code="handler_error",
             )
-            conn.send(("error", _describe(err)))
+            conn.send(("error", _describe(err), buf.take()))
             return
         too_big = len(data) > config.max_result_bytes
-        conn.send(("ok", None if too_big else data, len(data)))
+        conn.send(("ok", None if too_big else data, len(data), buf.take()))
 
 
 # --- in the worker ----------------------------------------------------------------------------
@@ -162,9 +173,11 @@ async def _stop(proc: Any) -> int | None:
 async def run_in_process(
     func: Callable[..., Any], args: tuple[Any, ...], ctx: JobContext, *,
     timeout_s: float | None, config: ChildConfig,
+    on_lines: Callable[[list[str]], None] | None = None,
 ) -> Serialized:
     """Run `func(*args)` in a child; raise what it raised (rebuilt), JobTimeout past
-    `timeout_s` (the child is killed), or JobError if it died without an answer."""
+    `timeout_s` (the child is killed), or JobError if it died without an answer.
+    `on_lines` gets the log lines the handler wrote (`ctx.logger`), whatever its outcome."""
     reader, writer = _mp.Pipe(duplex=False)
     proc = _mp.Process(target=_child, args=(writer, func, args, ctx, config), daemon=True,
                        name=f"conveyor-job {ctx.job_id}")
@@ -184,6 +197,9 @@ async def run_in_process(
         exit_code = await _stop(proc)
     if message is None:
         raise JobError(f"handler process exited with code {exit_code} without an outcome")
+    lines = message[-1]
+    if on_lines is not None and isinstance(lines, list):
+        on_lines([line for line in lines if isinstance(line, str)])
     if message[0] == "ok":
         return Serialized(message[1], int(message[2]))
     raise _rebuild(message[1])

@@ -15,6 +15,7 @@ them, or the job, back.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from conveyor.brokers.base import Broker, LogAppend
 from conveyor.joblogs import LogBuffer, encode_line
@@ -33,18 +34,29 @@ class LogShipper:
     def __init__(self, broker: Broker, *, interval_s: float = FLUSH_S) -> None:
         self._broker = broker
         self._interval_s = interval_s
+        #: running deliveries; a buffer is made on a delivery's first kept line
+        self._live: set[tuple[str, str]] = set()
         self._buffers: dict[tuple[str, str], LogBuffer] = {}
         #: broker calls made and lines sent (tests and metrics read them)
         self.calls = 0
         self.lines_sent = 0
 
-    def open(self, d: Delivery) -> LogBuffer:
-        """The buffer of this delivery (made on first use)."""
+    def start(self, d: Delivery) -> None:
+        """The delivery's handler is about to run: lines may be kept for it."""
+        self._live.add((d.job_id, d.token))
+
+    def open(self, d: Delivery) -> LogBuffer | None:
+        """The buffer of this delivery, made on first use; None once it ended (a handler's
+        stray thread logging late: nothing would ever send or forget that buffer). Safe
+        from any thread: `setdefault` makes one buffer whoever asks first."""
         key = (d.job_id, d.token)
         buf = self._buffers.get(key)
-        if buf is None:
-            buf = self._buffers[key] = LogBuffer(d.job_id, d.token, d.attempts)
+        if buf is None and key in self._live:
+            buf = self._buffers.setdefault(key, LogBuffer(d.job_id, d.token, d.attempts))
         return buf
+
+    def opener(self, d: Delivery) -> Callable[[], LogBuffer | None]:
+        return lambda: self.open(d)
 
     async def run(self) -> None:
         await run_every(self._interval_s, self.flush, first_now=False)
@@ -55,13 +67,17 @@ class LogShipper:
 
     async def close(self, d: Delivery) -> None:
         """The delivery's handler returned: send its last lines and forget it."""
-        buf = self._buffers.pop((d.job_id, d.token), None)
-        if buf is not None:
+        key = (d.job_id, d.token)
+        self._live.discard(key)
+        buf = self._buffers.pop(key, None)
+        if buf is not None:  # most jobs log nothing and have none
             await self._send([buf])
 
     def discard(self, d: Delivery) -> None:
         """Forget the delivery's buffer, unsent (its lease is gone)."""
-        self._buffers.pop((d.job_id, d.token), None)
+        key = (d.job_id, d.token)
+        self._live.discard(key)
+        self._buffers.pop(key, None)
 
     async def _send(self, buffers: list[LogBuffer]) -> None:
         items = []

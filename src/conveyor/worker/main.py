@@ -26,6 +26,7 @@ from conveyor.logging import configure_logging, get_logger
 from conveyor.queues import validate_queue_name
 from conveyor.runloop import run_loop
 from conveyor.settings import Settings
+from conveyor.webhooks.follower import WebhookFanout
 from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff
 from conveyor.worker.dlq import DlqWorker
 from conveyor.worker.metrics import WorkerMetrics
@@ -137,7 +138,9 @@ async def _serve(queues: list[str], concurrency: int, settings: Settings) -> int
         broker, queues=queues, concurrency=concurrency, registry=default_registry,
         settings=settings,
         # the DLQ worker: on_dead hooks and per-type redrive policies, every maintenance tick
-        maintenance_hooks=[DlqWorker(default_registry), ScheduleFirer(default_registry)],
+        maintenance_hooks=[DlqWorker(default_registry), ScheduleFirer(default_registry),
+                           # webhooks: deliveries for the events of the queues served
+                           WebhookFanout(settings=settings)],
         metrics=metrics,
     )
     stop_asked = asyncio.Event()

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor import tracing
 from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
 from conveyor.errors import BrokerMisconfigured, UnknownJobType
 from conveyor.handlers import Registry, default_registry
@@ -26,7 +27,7 @@ from conveyor.logging import get_logger, job_context
 from conveyor.settings import Settings, get_settings
 from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff
 from conveyor.worker.completions import DROPPED, Completions
-from conveyor.worker.executor import Executor
+from conveyor.worker.executor import Executor, Hold
 from conveyor.worker.lease_keeper import LeaseKeeper
 from conveyor.worker.log_shipper import LogShipper
 from conveyor.worker.loop_watch import JOB_TASK_PREFIX, LoopWatchdog
@@ -62,6 +63,8 @@ class _Slot:
     task: asyncio.Task[None] | None = None
     #: lease lost or released: this run's outcome must never be sent
     dropped: bool = False
+    #: the attempt's CONSUMER span (tracing on), for the events that come from outside
+    span: Any = None
     #: who cancelled the running job (learnt from a heartbeat): the handler is stopped and
     #: the job ends CANCELLED (`Broker.cancel_running`) instead of sending its outcome
     cancel_by: str | None = None
@@ -108,6 +111,7 @@ class Worker:
         self._executor = Executor(
             registry, worker_id=self.worker_id, concurrency=concurrency,
             settings=self.settings, on_capacity=self._slot_freed.set, logs=self.logs,
+            broker=broker,
         )
         self.metrics = metrics
         #: (job id, token) -> (queue, type) of outcomes the broker has not answered yet
@@ -185,6 +189,7 @@ class Worker:
         await executor.start()
         completions.start()
         await registration.start()
+        await self._sync_limits()
         helpers = [
             asyncio.create_task(keeper.run(), name="conveyor-lease-keeper"),
             asyncio.create_task(maintenance.run(), name="conveyor-maintenance"),
@@ -350,10 +355,14 @@ class Worker:
 
     async def _run_job(self, slot: _Slot) -> None:
         d = slot.delivery
+        self.logs.start(d)
         try:
             started = time.perf_counter()
             try:
-                outcome = await self._executor.execute(d, slot.cancel_event)
+                if tracing.ENABLED:
+                    outcome = await self._traced(slot)
+                else:
+                    outcome = await self._executor.execute(d, slot.cancel_event)
             except asyncio.CancelledError:
                 if slot.dropped or not slot.task_cancelled:
                     raise  # lease lost, shutdown, or cancelled from outside
@@ -368,6 +377,8 @@ class Worker:
                 pass
             elif slot.cancel_by is not None:  # whatever the handler returned: CANCELLED
                 await self._end_cancelled([slot])
+            elif isinstance(outcome, Hold):
+                await self._hold(outcome)
             elif outcome is not None:
                 if self.metrics is not None:
                     self._labels[d.job_id, d.token] = (d.queue, d.type)
@@ -380,6 +391,40 @@ class Worker:
             if self._in_flight.get(job_id) is slot:
                 del self._in_flight[job_id]
             self._slot_freed.set()
+
+    async def _traced(self, slot: _Slot) -> AckItem | FailItem | Hold:
+        """Run the attempt in its CONSUMER span; a failure is an event and the status."""
+        d = slot.delivery
+        with tracing.consumer_span(d.queue, d.type, d.job_id, d.attempts, d.trace) as span:
+            slot.span = span
+            outcome = await self._executor.execute(d, slot.cancel_event)
+            if isinstance(outcome, FailItem):
+                retry = outcome.retry_delay_ms is not None and d.attempts < d.max_attempts
+                tracing.failed(span, outcome.error_code, outcome.message,
+                               retry_in_ms=outcome.retry_delay_ms if retry else None)
+            return outcome
+
+    async def _sync_limits(self) -> None:
+        """Limits declared in code (`Registry.queue_limits`) for the queues this worker
+        serves, set on the broker at start."""
+        for queue, limits in self._registry.declared_limits().items():
+            if queue in self.queues:
+                await self.broker.set_limits(queue, limits)
+                log.info("queue limits synced", extra={"queue": queue,
+                                                        "limits": limits.as_json()})
+
+    async def _hold(self, hold: Hold) -> None:
+        """RateLimited: release the job and hold its key. Not sent (the broker is away): the
+        lease expires and the job runs again (that attempt charged, as any lost outcome)."""
+        try:
+            (ok,) = await self.broker.release_held([LeaseRef(hold.job_id, hold.token)],
+                                                   hold.hold_ms)
+        except TRANSIENT_ERRORS:
+            log.warning("could not release a rate-limited job: its lease will expire",
+                        extra={"held_job_id": hold.job_id})
+            return
+        if not ok:
+            log.warning("lease_lost", extra={"held_job_id": hold.job_id})
 
     def _leases(self) -> list[LeaseRef]:
         """Running jobs, and jobs whose outcome waits to be sent (their lease still counts
@@ -441,6 +486,7 @@ class Worker:
     def _drop(self, slot: _Slot) -> None:
         d = slot.delivery
         slot.dropped = True
+        tracing.lease_lost(slot.span)
         if self.metrics is not None:
             self.metrics.outcome(d.queue, d.type, "lease_lost")
         with job_context(d.job_id, d.type, attempt=d.attempts):

@@ -35,11 +35,13 @@ MAX_PAGE = 1000
 
 def queue_outs(
     stats: dict[str, dict[str, int]], paused: set[str], ages: dict[str, float] | None = None,
+    limited: dict[str, int] | None = None,
 ) -> list[QueueOut]:
-    ages = ages or {}
+    ages, limited = ages or {}, limited or {}
     return [
         QueueOut(name=q, counts={str(s): counts.get(str(s), 0) for s in JobState},
-                 paused=q in paused, oldest_ready_age_s=ages.get(q, 0.0))
+                 paused=q in paused, oldest_ready_age_s=ages.get(q, 0.0),
+                 limited=limited.get(q, 0))
         for q, counts in stats.items()
     ]
 
@@ -47,7 +49,8 @@ def queue_outs(
 async def queue_list(client: AsyncConveyor, names: list[str] | None = None) -> list[QueueOut]:
     stats = await client.stats(names)
     return queue_outs(stats, await client.paused_queues(list(stats)),
-                      await client.ready_ages(list(stats)))
+                      await client.ready_ages(list(stats)),
+                      await client.limited_counts(list(stats)))
 
 
 def build_router(rt: ApiRuntime) -> APIRouter:

@@ -31,18 +31,22 @@ from conveyor.brokers.base import (
     FailItem,
     FetchBatch,
     HeartbeatReply,
+    KeyInfo,
     LeaseRef,
     LogAppend,
     Page,
+    ProgressItem,
     ReapResult,
     SeriesPoint,
     WorkerInfo,
+    check_progress,
 )
 from conveyor.brokers.records import STATES, as_int
 from conveyor.brokers.redis import batches
 from conveyor.brokers.redis.cluster import Client, is_cluster_url, make_cluster_client
 from conveyor.brokers.redis.dlq import RedisDlq
 from conveyor.brokers.redis.events import RedisEvents
+from conveyor.brokers.redis.flow import RedisFlow
 from conveyor.brokers.redis.queues import RedisQueues
 from conveyor.brokers.redis.records import LIST_FIELDS, job_from_hash, listed_hash
 from conveyor.brokers.redis.scripts import DEFAULT_EVENTS_MAXLEN, Scripts
@@ -58,6 +62,7 @@ from conveyor.errors import (
     PartialEnqueue,
     ValidationError,
 )
+from conveyor.flow import QueueLimits
 from conveyor.ids import UID_RE, lease_nonce, split_job_id
 from conveyor.jobs import (
     MAX_EPOCH_MS,
@@ -202,6 +207,7 @@ class RedisBroker:
         self._events = RedisEvents(self)
         self._dlq = RedisDlq(self)
         self._queues = RedisQueues(self)
+        self._flow = RedisFlow(self)
         #: set by from_url: lets a synchronous client open its own connection (SyncEnqueuer)
         self.url: str | None = None
 
@@ -218,13 +224,17 @@ class RedisBroker:
         watch = PolicyWatch(policy_check_s)
         client: Client
         blocking: Client
+        # a reply to a write that WAITs for replicas may take the WAIT's timeout longer
+        wait_s = kw.get("wait_timeout_ms", 1000) / 1000 if kw.get("wait_replicas") else 0.0
         if is_cluster_url(url):
-            client = make_cluster_client(url, timeout_s=timeout_s)
+            client = make_cluster_client(url, timeout_s=timeout_s,
+                                         read_timeout_s=timeout_s + wait_s)
             blocking = make_cluster_client(url, timeout_s=timeout_s,
                                            read_timeout_s=MAX_WAIT_S + timeout_s,
                                            max_connections=16)
         else:
-            client = make_client(url, timeout_s=timeout_s, on_connect=watch.on_connect)
+            client = make_client(url, timeout_s=timeout_s, read_timeout_s=timeout_s + wait_s,
+                                 on_connect=watch.on_connect)
             blocking = make_client(url, timeout_s=timeout_s,
                                    read_timeout_s=MAX_WAIT_S + timeout_s,
                                    on_connect=watch.on_connect, max_connections=16)
@@ -277,13 +287,48 @@ class RedisBroker:
                 for i, res in zip(missing, again, strict=True):
                     results[i] = res
                 acks += more
-            for res in results:
-                if isinstance(res, Exception):
-                    raise res
+            failed = [res for res in results if isinstance(res, Exception)]
+            if failed:
+                if register and not self.cluster:
+                    await self._unregister_failed(calls, results, register)
+                elif register:  # Cluster: register the queues whose jobs were stored
+                    stored = self._stored_queues(calls, results, register)
+                    if stored:
+                        await self.client.sadd(self.keys.queues, *stored)
+                raise failed[0]
             self._confirmed(acks)
             if register and self.cluster:
                 await self.client.sadd(self.keys.queues, *register)
             return results
+
+    def _stored_queues(
+        self, calls: Sequence[batches.Call], results: Sequence[Any], register: Sequence[str],
+    ) -> list[str]:
+        """The queues of `register` at least one of whose calls succeeded."""
+        ok = {keys[0] for (_, keys, _), res in zip(calls, results, strict=True)
+              if keys and not isinstance(res, Exception)}
+        return [q for q in register if self._q(q).job_prefix in ok]
+
+    async def _unregister_failed(
+        self, calls: Sequence[batches.Call], results: Sequence[Any], register: Sequence[str],
+    ) -> None:
+        """Single Redis: the registry add rode in the same round trip as scripts that failed.
+        A queue none of whose calls succeeded and which holds no job is taken out again,
+        with the look-again step of `forget` (a job that arrived meanwhile keeps it)."""
+        stored = set(self._stored_queues(calls, results, register))
+        for queue in register:
+            qk = self._q(queue)
+            if queue in stored:
+                continue
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zcard(qk.listing)
+            pipe.exists(qk.paused)
+            listed, paused = await pipe.execute()
+            if int(listed) or int(paused):
+                continue  # a known queue: leave it
+            await self.client.srem(self.keys.queues, queue)
+            if int(await self.client.zcard(qk.listing)):
+                await self.client.sadd(self.keys.queues, queue)
 
     async def _send(
         self, calls: Sequence[batches.Call], register: Sequence[str], waited: bool,
@@ -299,9 +344,24 @@ class RedisBroker:
             pipe.execute_command("EVALSHA", self._scripts.sha[name], len(keys), *keys, *args)
         if register:
             pipe.sadd(self.keys.queues, *register)
-        waits = self._add_waits(pipe, [c[1][0] for c in calls if c[1]]) if waited else 0
+        written = [c[1][0] for c in calls if c[1]]
+        waits = self._add_waits(pipe, written) if waited else 0
+        before = self._owners(written) if waits else []
         results: list[Any] = await pipe.execute(raise_on_error=False)
-        return results[: len(calls)], results[len(results) - waits:] if waits else []
+        acks = results[len(results) - waits:] if waits else []
+        if waits and self._owners(written) != before:
+            # a call was redirected (MOVED / ASK: a failover or a migration meanwhile), so its
+            # write landed on another node than the WAIT was sent to: not confirmed
+            acks.append(BrokerUnavailable(
+                "a write was redirected to another node while waiting for replicas: not"
+                " confirmed; sending it again is safe"))
+        return results[: len(calls)], acks
+
+    def _owners(self, keys: Sequence[str]) -> list[str]:
+        """Cluster: the node each key's slot is served by, as the client knows it now."""
+        if not isinstance(self.client, RedisCluster):
+            return []
+        return [getattr(self.client.get_node_from_key(k), "name", "") for k in keys]
 
     def _add_waits(self, pipe: Any, keys: Sequence[str]) -> int:
         """Append `WAIT wait_replicas wait_timeout_ms` for the node of each key; returns how
@@ -325,8 +385,12 @@ class RedisBroker:
         on the primary, but a failover now may lose it. Resending is safe (every script
         tolerates a repeat: see server.retry_policy)."""
         for ack in acks:
-            if isinstance(ack, Exception):
+            if isinstance(ack, BrokerUnavailable):
                 raise ack
+            if isinstance(ack, Exception):  # e.g. "WAIT cannot be used with replica instances"
+                raise BrokerUnavailable(
+                    f"the write could not be confirmed by replicas ({ack}): the node changed"
+                    " role meanwhile; sending it again is safe") from ack
             if int(ack) < self.wait_replicas:
                 raise BrokerUnavailable(
                     f"the write reached the primary but only {int(ack)} of"
@@ -461,6 +525,8 @@ class RedisBroker:
                 "" if s.timeout_ms is None else str(s.timeout_ms),
                 -1 if s.delay_ms is None else s.delay_ms,
                 -1 if s.run_at_ms is None else s.run_at_ms, s.idempotency_key or "", s.fingerprint,
+                s.trace,
+                s.limit_key or "",
             ],
             max_bytes=self.max_call_bytes, max_items=ENQUEUE_CHUNK,
         )
@@ -537,6 +603,7 @@ class RedisBroker:
                 token=token, attempts=int(attempts), max_attempts=int(maxatt),
                 timeout_s=None if timeout is None else int(timeout) / 1000,
                 due_ms=_due_ms(rest), leased_ms=int(now),
+                trace=str(rest[1]) if len(rest) > 1 and rest[1] else "",
             )
             for uid, token, jtype, payload, attempts, maxatt, timeout, *rest in rows
         ]
@@ -624,7 +691,7 @@ class RedisBroker:
         batch = self._batch(
             "fail", items, lambda f: f.job_id,
             lambda qk: [qk.job_prefix, qk.running, qk.queued, qk.scheduled, qk.dead, qk.seq,
-                        qk.marker, qk.deaths],
+                        qk.marker, qk.deaths, qk.cancelled],
             lambda uid, f: [
                 uid, f.token, -1 if f.retry_delay_ms is None else max(int(f.retry_delay_ms), 0),
                 safe_name(f.error_code), safe_message(f.message), safe_traceback(f.traceback),
@@ -640,6 +707,18 @@ class RedisBroker:
             lambda uid, ref: [uid, ref.token],
         )
         return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(leases))]
+
+    async def progress(self, items: Sequence[ProgressItem]) -> list[bool]:
+        rows = {id(p): check_progress(p.value, p.message) for p in items}
+        batch = self._batch(
+            "progress", items, lambda p: p.job_id, lambda qk: [qk.job_prefix],
+            lambda uid, p: [uid, p.token, rows[id(p)][0], safe_message(rows[id(p)][1])],
+        )
+        return [bool(ok) for ok in batch.spread(await self._run_many(batch.calls), len(items))]
+
+    async def release_held(self, leases: Sequence[LeaseRef], hold_ms: int) -> list[bool]:
+        await self._writable()
+        return await self._flow.release_held(leases, hold_ms)
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int:
         qk = self._q(queue)
@@ -901,8 +980,33 @@ class RedisBroker:
         return sorted(str(n) for n in names)
 
     async def stats(self, queues: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+        """Counts per state; QUEUED includes the jobs in key lanes (flow control)."""
         names = list(queues) if queues is not None else await self.queues()
-        return await self._queues.stats(names)
+        out = await self._queues.stats(names)
+        for q, n in (await self._flow.limited(names)).items():
+            out[q]["queued"] += n
+        return out
+
+    async def limited_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        return await self._flow.limited(queues)
+
+    # --- flow control ---------------------------------------------------------------------
+    async def set_limits(self, queue: str, limits: QueueLimits) -> QueueLimits:
+        await self._writable()
+        return await self._flow.set(queue, limits)
+
+    async def get_limits(self, queue: str) -> QueueLimits | None:
+        return await self._flow.get(queue)
+
+    async def delete_limits(self, queue: str) -> bool:
+        await self._writable()
+        return await self._flow.delete(queue)
+
+    async def held_counts(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        return await self._flow.held(queues)
+
+    async def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
+        return await self._flow.keys(queue, limit)
 
     async def ready_ages(self, queues: Sequence[str]) -> dict[str, int]:
         return await self._queues.ready_ages(list(queues))
@@ -921,6 +1025,7 @@ class RedisBroker:
             for state in _STATE_ORDER:
                 for uid in await self.client.zrange(qk.index(state), 0, -1):
                     members[str(uid)].append(state)
+            await self._flow.audit(queue, report, members)
             listed = {str(u) for u in await self.client.zrange(qk.listing, 0, -1)}
             records: dict[str, str | None] = {}
             async for key in self._scan(qk.job_prefix + "*"):
@@ -967,6 +1072,12 @@ class RedisBroker:
 
     async def get_with_cursor(self, job_id: str) -> tuple[Job, str]:
         return await self._events.get_with_cursor(job_id)
+
+    async def load_cursor(self, queue: str, name: str) -> str | None:
+        return await self._events.load_cursor(queue, name)
+
+    async def save_cursor(self, queue: str, name: str, cursor: str) -> None:
+        await self._events.save_cursor(queue, name, cursor)
 
     # --- worker registry ------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None:

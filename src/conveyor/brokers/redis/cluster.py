@@ -9,12 +9,13 @@ cross-slot command.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis
 from redis.asyncio import Redis
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.connection import parse_url
 from redis.cluster import ClusterNode as SyncClusterNode
 
@@ -26,6 +27,44 @@ SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 DEFAULT_PORT = 6379
 #: connections per node of one client (the pools of a cluster client are per node)
 MAX_CONNECTIONS = 100
+
+
+class GatedRedisCluster(RedisCluster):
+    """A cluster client whose calls wait for a free connection instead of failing.
+
+    redis-py's cluster pools raise `MaxConnectionsError` the moment a node's
+    `max_connections` are all in use (a single Redis's pool here waits for one instead), so a
+    burst of concurrent calls (an API under load, many waiters) would fail as unavailable.
+    At most `max_connections` commands or pipelines are in flight per client: each uses at
+    most one connection per node, so no node's pool can run dry."""
+
+    def __init__(self, *, max_connections: int = MAX_CONNECTIONS, **kw: Any) -> None:
+        super().__init__(max_connections=max_connections, **kw)
+        self.gate = asyncio.Semaphore(max_connections)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.gate:
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(
+        self, transaction: Any | None = None, shard_hint: Any | None = None
+    ) -> ClusterPipeline:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # refused there, as documented
+        # redis-py declares an abstract attribute its own ClusterPipeline sets at runtime
+        return _GatedPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _GatedPipeline(ClusterPipeline):
+    def __init__(self, client: GatedRedisCluster, transaction: Any | None = None) -> None:
+        super().__init__(client, transaction)
+        self._gate = client.gate
+
+    async def execute(
+        self, raise_on_error: bool = True, allow_redirections: bool = True
+    ) -> list[Any]:
+        async with self._gate:
+            return await super().execute(raise_on_error, allow_redirections)
 
 
 def is_cluster_url(url: str) -> bool:
@@ -92,16 +131,19 @@ def make_cluster_client(
     }
     opts.update(kwargs)
     try:
-        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes], **opts)
+        return GatedRedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes], **opts)
     except TypeError as exc:
         raise _bad(url, f"unsupported option: {exc}") from exc
 
 
-def make_sync_cluster_client(url: str, *, timeout_s: float) -> redis.RedisCluster:
+def make_sync_cluster_client(
+    url: str, *, timeout_s: float, read_timeout_s: float | None = None,
+) -> redis.RedisCluster:
     """The blocking twin, for the sync enqueuer."""
     nodes, kwargs = parse_cluster_url(url)
     opts: dict[str, Any] = {
-        "decode_responses": True, "encoding_errors": "replace", "socket_timeout": timeout_s,
+        "decode_responses": True, "encoding_errors": "replace",
+        "socket_timeout": read_timeout_s or timeout_s,
         "socket_connect_timeout": timeout_s, "health_check_interval": 30,
     }
     opts.update(kwargs)

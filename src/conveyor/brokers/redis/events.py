@@ -11,9 +11,15 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, cast
 
-from conveyor.brokers.base import LOG_START, EventPage, bad_cursor, check_event_limit
+from conveyor.brokers.base import (
+    LOG_START,
+    EventPage,
+    bad_cursor,
+    check_cursor_name,
+    check_event_limit,
+)
 from conveyor.brokers.redis.records import job_from_hash
-from conveyor.errors import JobNotFound
+from conveyor.errors import JobNotFound, ValidationError
 from conveyor.events.model import JobEvent
 from conveyor.events.records import event_from_record
 from conveyor.ids import split_job_id
@@ -109,3 +115,24 @@ class RedisEvents:
             raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
         return job_from_hash(queue, uid, cast(dict[str, str], h)), (str(rows[0][0]) if rows
                                                                       else LOG_START)
+
+    async def load_cursor(self, queue: str, name: str) -> str | None:
+        validate_queue_name(queue)
+        with self._b.unavailable():
+            value = await self._b.client.get(self._b.keys.queue(queue).cursor(
+                check_cursor_name(name)))
+        if value is None:
+            return None
+        try:
+            stream_id(str(value))
+        except ValidationError:
+            return None  # a damaged record: as if never saved
+        return str(value)
+
+    async def save_cursor(self, queue: str, name: str, cursor: str) -> None:
+        validate_queue_name(queue)
+        stream_id(cursor)
+        with self._b.unavailable():
+            await self._b.client.set(self._b.keys.queue(queue).cursor(check_cursor_name(name)),
+                                     cursor)
+

@@ -20,6 +20,8 @@ HASH_FIELDS = {
     "result_size": "rsize", "err_code": "err_code", "err_msg": "err_msg",
     "history": "history", "idem": "idem", "sched_name": "sched", "sched_tick": "stick",
     "worker": "worker", "token": "token", "cancel_token": "ctok", "cancel_by": "cby",
+    "progress": "progress",
+    "limit_key": "limit_key",
 }
 #: what a listing reads of each job: every field but the result (`rprev` stands in for it)
 LIST_FIELDS = tuple(f for f in HASH_FIELDS.values() if f != "result")

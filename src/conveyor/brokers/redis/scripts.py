@@ -1,9 +1,10 @@
 """Loads the Lua scripts (one file per transition) and runs them by EVALSHA.
 
-`_lib.lua` is prepended to every script. Scripts are loaded once at connect; a NOSCRIPT reply
-(Redis restarted or flushed its script cache, or a Cluster replica was promoted: SCRIPT LOAD is
-not replicated) reloads them and retries the call once. On Cluster, SCRIPT LOAD goes to every
-primary, one command per script (a cluster pipeline refuses it).
+`_lib.lua` is prepended to every script (and `_flow.lua`, after it, to FLOW_SCRIPTS).
+Scripts are loaded once at connect; a NOSCRIPT reply (Redis restarted or flushed its script
+cache, or a Cluster replica was promoted: SCRIPT LOAD is not replicated) reloads them and
+retries the call once. On Cluster, SCRIPT LOAD goes to every primary, one command per script
+(a cluster pipeline refuses it).
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ SCRIPT_NAMES = (
     "forget_queue", "counts", "webhook_disable", "read_events", "ready_age", "append_logs",
     "sched_upsert", "sched_pause", "sched_delete", "sched_due", "sched_fire",
     "cancel_running",
+    "progress", "limits",
 )
 #: CONVEYOR_EVENTS_MAXLEN's default: each queue's event log keeps about this many events
 DEFAULT_EVENTS_MAXLEN = 100_000
+#: scripts that also get `_flow.lua` (flow control), prepended after `_lib.lua`
+FLOW_SCRIPTS = frozenset({"fetch"})
 
 
 def _read(name: str) -> str:
@@ -36,7 +40,10 @@ class Scripts:
         """`events_maxlen` is compiled into the scripts (`EVENTS_MAXLEN` in _lib.lua): the
         bound of every queue's event log, 0 for no events."""
         lib = f"local EVENTS_MAXLEN = {max(int(events_maxlen), 0)}\n" + _read("_lib")
-        self.source: dict[str, str] = {n: lib + "\n" + _read(n) for n in SCRIPT_NAMES}
+        flow = lib + "\n" + _read("_flow")
+        self.source: dict[str, str] = {
+            n: (flow if n in FLOW_SCRIPTS else lib) + "\n" + _read(n) for n in SCRIPT_NAMES
+        }
         self.sha: dict[str, str] = {
             n: hashlib.sha1(src.encode()).hexdigest() for n, src in self.source.items()
         }

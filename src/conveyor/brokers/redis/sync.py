@@ -27,14 +27,17 @@ class SyncEnqueuer:
     def __init__(self, broker: RedisBroker, url: str) -> None:
         self._broker = broker
         timeout = broker.timeout_s  # the async broker's bounded waits, and its retry rule
+        # a write that WAITs for replicas may answer the WAIT's timeout later
+        read_s = timeout + (broker.wait_timeout_ms / 1000 if broker.wait_replicas else 0.0)
         self._cluster: redis.RedisCluster | None = None
         if is_cluster_url(url):
-            self._cluster = make_sync_cluster_client(url, timeout_s=timeout)
+            self._cluster = make_sync_cluster_client(url, timeout_s=timeout,
+                                                     read_timeout_s=read_s)
             return
         pool = redis.BlockingConnectionPool.from_url(
             url, max_connections=100, timeout=timeout, decode_responses=True,
             encoding_errors="replace",
-            socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30,
+            socket_timeout=read_s, socket_connect_timeout=timeout, health_check_interval=30,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 1,
                         supported_errors=(RedisConnectionError,)),
         )

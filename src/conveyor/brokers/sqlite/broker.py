@@ -27,19 +27,23 @@ from conveyor.brokers.base import (
     FailItem,
     FetchBatch,
     HeartbeatReply,
+    KeyInfo,
     LeaseRef,
     LogAppend,
     Page,
+    ProgressItem,
     ReapResult,
     SeriesPoint,
     WorkerInfo,
+    check_cursor_name,
     check_event_limit,
+    check_progress,
     check_series_window,
     parse_dead_cursor,
     queue_not_empty,
     queue_not_found,
 )
-from conveyor.brokers.sqlite import dlq, logs, reads
+from conveyor.brokers.sqlite import dlq, flow, logs, reads
 from conveyor.brokers.sqlite import events as evlog
 from conveyor.brokers.sqlite import operations as ops
 from conveyor.brokers.sqlite import transitions as tx
@@ -58,6 +62,7 @@ from conveyor.errors import (
     JobNotFound,
     ValidationError,
 )
+from conveyor.flow import QueueLimits
 from conveyor.ids import UID_RE, lease_nonce, split_job_id
 from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState, check_spec
 from conveyor.queues import validate_queue_name
@@ -173,9 +178,9 @@ class SqliteBroker:
                 job_id=f"{queue}:{uid}", queue=queue, type=jtype, payload_json=payload,
                 token=token, attempts=attempts, max_attempts=int(max_att),
                 timeout_s=None if timeout is None else int(timeout) / 1000,
-                due_ms=run_at if isinstance(run_at, int) else None, leased_ms=now,
+                due_ms=run_at if isinstance(run_at, int) else None, leased_ms=now, trace=trace,
             )
-            for uid, token, jtype, payload, attempts, max_att, timeout, run_at in rows
+            for uid, token, jtype, payload, attempts, max_att, timeout, run_at, trace in rows
         ]
         return FetchBatch(deliveries, now, due)
 
@@ -253,6 +258,24 @@ class SqliteBroker:
             return []
         refs = [(*split_job_id(r.job_id), r.token) for r in leases]
         out = await self._writer.write(lambda c: tx.release(c, refs))
+        if any(out):
+            self._wakeup.notify()
+        return out
+
+    async def progress(self, items: Sequence[ProgressItem]) -> list[bool]:
+        if not items:
+            return []
+        rows = [(*split_job_id(p.job_id), p.token, *check_progress(p.value, p.message))
+                for p in items]
+        rows = [(q, u, t, v, safe_message(m)) for q, u, t, v, m in rows]
+        return await self._writer.write(lambda c: tx.progress(c, rows))
+
+    async def release_held(self, leases: Sequence[LeaseRef], hold_ms: int) -> list[bool]:
+        if not leases:
+            return []
+        refs = [(*split_job_id(r.job_id), r.token) for r in leases]
+        hold = max(int(hold_ms), 0)
+        out = await self._writer.write(lambda c: tx.release(c, refs, hold))
         if any(out):
             self._wakeup.notify()
         return out
@@ -481,6 +504,44 @@ class SqliteBroker:
         names = list(queues)
         return await self._reader.read(lambda c: reads.ready_ages(c, names, now_ms()))
 
+    async def limited_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        names = list(queues)
+        return await self._reader.read(lambda c: flow.limited_counts(c, names))
+
+    # --- flow control ---------------------------------------------------------------------
+    async def set_limits(self, queue: str, limits: QueueLimits) -> QueueLimits:
+        validate_queue_name(queue)
+        if limits.empty:
+            await self.delete_limits(queue)
+            return QueueLimits()
+        await self._writer.write(lambda c: flow.set_limits(c, queue, limits))
+        self._wakeup.notify()
+        return limits
+
+    async def get_limits(self, queue: str) -> QueueLimits | None:
+        validate_queue_name(queue)
+        return await self._reader.read(lambda c: flow.get_limits(c, queue))
+
+    async def delete_limits(self, queue: str) -> bool:
+        validate_queue_name(queue)
+
+        def delete(c: Any) -> bool:
+            had = flow.get_limits(c, queue) is not None
+            flow.set_limits(c, queue, None)
+            return had
+
+        had = await self._writer.write(delete)
+        self._wakeup.notify()
+        return had
+
+    async def held_counts(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        names = list(queues)
+        return await self._reader.read(lambda c: flow.held_counts(c, names))
+
+    async def limit_keys(self, queue: str, limit: int = 50) -> list[KeyInfo]:
+        validate_queue_name(queue)
+        return await self._reader.read(lambda c: flow.keys(c, queue, limit, now_ms()))
+
     async def audit(self, queue: str) -> AuditReport:
         """Invariant 1 for one queue (see reads.audit). Scans the table: for quiet moments."""
         return await self._reader.read(lambda c: reads.audit(c, queue))
@@ -520,6 +581,25 @@ class SqliteBroker:
         if row is None:
             raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
         return row_to_job(row), cursor
+
+    async def load_cursor(self, queue: str, name: str) -> str | None:
+        validate_queue_name(queue)
+        check_cursor_name(name)
+        row = await self._reader.read(lambda c: c.execute(
+            "SELECT cursor FROM event_cursors WHERE queue = ? AND name = ?", (queue, name),
+        ).fetchone())
+        if row is None or not isinstance(row[0], str) or not row[0].isdigit():
+            return None  # never saved, or a damaged record: as if never saved
+        return row[0]
+
+    async def save_cursor(self, queue: str, name: str, cursor: str) -> None:
+        validate_queue_name(queue)
+        check_cursor_name(name)
+        evlog.row_id(cursor)
+        await self._writer.write(lambda c: c.execute(
+            "INSERT INTO event_cursors (queue, name, cursor) VALUES (?, ?, ?)"
+            " ON CONFLICT (queue, name) DO UPDATE SET cursor = excluded.cursor",
+            (queue, name, cursor)))
 
     # --- worker registry ------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None:

@@ -25,8 +25,8 @@ from conveyor.jobs import EnqueueResult, JobSpec, JobState
 
 _INSERT = (
     "INSERT INTO jobs (queue, uid, type, payload, state, score, priority, seq, max_attempts,"
-    " timeout_ms, created_ms, run_at_ms, idem, fp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-    " ?, ?)"
+    " timeout_ms, created_ms, run_at_ms, idem, fp, trace, limit_key) VALUES (?, ?, ?, ?, ?, ?,"
+    " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -65,7 +65,7 @@ def enqueue(
         timeout = s.timeout_ms
         cur = conn.execute(_INSERT, (
             queue, uid, s.type, s.payload_json, str(state), score, s.priority, seq, s.max_attempts,
-            timeout, now, due, key or None, s.fingerprint,
+            timeout, now, due, key or None, s.fingerprint, s.trace or None, s.limit_key,
         ))
         assert cur.lastrowid is not None
         emit(conn, cur.lastrowid, "scheduled" if state == JobState.SCHEDULED else "enqueued")

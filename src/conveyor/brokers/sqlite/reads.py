@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from conveyor.brokers.base import AuditReport
+from conveyor.brokers.sqlite import flow
 from conveyor.brokers.sqlite.records import LIST_COLUMNS, queued_score
 from conveyor.jobs import TERMINAL_STATES, JobState
 
@@ -121,7 +122,10 @@ def has_work(conn: sqlite3.Connection, queues: Sequence[str], until_ms: int) -> 
     for queue in queues:
         if conn.execute("SELECT 1 FROM paused WHERE name = ?", (queue,)).fetchone():
             continue
-        if conn.execute(
+        limited = flow.has_work(conn, queue)  # None: the queue has no limits
+        if limited:
+            return True
+        if limited is None and conn.execute(
             "SELECT 1 FROM jobs WHERE queue = ? AND state = 'queued' LIMIT 1", (queue,)
         ).fetchone():
             return True
@@ -186,4 +190,5 @@ def audit(conn: sqlite3.Connection, queue: str) -> AuditReport:
         ) or (state in TERMINAL_STATES) != (row[8] is not None):
             report.mismatched.append(job_id)
     report.dangling = [f"{queue}:#{rid}" for rid in indexed if rid not in by_id]
+    flow.audit(conn, queue, report)
     return report

@@ -26,6 +26,8 @@ ROW_FIELDS = {
     "sched_name": "sched_name", "sched_tick": "sched_tick",
     "worker": "worker", "token": "token", "cancel_token": "cancel_token",
     "cancel_by": "cancel_by",
+    "progress": "progress",
+    "limit_key": "limit_key",
 }
 JOB_COLUMNS = "queue, uid, " + ", ".join(ROW_FIELDS.values())
 #: JOB_COLUMNS as listings read them: the result only where no preview was stored (rows

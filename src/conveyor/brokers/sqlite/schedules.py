@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.brokers.base import Page
 from conveyor.brokers.sqlite.connection import now_ms
+from conveyor.brokers.sqlite.events import emit
 from conveyor.brokers.sqlite.records import LIST_COLUMNS, queued_score, row_to_job
 from conveyor.brokers.sqlite.transitions import take_seqs
 from conveyor.errors import CorruptRecord, ValidationError
@@ -151,9 +152,12 @@ def _fire(conn: sqlite3.Connection, queue: str, entries: list[FireEntry]) -> lis
                 seq = take_seqs(conn, queue, 1)
                 state = JobState.SCHEDULED if due > now else JobState.QUEUED
                 score = due if state == JobState.SCHEDULED else queued_score(tpl.priority, seq)
-                conn.execute(_INSERT_JOB, (
+                cur = conn.execute(_INSERT_JOB, (
                     queue, uid, tpl.type, tpl.payload_json, str(state), score, tpl.priority, seq,
                     tpl.max_attempts, tpl.timeout_ms, now, due, idem, e.name, tick))
+                assert cur.lastrowid is not None
+                emit(conn, cur.lastrowid,
+                     "scheduled" if state == JobState.SCHEDULED else "enqueued")
                 made.append(f"{queue}:{uid}")
             last, last_tick, touched = f"{queue}:{uid}", tick, True
         if touched:

@@ -129,12 +129,23 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             )
             """,
             "CREATE INDEX events_by_queue ON events (queue, id)",
+            # the last progress report of the job (JSON {"value", "message", "at"})
+            "ALTER TABLE jobs ADD COLUMN progress TEXT",
             # per queue: how many events its log keeps, and the largest id trimmed (gaps)
             """
             CREATE TABLE event_logs (
                 queue TEXT    PRIMARY KEY,
                 kept  INTEGER NOT NULL DEFAULT 0,
                 cut   INTEGER NOT NULL DEFAULT 0
+            )
+            """,
+            # followers' saved positions (the webhook fan-out), per queue and name
+            """
+            CREATE TABLE event_cursors (
+                queue  TEXT NOT NULL,
+                name   TEXT NOT NULL,
+                cursor TEXT NOT NULL,
+                PRIMARY KEY (queue, name)
             )
             """,
         ),
@@ -224,6 +235,57 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             # who asked (cancel.lua's ctok / cby)
             "ALTER TABLE jobs ADD COLUMN cancel_token TEXT",
             "ALTER TABLE jobs ADD COLUMN cancel_by TEXT",
+        ),
+    ),
+    (
+        10,
+        (
+            # the producer's W3C trace context, stored at enqueue (issue 18, conveyor.tracing)
+            "ALTER TABLE jobs ADD COLUMN trace TEXT",
+        ),
+    ),
+    (
+        11,
+        (
+            # flow control (issue 16): the job's limit key, and whether it holds a permit
+            # (taken by a limited fetch, given back once by the step that ends its run)
+            "ALTER TABLE jobs ADD COLUMN limit_key TEXT",
+            "ALTER TABLE jobs ADD COLUMN permit INTEGER NOT NULL DEFAULT 0",
+            "CREATE INDEX jobs_by_limit_key ON jobs (queue, state, limit_key, score)",
+            # a queue's limits (`spec`: QueueLimits JSON, NULL once deleted) and its counters:
+            # RUNNING jobs holding a permit, the rate bucket (tokens, last refill), a hold
+            # (RateLimited without a key), the fairness clock `vt`, and when a sleeping worker
+            # should look again (`wake_ms`; `seen_seq`: the queue's seq at the last fetch),
+            # and how often each limit held work back (`held`: JSON reason -> count)
+            """
+            CREATE TABLE queue_limits (
+                queue    TEXT PRIMARY KEY,
+                spec     TEXT,
+                run      INTEGER NOT NULL DEFAULT 0,
+                tok      REAL,
+                ts       INTEGER,
+                hold     INTEGER NOT NULL DEFAULT 0,
+                vt       REAL    NOT NULL DEFAULT 0,
+                wake_ms  INTEGER,
+                seen_seq INTEGER NOT NULL DEFAULT 0,
+                held     TEXT    NOT NULL DEFAULT '{}'
+            )
+            """,
+            # per key of a limited queue: permits out, rate bucket, hold, fairness pass, and
+            # whether the key had work at the last fetch (`active`)
+            """
+            CREATE TABLE limit_keys (
+                queue  TEXT    NOT NULL,
+                key    TEXT    NOT NULL,
+                run    INTEGER NOT NULL DEFAULT 0,
+                tok    REAL,
+                ts     INTEGER,
+                hold   INTEGER NOT NULL DEFAULT 0,
+                pass   REAL    NOT NULL DEFAULT 0,
+                active INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (queue, key)
+            )
+            """,
         ),
     ),
 )

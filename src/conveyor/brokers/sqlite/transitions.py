@@ -24,10 +24,12 @@ from conveyor.brokers.records import (
     RELEASE_CHECKS,
     record_problem,
 )
+from conveyor.brokers.sqlite import flow
 from conveyor.brokers.sqlite.connection import now_ms
 from conveyor.brokers.sqlite.events import emit
 from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
 from conveyor.brokers.sqlite.series import count_series
+from conveyor.events.records import progress_json
 from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState
 
 LEASE_EXPIRED_MSG = "lease expired: the worker died, hung or lost its connection"
@@ -53,6 +55,7 @@ def set_corrupt(conn: sqlite3.Connection, rid: int, now: int, problem: str) -> N
     """Set a row that does not parse aside: DEAD with `corrupt_job`, its message and a
     history line naming what is wrong, its death recorded (set_corrupt in _lib.lua)."""
     msg = f"corrupt record: {problem}"
+    flow.give_back(conn, rid, now)
     conn.execute(
         "UPDATE jobs SET state = 'dead', score = ?, finished_ms = ?, token = '',"
         " err_code = 'corrupt_job', err_msg = ?, history = history || ? WHERE id = ?",
@@ -121,16 +124,40 @@ def fetch(
     out a token again; see `ids.lease_nonce`).
 
     Returns (now, next_due, promoted, [(uid, token, type, payload, attempts, max_attempts,
-    timeout_ms, run_at_ms)]). A paused queue hands out nothing and promotes nothing.
+    timeout_ms, run_at_ms, trace context)]). A paused queue hands out nothing and promotes nothing.
     """
     now = now_ms()
     if conn.execute("SELECT 1 FROM paused WHERE name = ?", (queue,)).fetchone():
         return now, next_due(conn, queue), 0, []
     promoted = promote(conn, queue, now, promote_limit)
     out: list[tuple[Any, ...]] = []
+    limits = flow.limits_row(conn, queue)
+    if limits is not None:  # flow control: lease through the queue's limits
+        deadline = now + lease_ms
+
+        def lease(key: str) -> bool:
+            rows = checked(conn, conn.execute(
+                f"SELECT id, {CORE_COLUMNS}, uid FROM jobs WHERE queue = ? AND state = 'queued'"
+                " AND limit_key IS ? ORDER BY score LIMIT 1", (queue, key or None),
+            ).fetchall(), JobState.QUEUED, FETCH_CHECKS, now)
+            if not rows:
+                return False
+            rid, _, jtype, payload, _, attempts, max_att, timeout, *rest = rows[0]
+            token, attempt = f"{nonce}.{len(out) + 1}", int(attempts or 0) + 1
+            conn.execute(
+                "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = lease + 1,"
+                " token = ?, attempts = ?, started_ms = ?, worker = ?, permit = 1 WHERE id = ?",
+                (deadline, deadline, token, attempt, now, worker, rid),
+            )
+            out.append((rest[-1], token, jtype, payload, attempt, int(max_att),
+                        None if timeout in (None, "") else int(timeout)))
+            return True
+
+        wake = flow.fetch(conn, queue, limits, count, now, lease, next_due(conn, queue))
+        return now, wake, promoted, out
     if count > 0:
         rows = checked(conn, conn.execute(
-            f"SELECT id, {CORE_COLUMNS}, uid FROM jobs"
+            f"SELECT id, {CORE_COLUMNS}, trace, uid FROM jobs"
             " WHERE queue = ? AND state = 'queued' ORDER BY score LIMIT ?",
             (queue, count),
         ).fetchall(), JobState.QUEUED, FETCH_CHECKS, now)
@@ -142,7 +169,8 @@ def fetch(
             token, attempt = f"{nonce}.{i}", int(attempts or 0) + 1
             updates.append((deadline, deadline, token, attempt, now, worker, rid))
             out.append((rest[-1], token, jtype, payload, attempt, int(max_att),
-                        None if timeout in (None, "") else int(timeout), rest[2]))
+                        None if timeout in (None, "") else int(timeout), rest[2],
+                        rest[-2] if isinstance(rest[-2], str) else ""))
         conn.executemany(
             "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = lease + 1,"
             " token = ?, attempts = ?, started_ms = ?, worker = ? WHERE id = ?",
@@ -232,6 +260,7 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
             out.append(again is not None)
             continue
         rid, attempts, _, worker, started, _, _ = row
+        flow.give_back(conn, rid, now)
         conn.execute(
             "UPDATE jobs SET state = 'succeeded', score = ?, finished_ms = ?, result = ?,"
             " result_preview = ?, result_size = ?, history = history || ? WHERE id = ?",
@@ -250,7 +279,8 @@ def fail(
 ) -> list[JobState | None]:
     """RUNNING -> QUEUED / SCHEDULED (retry) or DEAD; None where the lease was lost. Items
     are (queue, uid, token, retry_delay_ms or None, code, message, traceback). No retry once
-    attempts reach max_attempts (invariant 5)."""
+    attempts reach max_attempts (invariant 5). A delivery asked to stop (`ops.cancel`) ends
+    CANCELLED instead (fail.lua)."""
     now = now_ms()
     out: list[JobState | None] = []
     for queue, uid, token, delay, code, msg, tb in items:
@@ -259,8 +289,23 @@ def fail(
             out.append(None)
             continue
         rid, attempts, max_att, worker, started, prio, _ = row
+        flow.give_back(conn, rid, now)
         set_error = "err_code = ?, err_msg = ?, token = '', history = history || ?"
-        if delay is not None and attempts < max_att:
+        asked = conn.execute(  # asked to stop (ops.cancel): the cancel wins over a retry
+            "SELECT cancel_by FROM jobs WHERE id = ? AND cancel_token = token", (rid,),
+        ).fetchone()
+        if asked is not None:
+            why = f"cancelled by {asked[0] or '?'} while running (its attempt failed: {code})"
+            line = history_line(attempts, worker, started, now, "cancelled", "cancelled", why,
+                                tb)
+            conn.execute(
+                f"UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, {set_error}"
+                " WHERE id = ?",
+                (now, now, "cancelled", why, line, rid),
+            )
+            emit(conn, rid, "cancelled", "cancelled")
+            out.append(JobState.CANCELLED)
+        elif delay is not None and attempts < max_att:
             line = history_line(attempts, worker, started, now, "failed", code, msg, tb)
             if delay == 0:
                 seq = take_seqs(conn, queue, 1)
@@ -296,8 +341,11 @@ def fail(
     return out
 
 
-def release(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bool]:
-    """RUNNING -> QUEUED, attempt refunded. The job keeps its seq: back to its old place."""
+def release(
+    conn: sqlite3.Connection, leases: Sequence[Lease], hold_ms: int | None = None
+) -> list[bool]:
+    """RUNNING -> QUEUED, attempt refunded. The job keeps its seq: back to its old place.
+    `hold_ms`: the handler raised RateLimited; hold the job's key (or queue) that long."""
     now = now_ms()
     out = []
     for queue, uid, token in leases:
@@ -306,8 +354,15 @@ def release(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bool]:
             out.append(False)
             continue
         rid, attempts, _, worker, started, prio, seq = row
-        line = history_line(attempts, worker, started, now, "released", "worker_shutdown",
-                            RELEASED_MSG)
+        flow.give_back(conn, rid, now)
+        if hold_ms is None:
+            line = history_line(attempts, worker, started, now, "released", "worker_shutdown",
+                                RELEASED_MSG)
+        else:
+            flow.hold(conn, rid, now, hold_ms)
+            line = history_line(attempts, worker, started, now, "released", "rate_limited",
+                                f"rate limited upstream: key held for {hold_ms} ms; attempt"
+                                " not charged")
         conn.execute(
             "UPDATE jobs SET state = 'queued', score = ?, attempts = attempts - 1, token = '',"
             " history = history || ? WHERE id = ?",
@@ -333,6 +388,7 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int, in
     for row in rows:
         rid, _, _, _, prio, attempts, max_att, _, seq, _, _, started, _, _, worker = row[:15]
         token, cancel_token, cancel_by = row[15:]
+        flow.give_back(conn, rid, now)
         attempts = int(attempts or 0)
         code = "lease_expired"
         if cancel_token and cancel_token == token:  # asked to stop: never requeued
@@ -368,3 +424,26 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int, in
             count_series(conn, rid, now, "f")
             requeued += 1
     return requeued, dead, cancelled
+
+
+def progress(
+    conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str, str]],
+) -> list[bool]:
+    """Store progress reports of the lease holder (progress.lua). Items are (queue, uid,
+    token, value as decimal text, message or '')."""
+    now = now_ms()
+    out = []
+    for queue, uid, token, value, message in items:
+        row = conn.execute(
+            "SELECT id FROM jobs WHERE queue = ? AND uid = ? AND state = 'running' AND token = ?",
+            (queue, uid, token),
+        ).fetchone()
+        if row is None:
+            out.append(False)
+            continue
+        report = progress_json(float(value), message or None, now)
+        conn.execute("UPDATE jobs SET progress = ? WHERE id = ?", (report, row[0]))
+        emit(conn, row[0], "progress", None, report)
+        out.append(True)
+    return out
+

@@ -93,7 +93,9 @@
   function empty(svg, w, h, data) {
     const sampled = data.some((b) => b.seconds > 0);
     svg.append(el("text", { x: w / 2, y: h / 2 + 4, "text-anchor": "middle", class: "chart-empty" },
-      sampled ? "No job finished since this page started measuring" : "No data yet: this page measures from when it was opened (a sample every 2 s)"));
+      data.fromBroker ? "No job finished in the last 10 min"
+        : sampled ? "No job finished since this page started measuring"
+        : "No data yet: this page measures from when it was opened (a sample every 2 s)"));
   }
 
   function fmtRate(r) {
@@ -164,6 +166,7 @@
       const seconds = i ? 60 : Math.max(1, (now - current) / 1000);
       out.push({ ok: b.ok, dead: b.dead, seconds });
     }
+    out.fromBroker = true; // counted by the broker: what an empty chart says (see `empty`)
     return out;
   }
 

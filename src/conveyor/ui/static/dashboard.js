@@ -519,7 +519,9 @@
       for (const note of $$("[data-chart-source]")) note.hidden = false;
       for (const note of $$("[data-chart-fallback]")) note.hidden = true;
     } catch (err) {
-      seriesDocs = null;
+      seriesDocs = null; // the page's own samples again, and the headings say so
+      for (const note of $$("[data-chart-source]")) note.hidden = true;
+      for (const note of $$("[data-chart-fallback]")) note.hidden = false;
     }
     updateCharts(loadSamples());
   }

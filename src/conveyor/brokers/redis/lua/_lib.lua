@@ -17,13 +17,15 @@ end
 -- left them, so call it after the transition's writes. EVENTS_MAXLEN (prepended by
 -- scripts.py from CONVEYOR_EVENTS_MAXLEN) bounds the stream approximately; 0 turns events
 -- off. XADD runs under pcall: a key of the wrong type loses events, never the transition.
+local event_ms = nil -- the broker's time, read once per script (TIME costs a call per event)
 local function emit_event(jk, ev, code, progress)
   if EVENTS_MAXLEN <= 0 then return end
+  if not event_ms then event_ms = int(now_ms()) end
   local base, uid = string.match(jk, '^(.*:)job:([^:]*)$')
   if not base then return end
   local v = redis.call('HMGET', jk, 'type', 'state', 'attempts')
   local args = {'XADD', base .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'u', uid,
-    't', v[1] or '', 'e', ev, 's', v[2] or '', 'a', v[3] or '0', 'at', int(now_ms())}
+    't', v[1] or '', 'e', ev, 's', v[2] or '', 'a', v[3] or '0', 'at', event_ms}
   if code and code ~= '' then args[#args + 1] = 'c' args[#args + 1] = code end
   if progress then args[#args + 1] = 'p' args[#args + 1] = progress end
   redis.pcall(unpack(args))
@@ -251,12 +253,114 @@ local function forget_death(deaths, jk, uid)
   redis.call('ZREM', deaths, uid .. ':' .. death_n(jk))
 end
 
+-- Flow control (issue 16; docs/decisions.md "Flow control"). A queue with limits, or with
+-- work left in its key lanes, has the hash <base>limits; its other keys are <base>lane:<key>
+-- (QUEUED jobs of one limit key, '' for jobs without one), <base>lk:<key> (that key's
+-- permits, rate bucket, hold and fairness pass), <base>ready / <base>blocked (keys with work,
+-- eligible / not before the score). <base> is the job prefix without 'job:', so every one of
+-- these keys carries the queue's hash tag: same slot as the declared keys.
+local function flow_base_of(jk, uid)
+  return string.sub(jk, 1, #jk - #uid - 4)
+end
+
+-- a key with no permit out and no work: let its record expire once its bucket is full and
+-- its hold is over (a fresh record then says the same), so idle keys cost no memory
+local function flow_retire(base, key, now)
+  if redis.call('EXISTS', base .. 'lane:' .. key) == 1 then return end
+  local lk = base .. 'lk:' .. key
+  local v = redis.call('HMGET', lk, 'run', 'tok', 'hold')
+  if (tonumber(v[1]) or 0) > 0 then return end
+  local r = redis.call('HMGET', base .. 'limits', 'krn', 'krp', 'krb')
+  local n, per, cap = tonumber(r[1]), tonumber(r[2]), tonumber(r[3])
+  local ttl = 1000
+  if n and per and cap and n > 0 then
+    ttl = ttl + math.ceil(math.max(cap - (tonumber(v[2]) or cap), 0) * per / n)
+  end
+  local hold = tonumber(v[3]) or 0
+  if hold > now then ttl = ttl + hold - now end
+  redis.call('PEXPIRE', lk, ttl)
+end
+
+-- give back the permit a RUNNING job holds (taken by a limited fetch), exactly once: the
+-- job's `permit` field goes in the same step. Every transition out of RUNNING calls it.
+-- `permit` is 'c' when the queue had a concurrency limit at the lease, else '1'.
+local function flow_return(jk, uid, now)
+  local p = redis.call('HMGET', jk, 'permit', 'limit_key')
+  if p[1] ~= '1' and p[1] ~= 'c' then return end
+  local base = flow_base_of(jk, uid)
+  local lim = base .. 'limits'
+  redis.call('HDEL', jk, 'permit')
+  local run = redis.call('HINCRBY', lim, 'run', -1)
+  if run < 0 then redis.call('HSET', lim, 'run', 0) end
+  -- wake a worker only when this permit frees waiting work: the queue was at its
+  -- concurrency, or the key was waiting on a permit
+  local freed = false
+  if p[1] == 'c' then
+    local c = tonumber(redis.call('HGET', lim, 'c'))
+    freed = c ~= nil and run + 1 >= c
+  end
+  local key = p[2]
+  if key and key ~= '' then
+    local lk = base .. 'lk:' .. key
+    local krun = redis.call('HINCRBY', lk, 'run', -1)
+    if krun < 0 then redis.call('HSET', lk, 'run', 0) end
+    local blocked = base .. 'blocked'
+    if redis.call('ZSCORE', blocked, key) == 'inf' then
+      redis.call('ZADD', blocked, now, key)
+      freed = true
+    end
+    if krun <= 0 then flow_retire(base, key, now) end
+  end
+  if freed and (tonumber(redis.call('HGET', lim, 'n')) or 0) > 0 then wake(base .. 'marker') end
+end
+
+-- a QUEUED job leaving its key lane other than by fetch (cancel): out of the lane, and its
+-- key out of ready / blocked when that was its last job
+local function flow_unlane(jk, uid)
+  local key = redis.call('HGET', jk, 'limit_key') or ''
+  local base = flow_base_of(jk, uid)
+  local lane = base .. 'lane:' .. key
+  if redis.call('ZREM', lane, uid) == 0 then return end
+  redis.call('HINCRBY', base .. 'limits', 'n', -1)
+  if redis.call('EXISTS', lane) == 0 then
+    redis.call('ZREM', base .. 'ready', key)
+    redis.call('ZREM', base .. 'blocked', key)
+  end
+end
+
+-- a handler said its upstream is rate limited (RateLimited): hold the job's key (the whole
+-- queue for a job without one) until now + ms; the limits record keeps the queue on the
+-- limited path (`hmax`: the latest hold of any key) until every hold is over
+local function flow_hold(jk, uid, now, ms)
+  local base = flow_base_of(jk, uid)
+  local lim = base .. 'limits'
+  local key = redis.call('HGET', jk, 'limit_key') or ''
+  local until_ms = now + ms
+  local field = 'hmax'
+  if key == '' then field = 'hold' end
+  if until_ms > (tonumber(redis.call('HGET', lim, field)) or 0) then
+    redis.call('HSET', lim, field, int(until_ms))
+  end
+  if key ~= '' then
+    local lk = base .. 'lk:' .. key
+    if until_ms > (tonumber(redis.call('HGET', lk, 'hold')) or 0) then
+      redis.call('HSET', lk, 'hold', int(until_ms))
+    end
+    redis.call('PERSIST', lk)
+    if redis.call('ZSCORE', base .. 'ready', key) then
+      redis.call('ZREM', base .. 'ready', key)
+      redis.call('ZADD', base .. 'blocked', until_ms, key)
+    end
+  end
+end
+
 -- set a record that does not parse aside: DEAD with code corrupt_job and a message (and a
 -- history line) naming what is wrong, in the dead index only (out of `index`, where the
 -- caller found it, unless nil: already popped), its death recorded like any other. Writes
 -- only fields it does not read, so it cannot fail on the record it sets aside.
 local function set_corrupt(jk, uid, index, dead, deaths, now, problem)
   local msg = 'corrupt record: ' .. problem
+  flow_return(jk, uid, now)
   if index then redis.call('ZREM', index, uid) end
   redis.call('ZADD', dead, now, uid)
   redis.call('HSET', jk, 'state', 'dead', 'finished', int(now), 'token', '',

@@ -21,6 +21,7 @@ for _, a in ipairs(cjson.decode(ARGV[1])) do
       out[#out + 1] = 0
     else
       redis.call('ZREM', KEYS[2], uid)
+      flow_return(jk, uid, now)
       redis.call('ZADD', KEYS[3], now, uid)
       -- the token stays: a resent ack (its first reply lost) is recognised below
       redis.call('HSET', jk, 'state', 'succeeded', 'finished', int(now), 'result', result,

@@ -5,7 +5,8 @@
 -- KEYS[7] listing: every job of the queue, score 0, so ZREVRANGEBYLEX lists newest first
 -- ARGV[1] a JSON array with one array per job (one argument: cheap to pack and to send):
 --   [uid, type, payload (JSON text), priority, max_attempts, timeout_ms ('' none),
---    delay_ms (-1 none), run_at_ms (-1 none), idempotency key ('' none), fingerprint]
+--    delay_ms (-1 none), run_at_ms (-1 none), idempotency key ('' none), fingerprint,
+--    trace context ('' none), limit key ('' none; flow control)]
 -- Returns {now_ms, {...}} with one entry per job: its run_at_ms (a number) when created (the
 -- job is SCHEDULED when run_at > now, else QUEUED), or {uid, fingerprint, state, created_ms,
 -- run_at_ms} of the live job that already holds the idempotency key (or of this same uid,
@@ -50,6 +51,8 @@ for _, j in ipairs(jobs) do
     redis.call('ZADD', KEYS[7], 0, uid)
     if j[6] ~= '' then redis.call('HSET', jk, 'timeout', j[6]) end
     if idem ~= '' then redis.call('HSET', jk, 'idem', idem, 'fp', j[10]) end
+    if type(j[11]) == 'string' and j[11] ~= '' then redis.call('HSET', jk, 'trace', j[11]) end
+    if type(j[12]) == 'string' and j[12] ~= '' then redis.call('HSET', jk, 'limit_key', j[12]) end
     if state == 'scheduled' then
       redis.call('ZADD', KEYS[4], due, uid)
       if earliest < 0 or due < earliest then

@@ -7,20 +7,60 @@
 --   '<nonce>.<i>', never a counter a lost write could roll back (invariant 3)
 -- A record that does not parse (promoted or popped) is set aside as DEAD corrupt_job and the
 -- rest of the batch goes on (see job_problem in _lib.lua).
+-- A queue with limits leases through _flow.lua (flow control): next_due_ms is then also the
+-- earliest moment a job held back by a limit may start.
 -- Returns {now_ms, next_due_ms (-1 none), {uid, token, type, payload, attempts, max_att, timeout,
---   run_at}..., number of records set aside}
+--   run_at, trace context}..., number of records set aside}
 local now = now_ms()
 if redis.call('EXISTS', KEYS[7]) == 1 then
   return {int(now), next_due(KEYS[3]), {}, 0}
 end
 local bad_seq = check_seq(KEYS[5])
 if bad_seq then return bad_seq end
-local READS = {'state', 'type', 'payload', 'attempts', 'max_att', 'timeout', 'run_at'}
+local READS = {'state', 'type', 'payload', 'attempts', 'max_att', 'timeout', 'run_at', 'trace'}
 local CHECKS = {'type', 'payload', 'attempts', 'max_att', 'timeout'}
 local function set_aside(jk, uid, problem)
   set_corrupt(jk, uid, nil, KEYS[8], KEYS[9], now, problem)
 end
 local _, aside = promote(KEYS[1], KEYS[3], KEYS[2], KEYS[5], now, tonumber(ARGV[4]), set_aside)
+-- flow control: a queue with limits (or work left in its key lanes) leases through _flow.lua;
+-- any other queue pays one EXISTS
+local flow_base = string.sub(KEYS[1], 1, -5)
+if redis.call('EXISTS', flow_base .. 'limits') == 1 then
+  local F = flow_state(flow_base)
+  F.permit = '1'
+  if F.c then F.permit = 'c' end -- a permit given back may free the queue's concurrency
+  flow_drain(F, KEYS[2], KEYS[1], tonumber(ARGV[4]))
+  local fdeadline = int(now + tonumber(ARGV[2]))
+  local fout = {}
+  local function lease(uid)
+    local jk = KEYS[1] .. uid
+    local j = read_job(jk, READS)
+    local problem = j.state and job_problem(j, 'queued', CHECKS)
+    if problem then
+      set_aside(jk, uid, problem)
+      aside = aside + 1
+      return false
+    elseif not j.state then
+      return false
+    end
+    local token = ARGV[5] .. '.' .. (#fout + 1)
+    local attempts = (as_int(j.attempts, 0, 1e9) or 0) + 1
+    redis.call('HSET', jk, 'state', 'running', 'token', token, 'started', int(now),
+      'worker', ARGV[3], 'deadline', fdeadline, 'attempts', attempts, 'permit', F.permit)
+    redis.call('ZADD', KEYS[4], fdeadline, uid)
+    emit_event(jk, 'started', nil)
+    local timeout = j.timeout
+    if timeout == '' then timeout = false end
+    fout[#fout + 1] = {uid, token, j.type, j.payload, attempts, j.max_att, timeout,
+      j.run_at or false, j.trace or false}
+    return true
+  end
+  local count = tonumber(ARGV[1])
+  local gated, gate_at = flow_serve(F, now, count, fout, lease)
+  local wake_at = flow_finish(F, now, count, fout, gated, gate_at, KEYS[2], KEYS[3], KEYS[6])
+  return {int(now), wake_at, fout, aside}
+end
 local popped = redis.call('ZPOPMIN', KEYS[2], tonumber(ARGV[1]))
 local deadline = int(now + tonumber(ARGV[2]))
 local out = {}
@@ -42,7 +82,8 @@ for i = 1, #popped, 2 do
     emit_event(jk, 'started', nil)
     local timeout = j.timeout
     if timeout == '' then timeout = false end
-    out[#out + 1] = {uid, token, j.type, j.payload, attempts, j.max_att, timeout, j.run_at}
+    out[#out + 1] = {uid, token, j.type, j.payload, attempts, j.max_att, timeout, j.run_at or false,
+      j.trace or false}
   end
 end
 if redis.call('ZCARD', KEYS[2]) > 0 then

@@ -32,6 +32,7 @@ for _, uid in ipairs(expired) do
     emit_event(jk, 'cancelled', 'cancelled')
     cancelled = cancelled + 1
   elseif j.state then
+    flow_return(jk, uid, now)
     redis.call('HSET', jk, 'token', '', 'err_code', 'lease_expired', 'err_msg', msg)
     if (as_int(j.attempts, 0, 1e9) or 0) >= tonumber(j.max_att) then
       redis.call('ZADD', KEYS[4], now, uid)

@@ -1,7 +1,8 @@
 -- release: RUNNING -> QUEUED without charging the attempt (graceful shutdown), lease holder only.
 -- KEYS[1] job key prefix   KEYS[2] running   KEYS[3] queued   KEYS[4] wake marker
 -- KEYS[5] dead   KEYS[6] deaths
--- ARGV[1] JSON array of [uid, token]
+-- ARGV[1] JSON array of [uid, token] or [uid, token, hold_ms]: the handler raised RateLimited,
+--   so the job's limit key (or its queue) is held for hold_ms (flow control, see _lib.lua)
 -- Returns one integer per job: 1 released, 0 rejected (lease lost, or a record that does not
 -- parse, set aside as DEAD corrupt_job).
 -- The job keeps its old seq, so it goes back to its old place, ahead of newer jobs.
@@ -24,10 +25,18 @@ for _, l in ipairs(cjson.decode(ARGV[1])) do
     else
       local attempts = as_int(j.attempts, 0, 1e9) or 0
       redis.call('ZREM', KEYS[2], uid)
+      flow_return(jk, uid, now)
       redis.call('HSET', jk, 'token', '', 'attempts', math.max(attempts - 1, 0))
       to_queued(jk, KEYS[3], uid, j.seq, j.prio)
-      add_history(jk, attempts, j.worker, j.started, now, 'released', 'worker_shutdown',
-        'released by a stopping worker; attempt not charged', nil)
+      local hold = tonumber(l[3])
+      if hold then
+        flow_hold(jk, uid, now, math.max(math.floor(hold), 0))
+        add_history(jk, attempts, j.worker, j.started, now, 'released', 'rate_limited',
+          'rate limited upstream: key held for ' .. int(hold) .. ' ms; attempt not charged', nil)
+      else
+        add_history(jk, attempts, j.worker, j.started, now, 'released', 'worker_shutdown',
+          'released by a stopping worker; attempt not charged', nil)
+      end
       emit_event(jk, 'released', nil)
       out[#out + 1] = 1
       released = released + 1

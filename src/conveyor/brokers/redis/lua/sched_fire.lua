@@ -89,6 +89,7 @@ local function make_job(name, uid, tick, tpl, idem)
   local rk = KEYS[10] .. name
   redis.call('ZADD', rk, 0, uid)
   redis.call('ZREMRANGEBYRANK', rk, 0, -(keep + 1))
+  emit_event(jk, state == 'scheduled' and 'scheduled' or 'enqueued', nil)
 end
 
 local out = {}

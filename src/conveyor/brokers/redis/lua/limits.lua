@@ -1,0 +1,41 @@
+-- limits: set or delete a queue's limits (flow control), keeping its counters (permits out,
+-- buckets, holds, fairness clock): a change never forgets a permit.
+-- KEYS[1] limits hash   KEYS[2] weights hash   KEYS[3] blocked keys   KEYS[4] wake marker
+-- KEYS[5] ready keys
+-- ARGV[1] 'set' or 'delete'   ARGV[2] the limits as JSON (QueueLimits; for 'set')
+-- ARGV[3..10] c, rn, rp, rb, kc, krn, krp, krb: concurrency, rate count / per ms / burst,
+--   the same per key ('' no such limit)   ARGV[11] JSON object key -> weight ('' none)
+-- Returns 'ok'. Keys waiting on a permit are looked at again (a raised limit frees them);
+-- at most 1,000 per call, the others at their next permit.
+local FIELDS = {'c', 'rn', 'rp', 'rb', 'kc', 'krn', 'krp', 'krb'}
+local now = now_ms()
+redis.call('HDEL', KEYS[1], 'spec', 'hw', unpack(FIELDS))
+redis.call('DEL', KEYS[2])
+if ARGV[1] == 'set' then
+  redis.call('HSET', KEYS[1], 'spec', ARGV[2])
+  for i, name in ipairs(FIELDS) do
+    if ARGV[i + 2] ~= '' then redis.call('HSET', KEYS[1], name, ARGV[i + 2]) end
+  end
+  if ARGV[11] ~= '' then
+    local pairs_ = {}
+    for key, w in pairs(cjson.decode(ARGV[11])) do
+      pairs_[#pairs_ + 1] = key
+      pairs_[#pairs_ + 1] = int(w)
+    end
+    if #pairs_ > 0 then
+      redis.call('HSET', KEYS[2], unpack(pairs_))
+      redis.call('HSET', KEYS[1], 'hw', '1')
+    end
+  end
+end
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], 'inf', 'inf', 'LIMIT', 0, 1000)) do
+  redis.call('ZADD', KEYS[3], now, key)
+end
+local v = redis.call('HMGET', KEYS[1], 'spec', 'n', 'run', 'hold', 'hmax')
+if not v[1] and (tonumber(v[2]) or 0) <= 0 and (tonumber(v[3]) or 0) <= 0
+    and (tonumber(v[4]) or 0) <= now and (tonumber(v[5]) or 0) <= now
+    and redis.call('ZCARD', KEYS[5]) == 0 and redis.call('ZCARD', KEYS[3]) == 0 then
+  redis.call('DEL', KEYS[1])
+end
+wake(KEYS[4])
+return 'ok'

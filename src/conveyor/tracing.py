@@ -1,0 +1,179 @@
+"""OpenTelemetry traces from enqueue to handler (issue 18), when the `otel` extra is installed.
+
+An enqueue runs in a PRODUCER span (`send <queue>`) whose W3C trace context is stored with the
+job (`JobSpec.trace`); each attempt runs in a CONSUMER span (`process <queue>`) whose parent is
+that PRODUCER span, attributed after the messaging semantic conventions. `enqueue_many` makes
+one PRODUCER span for the batch, and its jobs' attempts start traces of their own that LINK to
+it (not thousands of children under one span). Retries, lease loss and death are span events,
+and a failed attempt's status is ERROR. Inside an attempt, the job's log lines carry
+`trace_id` and `span_id`.
+
+Without `opentelemetry-api` installed every function here returns at once (`ENABLED` is
+False): no import, no context, nothing stored with the job. With the API but no SDK
+configured, spans are OpenTelemetry's no-op spans and no context is stored either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+try:
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    ENABLED = True
+except ImportError:  # the `otel` extra is not installed
+    ENABLED = False
+
+SYSTEM = "conveyor"
+#: a stored context of a batch enqueue: its attempts link to it instead of being its children
+LINK_KEY = "link"
+_TRACER_NAME = "conveyor"
+
+
+_cached: list[Any] = []
+
+
+def _tracer() -> Any:
+    """One tracer per process (a proxy until a provider is set, then the provider's own)."""
+    if not _cached:
+        from conveyor import __version__
+
+        _cached.append(trace.get_tracer(_TRACER_NAME, __version__))
+        _cached.append(TraceContextTextMapPropagator())
+    return _cached[0]
+
+
+def _w3c() -> Any:
+    _tracer()
+    return _cached[1]
+
+
+def _carrier_of(span: Any, link: bool = False) -> str:
+    """The span's context as stored with a job: JSON of the W3C headers ('' if invalid)."""
+    if not span.get_span_context().is_valid:
+        return ""
+    carrier: dict[str, str] = {}
+    _w3c().inject(carrier, context=trace.set_span_in_context(span))
+    if link:
+        carrier[LINK_KEY] = "1"
+    return json.dumps(carrier, separators=(",", ":"))
+
+
+def _attributes(queue: str, operation: str, **more: Any) -> dict[str, Any]:
+    return {"messaging.system": SYSTEM, "messaging.destination.name": queue,
+            "messaging.operation.type": operation, "messaging.operation.name": operation,
+            **{k: v for k, v in more.items() if v is not None}}
+
+
+@contextlib.contextmanager
+def producer_span(
+    queue: str, job_type: str | None, job_id: str | None, count: int = 1
+) -> Iterator[str]:
+    """A PRODUCER span around an enqueue of `count` jobs; yields the context to store with
+    them ('' when tracing is off). A batch's context is stored as a link."""
+    if not ENABLED:
+        yield ""
+        return
+    attrs = _attributes(queue, "send", **{
+        "messaging.message.id": job_id if count == 1 else None,
+        "conveyor.job.type": job_type,
+        "messaging.batch.message_count": count if count > 1 else None,
+    })
+    name = f"send {queue}"
+    with _tracer().start_as_current_span(name, kind=SpanKind.PRODUCER, attributes=attrs) as span:
+        yield _carrier_of(span, link=count > 1)
+
+
+def _parent(stored: str) -> tuple[Any, list[Any]]:
+    """(parent context, links) from a job's stored context; a bad one is ignored."""
+    try:
+        carrier = json.loads(stored)
+    except ValueError:
+        return None, []
+    if not isinstance(carrier, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in carrier.items()
+    ):
+        return None, []
+    ctx = _w3c().extract(carrier)
+    if carrier.get(LINK_KEY):
+        linked = trace.get_current_span(ctx).get_span_context()
+        return otel_context.Context(), [Link(linked)] if linked.is_valid else []
+    return ctx, []
+
+
+@contextlib.contextmanager
+def consumer_span(
+    queue: str, job_type: str, job_id: str, attempt: int, stored: str
+) -> Iterator[Any]:
+    """A CONSUMER span for one attempt, child of the producer's span (or linked to a batch's),
+    current while the handler runs. Yields the span (None when tracing is off)."""
+    if not ENABLED:
+        yield None
+        return
+    parent, links = _parent(stored) if stored else (otel_context.Context(), [])
+    attrs = _attributes(queue, "process", **{
+        "messaging.message.id": job_id, "conveyor.job.type": job_type,
+        "conveyor.job.attempt": attempt,
+    })
+    # start_span + attach, not start_as_current_span: half the cost per attempt
+    span = _tracer().start_span(f"process {queue}", context=parent, kind=SpanKind.CONSUMER,
+                                attributes=attrs, links=links or None)
+    token = otel_context.attach(trace.set_span_in_context(span))
+    try:
+        yield span
+    finally:
+        otel_context.detach(token)
+        span.end()
+
+
+def failed(span: Any, code: str, message: str, *, retry_in_ms: int | None) -> None:
+    """A failed attempt: ERROR status, and a `retry` or `dead` event."""
+    if span is None:
+        return
+    attrs = {"conveyor.error.code": code, "conveyor.error.message": message[:500]}
+    if retry_in_ms is not None:
+        span.add_event("retry", {**attrs, "conveyor.retry.delay_ms": retry_in_ms})
+    else:
+        span.add_event("dead", attrs)
+    span.set_status(Status(StatusCode.ERROR, f"{code}: {message[:200]}"))
+
+
+def lease_lost(span: Any) -> None:
+    if span is None:
+        return
+    span.add_event("lease_lost")
+    span.set_status(Status(StatusCode.ERROR, "lease_lost"))
+
+
+def log_fields() -> Mapping[str, str]:
+    """`trace_id` and `span_id` of the current span, for the job's log lines ({} if none)."""
+    if not ENABLED:
+        return {}
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return {}
+    return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+
+
+@contextlib.contextmanager
+def incoming(headers: Mapping[str, str]) -> Iterator[None]:
+    """Continue the trace of an incoming request (its `traceparent` / `tracestate`)."""
+    if not ENABLED or "traceparent" not in headers:
+        yield
+        return
+    ctx = _w3c().extract(dict(headers))
+    token = otel_context.attach(ctx)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+__all__ = ["ENABLED", "consumer_span", "failed", "incoming", "lease_lost",
+           "log_fields", "producer_span"]
