@@ -49,6 +49,15 @@ OPERATION_IDS = {
     ("get", "/v1/webhooks"): "listWebhooks",
     ("get", "/v1/webhooks/{id}"): "getWebhook",
     ("delete", "/v1/webhooks/{id}"): "deleteWebhook",
+    ("put", "/v1/schedules/{name}"): "putSchedule",
+    ("get", "/v1/schedules"): "listSchedules",
+    ("get", "/v1/schedules/{name}"): "getSchedule",
+    ("delete", "/v1/schedules/{name}"): "deleteSchedule",
+    ("post", "/v1/schedules/{name}/pause"): "pauseSchedule",
+    ("post", "/v1/schedules/{name}/resume"): "resumeSchedule",
+    ("post", "/v1/schedules/{name}/trigger"): "triggerSchedule",
+    ("get", "/v1/schedules/{name}/runs"): "listScheduleRuns",
+    ("post", "/v1/schedules/preview"): "previewSchedule",
     ("get", "/healthz"): "healthz",
     ("get", "/readyz"): "readyz",
 }
@@ -60,6 +69,7 @@ BODIES: dict[str, Any] = {
     "redriveDeadJobs": {"queue": "default"}, "purgeDeadJobs": {"queue": "default"},
     "createWebhook": {"url": "https://1.1.1.1/hook", "events": ["job.dead"]},
     "putQueueLimits": {"concurrency": 2},
+    "putSchedule": {"every_s": 60, "job": {"type": "fake"}}, "previewSchedule": {"every_s": 60},
 }
 
 

@@ -19,7 +19,7 @@ from conveyor.brokers.base import LOG_START, Broker
 from conveyor.brokers.redis import RedisBroker
 from conveyor.brokers.sqlite import SqliteBroker
 from conveyor.client import AsyncConveyor
-from conveyor.errors import ScheduleNotFound, ValidationError
+from conveyor.errors import CorruptRecord, ScheduleNotFound, ValidationError
 from conveyor.ids import new_uid
 from conveyor.jobs import JobState
 from conveyor.schedules import Schedule
@@ -200,7 +200,12 @@ async def test_ticks_fire_ahead_as_scheduled_jobs_one_per_tick(
         assert j.run_at is not None and j.schedule is not None and j.run_at == j.schedule.tick
     view = await cv.schedules.get("s1")
     assert view.counts.fired == len(jobs)
-    assert datetime_to_ms(view.next_runs[0]) == ticks[-1] + 1000
+    stored = await schedule_store(cv.broker).get("s1")
+    assert stored is not None and stored.next_ms == ticks[-1] + 1000
+    # next runs are the ticks still to come, those fired ahead included
+    assert datetime_to_ms(view.next_runs[0]) <= ticks[-1]
+    assert [datetime_to_ms(t) for t in view.next_runs] == list(range(
+        datetime_to_ms(view.next_runs[0]), datetime_to_ms(view.next_runs[0]) + 5000, 1000))
 
 
 @pytest.mark.parametrize(("catch_up", "max_catch_up", "fired", "missed"), [
@@ -291,6 +296,12 @@ async def test_pause_stops_ticks_and_resume_counts_from_now(client: AsyncConveyo
     assert (await client.schedules.get("s1")).counts.missed == 0
     with pytest.raises(ScheduleNotFound):
         await client.schedules.pause("nope")
+    # declared paused in code: created paused, and a later sync keeps what it finds
+    declared = await client.schedules.put(_sched("d1", paused=True), keep_paused=True)
+    assert declared.created and declared.schedule.paused
+    await client.schedules.resume("d1")
+    again = await client.schedules.put(_sched("d1", paused=True), keep_paused=True)
+    assert not again.changed and not again.schedule.paused
 
 
 async def test_trigger_enqueues_now_outside_the_sequence(client: AsyncConveyor) -> None:
@@ -371,3 +382,57 @@ async def test_moving_a_schedule_to_another_queue(client: AsyncConveyor) -> None
     assert (await schedule_store(client.broker).due(Q))[1] == []
     job = await client.schedules.trigger("s1")
     assert job.queue == "sconf2"
+
+
+async def _damage(broker: Broker, name: str, field: str, value: str) -> None:
+    """Overwrite one field of a stored schedule, as a bad write or hand edit would."""
+    if isinstance(broker, RedisBroker):
+        await broker.client.hset(broker.keys.queue(Q).sched_prefix + name, field, value)
+        return
+    assert isinstance(broker, SqliteBroker)
+    column = {"def": "def", "job": "job"}[field]
+    with sqlite3.connect(broker.path) as conn:
+        conn.execute(f"UPDATE schedules SET {column} = ? WHERE name = ?", (value, name))
+    conn.close()
+
+
+async def test_a_corrupt_schedule_never_hides_or_stops_the_others(client: AsyncConveyor) -> None:
+    now = await client.broker.now_ms()
+    start, start_ms = _anchor(now)
+    for name in ("bad", "good"):
+        await client.schedules.put(_sched(name, start_at=start.isoformat()))
+        await _rewind(client.broker, name, start_ms + 3 * HOUR_MS)
+    await _damage(client.broker, "bad", "def", "{not json")
+    assert [s.name for s in (await client.schedules.list()).items] == ["good"]
+    with pytest.raises(CorruptRecord):
+        await client.schedules.get("bad")
+    await client.schedules.fire_due(Q)  # the bad one is skipped, the good one fires
+    assert len(await _jobs_of(client, "good")) == 1
+    # a job template that does not parse: the fire step refuses, nothing is written
+    await client.schedules.put(_sched("tpl", start_at=start.isoformat()))
+    await _rewind(client.broker, "tpl", start_ms + 3 * HOUR_MS)
+    await _damage(client.broker, "tpl", "job", '["fake"]')
+    store = schedule_store(client.broker)
+    now, rows = await store.due(Q)
+    entries = [e for r in rows if r.name == "tpl" and (e := plan(r, now)) is not None]
+    assert [o.status for o in await store.fire(Q, entries)] == ["corrupt"]
+    assert await _jobs_of(client, "tpl") == []
+
+
+@pytest.mark.backend("redis")
+async def test_a_counter_that_is_not_an_integer_stops_the_step_before_any_write(
+    client: AsyncConveyor,
+) -> None:
+    now = await client.broker.now_ms()
+    start, start_ms = _anchor(now)
+    await client.schedules.put(_sched(start_at=start.isoformat()))
+    await _rewind(client.broker, "s1", start_ms + 3 * HOUR_MS)
+    assert isinstance(client.broker, RedisBroker)
+    await client.broker.client.hset(client.broker.keys.queue(Q).sched_prefix + "s1",
+                                    "fired", "1e3")
+    outs = await client.schedules.fire_due(Q)
+    assert [o.status for o in outs] == ["corrupt"]
+    assert (await schedule_store(client.broker).runs("s1", Q, 10, None)).items == []
+    with pytest.raises(CorruptRecord):  # the API answers 409 corrupt_record
+        await client.schedules.get("s1")
+    assert await client.broker.stats([Q]) in ({}, {Q: dict.fromkeys(map(str, JobState), 0)})

@@ -16,6 +16,9 @@ COMMANDS = [
     "seed",
     "jobs", "jobs list",
     "webhook", "webhook add", "webhook list", "webhook show", "webhook delete",
+    "schedule", "schedule set", "schedule list", "schedule show", "schedule delete",
+    "schedule pause", "schedule resume", "schedule trigger", "schedule runs",
+    "schedule preview",
 ]
 
 

@@ -63,7 +63,6 @@ def test_defaults() -> None:
     ({"every_s": 30}, [], "schedule_spec", "exactly one of cron or every_s"),
     ({"cron": ...}, [], "schedule_spec", "exactly one of cron or every_s"),
     ({"cron": ..., "every_s": 0.5}, ["every_s"], "greater_than_equal", "1"),
-    ({"cron": ..., "every_s": 1.0005}, ["every_s"], "every_s_precision", "ms"),
     ({"cron": ..., "every_s": "10"}, ["every_s"], "float_type", "number"),
     ({"cron": ..., "every_s": True}, ["every_s"], "float_type", "number"),
     ({"start_at": "2027-02-01T00:00:00Z", "end_at": "2027-01-01T00:00:00Z"}, [],
@@ -72,7 +71,8 @@ def test_defaults() -> None:
      "schedule_bounds", "after"),
     ({"start_at": "2027-01-01T00:00:00"}, ["start_at"], "datetime_format", "timezone"),
     ({"start_at": "next tuesday"}, ["start_at"], "datetime_format", "datetime"),
-    ({"end_at": "2100-01-01T00:00:00Z"}, ["end_at"], "instant_range", "2100"),
+    ({"end_at": "2100-01-01T00:00:00Z"}, ["end_at"], "instant_range", "2099"),
+    ({"start_at": "1969-12-31T23:00:00Z"}, ["start_at"], "instant_range", "1970"),
     ({"name": "a b"}, ["name"], "schedule_name", "1-64 characters"),
     ({"name": "x" * 65}, ["name"], "schedule_name", "1-64 characters"),
     ({"job": {"type": "bad type"}}, ["job", "type"], "string_pattern_mismatch", "pattern"),
@@ -174,3 +174,18 @@ def test_preview_request() -> None:
                 {"every_s": 5, "count": 0}, {"cron": "nope"}):
         with pytest.raises(Exception, match="validation error"):
             PreviewRequest.model_validate(bad)
+
+
+def test_every_s_rounds_to_the_ms_and_instants_clamp_to_the_tick_range() -> None:
+    """The document says "a number >= 1" and "years 1970 to 2099", exactly what is taken."""
+    s = Schedule.parse(body(cron=..., every_s=1.0005))
+    assert s.every_s == 1.0 and s == Schedule.parse(body(cron=..., every_s=1))
+    assert Schedule.parse(body(cron=..., every_s=2.0016)).every_s == 2.002
+    early = Schedule.parse(body(start_at="1970-01-01T00:00:00+05:00"))
+    assert early.start_at == datetime(1970, 1, 1, tzinfo=UTC)
+    late = Schedule.parse(body(end_at="2099-12-31T23:00:00-05:00"))
+    assert late.end_at is not None and late.end_at.year == 2099
+    assert Schedule.parse(body(max_catch_up=5.0)).max_catch_up == 5
+    for bad in (5.5, "5", True):
+        with pytest.raises(ValidationError):
+            Schedule.parse(body(max_catch_up=bad))

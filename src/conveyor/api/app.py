@@ -24,7 +24,17 @@ from conveyor.api.guard import BrowserGuard
 from conveyor.api.limits import BodyLimitMiddleware
 from conveyor.api.metrics import ApiMetrics, MetricsMiddleware
 from conveyor.api.openapi import install_openapi, operation_id
-from conveyor.api.routes import dlq, events, health, jobs, limits, queues, webhooks, workers
+from conveyor.api.routes import (
+    dlq,
+    events,
+    health,
+    jobs,
+    limits,
+    queues,
+    schedules,
+    webhooks,
+    workers,
+)
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import BatchIn, JobIn
 from conveyor.api.tracecontext import TraceContextMiddleware
@@ -80,7 +90,7 @@ def create_app(
     )
     guard = [Depends(require_key(keys))] if keys else []
     # Order matters a little: routes are matched in turn, and POST /v1/jobs is the hot path.
-    for module in (jobs, queues, limits, dlq, workers, events):
+    for module in (jobs, queues, limits, dlq, workers, events, schedules):
         app.include_router(module.build_router(runtime), dependencies=guard)
     coverage = WebhookCoverage(settings.webhook_queue)  # readyz and the dashboard warn
     app.include_router(webhooks.build_router(runtime, settings, coverage), dependencies=guard)

@@ -60,7 +60,9 @@ STATUS_OF_CODE: dict[str, int] = {
     ErrorCode.BROKER_FULL: 503,
     ErrorCode.QUEUE_NOT_FOUND: 404,
     ErrorCode.WEBHOOK_NOT_FOUND: 404,
-    # like corrupt_job: a stored record (a webhook subscription) that does not parse
+    ErrorCode.SCHEDULE_NOT_FOUND: 404,
+    # like corrupt_job: a stored record (a webhook subscription, a schedule) that does not
+    # parse
     ErrorCode.CORRUPT_RECORD: 409,
     ApiErrorCode.INVALID_JSON: 400,
     ApiErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,

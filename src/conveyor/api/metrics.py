@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from conveyor.api.metrics_schedules import ScheduleGauges
 from conveyor.brokers.base import WorkerInfo
 from conveyor.client import AsyncConveyor
 from conveyor.errors import ConveyorError
@@ -115,6 +116,8 @@ class ApiMetrics:
         )
         self.queues = QueueGauges()
         self.registry.register(self.queues)
+        self.schedules = ScheduleGauges()  # issue 15
+        self.registry.register(self.schedules)
         self.broker_up = Gauge(
             "conveyor_broker_up", "1 when the broker answered the last scrape",
             registry=self.registry,
@@ -150,6 +153,7 @@ class ApiMetrics:
         self.queues.set_workers(workers)
         self.queues.limited, self.queues.held = limited, held
         self.broker_up.set(1)
+        await self.schedules.refresh(client)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from conveyor.api.openapi_jobs import add_job_variants
+from conveyor.api.openapi_schedules import add_schedule_schemas
 from conveyor.api.schemas import ErrorEnvelope
 
 REF = "#/components/schemas/{model}"
@@ -29,8 +30,8 @@ _WHY = {
     400: "Malformed JSON (`invalid_json`)",
     401: "Missing or wrong bearer key (`unauthorized`), on a server with API keys",
     403: "A browser request from another origin (`forbidden_origin`)",
-    404: "No such job, queue or webhook (`job_not_found`, `queue_not_found`, "
-    "`webhook_not_found`)",
+    404: "No such job, queue, webhook or schedule (`job_not_found`, `queue_not_found`, "
+    "`webhook_not_found`, `schedule_not_found`)",
     409: "The job's (or queue's) state does not allow this (`invalid_state`), an "
     "idempotency key names another request (`idempotency_conflict`), or the job's stored "
     "record does not parse (`corrupt_job`, naming the field; `corrupt_record` for a webhook)",
@@ -53,6 +54,8 @@ TAGS = [
     {"name": "webhooks", "description": "Subscriptions to job events, delivered as signed "
      "POSTs (Standard Webhooks)."},
     {"name": "events", "description": "The job event log as a live, resumable stream."},
+    {"name": "schedules", "description": "Recurring jobs: cron or every_s, in a time zone, "
+     "exactly one job per tick."},
     {"name": "health", "description": "Probes for load balancers; never behind a key."},
 ]
 #: (path, method) -> status -> links (kept when their target operation exists)
@@ -190,6 +193,8 @@ def install_openapi(app: FastAPI, body_models: Iterable[type[BaseModel]] = ()) -
             runtime = getattr(app.state, "runtime", None)
             if runtime is not None and runtime.client.validate_types:
                 add_job_variants(schemas, runtime.client.registry)
+            add_schedule_schemas(schemas, runtime.client.registry if runtime is not None
+                                 and runtime.client.validate_types else None)
             _error_codes(schemas)
             _security_and_links(doc)
             app.openapi_schema = doc

@@ -33,6 +33,7 @@ from conveyor.cli.runtime import (
     print_error,
     report_error,
 )
+from conveyor.cli.schedules import schedule
 from conveyor.cli.seed import seed
 from conveyor.cli.webhooks import webhook
 from conveyor.cli.worker import worker
@@ -124,7 +125,8 @@ def cli(ctx: click.Context, broker_url: str | None, key_prefix: str | None, json
     ctx.obj = CliState(broker_url=broker_url, key_prefix=key_prefix, json=json_)
 
 
-for command in (worker, enqueue, job, jobs, dlq, stats, workers, queue, seed, webhook):
+for command in (worker, enqueue, job, jobs, dlq, stats, workers, queue, seed, webhook,
+                schedule):
     cli.add_command(command)
 register_limits(queue)  # `queue limits`, `queue keys` (flow control)
 cli.add_command(api)

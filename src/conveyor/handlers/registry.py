@@ -200,13 +200,12 @@ class Registry:
         #: text or a number of seconds); `conveyor.schedules.declared` reads them, and a
         #: worker syncs them at start
         self.schedules: list[tuple[str | None, Any]] = []
+        #: flow control declared in code: set on the broker when a worker of the queue starts
+        self._limits: dict[str, QueueLimits] = {}
 
     def add_schedules(self, *schedules: Any) -> None:
         """Declare `conveyor.schedules.Schedule` objects (synced when a worker starts)."""
         self.schedules.extend((None, s) for s in schedules)
-
-        #: flow control declared in code: set on the broker when a worker of the queue starts
-        self._limits: dict[str, QueueLimits] = {}
 
     def queue_limits(self, queue: str, limits: QueueLimits | dict[str, Any] | None = None,
                      **fields: Any) -> QueueLimits:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import builtins
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from conveyor.brokers.base import Page
 from conveyor.errors import (
@@ -24,9 +24,11 @@ from conveyor.errors import (
 )
 from conveyor.ids import new_uid
 from conveyor.jobs import Job, JobState
-from conveyor.schedules.spec import CatchUp, JobTemplate, Overlap, PreviewRequest, Schedule
+from conveyor.schedules.spec import CatchUp, Overlap, PreviewRequest, Schedule
 from conveyor.schedules.store import (
+    DUE_LIMIT,
     LIST_MAX,
+    MAX_AHEAD_TICKS,
     Definition,
     FireEntry,
     FireOutcome,
@@ -47,6 +49,8 @@ log = logging.getLogger("conveyor.schedules")
 
 #: entries sent per fire call (each call is one script / transaction)
 FIRE_CHUNK = 50
+#: due reads one `fire_due` call makes at most (DUE_LIMIT schedules each)
+DUE_ROUNDS = 10
 NEXT_RUNS = 5
 
 
@@ -66,6 +70,19 @@ class ScheduleCounts(BaseModel):
     missed: int
 
 
+class ScheduleJob(BaseModel):
+    """The job template as stored (`max_attempts` / `timeout_s` null: the handler's)."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    type: str
+    payload: JsonValue
+    queue: str
+    priority: int
+    max_attempts: int | None
+    timeout_s: float | None
+
+
 class ScheduleView(BaseModel):
     """A schedule as the API shows it: its definition, its description in words, its next
     runs (none while paused), its last run and its counts."""
@@ -76,7 +93,7 @@ class ScheduleView(BaseModel):
     cron: str | None
     every_s: float | None
     timezone: str
-    job: JobTemplate
+    job: ScheduleJob
     start_at: datetime | None
     end_at: datetime | None
     paused: bool
@@ -109,23 +126,26 @@ def _not_found(name: str) -> ScheduleNotFound:
                             details={"schedule": str(name)[:64]})
 
 
-def _next_runs(st: StoredSchedule) -> builtins.list[datetime]:
+def _next_runs(st: StoredSchedule, now_ms: int) -> builtins.list[datetime]:
+    """The next ticks still to come (those fired ahead included), from the stored next tick
+    when it is late (no worker ran); none while paused or once ended."""
     if st.paused or st.next_ms is None:
         return []
-    ticks = [st.next_ms, *preview(st.schedule.timing(), st.next_ms, NEXT_RUNS - 1)] if (
-        NEXT_RUNS > 1) else [st.next_ms]
-    return [ms_to_datetime(t) for t in ticks[:NEXT_RUNS]]  # type: ignore[misc]
+    after = min(st.next_ms - 1, now_ms)
+    ticks = preview(st.schedule.timing(), after, NEXT_RUNS)
+    return [ms_to_datetime(t) for t in ticks]  # type: ignore[misc]
 
 
-def view_of(st: StoredSchedule, last_state: JobState | None) -> ScheduleView:
+def view_of(st: StoredSchedule, last_state: JobState | None, now_ms: int) -> ScheduleView:
     s = st.schedule
     last = None if st.last_job_id is None else LastRun(
         tick=ms_to_datetime(st.last_tick_ms), job_id=st.last_job_id, state=last_state)
     return ScheduleView(
-        name=s.name, cron=s.cron, every_s=s.every_s, timezone=s.timezone, job=s.job,
+        name=s.name, cron=s.cron, every_s=s.every_s, timezone=s.timezone,
+        job=ScheduleJob.model_validate(s.job.model_dump()),
         start_at=s.start_at, end_at=s.end_at, paused=st.paused, overlap=s.overlap,
         catch_up=s.catch_up, max_catch_up=s.max_catch_up, description=s.describe(),
-        next_runs=_next_runs(st), last_run=last,
+        next_runs=_next_runs(st, now_ms), last_run=last,
         counts=ScheduleCounts(fired=st.fired, skipped=st.skipped, missed=st.missed),
         created_at=ms_to_datetime(st.created_ms),  # type: ignore[arg-type]
         updated_at=ms_to_datetime(st.updated_ms),  # type: ignore[arg-type]
@@ -180,7 +200,8 @@ class AsyncSchedules:
         d = Definition.of(s, self.resolve(s))
         now = await self.store.now_ms()
         outcome = await self.store.upsert(
-            d, paused=None if keep_paused else s.paused, next_ms=first_next(s, now))
+            d, paused=None if keep_paused else s.paused, next_ms=first_next(s, now),
+            new_paused=s.paused)
         return PutResult(await self.get(s.name), outcome == "created", outcome != "same")
 
     async def sync(self, schedules: Sequence[Schedule]) -> dict[str, str]:
@@ -190,7 +211,8 @@ class AsyncSchedules:
         for s in schedules:
             d = Definition.of(s, self.resolve(s))
             now = await self.store.now_ms()
-            out[s.name] = await self.store.upsert(d, paused=None, next_ms=first_next(s, now))
+            out[s.name] = await self.store.upsert(d, paused=None, next_ms=first_next(s, now),
+                                                  new_paused=s.paused)
         return out
 
     async def _stored(self, name: str) -> StoredSchedule:
@@ -200,10 +222,27 @@ class AsyncSchedules:
         return st
 
     async def _views(self, stored: Sequence[StoredSchedule]) -> list[ScheduleView]:
-        ids = [st.last_job_id for st in stored if st.last_job_id]
+        """Views with their last run: the newest job whose tick has come (a tick fired
+        ahead is not a run yet), and its state."""
+        now = await self.store.now_ms()
+        shown = [await self._last_come(st, now) for st in stored]
+        ids = [st.last_job_id for st in shown if st.last_job_id]
         states = dict(zip(ids, await self.store.job_states(ids), strict=True)) if ids else {}
-        return [view_of(st, states.get(st.last_job_id) if st.last_job_id else None)
-                for st in stored]
+        return [view_of(st, states.get(st.last_job_id) if st.last_job_id else None, now)
+                for st in shown]
+
+    async def _last_come(self, st: StoredSchedule, now: int) -> StoredSchedule:
+        if st.last_tick_ms is None or st.last_tick_ms <= now:
+            return st
+        # fired ahead: look back through its newest runs (at most the ticks fired ahead)
+        page = await self.store.runs(st.schedule.name, st.queue, MAX_AHEAD_TICKS + 2, None)
+        for job in page.items:
+            tick = None if job.schedule is None else job.schedule.tick
+            at = _to_ms(tick) if tick is not None else _to_ms(job.created_at)
+            if at <= now:
+                return replace(st, last_job_id=job.id,
+                               last_tick_ms=None if tick is None else _to_ms(tick))
+        return replace(st, last_job_id=None, last_tick_ms=None)
 
     async def get(self, name: str) -> ScheduleView:
         return (await self._views([await self._stored(name)]))[0]
@@ -265,9 +304,19 @@ class AsyncSchedules:
 
     # --- the worker's part ----------------------------------------------------------------
     async def fire_due(self, queue: str) -> builtins.list[FireOutcome]:
-        """Fire every due schedule of `queue` (bounded per call); safe to run from any
-        number of workers at once."""
-        now, rows = await self.store.due(queue)
+        """Fire the due schedules of `queue`: a read of at most DUE_LIMIT, then their fire
+        steps, again while full reads come back (at most DUE_ROUNDS reads a call); safe to
+        run from any number of workers at once."""
+        out: builtins.list[FireOutcome] = []
+        for _ in range(DUE_ROUNDS):
+            done, full = await self._fire_some(queue)
+            out += done
+            if not full:
+                break
+        return out
+
+    async def _fire_some(self, queue: str) -> tuple[builtins.list[FireOutcome], bool]:
+        now, rows = await self.store.due(queue, DUE_LIMIT)
         entries: builtins.list[FireEntry] = []
         for row in rows:
             try:
@@ -284,7 +333,9 @@ class AsyncSchedules:
         out: builtins.list[FireOutcome] = []
         for start in range(0, len(entries), FIRE_CHUNK):
             out += await self.store.fire(queue, entries[start:start + FIRE_CHUNK])
-        return out
+        # another read only if this one was full and moved something on (no busy loop over
+        # schedules that cannot be fired, e.g. overlap "skip" ones waiting for their tick)
+        return out, len(rows) == DUE_LIMIT and any(o.status == "fired" for o in out)
 
 
 def _to_ms(value: datetime) -> int:

@@ -33,6 +33,7 @@ from pydantic_core import PydanticCustomError
 from conveyor.errors import ValidationError
 from conveyor.handlers.registry import TYPE_NAME_RE
 from conveyor.jobs import MAX_ATTEMPTS_LIMIT, MAX_TIMEOUT_S
+from conveyor.jsontypes import WHOLE
 from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_RE, QueueName
 from conveyor.schedules.cron import CRON_MAX_LEN, Cron, CronError, normalize
 from conveyor.schedules.describe import describe
@@ -78,9 +79,11 @@ def _check_zone(name: str) -> str:
 
 
 def _check_every(value: float) -> float:
-    if not math.isfinite(value) or abs(value * 1000 - round(value * 1000)) > 1e-6:
-        raise PydanticCustomError("every_s_precision", "every_s is a whole number of ms")
-    return value
+    """Rounded to the millisecond (the broker's unit): `1.0005` is `1.0`, as the document
+    can say "a number >= 1" exactly (a `multipleOf` of a fraction is not exact in floats)."""
+    if not math.isfinite(value):
+        raise PydanticCustomError("every_s_finite", "every_s must be a finite number")
+    return round(value * 1000) / 1000
 
 
 _AWARE: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
@@ -99,11 +102,19 @@ def _text_instant(value: Any) -> Any:
     return value
 
 
+#: the years an instant may be written in (as the document's pattern says)
+INSTANT_YEARS = (1970, 2099)
+INSTANT_PATTERN = r"^(?:19[7-9][0-9]|20[0-9]{2})-"
+
+
 def _utc_ms(value: datetime) -> datetime:
-    """To UTC, floored to the millisecond (the broker's unit), within 1970-2100."""
-    ms = (value - _EPOCH) // _MS
-    if not 0 <= ms < MAX_TICK_MS:
-        raise PydanticCustomError("instant_range", "must be between 1970 and 2100")
+    """To UTC, floored to the millisecond (the broker's unit). Written in the years
+    1970-2099; an offset that carries it out of [1970, 2100) UTC is clamped to the edge
+    (no tick exists outside)."""
+    low, high = INSTANT_YEARS
+    if not low <= value.year <= high:
+        raise PydanticCustomError("instant_range", "must be in the years 1970 to 2099")
+    ms = min(max((value - _EPOCH) // _MS, 0), MAX_TICK_MS - 1)
     return _EPOCH + ms * _MS
 
 
@@ -112,11 +123,15 @@ def to_ms(value: datetime) -> int:
 
 
 ScheduleName = Annotated[str, AfterValidator(_check_name)]
-CronText = Annotated[str, Field(min_length=1, max_length=CRON_MAX_LEN),
+CronText = Annotated[str, Field(min_length=1, max_length=CRON_MAX_LEN,
+                                 json_schema_extra={"format": "cron"}),
                      AfterValidator(_check_cron)]
-TimezoneName = Annotated[str, Field(max_length=64), AfterValidator(_check_zone)]
+TimezoneName = Annotated[str, Field(max_length=64, json_schema_extra={
+    "format": "iana-time-zone", "description": "an IANA time zone name (tzdata), such as "
+    "UTC or Europe/Paris"}), AfterValidator(_check_zone)]
 EverySeconds = Annotated[float, Field(ge=1, le=MAX_EVERY_S), AfterValidator(_check_every)]
-Instant = Annotated[AwareDatetime, BeforeValidator(_text_instant), AfterValidator(_utc_ms)]
+Instant = Annotated[AwareDatetime, Field(json_schema_extra={"pattern": INSTANT_PATTERN}),
+                    BeforeValidator(_text_instant), AfterValidator(_utc_ms)]
 
 
 class _Strict(BaseModel):
@@ -133,9 +148,10 @@ class JobTemplate(_Strict):
 
     type: str = Field(pattern=TYPE_NAME_RE.pattern, examples=["fake"])
     payload: JsonValue = Field(default_factory=dict)
-    queue: QueueName = DEFAULT_QUEUE
-    priority: int = Field(default=0, ge=PRIORITY_MIN, le=PRIORITY_MAX)
-    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS_LIMIT)
+    queue: Annotated[QueueName, Field(json_schema_extra={"pattern": QUEUE_NAME_RE.pattern})] = (
+        DEFAULT_QUEUE)
+    priority: Annotated[int, Field(ge=PRIORITY_MIN, le=PRIORITY_MAX), WHOLE] = 0
+    max_attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_LIMIT), WHOLE] | None = None
     timeout_s: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S)
 
     @pydantic.field_validator("payload")
@@ -164,7 +180,8 @@ class Schedule(_Strict):
     paused: bool = False
     overlap: Overlap = "allow"
     catch_up: CatchUp = "latest"
-    max_catch_up: int = Field(default=DEFAULT_MAX_CATCH_UP, ge=1, le=MAX_CATCH_UP_LIMIT)
+    max_catch_up: Annotated[int, Field(ge=1, le=MAX_CATCH_UP_LIMIT), WHOLE] = (
+        DEFAULT_MAX_CATCH_UP)
 
     @pydantic.model_validator(mode="after")
     def _coherent(self) -> Self:
@@ -222,7 +239,7 @@ class PreviewRequest(_Strict):
     every_s: EverySeconds | None = None
     timezone: TimezoneName = DEFAULT_TIMEZONE
     after: Instant | None = Field(default=None, description="RFC 3339; default now")
-    count: int = Field(default=5, ge=1, le=PREVIEW_MAX)
+    count: Annotated[int, Field(ge=1, le=PREVIEW_MAX), WHOLE] = 5
 
     @pydantic.model_validator(mode="after")
     def _coherent(self) -> Self:

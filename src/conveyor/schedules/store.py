@@ -240,26 +240,31 @@ class FireOutcome:
 
 
 def plan(row: DueRow, now_ms: int) -> FireEntry | None:
-    """The fire step of a due schedule at broker time `now_ms`, or None (not due yet)."""
+    """The fire step of a due schedule at broker time `now_ms`, or None (nothing to do):
+    ticks that came due while no worker ran, as its catch-up policy says, then (unless
+    `overlap` is "skip") every tick of the lookahead window, so it is stored ahead of time
+    and starts on time. Ahead ticks are bounded per step (MAX_AHEAD_TICKS)."""
     s, t = _cached(row.def_json)
     n = row.next_ms
-    ticks: list[int] = []
+    catch: list[int] = []
     missed = 0
-    if n > now_ms:  # ahead of time: every tick in the lookahead window (bounded)
-        if s.overlap == "skip":
-            return None
-        for tick in _ticks_from(t, n):
-            if tick > now_ms + LOOKAHEAD_MS or len(ticks) == MAX_AHEAD_TICKS:
-                new_next: int | None = tick
+    start: int | None = n
+    if n <= now_ms:  # late (no worker ran): the catch-up policy decides
+        p = plan_fire(t, n - 1, now_ms, s.catch_up, max_catch_up=s.max_catch_up)
+        catch, missed, start = list(p.fire), p.missed, p.next_tick
+    ahead: list[int] = []
+    new_next = start
+    if start is not None and s.overlap != "skip":
+        for tick in _ticks_from(t, start):
+            if tick > now_ms + LOOKAHEAD_MS or len(ahead) == MAX_AHEAD_TICKS:
+                new_next = tick
                 break
-            ticks.append(tick)
+            ahead.append(tick)
         else:
             new_next = None
-        if not ticks:
-            return None
-    else:  # late (no worker ran): the catch-up policy decides
-        p = plan_fire(t, n - 1, now_ms, s.catch_up, max_catch_up=s.max_catch_up)
-        ticks, missed, new_next = list(p.fire), p.missed, p.next_tick
+    ticks = catch + ahead
+    if not ticks and new_next == n:
+        return None
     return FireEntry(row.name, row.fp, n, new_next, due_score(s.overlap, new_next),
                      tuple(ticks), tuple(new_uid() for _ in ticks), missed)
 
@@ -280,11 +285,12 @@ class ScheduleStore(Protocol):
 
     async def now_ms(self) -> int: ...
 
-    async def upsert(self, d: Definition, *, paused: bool | None, next_ms: int | None) -> str:
+    async def upsert(self, d: Definition, *, paused: bool | None, next_ms: int | None,
+                     new_paused: bool = False) -> str:
         """Create or replace: "created", "replaced" or "same" (identical definition and
         paused state: nothing written, not even the next tick). `next_ms` (the first tick
         after now) is stored when the schedule is new, its timing changed, or it resumes;
-        `paused` None keeps the stored state."""
+        `paused` None keeps the stored state (a new schedule then takes `new_paused`)."""
         ...
 
     async def get(self, name: str) -> StoredSchedule | None: ...

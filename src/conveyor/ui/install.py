@@ -14,7 +14,7 @@ from starlette.staticfiles import StaticFiles
 from conveyor.api.auth import ApiKeys, require_key
 from conveyor.api.runtime import ApiRuntime
 from conveyor.settings import get_settings
-from conveyor.ui import fragments, pages, webhooks
+from conveyor.ui import fragments, pages, schedules, webhooks
 from conveyor.ui.render import STATIC_DIR, STATIC_PATH
 from conveyor.webhooks.coverage import WebhookCoverage
 
@@ -29,5 +29,8 @@ def install_ui(app: FastAPI, runtime: ApiRuntime, keys: ApiKeys,
     app.include_router(fragments.build_router(runtime, coverage), dependencies=guard,
                        include_in_schema=False)
     app.include_router(webhooks.fragment_router(runtime, coverage), dependencies=guard,
+                       include_in_schema=False)
+    app.include_router(schedules.build_page_router(), include_in_schema=False)
+    app.include_router(schedules.build_fragment_router(runtime), dependencies=guard,
                        include_in_schema=False)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="ui-static")

@@ -11,10 +11,11 @@ found. A replace that moves a schedule to another queue deletes it from the old 
 from __future__ import annotations
 
 import json
+import logging
 
 from conveyor.brokers.base import Page
 from conveyor.brokers.redis.broker import RedisBroker
-from conveyor.errors import ValidationError
+from conveyor.errors import CorruptRecord, ValidationError
 from conveyor.ids import UID_RE
 from conveyor.jobs import JobState
 from conveyor.keys import QueueKeys
@@ -29,6 +30,8 @@ from conveyor.schedules.store import (
     StoredSchedule,
     stored_from,
 )
+
+log = logging.getLogger("conveyor.broker.redis")
 
 _SEP = ":"
 _READ = ("def", "paused", "next", "created", "updated", "fired", "skipped", "missed",
@@ -61,7 +64,8 @@ class RedisScheduleStore:
                 return queue
         return None
 
-    async def upsert(self, d: Definition, *, paused: bool | None, next_ms: int | None) -> str:
+    async def upsert(self, d: Definition, *, paused: bool | None, next_ms: int | None,
+                     new_paused: bool = False) -> str:
         await self._b._writable()
         old = await self._queue_of(d.name)
         with RedisBroker.unavailable():
@@ -74,7 +78,7 @@ class RedisScheduleStore:
         qk = self._q(d.queue)
         args = [d.name, d.def_json, d.job.to_json(), d.fp, d.tfp, d.schedule.overlap,
                 "" if paused is None else ("1" if paused else "0"),
-                -1 if next_ms is None else next_ms, LOOKAHEAD_MS]
+                -1 if next_ms is None else next_ms, LOOKAHEAD_MS, "1" if new_paused else "0"]
         res = await self._b._run("sched_upsert", [qk.sched_prefix + d.name, qk.sched_due],
                                  args)
         if old is not None and old != d.queue and res == "created":
@@ -110,8 +114,12 @@ class RedisScheduleStore:
         out: list[StoredSchedule] = []
         for (name, queue), values in zip(where, rows, strict=True):
             h = dict(zip(_READ, values, strict=True))
-            if h["def"] is not None:
+            if h["def"] is None:
+                continue  # deleted meanwhile
+            try:
                 out.append(stored_from(name, queue, h))
+            except CorruptRecord as exc:  # one bad record never hides the others
+                log.warning("corrupt_schedule_record", extra={"error": exc.message})
         nxt = where[-1][0] if len(members) == limit else None
         return out, nxt
 
@@ -160,10 +168,12 @@ class RedisScheduleStore:
                 qk.scheduled, qk.seq, qk.marker, qk.listing, qk.sched_runs_prefix]
         args = [json.dumps([e.as_json() for e in entries]), LOOKAHEAD_MS, RUNS_KEEP]
         _, rows = await self._b._run("sched_fire", keys, args)
-        await self._b.remember_queues([queue])
-        return [FireOutcome(e.name, str(status), tuple(f"{queue}:{u}" for u in made),
-                            int(skipped))
-                for e, (status, made, skipped) in zip(entries, rows, strict=True)]
+        out = [FireOutcome(e.name, str(status), tuple(f"{queue}:{u}" for u in made),
+                           int(skipped))
+               for e, (status, made, skipped) in zip(entries, rows, strict=True)]
+        if any(o.job_ids for o in out):  # after the write, as every enqueue; never a phantom
+            await self._b.remember_queues([queue])
+        return out
 
     async def runs(self, name: str, queue: str, limit: int, cursor: str | None) -> Page:
         if cursor is not None and not UID_RE.fullmatch(cursor):

@@ -5,6 +5,7 @@ A schedule's runs are its jobs (`jobs.sched_name`), read through their own index
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ from conveyor.brokers.sqlite.connection import now_ms
 from conveyor.brokers.sqlite.events import emit
 from conveyor.brokers.sqlite.records import LIST_COLUMNS, queued_score, row_to_job
 from conveyor.brokers.sqlite.transitions import take_seqs
-from conveyor.errors import ValidationError
+from conveyor.errors import CorruptRecord, ValidationError
 from conveyor.ids import UID_RE
 from conveyor.jobs import LIVE_STATES, JobState
 from conveyor.queues import QUEUE_NAME_RE
@@ -30,6 +31,8 @@ from conveyor.schedules.store import (
 
 if TYPE_CHECKING:
     from conveyor.brokers.sqlite.broker import SqliteBroker
+
+log = logging.getLogger("conveyor.broker.sqlite")
 
 _READ = ("queue", "def", "paused", "next_ms", "created_ms", "updated_ms", "fired", "skipped",
          "missed", "last_tick", "last_job")
@@ -56,8 +59,8 @@ def _valid_name(name: str) -> bool:
     return isinstance(name, str) and bool(QUEUE_NAME_RE.fullmatch(name))
 
 
-def _upsert(conn: sqlite3.Connection, d: Definition, paused: bool | None,
-            fresh: int | None) -> str:
+def _upsert(conn: sqlite3.Connection, d: Definition, paused: bool, fresh: int | None,
+            *, keep: bool) -> str:
     now = now_ms()
     overlap = d.schedule.overlap
     row = conn.execute("SELECT queue, fp, tfp, paused, next_ms FROM schedules WHERE name = ?",
@@ -72,7 +75,7 @@ def _upsert(conn: sqlite3.Connection, d: Definition, paused: bool | None,
         return "created"
     queue, fp, tfp, was_raw, nxt = row
     was = bool(was_raw)
-    p = was if paused is None else paused
+    p = was if keep else paused
     if fp == d.fp and p == was and queue == d.queue:
         return "same"
     if tfp != d.tfp or (was and not p) or not isinstance(nxt, int):
@@ -179,8 +182,11 @@ class SqliteScheduleStore:
     async def now_ms(self) -> int:
         return now_ms()
 
-    async def upsert(self, d: Definition, *, paused: bool | None, next_ms: int | None) -> str:
-        return await self._writer.write(lambda c: _upsert(c, d, paused, next_ms))
+    async def upsert(self, d: Definition, *, paused: bool | None, next_ms: int | None,
+                     new_paused: bool = False) -> str:
+        return await self._writer.write(
+            lambda c: _upsert(c, d, new_paused if paused is None else paused, next_ms,
+                              keep=paused is None))
 
     async def get(self, name: str) -> StoredSchedule | None:
         if not _valid_name(name):
@@ -196,7 +202,13 @@ class SqliteScheduleStore:
         rows = await self._reader.read(lambda c: c.execute(
             _SELECT + " WHERE name > ? ORDER BY name LIMIT ?", (cursor or "", limit)).fetchall())
         nxt = rows[-1][0] if len(rows) == limit else None
-        return [_stored(r) for r in rows], nxt
+        out: list[StoredSchedule] = []
+        for r in rows:
+            try:
+                out.append(_stored(r))
+            except CorruptRecord as exc:  # one bad record never hides the others
+                log.warning("corrupt_schedule_record", extra={"error": exc.message})
+        return out, nxt
 
     async def delete(self, name: str) -> bool:
         if not _valid_name(name):

@@ -374,6 +374,27 @@
       await api("POST", `/v1/queues/${encodeURIComponent(el.dataset.queue)}/resume`);
       toast(`Queue ${el.dataset.queue} resumed.`);
     },
+    async "schedule-pause"(el) {
+      await api("POST", `/v1/schedules/${encodeURIComponent(el.dataset.schedule)}/pause`);
+      toast(`Schedule ${el.dataset.schedule} paused: no new tick fires.`);
+    },
+    async "schedule-resume"(el) {
+      await api("POST", `/v1/schedules/${encodeURIComponent(el.dataset.schedule)}/resume`);
+      toast(`Schedule ${el.dataset.schedule} resumed.`);
+    },
+    async "schedule-trigger"(el) {
+      const job = await api("POST", `/v1/schedules/${encodeURIComponent(el.dataset.schedule)}/trigger`);
+      toast(`Enqueued ${job.id}.`);
+    },
+    async "schedule-delete"(el) {
+      const ok = await confirmDialog({
+        title: "Delete this schedule?", ok: "Delete schedule", danger: true,
+        body: [para(el.dataset.schedule, "mono"), para("No more ticks fire; the jobs it made stay.", "muted")],
+      });
+      if (!ok) return;
+      await api("DELETE", `/v1/schedules/${encodeURIComponent(el.dataset.schedule)}`);
+      toast(`Schedule ${el.dataset.schedule} deleted.`);
+    },
     async "delete-webhook"(el) {
       const ok = await confirmDialog({
         title: "Delete this webhook subscription?", ok: "Delete subscription", danger: true,

@@ -100,7 +100,7 @@ for _, e in ipairs(entries) do
     status = 'invalid'
   else
     h = redis.call('HMGET', KEYS[1] .. e[1], 'fp', 'next', 'paused', 'job', 'overlap',
-      'last_job')
+      'last_job', 'fired', 'skipped', 'missed')
     if not h[1] then
       redis.call('ZREM', KEYS[2], e[1])
       status = 'gone'
@@ -112,6 +112,10 @@ for _, e in ipairs(entries) do
       status = 'stale'
     else
       tpl = template(h[4])
+      -- the counters HINCRBY will add to must be integers (HINCRBY fails otherwise)
+      for i = 7, 9 do
+        if h[i] and not as_int(h[i], 0, 9e15) then tpl = nil end
+      end
       if not tpl then status = 'corrupt' end
     end
   end

@@ -26,7 +26,7 @@ local fresh = ARGV[8]
 if fresh == '-1' then fresh = '' end
 if not cur[1] then
   local paused = '0'
-  if want == '1' then paused = '1' end
+  if want == '1' or (want == '' and ARGV[10] == '1') then paused = '1' end
   redis.call('HSET', sk, 'def', ARGV[2], 'job', ARGV[3], 'fp', ARGV[4], 'tfp', ARGV[5],
     'overlap', ARGV[6], 'paused', paused, 'next', fresh, 'created', now, 'updated', now,
     'fired', 0, 'skipped', 0, 'missed', 0)
