@@ -23,6 +23,34 @@ local function set_aside(jk, uid, problem)
   set_corrupt(jk, uid, nil, KEYS[8], KEYS[9], now, problem)
 end
 local _, aside = promote(KEYS[1], KEYS[3], KEYS[2], KEYS[5], now, tonumber(ARGV[4]), set_aside)
+local deadline = int(now + tonumber(ARGV[2]))
+-- lease one popped job into `out` (true), or set its record aside / skip a vanished one
+-- (false); `permit` marks a flow-control permit taken for it (nil: none)
+local function lease_one(uid, out, permit)
+  local jk = KEYS[1] .. uid
+  local j = read_job(jk, READS)
+  local problem = j.state and job_problem(j, 'queued', CHECKS)
+  if problem then
+    set_aside(jk, uid, problem)
+    aside = aside + 1
+    return false
+  elseif not j.state then
+    return false
+  end
+  local token = ARGV[5] .. '.' .. (#out + 1)
+  local attempts = (as_int(j.attempts, 0, 1e9) or 0) + 1
+  local set = {'HSET', jk, 'state', 'running', 'token', token, 'started', int(now),
+    'worker', ARGV[3], 'deadline', deadline, 'attempts', attempts}
+  if permit then set[#set + 1] = 'permit' set[#set + 1] = permit end
+  redis.call(unpack(set))
+  redis.call('ZADD', KEYS[4], deadline, uid)
+  emit_event(jk, 'started', nil)
+  local timeout = j.timeout
+  if timeout == '' then timeout = false end
+  out[#out + 1] = {uid, token, j.type, j.payload, attempts, j.max_att, timeout,
+    j.run_at or false, j.trace or false}
+  return true
+end
 -- flow control: a queue with limits (or work left in its key lanes) leases through _flow.lua;
 -- any other queue pays one EXISTS
 local flow_base = string.sub(KEYS[1], 1, -5)
@@ -31,30 +59,9 @@ if redis.call('EXISTS', flow_base .. 'limits') == 1 then
   F.permit = '1'
   if F.c then F.permit = 'c' end -- a permit given back may free the queue's concurrency
   flow_drain(F, KEYS[2], KEYS[1], tonumber(ARGV[4]))
-  local fdeadline = int(now + tonumber(ARGV[2]))
   local fout = {}
   local function lease(uid)
-    local jk = KEYS[1] .. uid
-    local j = read_job(jk, READS)
-    local problem = j.state and job_problem(j, 'queued', CHECKS)
-    if problem then
-      set_aside(jk, uid, problem)
-      aside = aside + 1
-      return false
-    elseif not j.state then
-      return false
-    end
-    local token = ARGV[5] .. '.' .. (#fout + 1)
-    local attempts = (as_int(j.attempts, 0, 1e9) or 0) + 1
-    redis.call('HSET', jk, 'state', 'running', 'token', token, 'started', int(now),
-      'worker', ARGV[3], 'deadline', fdeadline, 'attempts', attempts, 'permit', F.permit)
-    redis.call('ZADD', KEYS[4], fdeadline, uid)
-    emit_event(jk, 'started', nil)
-    local timeout = j.timeout
-    if timeout == '' then timeout = false end
-    fout[#fout + 1] = {uid, token, j.type, j.payload, attempts, j.max_att, timeout,
-      j.run_at or false, j.trace or false}
-    return true
+    return lease_one(uid, fout, F.permit)
   end
   local count = tonumber(ARGV[1])
   local gated, gate_at = flow_serve(F, now, count, fout, lease)
@@ -62,29 +69,9 @@ if redis.call('EXISTS', flow_base .. 'limits') == 1 then
   return {int(now), wake_at, fout, aside}
 end
 local popped = redis.call('ZPOPMIN', KEYS[2], tonumber(ARGV[1]))
-local deadline = int(now + tonumber(ARGV[2]))
 local out = {}
-local nonce = ARGV[5]
 for i = 1, #popped, 2 do
-  local uid = popped[i]
-  local jk = KEYS[1] .. uid
-  local j = read_job(jk, READS)
-  local problem = j.state and job_problem(j, 'queued', CHECKS)
-  if problem then
-    set_aside(jk, uid, problem)
-    aside = aside + 1
-  elseif j.state then
-    local token = nonce .. '.' .. (#out + 1)
-    local attempts = (as_int(j.attempts, 0, 1e9) or 0) + 1
-    redis.call('HSET', jk, 'state', 'running', 'token', token, 'started', int(now),
-      'worker', ARGV[3], 'deadline', deadline, 'attempts', attempts)
-    redis.call('ZADD', KEYS[4], deadline, uid)
-    emit_event(jk, 'started', nil)
-    local timeout = j.timeout
-    if timeout == '' then timeout = false end
-    out[#out + 1] = {uid, token, j.type, j.payload, attempts, j.max_att, timeout, j.run_at or false,
-      j.trace or false}
-  end
+  lease_one(popped[i], out, nil)
 end
 if redis.call('ZCARD', KEYS[2]) > 0 then
   -- work left: pass the baton to another idle worker (a full worker that was woken calls
