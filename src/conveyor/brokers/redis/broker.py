@@ -56,6 +56,7 @@ from conveyor.brokers.text import safe_json, safe_message, safe_name, safe_trace
 from conveyor.errors import (
     BrokerMisconfigured,
     BrokerUnavailable,
+    ConveyorError,
     CorruptJob,
     InvalidState,
     JobNotFound,
@@ -133,6 +134,23 @@ class EnqueuePlan:
                 else:  # the live job holding the idempotency key, or this job sent again
                     out[pos] = _existing(queue, spec, row)
         return [r for r in out if r is not None]
+
+    def partial(self, stored: Sequence[int], replies: Sequence[Any],
+                failed: ConveyorError) -> ConveyorError:
+        """What a batch whose calls `stored` went through while others failed answers:
+        `failed` itself when nothing was stored, else a PartialEnqueue naming both sides."""
+        done = [self.specs[p].id for i in stored for p in self.order[i][1]]
+        if not done:
+            return failed
+        left = [self.specs[p].id for i, r in enumerate(replies) if r is None
+                for p in self.order[i][1]]
+        return PartialEnqueue(
+            f"{len(done)} of {len(self.specs)} jobs were stored; a Redis Cluster node failed"
+            f" for the other {len(left)} (unconfirmed: each may or may not be stored):"
+            f" {failed.message}. Send the batch again: each job"
+            " keeps its id, so the stored ones come back as they are",
+            details={"stored": done, "unconfirmed": left},
+        )
 
 
 def _existing(queue: str, spec: JobSpec, row: Sequence[Any]) -> EnqueueResult:
@@ -565,18 +583,7 @@ class RedisBroker:
             await self.remember_queues(plan.queues)
             return plan.results(replies)
         await self.remember_queues([plan.order[i][0] for i in stored])
-        done = [plan.specs[p].id for i in stored for p in plan.order[i][1]]
-        left = [plan.specs[p].id for i, r in enumerate(replies) if r is None
-                for p in plan.order[i][1]]
-        if not done:
-            raise failed
-        raise PartialEnqueue(
-            f"{len(done)} of {len(plan.specs)} jobs were stored; a Redis Cluster node failed"
-            f" for the other {len(left)} (unconfirmed: each may or may not be stored):"
-            f" {failed.message}. Send the batch again: each job"
-            " keeps its id, so the stored ones come back as they are",
-            details={"stored": done, "unconfirmed": left},
-        )
+        raise plan.partial(stored, replies, failed)
 
     async def remember_queues(self, queues: Sequence[str]) -> None:
         """Add queues to the registry of known queues. Always sent AFTER the write that put

@@ -20,7 +20,7 @@ from redis.retry import Retry
 from conveyor.brokers.redis.broker import RedisBroker
 from conveyor.brokers.redis.broker import _script_errors as script_errors
 from conveyor.brokers.redis.cluster import is_cluster_url, make_sync_cluster_client
-from conveyor.errors import BrokerUnavailable, CorruptJob, PartialEnqueue
+from conveyor.errors import BrokerUnavailable, CorruptJob
 from conveyor.jobs import EnqueueResult, JobSpec
 
 
@@ -133,18 +133,7 @@ class SyncEnqueuer:
             raise corrupt
         if failed is None:
             return plan.results(replies)
-        done = [plan.specs[p].id for i in stored for p in plan.order[i][1]]
-        if not done:
-            raise failed
-        left = [plan.specs[p].id for i, r in enumerate(replies) if r is None
-                for p in plan.order[i][1]]
-        raise PartialEnqueue(
-            f"{len(done)} of {len(plan.specs)} jobs were stored; a Redis Cluster node failed"
-            f" for the other {len(left)} (unconfirmed: each may or may not be stored):"
-            f" {failed.message}. Send the batch again: each job"
-            " keeps its id, so the stored ones come back as they are",
-            details={"stored": done, "unconfirmed": left},
-        )
+        raise plan.partial(stored, replies, failed)
 
     def _cluster_call(
         self, client: redis.RedisCluster, name: str, keys: list[str], args: list[Any],
