@@ -112,6 +112,11 @@ async def test_an_evicting_policy_set_at_run_time_stops_intake_until_fixed(
         assert ready.status_code == 503 and error_of(ready)["code"] == "broker_misconfigured"
         assert (await http.get("/v1/queues")).status_code == 200  # reads still answer
 
+        async def worker_stopped() -> bool:
+            return "broker misconfigured: not fetching" in caplog.text
+
+        # the worker notices on its own check, which may come after the API's
+        await until("the worker stops fetching", worker_stopped)
         planted = await planter.enqueue("fake")
         await asyncio.sleep(1.0)  # several fetch attempts and policy checks
         assert (await planter.get(planted.id)).state == JobState.QUEUED
