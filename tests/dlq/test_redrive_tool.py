@@ -174,6 +174,8 @@ async def test_bad_requests_change_nothing(client: AsyncConveyor) -> None:
         {"queue": Q, "target_queue": "no such/queue"},
         {"queue": Q, "actor": ""},
         {"queue": Q, "limit": 0},
+        {"queue": Q, "rate": 1, "max_duration_s": 0},
+        {"queue": Q, "rate": 1, "max_duration_s": float("nan")},
     ]
     for kw in bad:
         with pytest.raises(ValidationError):

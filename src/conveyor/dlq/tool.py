@@ -9,6 +9,7 @@ a job that dies again while a long redrive runs is not chased forever.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -97,6 +98,12 @@ async def _apply(
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                               or limit < 1):
         raise ValidationError("limit must be a positive integer", details={"limit": limit})
+    if max_duration_s is not None and (
+        isinstance(max_duration_s, bool) or not isinstance(max_duration_s, int | float)
+        or not math.isfinite(max_duration_s) or max_duration_s <= 0
+    ):
+        raise ValidationError("max_duration_s must be a positive number of seconds",
+                              details={"max_duration_s": str(max_duration_s)})
     bucket = TokenBucket(rate) if rate is not None else None
     if dry_run:
         bucket = None  # nothing moves, nothing to pace
