@@ -232,7 +232,7 @@ async def test_a_move_cut_by_a_crash_is_retried_without_a_duplicate(broker: Brok
     assert isinstance(broker, RedisBroker)
     (job_id,) = await _kill(broker)
     dlq = broker._dlq
-    plans = await dlq.plan_move(Q, [job_id], OTHER, None)
+    plans = await dlq.plan_move(Q, [split_job_id(job_id)[1]], OTHER, None)
     (copy_uid,) = await dlq.copy(OTHER, "api", plans)  # step 1 done, then the crash
     assert (await broker.get(job_id)).state == JobState.DEAD
 

@@ -12,17 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from conveyor.brokers.base import DeadScan, DeadSelector, DeathEvent, parse_dead_cursor
 from conveyor.brokers.records import MOVE_CHECKS, as_int, record_problem
+from conveyor.brokers.redis.core import RedisCore
+from conveyor.brokers.redis.replies import Claimed, DeadScanReply
 from conveyor.brokers.text import safe_name
-from conveyor.errors import ValidationError
 from conveyor.ids import UID_RE, new_uid, split_job_id
-from conveyor.queues import validate_queue_name
-
-if TYPE_CHECKING:
-    from conveyor.brokers.redis.broker import RedisBroker
 
 #: Fields a move copies from the dead job, in the order of the `adopt` script's rows.
 _COPIED = ("type", "payload", "prio", "max_att", "timeout", "history", "redrives")
@@ -48,13 +45,6 @@ def selector_json(sel: DeadSelector | None) -> str:
     return json.dumps(out)
 
 
-def uid_in(queue: str, job_id: str) -> str:
-    q, uid = split_job_id(job_id)
-    if q != queue:
-        raise ValidationError(f"job {job_id} is not in queue {queue}", details={"job_id": job_id})
-    return uid
-
-
 def _flag(value: bool) -> str:
     return "1" if value else "0"
 
@@ -70,50 +60,42 @@ class MovePlan:
 
 
 class RedisDlq:
-    def __init__(self, broker: RedisBroker) -> None:
-        self._b = broker
+    """The DLQ calls on one queue. Arguments arrive checked (brokers/shell.py): job ids as
+    the uids of the queue's jobs, None for a selection by `selector` alone."""
+
+    def __init__(self, core: RedisCore) -> None:
+        self._b = core
 
     async def scan(
         self, queue: str, selector: DeadSelector | None, limit: int, cursor: str | None,
         scan: int,
     ) -> DeadScan:
-        validate_queue_name(queue)
-        if not (1 <= limit <= 10_000 and 1 <= scan <= 10_000):
-            raise ValidationError(
-                "limit and scan must be between 1 and 10000",
-                details={"limit": limit, "scan": scan},
-            )
         ms, uid = ("", "") if cursor is None else parse_dead_cursor(cursor)
         qk = self._b.keys.queue(queue)
-        uids, last_ms, last_uid, done = await self._b._run(
+        reply = DeadScanReply.decode(await self._b.run(
             "scan_dead", [qk.job_prefix, qk.dead],
             [selector_json(selector), limit, max(scan, limit), str(ms), uid],
-        )
-        return DeadScan(
-            ids=[f"{queue}:{u}" for u in uids],
-            cursor=f"{last_ms}:{last_uid}" if last_ms else None,
-            done=bool(done),
-        )
+        ))
+        return DeadScan(ids=[f"{queue}:{u}" for u in reply.uids], cursor=reply.cursor,
+                        done=reply.done)
 
     async def redrive(
-        self, queue: str, job_ids: Sequence[str] | None, limit: int, actor: str,
+        self, queue: str, uids: Sequence[str] | None, limit: int, actor: str,
         selector: DeadSelector | None, dry_run: bool,
     ) -> list[str]:
-        validate_queue_name(queue)
-        picked: list[Any] = ["*", limit] if job_ids is None else [uid_in(queue, j) for j in job_ids]
+        picked: list[Any] = ["*", limit] if uids is None else list(uids)
         if not picked:
             return []
         qk = self._b.keys.queue(queue)
         keys = [qk.job_prefix, qk.dead, qk.queued, qk.seq, qk.marker]
         args = [safe_name(actor), selector_json(selector), _flag(dry_run), *picked]
-        return [f"{queue}:{u}" for u in await self._b._run("redrive", keys, args)]
+        return [f"{queue}:{u}" for u in await self._b.run("redrive", keys, args)]
 
     async def purge(
-        self, queue: str, job_ids: Sequence[str] | None, limit: int,
+        self, queue: str, uids: Sequence[str] | None, limit: int,
         selector: DeadSelector | None, dry_run: bool,
     ) -> list[str]:
-        validate_queue_name(queue)
-        picked: list[Any] = ["*", limit] if job_ids is None else [uid_in(queue, j) for j in job_ids]
+        picked: list[Any] = ["*", limit] if uids is None else list(uids)
         return await self._purge(queue, picked, selector, dry_run)
 
     async def _purge(
@@ -124,14 +106,14 @@ class RedisDlq:
         qk = self._b.keys.queue(queue)
         keys = [qk.job_prefix, qk.dead, qk.idem_prefix, qk.listing, qk.deaths]
         args = [selector_json(selector), _flag(dry_run), *picked]
-        return [f"{queue}:{u}" for u in await self._b._run("purge", keys, args)]
+        return [f"{queue}:{u}" for u in await self._b.run("purge", keys, args)]
 
     # --- redrive into another queue: plan, copy (step 1), remove (step 2) --------------------
     async def move(
-        self, queue: str, job_ids: Sequence[str], target: str, actor: str,
+        self, queue: str, uids: Sequence[str], target: str, actor: str,
         selector: DeadSelector | None,
     ) -> list[tuple[str, str]]:
-        plans = await self.plan_move(queue, job_ids, target, selector)
+        plans = await self.plan_move(queue, uids, target, selector)
         if not plans:
             return []
         copies = await self.copy(target, actor, plans)
@@ -143,27 +125,21 @@ class RedisDlq:
         ]
 
     async def plan_move(
-        self, queue: str, job_ids: Sequence[str], target: str, selector: DeadSelector | None
+        self, queue: str, uids: Sequence[str], target: str, selector: DeadSelector | None
     ) -> list[MovePlan]:
-        validate_queue_name(target)
-        if target == queue:
-            raise ValidationError(
-                "the target queue is the job's own queue: redrive in place instead",
-                details={"target_queue": target},
-            )
-        eligible = await self.redrive(queue, job_ids, 0, "", selector, dry_run=True)
+        eligible = await self.redrive(queue, uids, 0, "", selector, dry_run=True)
         if not eligible:
             return []
-        uids = [split_job_id(j)[1] for j in eligible]
+        found = [split_job_id(j)[1] for j in eligible]
         qk = self._b.keys.queue(queue)
         with self._b.unavailable():
             pipe = self._b.client.pipeline(transaction=False)
-            for uid in uids:
+            for uid in found:
                 pipe.hmget(qk.job(uid), *_COPIED)
             records: list[list[str | None]] = await pipe.execute()
         plans = []
         for uid, (jtype, payload, prio, max_att, timeout, history, redrives) in zip(
-            uids, records, strict=True
+            found, records, strict=True
         ):
             if jtype is None or payload is None or max_att is None:
                 continue  # deleted meanwhile
@@ -185,7 +161,7 @@ class RedisDlq:
         qk = self._b.keys.queue(target)
         keys = [qk.job_prefix, qk.idem_prefix, qk.queued, qk.seq, qk.marker, qk.listing]
         rows = json.dumps([p.row for p in plans])
-        uids = [str(u) for u in await self._b._run("adopt", keys, [safe_name(actor), rows])]
+        uids = [str(u) for u in await self._b.run("adopt", keys, [safe_name(actor), rows])]
         await self._b.remember_queues([target])  # after the copies (see remember_queues)
         return uids
 
@@ -195,21 +171,17 @@ class RedisDlq:
 
     # --- death events -----------------------------------------------------------------------
     async def claim_deaths(self, queue: str, limit: int, lease_ms: int) -> list[DeathEvent]:
-        validate_queue_name(queue)
         qk = self._b.keys.queue(queue)
-        rows = await self._b._run("claim_deaths", [qk.job_prefix, qk.deaths], [limit, lease_ms])
+        reply = await self._b.run("claim_deaths", [qk.job_prefix, qk.deaths], [limit, lease_ms])
         out = []
-        for member, jtype in rows:
-            uid, _, n = str(member).rpartition(":")
+        for claimed in Claimed.decode_all(reply):
+            uid, _, n = claimed.member.rpartition(":")
             death = as_int(n, 0, 10**9)
             if death is not None and UID_RE.fullmatch(uid):  # else not an event we wrote
-                out.append(DeathEvent(job_id=f"{queue}:{uid}", type=str(jtype), death=death))
+                out.append(DeathEvent(job_id=f"{queue}:{uid}", type=claimed.type, death=death))
         return out
 
-    async def ack_deaths(self, queue: str, events: Sequence[DeathEvent]) -> int:
-        validate_queue_name(queue)
-        members = [f"{uid_in(queue, e.job_id)}:{e.death}" for e in events]
-        if not members:
-            return 0
+    async def ack_deaths(self, queue: str, members: Sequence[str]) -> int:
+        """Drop the death events `<uid>:<death count>` whose hooks have run."""
         with self._b.unavailable():
             return int(await self._b.client.zrem(self._b.keys.queue(queue).deaths, *members))

@@ -9,7 +9,7 @@ and whether it ever trimmed, in one step) and, for waiting, `XREAD BLOCK` on the
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from conveyor.brokers.base import (
     LOG_START,
@@ -18,6 +18,7 @@ from conveyor.brokers.base import (
     check_cursor_name,
     check_event_limit,
 )
+from conveyor.brokers.redis.core import RedisCore
 from conveyor.brokers.redis.records import job_from_hash
 from conveyor.errors import JobNotFound, ValidationError
 from conveyor.events.model import JobEvent
@@ -25,9 +26,6 @@ from conveyor.events.records import event_from_record
 from conveyor.ids import split_job_id
 from conveyor.jobs import Job
 from conveyor.queues import validate_queue_name
-
-if TYPE_CHECKING:
-    from conveyor.brokers.redis.broker import RedisBroker
 
 _ID_RE = re.compile(r"^(\d{1,15})-(\d{1,19})$")
 #: longest block of one wait_events call
@@ -66,19 +64,19 @@ def decode(queue: str, rows: Any) -> list[JobEvent]:
 
 
 class RedisEvents:
-    def __init__(self, broker: RedisBroker) -> None:
-        self._b = broker
+    def __init__(self, core: RedisCore) -> None:
+        self._b = core
 
     async def read(self, queue: str, after: str, limit: int) -> EventPage:
         validate_queue_name(queue)
         check_event_limit(limit)
         start = stream_id(after)
         key = self._b.keys.queue(queue).events
-        last, first, trimmed, rows = await self._b._run("read_events", [key],
+        last, first, trimmed, rows = await self._b.run("read_events", [key],
                                                         [_rid(start), limit])
         ahead = start > _sid(last)  # a cursor the log never reached: it lost writes
         if ahead:
-            _, first, trimmed, rows = await self._b._run("read_events", [key], ["0-0", limit])
+            _, first, trimmed, rows = await self._b.run("read_events", [key], ["0-0", limit])
         # trimming drops the oldest entries: those after the cursor may be gone when the
         # cursor is older than the oldest entry kept (conservative: the cursor's own event
         # may have been the only one dropped)

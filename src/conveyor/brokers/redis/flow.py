@@ -8,17 +8,15 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from conveyor.brokers.base import AuditReport, KeyInfo, LeaseRef, check_flow_counters
 from conveyor.brokers.records import as_int
+from conveyor.brokers.redis.core import RedisCore
 from conveyor.flow import QueueLimits, Rate, stored_limits
 from conveyor.ids import split_job_id
 from conveyor.jobs import MAX_EPOCH_MS, JobState
 from conveyor.queues import validate_queue_name
-
-if TYPE_CHECKING:
-    from conveyor.brokers.redis.broker import RedisBroker
 
 #: why a limited fetch held work back (the limits hash counts each as `held:<reason>`)
 HELD_REASONS = ("concurrency", "rate", "hold", "key_concurrency", "key_rate", "key_hold")
@@ -33,8 +31,8 @@ def _rate_args(rate: Rate | None) -> list[str]:
 
 
 class RedisFlow:
-    def __init__(self, broker: RedisBroker) -> None:
-        self._b = broker
+    def __init__(self, core: RedisCore) -> None:
+        self._b = core
 
     async def set(self, queue: str, limits: QueueLimits) -> QueueLimits:
         validate_queue_name(queue)
@@ -50,7 +48,7 @@ class RedisFlow:
             *_rate_args(limits.key_rate),
             json.dumps(limits.key_weights) if limits.key_weights else "",
         ]
-        await self._b._run("limits", [qk.limits, qk.weights, qk.blocked, qk.marker, qk.ready],
+        await self._b.run("limits", [qk.limits, qk.weights, qk.blocked, qk.marker, qk.ready],
                            args)
         return limits
 
@@ -64,7 +62,7 @@ class RedisFlow:
         validate_queue_name(queue)
         qk = self._b.keys.queue(queue)
         had = await self.get(queue) is not None
-        await self._b._run("limits", [qk.limits, qk.weights, qk.blocked, qk.marker, qk.ready],
+        await self._b.run("limits", [qk.limits, qk.weights, qk.blocked, qk.marker, qk.ready],
                            ["delete", "", *[""] * 8, ""])
         return had
 
@@ -78,7 +76,7 @@ class RedisFlow:
         for queue, items in by_queue.items():
             qk = self._b.keys.queue(queue)
             keys = [qk.job_prefix, qk.running, qk.queued, qk.marker, qk.dead, qk.deaths]
-            res = await self._b._run(
+            res = await self._b.run(
                 "release", keys, [json.dumps([[uid, tok, hold] for _, uid, tok in items])])
             for (pos, _, _), r in zip(items, res, strict=True):
                 out[pos] = bool(int(r))

@@ -8,7 +8,7 @@ connection, whatever the pool size.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 from conveyor.brokers.base import (
     SeriesPoint,
@@ -16,11 +16,9 @@ from conveyor.brokers.base import (
     queue_not_empty,
     queue_not_found,
 )
+from conveyor.brokers.redis.core import RedisCore
 from conveyor.jobs import JobState
 from conveyor.queues import validate_queue_name
-
-if TYPE_CHECKING:
-    from conveyor.brokers.redis.broker import RedisBroker
 
 #: queues per pipeline
 CHUNK = 500
@@ -33,14 +31,14 @@ def _count(value: object) -> int:
 
 
 class RedisQueues:
-    def __init__(self, broker: RedisBroker) -> None:
-        self._b = broker
+    def __init__(self, core: RedisCore) -> None:
+        self._b = core
 
     async def stats(self, names: Sequence[str]) -> dict[str, dict[str, int]]:
         """counts.lua once per queue (a third of the cost of one ZCARD per state)."""
         counts: list[list[int]] = []
         for start in range(0, len(names), CHUNK):
-            counts += await self._b._run_many([
+            counts += await self._b.run_many([
                 ("counts", [self._b.keys.queue(q).index(s) for s in _STATES], [])
                 for q in names[start : start + CHUNK]
             ])
@@ -54,7 +52,7 @@ class RedisQueues:
         became due (0: none waits), by the broker's clock."""
         rows: list[list[int]] = []
         for start in range(0, len(names), CHUNK):
-            rows += await self._b._run_many([
+            rows += await self._b.run_many([
                 ("ready_age", [qk.job_prefix, qk.queued, qk.scheduled], [])
                 for qk in (self._b.keys.queue(q) for q in names[start : start + CHUNK])
             ])
@@ -95,6 +93,28 @@ class RedisQueues:
                 flags += await pipe.execute()
         return {q for q, flag in zip(names, flags, strict=True) if flag}
 
+    async def pause(self, queue: str) -> None:
+        key = self._b.keys.queue(queue).paused
+        with self._b.unavailable():
+            pipe = self._b.client.pipeline(transaction=False)
+            pipe.set(key, "1")
+            await self._send_waited(pipe, [key])
+
+    async def resume(self, queue: str) -> None:
+        qk = self._b.keys.queue(queue)
+        with self._b.unavailable():
+            pipe = self._b.client.pipeline(transaction=False)
+            pipe.delete(qk.paused)
+            pipe.lpush(qk.marker, "1")
+            pipe.ltrim(qk.marker, 0, 0)
+            await self._send_waited(pipe, [qk.paused])
+
+    async def _send_waited(self, pipe: Any, written: Sequence[str]) -> None:
+        """The pipeline, then (when writes wait for replicas) WAIT on the nodes written."""
+        waits = self._b.add_waits(pipe, written) if self._b.wait_replicas else 0
+        replies = await pipe.execute()
+        self._b.confirmed(replies[len(replies) - waits:] if waits else [])
+
     async def forget(self, queue: str) -> None:
         """Drop an empty queue from the registry, in three steps each on one slot (the
         registry `cv:queues` has a slot of its own, so no script touches it with queue keys):
@@ -107,7 +127,7 @@ class RedisQueues:
         qk = self._b.keys.queue(queue)
         indexes = [qk.index(s) for s in _STATES]
         keys = [qk.paused, qk.marker, qk.seq, qk.deaths, qk.listing, *indexes]
-        res = await self._b._run("forget_queue", keys, [])
+        res = await self._b.run("forget_queue", keys, [])
         if isinstance(res, list):
             listed, *by_state = (int(n) for n in res)
             counts = {str(s): n for s, n in zip(_STATES, by_state, strict=True) if n}

@@ -14,11 +14,12 @@ import json
 import logging
 
 from conveyor.brokers.base import Page
+from conveyor.brokers.redis import reads
 from conveyor.brokers.redis.broker import RedisBroker
+from conveyor.brokers.redis.keys import QueueKeys
 from conveyor.errors import CorruptRecord, ValidationError
 from conveyor.ids import UID_RE
 from conveyor.jobs import JobState
-from conveyor.keys import QueueKeys
 from conveyor.queues import QUEUE_NAME_RE
 from conveyor.schedules.store import (
     LOOKAHEAD_MS,
@@ -66,7 +67,7 @@ class RedisScheduleStore:
 
     async def upsert(self, d: Definition, *, paused: bool | None, next_ms: int | None,
                      new_paused: bool = False) -> str:
-        await self._b._writable()
+        await self._b.writable()
         old = await self._queue_of(d.name)
         with RedisBroker.unavailable():
             if old != d.queue:
@@ -79,7 +80,7 @@ class RedisScheduleStore:
         args = [d.name, d.def_json, d.job.to_json(), d.fp, d.tfp, d.schedule.overlap,
                 "" if paused is None else ("1" if paused else "0"),
                 -1 if next_ms is None else next_ms, LOOKAHEAD_MS, "1" if new_paused else "0"]
-        res = await self._b._run("sched_upsert", [qk.sched_prefix + d.name, qk.sched_due],
+        res = await self._b.run("sched_upsert", [qk.sched_prefix + d.name, qk.sched_due],
                                  args)
         if old is not None and old != d.queue and res == "created":
             return "replaced"
@@ -125,7 +126,7 @@ class RedisScheduleStore:
 
     async def _delete_in(self, name: str, queue: str) -> bool:
         qk = self._q(queue)
-        res = await self._b._run(
+        res = await self._b.run(
             "sched_delete",
             [qk.sched_prefix + name, qk.sched_due, qk.sched_runs_prefix + name], [name])
         return bool(res)
@@ -147,27 +148,27 @@ class RedisScheduleStore:
         queue = await self._queue_of(name)
         if queue is None:
             return False
-        await self._b._writable()
+        await self._b.writable()
         qk = self._q(queue)
-        res = await self._b._run(
+        res = await self._b.run(
             "sched_pause", [qk.sched_prefix + name, qk.sched_due],
             [name, "1" if paused else "0", -1 if next_ms is None else next_ms, LOOKAHEAD_MS])
         return bool(res == "ok")
 
     async def due(self, queue: str, limit: int = 200) -> tuple[int, list[DueRow]]:
         qk = self._q(queue)
-        now, rows = await self._b._run("sched_due", [qk.sched_due, qk.sched_prefix], [limit])
+        now, rows = await self._b.run("sched_due", [qk.sched_due, qk.sched_prefix], [limit])
         return int(now), [DueRow(str(n), str(d), str(fp), int(nx)) for n, d, fp, nx in rows]
 
     async def fire(self, queue: str, entries: list[FireEntry]) -> list[FireOutcome]:
         if not entries:
             return []
-        await self._b._writable()
+        await self._b.writable()
         qk = self._q(queue)
         keys = [qk.sched_prefix, qk.sched_due, qk.job_prefix, qk.idem_prefix, qk.queued,
                 qk.scheduled, qk.seq, qk.marker, qk.listing, qk.sched_runs_prefix]
         args = [json.dumps([e.as_json() for e in entries]), LOOKAHEAD_MS, RUNS_KEEP]
-        _, rows = await self._b._run("sched_fire", keys, args)
+        _, rows = await self._b.run("sched_fire", keys, args)
         out = [FireOutcome(e.name, str(status), tuple(f"{queue}:{u}" for u in made),
                            int(skipped))
                for e, (status, made, skipped) in zip(entries, rows, strict=True)]
@@ -182,7 +183,7 @@ class RedisScheduleStore:
         with RedisBroker.unavailable():
             uids = [str(u) for u in await self._client.zrevrangebylex(
                 self._q(queue).sched_runs_prefix + name, top, "-", start=0, num=limit)]
-        jobs = await self._b._listed([(queue, u) for u in uids])
+        jobs = await reads.listed(self._b, [(queue, u) for u in uids])
         return Page(items=jobs, next_cursor=uids[-1] if len(uids) == limit else None)
 
     async def job_states(self, job_ids: list[str]) -> list[JobState | None]:

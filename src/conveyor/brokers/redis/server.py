@@ -21,6 +21,7 @@ from contextlib import contextmanager, suppress
 from typing import Any, cast
 
 from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -217,3 +218,51 @@ class PolicyWatch:
             log.error("redis_policy_evicting", extra={"maxmemory_policy": policy,
                                                       "required": REQUIRED_POLICY})
         return self.error
+
+
+async def check_role(client: Redis) -> None:
+    """A `redis://` URL must reach a standalone primary: a cluster node answers only
+    for its own slots (MOVED for the rest), a replica refuses writes."""
+    pipe = client.pipeline(transaction=False)
+    pipe.info("cluster")
+    pipe.info("replication")
+    cluster, replication = await pipe.execute()
+    if int(cluster.get("cluster_enabled", 0)):
+        raise BrokerMisconfigured(
+            "this Redis is a Redis Cluster node: use a cluster URL,"
+            " redis+cluster://host:port[,host:port...]/ (rediss+cluster:// for TLS)",
+            details={"field": "broker_url", "cluster_enabled": 1})
+    if replication.get("role") == "slave":
+        raise BrokerMisconfigured(
+            "this Redis is a read-only replica: point the URL at its primary"
+            f" ({replication.get('master_host')}:{replication.get('master_port')})",
+            details={"field": "broker_url", "role": "replica"})
+
+
+async def warn_without_aof(client: Redis | RedisCluster) -> None:
+    """Log every node (of a cluster: every node the client knows) that does not persist
+    each write (AOF off): a restart or a failover to it may lose jobs."""
+    if isinstance(client, RedisCluster):
+        infos = await client.info("persistence", target_nodes=RedisCluster.ALL_NODES)
+        persistence = dict(infos) if len(client.get_nodes()) > 1 else {"": infos}
+    else:
+        persistence = {"": await client.info("persistence")}
+    for node, info in sorted(persistence.items()):
+        if not int(info.get("aof_enabled", 0)):
+            log.warning(
+                "redis_aof_disabled",
+                extra={"node": node or None,
+                       "hint": "enable appendonly yes (on every node) so a restart or a"
+                               " failover to this node loses no job"},
+            )
+
+
+async def cluster_ok(client: RedisCluster) -> None:
+    """Ready only while every primary says every slot is served (`cluster_state:ok`)."""
+    got = await client.execute_command("CLUSTER INFO", target_nodes=RedisCluster.PRIMARIES)
+    infos = got.values() if isinstance(got, dict) and "cluster_state" not in got else [got]
+    for info in infos:
+        text = info if isinstance(info, str) else str(info.get("cluster_state", ""))
+        if "ok" not in text.split("cluster_state:", 1)[-1][:3] and text != "ok":
+            raise BrokerUnavailable("Redis Cluster is not serving every slot"
+                                    " (cluster_state is not ok): a failover is under way")

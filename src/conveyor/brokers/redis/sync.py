@@ -1,5 +1,5 @@
-"""A synchronous enqueue path for the sync client: the same scripts and the same plan as
-`RedisBroker.enqueue`, sent over a blocking redis-py connection.
+"""A synchronous enqueue path for the sync client: the same scripts and the same plan
+(enqueue.py) as `RedisBroker.enqueue`, sent over a blocking redis-py connection.
 
 Why: the sync client otherwise drives the async client on a loop thread, and the hop to
 that thread and back costs more than the round trip itself; a sync producer (a web view, a
@@ -17,15 +17,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
-from conveyor.brokers.redis.broker import RedisBroker
-from conveyor.brokers.redis.broker import _script_errors as script_errors
 from conveyor.brokers.redis.cluster import is_cluster_url, make_sync_cluster_client
+from conveyor.brokers.redis.core import RedisCore, script_errors
+from conveyor.brokers.redis.enqueue import enqueue_plan
 from conveyor.errors import BrokerUnavailable, CorruptJob
 from conveyor.jobs import EnqueueResult, JobSpec
 
 
 class SyncEnqueuer:
-    def __init__(self, broker: RedisBroker, url: str) -> None:
+    def __init__(self, broker: RedisCore, url: str) -> None:
         self._broker = broker
         timeout = broker.timeout_s  # the async broker's bounded waits, and its retry rule
         # a write that WAITs for replicas may answer the WAIT's timeout later
@@ -47,7 +47,7 @@ class SyncEnqueuer:
     def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
         if self._cluster is not None:
             return self._enqueue_cluster(self._cluster, specs)
-        plan = self._broker.enqueue_plan(specs)
+        plan = enqueue_plan(self._broker, specs)
         with script_errors(), self._broker.unavailable():
             self._check_policy()
             # the registry AFTER the scripts, in the same round trip: see remember_queues
@@ -75,7 +75,7 @@ class SyncEnqueuer:
             if failed:
                 self._unregister_failed(plan.calls, replies, plan.queues)
                 raise failed[0]
-            self._broker._confirmed(acks)
+            self._broker.confirmed(acks)
             return plan.results(replies)
 
     def _unregister_failed(
@@ -84,7 +84,7 @@ class SyncEnqueuer:
         """The async broker's `_unregister_failed`, over this connection: a queue none of
         whose calls succeeded and which holds no job leaves the registry again."""
         b = self._broker
-        stored = set(b._stored_queues(calls, replies, register))
+        stored = set(b.stored_queues(calls, replies, register))
         for queue in register:
             qk = b.keys.queue(queue)
             if queue in stored or self._client.zcard(qk.listing) or \
@@ -100,7 +100,7 @@ class SyncEnqueuer:
         """Cluster: each script call on its own slot (redis-py routes it and follows MOVED /
         ASK), then the registry once every call succeeded, then WAIT per node written. A
         failure part way names the jobs stored (as the async broker does)."""
-        plan = self._broker.enqueue_plan(specs)
+        plan = enqueue_plan(self._broker, specs)
         scripts = self._broker.scripts
         replies: list[Any] = []
         failed: BrokerUnavailable | None = None
@@ -116,7 +116,7 @@ class SyncEnqueuer:
                         reply, acks = self._cluster_call(client, name, keys, args)
                     if isinstance(reply, Exception):
                         raise reply
-                    self._broker._confirmed(acks)
+                    self._broker.confirmed(acks)
                     replies.append(reply)
             except BrokerUnavailable as exc:
                 failed = exc

@@ -14,9 +14,9 @@ from typing import Any, cast
 
 from conveyor.brokers.redis.broker import RedisBroker
 from conveyor.brokers.redis.cluster import Client
+from conveyor.brokers.redis.keys import Keys
 from conveyor.brokers.redis.scripts import Scripts
 from conveyor.errors import CorruptRecord
-from conveyor.keys import Keys
 from conveyor.webhooks.model import (
     MAX_REASON_LENGTH,
     Subscription,

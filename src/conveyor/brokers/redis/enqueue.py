@@ -1,0 +1,121 @@
+"""The Redis enqueue: the plan (script calls that store some jobs, and how to read their
+replies back), shared by the async broker and the synchronous fast path (sync.py), and the
+async send of that plan, with the per-slot retry that names what a Cluster stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from conveyor.brokers.redis import batches
+from conveyor.brokers.redis.core import RedisCore
+from conveyor.brokers.redis.keys import QueueKeys
+from conveyor.brokers.redis.replies import EnqueuePart
+from conveyor.errors import BrokerUnavailable, ConveyorError, PartialEnqueue
+from conveyor.jobs import EnqueueResult, JobSpec, JobState, check_spec
+
+ENQUEUE_CHUNK = 1000
+
+
+@dataclass(slots=True)
+class EnqueuePlan:
+    """Script calls that store some jobs, and how to read their replies back. Shared by the
+    async broker and the synchronous fast path (`SyncEnqueuer`)."""
+
+    specs: list[JobSpec]
+    queues: list[str]
+    calls: list[tuple[str, list[str], list[Any]]] = field(default_factory=list)
+    order: list[tuple[str, list[int]]] = field(default_factory=list)
+
+    def results(self, replies: Sequence[Any]) -> list[EnqueueResult]:
+        out: list[EnqueueResult | None] = [None] * len(self.specs)
+        for (queue, positions), reply in zip(self.order, replies, strict=True):
+            part = EnqueuePart.decode(reply)
+            for pos, row in zip(positions, part.rows, strict=True):
+                spec = self.specs[pos]
+                if isinstance(row, int):  # created; due at `row`
+                    state = JobState.SCHEDULED if row > part.now_ms else JobState.QUEUED
+                    out[pos] = EnqueueResult(spec.id, True, spec.fingerprint, state,
+                                             part.now_ms, row)
+                else:  # the live job holding the idempotency key, or this job sent again
+                    job_id = f"{queue}:{row.uid}"
+                    out[pos] = EnqueueResult(job_id, job_id == spec.id,
+                                             row.fingerprint or spec.fingerprint, row.state,
+                                             row.created_ms, row.run_at_ms)
+        return [r for r in out if r is not None]
+
+    def partial(self, stored: Sequence[int], replies: Sequence[Any],
+                failed: ConveyorError) -> ConveyorError:
+        """What a batch whose calls `stored` went through while others failed answers:
+        `failed` itself when nothing was stored, else a PartialEnqueue naming both sides."""
+        done = [self.specs[p].id for i in stored for p in self.order[i][1]]
+        if not done:
+            return failed
+        left = [self.specs[p].id for i, r in enumerate(replies) if r is None
+                for p in self.order[i][1]]
+        return PartialEnqueue(
+            f"{len(done)} of {len(self.specs)} jobs were stored; a Redis Cluster node failed"
+            f" for the other {len(left)} (unconfirmed: each may or may not be stored):"
+            f" {failed.message}. Send the batch again: each job"
+            " keeps its id, so the stored ones come back as they are",
+            details={"stored": done, "unconfirmed": left},
+        )
+
+
+def enqueue_keys(qk: QueueKeys) -> list[str]:
+    return [qk.job_prefix, qk.idem_prefix, qk.queued, qk.scheduled, qk.seq, qk.marker,
+            qk.listing]
+
+
+def enqueue_plan(core: RedisCore, specs: Sequence[JobSpec]) -> EnqueuePlan:
+    """The script calls that store `specs`: one per queue and bounded chunk of jobs (at
+    most 1,000 and `max_call_bytes`, see batches.py)."""
+    for spec in specs:
+        check_spec(spec)  # all or nothing: no call is made unless every spec is valid
+    batch = batches.build(
+        "enqueue", specs, lambda s: s.id,
+        lambda q: enqueue_keys(core.qk(q)),
+        lambda uid, s: [
+            uid, s.type, s.payload_json, str(s.priority), str(s.max_attempts),
+            "" if s.timeout_ms is None else str(s.timeout_ms),
+            -1 if s.delay_ms is None else s.delay_ms,
+            -1 if s.run_at_ms is None else s.run_at_ms, s.idempotency_key or "", s.fingerprint,
+            s.trace,
+            s.limit_key or "",
+        ],
+        max_bytes=core.max_call_bytes, max_items=ENQUEUE_CHUNK,
+    )
+    return EnqueuePlan(specs=list(specs), queues=list(dict.fromkeys(q for q, _ in batch.parts)),
+                       calls=batch.calls, order=batch.parts)
+
+
+async def enqueue(core: RedisCore, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
+    plan = enqueue_plan(core, specs)
+    if not core.cluster or len(plan.calls) < 2:
+        return plan.results(await core.run_many(plan.calls, register=plan.queues))
+    try:
+        return plan.results(await core.run_many(plan.calls, register=plan.queues))
+    except BrokerUnavailable:
+        return await _enqueue_apart(core, plan)
+
+
+async def _enqueue_apart(core: RedisCore, plan: EnqueuePlan) -> list[EnqueueResult]:
+    """Cluster, a batch over several slots that failed somewhere: each call again on its
+    own (a repeat finds its jobs already stored), so the caller learns exactly which
+    jobs are stored. Some stored, some not: `PartialEnqueue` names both."""
+    replies: list[Any] = []
+    failed: BrokerUnavailable | None = None
+    for name, keys, args in plan.calls:
+        try:
+            replies.append(await core.run(name, keys, args))
+        except BrokerUnavailable as exc:
+            failed = exc
+            replies.append(None)
+    stored = [i for i, r in enumerate(replies) if r is not None]
+    if failed is None:
+        await core.remember_queues(plan.queues)
+        return plan.results(replies)
+    await core.remember_queues([plan.order[i][0] for i in stored])
+    raise plan.partial(stored, replies, failed)
