@@ -12,11 +12,11 @@ import asyncio
 import os
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict
 from functools import partial
 from typing import Any
 
 from conveyor import joblogs
+from conveyor.brokers import shell
 from conveyor.brokers.base import (
     AckItem,
     AuditReport,
@@ -57,14 +57,11 @@ from conveyor.brokers.sqlite.wakeup import Wakeup
 from conveyor.brokers.text import safe_json, safe_message, safe_name, safe_traceback
 from conveyor.errors import (
     BrokerUnavailable,
-    CorruptJob,
-    InvalidState,
-    JobNotFound,
     ValidationError,
 )
 from conveyor.flow import QueueLimits
-from conveyor.ids import UID_RE, lease_nonce, split_job_id
-from conveyor.jobs import Delivery, EnqueueResult, Job, JobSpec, JobState, check_spec
+from conveyor.ids import lease_nonce, split_job_id
+from conveyor.jobs import EnqueueResult, Job, JobSpec, JobState, check_spec
 from conveyor.queues import validate_queue_name
 
 ENQUEUE_CHUNK = 1000
@@ -166,7 +163,7 @@ class SqliteBroker:
 
     # --- worker ---------------------------------------------------------------------------
     async def fetch(self, queue: str, count: int, worker_id: str, lease_ms: int) -> FetchBatch:
-        validate_queue_name(queue)
+        shell.queue_name(queue)
         nonce, worker = lease_nonce(), safe_name(worker_id)
         now, due, promoted, rows = await self._writer.write(
             lambda c: tx.fetch(c, queue, max(count, 0), worker, lease_ms, PROMOTE_LIMIT, nonce)
@@ -174,12 +171,10 @@ class SqliteBroker:
         if promoted:
             self._wakeup.notify()
         deliveries = [
-            Delivery(
-                job_id=f"{queue}:{uid}", queue=queue, type=jtype, payload_json=payload,
-                token=token, attempts=attempts, max_attempts=int(max_att),
-                timeout_s=None if timeout is None else int(timeout) / 1000,
-                due_ms=run_at if isinstance(run_at, int) else None, leased_ms=now, trace=trace,
-            )
+            shell.delivery(queue, uid, token=token, type=jtype, payload=payload,
+                           attempts=attempts, max_attempts=int(max_att), timeout_ms=timeout,
+                           due_ms=run_at if isinstance(run_at, int) else None, leased_ms=now,
+                           trace=trace)
             for uid, token, jtype, payload, attempts, max_att, timeout, run_at, trace in rows
         ]
         return FetchBatch(deliveries, now, due)
@@ -189,7 +184,7 @@ class SqliteBroker:
         a SCHEDULED one due before the timeout ends. Writes of this process wake the wait at
         once; other processes' commits are noticed by polling `PRAGMA data_version` (a read of
         the WAL index, no query) every 10-50 ms, and only a change runs the queue check."""
-        names = [validate_queue_name(q) for q in queues]
+        names = shell.queue_names(queues)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(timeout_s, 0.0)
         seen = -1
@@ -281,22 +276,22 @@ class SqliteBroker:
         return out
 
     async def promote_due(self, queue: str, limit: int = 1000) -> int:
-        validate_queue_name(queue)
+        shell.queue_name(queue)
         n = await self._writer.write(lambda c: tx.promote(c, queue, now_ms(), limit))
         if n:
             self._wakeup.notify()
         return n
 
     async def reap_expired(self, queue: str, limit: int = 1000) -> ReapResult:
-        validate_queue_name(queue)
+        shell.queue_name(queue)
         requeued, dead, cancelled = await self._writer.write(lambda c: tx.reap(c, queue, limit))
         if requeued:
             self._wakeup.notify()
         return ReapResult(requeued=requeued, dead=dead, cancelled=cancelled)
 
     async def purge_expired(self, queue: str, limit: int = 1000) -> int:
-        validate_queue_name(queue)
-        keep_ms = int(self.queue_retention_s.get(queue, self.retention_s) * 1000)
+        keep_ms = shell.retention_ms(shell.queue_name(queue), self.retention_s,
+                                     self.queue_retention_s)
         dlq_ms = int(self.dlq_retention_s * 1000)
         return await self._writer.write(lambda c: ops.expire(c, queue, keep_ms, dlq_ms, limit))
 
@@ -305,7 +300,7 @@ class SqliteBroker:
         queue, uid = split_job_id(job_id)
         row = await self._reader.read(lambda c: ops.select_job(c, queue, uid))
         if row is None:
-            raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
+            raise shell.not_found(job_id)
         return row_to_job(row)
 
     async def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
@@ -319,9 +314,7 @@ class SqliteBroker:
         res, row = await self._writer.write(
             lambda c: ops.cancel(c, queue, uid, safe_name(actor))
         )
-        if res == "requested":  # RUNNING: its worker is asked to stop it
-            res = "ok"
-        _raise_for(job_id, res, "ok", "only scheduled, queued or running jobs can be cancelled")
+        shell.cancel_outcome(job_id, res)
         return row_to_job(row)
 
     async def retry(self, job_id: str, actor: str = "manual") -> Job:
@@ -332,7 +325,7 @@ class SqliteBroker:
             return res, ops.select_job(c, queue, uid)
 
         res, row = await self._writer.write(run)
-        _raise_for(job_id, res, "retried", "only dead or cancelled jobs can be retried")
+        shell.retry_outcome(job_id, res)
         self._wakeup.notify()
         return row_to_job(row)
 
@@ -343,11 +336,9 @@ class SqliteBroker:
         """Newest first by uid (creation time), across queues by merging each queue's
         (queue, uid) index. Filtered listings look at LIST_SCAN candidates per call at most,
         so a page may be short while `next_cursor` is set."""
-        if not 1 <= limit <= 1000:
-            raise ValidationError("limit must be between 1 and 1000", details={"limit": limit})
-        if cursor is not None and not UID_RE.fullmatch(cursor):
-            raise ValidationError("invalid cursor", details={"cursor": cursor})
-        names = [validate_queue_name(queue)] if queue is not None else await self.queues()
+        shell.check_page(limit)
+        shell.uid_cursor(cursor)
+        names = [shell.queue_name(queue)] if queue is not None else await self.queues()
         filtered = state is not None or type is not None
         scan = max(limit, LIST_SCAN) if filtered else limit + 1
 
@@ -358,12 +349,9 @@ class SqliteBroker:
 
     async def dlq_list(self, queue: str, limit: int = 50, cursor: str | None = None) -> Page:
         """The DLQ newest first by finish time; the cursor is an offset (as in Redis)."""
-        validate_queue_name(queue)
-        if not 1 <= limit <= 1000:
-            raise ValidationError("limit must be between 1 and 1000", details={"limit": limit})
-        if cursor is not None and not cursor.isdigit():
-            raise ValidationError("invalid cursor", details={"cursor": cursor})
-        offset = int(cursor or 0)
+        shell.queue_name(queue)
+        shell.check_page(limit)
+        offset = shell.offset_cursor(cursor)
         rows = await self._reader.read(lambda c: reads.dead_page(c, queue, limit, offset))
         nxt = str(offset + limit) if len(rows) == limit else None
         return Page(items=[row_to_job(r, strict=False) for r in rows], next_cursor=nxt)
@@ -372,12 +360,7 @@ class SqliteBroker:
         self, queue: str, selector: DeadSelector | None = None, *, limit: int = 100,
         cursor: str | None = None, scan: int = 1000,
     ) -> DeadScan:
-        validate_queue_name(queue)
-        if not (1 <= limit <= 10_000 and 1 <= scan <= 10_000):
-            raise ValidationError(
-                "limit and scan must be between 1 and 10000",
-                details={"limit": limit, "scan": scan},
-            )
+        shell.check_dead_scan(queue, limit, scan)
         pos = None if cursor is None else parse_dead_cursor(cursor)
         uids, last, done = await self._reader.read(
             lambda c: dlq.scan(c, queue, selector, limit, pos, max(scan, limit))
@@ -393,8 +376,7 @@ class SqliteBroker:
         actor: str = "dlq.redrive", *, selector: DeadSelector | None = None,
         dry_run: bool = False,
     ) -> list[str]:
-        validate_queue_name(queue)
-        uids = None if job_ids is None else [_uid_in(queue, j) for j in job_ids]
+        uids = shell.uids_in(shell.queue_name(queue), job_ids)
         if uids == []:
             return []
         res = await self._writer.write(
@@ -408,14 +390,8 @@ class SqliteBroker:
         self, queue: str, job_ids: Sequence[str], target_queue: str, actor: str,
         *, selector: DeadSelector | None = None,
     ) -> list[tuple[str, str]]:
-        validate_queue_name(queue)
-        validate_queue_name(target_queue)
-        if target_queue == queue:
-            raise ValidationError(
-                "the target queue is the job's own queue: redrive in place instead",
-                details={"target_queue": target_queue},
-            )
-        uids = [_uid_in(queue, j) for j in job_ids]
+        shell.check_move(queue, target_queue)
+        uids = shell.uids_in(queue, job_ids) or []
         if not uids:
             return []
         pairs = await self._writer.write(
@@ -429,8 +405,7 @@ class SqliteBroker:
         self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000,
         *, selector: DeadSelector | None = None, dry_run: bool = False,
     ) -> list[str]:
-        validate_queue_name(queue)
-        uids = None if job_ids is None else [_uid_in(queue, j) for j in job_ids]
+        uids = shell.uids_in(shell.queue_name(queue), job_ids)
         if uids == []:
             return []
         gone = await self._writer.write(
@@ -439,13 +414,13 @@ class SqliteBroker:
         return [f"{queue}:{u}" for u in gone]
 
     async def claim_deaths(self, queue: str, limit: int, lease_ms: int) -> list[DeathEvent]:
-        validate_queue_name(queue)
+        shell.queue_name(queue)
         rows = await self._writer.write(lambda c: dlq.claim_deaths(c, queue, limit, lease_ms))
         return [DeathEvent(f"{queue}:{uid}", jtype, n) for uid, n, jtype in rows]
 
     async def ack_deaths(self, queue: str, events: Sequence[DeathEvent]) -> int:
-        validate_queue_name(queue)
-        keys = [(_uid_in(queue, e.job_id), e.death) for e in events]
+        shell.queue_name(queue)
+        keys = [(shell.uid_in(queue, e.job_id), e.death) for e in events]
         if not keys:
             return 0
         return await self._writer.write(lambda c: dlq.ack_deaths(c, queue, keys))
@@ -579,7 +554,7 @@ class SqliteBroker:
         row, cursor = await self._reader.read(
             lambda c: (ops.select_job(c, queue, uid), evlog.tail(c, queue)))
         if row is None:
-            raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
+            raise shell.not_found(job_id)
         return row_to_job(row), cursor
 
     async def load_cursor(self, queue: str, name: str) -> str | None:
@@ -603,7 +578,7 @@ class SqliteBroker:
 
     # --- worker registry ------------------------------------------------------------------
     async def register_worker(self, info: WorkerInfo, ttl_s: float) -> None:
-        await self._registry.register(asdict(info), ttl_s)
+        await self._registry.register(info, ttl_s)
 
     async def deregister_worker(self, worker_id: str) -> None:
         await self._registry.deregister(worker_id)
@@ -618,20 +593,3 @@ def _probe(conn: Any, names: list[str], seen: int, until_ms: int) -> tuple[int, 
         return version, False
     return version, reads.has_work(conn, names, until_ms)
 
-
-def _raise_for(job_id: str, res: str, ok: str, why: str) -> None:
-    if res == ok:
-        return
-    if res == "not_found":
-        raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
-    if res.startswith("corrupt:"):
-        raise CorruptJob(f"job {job_id} has a corrupt record: {res[8:]}",
-                         details={"job_id": job_id})
-    raise InvalidState(f"job {job_id} is {res}: {why}", details={"job_id": job_id, "state": res})
-
-
-def _uid_in(queue: str, job_id: str) -> str:
-    q, uid = split_job_id(job_id)
-    if q != queue:
-        raise ValidationError(f"job {job_id} is not in queue {queue}", details={"job_id": job_id})
-    return uid

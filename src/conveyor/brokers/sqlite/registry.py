@@ -4,15 +4,11 @@ next registration of any worker)."""
 
 from __future__ import annotations
 
-import json
-import logging
 import sqlite3
-from typing import Any
 
 from conveyor.brokers.base import WorkerInfo
+from conveyor.brokers.shell import parse_worker, worker_record
 from conveyor.brokers.sqlite.connection import Database, now_ms
-
-log = logging.getLogger("conveyor.broker.sqlite")
 
 
 class WorkerRegistry:
@@ -20,15 +16,14 @@ class WorkerRegistry:
         self._writer = writer
         self._reader = reader
 
-    async def register(self, info: dict[str, Any], ttl_s: float) -> None:
+    async def register(self, info: WorkerInfo, ttl_s: float) -> None:
         def run(conn: sqlite3.Connection) -> None:
             now = now_ms()
-            data = {**info, "last_seen_ms": now}
             conn.execute(
                 "INSERT INTO workers (id, info, last_seen_ms, expires_ms) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET info = excluded.info,"
                 " last_seen_ms = excluded.last_seen_ms, expires_ms = excluded.expires_ms",
-                (info["id"], json.dumps(data), now, now + int(ttl_s * 1000)),
+                (info.id, worker_record(info, now), now, now + int(ttl_s * 1000)),
             )
             conn.execute("DELETE FROM workers WHERE expires_ms <= ?", (now,))
 
@@ -47,10 +42,4 @@ class WorkerRegistry:
                 (now_ms(),),
             ).fetchall()
         )
-        out: list[WorkerInfo] = []
-        for (text,) in rows:
-            try:
-                out.append(WorkerInfo(**json.loads(text)))
-            except (TypeError, ValueError):
-                log.warning("corrupt_worker_record", extra={"record": str(text)[:200]})
-        return out
+        return [w for w in (parse_worker(text) for (text,) in rows) if w is not None]
