@@ -18,7 +18,9 @@ from conveyor.brokers.sqlite.connection import now_ms
 from conveyor.brokers.sqlite.events import emit
 from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
 from conveyor.brokers.sqlite.transitions import take_seqs
+from conveyor.events.model import EventName
 from conveyor.ids import new_uid
+from conveyor.jobs import Outcome
 
 #: (death ms, uid): a position in the dead index, ordered as the Redis zset orders it
 Position = tuple[int, str]
@@ -129,7 +131,7 @@ def redrive(
         if not dry_run:
             rid, prio = row
             seq = take_seqs(conn, queue, 1)
-            line = history_line(0, actor, None, now, "redriven", None,
+            line = history_line(0, actor, None, now, Outcome.REDRIVEN, None,
                                 f"redriven from the DLQ by {actor}")
             conn.execute(
                 "UPDATE jobs SET state = 'queued', attempts = 0, seq = ?, score = ?,"
@@ -137,7 +139,7 @@ def redrive(
                 " history = history || ? WHERE id = ?",
                 (seq, queued_score(prio, seq), now, line, rid),
             )
-            emit(conn, rid, "redriven")
+            emit(conn, rid, EventName.REDRIVEN)
         out.append(uid)
     return out
 
@@ -192,14 +194,14 @@ def move(
         new = held[0] if held is not None else new_uid()
         if held is None:
             seq = take_seqs(conn, target, 1)
-            line = history_line(0, actor, None, now, "redriven", None,
+            line = history_line(0, actor, None, now, Outcome.REDRIVEN, None,
                                 f"redriven from {old_id} by {actor}")
             cur = conn.execute(_COPY, (
                 target, new, jtype, payload, queued_score(prio, seq), prio, seq, max_att,
                 timeout, now, now, key, (history or "") + line, int(count) + 1,
             ))
             assert cur.lastrowid is not None
-            emit(conn, cur.lastrowid, "redriven")
+            emit(conn, cur.lastrowid, EventName.REDRIVEN)
         conn.execute("DELETE FROM deaths WHERE queue = ? AND uid = ?", (queue, uid))
         conn.execute("DELETE FROM jobs WHERE id = ?", (rid,))
         out.append((uid, new))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from conveyor.brokers.records import build_job
-from conveyor.jobs import Job
+from conveyor.jobs import Job, Outcome
 
 #: Every column `row_to_job` reads, in order: (queue, uid), then the logical fields of
 #: brokers/records.py
@@ -48,14 +48,16 @@ def queued_score(priority: int, seq: int) -> int:
 
 
 def history_line(
-    attempt: int, worker: str | None, started: int | None, finished: int | None, outcome: str,
-    code: str | None = None, message: str | None = None, traceback: str | None = None,
+    attempt: int, worker: str | None, started: int | None, finished: int | None,
+    outcome: Outcome, code: str | None = None, message: str | None = None,
+    traceback: str | None = None,
 ) -> str:
     """One JSON line of a job's history, the same fields and order as the Redis scripts."""
     return json.dumps(
         {
             "attempt": attempt, "worker": worker or None, "started_at": started,
-            "finished_at": finished, "outcome": outcome, "error_code": code or None,
+            "finished_at": finished, "outcome": str(outcome),
+            "error_code": str(code) if code else None,
             "message": message or None, "traceback": traceback or None,
         },
         ensure_ascii=False, separators=(",", ":"),

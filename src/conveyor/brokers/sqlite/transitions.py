@@ -29,8 +29,10 @@ from conveyor.brokers.sqlite.connection import now_ms
 from conveyor.brokers.sqlite.events import emit
 from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
 from conveyor.brokers.sqlite.series import count_series
+from conveyor.errors import ErrorCode
+from conveyor.events.model import EventName
 from conveyor.events.records import progress_json
-from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState
+from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState, Outcome
 
 LEASE_EXPIRED_MSG = "lease expired: the worker died, hung or lost its connection"
 RELEASED_MSG = "released by a stopping worker; attempt not charged"
@@ -58,11 +60,12 @@ def set_corrupt(conn: sqlite3.Connection, rid: int, now: int, problem: str) -> N
     flow.give_back(conn, rid, now)
     conn.execute(
         "UPDATE jobs SET state = 'dead', score = ?, finished_ms = ?, token = '',"
-        " err_code = 'corrupt_job', err_msg = ?, history = history || ? WHERE id = ?",
-        (now, now, msg, history_line(0, None, None, now, "dead", "corrupt_job", msg), rid),
+        " err_code = ?, err_msg = ?, history = history || ? WHERE id = ?",
+        (now, now, ErrorCode.CORRUPT_JOB, msg,
+         history_line(0, None, None, now, Outcome.DEAD, ErrorCode.CORRUPT_JOB, msg), rid),
     )
     record_death(conn, rid, now)
-    emit(conn, rid, "dead", "corrupt_job")
+    emit(conn, rid, EventName.DEAD, ErrorCode.CORRUPT_JOB)
 
 
 def checked(
@@ -111,7 +114,7 @@ def promote(conn: sqlite3.Connection, queue: str, now: int, limit: int) -> int:
             [(first + i, queued_score(row[4], first + i), row[0]) for i, row in enumerate(due)],
         )
         for row in due:
-            emit(conn, row[0], "enqueued")
+            emit(conn, row[0], EventName.ENQUEUED)
     return len(due)
 
 
@@ -152,7 +155,7 @@ def fetch(
             out.append((rest[-1], token, jtype, payload, attempt, int(max_att),
                         None if timeout in (None, "") else int(timeout), rest[2],
                         rest[-2] if isinstance(rest[-2], str) else ""))
-            emit(conn, rid, "started")
+            emit(conn, rid, EventName.STARTED)
             return True
 
         wake = flow.fetch(conn, queue, limits, count, now, lease, next_due(conn, queue))
@@ -179,7 +182,7 @@ def fetch(
             updates,
         )
         for *_, rid in updates:
-            emit(conn, rid, "started")
+            emit(conn, rid, EventName.STARTED)
     return now, next_due(conn, queue), promoted, out
 
 
@@ -223,11 +226,12 @@ def cancel_running(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bo
         msg = f"cancelled by {asked[0] or '?'} while running"
         conn.execute(
             "UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, token = '',"
-            " err_code = 'cancelled', err_msg = ?, history = history || ? WHERE id = ?",
-            (now, now, msg,
-             history_line(attempts, worker, started, now, "cancelled", "cancelled", msg), rid),
+            " err_code = ?, err_msg = ?, history = history || ? WHERE id = ?",
+            (now, now, ErrorCode.CANCELLED, msg,
+             history_line(attempts, worker, started, now, Outcome.CANCELLED,
+                          ErrorCode.CANCELLED, msg), rid),
         )
-        emit(conn, rid, "cancelled", "cancelled")
+        emit(conn, rid, EventName.CANCELLED, ErrorCode.CANCELLED)
         out.append(True)
     return out
 
@@ -268,9 +272,9 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
             "UPDATE jobs SET state = 'succeeded', score = ?, finished_ms = ?, result = ?,"
             " result_preview = ?, result_size = ?, history = history || ? WHERE id = ?",
             (now, now, result, result[:RESULT_PREVIEW_CHARS], len(result),
-             history_line(attempts, worker, started, now, "succeeded"), rid),
+             history_line(attempts, worker, started, now, Outcome.SUCCEEDED), rid),
         )
-        emit(conn, rid, "succeeded")
+        emit(conn, rid, EventName.SUCCEEDED)
         count_series(conn, rid, now, "s")
         out.append(True)
     return out
@@ -299,17 +303,17 @@ def fail(
         ).fetchone()
         if asked is not None:
             why = f"cancelled by {asked[0] or '?'} while running (its attempt failed: {code})"
-            line = history_line(attempts, worker, started, now, "cancelled", "cancelled", why,
-                                tb)
+            line = history_line(attempts, worker, started, now, Outcome.CANCELLED,
+                                ErrorCode.CANCELLED, why, tb)
             conn.execute(
                 f"UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, {set_error}"
                 " WHERE id = ?",
-                (now, now, "cancelled", why, line, rid),
+                (now, now, ErrorCode.CANCELLED, why, line, rid),
             )
-            emit(conn, rid, "cancelled", "cancelled")
+            emit(conn, rid, EventName.CANCELLED, ErrorCode.CANCELLED)
             out.append(JobState.CANCELLED)
         elif delay is not None and attempts < max_att:
-            line = history_line(attempts, worker, started, now, "failed", code, msg, tb)
+            line = history_line(attempts, worker, started, now, Outcome.FAILED, code, msg, tb)
             if delay == 0:
                 seq = take_seqs(conn, queue, 1)
                 conn.execute(
@@ -317,7 +321,7 @@ def fail(
                     f" {set_error} WHERE id = ?",
                     (seq, queued_score(prio, seq), now, code, msg, line, rid),
                 )
-                emit(conn, rid, "retrying", code)
+                emit(conn, rid, EventName.RETRYING, code)
                 count_series(conn, rid, now, "f")
                 out.append(JobState.QUEUED)
             else:
@@ -327,18 +331,18 @@ def fail(
                     f" {set_error} WHERE id = ?",
                     (due, due, code, msg, line, rid),
                 )
-                emit(conn, rid, "retrying", code)
+                emit(conn, rid, EventName.RETRYING, code)
                 count_series(conn, rid, now, "f")
                 out.append(JobState.SCHEDULED)
         else:
-            line = history_line(attempts, worker, started, now, "dead", code, msg, tb)
+            line = history_line(attempts, worker, started, now, Outcome.DEAD, code, msg, tb)
             conn.execute(
                 f"UPDATE jobs SET state = 'dead', score = ?, finished_ms = ?, {set_error}"
                 " WHERE id = ?",
                 (now, now, code, msg, line, rid),
             )
             record_death(conn, rid, now)
-            emit(conn, rid, "dead", code)
+            emit(conn, rid, EventName.DEAD, code)
             count_series(conn, rid, now, "d")
             out.append(JobState.DEAD)
     return out
@@ -359,19 +363,19 @@ def release(
         rid, attempts, _, worker, started, prio, seq = row
         flow.give_back(conn, rid, now)
         if hold_ms is None:
-            line = history_line(attempts, worker, started, now, "released", "worker_shutdown",
-                                RELEASED_MSG)
+            line = history_line(attempts, worker, started, now, Outcome.RELEASED,
+                                ErrorCode.WORKER_SHUTDOWN, RELEASED_MSG)
         else:
             flow.hold(conn, rid, now, hold_ms)
-            line = history_line(attempts, worker, started, now, "released", "rate_limited",
-                                f"rate limited upstream: key held for {hold_ms} ms; attempt"
-                                " not charged")
+            line = history_line(attempts, worker, started, now, Outcome.RELEASED,
+                                ErrorCode.RATE_LIMITED, f"rate limited upstream: key held for"
+                                f" {hold_ms} ms; attempt not charged")
         conn.execute(
             "UPDATE jobs SET state = 'queued', score = ?, attempts = attempts - 1, token = '',"
             " history = history || ? WHERE id = ?",
             (queued_score(prio, seq), line, rid),
         )
-        emit(conn, rid, "released")
+        emit(conn, rid, EventName.RELEASED)
         out.append(True)
     return out
 
@@ -393,37 +397,40 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int, in
         token, cancel_token, cancel_by = row[15:]
         flow.give_back(conn, rid, now)
         attempts = int(attempts or 0)
-        code = "lease_expired"
+        code = ErrorCode.LEASE_EXPIRED
         if cancel_token and cancel_token == token:  # asked to stop: never requeued
             msg = f"cancelled by {cancel_by or '?'} (the worker's lease expired first)"
             conn.execute(
                 "UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, token = '',"
-                " err_code = 'cancelled', err_msg = ?, history = history || ? WHERE id = ?",
-                (now, now, msg,
-                 history_line(attempts, worker, started, now, "cancelled", "cancelled", msg),
+                " err_code = ?, err_msg = ?, history = history || ? WHERE id = ?",
+                (now, now, ErrorCode.CANCELLED, msg,
+                 history_line(attempts, worker, started, now, Outcome.CANCELLED,
+                              ErrorCode.CANCELLED, msg),
                  rid),
             )
-            emit(conn, rid, "cancelled", "cancelled")
+            emit(conn, rid, EventName.CANCELLED, ErrorCode.CANCELLED)
             cancelled += 1
         elif attempts >= max_att:
-            line = history_line(attempts, worker, started, now, "dead", code, LEASE_EXPIRED_MSG)
+            line = history_line(attempts, worker, started, now, Outcome.DEAD, code,
+                                LEASE_EXPIRED_MSG)
             conn.execute(
                 "UPDATE jobs SET state = 'dead', score = ?, finished_ms = ?, token = '',"
                 " err_code = ?, err_msg = ?, history = history || ? WHERE id = ?",
                 (now, now, code, LEASE_EXPIRED_MSG, line, rid),
             )
             record_death(conn, rid, now)
-            emit(conn, rid, "dead", code)
+            emit(conn, rid, EventName.DEAD, code)
             count_series(conn, rid, now, "d")
             dead += 1
         else:
-            line = history_line(attempts, worker, started, now, code, code, LEASE_EXPIRED_MSG)
+            line = history_line(attempts, worker, started, now, Outcome.LEASE_EXPIRED, code,
+                                LEASE_EXPIRED_MSG)
             conn.execute(
                 "UPDATE jobs SET state = 'queued', score = ?, token = '', err_code = ?,"
                 " err_msg = ?, history = history || ? WHERE id = ?",
                 (queued_score(prio, seq), code, LEASE_EXPIRED_MSG, line, rid),
             )
-            emit(conn, rid, code, code)
+            emit(conn, rid, EventName.LEASE_EXPIRED, code)
             count_series(conn, rid, now, "f")
             requeued += 1
     return requeued, dead, cancelled
@@ -446,7 +453,7 @@ def progress(
             continue
         report = progress_json(float(value), message or None, now)
         conn.execute("UPDATE jobs SET progress = ? WHERE id = ?", (report, row[0]))
-        emit(conn, row[0], "progress", None, report)
+        emit(conn, row[0], EventName.PROGRESS, None, report)
         out.append(True)
     return out
 
