@@ -741,7 +741,7 @@ class RedisBroker:
             log.warning("corrupt_jobs_set_aside", extra={"queue": queue, "count": int(aside)})
         return ReapResult(requeued=int(requeued), dead=int(dead), cancelled=int(cancelled))
 
-    async def purge_expired(self, queue: str, limit: int = 1000) -> int:
+    async def expire_finished(self, queue: str, limit: int = 1000) -> int:
         qk = self._q(queue)
         retention = self.queue_retention_s.get(queue, self.retention_s)
         keys = [qk.job_prefix, qk.succeeded, qk.cancelled, qk.dead, qk.idem_prefix, qk.listing,

@@ -203,12 +203,12 @@ class RedisDlq:
             uid, _, n = str(member).rpartition(":")
             death = as_int(n, 0, 10**9)
             if death is not None and UID_RE.fullmatch(uid):  # else not an event we wrote
-                out.append(DeathEvent(job_id=f"{queue}:{uid}", type=str(jtype), death=death))
+                out.append(DeathEvent(job_id=f"{queue}:{uid}", type=str(jtype), redrives=death))
         return out
 
     async def ack_deaths(self, queue: str, events: Sequence[DeathEvent]) -> int:
         validate_queue_name(queue)
-        members = [f"{uid_in(queue, e.job_id)}:{e.death}" for e in events]
+        members = [f"{uid_in(queue, e.job_id)}:{e.redrives}" for e in events]
         if not members:
             return 0
         with self._b.unavailable():

@@ -294,7 +294,7 @@ class SqliteBroker:
             self._wakeup.notify()
         return ReapResult(requeued=requeued, dead=dead, cancelled=cancelled)
 
-    async def purge_expired(self, queue: str, limit: int = 1000) -> int:
+    async def expire_finished(self, queue: str, limit: int = 1000) -> int:
         validate_queue_name(queue)
         keep_ms = int(self.queue_retention_s.get(queue, self.retention_s) * 1000)
         dlq_ms = int(self.dlq_retention_s * 1000)
@@ -445,7 +445,7 @@ class SqliteBroker:
 
     async def ack_deaths(self, queue: str, events: Sequence[DeathEvent]) -> int:
         validate_queue_name(queue)
-        keys = [(_uid_in(queue, e.job_id), e.death) for e in events]
+        keys = [(_uid_in(queue, e.job_id), e.redrives) for e in events]
         if not keys:
             return 0
         return await self._writer.write(lambda c: dlq.ack_deaths(c, queue, keys))
