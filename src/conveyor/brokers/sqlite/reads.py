@@ -116,25 +116,28 @@ def ready_ages(conn: sqlite3.Connection, queues: Sequence[str], now: int) -> dic
     return out
 
 
-def has_work(conn: sqlite3.Connection, queues: Sequence[str], until_ms: int) -> bool:
-    """True when an unpaused queue holds a QUEUED job, or a SCHEDULED one due before
-    `until_ms` (a sleeping worker should wake to promote it)."""
+def work_due_ms(conn: sqlite3.Connection, queues: Sequence[str], now: int) -> int | None:
+    """When the first work of the unpaused `queues` can start: `now` for a QUEUED job (or a
+    limited queue's held job that may start now), else the earliest due SCHEDULED job's time
+    (the wait sleeps until it: answering "work" for a job not yet due made the worker fetch
+    in a loop until then); None for no work at all."""
+    due_ms: int | None = None
     for queue in queues:
         if conn.execute("SELECT 1 FROM paused WHERE name = ?", (queue,)).fetchone():
             continue
         limited = flow.has_work(conn, queue)  # None: the queue has no limits
         if limited:
-            return True
+            return now
         if limited is None and conn.execute(
             "SELECT 1 FROM jobs WHERE queue = ? AND state = 'queued' LIMIT 1", (queue,)
         ).fetchone():
-            return True
+            return now
         (due,) = conn.execute(
             "SELECT min(score) FROM jobs WHERE queue = ? AND state = 'scheduled'", (queue,)
         ).fetchone()
-        if due is not None and int(due) < until_ms:
-            return True
-    return False
+        if due is not None and (due_ms is None or int(due) < due_ms):
+            due_ms = int(due)
+    return due_ms
 
 
 def data_version(conn: sqlite3.Connection) -> int:
