@@ -13,11 +13,12 @@ from conveyor.brokers.records import CANCEL_CHECKS, REQUEUE_CHECKS, STATES, reco
 from conveyor.brokers.sqlite.connection import now_ms
 from conveyor.brokers.sqlite.events import arrival, emit
 from conveyor.brokers.sqlite.records import (
-    CORE_COLUMNS,
     JOB_COLUMNS,
+    CoreRow,
     core_of,
     history_line,
     queued_score,
+    select_core,
 )
 from conveyor.brokers.sqlite.series import expire_series
 from conveyor.brokers.sqlite.transitions import set_corrupt, take_seqs
@@ -88,11 +89,9 @@ def select_job(conn: sqlite3.Connection, queue: str, uid: str) -> Any:
     ).fetchone()
 
 
-def _core(conn: sqlite3.Connection, queue: str, uid: str) -> Any:
-    """`id, <CORE_COLUMNS>` of one job, or None."""
-    return conn.execute(
-        f"SELECT id, {CORE_COLUMNS} FROM jobs WHERE queue = ? AND uid = ?", (queue, uid)
-    ).fetchone()
+def _core(conn: sqlite3.Connection, queue: str, uid: str) -> CoreRow | None:
+    rows = select_core(conn, "queue = ? AND uid = ?", (queue, uid))
+    return rows[0] if rows else None
 
 
 def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[str, Any]:
@@ -103,7 +102,7 @@ def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[
     row = _core(conn, queue, uid)
     if row is None:
         return "not_found", None
-    rid, state, attempts = row[0], row[1], row[5]
+    rid, state, attempts = row.id, row.state, row.attempts
     now = now_ms()
     if state == JobState.RUNNING:  # writes only the two request fields
         cur = conn.execute(
@@ -115,7 +114,7 @@ def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[
         return "requested", select_job(conn, queue, uid)
     if state in STATES and state not in CANCELLABLE_STATES:  # RUNNING: asked above
         return str(state), None
-    problem = record_problem(core_of(row[1:]), None, CANCEL_CHECKS)
+    problem = record_problem(core_of(row), None, CANCEL_CHECKS)
     if problem is not None:
         set_corrupt(conn, rid, now, problem)
         return f"corrupt:{problem}", None
@@ -144,11 +143,11 @@ def retry(
         if row is None:
             out.append((uid, "not_found"))
             continue
-        rid, state, prio = row[0], row[1], row[4]
+        rid, state, prio = row.id, row.state, row.priority
         if state in STATES and state not in RETRYABLE_STATES:
             out.append((uid, str(state)))
             continue
-        problem = record_problem(core_of(row[1:]), None, REQUEUE_CHECKS)
+        problem = record_problem(core_of(row), None, REQUEUE_CHECKS)
         if problem is not None:  # a cancelled one is set aside; a dead one stays as it is
             if state == JobState.CANCELLED:
                 set_corrupt(conn, rid, now, problem)

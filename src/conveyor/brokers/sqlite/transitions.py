@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from conveyor.brokers.records import (
     ACK_CHECKS,
@@ -27,7 +27,13 @@ from conveyor.brokers.records import (
 from conveyor.brokers.sqlite import flow
 from conveyor.brokers.sqlite.connection import now_ms
 from conveyor.brokers.sqlite.events import emit
-from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
+from conveyor.brokers.sqlite.records import (
+    CoreRow,
+    core_of,
+    history_line,
+    queued_score,
+    select_core,
+)
 from conveyor.brokers.sqlite.series import count_series
 from conveyor.errors import ErrorCode
 from conveyor.events.model import EventName
@@ -39,6 +45,26 @@ RELEASED_MSG = "released by a stopping worker; attempt not charged"
 
 #: (queue, uid, token) of one lease call
 Lease = tuple[str, str, str]
+
+
+class Leased(NamedTuple):
+    """One job `fetch` leased: what the broker builds its `Delivery` of."""
+
+    uid: str
+    token: str
+    type: str
+    payload: str
+    attempts: int
+    max_attempts: int
+    timeout_ms: int | None
+    run_at_ms: Any
+    trace: str
+
+    @classmethod
+    def of(cls, row: CoreRow, token: str) -> Leased:
+        """A QUEUED row FETCH_CHECKS passed, leased under `token` (its attempt charged)."""
+        return cls(row.uid, token, row.type, row.payload, _attempts(row) + 1,
+                   int(row.max_attempts), _timeout_ms(row), row.run_at, _trace(row))
 
 
 def record_death(conn: sqlite3.Connection, rid: int, now: int) -> None:
@@ -69,20 +95,27 @@ def set_corrupt(conn: sqlite3.Connection, rid: int, now: int, problem: str) -> N
 
 
 def checked(
-    conn: sqlite3.Connection, rows: Sequence[Any], want: str | None, checks: Sequence[str],
-    now: int,
-) -> list[Any]:
-    """Rows selected as `id, <CORE_COLUMNS>, ...`: those whose state is `want` and whose
-    `checks` fields are usable, in order; the others are set aside. A row's CORE_COLUMNS
-    values are its items 1 to 13."""
+    conn: sqlite3.Connection, rows: Sequence[CoreRow], want: str | None,
+    checks: Sequence[str], now: int,
+) -> list[CoreRow]:
+    """The rows whose state is `want` and whose `checks` fields are usable, in order; the
+    others are set aside."""
     good = []
     for row in rows:
-        problem = record_problem(core_of(row[1:14]), want, checks)
+        problem = record_problem(core_of(row), want, checks)
         if problem is None:
             good.append(row)
         else:
-            set_corrupt(conn, row[0], now, problem)
+            set_corrupt(conn, row.id, now, problem)
     return good
+
+
+def _timeout_ms(row: CoreRow) -> int | None:
+    return None if row.timeout in (None, "") else int(row.timeout)
+
+
+def _trace(row: CoreRow) -> str:
+    return row.trace if isinstance(row.trace, str) else ""
 
 
 def take_seqs(conn: sqlite3.Connection, queue: str, n: int) -> int:
@@ -102,80 +135,72 @@ def next_due(conn: sqlite3.Connection, queue: str) -> int | None:
 
 def promote(conn: sqlite3.Connection, queue: str, now: int, limit: int) -> int:
     """SCHEDULED -> QUEUED for due jobs, oldest due first, at most `limit`."""
-    due = checked(conn, conn.execute(
-        f"SELECT id, {CORE_COLUMNS} FROM jobs WHERE queue = ? AND state = 'scheduled'"
-        " AND score <= ? ORDER BY score LIMIT ?",
+    due = checked(conn, select_core(
+        conn, "queue = ? AND state = 'scheduled' AND score <= ? ORDER BY score LIMIT ?",
         (queue, now, limit),
-    ).fetchall(), JobState.SCHEDULED, PROMOTE_CHECKS, now)
+    ), JobState.SCHEDULED, PROMOTE_CHECKS, now)
     if due:
         first = take_seqs(conn, queue, len(due))
         conn.executemany(
             "UPDATE jobs SET state = 'queued', seq = ?, score = ? WHERE id = ?",
-            [(first + i, queued_score(row[4], first + i), row[0]) for i, row in enumerate(due)],
+            [(first + i, queued_score(row.priority, first + i), row.id)
+             for i, row in enumerate(due)],
         )
         for row in due:
-            emit(conn, row[0], EventName.ENQUEUED)
+            emit(conn, row.id, EventName.ENQUEUED)
     return len(due)
 
 
 def fetch(
     conn: sqlite3.Connection, queue: str, count: int, worker: str, lease_ms: int,
     promote_limit: int, nonce: str,
-) -> tuple[int, int | None, int, list[tuple[Any, ...]]]:
+) -> tuple[int, int | None, int, list[Leased]]:
     """Promote due jobs, then lease up to `count` QUEUED jobs (attempts + 1, a new token:
     `<nonce>.<i>`, random bits per call, so a file that lost its last commits never hands
     out a token again; see `ids.lease_nonce`).
 
-    Returns (now, next_due, promoted, [(uid, token, type, payload, attempts, max_attempts,
-    timeout_ms, run_at_ms, trace context)]). A paused queue hands out nothing and promotes nothing.
+    Returns (now, next_due, promoted, the leases handed out). A paused queue hands out
+    nothing and promotes nothing.
     """
     now = now_ms()
     if conn.execute("SELECT 1 FROM paused WHERE name = ?", (queue,)).fetchone():
         return now, next_due(conn, queue), 0, []
     promoted = promote(conn, queue, now, promote_limit)
-    out: list[tuple[Any, ...]] = []
+    out: list[Leased] = []
     limits = flow.limits_row(conn, queue)
     if limits is not None:  # flow control: lease through the queue's limits
         deadline = now + lease_ms
 
         def lease(key: str) -> bool:
-            rows = checked(conn, conn.execute(
-                f"SELECT id, {CORE_COLUMNS}, trace, uid FROM jobs WHERE queue = ? AND"
-                " state = 'queued' AND limit_key IS ? ORDER BY score LIMIT 1", (queue, key or None),
-            ).fetchall(), JobState.QUEUED, FETCH_CHECKS, now)
+            rows = checked(conn, select_core(
+                conn, "queue = ? AND state = 'queued' AND limit_key IS ? ORDER BY score LIMIT 1",
+                (queue, key or None),
+            ), JobState.QUEUED, FETCH_CHECKS, now)
             if not rows:
                 return False
-            rid, _, jtype, payload, _, attempts, max_att, timeout, *rest = rows[0]
-            token, attempt = f"{nonce}.{len(out) + 1}", int(attempts or 0) + 1
+            leased = Leased.of(rows[0], f"{nonce}.{len(out) + 1}")
             conn.execute(
                 "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = lease + 1,"
                 " token = ?, attempts = ?, started_ms = ?, worker = ?, permit = 1 WHERE id = ?",
-                (deadline, deadline, token, attempt, now, worker, rid),
+                (deadline, deadline, leased.token, leased.attempts, now, worker, rows[0].id),
             )
-            out.append((rest[-1], token, jtype, payload, attempt, int(max_att),
-                        None if timeout in (None, "") else int(timeout), rest[2],
-                        rest[-2] if isinstance(rest[-2], str) else ""))
-            emit(conn, rid, EventName.STARTED)
+            out.append(leased)
+            emit(conn, rows[0].id, EventName.STARTED)
             return True
 
         wake = flow.fetch(conn, queue, limits, count, now, lease, next_due(conn, queue))
         return now, wake, promoted, out
     if count > 0:
-        rows = checked(conn, conn.execute(
-            f"SELECT id, {CORE_COLUMNS}, trace, uid FROM jobs"
-            " WHERE queue = ? AND state = 'queued' ORDER BY score LIMIT ?",
-            (queue, count),
-        ).fetchall(), JobState.QUEUED, FETCH_CHECKS, now)
+        rows = checked(conn, select_core(
+            conn, "queue = ? AND state = 'queued' ORDER BY score LIMIT ?", (queue, count),
+        ), JobState.QUEUED, FETCH_CHECKS, now)
         deadline = now + lease_ms
         updates = []
-        for i, (rid, _, jtype, payload, _, attempts, max_att, timeout, *rest) in enumerate(
-            rows, 1
-        ):
-            token, attempt = f"{nonce}.{i}", int(attempts or 0) + 1
-            updates.append((deadline, deadline, token, attempt, now, worker, rid))
-            out.append((rest[-1], token, jtype, payload, attempt, int(max_att),
-                        None if timeout in (None, "") else int(timeout), rest[2],
-                        rest[-2] if isinstance(rest[-2], str) else ""))
+        for i, row in enumerate(rows, 1):
+            leased = Leased.of(row, f"{nonce}.{i}")
+            updates.append((deadline, deadline, leased.token, leased.attempts, now, worker,
+                            row.id))
+            out.append(leased)
         conn.executemany(
             "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = lease + 1,"
             " token = ?, attempts = ?, started_ms = ?, worker = ? WHERE id = ?",
@@ -221,7 +246,7 @@ def cancel_running(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bo
         if row is None:
             out.append(False)
             continue
-        rid, attempts, _, worker, started, _, _ = row
+        rid, attempts, worker, started = row.id, _attempts(row), row.worker, row.started
         flow.give_back(conn, rid, now)
         msg = f"cancelled by {asked[0] or '?'} while running"
         conn.execute(
@@ -238,18 +263,18 @@ def cancel_running(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bo
 
 def _holder(
     conn: sqlite3.Connection, queue: str, uid: str, token: str, now: int, checks: Sequence[str]
-) -> Any:
-    """(id, attempts, max_attempts, worker, started, priority, seq) of the job running under
-    this token, or None: not held, or a row that does not parse (set aside)."""
-    row = conn.execute(
-        f"SELECT id, {CORE_COLUMNS}, worker FROM jobs"
-        " WHERE queue = ? AND uid = ? AND state = 'running' AND token = ?",
-        (queue, uid, token),
-    ).fetchone()
-    if row is None or not checked(conn, [row], JobState.RUNNING, checks, now):
-        return None
-    rid, _, _, _, prio, attempts, max_att, _, seq, _, _, started, _, _, worker = row
-    return rid, int(attempts or 0), max_att, worker, started, prio, seq
+) -> CoreRow | None:
+    """The job running under this token, or None: not held, or a row that does not parse
+    (set aside)."""
+    rows = select_core(conn, "queue = ? AND uid = ? AND state = 'running' AND token = ?",
+                       (queue, uid, token))
+    good = checked(conn, rows, JobState.RUNNING, checks, now)
+    return good[0] if good else None
+
+
+def _attempts(row: CoreRow) -> int:
+    """The attempts of a row `checked` passed (blank reads as 0, as in the scripts)."""
+    return int(row.attempts or 0)
 
 
 def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) -> list[bool]:
@@ -266,7 +291,7 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
             ).fetchone()
             out.append(again is not None)
             continue
-        rid, attempts, _, worker, started, _, _ = row
+        rid, attempts, worker, started = row.id, _attempts(row), row.worker, row.started
         flow.give_back(conn, rid, now)
         conn.execute(
             "UPDATE jobs SET state = 'succeeded', score = ?, finished_ms = ?, result = ?,"
@@ -295,7 +320,8 @@ def fail(
         if row is None:
             out.append(None)
             continue
-        rid, attempts, max_att, worker, started, prio, _ = row
+        rid, attempts, worker, started = row.id, _attempts(row), row.worker, row.started
+        max_att, prio = int(row.max_attempts), row.priority
         flow.give_back(conn, rid, now)
         set_error = "err_code = ?, err_msg = ?, token = '', history = history || ?"
         asked = conn.execute(  # asked to stop (ops.cancel): the cancel wins over a retry
@@ -360,7 +386,7 @@ def release(
         if row is None:
             out.append(False)
             continue
-        rid, attempts, _, worker, started, prio, seq = row
+        rid, attempts, worker, started = row.id, _attempts(row), row.worker, row.started
         flow.give_back(conn, rid, now)
         if hold_ms is None:
             line = history_line(attempts, worker, started, now, Outcome.RELEASED,
@@ -373,7 +399,7 @@ def release(
         conn.execute(
             "UPDATE jobs SET state = 'queued', score = ?, attempts = attempts - 1, token = '',"
             " history = history || ? WHERE id = ?",
-            (queued_score(prio, seq), line, rid),
+            (queued_score(row.priority, row.seq), line, rid),
         )
         emit(conn, rid, EventName.RELEASED)
         out.append(True)
@@ -386,20 +412,17 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int, in
     DEAD until an operator, or a policy that opted in, redrives it). Returns (requeued,
     dead, cancelled). A job asked to stop (`ops.cancel` of a RUNNING job) ends CANCELLED."""
     now = now_ms()
-    rows = checked(conn, conn.execute(
-        f"SELECT id, {CORE_COLUMNS}, worker, token, cancel_token, cancel_by FROM jobs"
-        " WHERE queue = ? AND state = 'running' AND score <= ? ORDER BY score LIMIT ?",
+    rows = checked(conn, select_core(
+        conn, "queue = ? AND state = 'running' AND score <= ? ORDER BY score LIMIT ?",
         (queue, now, limit),
-    ).fetchall(), JobState.RUNNING, REAP_CHECKS, now)
+    ), JobState.RUNNING, REAP_CHECKS, now)
     requeued = dead = cancelled = 0
     for row in rows:
-        rid, _, _, _, prio, attempts, max_att, _, seq, _, _, started, _, _, worker = row[:15]
-        token, cancel_token, cancel_by = row[15:]
+        rid, attempts, worker, started = row.id, _attempts(row), row.worker, row.started
         flow.give_back(conn, rid, now)
-        attempts = int(attempts or 0)
         code = ErrorCode.LEASE_EXPIRED
-        if cancel_token and cancel_token == token:  # asked to stop: never requeued
-            msg = f"cancelled by {cancel_by or '?'} (the worker's lease expired first)"
+        if row.cancel_token and row.cancel_token == row.token:  # asked to stop: not requeued
+            msg = f"cancelled by {row.cancel_by or '?'} (the worker's lease expired first)"
             conn.execute(
                 "UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, token = '',"
                 " err_code = ?, err_msg = ?, history = history || ? WHERE id = ?",
@@ -410,7 +433,7 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int, in
             )
             emit(conn, rid, EventName.CANCELLED, ErrorCode.CANCELLED)
             cancelled += 1
-        elif attempts >= max_att:
+        elif attempts >= int(row.max_attempts):
             line = history_line(attempts, worker, started, now, Outcome.DEAD, code,
                                 LEASE_EXPIRED_MSG)
             conn.execute(
@@ -428,7 +451,7 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int, in
             conn.execute(
                 "UPDATE jobs SET state = 'queued', score = ?, token = '', err_code = ?,"
                 " err_msg = ?, history = history || ? WHERE id = ?",
-                (queued_score(prio, seq), code, LEASE_EXPIRED_MSG, line, rid),
+                (queued_score(row.priority, row.seq), code, LEASE_EXPIRED_MSG, line, rid),
             )
             emit(conn, rid, EventName.LEASE_EXPIRED, code)
             count_series(conn, rid, now, "f")
