@@ -283,7 +283,7 @@ class AsyncConveyor:
         return Job(
             id=res.job_id, type=spec.type, queue=spec.queue, payload=payload, state=res.state,
             priority=spec.priority, attempts=0, max_attempts=spec.max_attempts,
-            created_at=ms_to_datetime(res.created_at_ms),  # type: ignore[arg-type]
+            created_at=ms_to_datetime(res.created_at_ms),
             run_at=ms_to_datetime(res.run_at_ms), idempotency_key=spec.idempotency_key,
             timeout_s=spec.timeout_s, limit_key=spec.limit_key,
         )

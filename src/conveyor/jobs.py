@@ -39,6 +39,25 @@ CANCELLABLE_STATES: frozenset[JobState] = frozenset(
 )
 RETRYABLE_STATES: frozenset[JobState] = frozenset({JobState.DEAD, JobState.CANCELLED})
 
+
+class Outcome(StrEnum):
+    """How one line of a job's history ended: an attempt, or an operator's action. The Lua
+    scripts write these strings; Python reads them back into this enum."""
+
+    SUCCEEDED = "succeeded"
+    #: the attempt failed and the job will run again
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+    #: the worker's lease ran out (it died, hung or lost its connection); the job runs again
+    LEASE_EXPIRED = "lease_expired"
+    #: handed back without charging the attempt (worker stopping, or rate limited upstream)
+    RELEASED = "released"
+    #: DEAD -> QUEUED by the redrive tool or a DLQ policy
+    REDRIVEN = "redriven"
+    #: DEAD / CANCELLED -> QUEUED by a manual retry
+    RETRIED = "retried"
+
 MAX_ATTEMPTS_LIMIT = 100
 MAX_DELAY_MS = 365 * 24 * 3600 * 1000
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
@@ -71,7 +90,7 @@ class Attempt(BaseModel):
     worker: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    outcome: str
+    outcome: Outcome
     error_code: str | None = None
     message: str | None = None
     traceback: str | None = None

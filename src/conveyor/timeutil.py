@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import overload
 
 from conveyor.errors import ValidationError
 
@@ -11,7 +12,14 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
+@overload
+def ms_to_datetime(ms: int) -> datetime: ...
+@overload
+def ms_to_datetime(ms: None) -> None: ...
+@overload
+def ms_to_datetime(ms: int | None) -> datetime | None: ...
 def ms_to_datetime(ms: int | None) -> datetime | None:
+    """Epoch ms as an aware UTC datetime (None stays None)."""
     if ms is None:
         return None
     return datetime.fromtimestamp(ms / 1000, tz=UTC)

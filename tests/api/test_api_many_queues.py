@@ -113,7 +113,7 @@ async def test_an_empty_queue_is_deleted_and_a_busy_one_refused(
     assert error_of(busy)["code"] == "invalid_state"
     assert error_of(busy)["details"] == {"queue": "tmp", "counts": {"queued": 1}}
     assert (await api.post(f"/v1/jobs/{job['id']}/cancel")).status_code == 200
-    await conveyor.broker.purge_expired("tmp")  # retention has not passed: nothing goes
+    await conveyor.broker.expire_finished("tmp")  # retention has not passed: nothing goes
     assert (await api.delete("/v1/queues/tmp")).status_code == 409
 
     await conveyor.pause("idle")

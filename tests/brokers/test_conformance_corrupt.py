@@ -295,7 +295,7 @@ async def test_purge_and_retention_delete_corrupt_records(make_broker: BrokerFac
     await damage(broker, jobs[1].id, "attempts", "abc")
     await damage(broker, jobs[2].id, "finished", "never")
     assert await broker.dlq_purge(Q, [jobs[0].id]) == [jobs[0].id]
-    assert await broker.purge_expired(Q) == 2  # the dead index's score is the death time
+    assert await broker.expire_finished(Q) == 2  # the dead index's score is the death time
     assert sum((await broker.stats([Q]))[Q].values()) == 0
     await assert_audit_ok(broker)
 

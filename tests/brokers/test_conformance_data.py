@@ -95,7 +95,7 @@ async def test_purged_jobs_leave_no_keys_behind(make_broker: BrokerFactory) -> N
             assert await broker.fail([FailItem(d.job_id, d.token, "e", "m")]) == [JobState.DEAD]
     cancelled = await enqueue(broker, idempotency_key="key-c")
     await broker.cancel(cancelled.id)
-    assert await broker.purge_expired(Q) == 4
+    assert await broker.expire_finished(Q) == 4
     qk = broker.keys.queue(Q)
     leftovers = [
         k

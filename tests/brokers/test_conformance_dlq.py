@@ -266,7 +266,7 @@ async def test_purge_with_a_selector(broker: Broker) -> None:
 async def test_fail_records_a_death_event_claimed_under_a_lease(broker: Broker) -> None:
     (job_id,) = await _kill(broker, type="a")
     (event,) = await broker.claim_deaths(Q, 10, LONG_LEASE_MS)
-    assert (event.job_id, event.type, event.death) == (job_id, "a", 0)
+    assert (event.job_id, event.type, event.redrives) == (job_id, "a", 0)
     assert await broker.claim_deaths(Q, 10, LONG_LEASE_MS) == []  # claimed: not handed out
     assert await broker.ack_deaths(Q, [event]) == 1
     assert await broker.ack_deaths(Q, [event]) == 0
@@ -288,7 +288,7 @@ async def test_each_death_of_a_job_is_its_own_event(broker: Broker) -> None:
     d = await fetch_one(broker)
     assert await broker.fail([FailItem(job_id, d.token, "e", "again")]) == [JobState.DEAD]
     (second,) = await broker.claim_deaths(Q, 10, LONG_LEASE_MS)
-    assert (second.job_id, second.death) == (job_id, 1)
+    assert (second.job_id, second.redrives) == (job_id, 1)
     # and the counter bounds policies: one redrive so far
     assert await broker.dlq_redrive(Q, [job_id], selector=DeadSelector(max_redrives=1)) == []
 
@@ -318,7 +318,7 @@ async def test_retention_takes_death_events_with_their_jobs(make_broker: BrokerF
     broker = await make_broker(dlq_retention_s=0.05)
     (job_id,) = await _kill(broker)
     await wait_broker_time(broker, await _died_ms(broker, job_id) + 60)
-    assert await broker.purge_expired(Q) == 1
+    assert await broker.expire_finished(Q) == 1
     assert await broker.claim_deaths(Q, 10, LONG_LEASE_MS) == []
 
 

@@ -130,7 +130,7 @@ async def test_lines_are_deleted_with_the_job(make_broker: BrokerFactory) -> Non
     assert await broker.ack([AckItem(done, token)]) == [True]
     finished = ms((await broker.get(done)).finished_at)
     await wait_broker_time(broker, finished + 202)
-    assert await broker.purge_expired(Q) == 1
+    assert await broker.expire_finished(Q) == 1
     assert await broker.job_logs(done) == [] and await stored_anywhere(broker, done) == 0
     # DLQ purge
     dead, token = await _logged(broker)

@@ -182,7 +182,7 @@ async def test_sqlite_series_rows_go_a_week_after_their_hour(broker: Broker) -> 
         conn.executemany(
             "INSERT INTO series (queue, minute, type, succeeded) VALUES (?, ?, 't', 1)",
             [(Q, kept), (Q, gone), ("other", gone)])
-    await broker.purge_expired(Q)
+    await broker.expire_finished(Q)
     with contextlib.closing(sqlite3.connect(broker.path)) as conn:
         rows = sorted(conn.execute("SELECT queue, minute FROM series").fetchall())
     assert rows == sorted([(Q, kept), ("other", gone)])  # the other queue's own step purges it

@@ -230,6 +230,24 @@ async def test_wait_for_work_wakes_when_a_job_arrives(broker: Broker) -> None:
     await assert_audit_ok(broker)
 
 
+async def test_a_delayed_job_costs_a_bounded_number_of_wakeups(broker: Broker) -> None:
+    """A worker's loop (wait for work, then fetch) over one job due in 0.5 s: the wait ends
+    when the job is due (or at its timeout), not at once and again. The SQLite wait once
+    answered "work" for any job due before the wait's end, and its worker fetched about
+    1,750 times before the job was due."""
+    job = await enqueue(broker, delay=0.5)
+    fetches = 0
+    while True:
+        await broker.wait_for_work([Q], 2.0)
+        fetches += 1
+        batch = await broker.fetch(Q, 1, "w1", LONG_LEASE_MS)
+        if batch.deliveries:
+            break
+        assert fetches < 3, "the wait keeps returning before the job is due"
+    assert [d.job_id for d in batch.deliveries] == [job.id]
+    await assert_audit_ok(broker)
+
+
 # --- reading jobs ---------------------------------------------------------------------------
 
 

@@ -53,7 +53,7 @@ async def _purge_after_retention(broker: Broker, job_id: str, retention_ms: int)
     """Wait (broker clock) until the job's retention has passed, then purge once."""
     finished = ms((await broker.get(job_id)).finished_at)
     await wait_broker_time(broker, finished + retention_ms + 2)
-    return await broker.purge_expired(Q)
+    return await broker.expire_finished(Q)
 
 
 async def test_finished_jobs_are_deleted_after_retention(make_broker: BrokerFactory) -> None:
@@ -64,20 +64,20 @@ async def test_finished_jobs_are_deleted_after_retention(make_broker: BrokerFact
     live = (await enqueue(broker)).id
     finished = {j: ms((await broker.get(j)).finished_at) for j in (done, cancelled)}
 
-    purged = await broker.purge_expired(Q)  # right away: normally too early to delete
+    purged = await broker.expire_finished(Q)  # right away: normally too early to delete
     now = await broker.now_ms()
     for job_id, at in finished.items():
         if await _gone(broker, job_id):
             assert now - at >= SHORT_MS, "purged before its retention passed"
 
     await wait_broker_time(broker, max(finished.values()) + SHORT_MS + 2)
-    assert purged + await broker.purge_expired(Q) == 2
+    assert purged + await broker.expire_finished(Q) == 2
     assert await _gone(broker, done)
     assert await _gone(broker, cancelled)
     assert (await broker.get(live)).state == JobState.QUEUED
     counts = (await broker.stats([Q]))[Q]
     assert counts[JobState.SUCCEEDED] == counts[JobState.CANCELLED] == 0
-    assert await broker.purge_expired(Q) == 0
+    assert await broker.expire_finished(Q) == 0
     await assert_audit_ok(broker)
 
 
@@ -145,7 +145,7 @@ async def test_retention_can_be_set_per_queue(make_broker: BrokerFactory) -> Non
     d = await fetch_one(broker, queue="kept")
     assert await broker.ack([AckItem(other.id, d.token)]) == [True]
     await _purge_after_retention(broker, short, SHORT_MS)
-    assert await broker.purge_expired("kept") == 0
+    assert await broker.expire_finished("kept") == 0
     assert await _gone(broker, short)
     assert (await broker.get(other.id)).state == JobState.SUCCEEDED
     await assert_audit_ok(broker)

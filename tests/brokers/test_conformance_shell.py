@@ -2,7 +2,7 @@
 answer (the same exception, ErrorCode and details) from each broker, and nothing is stored.
 
 Before the shell, SQLite checked queue names in fetch, promote_due, reap_expired and
-purge_expired and Redis did not (a bad name became a key of its own); these pin the now
+expire_finished and Redis did not (a bad name became a key of its own); these pin the now
 equal behaviour.
 """
 
@@ -28,7 +28,7 @@ QUEUE_CALLS: dict[str, Callable[[Broker, str], Awaitable[Any]]] = {
     "wait_for_work": lambda b, q: b.wait_for_work([Q, q], 0.01),
     "promote_due": lambda b, q: b.promote_due(q),
     "reap_expired": lambda b, q: b.reap_expired(q),
-    "purge_expired": lambda b, q: b.purge_expired(q),
+    "expire_finished": lambda b, q: b.expire_finished(q),
     "dlq_list": lambda b, q: b.dlq_list(q),
     "dlq_scan": lambda b, q: b.dlq_scan(q),
     "dlq_redrive": lambda b, q: b.dlq_redrive(q, None),

@@ -113,7 +113,7 @@ async def test_purged_jobs_leave_no_rows_behind(tmp_path: Path) -> None:
                 ]
         cancelled = await client.enqueue("t", None, queue=Q, idempotency_key="key-c")
         await broker.cancel(cancelled.id)
-        assert await broker.purge_expired(Q) == 4
+        assert await broker.expire_finished(Q) == 4
         with raw(broker) as conn:
             assert conn.execute("SELECT count(*) FROM jobs").fetchone() == (0,)
         again = await client.enqueue("t", 0, queue=Q, idempotency_key="key-0", max_attempts=1)

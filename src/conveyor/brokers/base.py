@@ -243,12 +243,12 @@ def parse_dead_cursor(cursor: str) -> tuple[int, str]:
 @dataclass(frozen=True, slots=True)
 class DeathEvent:
     """A death recorded in the same atomic step that moved the job to DEAD, kept until its
-    `on_dead` hooks ran (`ack_deaths`). `death` is the job's redrive count when it died, so
-    each death of one job is its own event."""
+    `on_dead` hooks ran (`ack_deaths`). `redrives` is the job's redrive count when it died,
+    so each death of one job is its own event."""
 
     job_id: str
     type: str
-    death: int
+    redrives: int
 
 
 #: most events one `read_events` call returns
@@ -381,8 +381,9 @@ class Broker(Protocol):
 
     async def reap_expired(self, queue: str, limit: int = 1000) -> ReapResult: ...
 
-    async def purge_expired(self, queue: str, limit: int = 1000) -> int:
-        """Delete finished jobs past their retention; return how many."""
+    async def expire_finished(self, queue: str, limit: int = 1000) -> int:
+        """Retention: delete finished jobs past their retention (DEAD ones past the DLQ
+        retention); return how many. Not `dlq_purge`, the operator's delete of dead jobs."""
 
     # --- operator -------------------------------------------------------------------------
     async def get(self, job_id: str) -> Job: ...

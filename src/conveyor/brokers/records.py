@@ -193,7 +193,7 @@ def build_job(job_id: str, queue: str, rec: Mapping[str, Any], *, strict: bool =
             state=JobState(state) if state in STATES else JobState.DEAD,
             priority=_int(rec, "priority") or 0, attempts=_int(rec, "attempts") or 0,
             max_attempts=_int(rec, "max_attempts") or 0,
-            created_at=ms_to_datetime(_int(rec, "created") or 0),  # type: ignore[arg-type]
+            created_at=ms_to_datetime(_int(rec, "created") or 0),
             run_at=ms_to_datetime(_int(rec, "run_at")),
             started_at=ms_to_datetime(_int(rec, "started")),
             finished_at=ms_to_datetime(_int(rec, "finished")),
@@ -214,5 +214,5 @@ def build_job(job_id: str, queue: str, rec: Mapping[str, Any], *, strict: bool =
             raise CorruptJob(f"job {job_id} has a corrupt record: {problem}",
                              details={"job_id": job_id}) from exc
         return Job(id=job_id, type="", queue=queue, payload=None, state=JobState.DEAD,
-                   max_attempts=0, created_at=ms_to_datetime(0),  # type: ignore[arg-type]
+                   max_attempts=0, created_at=ms_to_datetime(0),
                    last_error=ErrorInfo(code=ErrorCode.CORRUPT_JOB, message=problem))

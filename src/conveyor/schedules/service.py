@@ -133,7 +133,7 @@ def _next_runs(st: StoredSchedule, now_ms: int) -> builtins.list[datetime]:
         return []
     after = min(st.next_ms - 1, now_ms)
     ticks = preview(st.schedule.timing(), after, NEXT_RUNS)
-    return [ms_to_datetime(t) for t in ticks]  # type: ignore[misc]
+    return [ms_to_datetime(t) for t in ticks]
 
 
 def view_of(st: StoredSchedule, last_state: JobState | None, now_ms: int) -> ScheduleView:
@@ -147,8 +147,8 @@ def view_of(st: StoredSchedule, last_state: JobState | None, now_ms: int) -> Sch
         catch_up=s.catch_up, max_catch_up=s.max_catch_up, description=s.describe(),
         next_runs=_next_runs(st, now_ms), last_run=last,
         counts=ScheduleCounts(fired=st.fired, skipped=st.skipped, missed=st.missed),
-        created_at=ms_to_datetime(st.created_ms),  # type: ignore[arg-type]
-        updated_at=ms_to_datetime(st.updated_ms),  # type: ignore[arg-type]
+        created_at=ms_to_datetime(st.created_ms),
+        updated_at=ms_to_datetime(st.updated_ms),
     )
 
 
@@ -300,7 +300,7 @@ class AsyncSchedules:
             ticks.append(tick)
             if len(ticks) == req.count:
                 break
-        return [ms_to_datetime(x) for x in ticks]  # type: ignore[misc]
+        return [ms_to_datetime(x) for x in ticks]
 
     # --- the worker's part ----------------------------------------------------------------
     async def fire_due(self, queue: str) -> builtins.list[FireOutcome]:

@@ -42,8 +42,10 @@ def broker_wide(exc: BaseException) -> bool:
     return False
 
 
-class Backoff:
-    """Delays of `initial_s * 2**n`, capped at `max_s`, with jitter so workers spread out."""
+class BrokerBackoff:
+    """The wait between calls to a broker that is unreachable or refusing work: delays of
+    `initial_s * 2**n`, capped at `max_s`, with jitter so workers spread out. Not a job's
+    retry backoff (`conveyor.retry.Backoff`: when a failed job runs again)."""
 
     __slots__ = ("_failures", "initial_s", "max_s")
 

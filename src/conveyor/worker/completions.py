@@ -32,7 +32,7 @@ from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
 from conveyor.errors import ErrorCode
 from conveyor.jobs import JobState
 from conveyor.logging import get_logger
-from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff, broker_wide
+from conveyor.worker.backoff import TRANSIENT_ERRORS, BrokerBackoff, broker_wide
 from conveyor.worker.safety import MESSAGE_LIMIT, byte_size
 
 log = get_logger("conveyor.worker.completions")
@@ -100,7 +100,7 @@ class Completions:
         self,
         broker: Broker,
         *,
-        backoff: Backoff | None = None,
+        backoff: BrokerBackoff | None = None,
         max_batch_items: int = MAX_BATCH_ITEMS,
         max_batch_bytes: int = MAX_BATCH_BYTES,
         on_answer: Callable[[AckItem | FailItem, object], None] | None = None,
@@ -115,7 +115,7 @@ class Completions:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or BrokerBackoff()
         self._max_items = max(1, max_batch_items)
         self._max_bytes = max(1, max_batch_bytes)
         self._task: asyncio.Task[None] | None = None

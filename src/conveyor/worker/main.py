@@ -27,7 +27,7 @@ from conveyor.queues import validate_queue_name
 from conveyor.runloop import run_loop
 from conveyor.settings import Settings
 from conveyor.webhooks.follower import WebhookFanout
-from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff
+from conveyor.worker.backoff import TRANSIENT_ERRORS, BrokerBackoff
 from conveyor.worker.dlq import DlqWorker
 from conveyor.worker.metrics import WorkerMetrics
 from conveyor.worker.runner import Worker
@@ -186,7 +186,7 @@ async def _serve(queues: list[str], concurrency: int, settings: Settings) -> int
 async def _connect(broker: Broker, stop_asked: asyncio.Event) -> bool:
     """Connect, retrying while the broker is unreachable (it may start after us). A
     misconfigured broker is fatal: running on it could lose jobs."""
-    backoff = Backoff(initial_s=0.5, max_s=10.0)
+    backoff = BrokerBackoff(initial_s=0.5, max_s=10.0)
     while not stop_asked.is_set():
         try:
             await broker.connect()

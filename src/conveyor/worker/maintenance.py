@@ -70,9 +70,9 @@ class Maintenance:
             reaped = await self._broker.reap_expired(queue)
         if m is not None:
             m.expired(queue, reaped.requeued, reaped.dead)
-        with step_timer(m, "purge"):
-            purged = await self._broker.purge_expired(queue)
-        if promoted or reaped.requeued or reaped.dead or purged:
+        with step_timer(m, "expire"):
+            expired = await self._broker.expire_finished(queue)
+        if promoted or reaped.requeued or reaped.dead or expired:
             log.info(
                 "maintenance",
                 extra={
@@ -80,6 +80,6 @@ class Maintenance:
                     "promoted": promoted,
                     "requeued": reaped.requeued,
                     "dead": reaped.dead,
-                    "purged": purged,
+                    "expired": expired,
                 },
             )

@@ -25,7 +25,7 @@ from conveyor.handlers import Registry, default_registry
 from conveyor.jobs import Delivery, JobState
 from conveyor.logging import get_logger, job_context
 from conveyor.settings import Settings, get_settings
-from conveyor.worker.backoff import TRANSIENT_ERRORS, Backoff
+from conveyor.worker.backoff import TRANSIENT_ERRORS, BrokerBackoff
 from conveyor.worker.completions import DROPPED, Completions
 from conveyor.worker.executor import Executor, Hold
 from conveyor.worker.lease_keeper import LeaseKeeper
@@ -226,7 +226,7 @@ class Worker:
     # --- fetching ---------------------------------------------------------------------------
 
     async def _fetch_loop(self) -> None:
-        backoff = Backoff()
+        backoff = BrokerBackoff()
         stop_wait = asyncio.create_task(self._stop.wait())
         misconfigured = False
         try:
@@ -540,7 +540,7 @@ class Worker:
         refs = [LeaseRef(s.delivery.job_id, s.delivery.token) for s in slots]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RELEASE_DEADLINE_S
-        backoff = Backoff(max_s=1.0)
+        backoff = BrokerBackoff(max_s=1.0)
         while True:
             try:
                 results = await self.broker.release(refs)

@@ -88,7 +88,7 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         client = await rt.ready()
         points = await client.series(name, minutes, type)
         return json_response(SeriesOut(step_s=60, points=[
-            SeriesPointOut(at=ms_to_datetime(p.minute * 60_000),  # type: ignore[arg-type]
+            SeriesPointOut(at=ms_to_datetime(p.minute * 60_000),
                            succeeded=p.succeeded, failed=p.failed, dead=p.dead)
             for p in points]))
 

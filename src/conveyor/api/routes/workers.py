@@ -17,7 +17,7 @@ def worker_out(info: WorkerInfo) -> WorkerOut:
     return WorkerOut(
         id=info.id, host=info.host, pid=info.pid, queues=list(info.queues),
         concurrency=info.concurrency, jobs=list(info.jobs),
-        started_at=ms_to_datetime(info.started_at_ms),  # type: ignore[arg-type]
+        started_at=ms_to_datetime(info.started_at_ms),
         last_seen_at=ms_to_datetime(info.last_seen_ms) if info.last_seen_ms else None,
         metrics_url=info.metrics_url if isinstance(info.metrics_url, str) else None,
     )

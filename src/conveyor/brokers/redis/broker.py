@@ -228,7 +228,7 @@ class RedisBroker(RedisCore):
     async def reap_expired(self, queue: str, limit: int = 1000) -> ReapResult:
         return await tx.reap(self, shell.queue_name(queue), limit)
 
-    async def purge_expired(self, queue: str, limit: int = 1000) -> int:
+    async def expire_finished(self, queue: str, limit: int = 1000) -> int:
         keep = shell.retention_ms(shell.queue_name(queue), self.retention_s,
                                   self.queue_retention_s)
         return await tx.expire(self, queue, keep, int(self.dlq_retention_s * 1000), limit)
@@ -311,7 +311,7 @@ class RedisBroker(RedisCore):
 
     async def ack_deaths(self, queue: str, events: Sequence[DeathEvent]) -> int:
         shell.queue_name(queue)
-        members = [f"{shell.uid_in(queue, e.job_id)}:{e.death}" for e in events]
+        members = [f"{shell.uid_in(queue, e.job_id)}:{e.redrives}" for e in events]
         return await self._dlq.ack_deaths(queue, members) if members else 0
 
     async def pause(self, queue: str) -> None:

@@ -178,7 +178,7 @@ class RedisDlq:
             uid, _, n = claimed.member.rpartition(":")
             death = as_int(n, 0, 10**9)
             if death is not None and UID_RE.fullmatch(uid):  # else not an event we wrote
-                out.append(DeathEvent(job_id=f"{queue}:{uid}", type=claimed.type, death=death))
+                out.append(DeathEvent(job_id=f"{queue}:{uid}", type=claimed.type, redrives=death))
         return out
 
     async def ack_deaths(self, queue: str, members: Sequence[str]) -> int:

@@ -181,7 +181,8 @@ class SqliteBroker:
 
     async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> bool:
         """Level-triggered: True as soon as one of the (unpaused) queues holds a QUEUED job or
-        a SCHEDULED one due before the timeout ends. Writes of this process wake the wait at
+        a SCHEDULED one becomes due (never before its due time: the fetch would find nothing
+        and the worker would wait again, in a loop). Writes of this process wake the wait at
         once; other processes' commits are noticed by polling `PRAGMA data_version` (a read of
         the WAL index, no query) every 10-50 ms, and only a change runs the queue check."""
         names = shell.queue_names(queues)
@@ -189,18 +190,21 @@ class SqliteBroker:
         deadline = loop.time() + max(timeout_s, 0.0)
         seen = -1
         interval = POLL_MIN_S
+        due: int | None = None  # when work can start, as of the last change seen
         while True:
-            until = now_ms() + int(max(deadline - loop.time(), 0.0) * 1000)
-            version, found = await self._reader.read(
-                partial(_probe, names=names, seen=seen, until_ms=until)
-            )
-            if found:
+            version, probed = await self._reader.read(partial(_probe, names=names, seen=seen))
+            if version != seen:
+                due = probed
+            now = now_ms()
+            if due is not None and due <= now:
                 return True
             interval = POLL_MIN_S if version != seen else min(interval * 1.5, POLL_MAX_S)
             seen = version
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
+            if due is not None:  # a SCHEDULED job: wake at its due time, not later
+                remaining = min(remaining, (due - now) / 1000)
             await self._wakeup.wait(min(interval, remaining))
 
     async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> HeartbeatReply:
@@ -289,7 +293,7 @@ class SqliteBroker:
             self._wakeup.notify()
         return ReapResult(requeued=requeued, dead=dead, cancelled=cancelled)
 
-    async def purge_expired(self, queue: str, limit: int = 1000) -> int:
+    async def expire_finished(self, queue: str, limit: int = 1000) -> int:
         keep_ms = shell.retention_ms(shell.queue_name(queue), self.retention_s,
                                      self.queue_retention_s)
         dlq_ms = int(self.dlq_retention_s * 1000)
@@ -420,7 +424,7 @@ class SqliteBroker:
 
     async def ack_deaths(self, queue: str, events: Sequence[DeathEvent]) -> int:
         shell.queue_name(queue)
-        keys = [(shell.uid_in(queue, e.job_id), e.death) for e in events]
+        keys = [(shell.uid_in(queue, e.job_id), e.redrives) for e in events]
         if not keys:
             return 0
         return await self._writer.write(lambda c: dlq.ack_deaths(c, queue, keys))
@@ -587,9 +591,10 @@ class SqliteBroker:
         return await self._registry.live()
 
 
-def _probe(conn: Any, names: list[str], seen: int, until_ms: int) -> tuple[int, bool]:
+def _probe(conn: Any, names: list[str], seen: int) -> tuple[int, int | None]:
+    """The data version, and when work can start (`reads.work_due_ms`) if it changed."""
     version = reads.data_version(conn)
     if version == seen:
-        return version, False
-    return version, reads.has_work(conn, names, until_ms)
+        return version, None
+    return version, reads.work_due_ms(conn, names, now_ms())
 

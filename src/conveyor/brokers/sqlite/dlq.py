@@ -16,9 +16,17 @@ from conveyor.brokers.base import DeadSelector
 from conveyor.brokers.records import MOVE_CHECKS, REQUEUE_CHECKS, record_problem
 from conveyor.brokers.sqlite.connection import now_ms
 from conveyor.brokers.sqlite.events import emit
-from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
+from conveyor.brokers.sqlite.records import (
+    CoreRow,
+    core_of,
+    history_line,
+    queued_score,
+    select_core,
+)
 from conveyor.brokers.sqlite.transitions import take_seqs
+from conveyor.events.model import EventName
 from conveyor.ids import new_uid
+from conveyor.jobs import JobState, Outcome
 
 #: (death ms, uid): a position in the dead index, ordered as the Redis zset orders it
 Position = tuple[int, str]
@@ -99,19 +107,16 @@ def _targets(
 
 
 def _matching(
-    conn: sqlite3.Connection, queue: str, uid: str, sel: DeadSelector | None, columns: str,
+    conn: sqlite3.Connection, queue: str, uid: str, sel: DeadSelector | None,
     checks: Sequence[str] = (),
-) -> Any:
-    """`columns` of the dead job if it matches `sel` and its `checks` fields are usable (a
-    row whose are not is left dead, never moved, as redrive.lua leaves it); else None."""
+) -> CoreRow | None:
+    """The dead job if it matches `sel` and its `checks` fields are usable (a row whose are
+    not is left dead, never moved, as redrive.lua leaves it); else None."""
     cond, params = _match(sel)
-    row = conn.execute(
-        f"SELECT {CORE_COLUMNS}, {columns} FROM jobs WHERE queue = ? AND uid = ? AND {cond}",
-        (queue, uid, *params),
-    ).fetchone()
-    if row is None or record_problem(core_of(row[:13]), "dead", checks) is not None:
+    rows = select_core(conn, f"queue = ? AND uid = ? AND {cond}", (queue, uid, *params))
+    if not rows or record_problem(core_of(rows[0]), JobState.DEAD, checks) is not None:
         return None
-    return row[13:]
+    return rows[0]
 
 
 def redrive(
@@ -123,13 +128,13 @@ def redrive(
     now = now_ms()
     out = []
     for uid in _targets(conn, queue, sel, uids, limit):
-        row = _matching(conn, queue, uid, sel, "id, priority", REQUEUE_CHECKS)
+        row = _matching(conn, queue, uid, sel, REQUEUE_CHECKS)
         if row is None:
             continue
         if not dry_run:
-            rid, prio = row
+            rid, prio = row.id, row.priority
             seq = take_seqs(conn, queue, 1)
-            line = history_line(0, actor, None, now, "redriven", None,
+            line = history_line(0, actor, None, now, Outcome.REDRIVEN, None,
                                 f"redriven from the DLQ by {actor}")
             conn.execute(
                 "UPDATE jobs SET state = 'queued', attempts = 0, seq = ?, score = ?,"
@@ -137,7 +142,7 @@ def redrive(
                 " history = history || ? WHERE id = ?",
                 (seq, queued_score(prio, seq), now, line, rid),
             )
-            emit(conn, rid, "redriven")
+            emit(conn, rid, EventName.REDRIVEN)
         out.append(uid)
     return out
 
@@ -149,12 +154,12 @@ def purge(
     """Delete matching dead jobs and their pending death events."""
     out = []
     for uid in _targets(conn, queue, sel, uids, limit):
-        row = _matching(conn, queue, uid, sel, "id")  # purge takes any row that is dead
+        row = _matching(conn, queue, uid, sel)  # purge takes any row that is dead
         if row is None:
             continue
         if not dry_run:
             conn.execute("DELETE FROM deaths WHERE queue = ? AND uid = ?", (queue, uid))
-            conn.execute("DELETE FROM jobs WHERE id = ?", (row[0],))
+            conn.execute("DELETE FROM jobs WHERE id = ?", (row.id,))
         out.append(uid)
     return out
 
@@ -176,14 +181,10 @@ def move(
     now = now_ms()
     out = []
     for uid in uids:
-        row = _matching(
-            conn, queue, uid, sel,
-            "id, type, payload, priority, max_attempts, timeout_ms, history, redrives",
-            MOVE_CHECKS,
-        )
+        row = _matching(conn, queue, uid, sel, MOVE_CHECKS)
         if row is None:
             continue
-        rid, jtype, payload, prio, max_att, timeout, history, count = row
+        rid, prio, count = row.id, row.priority, row.redrives
         old_id = f"{queue}:{uid}"
         key = f"redrive:{old_id}:{count}"
         held = conn.execute(
@@ -192,14 +193,16 @@ def move(
         new = held[0] if held is not None else new_uid()
         if held is None:
             seq = take_seqs(conn, target, 1)
-            line = history_line(0, actor, None, now, "redriven", None,
+            line = history_line(0, actor, None, now, Outcome.REDRIVEN, None,
                                 f"redriven from {old_id} by {actor}")
+            (history,) = conn.execute("SELECT history FROM jobs WHERE id = ?", (rid,)).fetchone()
             cur = conn.execute(_COPY, (
-                target, new, jtype, payload, queued_score(prio, seq), prio, seq, max_att,
-                timeout, now, now, key, (history or "") + line, int(count) + 1,
+                target, new, row.type, row.payload, queued_score(prio, seq), prio, seq,
+                row.max_attempts, row.timeout, now, now, key, (history or "") + line,
+                int(count) + 1,
             ))
             assert cur.lastrowid is not None
-            emit(conn, cur.lastrowid, "redriven")
+            emit(conn, cur.lastrowid, EventName.REDRIVEN)
         conn.execute("DELETE FROM deaths WHERE queue = ? AND uid = ?", (queue, uid))
         conn.execute("DELETE FROM jobs WHERE id = ?", (rid,))
         out.append((uid, new))

@@ -13,8 +13,9 @@ from typing import Any
 
 from conveyor.brokers.base import LOG_START, EventPage, bad_cursor
 from conveyor.brokers.sqlite.connection import EventsConnection, now_ms
-from conveyor.events.model import JobEvent
+from conveyor.events.model import EventName, JobEvent
 from conveyor.events.records import event_from_record
+from conveyor.jobs import JobState
 
 DEFAULT_EVENTS_MAXLEN = EventsConnection.events_maxlen
 _ID_RE = re.compile(r"^\d{1,19}$")
@@ -26,7 +27,12 @@ def row_id(cursor: str) -> int:
     return int(cursor)
 
 
-def emit(conn: sqlite3.Connection, rid: int, event: str, code: str | None = None,
+def arrival(state: JobState) -> EventName:
+    """The event of a job just stored in `state` (enqueue, a schedule's fire)."""
+    return EventName.SCHEDULED if state == JobState.SCHEDULED else EventName.ENQUEUED
+
+
+def emit(conn: sqlite3.Connection, rid: int, event: EventName, code: str | None = None,
          progress: str | None = None) -> None:
     """Append the event of the job row `rid` as the transition left it (its type, state,
     attempts): call after the transition's writes, in its transaction."""

@@ -11,17 +11,27 @@ from typing import Any
 
 from conveyor.brokers.records import CANCEL_CHECKS, REQUEUE_CHECKS, STATES, record_problem
 from conveyor.brokers.sqlite.connection import now_ms
-from conveyor.brokers.sqlite.events import emit
+from conveyor.brokers.sqlite.events import arrival, emit
 from conveyor.brokers.sqlite.records import (
-    CORE_COLUMNS,
     JOB_COLUMNS,
+    CoreRow,
     core_of,
     history_line,
     queued_score,
+    select_core,
 )
 from conveyor.brokers.sqlite.series import expire_series
 from conveyor.brokers.sqlite.transitions import set_corrupt, take_seqs
-from conveyor.jobs import EnqueueResult, JobSpec, JobState
+from conveyor.errors import ErrorCode
+from conveyor.events.model import EventName
+from conveyor.jobs import (
+    CANCELLABLE_STATES,
+    RETRYABLE_STATES,
+    EnqueueResult,
+    JobSpec,
+    JobState,
+    Outcome,
+)
 
 _INSERT = (
     "INSERT INTO jobs (queue, uid, type, payload, state, score, priority, seq, max_attempts,"
@@ -68,7 +78,7 @@ def enqueue(
             timeout, now, due, key or None, s.fingerprint, s.trace or None, s.limit_key,
         ))
         assert cur.lastrowid is not None
-        emit(conn, cur.lastrowid, "scheduled" if state == JobState.SCHEDULED else "enqueued")
+        emit(conn, cur.lastrowid, arrival(state))
         out.append(EnqueueResult(s.id, True, s.fingerprint, state, now, due))
     return out
 
@@ -79,11 +89,9 @@ def select_job(conn: sqlite3.Connection, queue: str, uid: str) -> Any:
     ).fetchone()
 
 
-def _core(conn: sqlite3.Connection, queue: str, uid: str) -> Any:
-    """`id, <CORE_COLUMNS>` of one job, or None."""
-    return conn.execute(
-        f"SELECT id, {CORE_COLUMNS} FROM jobs WHERE queue = ? AND uid = ?", (queue, uid)
-    ).fetchone()
+def _core(conn: sqlite3.Connection, queue: str, uid: str) -> CoreRow | None:
+    rows = select_core(conn, "queue = ? AND uid = ?", (queue, uid))
+    return rows[0] if rows else None
 
 
 def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[str, Any]:
@@ -94,7 +102,7 @@ def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[
     row = _core(conn, queue, uid)
     if row is None:
         return "not_found", None
-    rid, state, attempts = row[0], row[1], row[5]
+    rid, state, attempts = row.id, row.state, row.attempts
     now = now_ms()
     if state == JobState.RUNNING:  # writes only the two request fields
         cur = conn.execute(
@@ -104,9 +112,9 @@ def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[
         if cur.rowcount == 0:
             return "corrupt:field token is missing", None
         return "requested", select_job(conn, queue, uid)
-    if state in STATES and state not in (JobState.QUEUED, JobState.SCHEDULED):
+    if state in STATES and state not in CANCELLABLE_STATES:  # RUNNING: asked above
         return str(state), None
-    problem = record_problem(core_of(row[1:]), None, CANCEL_CHECKS)
+    problem = record_problem(core_of(row), None, CANCEL_CHECKS)
     if problem is not None:
         set_corrupt(conn, rid, now, problem)
         return f"corrupt:{problem}", None
@@ -114,10 +122,11 @@ def cancel(conn: sqlite3.Connection, queue: str, uid: str, actor: str) -> tuple[
     conn.execute(
         "UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, err_code = ?,"
         " err_msg = ?, history = history || ? WHERE id = ?",
-        (now, now, "cancelled", msg,
-         history_line(attempts, actor, None, now, "cancelled", "cancelled", msg), rid),
+        (now, now, ErrorCode.CANCELLED, msg,
+         history_line(attempts, actor, None, now, Outcome.CANCELLED, ErrorCode.CANCELLED, msg),
+         rid),
     )
-    emit(conn, rid, "cancelled", "cancelled")
+    emit(conn, rid, EventName.CANCELLED, ErrorCode.CANCELLED)
     return "ok", select_job(conn, queue, uid)
 
 
@@ -134,18 +143,19 @@ def retry(
         if row is None:
             out.append((uid, "not_found"))
             continue
-        rid, state, prio = row[0], row[1], row[4]
-        if state in STATES and state not in (JobState.DEAD, JobState.CANCELLED):
+        rid, state, prio = row.id, row.state, row.priority
+        if state in STATES and state not in RETRYABLE_STATES:
             out.append((uid, str(state)))
             continue
-        problem = record_problem(core_of(row[1:]), None, REQUEUE_CHECKS)
+        problem = record_problem(core_of(row), None, REQUEUE_CHECKS)
         if problem is not None:  # a cancelled one is set aside; a dead one stays as it is
             if state == JobState.CANCELLED:
                 set_corrupt(conn, rid, now, problem)
             out.append((uid, f"corrupt:{problem}"))
             continue
         seq = take_seqs(conn, queue, 1)
-        line = history_line(0, actor, None, now, "retried", None, f"moved from {state} to queued")
+        line = history_line(0, actor, None, now, Outcome.RETRIED, None,
+                            f"moved from {state} to queued")
         # leaving DEAD counts as a redrive (as in retry.lua)
         conn.execute(
             "UPDATE jobs SET state = 'queued', attempts = 0, seq = ?, score = ?, run_at_ms = ?,"
@@ -153,7 +163,7 @@ def retry(
             " redrives = redrives + (state = 'dead') WHERE id = ?",
             (seq, queued_score(prio, seq), now, line, rid),
         )
-        emit(conn, rid, "redriven")
+        emit(conn, rid, EventName.REDRIVEN)
         out.append((uid, "retried"))
     return out
 

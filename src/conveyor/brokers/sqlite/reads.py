@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from conveyor.brokers.base import AuditReport
 from conveyor.brokers.sqlite import flow
@@ -116,25 +116,28 @@ def ready_ages(conn: sqlite3.Connection, queues: Sequence[str], now: int) -> dic
     return out
 
 
-def has_work(conn: sqlite3.Connection, queues: Sequence[str], until_ms: int) -> bool:
-    """True when an unpaused queue holds a QUEUED job, or a SCHEDULED one due before
-    `until_ms` (a sleeping worker should wake to promote it)."""
+def work_due_ms(conn: sqlite3.Connection, queues: Sequence[str], now: int) -> int | None:
+    """When the first work of the unpaused `queues` can start: `now` for a QUEUED job (or a
+    limited queue's held job that may start now), else the earliest due SCHEDULED job's time
+    (the wait sleeps until it: answering "work" for a job not yet due made the worker fetch
+    in a loop until then); None for no work at all."""
+    due_ms: int | None = None
     for queue in queues:
         if conn.execute("SELECT 1 FROM paused WHERE name = ?", (queue,)).fetchone():
             continue
         limited = flow.has_work(conn, queue)  # None: the queue has no limits
         if limited:
-            return True
+            return now
         if limited is None and conn.execute(
             "SELECT 1 FROM jobs WHERE queue = ? AND state = 'queued' LIMIT 1", (queue,)
         ).fetchone():
-            return True
+            return now
         (due,) = conn.execute(
             "SELECT min(score) FROM jobs WHERE queue = ? AND state = 'scheduled'", (queue,)
         ).fetchone()
-        if due is not None and int(due) < until_ms:
-            return True
-    return False
+        if due is not None and (due_ms is None or int(due) < due_ms):
+            due_ms = int(due)
+    return due_ms
 
 
 def data_version(conn: sqlite3.Connection) -> int:
@@ -142,19 +145,37 @@ def data_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
 
-def _expected_score(state: str, row: tuple[Any, ...]) -> Any:
+class _AuditRow(NamedTuple):
+    """The fields of a job the audit compares, as stored (unchecked)."""
+
+    id: int
+    uid: str
+    state: Any
+    score: Any
+    priority: Any
+    seq: Any
+    run_at_ms: Any
+    deadline_ms: Any
+    finished_ms: Any
+    token: Any
+
+
+def _audit_row(_cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> _AuditRow:
+    return _AuditRow._make(row)
+
+
+def _expected_score(row: _AuditRow) -> Any:
     """The score the row's state gives it; None when its fields cannot give one (a row that
     does not parse: it cannot match)."""
-    _, _, _, _, priority, seq, run_at, deadline, finished, _ = row
-    if state == JobState.QUEUED:
-        if not (isinstance(priority, int) and isinstance(seq, int)):
+    if row.state == JobState.QUEUED:
+        if not (isinstance(row.priority, int) and isinstance(row.seq, int)):
             return None
-        return queued_score(priority, seq)
-    if state == JobState.SCHEDULED:
-        return run_at
-    if state == JobState.RUNNING:
-        return deadline
-    return finished
+        return queued_score(row.priority, row.seq)
+    if row.state == JobState.SCHEDULED:
+        return row.run_at_ms
+    if row.state == JobState.RUNNING:
+        return row.deadline_ms
+    return row.finished_ms
 
 
 def audit(conn: sqlite3.Connection, queue: str) -> AuditReport:
@@ -164,30 +185,31 @@ def audit(conn: sqlite3.Connection, queue: str) -> AuditReport:
     index lists exactly the table's rows (index entries without a row: dangling; rows
     missing from the index: orphans; rows indexed twice: duplicates)."""
     report = AuditReport(queue=queue)
-    rows = conn.execute(
-        "SELECT id, uid, state, score, priority, seq, run_at_ms, deadline_ms, finished_ms,"
-        " token FROM jobs NOT INDEXED WHERE queue = ?",
+    cur = conn.execute(
+        f"SELECT {', '.join(_AuditRow._fields)} FROM jobs NOT INDEXED WHERE queue = ?",
         (queue,),
-    ).fetchall()
+    )
+    cur.row_factory = _audit_row
+    rows: list[_AuditRow] = cur.fetchall()
     report.jobs_seen = len(rows)
-    by_id = {row[0]: row for row in rows}
+    by_id = {row.id: row for row in rows}
     indexed: dict[int, list[str]] = defaultdict(list)
     for rid, state in conn.execute(
         "SELECT id, state FROM jobs INDEXED BY jobs_by_state WHERE queue = ?", (queue,)
     ):
         indexed[rid].append(state)
     for rid, row in by_id.items():
-        job_id = f"{queue}:{row[1]}"
-        state, token = row[2], row[9]
+        job_id = f"{queue}:{row.uid}"
+        state, token = row.state, row.token
         if state not in _STATES or rid not in indexed:
             report.orphans.append(job_id)
         elif len(indexed[rid]) > 1:
             report.duplicates.append(job_id)
-        elif indexed[rid] != [state] or row[3] != _expected_score(state, row) or (
+        elif indexed[rid] != [state] or row.score != _expected_score(row) or (
             # a running job holds a token; a succeeded one keeps the token that acked it
             (state == JobState.RUNNING and not token)
             or (state not in (JobState.RUNNING, JobState.SUCCEEDED) and token)
-        ) or (state in TERMINAL_STATES) != (row[8] is not None):
+        ) or (state in TERMINAL_STATES) != (row.finished_ms is not None):
             report.mismatched.append(job_id)
     report.dangling = [f"{queue}:#{rid}" for rid in indexed if rid not in by_id]
     flow.audit(conn, queue, report)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.brokers.base import Page
 from conveyor.brokers.sqlite.connection import now_ms
-from conveyor.brokers.sqlite.events import emit
+from conveyor.brokers.sqlite.events import arrival, emit
 from conveyor.brokers.sqlite.records import LIST_COLUMNS, queued_score, row_to_job
 from conveyor.brokers.sqlite.transitions import take_seqs
 from conveyor.errors import CorruptRecord, ValidationError
@@ -156,8 +156,7 @@ def _fire(conn: sqlite3.Connection, queue: str, entries: list[FireEntry]) -> lis
                     queue, uid, tpl.type, tpl.payload_json, str(state), score, tpl.priority, seq,
                     tpl.max_attempts, tpl.timeout_ms, now, due, idem, e.name, tick))
                 assert cur.lastrowid is not None
-                emit(conn, cur.lastrowid,
-                     "scheduled" if state == JobState.SCHEDULED else "enqueued")
+                emit(conn, cur.lastrowid, arrival(state))
                 made.append(f"{queue}:{uid}")
             last, last_tick, touched = f"{queue}:{uid}", tick, True
         if touched:

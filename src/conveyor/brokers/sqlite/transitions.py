@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from conveyor.brokers.records import (
     ACK_CHECKS,
@@ -27,16 +27,44 @@ from conveyor.brokers.records import (
 from conveyor.brokers.sqlite import flow
 from conveyor.brokers.sqlite.connection import now_ms
 from conveyor.brokers.sqlite.events import emit
-from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
+from conveyor.brokers.sqlite.records import (
+    CoreRow,
+    core_of,
+    history_line,
+    queued_score,
+    select_core,
+)
 from conveyor.brokers.sqlite.series import count_series
+from conveyor.errors import ErrorCode
+from conveyor.events.model import EventName
 from conveyor.events.records import progress_json
-from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState
+from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState, Outcome
 
 LEASE_EXPIRED_MSG = "lease expired: the worker died, hung or lost its connection"
 RELEASED_MSG = "released by a stopping worker; attempt not charged"
 
 #: (queue, uid, token) of one lease call
 Lease = tuple[str, str, str]
+
+
+class Leased(NamedTuple):
+    """One job `fetch` leased: what the broker builds its `Delivery` of."""
+
+    uid: str
+    token: str
+    type: str
+    payload: str
+    attempts: int
+    max_attempts: int
+    timeout_ms: int | None
+    run_at_ms: Any
+    trace: str
+
+    @classmethod
+    def of(cls, row: CoreRow, token: str) -> Leased:
+        """A QUEUED row FETCH_CHECKS passed, leased under `token` (its attempt charged)."""
+        return cls(row.uid, token, row.type, row.payload, _attempts(row) + 1,
+                   int(row.max_attempts), _timeout_ms(row), row.run_at, _trace(row))
 
 
 def record_death(conn: sqlite3.Connection, rid: int, now: int) -> None:
@@ -58,28 +86,36 @@ def set_corrupt(conn: sqlite3.Connection, rid: int, now: int, problem: str) -> N
     flow.give_back(conn, rid, now)
     conn.execute(
         "UPDATE jobs SET state = 'dead', score = ?, finished_ms = ?, token = '',"
-        " err_code = 'corrupt_job', err_msg = ?, history = history || ? WHERE id = ?",
-        (now, now, msg, history_line(0, None, None, now, "dead", "corrupt_job", msg), rid),
+        " err_code = ?, err_msg = ?, history = history || ? WHERE id = ?",
+        (now, now, ErrorCode.CORRUPT_JOB, msg,
+         history_line(0, None, None, now, Outcome.DEAD, ErrorCode.CORRUPT_JOB, msg), rid),
     )
     record_death(conn, rid, now)
-    emit(conn, rid, "dead", "corrupt_job")
+    emit(conn, rid, EventName.DEAD, ErrorCode.CORRUPT_JOB)
 
 
 def checked(
-    conn: sqlite3.Connection, rows: Sequence[Any], want: str | None, checks: Sequence[str],
-    now: int,
-) -> list[Any]:
-    """Rows selected as `id, <CORE_COLUMNS>, ...`: those whose state is `want` and whose
-    `checks` fields are usable, in order; the others are set aside. A row's CORE_COLUMNS
-    values are its items 1 to 13."""
+    conn: sqlite3.Connection, rows: Sequence[CoreRow], want: str | None,
+    checks: Sequence[str], now: int,
+) -> list[CoreRow]:
+    """The rows whose state is `want` and whose `checks` fields are usable, in order; the
+    others are set aside."""
     good = []
     for row in rows:
-        problem = record_problem(core_of(row[1:14]), want, checks)
+        problem = record_problem(core_of(row), want, checks)
         if problem is None:
             good.append(row)
         else:
-            set_corrupt(conn, row[0], now, problem)
+            set_corrupt(conn, row.id, now, problem)
     return good
+
+
+def _timeout_ms(row: CoreRow) -> int | None:
+    return None if row.timeout in (None, "") else int(row.timeout)
+
+
+def _trace(row: CoreRow) -> str:
+    return row.trace if isinstance(row.trace, str) else ""
 
 
 def take_seqs(conn: sqlite3.Connection, queue: str, n: int) -> int:
@@ -99,87 +135,79 @@ def next_due(conn: sqlite3.Connection, queue: str) -> int | None:
 
 def promote(conn: sqlite3.Connection, queue: str, now: int, limit: int) -> int:
     """SCHEDULED -> QUEUED for due jobs, oldest due first, at most `limit`."""
-    due = checked(conn, conn.execute(
-        f"SELECT id, {CORE_COLUMNS} FROM jobs WHERE queue = ? AND state = 'scheduled'"
-        " AND score <= ? ORDER BY score LIMIT ?",
+    due = checked(conn, select_core(
+        conn, "queue = ? AND state = 'scheduled' AND score <= ? ORDER BY score LIMIT ?",
         (queue, now, limit),
-    ).fetchall(), JobState.SCHEDULED, PROMOTE_CHECKS, now)
+    ), JobState.SCHEDULED, PROMOTE_CHECKS, now)
     if due:
         first = take_seqs(conn, queue, len(due))
         conn.executemany(
             "UPDATE jobs SET state = 'queued', seq = ?, score = ? WHERE id = ?",
-            [(first + i, queued_score(row[4], first + i), row[0]) for i, row in enumerate(due)],
+            [(first + i, queued_score(row.priority, first + i), row.id)
+             for i, row in enumerate(due)],
         )
         for row in due:
-            emit(conn, row[0], "enqueued")
+            emit(conn, row.id, EventName.ENQUEUED)
     return len(due)
 
 
 def fetch(
     conn: sqlite3.Connection, queue: str, count: int, worker: str, lease_ms: int,
     promote_limit: int, nonce: str,
-) -> tuple[int, int | None, int, list[tuple[Any, ...]]]:
+) -> tuple[int, int | None, int, list[Leased]]:
     """Promote due jobs, then lease up to `count` QUEUED jobs (attempts + 1, a new token:
     `<nonce>.<i>`, random bits per call, so a file that lost its last commits never hands
     out a token again; see `ids.lease_nonce`).
 
-    Returns (now, next_due, promoted, [(uid, token, type, payload, attempts, max_attempts,
-    timeout_ms, run_at_ms, trace context)]). A paused queue hands out nothing and promotes nothing.
+    Returns (now, next_due, promoted, the leases handed out). A paused queue hands out
+    nothing and promotes nothing.
     """
     now = now_ms()
     if conn.execute("SELECT 1 FROM paused WHERE name = ?", (queue,)).fetchone():
         return now, next_due(conn, queue), 0, []
     promoted = promote(conn, queue, now, promote_limit)
-    out: list[tuple[Any, ...]] = []
+    out: list[Leased] = []
     limits = flow.limits_row(conn, queue)
     if limits is not None:  # flow control: lease through the queue's limits
         deadline = now + lease_ms
 
         def lease(key: str) -> bool:
-            rows = checked(conn, conn.execute(
-                f"SELECT id, {CORE_COLUMNS}, trace, uid FROM jobs WHERE queue = ? AND"
-                " state = 'queued' AND limit_key IS ? ORDER BY score LIMIT 1", (queue, key or None),
-            ).fetchall(), JobState.QUEUED, FETCH_CHECKS, now)
+            rows = checked(conn, select_core(
+                conn, "queue = ? AND state = 'queued' AND limit_key IS ? ORDER BY score LIMIT 1",
+                (queue, key or None),
+            ), JobState.QUEUED, FETCH_CHECKS, now)
             if not rows:
                 return False
-            rid, _, jtype, payload, _, attempts, max_att, timeout, *rest = rows[0]
-            token, attempt = f"{nonce}.{len(out) + 1}", int(attempts or 0) + 1
+            leased = Leased.of(rows[0], f"{nonce}.{len(out) + 1}")
             conn.execute(
                 "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = lease + 1,"
                 " token = ?, attempts = ?, started_ms = ?, worker = ?, permit = 1 WHERE id = ?",
-                (deadline, deadline, token, attempt, now, worker, rid),
+                (deadline, deadline, leased.token, leased.attempts, now, worker, rows[0].id),
             )
-            out.append((rest[-1], token, jtype, payload, attempt, int(max_att),
-                        None if timeout in (None, "") else int(timeout), rest[2],
-                        rest[-2] if isinstance(rest[-2], str) else ""))
-            emit(conn, rid, "started")
+            out.append(leased)
+            emit(conn, rows[0].id, EventName.STARTED)
             return True
 
         wake = flow.fetch(conn, queue, limits, count, now, lease, next_due(conn, queue))
         return now, wake, promoted, out
     if count > 0:
-        rows = checked(conn, conn.execute(
-            f"SELECT id, {CORE_COLUMNS}, trace, uid FROM jobs"
-            " WHERE queue = ? AND state = 'queued' ORDER BY score LIMIT ?",
-            (queue, count),
-        ).fetchall(), JobState.QUEUED, FETCH_CHECKS, now)
+        rows = checked(conn, select_core(
+            conn, "queue = ? AND state = 'queued' ORDER BY score LIMIT ?", (queue, count),
+        ), JobState.QUEUED, FETCH_CHECKS, now)
         deadline = now + lease_ms
         updates = []
-        for i, (rid, _, jtype, payload, _, attempts, max_att, timeout, *rest) in enumerate(
-            rows, 1
-        ):
-            token, attempt = f"{nonce}.{i}", int(attempts or 0) + 1
-            updates.append((deadline, deadline, token, attempt, now, worker, rid))
-            out.append((rest[-1], token, jtype, payload, attempt, int(max_att),
-                        None if timeout in (None, "") else int(timeout), rest[2],
-                        rest[-2] if isinstance(rest[-2], str) else ""))
+        for i, row in enumerate(rows, 1):
+            leased = Leased.of(row, f"{nonce}.{i}")
+            updates.append((deadline, deadline, leased.token, leased.attempts, now, worker,
+                            row.id))
+            out.append(leased)
         conn.executemany(
             "UPDATE jobs SET state = 'running', score = ?, deadline_ms = ?, lease = lease + 1,"
             " token = ?, attempts = ?, started_ms = ?, worker = ? WHERE id = ?",
             updates,
         )
         for *_, rid in updates:
-            emit(conn, rid, "started")
+            emit(conn, rid, EventName.STARTED)
     return now, next_due(conn, queue), promoted, out
 
 
@@ -218,34 +246,35 @@ def cancel_running(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bo
         if row is None:
             out.append(False)
             continue
-        rid, attempts, _, worker, started, _, _ = row
+        rid, attempts, worker, started = row.id, _attempts(row), row.worker, row.started
         flow.give_back(conn, rid, now)
         msg = f"cancelled by {asked[0] or '?'} while running"
         conn.execute(
             "UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, token = '',"
-            " err_code = 'cancelled', err_msg = ?, history = history || ? WHERE id = ?",
-            (now, now, msg,
-             history_line(attempts, worker, started, now, "cancelled", "cancelled", msg), rid),
+            " err_code = ?, err_msg = ?, history = history || ? WHERE id = ?",
+            (now, now, ErrorCode.CANCELLED, msg,
+             history_line(attempts, worker, started, now, Outcome.CANCELLED,
+                          ErrorCode.CANCELLED, msg), rid),
         )
-        emit(conn, rid, "cancelled", "cancelled")
+        emit(conn, rid, EventName.CANCELLED, ErrorCode.CANCELLED)
         out.append(True)
     return out
 
 
 def _holder(
     conn: sqlite3.Connection, queue: str, uid: str, token: str, now: int, checks: Sequence[str]
-) -> Any:
-    """(id, attempts, max_attempts, worker, started, priority, seq) of the job running under
-    this token, or None: not held, or a row that does not parse (set aside)."""
-    row = conn.execute(
-        f"SELECT id, {CORE_COLUMNS}, worker FROM jobs"
-        " WHERE queue = ? AND uid = ? AND state = 'running' AND token = ?",
-        (queue, uid, token),
-    ).fetchone()
-    if row is None or not checked(conn, [row], JobState.RUNNING, checks, now):
-        return None
-    rid, _, _, _, prio, attempts, max_att, _, seq, _, _, started, _, _, worker = row
-    return rid, int(attempts or 0), max_att, worker, started, prio, seq
+) -> CoreRow | None:
+    """The job running under this token, or None: not held, or a row that does not parse
+    (set aside)."""
+    rows = select_core(conn, "queue = ? AND uid = ? AND state = 'running' AND token = ?",
+                       (queue, uid, token))
+    good = checked(conn, rows, JobState.RUNNING, checks, now)
+    return good[0] if good else None
+
+
+def _attempts(row: CoreRow) -> int:
+    """The attempts of a row `checked` passed (blank reads as 0, as in the scripts)."""
+    return int(row.attempts or 0)
 
 
 def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) -> list[bool]:
@@ -262,15 +291,15 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
             ).fetchone()
             out.append(again is not None)
             continue
-        rid, attempts, _, worker, started, _, _ = row
+        rid, attempts, worker, started = row.id, _attempts(row), row.worker, row.started
         flow.give_back(conn, rid, now)
         conn.execute(
             "UPDATE jobs SET state = 'succeeded', score = ?, finished_ms = ?, result = ?,"
             " result_preview = ?, result_size = ?, history = history || ? WHERE id = ?",
             (now, now, result, result[:RESULT_PREVIEW_CHARS], len(result),
-             history_line(attempts, worker, started, now, "succeeded"), rid),
+             history_line(attempts, worker, started, now, Outcome.SUCCEEDED), rid),
         )
-        emit(conn, rid, "succeeded")
+        emit(conn, rid, EventName.SUCCEEDED)
         count_series(conn, rid, now, "s")
         out.append(True)
     return out
@@ -291,7 +320,8 @@ def fail(
         if row is None:
             out.append(None)
             continue
-        rid, attempts, max_att, worker, started, prio, _ = row
+        rid, attempts, worker, started = row.id, _attempts(row), row.worker, row.started
+        max_att, prio = int(row.max_attempts), row.priority
         flow.give_back(conn, rid, now)
         set_error = "err_code = ?, err_msg = ?, token = '', history = history || ?"
         asked = conn.execute(  # asked to stop (ops.cancel): the cancel wins over a retry
@@ -299,17 +329,17 @@ def fail(
         ).fetchone()
         if asked is not None:
             why = f"cancelled by {asked[0] or '?'} while running (its attempt failed: {code})"
-            line = history_line(attempts, worker, started, now, "cancelled", "cancelled", why,
-                                tb)
+            line = history_line(attempts, worker, started, now, Outcome.CANCELLED,
+                                ErrorCode.CANCELLED, why, tb)
             conn.execute(
                 f"UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, {set_error}"
                 " WHERE id = ?",
-                (now, now, "cancelled", why, line, rid),
+                (now, now, ErrorCode.CANCELLED, why, line, rid),
             )
-            emit(conn, rid, "cancelled", "cancelled")
+            emit(conn, rid, EventName.CANCELLED, ErrorCode.CANCELLED)
             out.append(JobState.CANCELLED)
         elif delay is not None and attempts < max_att:
-            line = history_line(attempts, worker, started, now, "failed", code, msg, tb)
+            line = history_line(attempts, worker, started, now, Outcome.FAILED, code, msg, tb)
             if delay == 0:
                 seq = take_seqs(conn, queue, 1)
                 conn.execute(
@@ -317,7 +347,7 @@ def fail(
                     f" {set_error} WHERE id = ?",
                     (seq, queued_score(prio, seq), now, code, msg, line, rid),
                 )
-                emit(conn, rid, "retrying", code)
+                emit(conn, rid, EventName.RETRYING, code)
                 count_series(conn, rid, now, "f")
                 out.append(JobState.QUEUED)
             else:
@@ -327,18 +357,18 @@ def fail(
                     f" {set_error} WHERE id = ?",
                     (due, due, code, msg, line, rid),
                 )
-                emit(conn, rid, "retrying", code)
+                emit(conn, rid, EventName.RETRYING, code)
                 count_series(conn, rid, now, "f")
                 out.append(JobState.SCHEDULED)
         else:
-            line = history_line(attempts, worker, started, now, "dead", code, msg, tb)
+            line = history_line(attempts, worker, started, now, Outcome.DEAD, code, msg, tb)
             conn.execute(
                 f"UPDATE jobs SET state = 'dead', score = ?, finished_ms = ?, {set_error}"
                 " WHERE id = ?",
                 (now, now, code, msg, line, rid),
             )
             record_death(conn, rid, now)
-            emit(conn, rid, "dead", code)
+            emit(conn, rid, EventName.DEAD, code)
             count_series(conn, rid, now, "d")
             out.append(JobState.DEAD)
     return out
@@ -356,22 +386,22 @@ def release(
         if row is None:
             out.append(False)
             continue
-        rid, attempts, _, worker, started, prio, seq = row
+        rid, attempts, worker, started = row.id, _attempts(row), row.worker, row.started
         flow.give_back(conn, rid, now)
         if hold_ms is None:
-            line = history_line(attempts, worker, started, now, "released", "worker_shutdown",
-                                RELEASED_MSG)
+            line = history_line(attempts, worker, started, now, Outcome.RELEASED,
+                                ErrorCode.WORKER_SHUTDOWN, RELEASED_MSG)
         else:
             flow.hold(conn, rid, now, hold_ms)
-            line = history_line(attempts, worker, started, now, "released", "rate_limited",
-                                f"rate limited upstream: key held for {hold_ms} ms; attempt"
-                                " not charged")
+            line = history_line(attempts, worker, started, now, Outcome.RELEASED,
+                                ErrorCode.RATE_LIMITED, f"rate limited upstream: key held for"
+                                f" {hold_ms} ms; attempt not charged")
         conn.execute(
             "UPDATE jobs SET state = 'queued', score = ?, attempts = attempts - 1, token = '',"
             " history = history || ? WHERE id = ?",
-            (queued_score(prio, seq), line, rid),
+            (queued_score(row.priority, row.seq), line, rid),
         )
-        emit(conn, rid, "released")
+        emit(conn, rid, EventName.RELEASED)
         out.append(True)
     return out
 
@@ -382,48 +412,48 @@ def reap(conn: sqlite3.Connection, queue: str, limit: int) -> tuple[int, int, in
     DEAD until an operator, or a policy that opted in, redrives it). Returns (requeued,
     dead, cancelled). A job asked to stop (`ops.cancel` of a RUNNING job) ends CANCELLED."""
     now = now_ms()
-    rows = checked(conn, conn.execute(
-        f"SELECT id, {CORE_COLUMNS}, worker, token, cancel_token, cancel_by FROM jobs"
-        " WHERE queue = ? AND state = 'running' AND score <= ? ORDER BY score LIMIT ?",
+    rows = checked(conn, select_core(
+        conn, "queue = ? AND state = 'running' AND score <= ? ORDER BY score LIMIT ?",
         (queue, now, limit),
-    ).fetchall(), JobState.RUNNING, REAP_CHECKS, now)
+    ), JobState.RUNNING, REAP_CHECKS, now)
     requeued = dead = cancelled = 0
     for row in rows:
-        rid, _, _, _, prio, attempts, max_att, _, seq, _, _, started, _, _, worker = row[:15]
-        token, cancel_token, cancel_by = row[15:]
+        rid, attempts, worker, started = row.id, _attempts(row), row.worker, row.started
         flow.give_back(conn, rid, now)
-        attempts = int(attempts or 0)
-        code = "lease_expired"
-        if cancel_token and cancel_token == token:  # asked to stop: never requeued
-            msg = f"cancelled by {cancel_by or '?'} (the worker's lease expired first)"
+        code = ErrorCode.LEASE_EXPIRED
+        if row.cancel_token and row.cancel_token == row.token:  # asked to stop: not requeued
+            msg = f"cancelled by {row.cancel_by or '?'} (the worker's lease expired first)"
             conn.execute(
                 "UPDATE jobs SET state = 'cancelled', score = ?, finished_ms = ?, token = '',"
-                " err_code = 'cancelled', err_msg = ?, history = history || ? WHERE id = ?",
-                (now, now, msg,
-                 history_line(attempts, worker, started, now, "cancelled", "cancelled", msg),
+                " err_code = ?, err_msg = ?, history = history || ? WHERE id = ?",
+                (now, now, ErrorCode.CANCELLED, msg,
+                 history_line(attempts, worker, started, now, Outcome.CANCELLED,
+                              ErrorCode.CANCELLED, msg),
                  rid),
             )
-            emit(conn, rid, "cancelled", "cancelled")
+            emit(conn, rid, EventName.CANCELLED, ErrorCode.CANCELLED)
             cancelled += 1
-        elif attempts >= max_att:
-            line = history_line(attempts, worker, started, now, "dead", code, LEASE_EXPIRED_MSG)
+        elif attempts >= int(row.max_attempts):
+            line = history_line(attempts, worker, started, now, Outcome.DEAD, code,
+                                LEASE_EXPIRED_MSG)
             conn.execute(
                 "UPDATE jobs SET state = 'dead', score = ?, finished_ms = ?, token = '',"
                 " err_code = ?, err_msg = ?, history = history || ? WHERE id = ?",
                 (now, now, code, LEASE_EXPIRED_MSG, line, rid),
             )
             record_death(conn, rid, now)
-            emit(conn, rid, "dead", code)
+            emit(conn, rid, EventName.DEAD, code)
             count_series(conn, rid, now, "d")
             dead += 1
         else:
-            line = history_line(attempts, worker, started, now, code, code, LEASE_EXPIRED_MSG)
+            line = history_line(attempts, worker, started, now, Outcome.LEASE_EXPIRED, code,
+                                LEASE_EXPIRED_MSG)
             conn.execute(
                 "UPDATE jobs SET state = 'queued', score = ?, token = '', err_code = ?,"
                 " err_msg = ?, history = history || ? WHERE id = ?",
-                (queued_score(prio, seq), code, LEASE_EXPIRED_MSG, line, rid),
+                (queued_score(row.priority, row.seq), code, LEASE_EXPIRED_MSG, line, rid),
             )
-            emit(conn, rid, code, code)
+            emit(conn, rid, EventName.LEASE_EXPIRED, code)
             count_series(conn, rid, now, "f")
             requeued += 1
     return requeued, dead, cancelled
@@ -446,7 +476,7 @@ def progress(
             continue
         report = progress_json(float(value), message or None, now)
         conn.execute("UPDATE jobs SET progress = ? WHERE id = ?", (report, row[0]))
-        emit(conn, row[0], "progress", None, report)
+        emit(conn, row[0], EventName.PROGRESS, None, report)
         out.append(True)
     return out
 
