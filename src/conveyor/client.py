@@ -23,10 +23,8 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from conveyor import tracing
 from conveyor.batching import EnqueueBatcher
-from conveyor.brokers import broker_from_url
+from conveyor.brokers import broker_from_settings
 from conveyor.brokers.base import Broker, KeyInfo, Page, SeriesPoint, WorkerInfo
-from conveyor.brokers.redis import RedisBroker
-from conveyor.brokers.redis.sync import SyncEnqueuer
 from conveyor.dlq import tool as dlq_tool
 from conveyor.dlq.selection import DeadSelection
 from conveyor.dlq.tool import DlqResult
@@ -151,15 +149,10 @@ class AsyncConveyor:
         validate_types: bool = True,
     ) -> AsyncConveyor:
         s = settings or get_settings()
-        broker = broker_from_url(
-            url or s.broker_url, key_prefix=key_prefix or s.key_prefix,
-            retention_s=s.retention_s, dlq_retention_s=s.dlq_retention_s,
-            queue_retention_s=s.queue_retention_s, redis_timeout_s=s.redis_timeout_s,
-            redis_check_interval_s=s.redis_check_interval_s,
-            redis_wait_replicas=s.redis_wait_replicas,
-            redis_wait_timeout_ms=s.redis_wait_timeout_ms, events_maxlen=s.events_maxlen,
-        )
-        return cls(broker, registry=registry, validate_types=validate_types)
+        if url or key_prefix:
+            s = s.model_copy(update={"broker_url": url or s.broker_url,
+                                     "key_prefix": key_prefix or s.key_prefix})
+        return cls(broker_from_settings(s), registry=registry, validate_types=validate_types)
 
     async def connect(self) -> None:
         await self.broker.connect()
@@ -487,12 +480,8 @@ class Conveyor:
         )
         self._thread.start()
         self._connected = False
-        # Redis: enqueue over a blocking connection of our own, skipping the thread hop
-        broker = inner.broker
-        self._fast = (
-            SyncEnqueuer(broker, broker.url)
-            if isinstance(broker, RedisBroker) and broker.url is not None else None
-        )
+        #: the broker's blocking enqueue, if it has one: skips the hop to the loop thread
+        self._fast = inner.broker.sync_enqueuer()
         self.schedules = Schedules(inner.schedules, self._call)
 
     @classmethod

@@ -38,6 +38,7 @@ from conveyor.brokers.base import (
     ProgressItem,
     ReapResult,
     SeriesPoint,
+    SyncEnqueuer,
     WorkerInfo,
     check_progress,
 )
@@ -565,6 +566,13 @@ class RedisBroker:
             return plan.results(await self._run_many(plan.calls, register=plan.queues))
         except BrokerUnavailable:
             return await self._enqueue_apart(plan)
+
+    def sync_enqueuer(self) -> SyncEnqueuer | None:
+        """The blocking enqueue path (`redis/sync.py`) over a connection of its own; only a
+        broker made by `from_url` has one (it needs the URL to connect to)."""
+        from conveyor.brokers.redis.sync import SyncEnqueuer as RedisSyncEnqueuer
+
+        return None if self.url is None else RedisSyncEnqueuer(self, self.url)
 
     async def _enqueue_apart(self, plan: EnqueuePlan) -> list[EnqueueResult]:
         """Cluster, a batch over several slots that failed somewhere: each call again on its
