@@ -543,35 +543,57 @@ class Conveyor:
     ) -> None:
         self.close()
 
+    def connect(self) -> None:
+        """Connect now (otherwise the first call connects)."""
+        self._ensure_connected()
+
+    def build_spec(self, req: JobRequest) -> tuple[JobSpec, Any]:
+        """See `AsyncConveyor.build_spec`."""
+        return self._inner.build_spec(req)
+
+    job_from_result = staticmethod(AsyncConveyor.job_from_result)
+
+    def enqueue_job(self, req: JobRequest) -> tuple[Job, bool]:
+        """See `AsyncConveyor.enqueue_job`."""
+        if self._fast is None:
+            return self._call(self._inner.enqueue_job(req))
+        self._ensure_connected()  # the server checks and script loading run once, async
+        spec, value = self._inner.build_spec(req)
+        (res,) = self._fast.enqueue([spec])
+        if not res.created:
+            check_same_request(spec, res)
+            return self.get(res.job_id), False
+        return AsyncConveyor.job_from_result(spec, value, res), True
+
     def enqueue(
         self, type: str, payload: Any = None, *, queue: str = DEFAULT_QUEUE, priority: int = 0,
         delay: float | timedelta | None = None, run_at: datetime | None = None,
         max_attempts: int | None = None, timeout_s: float | None = None,
         idempotency_key: str | None = None, limit_key: str | None = None,
     ) -> Job:
-        req = JobRequest(
+        job, _ = self.enqueue_job(JobRequest(
             type, payload, queue, priority, delay, run_at, max_attempts, timeout_s,
             idempotency_key, limit_key,
-        )
-        if self._fast is None:
-            return self._call(self._inner.enqueue_job(req))[0]
-        self._ensure_connected()  # the server checks and script loading run once, async
-        spec, value = self._inner.build_spec(req)
-        (res,) = self._fast.enqueue([spec])
-        if not res.created:
-            check_same_request(spec, res)
-            return self.get(res.job_id)
-        return AsyncConveyor.job_from_result(spec, value, res)
+        ))
+        return job
 
     def enqueue_many(self, requests: Iterable[JobRequest]) -> list[EnqueueResult]:
-        if self._fast is None:
-            return self._call(self._inner.enqueue_many(list(requests)))
-        self._ensure_connected()
+        """See `AsyncConveyor.enqueue_many`."""
         specs = [self._inner.build_spec(r)[0] for r in requests]  # all valid, or nothing sent
-        return self._fast.enqueue(specs) if specs else []
+        return self.enqueue_specs(specs) if specs else []
+
+    def enqueue_specs(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
+        """See `AsyncConveyor.enqueue_specs`."""
+        if self._fast is None:
+            return self._call(self._inner.enqueue_specs(specs))
+        self._ensure_connected()
+        return self._fast.enqueue(specs)
 
     def get(self, job_id: str) -> Job:
         return self._call(self._inner.get(job_id))
+
+    def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
+        return self._call(self._inner.get_many(job_ids))
 
     def wait(self, job_id: str, timeout: float = 30.0) -> Job:
         """See `AsyncConveyor.wait`."""
@@ -657,6 +679,28 @@ class Conveyor:
 
     def resume(self, queue: str) -> None:
         self._call(self._inner.resume(queue))
+
+    def series(
+        self, queue: str, minutes: int = 60, type: str | None = None
+    ) -> list[SeriesPoint]:
+        return self._call(self._inner.series(queue, minutes, type))
+
+    def ready_ages(self, queues: Sequence[str]) -> dict[str, float]:
+        return self._call(self._inner.ready_ages(queues))
+
+    def is_paused(self, queue: str) -> bool:
+        return self._call(self._inner.is_paused(queue))
+
+    def paused_queues(self, queues: Sequence[str]) -> set[str]:
+        return self._call(self._inner.paused_queues(queues))
+
+    def held_counts(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        return self._call(self._inner.held_counts(queues))
+
+    def queue_page(
+        self, limit: int = 1000, cursor: str | None = None
+    ) -> tuple[list[str], str | None]:
+        return self._call(self._inner.queue_page(limit, cursor))
 
     def delete_queue(self, queue: str) -> None:
         self._call(self._inner.delete_queue(queue))

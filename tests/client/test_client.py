@@ -4,7 +4,9 @@ idempotency, batching of concurrent enqueues, and the operator calls."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -163,6 +165,38 @@ def test_sync_client(client: Conveyor) -> None:
         client.enqueue("nope")
     client.pause("default")
     client.resume("default")
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def any_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Conveyor]:
+    """The sync client over each broker (both offer the blocking enqueue path)."""
+    if request.param == "redis":
+        yield request.getfixturevalue("client")
+        return
+    with Conveyor.from_url(f"sqlite:///{tmp_path / 'cv.db'}") as c:
+        yield c
+
+
+def test_sync_client_enqueues_on_its_broker_s_blocking_path(any_client: Conveyor) -> None:
+    c = any_client
+    c.connect()
+    assert c._fast is not None  # the broker's sync enqueuer, not the loop thread
+    job, created = c.enqueue_job(JobRequest("fake", {"duration_ms": 1}, idempotency_key="k"))
+    again, created_again = c.enqueue_job(JobRequest("fake", {"duration_ms": 1},
+                                                    idempotency_key="k"))
+    assert (created, created_again) == (True, False)
+    assert again.id == job.id and again.state == JobState.QUEUED
+    with pytest.raises(IdempotencyConflict):
+        c.enqueue("fake", {"duration_ms": 2}, idempotency_key="k")
+    many = c.enqueue_many([JobRequest("fake", {"duration_ms": i}) for i in range(3)])
+    assert [j.id if j else None for j in c.get_many([r.job_id for r in many])] == \
+        [r.job_id for r in many]
+    assert not c.is_paused("default")
+    c.pause("default")
+    assert c.is_paused("default") and c.paused_queues(["default", "other"]) == {"default"}
+    c.resume("default")
+    assert c.queue_page() == (["default"], None)
+    assert c.stats(["default"])["default"][JobState.QUEUED] == 4
 
 
 async def test_unreachable_broker_raises_broker_unavailable() -> None:
