@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import dataclasses
 import hashlib
 import math
 import threading
-from collections.abc import Awaitable, Coroutine, Iterable, Sequence
+import warnings
+from collections.abc import Awaitable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -103,6 +105,29 @@ def _wait_timeout(timeout: Any) -> float:
         raise _bad("timeout", f"timeout must be a number of seconds from 0 to {MAX_WAIT_S:g}",
                    timeout)
     return float(timeout)
+
+
+@contextlib.contextmanager
+def traced(specs: Sequence[JobSpec]) -> Iterator[Sequence[JobSpec]]:
+    """One PRODUCER span around storing `specs` (tracing on); yields them carrying its
+    context (one job's attempts become its children, a batch's link to it)."""
+    if not tracing.ENABLED or not specs:
+        yield specs
+        return
+    queues = {s.queue for s in specs}
+    queue = next(iter(queues)) if len(queues) == 1 else "(several)"
+    one = specs[0] if len(specs) == 1 else None
+    with tracing.producer_span(queue, one.type if one else None, one.id if one else None,
+                               count=len(specs)) as trace_context:
+        yield [dataclasses.replace(s, trace=trace_context) for s in specs] if trace_context \
+            else specs
+
+
+def _deprecated(old: str, new: str) -> None:
+    """Warn the caller of a client method kept only for existing code (stack: it, then us)."""
+    warnings.warn(f"{old} is deprecated and will be removed: use {new} (it selects by ids or"
+                  " filters, with dry_run, rate, target_queue and actor)", DeprecationWarning,
+                  stacklevel=3)
 
 
 def job_result(job: Job) -> Any:
@@ -261,9 +286,7 @@ class AsyncConveyor:
     async def enqueue_job(self, req: JobRequest) -> tuple[Job, bool]:
         """Enqueue one job; return it and whether it was created (False: idempotent hit)."""
         spec, payload = self.build_spec(req)
-        with tracing.producer_span(spec.queue, spec.type, spec.id) as trace_context:
-            if trace_context:
-                spec = dataclasses.replace(spec, trace=trace_context)
+        with traced([spec]) as (spec,):
             res = await self._batcher.submit(spec)
         if not res.created:
             check_same_request(spec, res)
@@ -301,16 +324,8 @@ class AsyncConveyor:
     async def enqueue_specs(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
         """Store built specs in one broker call, in one PRODUCER span (tracing on): one job's
         attempts are its children, a batch's link to it."""
-        if not tracing.ENABLED or not specs:
-            return await self.broker.enqueue(specs)
-        queues = {s.queue for s in specs}
-        queue = next(iter(queues)) if len(queues) == 1 else "(several)"
-        one = specs[0] if len(specs) == 1 else None
-        with tracing.producer_span(queue, one.type if one else None, one.id if one else None,
-                                   count=len(specs)) as trace_context:
-            if trace_context:
-                specs = [dataclasses.replace(s, trace=trace_context) for s in specs]
-            return await self.broker.enqueue(specs)
+        with traced(specs) as sent:
+            return await self.broker.enqueue(sent)
 
     # --- operator -------------------------------------------------------------------------
     async def get(self, job_id: str) -> Job:
@@ -359,11 +374,15 @@ class AsyncConveyor:
     async def dlq_redrive(
         self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
     ) -> list[str]:
+        """Deprecated: use `redrive_dead` (docs/decisions.md, "One redrive method")."""
+        _deprecated("dlq_redrive", "redrive_dead")
         return await self.broker.dlq_redrive(queue, job_ids, limit)
 
     async def dlq_purge(
         self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
     ) -> list[str]:
+        """Deprecated: use `purge_dead` (docs/decisions.md, "One redrive method")."""
+        _deprecated("dlq_purge", "purge_dead")
         return await self.broker.dlq_purge(queue, job_ids, limit)
 
     async def redrive_dead(
@@ -559,7 +578,8 @@ class Conveyor:
             return self._call(self._inner.enqueue_job(req))
         self._ensure_connected()  # the server checks and script loading run once, async
         spec, value = self._inner.build_spec(req)
-        (res,) = self._fast.enqueue([spec])
+        with traced([spec]) as (spec,):
+            (res,) = self._fast.enqueue([spec])
         if not res.created:
             check_same_request(spec, res)
             return self.get(res.job_id), False
@@ -587,7 +607,8 @@ class Conveyor:
         if self._fast is None:
             return self._call(self._inner.enqueue_specs(specs))
         self._ensure_connected()
-        return self._fast.enqueue(specs)
+        with traced(specs) as sent:
+            return self._fast.enqueue(sent)
 
     def get(self, job_id: str) -> Job:
         return self._call(self._inner.get(job_id))
@@ -623,12 +644,16 @@ class Conveyor:
     def dlq_redrive(
         self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
     ) -> list[str]:
-        return self._call(self._inner.dlq_redrive(queue, job_ids, limit))
+        """Deprecated: use `redrive_dead`."""
+        _deprecated("dlq_redrive", "redrive_dead")
+        return self._call(self._inner.broker.dlq_redrive(queue, job_ids, limit))
 
     def dlq_purge(
         self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
     ) -> list[str]:
-        return self._call(self._inner.dlq_purge(queue, job_ids, limit))
+        """Deprecated: use `purge_dead`."""
+        _deprecated("dlq_purge", "purge_dead")
+        return self._call(self._inner.broker.dlq_purge(queue, job_ids, limit))
 
     def redrive_dead(
         self, ids: Sequence[str] = (), *, queue: str | None = None, type: str | None = None,

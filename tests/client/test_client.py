@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from conveyor.brokers.base import FailItem
 from conveyor.client import MAX_PAYLOAD_BYTES, AsyncConveyor, Conveyor, JobRequest
 from conveyor.errors import (
     BrokerUnavailable,
@@ -154,6 +155,34 @@ async def test_operator_calls(aclient: AsyncConveyor) -> None:
         await aclient.get("default:" + "0" * 32)
     with pytest.raises(ValidationError):
         await aclient.get("not-an-id")
+
+
+def test_cancel_and_retry_record_their_actor_in_the_history(any_client: Conveyor) -> None:
+    job = any_client.enqueue("fake", delay=60)
+    any_client.cancel(job.id, actor="cli:alice")
+    retried = any_client.retry(job.id, actor="cli:bob")
+    cancel, retry = retried.history[-2:]
+    assert (cancel.outcome, cancel.worker) == ("cancelled", "cli:alice")
+    assert cancel.message is not None and "cli:alice" in cancel.message
+    assert (retry.outcome, retry.worker) == ("retried", "cli:bob")
+    assert any_client.cancel(any_client.enqueue("fake").id).history[-1].worker == "manual"
+
+
+def test_the_old_dlq_calls_still_work_and_say_what_replaces_them(any_client: Conveyor) -> None:
+    broker = any_client.aio.broker
+    for _ in range(2):
+        any_client.enqueue("fake", queue="olddlq", max_attempts=1)
+    batch = any_client._call(broker.fetch("olddlq", 2, "w-old", 60_000))
+    dead = [d.job_id for d in batch.deliveries]
+    assert any_client._call(broker.fail(
+        [FailItem(d.job_id, d.token, "boom", "boom") for d in batch.deliveries]
+    )) == [JobState.DEAD, JobState.DEAD]
+    with pytest.warns(DeprecationWarning, match="use redrive_dead"):
+        assert any_client.dlq_redrive("olddlq", [dead[0]]) == [dead[0]]
+    with pytest.warns(DeprecationWarning, match="use purge_dead"):
+        assert any_client.dlq_purge("olddlq", [dead[1]]) == [dead[1]]
+    assert any_client.get(dead[0]).state == JobState.QUEUED
+    assert any_client.get_many([dead[1]]) == [None]
 
 
 def test_sync_client(client: Conveyor) -> None:
