@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import dataclasses
 import hashlib
 import math
 import threading
-from collections.abc import Awaitable, Coroutine, Iterable, Sequence
+import warnings
+from collections.abc import Awaitable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -23,10 +25,8 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from conveyor import tracing
 from conveyor.batching import EnqueueBatcher
-from conveyor.brokers import broker_from_url
+from conveyor.brokers import broker_from_settings
 from conveyor.brokers.base import Broker, KeyInfo, Page, SeriesPoint, WorkerInfo
-from conveyor.brokers.redis import RedisBroker
-from conveyor.brokers.redis.sync import SyncEnqueuer
 from conveyor.dlq import tool as dlq_tool
 from conveyor.dlq.selection import DeadSelection
 from conveyor.dlq.tool import DlqResult
@@ -107,6 +107,29 @@ def _wait_timeout(timeout: Any) -> float:
     return float(timeout)
 
 
+@contextlib.contextmanager
+def traced(specs: Sequence[JobSpec]) -> Iterator[Sequence[JobSpec]]:
+    """One PRODUCER span around storing `specs` (tracing on); yields them carrying its
+    context (one job's attempts become its children, a batch's link to it)."""
+    if not tracing.ENABLED or not specs:
+        yield specs
+        return
+    queues = {s.queue for s in specs}
+    queue = next(iter(queues)) if len(queues) == 1 else "(several)"
+    one = specs[0] if len(specs) == 1 else None
+    with tracing.producer_span(queue, one.type if one else None, one.id if one else None,
+                               count=len(specs)) as trace_context:
+        yield [dataclasses.replace(s, trace=trace_context) for s in specs] if trace_context \
+            else specs
+
+
+def _deprecated(old: str, new: str) -> None:
+    """Warn the caller of a client method kept only for existing code (stack: it, then us)."""
+    warnings.warn(f"{old} is deprecated and will be removed: use {new} (it selects by ids or"
+                  " filters, with dry_run, rate, target_queue and actor)", DeprecationWarning,
+                  stacklevel=3)
+
+
 def job_result(job: Job) -> Any:
     """The result of a finished job, or `JobFailed` naming its last error."""
     if job.state == JobState.SUCCEEDED:
@@ -151,15 +174,10 @@ class AsyncConveyor:
         validate_types: bool = True,
     ) -> AsyncConveyor:
         s = settings or get_settings()
-        broker = broker_from_url(
-            url or s.broker_url, key_prefix=key_prefix or s.key_prefix,
-            retention_s=s.retention_s, dlq_retention_s=s.dlq_retention_s,
-            queue_retention_s=s.queue_retention_s, redis_timeout_s=s.redis_timeout_s,
-            redis_check_interval_s=s.redis_check_interval_s,
-            redis_wait_replicas=s.redis_wait_replicas,
-            redis_wait_timeout_ms=s.redis_wait_timeout_ms, events_maxlen=s.events_maxlen,
-        )
-        return cls(broker, registry=registry, validate_types=validate_types)
+        if url or key_prefix:
+            s = s.model_copy(update={"broker_url": url or s.broker_url,
+                                     "key_prefix": key_prefix or s.key_prefix})
+        return cls(broker_from_settings(s), registry=registry, validate_types=validate_types)
 
     async def connect(self) -> None:
         await self.broker.connect()
@@ -268,9 +286,7 @@ class AsyncConveyor:
     async def enqueue_job(self, req: JobRequest) -> tuple[Job, bool]:
         """Enqueue one job; return it and whether it was created (False: idempotent hit)."""
         spec, payload = self.build_spec(req)
-        with tracing.producer_span(spec.queue, spec.type, spec.id) as trace_context:
-            if trace_context:
-                spec = dataclasses.replace(spec, trace=trace_context)
+        with traced([spec]) as (spec,):
             res = await self._batcher.submit(spec)
         if not res.created:
             check_same_request(spec, res)
@@ -308,16 +324,8 @@ class AsyncConveyor:
     async def enqueue_specs(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
         """Store built specs in one broker call, in one PRODUCER span (tracing on): one job's
         attempts are its children, a batch's link to it."""
-        if not tracing.ENABLED or not specs:
-            return await self.broker.enqueue(specs)
-        queues = {s.queue for s in specs}
-        queue = next(iter(queues)) if len(queues) == 1 else "(several)"
-        one = specs[0] if len(specs) == 1 else None
-        with tracing.producer_span(queue, one.type if one else None, one.id if one else None,
-                                   count=len(specs)) as trace_context:
-            if trace_context:
-                specs = [dataclasses.replace(s, trace=trace_context) for s in specs]
-            return await self.broker.enqueue(specs)
+        with traced(specs) as sent:
+            return await self.broker.enqueue(sent)
 
     # --- operator -------------------------------------------------------------------------
     async def get(self, job_id: str) -> Job:
@@ -366,11 +374,15 @@ class AsyncConveyor:
     async def dlq_redrive(
         self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
     ) -> list[str]:
+        """Deprecated: use `redrive_dead` (docs/decisions.md, "One redrive method")."""
+        _deprecated("dlq_redrive", "redrive_dead")
         return await self.broker.dlq_redrive(queue, job_ids, limit)
 
     async def dlq_purge(
         self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
     ) -> list[str]:
+        """Deprecated: use `purge_dead` (docs/decisions.md, "One redrive method")."""
+        _deprecated("dlq_purge", "purge_dead")
         return await self.broker.dlq_purge(queue, job_ids, limit)
 
     async def redrive_dead(
@@ -487,12 +499,8 @@ class Conveyor:
         )
         self._thread.start()
         self._connected = False
-        # Redis: enqueue over a blocking connection of our own, skipping the thread hop
-        broker = inner.broker
-        self._fast = (
-            SyncEnqueuer(broker, broker.url)
-            if isinstance(broker, RedisBroker) and broker.url is not None else None
-        )
+        #: the broker's blocking enqueue, if it has one: skips the hop to the loop thread
+        self._fast = inner.broker.sync_enqueuer()
         self.schedules = Schedules(inner.schedules, self._call)
 
     @classmethod
@@ -554,35 +562,59 @@ class Conveyor:
     ) -> None:
         self.close()
 
+    def connect(self) -> None:
+        """Connect now (otherwise the first call connects)."""
+        self._ensure_connected()
+
+    def build_spec(self, req: JobRequest) -> tuple[JobSpec, Any]:
+        """See `AsyncConveyor.build_spec`."""
+        return self._inner.build_spec(req)
+
+    job_from_result = staticmethod(AsyncConveyor.job_from_result)
+
+    def enqueue_job(self, req: JobRequest) -> tuple[Job, bool]:
+        """See `AsyncConveyor.enqueue_job`."""
+        if self._fast is None:
+            return self._call(self._inner.enqueue_job(req))
+        self._ensure_connected()  # the server checks and script loading run once, async
+        spec, value = self._inner.build_spec(req)
+        with traced([spec]) as (spec,):
+            (res,) = self._fast.enqueue([spec])
+        if not res.created:
+            check_same_request(spec, res)
+            return self.get(res.job_id), False
+        return AsyncConveyor.job_from_result(spec, value, res), True
+
     def enqueue(
         self, type: str, payload: Any = None, *, queue: str = DEFAULT_QUEUE, priority: int = 0,
         delay: float | timedelta | None = None, run_at: datetime | None = None,
         max_attempts: int | None = None, timeout_s: float | None = None,
         idempotency_key: str | None = None, limit_key: str | None = None,
     ) -> Job:
-        req = JobRequest(
+        job, _ = self.enqueue_job(JobRequest(
             type, payload, queue, priority, delay, run_at, max_attempts, timeout_s,
             idempotency_key, limit_key,
-        )
-        if self._fast is None:
-            return self._call(self._inner.enqueue_job(req))[0]
-        self._ensure_connected()  # the server checks and script loading run once, async
-        spec, value = self._inner.build_spec(req)
-        (res,) = self._fast.enqueue([spec])
-        if not res.created:
-            check_same_request(spec, res)
-            return self.get(res.job_id)
-        return AsyncConveyor.job_from_result(spec, value, res)
+        ))
+        return job
 
     def enqueue_many(self, requests: Iterable[JobRequest]) -> list[EnqueueResult]:
-        if self._fast is None:
-            return self._call(self._inner.enqueue_many(list(requests)))
-        self._ensure_connected()
+        """See `AsyncConveyor.enqueue_many`."""
         specs = [self._inner.build_spec(r)[0] for r in requests]  # all valid, or nothing sent
-        return self._fast.enqueue(specs) if specs else []
+        return self.enqueue_specs(specs) if specs else []
+
+    def enqueue_specs(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
+        """See `AsyncConveyor.enqueue_specs`."""
+        if self._fast is None:
+            return self._call(self._inner.enqueue_specs(specs))
+        self._ensure_connected()
+        with traced(specs) as sent:
+            return self._fast.enqueue(sent)
 
     def get(self, job_id: str) -> Job:
         return self._call(self._inner.get(job_id))
+
+    def get_many(self, job_ids: Sequence[str]) -> list[Job | None]:
+        return self._call(self._inner.get_many(job_ids))
 
     def wait(self, job_id: str, timeout: float = 30.0) -> Job:
         """See `AsyncConveyor.wait`."""
@@ -612,12 +644,16 @@ class Conveyor:
     def dlq_redrive(
         self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
     ) -> list[str]:
-        return self._call(self._inner.dlq_redrive(queue, job_ids, limit))
+        """Deprecated: use `redrive_dead`."""
+        _deprecated("dlq_redrive", "redrive_dead")
+        return self._call(self._inner.broker.dlq_redrive(queue, job_ids, limit))
 
     def dlq_purge(
         self, queue: str, job_ids: Sequence[str] | None = None, limit: int = 1000
     ) -> list[str]:
-        return self._call(self._inner.dlq_purge(queue, job_ids, limit))
+        """Deprecated: use `purge_dead`."""
+        _deprecated("dlq_purge", "purge_dead")
+        return self._call(self._inner.broker.dlq_purge(queue, job_ids, limit))
 
     def redrive_dead(
         self, ids: Sequence[str] = (), *, queue: str | None = None, type: str | None = None,
@@ -668,6 +704,28 @@ class Conveyor:
 
     def resume(self, queue: str) -> None:
         self._call(self._inner.resume(queue))
+
+    def series(
+        self, queue: str, minutes: int = 60, type: str | None = None
+    ) -> list[SeriesPoint]:
+        return self._call(self._inner.series(queue, minutes, type))
+
+    def ready_ages(self, queues: Sequence[str]) -> dict[str, float]:
+        return self._call(self._inner.ready_ages(queues))
+
+    def is_paused(self, queue: str) -> bool:
+        return self._call(self._inner.is_paused(queue))
+
+    def paused_queues(self, queues: Sequence[str]) -> set[str]:
+        return self._call(self._inner.paused_queues(queues))
+
+    def held_counts(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        return self._call(self._inner.held_counts(queues))
+
+    def queue_page(
+        self, limit: int = 1000, cursor: str | None = None
+    ) -> tuple[list[str], str | None]:
+        return self._call(self._inner.queue_page(limit, cursor))
 
     def delete_queue(self, queue: str) -> None:
         self._call(self._inner.delete_queue(queue))

@@ -21,6 +21,7 @@ import uvicorn
 
 from conveyor.api import create_app
 from conveyor.api.server import server_options
+from conveyor.brokers import broker_from_settings
 from conveyor.cli.broker import redact_url
 from conveyor.client import AsyncConveyor
 from conveyor.errors import BrokerMisconfigured, BrokerUnavailable
@@ -29,7 +30,6 @@ from conveyor.logging import get_logger
 from conveyor.settings import Settings
 from conveyor.webhooks.follower import WebhookFanout
 from conveyor.worker.dlq import DlqWorker
-from conveyor.worker.main import build_broker
 from conveyor.worker.runner import Worker
 from conveyor.worker.schedules import ScheduleFirer, sync_declared
 
@@ -97,7 +97,7 @@ async def _serve(
     settings: Settings, sock: socket.socket, *, host: str, port: int, queues: list[str],
     concurrency: int, announce: Callable[[str], None],
 ) -> int:
-    broker = build_broker(settings)
+    broker = broker_from_settings(settings)
     try:
         await broker.connect()
     except (BrokerUnavailable, BrokerMisconfigured) as exc:

@@ -4,11 +4,14 @@ idempotency, batching of concurrent enqueues, and the operator calls."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conveyor.brokers.base import FailItem
 from conveyor.client import MAX_PAYLOAD_BYTES, AsyncConveyor, Conveyor, JobRequest
 from conveyor.errors import (
     BrokerUnavailable,
@@ -154,6 +157,34 @@ async def test_operator_calls(aclient: AsyncConveyor) -> None:
         await aclient.get("not-an-id")
 
 
+def test_cancel_and_retry_record_their_actor_in_the_history(any_client: Conveyor) -> None:
+    job = any_client.enqueue("fake", delay=60)
+    any_client.cancel(job.id, actor="cli:alice")
+    retried = any_client.retry(job.id, actor="cli:bob")
+    cancel, retry = retried.history[-2:]
+    assert (cancel.outcome, cancel.worker) == ("cancelled", "cli:alice")
+    assert cancel.message is not None and "cli:alice" in cancel.message
+    assert (retry.outcome, retry.worker) == ("retried", "cli:bob")
+    assert any_client.cancel(any_client.enqueue("fake").id).history[-1].worker == "manual"
+
+
+def test_the_old_dlq_calls_still_work_and_say_what_replaces_them(any_client: Conveyor) -> None:
+    broker = any_client.aio.broker
+    for _ in range(2):
+        any_client.enqueue("fake", queue="olddlq", max_attempts=1)
+    batch = any_client._call(broker.fetch("olddlq", 2, "w-old", 60_000))
+    dead = [d.job_id for d in batch.deliveries]
+    assert any_client._call(broker.fail(
+        [FailItem(d.job_id, d.token, "boom", "boom") for d in batch.deliveries]
+    )) == [JobState.DEAD, JobState.DEAD]
+    with pytest.warns(DeprecationWarning, match="use redrive_dead"):
+        assert any_client.dlq_redrive("olddlq", [dead[0]]) == [dead[0]]
+    with pytest.warns(DeprecationWarning, match="use purge_dead"):
+        assert any_client.dlq_purge("olddlq", [dead[1]]) == [dead[1]]
+    assert any_client.get(dead[0]).state == JobState.QUEUED
+    assert any_client.get_many([dead[1]]) == [None]
+
+
 def test_sync_client(client: Conveyor) -> None:
     job = client.enqueue("fake", {"duration_ms": 1})
     assert client.get(job.id).state == JobState.QUEUED
@@ -163,6 +194,38 @@ def test_sync_client(client: Conveyor) -> None:
         client.enqueue("nope")
     client.pause("default")
     client.resume("default")
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def any_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Conveyor]:
+    """The sync client over each broker (both offer the blocking enqueue path)."""
+    if request.param == "redis":
+        yield request.getfixturevalue("client")
+        return
+    with Conveyor.from_url(f"sqlite:///{tmp_path / 'cv.db'}") as c:
+        yield c
+
+
+def test_sync_client_enqueues_on_its_broker_s_blocking_path(any_client: Conveyor) -> None:
+    c = any_client
+    c.connect()
+    assert c._fast is not None  # the broker's sync enqueuer, not the loop thread
+    job, created = c.enqueue_job(JobRequest("fake", {"duration_ms": 1}, idempotency_key="k"))
+    again, created_again = c.enqueue_job(JobRequest("fake", {"duration_ms": 1},
+                                                    idempotency_key="k"))
+    assert (created, created_again) == (True, False)
+    assert again.id == job.id and again.state == JobState.QUEUED
+    with pytest.raises(IdempotencyConflict):
+        c.enqueue("fake", {"duration_ms": 2}, idempotency_key="k")
+    many = c.enqueue_many([JobRequest("fake", {"duration_ms": i}) for i in range(3)])
+    assert [j.id if j else None for j in c.get_many([r.job_id for r in many])] == \
+        [r.job_id for r in many]
+    assert not c.is_paused("default")
+    c.pause("default")
+    assert c.is_paused("default") and c.paused_queues(["default", "other"]) == {"default"}
+    c.resume("default")
+    assert c.queue_page() == (["default"], None)
+    assert c.stats(["default"])["default"][JobState.QUEUED] == 4
 
 
 async def test_unreachable_broker_raises_broker_unavailable() -> None:

@@ -1,11 +1,15 @@
-"""Brokers: where jobs live. `from_url` picks the backend from the URL scheme."""
+"""Brokers: where jobs live. `broker_from_url` picks the backend from the URL scheme;
+`broker_from_settings` is the one place a process turns its `CONVEYOR_*` settings into one."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor.brokers.base import Broker
+from conveyor.brokers.base import Broker, SyncEnqueuer
 from conveyor.errors import ValidationError
+
+if TYPE_CHECKING:
+    from conveyor.settings import Settings
 
 
 def broker_from_url(
@@ -38,4 +42,19 @@ def broker_from_url(
     )
 
 
-__all__ = ["Broker", "broker_from_url"]
+def broker_from_settings(settings: Settings) -> Broker:
+    """The broker `settings` name (URL, key prefix, retention, Redis timeouts and replica
+    waits, event-log bound), not connected yet."""
+    return broker_from_url(
+        settings.broker_url, key_prefix=settings.key_prefix,
+        retention_s=settings.retention_s, dlq_retention_s=settings.dlq_retention_s,
+        queue_retention_s=dict(settings.queue_retention_s),
+        redis_timeout_s=settings.redis_timeout_s,
+        redis_check_interval_s=settings.redis_check_interval_s,
+        redis_wait_replicas=settings.redis_wait_replicas,
+        redis_wait_timeout_ms=settings.redis_wait_timeout_ms,
+        events_maxlen=settings.events_maxlen,
+    )
+
+
+__all__ = ["Broker", "SyncEnqueuer", "broker_from_settings", "broker_from_url"]

@@ -315,6 +315,17 @@ def queue_not_empty(queue: str, counts: dict[str, int]) -> InvalidState:
     )
 
 
+class SyncEnqueuer(Protocol):
+    """A blocking enqueue over a connection of its own (`Broker.sync_enqueuer`): what the sync
+    client calls instead of hopping to its event-loop thread and back, which costs more than
+    the write itself. Same semantics as `Broker.enqueue`; used only after `connect`."""
+
+    def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]: ...
+
+    def close(self) -> None:
+        """Release what it holds (its connection); the broker stays open."""
+
+
 @runtime_checkable
 class Broker(Protocol):
     # --- lifecycle ------------------------------------------------------------------------
@@ -335,6 +346,10 @@ class Broker(Protocol):
     # --- producer -------------------------------------------------------------------------
     async def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
         """Store jobs; one atomic step per queue. Idempotency keys return the existing job."""
+
+    def sync_enqueuer(self) -> SyncEnqueuer | None:
+        """An optional capability: a blocking enqueue path for synchronous producers (the
+        sync client), or None when this broker has none (then the client uses `enqueue`)."""
 
     # --- worker ---------------------------------------------------------------------------
     async def fetch(self, queue: str, count: int, worker_id: str, lease_ms: int) -> FetchBatch:

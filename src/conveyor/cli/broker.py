@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from conveyor.brokers import broker_from_url
+from conveyor.brokers import broker_from_settings
 from conveyor.brokers.base import Broker
 from conveyor.brokers.sqlite.url import parse_sqlite_url
 from conveyor.errors import BrokerUnavailable, ConveyorError, ValidationError
@@ -84,14 +84,7 @@ def build_broker(settings: Settings) -> Broker:
     """The broker of `settings`, not connected yet; a URL that does not parse (a port that is
     not a number, a broken IPv6 address, ...) is a ValidationError naming the setting."""
     try:
-        return broker_from_url(
-            settings.broker_url, key_prefix=settings.key_prefix,
-            retention_s=settings.retention_s, dlq_retention_s=settings.dlq_retention_s,
-            queue_retention_s=dict(settings.queue_retention_s),
-            redis_wait_replicas=settings.redis_wait_replicas,
-            redis_wait_timeout_ms=settings.redis_wait_timeout_ms,
-            events_maxlen=settings.events_maxlen,
-        )
+        return broker_from_settings(settings)
     except ConveyorError:
         raise
     except ValueError as exc:

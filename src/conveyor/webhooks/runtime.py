@@ -13,7 +13,7 @@ import asyncio
 import ssl
 from dataclasses import dataclass
 
-from conveyor.brokers import broker_from_url
+from conveyor.brokers import broker_from_settings
 from conveyor.brokers.base import Broker
 from conveyor.settings import Settings, get_settings
 from conveyor.webhooks.store import WebhookStore, webhook_store
@@ -60,8 +60,7 @@ async def current_runtime() -> WebhookRuntime:
     if _default is not None and _default[0] is loop:
         return _default[2]
     settings = get_settings()
-    broker = broker_from_url(settings.broker_url, key_prefix=settings.key_prefix,
-                             events_maxlen=settings.events_maxlen)
+    broker = broker_from_settings(settings)
     await broker.connect()
     if _default is not None and _default[0] is loop:  # a concurrent delivery was first
         await broker.close()

@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 
-from conveyor.brokers import broker_from_url
+from conveyor.brokers import broker_from_settings
 from conveyor.brokers.base import Broker
 from conveyor.errors import BrokerMisconfigured, ConveyorError
 from conveyor.handlers import default_registry, load_app
@@ -99,21 +99,6 @@ def run_worker(*, queues: list[str], concurrency: int, app: str | None, settings
     return run_loop(_serve(queues, concurrency, settings))
 
 
-def build_broker(settings: Settings) -> Broker:
-    return broker_from_url(
-        settings.broker_url,
-        key_prefix=settings.key_prefix,
-        retention_s=settings.retention_s,
-        dlq_retention_s=settings.dlq_retention_s,
-        queue_retention_s=dict(settings.queue_retention_s),
-        redis_timeout_s=settings.redis_timeout_s,
-        redis_check_interval_s=settings.redis_check_interval_s,
-        redis_wait_replicas=settings.redis_wait_replicas,
-        redis_wait_timeout_ms=settings.redis_wait_timeout_ms,
-        events_maxlen=settings.events_maxlen,
-    )
-
-
 def start_metrics(settings: Settings) -> WorkerMetrics | None:
     """The metrics server when `worker_metrics_port` is set (None: off). A port that cannot
     be bound is fatal: an operator asked for metrics and would otherwise scrape nothing."""
@@ -126,7 +111,7 @@ def start_metrics(settings: Settings) -> WorkerMetrics | None:
 
 
 async def _serve(queues: list[str], concurrency: int, settings: Settings) -> int:
-    broker = build_broker(settings)
+    broker = broker_from_settings(settings)
     try:
         metrics = start_metrics(settings)
     except OSError as exc:

@@ -32,7 +32,6 @@ from conveyor.dlq.pacing import MAX_RATE
 from conveyor.dlq.selection import MAX_IDS
 from conveyor.dlq.tool import DlqResult
 from conveyor.errors import JobNotFound, ValidationError
-from conveyor.ids import split_job_id
 from conveyor.jobs import JobState
 from conveyor.jsontypes import WHOLE
 
@@ -228,8 +227,7 @@ def build_router(rt: ApiRuntime) -> APIRouter:
                    responses=error_responses(401, 404, 413, 422, 503))
     async def purge_dead_job(id: JobIdPath) -> Response:
         client = await rt.ready()
-        queue, _ = split_job_id(id)
-        if not await client.dlq_purge(queue, [id]):
+        if not (await client.purge_dead([id])).count:
             raise JobNotFound(f"job {id} is not in the dead-letter queue",
                               details={"job_id": id})
         return Response(status_code=204)

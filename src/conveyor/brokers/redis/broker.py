@@ -37,6 +37,7 @@ from conveyor.brokers.base import (
     ProgressItem,
     ReapResult,
     SeriesPoint,
+    SyncEnqueuer,
     WorkerInfo,
 )
 from conveyor.brokers.redis import batches, reads
@@ -160,6 +161,13 @@ class RedisBroker(RedisCore):
     async def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
         await self.writable()
         return await enq.enqueue(self, specs)
+
+    def sync_enqueuer(self) -> SyncEnqueuer | None:
+        """The blocking enqueue path (`redis/sync.py`) over a connection of its own; only a
+        broker made by `from_url` has one (it needs the URL to connect to)."""
+        from conveyor.brokers.redis.sync import SyncEnqueuer as RedisSyncEnqueuer
+
+        return None if self.url is None else RedisSyncEnqueuer(self, self.url)
 
     # --- worker ---------------------------------------------------------------------------
     async def fetch(self, queue: str, count: int, worker_id: str, lease_ms: int) -> FetchBatch:

@@ -47,7 +47,7 @@ from conveyor.brokers.sqlite import dlq, flow, logs, reads
 from conveyor.brokers.sqlite import events as evlog
 from conveyor.brokers.sqlite import operations as ops
 from conveyor.brokers.sqlite import transitions as tx
-from conveyor.brokers.sqlite.connection import Database, now_ms
+from conveyor.brokers.sqlite.connection import Database, Tx, now_ms
 from conveyor.brokers.sqlite.records import row_to_job
 from conveyor.brokers.sqlite.registry import WorkerRegistry
 from conveyor.brokers.sqlite.schema import migrate
@@ -73,6 +73,43 @@ LIST_SCAN = 1000
 POLL_MIN_S = 0.01
 POLL_MAX_S = 0.05
 SYNCHRONOUS = ("NORMAL", "FULL")
+
+
+#: one enqueue transaction: the positions of its specs, and the transaction
+EnqueueStep = tuple[list[int], Tx[list[EnqueueResult]]]
+
+
+def enqueue_steps(specs: Sequence[JobSpec]) -> list[EnqueueStep]:
+    """The transactions that store `specs`: one per queue and chunk of ENQUEUE_CHUNK jobs."""
+    by_queue: dict[str, list[tuple[int, str, JobSpec]]] = defaultdict(list)
+    for pos, spec in enumerate(specs):
+        check_spec(spec)  # all or nothing: no transaction runs unless every spec is valid
+        queue, uid = split_job_id(spec.id)
+        by_queue[queue].append((pos, uid, spec))
+    steps: list[EnqueueStep] = []
+    for queue, items in by_queue.items():
+        for start in range(0, len(items), ENQUEUE_CHUNK):
+            chunk = items[start : start + ENQUEUE_CHUNK]
+            pairs = [(uid, spec) for _, uid, spec in chunk]
+            steps.append(([pos for pos, _, _ in chunk],
+                          partial(ops.enqueue, queue=queue, specs=pairs)))
+    return steps
+
+
+class SqliteSyncEnqueuer:
+    """The sync client's enqueue: the broker's own transactions on its writer thread, waited
+    for by the calling thread (no hop through an event loop)."""
+
+    def __init__(self, broker: SqliteBroker) -> None:
+        self._broker = broker
+
+    def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
+        steps = enqueue_steps(specs)
+        write = self._broker._writer.write_blocking
+        return self._broker._enqueued(len(specs), steps, [write(fn) for _, fn in steps])
+
+    def close(self) -> None:
+        """Nothing of its own: the broker's connection stays the broker's."""
 
 
 class SqliteBroker:
@@ -144,19 +181,20 @@ class SqliteBroker:
 
     # --- producer -------------------------------------------------------------------------
     async def enqueue(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
-        by_queue: dict[str, list[tuple[int, str, JobSpec]]] = defaultdict(list)
-        for pos, spec in enumerate(specs):
-            check_spec(spec)  # all or nothing: no transaction runs unless every spec is valid
-            queue, uid = split_job_id(spec.id)
-            by_queue[queue].append((pos, uid, spec))
-        out: list[EnqueueResult | None] = [None] * len(specs)
-        for queue, items in by_queue.items():
-            for start in range(0, len(items), ENQUEUE_CHUNK):
-                chunk = items[start : start + ENQUEUE_CHUNK]
-                pairs = [(uid, spec) for _, uid, spec in chunk]
-                results = await self._writer.write(partial(ops.enqueue, queue=queue, specs=pairs))
-                for (pos, _, _), res in zip(chunk, results, strict=True):
-                    out[pos] = res
+        steps = enqueue_steps(specs)
+        return self._enqueued(len(specs), steps, [await self._writer.write(fn) for _, fn in steps])
+
+    def sync_enqueuer(self) -> SqliteSyncEnqueuer:
+        return SqliteSyncEnqueuer(self)
+
+    def _enqueued(
+        self, count: int, steps: Sequence[EnqueueStep], replies: Sequence[list[EnqueueResult]],
+    ) -> list[EnqueueResult]:
+        """The results in the order of the specs; wakes this process's waiters on new work."""
+        out: list[EnqueueResult | None] = [None] * count
+        for (positions, _), results in zip(steps, replies, strict=True):
+            for pos, res in zip(positions, results, strict=True):
+                out[pos] = res
         if any(r is not None and r.created for r in out):
             self._wakeup.notify()
         return [r for r in out if r is not None]

@@ -12,6 +12,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TypeVar
 
 from conveyor.errors import BrokerMisconfigured, BrokerUnavailable
@@ -61,7 +62,13 @@ class Database:
     async def write(self, fn: Tx[T]) -> T:
         """Run `fn` as one `BEGIN IMMEDIATE` transaction: it holds the write lock from its
         first statement, so no other writer can slip in between its reads and its writes."""
-        return await self.call(lambda conn: _in_tx(conn, "BEGIN IMMEDIATE", fn))
+        return await self.call(partial(_in_tx, begin="BEGIN IMMEDIATE", fn=fn))
+
+    def write_blocking(self, fn: Tx[T]) -> T:
+        """`write` for a caller off any event loop (the sync enqueuer): the same transaction
+        on the same thread, waited for by blocking the caller."""
+        return self._pool.submit(
+            self._invoke, partial(_in_tx, begin="BEGIN IMMEDIATE", fn=fn)).result()
 
     async def read(self, fn: Tx[T]) -> T:
         """Run `fn` in one read transaction: a consistent snapshot (WAL), taking no lock that
