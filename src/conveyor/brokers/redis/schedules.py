@@ -17,6 +17,7 @@ from conveyor.brokers.base import Page
 from conveyor.brokers.redis import reads
 from conveyor.brokers.redis.broker import RedisBroker
 from conveyor.brokers.redis.keys import QueueKeys
+from conveyor.brokers.redis.replies import DueReply, Fired
 from conveyor.errors import CorruptRecord, ValidationError
 from conveyor.ids import UID_RE
 from conveyor.jobs import JobState
@@ -157,8 +158,10 @@ class RedisScheduleStore:
 
     async def due(self, queue: str, limit: int = 200) -> tuple[int, list[DueRow]]:
         qk = self._q(queue)
-        now, rows = await self._b.run("sched_due", [qk.sched_due, qk.sched_prefix], [limit])
-        return int(now), [DueRow(str(n), str(d), str(fp), int(nx)) for n, d, fp, nx in rows]
+        got = DueReply.decode(
+            await self._b.run("sched_due", [qk.sched_due, qk.sched_prefix], [limit]))
+        return got.now_ms, [DueRow(d.name, d.definition, d.fingerprint, d.next_ms)
+                            for d in got.due]
 
     async def fire(self, queue: str, entries: list[FireEntry]) -> list[FireOutcome]:
         if not entries:
@@ -168,10 +171,9 @@ class RedisScheduleStore:
         keys = [qk.sched_prefix, qk.sched_due, qk.job_prefix, qk.idem_prefix, qk.queued,
                 qk.scheduled, qk.seq, qk.marker, qk.listing, qk.sched_runs_prefix]
         args = [json.dumps([e.as_json() for e in entries]), LOOKAHEAD_MS, RUNS_KEEP]
-        _, rows = await self._b.run("sched_fire", keys, args)
-        out = [FireOutcome(e.name, str(status), tuple(f"{queue}:{u}" for u in made),
-                           int(skipped))
-               for e, (status, made, skipped) in zip(entries, rows, strict=True)]
+        fired = Fired.decode_all(await self._b.run("sched_fire", keys, args))
+        out = [FireOutcome(e.name, f.status, tuple(f"{queue}:{u}" for u in f.uids), f.skipped)
+               for e, f in zip(entries, fired, strict=True)]
         if any(o.job_ids for o in out):  # after the write, as every enqueue; never a phantom
             await self._b.remember_queues([queue])
         return out
