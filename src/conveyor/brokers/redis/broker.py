@@ -340,6 +340,7 @@ class RedisBroker(RedisCore):
         return await self._queues.paused(queues)
 
     async def forget_queue(self, queue: str) -> None:
+        shell.queue_name(queue)
         await self.writable()
         await self._queues.forget(queue)
 
@@ -370,6 +371,7 @@ class RedisBroker(RedisCore):
 
     # --- flow control ---------------------------------------------------------------------
     async def set_limits(self, queue: str, limits: QueueLimits) -> QueueLimits:
+        shell.queue_name(queue)
         await self.writable()
         return await self._flow.set(queue, limits)
 
@@ -377,6 +379,7 @@ class RedisBroker(RedisCore):
         return await self._flow.get(queue)
 
     async def delete_limits(self, queue: str) -> bool:
+        shell.queue_name(queue)
         await self.writable()
         return await self._flow.delete(queue)
 

@@ -20,6 +20,7 @@ from conveyor.brokers.base import (
 )
 from conveyor.brokers.redis.core import RedisCore
 from conveyor.brokers.redis.records import job_from_hash
+from conveyor.brokers.redis.replies import EventsReply
 from conveyor.errors import JobNotFound, ValidationError
 from conveyor.events.model import JobEvent
 from conveyor.events.records import event_from_record
@@ -72,16 +73,16 @@ class RedisEvents:
         check_event_limit(limit)
         start = stream_id(after)
         key = self._b.keys.queue(queue).events
-        last, first, trimmed, rows = await self._b.run("read_events", [key],
-                                                        [_rid(start), limit])
-        ahead = start > _sid(last)  # a cursor the log never reached: it lost writes
+        got = EventsReply.decode(await self._b.run("read_events", [key], [_rid(start), limit]))
+        ahead = start > _sid(got.last)  # a cursor the log never reached: it lost writes
         if ahead:
-            _, first, trimmed, rows = await self._b.run("read_events", [key], ["0-0", limit])
+            got = EventsReply.decode(await self._b.run("read_events", [key], ["0-0", limit]))
         # trimming drops the oldest entries: those after the cursor may be gone when the
         # cursor is older than the oldest entry kept (conservative: the cursor's own event
         # may have been the only one dropped)
-        gap = ahead or (bool(trimmed) and start < _sid(first))
+        gap = ahead or (got.trimmed and start < _sid(got.first))
         # the cursor moves past every row read, also past one that did not parse
+        rows = got.rows
         cursor = str(rows[-1][0]) if rows else (LOG_START if ahead else after)
         return EventPage(queue=queue, events=decode(queue, rows), cursor=cursor, gap=gap)
 

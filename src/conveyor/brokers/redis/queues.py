@@ -17,6 +17,7 @@ from conveyor.brokers.base import (
     queue_not_found,
 )
 from conveyor.brokers.redis.core import RedisCore
+from conveyor.brokers.redis.replies import ForgetReply, ints
 from conveyor.jobs import JobState
 from conveyor.queues import validate_queue_name
 
@@ -38,12 +39,12 @@ class RedisQueues:
         """counts.lua once per queue (a third of the cost of one ZCARD per state)."""
         counts: list[list[int]] = []
         for start in range(0, len(names), CHUNK):
-            counts += await self._b.run_many([
+            counts += [ints(r, len(_STATES), "counts") for r in await self._b.run_many([
                 ("counts", [self._b.keys.queue(q).index(s) for s in _STATES], [])
                 for q in names[start : start + CHUNK]
-            ])
+            ])]
         return {
-            q: {str(s): int(c) for s, c in zip(_STATES, row, strict=True)}
+            q: {str(s): c for s, c in zip(_STATES, row, strict=True)}
             for q, row in zip(names, counts, strict=True)
         }
 
@@ -52,11 +53,11 @@ class RedisQueues:
         became due (0: none waits), by the broker's clock."""
         rows: list[list[int]] = []
         for start in range(0, len(names), CHUNK):
-            rows += await self._b.run_many([
+            rows += [ints(r, 2, "ready_age") for r in await self._b.run_many([
                 ("ready_age", [qk.job_prefix, qk.queued, qk.scheduled], [])
                 for qk in (self._b.keys.queue(q) for q in names[start : start + CHUNK])
-            ])
-        return {q: max(int(now) - int(due), 0) if int(due) >= 0 else 0
+            ])]
+        return {q: max(now - due, 0) if due >= 0 else 0
                 for q, (now, due) in zip(names, rows, strict=True)}
 
     async def series(self, queue: str, minutes: int, type_: str | None) -> list[SeriesPoint]:
@@ -127,14 +128,12 @@ class RedisQueues:
         qk = self._b.keys.queue(queue)
         indexes = [qk.index(s) for s in _STATES]
         keys = [qk.paused, qk.marker, qk.seq, qk.deaths, qk.listing, *indexes]
-        res = await self._b.run("forget_queue", keys, [])
-        if isinstance(res, list):
-            listed, *by_state = (int(n) for n in res)
-            counts = {str(s): n for s, n in zip(_STATES, by_state, strict=True) if n}
-            raise queue_not_empty(queue, counts or {"listed": listed})
+        res = ForgetReply.decode(await self._b.run("forget_queue", keys, []))
+        if res.held is not None:
+            raise queue_not_empty(queue, res.held)
         with self._b.unavailable():
             removed = int(await self._b.client.srem(self._b.keys.queues, queue))
-            if not removed and not int(res):
+            if not removed and not res.was_paused:
                 raise queue_not_found(queue)
             pipe = self._b.client.pipeline(transaction=False)
             for key in (qk.listing, *indexes):

@@ -156,3 +156,97 @@ class Claimed:
     @classmethod
     def decode_all(cls, reply: Any) -> list[Claimed]:
         return [cls(str(m), str(t)) for m, t in (_parts(r, 2, "claim_deaths") for r in reply)]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryReply:
+    """`{count retried, {outcome per uid}}`: `retried`, `not_found`, `corrupt:<why>` or
+    the state the job is in."""
+
+    outcomes: list[str]
+
+    @classmethod
+    def decode(cls, reply: Any) -> RetryReply:
+        _, outcomes = _parts(reply, 2, "retry")
+        return cls([str(o) for o in outcomes])
+
+
+@dataclass(frozen=True, slots=True)
+class EventsReply:
+    """`{last id of the log, first id kept, entries trimmed (0/1), rows}`; a row is
+    `{id, {field, value, ...}}` (decoded by events.decode)."""
+
+    last: str
+    first: str
+    trimmed: bool
+    rows: list[Any]
+
+    @classmethod
+    def decode(cls, reply: Any) -> EventsReply:
+        last, first, trimmed, rows = _parts(reply, 4, "read_events")
+        return cls(str(last), str(first), bool(trimmed), list(rows))
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetReply:
+    """1 or 0 (emptied; it was paused / not), or, for a queue that still holds jobs (nothing
+    changed), `{jobs listed, count per state in JobState order}`."""
+
+    was_paused: bool
+    #: the jobs left per state (`{"listed": n}` when only the listing holds some); None:
+    #: the queue was emptied
+    held: dict[str, int] | None
+
+    @classmethod
+    def decode(cls, reply: Any) -> ForgetReply:
+        if not isinstance(reply, list | tuple):
+            return cls(bool(int(reply)), None)
+        listed, *by_state = ints(reply, len(JobState) + 1, "forget_queue")
+        counts = {str(s): n for s, n in zip(JobState, by_state, strict=True) if n}
+        return cls(False, counts or {"listed": listed})
+
+
+def ints(reply: Any, n: int, script: str) -> list[int]:
+    """A reply of exactly `n` integers (counts.lua: one count per state; ready_age.lua:
+    `{now, due (-1: none)}`)."""
+    got = _parts(reply, n, script)
+    if len(got) != n:
+        raise ValueError(f"{script}.lua replied {reply!r:.200}: expected {n} values")
+    return [int(v) for v in got]
+
+
+@dataclass(frozen=True, slots=True)
+class DueSchedule:
+    """One schedule sched_due.lua found due: `{name, def, fingerprint, next ms}`."""
+
+    name: str
+    definition: str
+    fingerprint: str
+    next_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DueReply:
+    now_ms: int
+    due: list[DueSchedule]
+
+    @classmethod
+    def decode(cls, reply: Any) -> DueReply:
+        now, rows = _parts(reply, 2, "sched_due")
+        return cls(int(now), [DueSchedule(str(n), str(d), str(fp), int(nx))
+                              for n, d, fp, nx in (_parts(r, 4, "sched_due") for r in rows)])
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """One entry's outcome in sched_fire.lua's `{now, rows}`: `{status, uids made, skipped}`."""
+
+    status: str
+    uids: list[str]
+    skipped: int
+
+    @classmethod
+    def decode_all(cls, reply: Any) -> list[Fired]:
+        _, rows = _parts(reply, 2, "sched_fire")
+        return [cls(str(s), [str(u) for u in made], int(k))
+                for s, made, k in (_parts(r, 3, "sched_fire") for r in rows)]

@@ -15,8 +15,9 @@ import logging
 
 from conveyor.brokers.base import Page
 from conveyor.brokers.redis import reads
-from conveyor.brokers.redis.broker import RedisBroker
+from conveyor.brokers.redis.core import RedisCore
 from conveyor.brokers.redis.keys import QueueKeys
+from conveyor.brokers.redis.replies import DueReply, Fired
 from conveyor.errors import CorruptRecord, ValidationError
 from conveyor.ids import UID_RE
 from conveyor.jobs import JobState
@@ -44,10 +45,10 @@ def _valid_name(name: str) -> bool:
 
 
 class RedisScheduleStore:
-    def __init__(self, broker: RedisBroker) -> None:
-        self._b = broker
-        self._client = broker.client
-        self._keys = broker.keys
+    def __init__(self, core: RedisCore) -> None:
+        self._b = core
+        self._client = core.client
+        self._keys = core.keys
 
     def _q(self, queue: str) -> QueueKeys:
         return self._keys.queue(queue)
@@ -56,7 +57,7 @@ class RedisScheduleStore:
         return await self._b.now_ms()
 
     async def _queue_of(self, name: str) -> str | None:
-        with RedisBroker.unavailable():
+        with self._b.unavailable():
             found = await self._client.zrangebylex(
                 self._keys.schedules, f"[{name}{_SEP}", f"({name};")
         for member in found:
@@ -69,12 +70,12 @@ class RedisScheduleStore:
                      new_paused: bool = False) -> str:
         await self._b.writable()
         old = await self._queue_of(d.name)
-        with RedisBroker.unavailable():
+        with self._b.unavailable():
             if old != d.queue:
                 await self._client.zadd(self._keys.schedules, {f"{d.name}{_SEP}{d.queue}": 0})
         if old is not None and old != d.queue:  # moved to another queue (slot)
             await self._delete_in(d.name, old)
-            with RedisBroker.unavailable():
+            with self._b.unavailable():
                 await self._client.zrem(self._keys.schedules, f"{d.name}{_SEP}{old}")
         qk = self._q(d.queue)
         args = [d.name, d.def_json, d.job.to_json(), d.fp, d.tfp, d.schedule.overlap,
@@ -92,7 +93,7 @@ class RedisScheduleStore:
         queue = await self._queue_of(name)
         if queue is None:
             return None
-        with RedisBroker.unavailable():
+        with self._b.unavailable():
             values = await self._client.hmget(self._q(queue).sched_prefix + name, _READ)
         h = dict(zip(_READ, values, strict=True))
         if h["def"] is None:
@@ -104,7 +105,7 @@ class RedisScheduleStore:
         if cursor is not None and not _valid_name(cursor):
             raise ValidationError("invalid cursor", details={"cursor": cursor})
         start = f"[{cursor};" if cursor else "-"
-        with RedisBroker.unavailable():
+        with self._b.unavailable():
             members = [str(m) for m in await self._client.zrangebylex(
                 self._keys.schedules, start, "+", start=0, num=limit)]
             where = [m.partition(_SEP)[::2] for m in members]
@@ -138,7 +139,7 @@ class RedisScheduleStore:
         if queue is None:
             return False
         existed = await self._delete_in(name, queue)
-        with RedisBroker.unavailable():
+        with self._b.unavailable():
             await self._client.zrem(self._keys.schedules, f"{name}{_SEP}{queue}")
         return bool(existed)
 
@@ -157,8 +158,10 @@ class RedisScheduleStore:
 
     async def due(self, queue: str, limit: int = 200) -> tuple[int, list[DueRow]]:
         qk = self._q(queue)
-        now, rows = await self._b.run("sched_due", [qk.sched_due, qk.sched_prefix], [limit])
-        return int(now), [DueRow(str(n), str(d), str(fp), int(nx)) for n, d, fp, nx in rows]
+        got = DueReply.decode(
+            await self._b.run("sched_due", [qk.sched_due, qk.sched_prefix], [limit]))
+        return got.now_ms, [DueRow(d.name, d.definition, d.fingerprint, d.next_ms)
+                            for d in got.due]
 
     async def fire(self, queue: str, entries: list[FireEntry]) -> list[FireOutcome]:
         if not entries:
@@ -168,10 +171,9 @@ class RedisScheduleStore:
         keys = [qk.sched_prefix, qk.sched_due, qk.job_prefix, qk.idem_prefix, qk.queued,
                 qk.scheduled, qk.seq, qk.marker, qk.listing, qk.sched_runs_prefix]
         args = [json.dumps([e.as_json() for e in entries]), LOOKAHEAD_MS, RUNS_KEEP]
-        _, rows = await self._b.run("sched_fire", keys, args)
-        out = [FireOutcome(e.name, str(status), tuple(f"{queue}:{u}" for u in made),
-                           int(skipped))
-               for e, (status, made, skipped) in zip(entries, rows, strict=True)]
+        fired = Fired.decode_all(await self._b.run("sched_fire", keys, args))
+        out = [FireOutcome(e.name, f.status, tuple(f"{queue}:{u}" for u in f.uids), f.skipped)
+               for e, f in zip(entries, fired, strict=True)]
         if any(o.job_ids for o in out):  # after the write, as every enqueue; never a phantom
             await self._b.remember_queues([queue])
         return out
@@ -180,13 +182,13 @@ class RedisScheduleStore:
         if cursor is not None and not UID_RE.fullmatch(cursor):
             raise ValidationError("invalid cursor", details={"cursor": cursor})
         top = f"({cursor}" if cursor else "+"
-        with RedisBroker.unavailable():
+        with self._b.unavailable():
             uids = [str(u) for u in await self._client.zrevrangebylex(
                 self._q(queue).sched_runs_prefix + name, top, "-", start=0, num=limit)]
         jobs = await reads.listed(self._b, [(queue, u) for u in uids])
         return Page(items=jobs, next_cursor=uids[-1] if len(uids) == limit else None)
 
     async def job_states(self, job_ids: list[str]) -> list[JobState | None]:
-        jobs = await self._b.get_many(job_ids)
+        jobs = await reads.get_many(self._b, job_ids)
         return [None if j is None else j.state for j in jobs]
 

@@ -141,7 +141,7 @@ class SyncEnqueuer:
         """One script call, then WAIT on its node over the same connection (one pipeline)."""
         waits = self._broker.wait_replicas
         pipe = client.pipeline()  # type: ignore[no-untyped-call]
-        # execute_command: see RedisBroker._send (the cluster pipeline refuses `.evalsha`)
+        # execute_command: see RedisCore._send (the cluster pipeline refuses `.evalsha`)
         pipe.execute_command(
             "EVALSHA", self._broker.scripts.sha[name], len(keys), *keys, *args)
         if waits:

@@ -24,7 +24,7 @@ from conveyor.brokers.base import (
 from conveyor.brokers.redis import batches
 from conveyor.brokers.redis.core import RedisCore
 from conveyor.brokers.redis.keys import QueueKeys
-from conveyor.brokers.redis.replies import FetchReply, HeartbeatPart, ReapReply
+from conveyor.brokers.redis.replies import FetchReply, HeartbeatPart, ReapReply, RetryReply
 from conveyor.brokers.shell import delivery
 from conveyor.brokers.text import safe_json, safe_message, safe_name, safe_traceback
 from conveyor.ids import lease_nonce
@@ -181,5 +181,6 @@ async def retry(core: RedisCore, queue: str, uid: str, actor: str) -> str:
     """`retried` or why not."""
     qk = core.qk(queue)
     keys = [qk.job_prefix, qk.dead, qk.cancelled, qk.queued, qk.seq, qk.marker, qk.deaths]
-    _, outcomes = await core.run("retry", keys, [safe_name(actor), uid])
-    return str(outcomes[0])
+    (outcome,) = RetryReply.decode(
+        await core.run("retry", keys, [safe_name(actor), uid])).outcomes
+    return outcome

@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
-from conveyor.brokers.redis.broker import RedisBroker
 from conveyor.brokers.redis.cluster import Client
 from conveyor.brokers.redis.keys import Keys
 from conveyor.brokers.redis.scripts import Scripts
+from conveyor.brokers.redis.server import unavailable
 from conveyor.errors import CorruptRecord
 from conveyor.webhooks.model import (
     MAX_REASON_LENGTH,
@@ -45,7 +45,7 @@ class RedisWebhookStore:
         self._scripts = scripts or Scripts()
 
     async def create(self, spec: SubscriptionSpec, *, sub_id: str, secret: str) -> Subscription:
-        with RedisBroker.unavailable():
+        with unavailable():
             # two calls: a cluster pipeline refuses TIME (it names no key)
             sec, usec = await self._client.time()
             count = await self._client.scard(self._keys.webhooks)
@@ -63,12 +63,12 @@ class RedisWebhookStore:
     async def get(self, sub_id: str) -> Subscription | None:
         if not is_subscription_id(sub_id):
             return None
-        with RedisBroker.unavailable():
+        with unavailable():
             record = await self._client.hgetall(self._keys.webhook(sub_id))
         return from_record(sub_id, cast(dict[str, str], record)) if record else None
 
     async def list(self) -> list[Subscription]:
-        with RedisBroker.unavailable():
+        with unavailable():
             ids = sorted(str(i) for i in await self._client.smembers(self._keys.webhooks))
             records: list[dict[str, str]] = []
             for start in range(0, len(ids), LIST_CHUNK):
@@ -89,7 +89,7 @@ class RedisWebhookStore:
     async def delete(self, sub_id: str) -> bool:
         if not is_subscription_id(sub_id):
             return False
-        with RedisBroker.unavailable():
+        with unavailable():
             async with self._client.pipeline(transaction=True) as tx:
                 tx.srem(self._keys.webhooks, sub_id)
                 tx.delete(self._keys.webhook(sub_id))
@@ -101,7 +101,7 @@ class RedisWebhookStore:
         record."""
         if not is_subscription_id(sub_id):
             return False
-        with RedisBroker.unavailable():
+        with unavailable():
             done = await self._scripts.run(self._client, "webhook_disable",
                                            [self._keys.webhook(sub_id)],
                                            [reason[:MAX_REASON_LENGTH]])
