@@ -81,9 +81,9 @@ async def serve_dev(
     except OSError as exc:
         reason = exc.strerror or str(exc)
         log.error(
-            f"cannot listen on {host}:{port}: {reason.lower()}"
-            " (is another server running there? pass --port or --host)",
-            extra={"host": host, "port": port, "errno": exc.errno},
+            "devserver_listen_failed",
+            extra={"host": host, "port": port, "errno": exc.errno, "reason": reason.lower(),
+                   "detail": "is another server running there? pass --port or --host"},
         )
         return 1
     try:
@@ -101,7 +101,7 @@ async def _serve(
     try:
         await broker.connect()
     except (BrokerUnavailable, BrokerMisconfigured) as exc:
-        log.error("broker not usable", extra={"error": exc.message, "code": str(exc.code)})
+        log.error("broker_not_usable", extra={"error": exc.message, "code": str(exc.code)})
         return 1
     app = create_app(client=AsyncConveyor(broker), settings=settings)
     server = _Server(uvicorn.Config(

@@ -148,9 +148,9 @@ class WorkerProcess:
         return code
 
     def has_started(self) -> bool:
-        """The worker logged `worker started` (it had registered); remembers its id."""
+        """The worker logged `worker_started` (it had registered); remembers its id."""
         if not self.worker_id:
-            for event in self.events("worker started"):
+            for event in self.events("worker_started"):
                 self.worker_id = str(event.get("worker_id", "?"))
         return bool(self.worker_id)
 

@@ -64,7 +64,7 @@ async def wait_finished(client: AsyncConveyor, job_id: str, timeout_s: float) ->
 
 
 def rejected_acks(worker: WorkerProcess) -> list[str]:
-    return [str(e.get("job_id")) for e in worker.events("ack rejected: lease lost")]
+    return [str(e.get("job_id")) for e in worker.events("ack_rejected_lease_lost")]
 
 
 async def test_partition_another_worker_takes_over_and_the_stale_ack_is_rejected(
@@ -156,7 +156,7 @@ async def test_cut_mid_script_leaves_the_effect_without_the_reply(
     elapsed = time.monotonic() - started
     a.terminate()  # a clean stop flushes its completions and logs their counts
     assert await a.wait_exit(15.0) == 0, a.logs()
-    [stopped] = a.events("worker stopped")
+    [stopped] = a.events("worker_stopped")
 
     rec = await reconcile(main_broker, QUEUE, ids, ledger.by_job())
     figures.emit(

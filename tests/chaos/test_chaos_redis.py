@@ -277,10 +277,10 @@ async def test_worker_refuses_a_redis_that_may_evict(
             await raw.config_set("maxmemory-policy", policy)
             worker = await workers.start(spec, wait=False)
             assert await worker.wait_exit(20.0) == 1, worker.logs()
-            [refused] = worker.events("broker misconfigured, refusing to start")
+            [refused] = worker.events("broker_misconfigured_at_start")
             assert refused["level"] == "ERROR"
             assert policy in refused["error"] and "noeviction" in refused["error"]
-            assert not worker.events("worker started")
+            assert not worker.events("worker_started")
         still = await client.get(job.id)
         assert still.state is JobState.QUEUED and still.attempts == 0
         assert await client.workers() == []

@@ -68,7 +68,7 @@ async def test_oversized_results_mixed_into_a_loaded_queue(
         rec = await reconcile(client.broker, QUEUE, ids, runs)
         loaded = await load_jobs(client.broker, ids)
         jobs = {job_id: entry[0] for job_id, entry in loaded.items() if entry is not None}
-    splits = sum(len(w.events("broker refused a batch of outcomes")) for w in pool)
+    splits = sum(len(w.events("outcome_batch_refused")) for w in pool)
     over = [i for i, kind in enumerate(kinds) if kind == "over"]
     figures.emit(
         "10 oversized results in a loaded queue", **rec.figures(), faults=len(over),

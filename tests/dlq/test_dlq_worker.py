@@ -176,7 +176,7 @@ async def test_a_failing_hook_is_logged_and_the_job_is_intact(
         await dlq(broker, [Q])
     assert ran == [job_id]
     assert dlq.hooks_failed == 2 and dlq.hooks_run == 1
-    failures = [r for r in caplog.records if r.getMessage() == "on_dead hook failed"]
+    failures = [r for r in caplog.records if r.getMessage() == "on_dead_hook_failed"]
     assert len(failures) == 2 and failures[0].exc_info is not None
     assert await client.get(job_id) == before
     await dlq(broker, [Q])

@@ -230,11 +230,11 @@ def test_auto_is_coloured_text_on_a_terminal(tty: tuple[Any, int]) -> None:
     stream, master = tty
     assert configure_logging("INFO", "auto", stream=stream) == "text"
     with job_context("q:tty", "fake"):
-        get_logger("cvt.tty").warning("job failed", extra={"error_code": "handler_error"})
+        get_logger("cvt.tty").warning("job_failed", extra={"error_code": "handler_error"})
     line = _read_pty(master)
     assert "\x1b[" in line  # ANSI colours
     plain = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
-    assert re.match(r"^\d{4}-\d\d-\d\dT[\d:.]+Z \[WARNING *\] cvt\.tty: job failed ", plain)
+    assert re.match(r"^\d{4}-\d\d-\d\dT[\d:.]+Z \[WARNING *\] cvt\.tty: job_failed ", plain)
     assert "error_code=handler_error job_id=q:tty job_type=fake" in plain
 
 
@@ -258,7 +258,7 @@ def _fail(log: logging.Logger, level: int) -> None:
     try:
         raise SmtpDown("relay refused")
     except SmtpDown as exc:
-        log.log(level, "job failed", exc_info=exc, extra={"error_code": "smtp_transient"})
+        log.log(level, "job_failed", exc_info=exc, extra={"error_code": "smtp_transient"})
 
 
 def test_json_failure_line_has_class_and_traceback(stream: io.StringIO) -> None:

@@ -187,7 +187,7 @@ async def test_context_and_log_fields_reach_sync_threads(
         out = await executor.execute(delivery("ctx", attempts=2))
     assert out == AckItem(JOB_ID, "7", f'["{JOB_ID}",2,"w1"]')
     by_msg = {r.getMessage(): r for r in caplog.records}
-    for msg in ("job started", "inside", "job succeeded"):
+    for msg in ("job_started", "inside", "job_succeeded"):
         assert getattr(by_msg[msg], "job_id", None) == JOB_ID, msg
         assert getattr(by_msg[msg], "job_type", None) == "ctx", msg
 

@@ -179,7 +179,7 @@ async def test_a_handler_blocking_the_loop_is_named_while_it_blocks(
         async with run_worker(settings=make_settings(loop_block_warn_s=0.2)):
             done = await wait_for_state(client, job.id, DONE)
     assert done.state is JobState.SUCCEEDED
-    blocked = [r for r in caplog.records if r.getMessage() == "event loop blocked"]
+    blocked = [r for r in caplog.records if r.getMessage() == "event_loop_blocked"]
     assert blocked, [r.getMessage() for r in caplog.records]
     record = blocked[0]
     assert getattr(record, "job_id", None) == job.id
@@ -187,7 +187,7 @@ async def test_a_handler_blocking_the_loop_is_named_while_it_blocks(
     assert f"{job.id} (blocks)" in getattr(record, "running_jobs", [])
     assert done.finished_at is not None
     assert record.created < done.finished_at.timestamp()  # said while it was blocking
-    after = [r for r in caplog.records if r.getMessage() == "event loop was blocked"]
+    after = [r for r in caplog.records if r.getMessage() == "event_loop_was_blocked"]
     assert after and getattr(after[0], "blocked_s", 0) >= 0.2
 
 
@@ -203,7 +203,7 @@ async def test_an_unknown_type_says_which_worker_lacked_it_and_is_retried(
     with caplog.at_level(logging.INFO, logger="conveyor.worker"):
         async with run_worker() as worker:
             after = await wait_for_state(client, job.id, {JobState.SCHEDULED, JobState.DEAD})
-    started = [r for r in caplog.records if r.getMessage() == "worker started"]
+    started = [r for r in caplog.records if r.getMessage() == "worker_started"]
     assert getattr(started[0], "job_types", None) == ["known.type"]
     # Attempt 1 charged, then back to the schedule: a worker that knows the type may take it.
     assert after.state is JobState.SCHEDULED and after.attempts == 1

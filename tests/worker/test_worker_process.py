@@ -72,7 +72,7 @@ async def test_process_runs_jobs_and_stops_on_sigterm(
         stderr = await stop(proc)
     assert proc.returncode == 0, stderr.decode()
     seen = events(stderr)
-    assert "job succeeded" in seen and "worker stopped" in seen
+    assert "job_succeeded" in seen and "worker_stopped" in seen
     # The 60 s job outlived the 0.5 s grace period: released, its attempt refunded.
     after = await client.get(long.id)
     assert after.state is JobState.QUEUED
@@ -97,4 +97,4 @@ async def test_bad_app_module_exits_1(key_prefix: str) -> None:
     proc = await start(key_prefix, app="no_such_module_for_conveyor")
     _, stderr = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 1
-    assert "worker not started" in events(stderr)
+    assert "worker_not_started" in events(stderr)

@@ -232,7 +232,7 @@ async def test_sigterm_with_grace_0_stops_promptly_whatever_handlers_do(
     assert proc.returncode == 0, stderr.decode()[-3000:]
     after = [await client.get(j.id) for j in jobs]
     assert [(j.state, j.attempts) for j in after] == [(JobState.QUEUED, 0)] * 2
-    assert b"exiting without waiting" in stderr
+    assert b"worker_exiting_with_running_handlers" in stderr
 
 
 BLOCKING_APP = '''
@@ -270,4 +270,4 @@ async def test_sigterm_ends_a_worker_whose_loop_a_handler_blocks(
             proc.kill()
     assert took < 20, f"stop took {took:.1f}s"  # grace 0 + the 10 s margin, not 120 s
     assert proc.returncode == 1, stderr.decode()[-3000:]  # the worker could not drain
-    assert b"worker did not stop in time" in stderr
+    assert b"worker_stop_timed_out" in stderr

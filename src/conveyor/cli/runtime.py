@@ -128,7 +128,7 @@ def start_service(settings: Settings, name: str) -> None:
     build_broker(settings)
     configure_logging(settings.log_level, settings.log_format)
     info = describe(settings)
-    get_logger(f"conveyor.{name}").info("using broker", extra={
+    get_logger(f"conveyor.{name}").info("broker_selected", extra={
         f"broker_{key}": value for key, value in info.to_dict().items()})
 
 

@@ -282,8 +282,8 @@ async def deliver(payload: EmailPayload, ctx: JobContext, settings: Settings) ->
     # Some recipients refused, others accepted: retrying would duplicate the accepted ones.
     refusals = {addr: _reply(r.code, r.message) for addr, r in refused.items()}
     if refusals:
-        ctx.logger.warning("email partly refused", extra={"refused": refusals})
-    ctx.logger.info("email sent", extra={"message_id": msg_id})
+        ctx.logger.warning("email_partly_refused", extra={"refused": refusals})
+    ctx.logger.info("email_sent", extra={"message_id": msg_id})
     return {"message_id": msg_id, "reply": reply, "refused": refusals}
 
 

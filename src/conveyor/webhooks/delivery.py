@@ -67,7 +67,7 @@ async def _judge(
 ) -> dict[str, Any]:
     status = answer.status
     if 200 <= status < 300:
-        ctx.logger.info("webhook delivered", extra={"url": sub.url, "status": status,
+        ctx.logger.info("webhook_delivered", extra={"url": sub.url, "status": status,
                                                     "subscription_id": sub.id})
         return {"delivered": True, "status": status, "url": sub.url, "webhook_id": msg_id,
                 "address": answer.address, "duration_ms": answer.elapsed_ms}
@@ -90,7 +90,7 @@ async def deliver(payload: WebhookPayload, ctx: JobContext, rt: WebhookRuntime) 
     sub = await rt.store.get(payload.subscription_id)
     if sub is None or not sub.enabled:
         why = "subscription_deleted" if sub is None else "subscription_disabled"
-        ctx.logger.info("webhook skipped", extra={"reason": why,
+        ctx.logger.info("webhook_skipped", extra={"reason": why,
                                                   "subscription_id": payload.subscription_id})
         return {"delivered": False, "skipped": why, "subscription_id": payload.subscription_id}
     settings = rt.settings

@@ -179,7 +179,7 @@ class Completions:
                 await self._task
             if self.pending:
                 log.error(
-                    "outcomes dropped at shutdown: broker unreachable",
+                    "outcomes_dropped_at_shutdown",
                     extra={"count": self.pending, "job_ids": self._pending_ids()[:50]},
                 )
         self._task = None
@@ -215,7 +215,7 @@ class Completions:
         self._fails[:0] = fail_left
         delay = self._backoff.next_delay_s()
         log.warning(
-            "broker unavailable, completions will be retried",
+            "completions_backing_off",
             extra={"pending": self.pending, "retry_in_s": round(delay, 3)},
         )
         await asyncio.sleep(delay)
@@ -262,13 +262,13 @@ class Completions:
         ):
             return False
         log.warning(
-            "broker refused a batch of outcomes",
+            "outcome_batch_refused",
             extra={"kind": kind.name, "count": len(batch), "bytes": size,
                    "error": repr(exc)[:500]},
         )
         if len(batch) > 1 and size >= SUSPECT_BYTES and size // 2 < self._max_bytes:
             self._max_bytes = max(SUSPECT_BYTES, size // 2)
-            log.warning("outcome batches bounded lower", extra={"max_bytes": self._max_bytes})
+            log.warning("outcome_batches_bounded_lower", extra={"max_bytes": self._max_bytes})
         return True
 
     async def _broker_answers(self) -> bool:
@@ -283,8 +283,9 @@ class Completions:
         if isinstance(item, AckItem):
             size = byte_size(item.result_json)
             log.error(
-                "broker refused a result: failing its job with result_too_large",
-                extra={"job_id": item.job_id, "result_bytes": size, "error": reason},
+                "result_refused",
+                extra={"job_id": item.job_id, "result_bytes": size, "error": reason,
+                       "detail": "failing its job with result_too_large"},
             )
             self._fails.append(FailItem(
                 item.job_id, item.token, str(ErrorCode.RESULT_TOO_LARGE),
@@ -294,14 +295,15 @@ class Completions:
         plain = stripped(item)
         if plain != item:
             log.error(
-                "broker refused a failure: resending it stripped",
+                "failure_refused_resent_stripped",
                 extra={"job_id": item.job_id, "error_code": item.error_code, "error": reason},
             )
             self._fails.append(plain)
             return
         log.error(
-            "broker refused a failure: dropped, the lease will expire and the job run again",
-            extra={"job_id": item.job_id, "error_code": item.error_code, "error": reason},
+            "failure_dropped",
+            extra={"job_id": item.job_id, "error_code": item.error_code, "error": reason,
+                   "detail": "the lease will expire and the job run again"},
         )
         if self._on_answer is not None:
             self._on_answer(item, DROPPED)
@@ -316,12 +318,12 @@ class Completions:
                     self.acked += 1
                 else:
                     self.rejected += 1
-                    log.warning("ack rejected: lease lost", extra={"job_id": item.job_id})
+                    log.warning("ack_rejected_lease_lost", extra={"job_id": item.job_id})
             elif isinstance(res, JobState):
                 self.failed += 1
             else:
                 self.rejected += 1
                 log.warning(
-                    "fail rejected: lease lost",
+                    "fail_rejected_lease_lost",
                     extra={"job_id": item.job_id, "error_code": item.error_code},
                 )

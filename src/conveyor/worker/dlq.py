@@ -73,11 +73,11 @@ class DlqWorker:
                 await self.handle_deaths(broker, queue)
                 await self.apply_policies(broker, queue)
             except SKIPPED_ERRORS as exc:
-                log.warning("dlq worker skipped: broker unavailable or misconfigured",
+                log.warning("dlq_worker_skipped",
                             extra={"queue": queue, "error": repr(exc)})
                 return
             except Exception:
-                log.exception("dlq worker failed", extra={"queue": queue})
+                log.exception("dlq_worker_failed", extra={"queue": queue})
         self.passes += 1
 
     # --- on_dead hooks ----------------------------------------------------------------------
@@ -101,7 +101,7 @@ class DlqWorker:
             try:  # one batched read; broker trouble: the claims lapse and are retried then
                 jobs = await broker.get_many([event.job_id for event, _ in pending])
             except Exception as exc:
-                log.warning("on_dead hooks postponed",
+                log.warning("on_dead_hooks_postponed",
                             extra={"count": len(pending), "error": repr(exc)})
                 jobs = []
                 pending = []
@@ -127,7 +127,7 @@ class DlqWorker:
             except Exception:
                 self.hooks_failed += 1
                 log.exception(
-                    "on_dead hook failed",
+                    "on_dead_hook_failed",
                     extra={"dead_job_id": event.job_id, "job_type": event.type,
                            "hook": getattr(hook, "__qualname__", repr(hook))},
                 )
@@ -154,7 +154,7 @@ class DlqWorker:
                                             selector=selector)
             moved += len(done)
             if done:
-                log.info("dlq policy redrove jobs",
+                log.info("dlq_policy_redrove",
                          extra={"queue": queue, "job_type": type_name, "count": len(done)})
         self.redriven += moved
         return moved

@@ -180,7 +180,7 @@ class Executor:
             return self._failed(d, exc, exc.code, None, 0.0)
 
         timeout_s = d.timeout_s if d.timeout_s is not None else spec.timeout_s
-        log.debug("job started", extra={"queue": d.queue, "max_attempts": d.max_attempts})
+        log.debug("job_started", extra={"queue": d.queue, "max_attempts": d.max_attempts})
         started = time.perf_counter()
         reporter = None
         if self._broker is not None:
@@ -194,7 +194,7 @@ class Executor:
                 raise  # the worker's own cancellation: lease lost or shutdown
             return self._handler_raised(spec, d, exc, started)  # raised by the handler
         except RateLimited as exc:
-            job_log.info("job rate limited upstream",
+            job_log.info("job_rate_limited",
                          extra={"retry_after_s": exc.retry_after_s, "error": exc.message})
             return Hold(d.job_id, d.token, round(exc.retry_after_s * 1000))
         except BaseException as exc:
@@ -244,7 +244,7 @@ class Executor:
                 code=ErrorCode.RESULT_TOO_LARGE,
             )
             return self._failed(d, err, err.code, None, elapsed)  # same work, same size
-        job_log.info("job succeeded", extra={"duration_ms": round(elapsed * 1000, 3)})
+        job_log.info("job_succeeded", extra={"duration_ms": round(elapsed * 1000, 3)})
         return AckItem(d.job_id, d.token, data.decode())
 
     async def _call(
@@ -304,9 +304,10 @@ class Executor:
     def _stray(self, cfut: concurrent.futures.Future[Any]) -> None:
         self.stray_threads += 1
         job_log.warning(
-            "sync handler still running after its job ended: its thread keeps a slot until "
-            "it returns (isolation='process' makes a handler killable)",
-            extra={"stray_threads": self.stray_threads},
+            "sync_handler_still_running",
+            extra={"stray_threads": self.stray_threads,
+                   "detail": "its job ended; its thread keeps a slot until it returns"
+                             " (isolation='process' makes a handler killable)"},
         )
         loop = asyncio.get_running_loop()
 
@@ -354,7 +355,7 @@ class Executor:
         try:
             return spec.retry.next_delay_s(d.attempts, exc, max_attempts=d.max_attempts)
         except Exception:  # a user backoff that raises: retry on the default backoff
-            log.exception("backoff of job type failed", extra={"job_type": spec.type})
+            log.exception("job_backoff_failed", extra={"job_type": spec.type})
             return ExponentialBackoff()(d.attempts) if d.attempts < d.max_attempts else None
 
     def _unknown_type(self, d: Delivery) -> FailItem:
@@ -381,7 +382,7 @@ class Executor:
         will_retry = retry_ms is not None and d.attempts < d.max_attempts
         message = exc_message(exc)
         job_log.warning(
-            "job failed",
+            "job_failed",
             exc_info=exc,  # the line says its class; JSON adds the traceback
             extra={
                 "error_code": code,

@@ -54,12 +54,12 @@ class LeaseKeeper:
         except TRANSIENT_ERRORS as exc:
             # The next beat retries; leases are long enough to miss a couple of beats.
             log.warning(
-                "heartbeat failed: broker unavailable",
+                "heartbeat_failed_broker_unavailable",
                 extra={"error": repr(exc), "leases": len(leases)},
             )
             return
         except Exception:
-            log.exception("heartbeat failed", extra={"leases": len(leases)})
+            log.exception("heartbeat_failed", extra={"leases": len(leases)})
             return
         self.beats += 1
         if self._on_cancel is not None and lost.cancel_requested:

@@ -93,11 +93,11 @@ class LogShipper:
         try:
             await self._broker.append_logs(items)
         except TRANSIENT_ERRORS as exc:
-            log.warning("job log lines dropped: broker unavailable",
+            log.warning("job_logs_dropped_broker_unavailable",
                         extra={"error": repr(exc), "jobs": len(items)})
             return
         except Exception:
-            log.exception("job log lines dropped", extra={"jobs": len(items)})
+            log.exception("job_logs_dropped", extra={"jobs": len(items)})
             return
         self.calls += 1
         self.lines_sent += sum(len(i.lines) for i in items)

@@ -50,7 +50,7 @@ class LoopWatchdog:
                 late = now - self._last - self._tick_s
                 self._last = now
                 if late > self._threshold_s:
-                    log.warning("event loop was blocked", extra={"blocked_s": round(late, 3)})
+                    log.warning("event_loop_was_blocked", extra={"blocked_s": round(late, 3)})
         finally:
             self._done.set()
 
@@ -83,4 +83,4 @@ class LoopWatchdog:
         }
         if holder is not None:
             extra.update(job_id=holder, job_type=types.get(holder, "?"))
-        log.warning("event loop blocked", extra=extra)
+        log.warning("event_loop_blocked", extra=extra)

@@ -75,9 +75,10 @@ class _StopTimer:
 
     def _fire(self) -> None:
         log.error(
-            "worker did not stop in time (a handler holds the event loop): exiting without "
-            "waiting; unreleased leases expire and their jobs run again",
-            extra={"worker_done": self.worker_done},
+            "worker_stop_timed_out",
+            extra={"worker_done": self.worker_done,
+                   "detail": "a handler holds the event loop: exiting without waiting;"
+                             " unreleased leases expire and their jobs run again"},
         )
         _exit_now(EXIT_OK if self.worker_done else EXIT_ERROR)
 
@@ -94,7 +95,7 @@ def run_worker(*, queues: list[str], concurrency: int, app: str | None, settings
         if app:
             load_app(app)
     except ConveyorError as exc:
-        log.error("worker not started", extra={"error": exc.message, "code": str(exc.code)})
+        log.error("worker_not_started", extra={"error": exc.message, "code": str(exc.code)})
         return EXIT_ERROR
     return run_loop(_serve(queues, concurrency, settings))
 
@@ -106,7 +107,7 @@ def start_metrics(settings: Settings) -> WorkerMetrics | None:
         return None
     metrics = WorkerMetrics()
     url = metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
-    log.info("worker metrics served", extra={"metrics_url": url})
+    log.info("worker_metrics_served", extra={"metrics_url": url})
     return metrics
 
 
@@ -115,7 +116,7 @@ async def _serve(queues: list[str], concurrency: int, settings: Settings) -> int
     try:
         metrics = start_metrics(settings)
     except OSError as exc:
-        log.error("worker not started: metrics port unavailable",
+        log.error("worker_metrics_port_unavailable",
                   extra={"error": repr(exc), "host": settings.worker_metrics_host,
                          "port": settings.worker_metrics_port})
         return EXIT_ERROR
@@ -161,7 +162,7 @@ async def _serve(queues: list[str], concurrency: int, settings: Settings) -> int
             # Their jobs were released or failed already; only their code still runs, and
             # Python would wait for it (threads) or hang cancelling it (tasks) before exit.
             log.warning(
-                "exiting without waiting for handlers that are still running",
+                "worker_exiting_with_running_handlers",
                 extra={"count": worker.unfinished_handlers},
             )
             _exit_now(EXIT_OK if timer.worker_done else EXIT_ERROR)
@@ -178,14 +179,14 @@ async def _connect(broker: Broker, stop_asked: asyncio.Event) -> bool:
             return True
         except BrokerMisconfigured as exc:
             log.error(
-                "broker misconfigured, refusing to start",
+                "broker_misconfigured_at_start",
                 extra={"error": exc.message, "details": exc.details},
             )
             return False
         except TRANSIENT_ERRORS as exc:
             delay = backoff.next_delay_s()
             log.warning(
-                "broker unavailable at start, retrying",
+                "broker_unavailable_at_start",
                 extra={"error": repr(exc), "retry_in_s": round(delay, 3)},
             )
             with contextlib.suppress(TimeoutError):

@@ -48,18 +48,18 @@ class Maintenance:
                 await self._queue_tick(queue)
             except TRANSIENT_ERRORS as exc:
                 log.warning(
-                    "maintenance skipped: broker unavailable",
+                    "maintenance_skipped",
                     extra={"queue": queue, "error": repr(exc)},
                 )
                 return  # the other queues would fail the same way; next tick retries
             except Exception:
-                log.exception("maintenance failed", extra={"queue": queue})
+                log.exception("maintenance_failed", extra={"queue": queue})
         for hook in self.hooks:
             try:
                 with step_timer(self._metrics, "hooks"):
                     await hook(self._broker, self._queues)
             except Exception:
-                log.exception("maintenance hook failed", extra={"hook": repr(hook)})
+                log.exception("maintenance_hook_failed", extra={"hook": repr(hook)})
         self.ticks += 1
 
     async def _queue_tick(self, queue: str) -> None:

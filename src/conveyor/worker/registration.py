@@ -46,7 +46,7 @@ class Registration:
         try:
             self._started_ms = await self._broker.now_ms()
         except TRANSIENT_ERRORS as exc:
-            log.warning("broker clock unavailable at start", extra={"error": repr(exc)})
+            log.warning("broker_clock_unavailable_at_start", extra={"error": repr(exc)})
         await self.register()
 
     async def run(self) -> None:
@@ -70,12 +70,12 @@ class Registration:
         try:
             await self._broker.register_worker(self.info(), self._ttl_s)
         except TRANSIENT_ERRORS as exc:
-            log.warning("worker registration failed", extra={"error": repr(exc)})
+            log.warning("worker_registration_failed", extra={"error": repr(exc)})
         except Exception:
-            log.exception("worker registration failed")
+            log.exception("worker_registration_failed")
 
     async def deregister(self) -> None:
         try:
             await self._broker.deregister_worker(self._worker_id)
         except Exception as exc:  # best effort: the TTL removes us anyway
-            log.warning("worker deregistration failed", extra={"error": repr(exc)})
+            log.warning("worker_deregistration_failed", extra={"error": repr(exc)})

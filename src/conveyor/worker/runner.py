@@ -155,11 +155,11 @@ class Worker:
         """Stop fetching now and drain; a second call skips the grace period."""
         if not self._stopping:
             self._stopping = True
-            log.info("worker stopping", extra={"in_flight": len(self._in_flight)})
+            log.info("worker_stopping", extra={"in_flight": len(self._in_flight)})
             self._stop.set()
             self._slot_freed.set()
         elif not self._hurry.is_set():
-            log.warning("second stop: releasing running jobs now")
+            log.warning("second_stop_releasing_jobs")
             self._hurry.set()
 
     async def run(self) -> None:
@@ -199,7 +199,7 @@ class Worker:
         if self.loop_watchdog is not None:
             helpers.append(asyncio.create_task(self.loop_watchdog.run(), name="conveyor-loop"))
         log.info(
-            "worker started",
+            "worker_started",
             extra={"worker_id": self.worker_id, "queues": self.queues,
                    "concurrency": self.concurrency, "job_types": self._registry.types()},
         )
@@ -218,7 +218,7 @@ class Worker:
             await registration.deregister()
             executor.shutdown()
             log.info(
-                "worker stopped",
+                "worker_stopped",
                 extra={"acked": completions.acked, "failed": completions.failed,
                        "rejected": completions.rejected},
             )
@@ -239,13 +239,13 @@ class Worker:
                     fetched, wait_s = await self._fetch(free)
                     if misconfigured:
                         misconfigured = False
-                        log.warning("broker configuration fixed: fetching again")
+                        log.warning("broker_configuration_fixed")
                     if fetched < free and not self._stopping:
                         await self._wait_for_work(wait_s, stop_wait)
                 except BrokerMisconfigured as exc:  # jobs there could be lost: take none
                     if not misconfigured:
                         misconfigured = True
-                        log.error("broker misconfigured: not fetching",
+                        log.error("broker_misconfigured_not_fetching",
                                   extra={"error": exc.message, "details": exc.details,
                                          "in_flight": len(self._in_flight)})
                     await asyncio.wait([stop_wait], timeout=MISCONFIGURED_RETRY_S)
@@ -253,7 +253,7 @@ class Worker:
                 except TRANSIENT_ERRORS as exc:
                     delay = backoff.next_delay_s()
                     log.warning(
-                        "broker unavailable, backing off",
+                        "broker_unavailable_backing_off",
                         extra={"error": repr(exc), "retry_in_s": round(delay, 3),
                                "in_flight": len(self._in_flight)},
                     )
@@ -261,11 +261,11 @@ class Worker:
                     continue
                 except Exception:
                     delay = backoff.next_delay_s()
-                    log.exception("fetch loop error", extra={"retry_in_s": round(delay, 3)})
+                    log.exception("fetch_loop_error", extra={"retry_in_s": round(delay, 3)})
                     await asyncio.wait([stop_wait], timeout=delay)
                     continue
                 if backoff.failures:
-                    log.info("broker reachable again")
+                    log.info("broker_reachable_again")
                     backoff.reset()
 
         finally:
@@ -384,7 +384,7 @@ class Worker:
                     self._labels[d.job_id, d.token] = (d.queue, d.type)
                 self.completions.submit(outcome)
         except Exception:  # an executor bug: the lease expires and the job is redelivered
-            log.exception("job runner error", extra={"failed_job_id": slot.delivery.job_id})
+            log.exception("job_runner_error", extra={"failed_job_id": slot.delivery.job_id})
         finally:
             self.logs.discard(slot.delivery)
             job_id = slot.delivery.job_id
@@ -410,7 +410,7 @@ class Worker:
         for queue, limits in self._registry.declared_limits().items():
             if queue in self.queues:
                 await self.broker.set_limits(queue, limits)
-                log.info("queue limits synced", extra={"queue": queue,
+                log.info("queue_limits_synced", extra={"queue": queue,
                                                         "limits": limits.as_json()})
 
     async def _hold(self, hold: Hold) -> None:
@@ -420,8 +420,8 @@ class Worker:
             (ok,) = await self.broker.release_held([LeaseRef(hold.job_id, hold.token)],
                                                    hold.hold_ms)
         except TRANSIENT_ERRORS:
-            log.warning("could not release a rate-limited job: its lease will expire",
-                        extra={"held_job_id": hold.job_id})
+            log.warning("rate_limited_release_failed",
+                        extra={"held_job_id": hold.job_id, "detail": "its lease will expire"})
             return
         if not ok:
             log.warning("lease_lost", extra={"held_job_id": hold.job_id})
@@ -459,7 +459,7 @@ class Worker:
         except UnknownJobType:
             in_thread = False
         with job_context(d.job_id, d.type, attempt=d.attempts):
-            log.info("job cancel requested: stopping its handler",
+            log.info("job_cancel_requested",
                      extra={"cancelled_by": actor, "queue": d.queue})
         if not in_thread and slot.task is not None:
             slot.task_cancelled = True
@@ -472,16 +472,17 @@ class Worker:
         try:
             ended = await self.broker.cancel_running(refs)
         except Exception as exc:  # logged; reaping ends the job
-            log.warning("could not end cancelled jobs: reaping will once their lease expires",
-                        extra={"count": len(refs), "error": repr(exc)})
+            log.warning("cancelled_jobs_not_ended",
+                        extra={"count": len(refs), "error": repr(exc),
+                               "detail": "reaping ends them once their lease expires"})
             return
         for slot, ok in zip(slots, ended, strict=True):
             d = slot.delivery
             with job_context(d.job_id, d.type, attempt=d.attempts):
                 if ok:
-                    log.info("job cancelled", extra={"cancelled_by": slot.cancel_by})
+                    log.info("job_cancelled", extra={"cancelled_by": slot.cancel_by})
                 else:
-                    log.warning("cancelled job not ended: its lease was lost meanwhile")
+                    log.warning("cancelled_job_lease_lost")
 
     def _drop(self, slot: _Slot) -> None:
         d = slot.delivery
@@ -501,7 +502,7 @@ class Worker:
         pending = {s.task for s in self._in_flight.values() if s.task is not None}
         if pending and not self._hurry.is_set():
             log.info(
-                "waiting for running jobs",
+                "waiting_for_running_jobs",
                 extra={"count": len(pending), "grace_s": self.settings.shutdown_grace_s},
             )
             hurry = asyncio.create_task(self._hurry.wait())
@@ -531,7 +532,7 @@ class Worker:
         _, stuck = await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)
         if stuck:
             self._ignored_cancel = len(stuck)
-            log.warning("jobs ignored cancellation at shutdown", extra={"count": len(stuck)})
+            log.warning("jobs_ignored_cancellation_at_shutdown", extra={"count": len(stuck)})
 
     async def _release(self, slots: list[_Slot]) -> None:
         """Hand leases back (attempt refunded) so another worker starts them right away."""
@@ -549,16 +550,17 @@ class Worker:
                 delay = backoff.next_delay_s()
                 if loop.time() + delay > deadline:
                     log.error(
-                        "could not release leases: they will expire and be reaped",
-                        extra={"count": len(refs), "error": repr(exc)},
+                        "release_failed_broker_unavailable",
+                        extra={"count": len(refs), "error": repr(exc),
+                               "detail": "the leases will expire and be reaped"},
                     )
                     return
                 await asyncio.sleep(delay)
             except Exception:
-                log.exception("could not release leases", extra={"count": len(refs)})
+                log.exception("release_failed", extra={"count": len(refs)})
                 return
         log.info(
-            "released running jobs", extra={"released": sum(results), "requested": len(refs)}
+            "running_jobs_released", extra={"released": sum(results), "requested": len(refs)}
         )
         if self.metrics is not None:
             for slot, ok in zip(slots, results, strict=False):

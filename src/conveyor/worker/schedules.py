@@ -38,7 +38,7 @@ class ScheduleFirer:
             try:
                 outcomes = await self._client.schedules.fire_due(queue)
             except TRANSIENT_ERRORS as exc:
-                log.warning("schedules skipped: broker unavailable",
+                log.warning("schedules_skipped_broker_unavailable",
                             extra={"queue": queue, "error": repr(exc)})
                 return
             made = sum(len(o.job_ids) for o in outcomes)
@@ -46,7 +46,7 @@ class ScheduleFirer:
             self.fired += made
             self.skipped += skipped
             if made or skipped:
-                log.debug("schedules fired", extra={"queue": queue, "jobs": made,
+                log.debug("schedules_fired", extra={"queue": queue, "jobs": made,
                                                     "skipped": skipped})
 
 
@@ -56,7 +56,7 @@ async def sync_declared(broker: Broker, registry: Registry) -> dict[str, str]:
     try:
         schedules = declared(registry)
     except ConveyorError as exc:
-        log.error("declared schedules not synced", extra={"error": exc.message,
+        log.error("declared_schedules_not_synced", extra={"error": exc.message,
                                                           "details": exc.details})
         return {}
     if not schedules:
@@ -67,8 +67,8 @@ async def sync_declared(broker: Broker, registry: Registry) -> dict[str, str]:
         try:
             out.update(await client.schedules.sync([s]))
         except ConveyorError as exc:
-            log.error("declared schedule not synced", extra={
+            log.error("declared_schedule_not_synced", extra={
                 "schedule": s.name, "error": exc.message, "details": exc.details})
     changed = {n: o for n, o in out.items() if o != "same"}
-    log.info("declared schedules synced", extra={"count": len(out), "changed": changed})
+    log.info("declared_schedules_synced", extra={"count": len(out), "changed": changed})
     return out

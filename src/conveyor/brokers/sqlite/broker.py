@@ -12,6 +12,7 @@ import asyncio
 import os
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -248,33 +249,27 @@ class SqliteBroker:
     async def heartbeat(self, leases: Sequence[LeaseRef], lease_ms: int) -> HeartbeatReply:
         if not leases:
             return HeartbeatReply()
-        refs = [(*split_job_id(r.job_id), r.token) for r in leases]
-        lost, cancels = await self._writer.write(lambda c: tx.heartbeat(c, refs, lease_ms))
+        lost, cancels = await self._writer.write(lambda c: tx.heartbeat(c, leases, lease_ms))
         return HeartbeatReply([leases[pos].job_id for pos in lost],
                               {leases[pos].job_id: actor for pos, actor in cancels.items()})
 
     async def cancel_running(self, leases: Sequence[LeaseRef]) -> list[bool]:
         if not leases:
             return []
-        refs = [(*split_job_id(r.job_id), r.token) for r in leases]
-        return await self._writer.write(lambda c: tx.cancel_running(c, refs))
+        return await self._writer.write(lambda c: tx.cancel_running(c, leases))
 
     async def ack(self, items: Sequence[AckItem]) -> list[bool]:
         if not items:
             return []
-        rows = [(*split_job_id(a.job_id), a.token, safe_json(a.result_json)) for a in items]
-        return await self._writer.write(lambda c: tx.ack(c, rows))
+        safe = [replace(a, result_json=safe_json(a.result_json)) for a in items]
+        return await self._writer.write(lambda c: tx.ack(c, safe))
 
     async def fail(self, items: Sequence[FailItem]) -> list[JobState | None]:
         if not items:
             return []
-        rows = [
-            (*split_job_id(f.job_id), f.token,
-             None if f.retry_delay_ms is None else max(int(f.retry_delay_ms), 0),
-             safe_name(f.error_code), safe_message(f.message), safe_traceback(f.traceback))
-            for f in items
-        ]
-        out = await self._writer.write(lambda c: tx.fail(c, rows))
+        safe = [replace(f, error_code=safe_name(f.error_code), message=safe_message(f.message),
+                        traceback=safe_traceback(f.traceback)) for f in items]
+        out = await self._writer.write(lambda c: tx.fail(c, safe))
         if any(s in (JobState.QUEUED, JobState.SCHEDULED) for s in out):
             self._wakeup.notify()
         return out
@@ -293,8 +288,7 @@ class SqliteBroker:
     async def release(self, leases: Sequence[LeaseRef]) -> list[bool]:
         if not leases:
             return []
-        refs = [(*split_job_id(r.job_id), r.token) for r in leases]
-        out = await self._writer.write(lambda c: tx.release(c, refs))
+        out = await self._writer.write(lambda c: tx.release(c, leases))
         if any(out):
             self._wakeup.notify()
         return out
@@ -310,9 +304,8 @@ class SqliteBroker:
     async def release_held(self, leases: Sequence[LeaseRef], hold_ms: int) -> list[bool]:
         if not leases:
             return []
-        refs = [(*split_job_id(r.job_id), r.token) for r in leases]
         hold = max(int(hold_ms), 0)
-        out = await self._writer.write(lambda c: tx.release(c, refs, hold))
+        out = await self._writer.write(lambda c: tx.release(c, leases, hold))
         if any(out):
             self._wakeup.notify()
         return out

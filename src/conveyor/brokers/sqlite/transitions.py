@@ -6,6 +6,8 @@ batch on its own. A lease call matches `state = 'running' AND token = ?`: the fe
 invariant 3, so a stale worker's late call changes nothing. Each checks the fields it reads
 (`record_problem`, the rules of the Lua scripts) before it writes: a row that does not parse
 is set aside as DEAD `corrupt_job` (`set_corrupt`) and the rest of the batch goes on.
+Lease calls take the protocol's own items (`LeaseRef`, `AckItem`, `FailItem`), every job id
+split and checked before the first write; rows are read as `records.CoreRow`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from conveyor.brokers.base import AckItem, FailItem, LeaseRef
 from conveyor.brokers.records import (
     ACK_CHECKS,
     CANCEL_CHECKS,
@@ -38,13 +41,15 @@ from conveyor.brokers.sqlite.series import count_series
 from conveyor.errors import ErrorCode
 from conveyor.events.model import EventName
 from conveyor.events.records import progress_json
+from conveyor.ids import split_job_id
 from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState, Outcome
 
 LEASE_EXPIRED_MSG = "lease expired: the worker died, hung or lost its connection"
 RELEASED_MSG = "released by a stopping worker; attempt not charged"
 
-#: (queue, uid, token) of one lease call
-Lease = tuple[str, str, str]
+def _leases(refs: Sequence[LeaseRef | AckItem | FailItem]) -> list[tuple[str, str, str]]:
+    """(queue, uid, token) of each item, every id checked before the first write."""
+    return [(*split_job_id(r.job_id), r.token) for r in refs]
 
 
 class Leased(NamedTuple):
@@ -212,14 +217,14 @@ def fetch(
 
 
 def heartbeat(
-    conn: sqlite3.Connection, leases: Sequence[Lease], lease_ms: int
+    conn: sqlite3.Connection, leases: Sequence[LeaseRef], lease_ms: int
 ) -> tuple[list[int], dict[int, str]]:
     """Extend the leases held with the current token; return the positions of lost ones, and
     position -> actor for held ones whose delivery was asked to stop (`ops.cancel`)."""
     deadline = now_ms() + lease_ms
     lost = []
     cancels: dict[int, str] = {}
-    for pos, (queue, uid, token) in enumerate(leases):
+    for pos, (queue, uid, token) in enumerate(_leases(leases)):
         row = conn.execute(
             "UPDATE jobs SET deadline_ms = ?, score = ? WHERE queue = ? AND uid = ?"
             " AND state = 'running' AND token = ? RETURNING cancel_token, cancel_by",
@@ -232,12 +237,12 @@ def heartbeat(
     return lost, cancels
 
 
-def cancel_running(conn: sqlite3.Connection, leases: Sequence[Lease]) -> list[bool]:
+def cancel_running(conn: sqlite3.Connection, leases: Sequence[LeaseRef]) -> list[bool]:
     """RUNNING -> CANCELLED by the lease holder, for a delivery asked to stop (the twin of
     cancel_running.lua): a stale token, or no request for this delivery, changes nothing."""
     now = now_ms()
     out = []
-    for queue, uid, token in leases:
+    for queue, uid, token in _leases(leases):
         asked = conn.execute(
             "SELECT cancel_by FROM jobs WHERE queue = ? AND uid = ? AND state = 'running'"
             " AND token = ? AND cancel_token = token", (queue, uid, token),
@@ -277,12 +282,13 @@ def _attempts(row: CoreRow) -> int:
     return int(row.attempts or 0)
 
 
-def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) -> list[bool]:
-    """RUNNING -> SUCCEEDED. Items are (queue, uid, token, result JSON). An ack sent again by
-    the same lease (its first reply lost) is accepted and changes nothing: the token stays."""
+def ack(conn: sqlite3.Connection, items: Sequence[AckItem]) -> list[bool]:
+    """RUNNING -> SUCCEEDED (results already made safe to store). An ack sent again by the
+    same lease (its first reply lost) is accepted and changes nothing: the token stays."""
     now = now_ms()
     out = []
-    for queue, uid, token, result in items:
+    for (queue, uid, token), item in zip(_leases(items), items, strict=True):
+        result = item.result_json
         row = _holder(conn, queue, uid, token, now, ACK_CHECKS)
         if row is None:
             again = conn.execute(
@@ -305,17 +311,15 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
     return out
 
 
-def fail(
-    conn: sqlite3.Connection,
-    items: Sequence[tuple[str, str, str, int | None, str, str, str]],
-) -> list[JobState | None]:
-    """RUNNING -> QUEUED / SCHEDULED (retry) or DEAD; None where the lease was lost. Items
-    are (queue, uid, token, retry_delay_ms or None, code, message, traceback). No retry once
-    attempts reach max_attempts (invariant 5). A delivery asked to stop (`ops.cancel`) ends
-    CANCELLED instead (fail.lua)."""
+def fail(conn: sqlite3.Connection, items: Sequence[FailItem]) -> list[JobState | None]:
+    """RUNNING -> QUEUED / SCHEDULED (retry) or DEAD; None where the lease was lost (texts
+    already made safe to store). No retry once attempts reach max_attempts (invariant 5). A
+    delivery asked to stop (`ops.cancel`) ends CANCELLED instead (fail.lua)."""
     now = now_ms()
     out: list[JobState | None] = []
-    for queue, uid, token, delay, code, msg, tb in items:
+    for (queue, uid, token), item in zip(_leases(items), items, strict=True):
+        delay = None if item.retry_delay_ms is None else max(int(item.retry_delay_ms), 0)
+        code, msg, tb = item.error_code, item.message, item.traceback
         row = _holder(conn, queue, uid, token, now, FAIL_CHECKS)
         if row is None:
             out.append(None)
@@ -375,13 +379,13 @@ def fail(
 
 
 def release(
-    conn: sqlite3.Connection, leases: Sequence[Lease], hold_ms: int | None = None
+    conn: sqlite3.Connection, leases: Sequence[LeaseRef], hold_ms: int | None = None
 ) -> list[bool]:
     """RUNNING -> QUEUED, attempt refunded. The job keeps its seq: back to its old place.
     `hold_ms`: the handler raised RateLimited; hold the job's key (or queue) that long."""
     now = now_ms()
     out = []
-    for queue, uid, token in leases:
+    for queue, uid, token in _leases(leases):
         row = _holder(conn, queue, uid, token, now, RELEASE_CHECKS)
         if row is None:
             out.append(False)
