@@ -42,6 +42,7 @@ RUN_AT_PATTERN = r"^(?:19[7-9][0-9]|2[0-9]{3})-"
 
 QUEUE_PATTERN = QUEUE_NAME_RE.pattern
 TYPE_PATTERN = TYPE_NAME_RE.pattern
+ERROR_CODE_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 #: `<queue>:<32 hex digits>`, as `conveyor.ids` builds them
 JOB_ID_PATTERN = QUEUE_PATTERN[:-1] + ":" + UID_RE.pattern[1:]
 #: the `Idempotency-Key` header: printable ASCII, no spaces at the ends (HTTP trims them)

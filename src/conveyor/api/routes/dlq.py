@@ -18,9 +18,11 @@ from starlette.responses import Response
 
 from conveyor.api.body import is_json, json_response, parse_model
 from conveyor.api.openapi import error_responses, json_body
-from conveyor.api.routes.jobs import CursorQuery, JobIdPath, list_page
+from conveyor.api.queries import list_page
+from conveyor.api.routes.jobs import CursorQuery, JobIdPath
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import (
+    ERROR_CODE_PATTERN,
     JOB_ID_PATTERN,
     QUEUE_PATTERN,
     TYPE_PATTERN,
@@ -36,7 +38,6 @@ from conveyor.ids import split_job_id
 from conveyor.jobs import JobState
 from conveyor.jsontypes import WHOLE
 
-ERROR_CODE_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 ACTOR = "api"
 #: a paced redrive answers within this (then `done` is false: repeat the request)
 PACED_REQUEST_MAX_S = 30.0
