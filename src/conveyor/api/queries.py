@@ -9,25 +9,18 @@ from __future__ import annotations
 
 import re
 
-from conveyor.api.schemas import (
-    ERROR_CODE_PATTERN,
-    JOB_ID_PATTERN,
-    QUEUE_PATTERN,
-    TYPE_PATTERN,
-    QueueOut,
-    WorkerOut,
-)
+from conveyor.api.schemas import JOB_ID_PATTERN, QueueOut, WorkerOut
 from conveyor.brokers.base import Page, WorkerInfo
 from conveyor.client import AsyncConveyor
 from conveyor.errors import ValidationError
 from conveyor.jobs import JobState
+from conveyor.queues import QUEUE_NAME_RE, TYPE_NAME_RE
 from conveyor.timeutil import ms_to_datetime
 
 #: what a filter is checked against (`fullmatch`: the patterns end in `$`, which `match`
 #: lets a trailing newline through)
-QUEUE_RE = re.compile(QUEUE_PATTERN)
-TYPE_RE = re.compile(TYPE_PATTERN)
-ERROR_CODE_RE = re.compile(ERROR_CODE_PATTERN)
+QUEUE_RE = QUEUE_NAME_RE
+TYPE_RE = ERROR_CODE_RE = TYPE_NAME_RE
 JOB_ID_RE = re.compile(JOB_ID_PATTERN)
 
 

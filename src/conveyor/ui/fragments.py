@@ -30,6 +30,7 @@ from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import CURSOR_MAX
 from conveyor.brokers.base import KeyInfo, Page
 from conveyor.client import AsyncConveyor
+from conveyor.dlq.selection import dead_filter
 from conveyor.errors import CorruptJob, JobNotFound, ValidationError
 from conveyor.ids import UID_RE
 from conveyor.joblogs import MAX_LINES, decode_lines
@@ -185,8 +186,8 @@ def build_router(rt: ApiRuntime, coverage: WebhookCoverage | None = None) -> API
                      want=DLQ_PAGE, cursor=None),
         )
         codes = Counter(j.last_error.code for j in page.items if j.last_error)
-        items = [j for j in page.items
-                 if not error_code or (j.last_error and j.last_error.code == error_code)]
+        keep = dead_filter(error_code=error_code or None)
+        items = page.items if keep is None else [j for j in page.items if keep(j)]
         dead_by_queue = {q: c.get(JobState.DEAD, 0) for q, c in sorted(stats.items())}
         return render(
             "fragments/dlq.html", items=items, codes=codes.most_common(8),
