@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 import conveyor
+from conveyor.api import build_api
+from conveyor.settings import Settings
+from conveyor.web import create_app
 
 SRC = Path(conveyor.__file__).parent
 
@@ -48,3 +53,20 @@ def test_no_import_runs_the_wrong_way(package: str, forbidden: tuple[str, ...]) 
 def test_the_check_sees_an_import() -> None:
     assert "conveyor.ui.install_ui" in _imports(SRC / "web.py")
     assert _offending("ui", ("conveyor.api.queries",))  # the dashboard does use the queries
+
+
+
+async def _status(app: Any, path: str) -> int:
+    # no lifespan: nothing here reaches the broker (page shells and docs hold no data)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://127.0.0.1") as http:
+        return (await http.get(path)).status_code
+
+
+async def test_the_web_root_adds_the_dashboard_to_the_api() -> None:
+    settings = Settings(broker_url="redis://127.0.0.1:6379/0", key_prefix="cvt-layers")
+    api, web = build_api(settings=settings).app, create_app(settings=settings)
+    assert await _status(web, "/ui/") == 200
+    assert await _status(api, "/ui/") == 404
+    for app in (api, web):
+        assert await _status(app, "/openapi.json") == 200

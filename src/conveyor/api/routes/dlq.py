@@ -7,6 +7,8 @@ Redriving one dead job is also `POST /v1/jobs/{id}/retry`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
 
 from fastapi import APIRouter, Query, Request
@@ -39,7 +41,7 @@ from conveyor.dlq.selection import (
     dead_filter,
 )
 from conveyor.dlq.tool import DlqResult
-from conveyor.errors import JobNotFound
+from conveyor.errors import JobNotFound, ValidationError
 from conveyor.ids import split_job_id
 from conveyor.jobs import JobState
 from conveyor.jsontypes import WHOLE
@@ -112,6 +114,20 @@ PURGE_IN = (DeadJobIds, DeadJobFilter)
 REDRIVE_IN = (RedriveByIds, RedriveByFilter)
 
 
+@contextmanager
+def _body_errors() -> Iterator[None]:
+    """The selection rules' errors as the API states field errors: `loc` under `body`, a
+    `type` (the `FieldError` schema)."""
+    try:
+        yield
+    except ValidationError as exc:
+        found = exc.details if isinstance(exc.details, list) else []
+        raise ValidationError(exc.message, details=[
+            {"loc": ["body", *d.get("loc", [])], "msg": str(d.get("msg", exc.message)),
+             "type": "value_error"} for d in found if isinstance(d, dict)
+        ] or [{"loc": ["body"], "msg": exc.message, "type": "value_error"}]) from None
+
+
 def read_selection(
     content_type: str | None, body: bytes, models: tuple[type[DeadJobIds], type[DeadJobFilter]]
 ) -> Selection:
@@ -124,7 +140,8 @@ def read_selection(
         data = None  # parse_model says why
     by_ids = isinstance(data, dict) and "ids" in data
     if by_ids and is_json(content_type):
-        check_ids_or_filters(True, data)
+        with _body_errors():
+            check_ids_or_filters(True, data)
     return parse_model(content_type, body, models[0] if by_ids else models[1])
 
 
@@ -183,11 +200,12 @@ class PurgeResult(RootModel[PurgeOut | PurgeDryRunOut]):
 def _selected(body: Selection) -> dict[str, Any]:
     """The client's selection arguments of a request body, checked by the selection rules
     (`DeadSelection`) before the broker is asked anything."""
-    if isinstance(body, DeadJobIds):
-        sel = DeadSelection(tuple(body.ids))
-    else:
-        sel = DeadSelection((), body.queue, body.type, body.error_code,
-                            died_before=body.died_before, died_after=body.died_after)
+    with _body_errors():
+        if isinstance(body, DeadJobIds):
+            sel = DeadSelection(tuple(body.ids))
+        else:
+            sel = DeadSelection((), body.queue, body.type, body.error_code,
+                                died_before=body.died_before, died_after=body.died_after)
     return {"ids": sel.ids, "queue": sel.queue, "type": sel.type, "error_code": sel.error_code,
             "died_before": sel.died_before, "died_after": sel.died_after}
 
