@@ -19,7 +19,6 @@ from collections.abc import Callable, Generator
 
 import uvicorn
 
-from conveyor.api import create_app
 from conveyor.api.server import server_options
 from conveyor.brokers import broker_from_settings
 from conveyor.cli.broker import redact_url
@@ -28,6 +27,7 @@ from conveyor.errors import BrokerMisconfigured, BrokerUnavailable
 from conveyor.handlers import default_registry
 from conveyor.logging import get_logger
 from conveyor.settings import Settings
+from conveyor.web import create_app
 from conveyor.webhooks.follower import WebhookFanout
 from conveyor.worker.dlq import DlqWorker
 from conveyor.worker.runner import Worker

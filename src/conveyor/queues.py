@@ -1,4 +1,4 @@
-"""Queue names and the rules they follow (the seed's queue.constants)."""
+"""Queue names, job type names and the rules they follow (the seed's queue.constants)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from conveyor.errors import ValidationError
 
 DEFAULT_QUEUE = "default"
 QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: job types, and error codes (the API, the DLQ filters and the brokers check both with it)
+TYPE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 PRIORITY_MIN = -1000
 PRIORITY_MAX = 1000

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from api_support import REDIS_URL, delete_prefix, serve, settings_for
 
-from conveyor.api import create_app
 from conveyor.client import AsyncConveyor
+from conveyor.web import create_app
 
 
 @pytest.fixture(autouse=True)

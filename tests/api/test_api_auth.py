@@ -10,9 +10,9 @@ import httpx
 import pytest
 from api_support import error_of, serve, settings_for
 
-from conveyor.api import create_app
 from conveyor.api.auth import ApiKeys, bearer_token
 from conveyor.client import AsyncConveyor
+from conveyor.web import create_app
 
 JOB_ID = "default:" + "0" * 32
 V1_CALLS = [

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from api_support import BASE_URL, error_of, prefix_keys, serve, settings_for
 
-from conveyor.api import create_app
 from conveyor.client import AsyncConveyor
+from conveyor.web import create_app
 
 #: what a <form> or a no-cors fetch can send without a CORS preflight
 SIMPLE_TYPES = ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x",

@@ -161,3 +161,13 @@ async def test_purge_refuses_redrive_fields_and_non_json(api: httpx.AsyncClient)
     for method in ("GET", "DELETE"):  # resources of their own, not a job id
         assert (await api.request(method, "/v1/dlq/redrive")).status_code == 405
         assert (await api.request(method, "/v1/dlq/purge")).status_code == 405
+
+
+async def test_selection_rule_errors_are_field_errors_under_body(api: httpx.AsyncClient) -> None:
+    """The rules of `conveyor.dlq.selection` answer like the schema's own checks."""
+    for body in ({}, {"ids": ["mail:" + "0" * 32], "error_code": "x"}):
+        for path in ("/v1/dlq/redrive", "/v1/dlq/purge"):
+            res = await api.post(path, json=body)
+            assert res.status_code == 422 and error_of(res)["code"] == "validation_error"
+            (detail,) = error_of(res)["details"]
+            assert detail["loc"] == ["body", "ids"] and detail["type"] == "value_error"

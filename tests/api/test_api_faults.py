@@ -12,8 +12,8 @@ import httpx
 import pytest
 from api_support import REDIS_URL, error_of, prefix_keys, serve, settings_for
 
-from conveyor.api import create_app
 from conveyor.client import AsyncConveyor
+from conveyor.web import create_app
 
 JOB_ID = "default:" + "0" * 32
 

@@ -27,10 +27,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from redis import Redis
 
-from conveyor.api import create_app
 from conveyor.brokers.base import FailItem
 from conveyor.client import AsyncConveyor
 from conveyor.settings import Settings, get_settings
+from conveyor.web import create_app
 
 MAX_EXAMPLES = int(os.environ.get("CONVEYOR_FUZZ_EXAMPLES", "30"))
 PREFIX = f"cvt-{uuid.uuid4().hex[:8]}"

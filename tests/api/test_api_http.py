@@ -25,8 +25,8 @@ from api_support import REDIS_URL, free_port, read_response, settings_for, wait_
 from fastapi import FastAPI
 from redis import Redis
 
-from conveyor.api import create_app
 from conveyor.api.server import server_options
+from conveyor.web import create_app
 
 SCRIPT = str(Path(sys.executable).parent / "conveyor")
 HEADER_LIMIT = 16384

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from api_support import error_of, prefix_keys, serve, settings_for
 
-from conveyor.api import create_app
 from conveyor.client import AsyncConveyor
+from conveyor.web import create_app
 
 LIMIT = 4096
 CHUNK = 1024

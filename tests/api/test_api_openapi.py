@@ -15,10 +15,10 @@ import pytest
 from api_support import serve, settings_for
 from openapi_spec_validator import validate
 
-from conveyor.api import create_app
 from conveyor.api.errors import ApiErrorCode
 from conveyor.client import AsyncConveyor
 from conveyor.errors import ErrorCode
+from conveyor.web import create_app
 
 OPERATION_IDS = {
     ("post", "/v1/jobs"): "enqueueJob",

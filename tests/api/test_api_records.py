@@ -14,13 +14,13 @@ import httpx
 import pytest
 from api_support import REDIS_URL, error_of, locs, serve, settings_for
 
-from conveyor.api import create_app
 from conveyor.brokers.base import AckItem
 from conveyor.brokers.redis import RedisBroker
 from conveyor.brokers.sqlite import SqliteBroker
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.ids import split_job_id
 from conveyor.jobs import RESULT_PREVIEW_CHARS
+from conveyor.web import create_app
 
 
 @pytest.fixture(params=["redis", "sqlite"])

@@ -25,13 +25,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from conveyor.api import create_app
 from conveyor.client import AsyncConveyor
 from conveyor.errors import JobError
 from conveyor.handlers import JobContext, Registry
 from conveyor.jobs import JobState
 from conveyor.logging import JobContextFilter
 from conveyor.retry import FixedBackoff
+from conveyor.web import create_app
 from conveyor.worker import Worker
 
 QUEUE = "traced"

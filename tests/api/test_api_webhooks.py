@@ -10,10 +10,10 @@ from typing import get_args
 import httpx
 from api_support import error_of, serve, settings_for
 
-from conveyor.api import create_app
 from conveyor.api.webhook_schemas import WebhookEvent
 from conveyor.brokers.base import WorkerInfo
 from conveyor.client import AsyncConveyor
+from conveyor.web import create_app
 from conveyor.webhooks.model import WEBHOOK_EVENTS
 from conveyor.webhooks.signing import check_secret
 from conveyor.webhooks.store import webhook_store

@@ -30,12 +30,12 @@ from reconcile import reconcile
 from redis.asyncio import Redis
 from redis_server import AOF_ALWAYS, AOF_EVERYSEC, NO_PERSISTENCE, RedisServer, StartRedis
 
-from conveyor.api.app import create_app
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.errors import BrokerUnavailable
 from conveyor.jobs import JobState
 from conveyor.settings import Settings
+from conveyor.web import create_app
 
 #: Pause between two enqueues of the producer: a steady trickle, not a flood.
 PRODUCER_PACE_S = 0.005

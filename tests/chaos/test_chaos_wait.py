@@ -14,11 +14,11 @@ import time
 import httpx
 from chaos_support import Figures
 
-from conveyor.api import create_app
 from conveyor.brokers.base import AckItem
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.settings import Settings
+from conveyor.web import create_app
 
 Q = "race"
 

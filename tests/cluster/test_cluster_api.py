@@ -18,10 +18,10 @@ from redis.asyncio.cluster import RedisCluster
 
 import conveyor.handlers  # noqa: F401  (registers the built-in `fake` type)
 from cluster_support import LocalCluster, allow_failover, kill_primary_of, queues_on_each_primary
-from conveyor.api import create_app
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
 from conveyor.settings import Settings
+from conveyor.web import create_app
 
 
 def _spread(client: AsyncConveyor, stem: str) -> list[str]:

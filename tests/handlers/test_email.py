@@ -506,7 +506,7 @@ async def test_an_api_without_a_sender_accepts_an_email_without_from(
     """POST /v1/jobs on an API process whose environment has no CONVEYOR_SMTP_FROM."""
     import httpx
 
-    from conveyor.api import create_app
+    from conveyor.web import create_app
 
     smtp_env(1)
     payload = mail()

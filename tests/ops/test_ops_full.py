@@ -16,9 +16,9 @@ from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError
 from redis_server import RedisServer
 
-from conveyor.api import create_app
 from conveyor.cli.main import cli
 from conveyor.settings import Settings
+from conveyor.web import create_app
 
 PREFIX = "cvt-full"
 

@@ -22,12 +22,12 @@ from redis.asyncio import Redis
 from redis_server import RedisServer
 
 import conveyor.handlers  # noqa: F401  (the built-in `fake` type)
-from conveyor.api import create_app
 from conveyor.brokers.redis import RedisBroker
 from conveyor.brokers.redis.server import make_client
 from conveyor.client import AsyncConveyor
 from conveyor.jobs import JobState
 from conveyor.settings import Settings
+from conveyor.web import create_app
 from conveyor.worker import Worker
 
 PREFIX = "cvt-policy"

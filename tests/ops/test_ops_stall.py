@@ -18,10 +18,10 @@ from ops_support import StartServer, stall, unstall
 from redis.asyncio import Redis
 from redis_server import RedisServer
 
-from conveyor.api import create_app
 from conveyor.client import Conveyor
 from conveyor.errors import BrokerUnavailable
 from conveyor.settings import Settings
+from conveyor.web import create_app
 
 #: the default CONVEYOR_REDIS_TIMEOUT_S
 DEFAULT_TIMEOUT_S = Settings().redis_timeout_s

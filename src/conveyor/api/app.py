@@ -1,4 +1,6 @@
-"""`create_app`: the FastAPI application behind `conveyor api`, assembled from its parts.
+"""`build_api`: the HTTP API's FastAPI application (`/v1`, health, metrics, docs), assembled
+from its parts. `conveyor.web.create_app` adds the dashboard to it; this package never
+imports the dashboard.
 
 Stateless: it holds one client and nothing else, so any number of processes can run behind a
 load balancer. Pass a client to share one (tests, embedding); otherwise the app builds one
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import Depends, FastAPI
 from starlette.responses import Response
@@ -41,7 +44,6 @@ from conveyor.api.tracecontext import TraceContextMiddleware
 from conveyor.client import AsyncConveyor
 from conveyor.errors import BrokerUnavailable, ConveyorError
 from conveyor.settings import Settings, get_settings
-from conveyor.ui import install_ui
 from conveyor.webhooks.coverage import WebhookCoverage
 
 log = logging.getLogger("conveyor.api")
@@ -52,10 +54,21 @@ Every error reads `{"error": {"code", "message", "details"}}` with a stable `cod
 `CONVEYOR_API_KEYS` is set, every `/v1` route needs `Authorization: Bearer <key>`."""
 
 
-def create_app(
+@dataclass(frozen=True, slots=True)
+class Api:
+    """The API's application and what a front end added to it shares: the runtime (its one
+    client), the bearer keys and the webhook coverage check."""
+
+    app: FastAPI
+    runtime: ApiRuntime
+    keys: ApiKeys
+    coverage: WebhookCoverage
+
+
+def build_api(
     client: AsyncConveyor | None = None, settings: Settings | None = None, *,
     fast_path: bool = True,
-) -> FastAPI:
+) -> Api:
     """`fast_path=False` serves `POST /v1/jobs` through FastAPI too (same behaviour, slower);
     the tests use it to hold both paths to one contract."""
     settings = settings if settings is not None else get_settings()
@@ -95,7 +108,6 @@ def create_app(
     coverage = WebhookCoverage(settings.webhook_queue)  # readyz and the dashboard warn
     app.include_router(webhooks.build_router(runtime, settings, coverage), dependencies=guard)
     app.include_router(health.build_router(runtime, coverage))
-    install_ui(app, runtime, keys, coverage)  # the dashboard at /ui: same client, same keys
     install_docs(app)  # /docs and /redoc, from vendored files
 
     @app.get("/metrics", include_in_schema=False, dependencies=guard)
@@ -120,4 +132,4 @@ def create_app(
         app.add_middleware(TraceContextMiddleware)
     app.state.runtime = runtime
     app.state.metrics = metrics
-    return app
+    return Api(app, runtime, keys, coverage)

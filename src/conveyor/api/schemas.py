@@ -23,11 +23,10 @@ from pydantic.config import JsonDict
 
 from conveyor.client import IDEMPOTENCY_KEY_MAX
 from conveyor.flow import LIMIT_KEY_MAX
-from conveyor.handlers.registry import TYPE_NAME_RE
 from conveyor.ids import UID_RE
 from conveyor.jobs import MAX_ATTEMPTS_LIMIT, MAX_DELAY_MS, MAX_TIMEOUT_S, Job, JobState
 from conveyor.jsontypes import WHOLE, JsonInt
-from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_RE
+from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_RE, TYPE_NAME_RE
 
 MAX_BATCH = 1000
 #: longest long poll of `GET /v1/jobs/{id}/wait` (seconds)
@@ -42,6 +41,8 @@ RUN_AT_PATTERN = r"^(?:19[7-9][0-9]|2[0-9]{3})-"
 
 QUEUE_PATTERN = QUEUE_NAME_RE.pattern
 TYPE_PATTERN = TYPE_NAME_RE.pattern
+#: an error code follows the rule of a type name
+ERROR_CODE_PATTERN = TYPE_NAME_RE.pattern
 #: `<queue>:<32 hex digits>`, as `conveyor.ids` builds them
 JOB_ID_PATTERN = QUEUE_PATTERN[:-1] + ":" + UID_RE.pattern[1:]
 #: the `Idempotency-Key` header: printable ASCII, no spaces at the ends (HTTP trims them)

@@ -18,9 +18,7 @@ from conveyor.events.model import JobEvent
 from conveyor.flow import QueueLimits
 from conveyor.ids import UID_RE
 from conveyor.jobs import MAX_PROGRESS_MESSAGE, Delivery, EnqueueResult, Job, JobSpec, JobState
-
-#: a job type name, as handlers.registry.TYPE_NAME_RE (not imported: handlers import brokers)
-TYPE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+from conveyor.queues import TYPE_NAME_RE
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +297,7 @@ def check_series_window(minutes: int, type: str | None) -> None:
     ):
         raise ValidationError(f"minutes must be an integer from 1 to {SERIES_KEEP_MINUTES}",
                               details={"minutes": str(minutes)})
-    if type is not None and not TYPE_RE.fullmatch(str(type)):
+    if type is not None and not TYPE_NAME_RE.fullmatch(str(type)):
         raise ValidationError("type is not a job type name", details={"type": str(type)[:128]})
 
 

@@ -31,8 +31,8 @@ def api(host: str, port: int, access_log: bool, app: str | None, log_format: str
     try:
         import uvicorn
 
-        from conveyor.api import create_app
         from conveyor.api.server import server_options
+        from conveyor.web import create_app
     except ImportError as exc:
         raise click.UsageError(
             f"the API needs the api extra (pip install 'conveyor[api]'): {exc}"

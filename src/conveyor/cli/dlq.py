@@ -23,10 +23,9 @@ from conveyor.cli.output import echo_json
 from conveyor.cli.params import JOB_ID, QUEUE, ZONED_DATETIME
 from conveyor.cli.runtime import EXIT_FAILURE, json_flag, run, wants_json
 from conveyor.client import AsyncConveyor
-from conveyor.dlq.selection import DeadSelection
+from conveyor.dlq.selection import DeadSelection, dead_filter
 from conveyor.dlq.tool import DlqResult
 from conveyor.errors import ValidationError
-from conveyor.ids import split_job_id
 from conveyor.jobs import Job, JobState
 from conveyor.queues import DEFAULT_QUEUE
 
@@ -72,16 +71,11 @@ def list_dead(
     died_before: datetime | None, died_after: datetime | None, limit: int, cursor: str | None,
 ) -> None:
     """List dead jobs of every queue (or --queue), newest first, like GET /v1/dlq."""
-
-    def keep(j: Job) -> bool:
-        died = j.finished_at
-        return (
-            error_code is None or (j.last_error is not None and j.last_error.code == error_code)
-        ) and (died_before is None or (died is not None and died < died_before)) and (
-            died_after is None or (died is not None and died >= died_after)
-        )
-
-    filtered = error_code is not None or died_before is not None or died_after is not None
+    try:
+        keep = dead_filter(error_code=error_code, died_before=died_before,
+                           died_after=died_after)
+    except ValidationError as exc:
+        raise click.UsageError(exc.message) from exc
 
     async def action(client: AsyncConveyor) -> tuple[list[Job], str | None]:
         async def fetch(n: int, after: str | None) -> Page:
@@ -89,7 +83,7 @@ def list_dead(
                 queue=queue, state=JobState.DEAD, type=type_, limit=n, cursor=after
             )
 
-        return await collect(fetch, limit, cursor, keep if filtered else None)
+        return await collect(fetch, limit, cursor, keep)
 
     items, next_cursor = run(action)
     print_jobs(items, next_cursor, dead=True,
@@ -100,15 +94,14 @@ def _selection(
     ids: tuple[str, ...], queue: str | None, all_: bool, type_: str | None,
     error_code: str | None, died_before: datetime | None, died_after: datetime | None,
 ) -> DeadSelection:
+    """The selection the flags give, checked by the selection rules (`DeadSelection`: ids
+    or filters, ids in `--queue`); the CLI adds its own: a whole queue takes `--all`."""
     filtered = any(v is not None for v in (type_, error_code, died_before, died_after))
-    if ids and (all_ or filtered):
-        raise click.UsageError("give job ids, or --all / filters, not both")
+    if ids and all_:
+        raise click.UsageError("give job ids or --all, not both")
     if not ids and not all_ and not filtered:
         raise click.UsageError("give the job ids to act on, --all, or a filter"
                                " (--type, --error-code, --died-before, --died-after)")
-    for job_id in ids:
-        if queue is not None and split_job_id(job_id)[0] != queue:
-            raise click.BadParameter(f"job {job_id} is not in queue {queue}", param_hint="IDS")
     if all_ and not filtered and queue is None:
         queue = DEFAULT_QUEUE
     try:

@@ -14,13 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from conveyor.jobs import MAX_PROGRESS_MESSAGE as MAX_PROGRESS_MESSAGE  # re-exported
 from conveyor.jobs import JobState
 from conveyor.jobs import Progress as Progress  # re-exported: the event's `progress`
-from conveyor.queues import QUEUE_NAME_RE
+from conveyor.queues import QUEUE_NAME_RE, TYPE_NAME_RE
 
 #: an event id is the log's cursor (a stream id, a row id): printable, short, no spaces
 EVENT_ID_PATTERN = r"^[!-~]{1,64}$"
 #: the registry's TYPE_NAME_RE, spelled out: importing conveyor.handlers from here would be
 #: circular (the handlers package registers `conveyor.webhook`, whose payload is an event)
-JOB_TYPE_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+JOB_TYPE_PATTERN = TYPE_NAME_RE.pattern
 
 
 class EventName(StrEnum):

@@ -8,7 +8,6 @@ import importlib
 import inspect
 import json
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,10 +20,9 @@ from conveyor.dlq.policy import DeadHook, DlqPolicy, build_policy
 from conveyor.errors import UnknownJobType, ValidationError
 from conveyor.flow import QueueLimits, parse_limits
 from conveyor.jobs import MAX_TIMEOUT_S
-from conveyor.queues import validate_queue_name
+from conveyor.queues import TYPE_NAME_RE, validate_queue_name
 from conveyor.retry import Backoff, ExponentialBackoff, RetryPolicy
 
-TYPE_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 #: job types under this prefix are Conveyor's own (`conveyor.webhook`): workers run them, but
 #: only Conveyor enqueues them, so the HTTP API refuses them and its schema leaves them out
 RESERVED_TYPE_PREFIX = "conveyor."

@@ -31,10 +31,16 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from conveyor.errors import ValidationError
-from conveyor.handlers.registry import TYPE_NAME_RE
 from conveyor.jobs import MAX_ATTEMPTS_LIMIT, MAX_TIMEOUT_S
 from conveyor.jsontypes import WHOLE
-from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, QUEUE_NAME_RE, QueueName
+from conveyor.queues import (
+    DEFAULT_QUEUE,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    QUEUE_NAME_RE,
+    TYPE_NAME_RE,
+    QueueName,
+)
 from conveyor.schedules.cron import CRON_MAX_LEN, Cron, CronError, normalize
 from conveyor.schedules.describe import describe
 from conveyor.schedules.ticks import MAX_TICK_MS, PREVIEW_MAX, Timing, make_timing

@@ -16,14 +16,21 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from conveyor.api.routes.dlq import ERROR_CODE_PATTERN
-from conveyor.api.routes.jobs import list_page
-from conveyor.api.routes.queues import queue_list, queue_outs
-from conveyor.api.routes.workers import worker_out
+from conveyor.api.queries import (
+    ERROR_CODE_RE,
+    JOB_ID_RE,
+    QUEUE_RE,
+    TYPE_RE,
+    list_page,
+    queue_list,
+    queue_outs,
+    worker_out,
+)
 from conveyor.api.runtime import ApiRuntime
-from conveyor.api.schemas import CURSOR_MAX, JOB_ID_PATTERN, QUEUE_PATTERN, TYPE_PATTERN
+from conveyor.api.schemas import CURSOR_MAX
 from conveyor.brokers.base import KeyInfo, Page
 from conveyor.client import AsyncConveyor
+from conveyor.dlq.selection import dead_filter
 from conveyor.errors import CorruptJob, JobNotFound, ValidationError
 from conveyor.ids import UID_RE
 from conveyor.joblogs import MAX_LINES, decode_lines
@@ -46,14 +53,6 @@ OVERVIEW_QUEUES = 200
 MAX_PAGE_CALLS = 8
 #: running jobs the workers page reads (one `get_many`, however many workers hold them)
 RUNNING_SHOWN = 500
-
-_QUEUE_RE = re.compile(QUEUE_PATTERN)
-_TYPE_RE = re.compile(TYPE_PATTERN)
-_JOB_ID_RE = re.compile(JOB_ID_PATTERN)
-_CODE_RE = re.compile(ERROR_CODE_PATTERN)
-
-
-
 #: busiest limit keys a queue's page shows (flow control)
 FLOW_KEYS = 10
 
@@ -63,6 +62,7 @@ def _key_row(k: KeyInfo) -> dict[str, object]:
     until = ms_to_datetime(k.held_until_ms) if k.held_until_ms is not None else None
     return {"key": k.key, "backlog": k.backlog, "running": k.running, "held": k.held,
             "until": until}
+
 
 def _bad_filter(value: str, pattern: re.Pattern[str], what: str) -> str | None:
     # fullmatch: the patterns end in `$`, which `match` lets a trailing newline through
@@ -90,7 +90,7 @@ async def _search(rt: ApiRuntime, queue: str, state: JobState | None, type: str 
     looked for among the newest `SEARCH_SCAN` listed jobs. Returns the jobs and a note."""
     client = await rt.ready()
     job_id = f"{queue}:{q.lower()}" if UID_RE.fullmatch(q.lower()) else q
-    if _JOB_ID_RE.fullmatch(job_id):
+    if JOB_ID_RE.fullmatch(job_id):
         try:
             return [await client.get(job_id)], "looked up by id"
         except JobNotFound:
@@ -129,8 +129,8 @@ def build_router(rt: ApiRuntime, coverage: WebhookCoverage | None = None) -> API
     @router.get("/queues/{name}")
     async def queue(name: str, state: Text = "", type: Text = "", q: Text = "",
                     cursor: Annotated[str, Query(max_length=CURSOR_MAX)] = "") -> Response:
-        problem = (_bad_filter(name, _QUEUE_RE, "queue name")
-                   or _bad_filter(type, _TYPE_RE, "job type")
+        problem = (_bad_filter(name, QUEUE_RE, "queue name")
+                   or _bad_filter(type, TYPE_RE, "job type")
                    or (f"“{state}” is not a state" if state and state not in STATES else None))
         if problem:
             return render("fragments/problem.html", message=problem)
@@ -158,7 +158,7 @@ def build_router(rt: ApiRuntime, coverage: WebhookCoverage | None = None) -> API
 
     @router.get("/jobs/{job_id}")
     async def job(job_id: str) -> Response:
-        if not _JOB_ID_RE.fullmatch(job_id):
+        if not JOB_ID_RE.fullmatch(job_id):
             return render("fragments/problem.html",
                           message=f"“{job_id}” is not a job id (<queue>:<32 hex digits>)")
         client = await rt.ready()
@@ -174,9 +174,9 @@ def build_router(rt: ApiRuntime, coverage: WebhookCoverage | None = None) -> API
 
     @router.get("/dlq")
     async def dlq(queue: Text = "", type: Text = "", error_code: Text = "") -> Response:
-        problem = (_bad_filter(queue, _QUEUE_RE, "queue name")
-                   or _bad_filter(type, _TYPE_RE, "job type")
-                   or _bad_filter(error_code, _CODE_RE, "error code"))
+        problem = (_bad_filter(queue, QUEUE_RE, "queue name")
+                   or _bad_filter(type, TYPE_RE, "job type")
+                   or _bad_filter(error_code, ERROR_CODE_RE, "error code"))
         if problem:
             return render("fragments/problem.html", message=problem)
         client = await rt.ready()
@@ -186,8 +186,8 @@ def build_router(rt: ApiRuntime, coverage: WebhookCoverage | None = None) -> API
                      want=DLQ_PAGE, cursor=None),
         )
         codes = Counter(j.last_error.code for j in page.items if j.last_error)
-        items = [j for j in page.items
-                 if not error_code or (j.last_error and j.last_error.code == error_code)]
+        keep = dead_filter(error_code=error_code or None)
+        items = page.items if keep is None else [j for j in page.items if keep(j)]
         dead_by_queue = {q: c.get(JobState.DEAD, 0) for q, c in sorted(stats.items())}
         return render(
             "fragments/dlq.html", items=items, codes=codes.most_common(8),
@@ -203,7 +203,7 @@ def build_router(rt: ApiRuntime, coverage: WebhookCoverage | None = None) -> API
         listed = sorted((worker_out(w) for w in await client.workers()),
                         key=lambda w: (w.host, w.pid))
         # what each holds: one bounded read of every running id, never one call per job
-        ids = [j for w in listed for j in w.jobs if _JOB_ID_RE.fullmatch(j)][:RUNNING_SHOWN]
+        ids = [j for w in listed for j in w.jobs if JOB_ID_RE.fullmatch(j)][:RUNNING_SHOWN]
         jobs = {j.id: j for j in await client.get_many(ids) if j is not None} if ids else {}
         return render("fragments/workers.html", workers=listed, jobs=jobs,
                       shown=RUNNING_SHOWN)

@@ -7,10 +7,12 @@ Redriving one dead job is also `POST /v1/jobs/{id}/retry`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NoReturn, Self
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 from pydantic.config import JsonDict
 from pydantic_core import from_json
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -18,9 +20,11 @@ from starlette.responses import Response
 
 from conveyor.api.body import is_json, json_response, parse_model
 from conveyor.api.openapi import error_responses, json_body
-from conveyor.api.routes.jobs import CursorQuery, JobIdPath, list_page
+from conveyor.api.queries import list_page
+from conveyor.api.routes.jobs import CursorQuery, JobIdPath
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import (
+    ERROR_CODE_PATTERN,
     JOB_ID_PATTERN,
     QUEUE_PATTERN,
     TYPE_PATTERN,
@@ -29,17 +33,21 @@ from conveyor.api.schemas import (
     ResponseModel,
 )
 from conveyor.dlq.pacing import MAX_RATE
-from conveyor.dlq.selection import MAX_IDS
+from conveyor.dlq.selection import (
+    FILTERS,
+    MAX_IDS,
+    DeadSelection,
+    check_ids_or_filters,
+    dead_filter,
+)
 from conveyor.dlq.tool import DlqResult
 from conveyor.errors import JobNotFound, ValidationError
 from conveyor.jobs import JobState
 from conveyor.jsontypes import WHOLE
 
-ERROR_CODE_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 ACTOR = "api"
 #: a paced redrive answers within this (then `done` is false: repeat the request)
 PACED_REQUEST_MAX_S = 30.0
-FILTERS = ("queue", "type", "error_code", "died_before", "died_after")
 
 JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN, max_length=97)]
 
@@ -60,7 +68,8 @@ class DeadJobIds(_Selection):
 
 #: "at least one filter, not null", stated in the schema as the model checks it: "not every
 #: filter absent or null" (a `not`, which client generators leave out of their types)
-_AT_LEAST_ONE: JsonDict = {"not": {"properties": {name: {"type": "null"} for name in FILTERS}}}
+_AT_LEAST_ONE: JsonDict = {"not": {"properties": {
+    name: {"type": "null"} for name in ("queue", *FILTERS)}}}
 
 
 class DeadJobFilter(_Selection):
@@ -75,13 +84,6 @@ class DeadJobFilter(_Selection):
     error_code: str | None = Field(default=None, pattern=ERROR_CODE_PATTERN)
     died_before: AwareDatetime | None = None
     died_after: AwareDatetime | None = None
-
-    @model_validator(mode="after")
-    def _something_selected(self) -> Self:
-        if all(getattr(self, name) is None for name in FILTERS):
-            raise ValueError("give ids, a queue or a filter: refusing to act on every dead job"
-                             " of every queue")
-        return self
 
     @property
     def empty_range(self) -> bool:
@@ -111,20 +113,34 @@ PURGE_IN = (DeadJobIds, DeadJobFilter)
 REDRIVE_IN = (RedriveByIds, RedriveByFilter)
 
 
+@contextmanager
+def _body_errors() -> Iterator[None]:
+    """The selection rules' errors as the API states field errors: `loc` under `body`, a
+    `type` (the `FieldError` schema)."""
+    try:
+        yield
+    except ValidationError as exc:
+        found = exc.details if isinstance(exc.details, list) else []
+        raise ValidationError(exc.message, details=[
+            {"loc": ["body", *d.get("loc", [])], "msg": str(d.get("msg", exc.message)),
+             "type": "value_error"} for d in found if isinstance(d, dict)
+        ] or [{"loc": ["body"], "msg": exc.message, "type": "value_error"}]) from None
+
+
 def read_selection(
     content_type: str | None, body: bytes, models: tuple[type[DeadJobIds], type[DeadJobFilter]]
 ) -> Selection:
     """The ids variant when the body names `ids`, else the filter variant (the document's
-    `oneOf`); a body with both gets one clear error rather than an unknown-field list."""
+    `oneOf`); a body with ids and filters gets the selection's own error rather than an
+    unknown-field list."""
     try:
         data = from_json(body)
     except ValueError:
         data = None  # parse_model says why
     by_ids = isinstance(data, dict) and "ids" in data
-    if by_ids and is_json(content_type) and any(k in data for k in ("queue", *FILTERS)):
-        raise ValidationError("give ids or filters (queue, type, error_code, died_*), not both",
-                              details=[{"loc": ["body"], "msg": "ids and filters together",
-                                        "type": "value_error"}])
+    if by_ids and is_json(content_type):
+        with _body_errors():
+            check_ids_or_filters(True, data)
     return parse_model(content_type, body, models[0] if by_ids else models[1])
 
 
@@ -181,12 +197,16 @@ class PurgeResult(RootModel[PurgeOut | PurgeDryRunOut]):
 
 
 def _selected(body: Selection) -> dict[str, Any]:
-    """The client's selection arguments of a request body."""
-    if isinstance(body, DeadJobIds):
-        return {"ids": body.ids}
-    return {"ids": (), "queue": body.queue, "type": body.type,
-            "error_code": body.error_code, "died_before": body.died_before,
-            "died_after": body.died_after}
+    """The client's selection arguments of a request body, checked by the selection rules
+    (`DeadSelection`) before the broker is asked anything."""
+    with _body_errors():
+        if isinstance(body, DeadJobIds):
+            sel = DeadSelection(tuple(body.ids))
+        else:
+            sel = DeadSelection((), body.queue, body.type, body.error_code,
+                                died_before=body.died_before, died_after=body.died_after)
+    return {"ids": sel.ids, "queue": sel.queue, "type": sel.type, "error_code": sel.error_code,
+            "died_before": sel.died_before, "died_after": sel.died_after}
 
 
 def build_router(rt: ApiRuntime) -> APIRouter:
@@ -205,12 +225,11 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         cursor: CursorQuery = None,
     ) -> Response:
+        keep = dead_filter(error_code=error_code)
         client = await rt.ready()
         page = await list_page(client, queue=queue, state=JobState.DEAD, type=type, limit=limit,
                                cursor=cursor)
-        items = page.items
-        if error_code is not None:
-            items = [j for j in items if j.last_error and j.last_error.code == error_code]
+        items = page.items if keep is None else [j for j in page.items if keep(j)]
         return json_response(JobPage(items=items, next_cursor=page.next_cursor))
 
     @router.api_route("/redrive", methods=["GET", "PUT", "PATCH", "DELETE"],
@@ -247,9 +266,10 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         if isinstance(body, DeadJobFilter) and body.empty_range:
             res = DlqResult(count=0, ids=[], skipped=[], dry_run=body.dry_run)
         else:
+            selected = _selected(body)
             client = await rt.ready()
             res = await client.redrive_dead(
-                **_selected(body), dry_run=body.dry_run, rate=body.rate,
+                **selected, dry_run=body.dry_run, rate=body.rate,
                 target_queue=body.target_queue, actor=ACTOR, limit=body.limit,
                 max_duration_s=PACED_REQUEST_MAX_S,
             )
@@ -270,9 +290,9 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         if isinstance(body, DeadJobFilter) and body.empty_range:
             res = DlqResult(count=0, ids=[], skipped=[], dry_run=body.dry_run)
         else:
+            selected = _selected(body)
             client = await rt.ready()
-            res = await client.purge_dead(**_selected(body), dry_run=body.dry_run,
-                                          limit=body.limit)
+            res = await client.purge_dead(**selected, dry_run=body.dry_run, limit=body.limit)
         if res.dry_run:
             return json_response(PurgeDryRunOut(would_purge=res.count, ids=res.ids,
                                                 skipped=res.skipped))

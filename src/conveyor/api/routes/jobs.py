@@ -15,6 +15,7 @@ from starlette.responses import Response
 from conveyor.api.body import json_response, read_model
 from conveyor.api.enqueue import enqueue_batch, enqueue_one
 from conveyor.api.openapi import error_responses, json_body
+from conveyor.api.queries import list_page
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import (
     CURSOR_DOC,
@@ -29,9 +30,7 @@ from conveyor.api.schemas import (
     JobIn,
     JobPage,
 )
-from conveyor.brokers.base import Page
-from conveyor.client import IDEMPOTENCY_KEY_MAX, AsyncConveyor
-from conveyor.errors import ValidationError
+from conveyor.client import IDEMPOTENCY_KEY_MAX
 from conveyor.joblogs import JobLogs, decode_lines
 from conveyor.jobs import Job, JobState
 
@@ -47,22 +46,6 @@ IDEMPOTENCY_HEADER_DOC = {
     "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX,
                "pattern": IDEMPOTENCY_KEY_PATTERN},
 }
-
-
-async def list_page(
-    client: AsyncConveyor, *, queue: str | None, state: JobState | None, type: str | None,
-    limit: int, cursor: str | None,
-) -> Page:
-    """One page of `client.list_jobs`; a cursor the broker cannot read is a 422 on `cursor`."""
-    try:
-        return await client.list_jobs(
-            queue=queue, state=state, type=type, limit=limit, cursor=cursor
-        )
-    except ValidationError as exc:
-        if cursor is None or not (isinstance(exc.details, dict) and "cursor" in exc.details):
-            raise
-        raise ValidationError("invalid cursor: pass a next_cursor of a previous page", details=[
-            {"loc": ["query", "cursor"], "msg": exc.message, "type": "value_error"}]) from None
 
 
 def build_router(rt: ApiRuntime) -> APIRouter:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from conveyor.api.body import json_response
 from conveyor.api.openapi import error_responses
+from conveyor.api.queries import queue_list
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import (
     QUEUE_PATTERN,
@@ -24,33 +25,11 @@ from conveyor.api.schemas import (
     SeriesPointOut,
 )
 from conveyor.brokers.base import SERIES_KEEP_MINUTES
-from conveyor.client import AsyncConveyor
-from conveyor.jobs import JobState
 from conveyor.timeutil import ms_to_datetime
 
 QueuePath = Annotated[str, Path(pattern=QUEUE_PATTERN, description="queue name")]
 #: queues per page of GET /v1/queues, at most and by default
 MAX_PAGE = 1000
-
-
-def queue_outs(
-    stats: dict[str, dict[str, int]], paused: set[str], ages: dict[str, float] | None = None,
-    limited: dict[str, int] | None = None,
-) -> list[QueueOut]:
-    ages, limited = ages or {}, limited or {}
-    return [
-        QueueOut(name=q, counts={str(s): counts.get(str(s), 0) for s in JobState},
-                 paused=q in paused, oldest_ready_age_s=ages.get(q, 0.0),
-                 limited=limited.get(q, 0))
-        for q, counts in stats.items()
-    ]
-
-
-async def queue_list(client: AsyncConveyor, names: list[str] | None = None) -> list[QueueOut]:
-    stats = await client.stats(names)
-    return queue_outs(stats, await client.paused_queues(list(stats)),
-                      await client.ready_ages(list(stats)),
-                      await client.limited_counts(list(stats)))
 
 
 def build_router(rt: ApiRuntime) -> APIRouter:
