@@ -10,7 +10,8 @@ goes on a shared machine hurts every configuration alike (unlike whole-process r
 `--before DIR`: a tree made by `git archive <commit> src | tar -x -C /tmp/x` (DIR
 /tmp/x/src/conveyor/brokers/redis/lua). `--sqlite`: the embedded broker instead (a file in
 a temporary directory; events on / off only). Reports µs per job (enqueue + fetch + ack, one
-client, no worker) as the median of --runs runs, and events' share of it. `--own-servers`
+client, no worker; wall time and this process's CPU time) as the median of --runs runs,
+and events' share of it. `--own-servers`
 starts one private `redis-server` per configuration (stopped at the end) and also reports
 the server's own CPU time per job (INFO cpu, user + sys): CPU, not wall time, so a busy
 machine's preemption does not count, and nothing else runs on those servers.
@@ -107,37 +108,43 @@ async def drop(broker: Broker) -> None:
     await broker.close()
 
 
-async def one_batch(broker: Broker, n: int) -> float:
+async def one_batch(broker: Broker, n: int) -> tuple[float, float]:
+    """(wall, this process's CPU) seconds for n jobs enqueued, fetched and acked."""
     specs = [JobSpec(new_job_id(QUEUE), "fake", QUEUE, "{}") for _ in range(n)]
     t = time.perf_counter()
+    cpu = time.process_time()
     await broker.enqueue(specs)
     left = n
     while left:
         batch = await broker.fetch(QUEUE, min(left, 100), "bench-worker", 60_000)
         await broker.ack([AckItem(d.job_id, d.token) for d in batch.deliveries])
         left -= len(batch.deliveries)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - cpu
 
 
 async def one_run(urls: dict[str, str], n: int, batch: int,
                   configs: dict[str, tuple[int, str | None]], sqlite_dir: str | None
-                  ) -> dict[str, tuple[float, float]]:
-    """Per configuration: (wall µs per job, server CPU µs per job)."""
+                  ) -> dict[str, tuple[float, float, float]]:
+    """Per configuration, µs per job: (wall, client CPU, server CPU)."""
     brokers = {name: await make(urls[name], maxlen, lua, sqlite_dir)
                for name, (maxlen, lua) in configs.items()}
     spent = dict.fromkeys(configs, 0.0)
+    client_cpu = dict.fromkeys(configs, 0.0)
     cpu = {name: -await server_cpu(b) for name, b in brokers.items()}
     try:
         for _ in range(n // batch):
             for name, broker in brokers.items():
-                spent[name] += await one_batch(broker, batch)
+                wall, used = await one_batch(broker, batch)
+                spent[name] += wall
+                client_cpu[name] += used
         for name, b in brokers.items():
             cpu[name] += await server_cpu(b)
     finally:
         for broker in brokers.values():
             await drop(broker)
     done = n // batch * batch
-    return {name: (spent[name] / done * 1e6, cpu[name] / done * 1e6) for name in configs}
+    return {name: (spent[name] / done * 1e6, client_cpu[name] / done * 1e6,
+                   cpu[name] / done * 1e6) for name in configs}
 
 
 async def main_async(a: argparse.Namespace) -> None:
@@ -145,25 +152,25 @@ async def main_async(a: argparse.Namespace) -> None:
     if a.before and not a.sqlite:
         configs = {"before on": (DEFAULT_MAXLEN, a.before), "before off": (0, a.before),
                    **configs}
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in configs}
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in configs}
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         urls = {name: stack.enter_context(own_server()) if a.own_servers else a.redis
                 for name in configs}
         for r in range(a.runs):
             res = await one_run(urls, a.jobs, a.batch, configs, tmp if a.sqlite else None)
-            for name, us in res.items():
-                results[name].append(us)
-            print(f"run {r + 1}: " + ", ".join(f"{k} {w:.1f} (server CPU {c:.1f})"
-                                               for k, (w, c) in res.items())
-                  + " µs/job", flush=True)
-    for i, what in enumerate(("wall", "server CPU")):
+            for name, three in res.items():
+                results[name].append(three)
+            print(f"run {r + 1}: " + ", ".join(
+                f"{k} {w:.1f} (client CPU {u:.1f}, server CPU {c:.1f})"
+                for k, (w, u, c) in res.items()) + " µs/job", flush=True)
+    for i, what in enumerate(("wall", "client CPU", "server CPU")):
         med = {name: statistics.median(x[i] for x in v) for name, v in results.items()}
-        for name, us in med.items():
+        for name, per_job in med.items():
             off = med.get(name.removesuffix("on") + "off") if name.endswith("on") else None
-            rel = (f"  (events: {us - off:+.1f} µs/job, {(us / off - 1) * 100:+.1f}%)"
-                   if off else "")
+            rel = (f"  (events: {per_job - off:+.1f} µs/job, "
+                   f"{(per_job / off - 1) * 100:+.1f}%)" if off else "")
             vals = [x[i] for x in results[name]]
-            print(f"{what:10s} {name:10s} median {us:.1f} µs/job [{min(vals):.1f}-"
+            print(f"{what:10s} {name:10s} median {per_job:.1f} µs/job [{min(vals):.1f}-"
                   f"{max(vals):.1f}]{rel}")
 
 

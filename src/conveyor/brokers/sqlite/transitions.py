@@ -26,7 +26,7 @@ from conveyor.brokers.records import (
 )
 from conveyor.brokers.sqlite import flow
 from conveyor.brokers.sqlite.connection import now_ms
-from conveyor.brokers.sqlite.events import emit
+from conveyor.brokers.sqlite.events import emit, emit_many
 from conveyor.brokers.sqlite.records import CORE_COLUMNS, core_of, history_line, queued_score
 from conveyor.brokers.sqlite.series import count_series
 from conveyor.events.records import progress_json
@@ -110,8 +110,7 @@ def promote(conn: sqlite3.Connection, queue: str, now: int, limit: int) -> int:
             "UPDATE jobs SET state = 'queued', seq = ?, score = ? WHERE id = ?",
             [(first + i, queued_score(row[4], first + i), row[0]) for i, row in enumerate(due)],
         )
-        for row in due:
-            emit(conn, row[0], "enqueued")
+        emit_many(conn, queue, [row[0] for row in due], "enqueued")
     return len(due)
 
 
@@ -178,8 +177,7 @@ def fetch(
             " token = ?, attempts = ?, started_ms = ?, worker = ? WHERE id = ?",
             updates,
         )
-        for *_, rid in updates:
-            emit(conn, rid, "started")
+        emit_many(conn, queue, [u[-1] for u in updates], "started")
     return now, next_due(conn, queue), promoted, out
 
 
@@ -253,6 +251,7 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
     the same lease (its first reply lost) is accepted and changes nothing: the token stays."""
     now = now_ms()
     out = []
+    acked: dict[str, list[int]] = {}  # queue -> job rows, for their events
     for queue, uid, token, result in items:
         row = _holder(conn, queue, uid, token, now, ACK_CHECKS)
         if row is None:
@@ -270,9 +269,11 @@ def ack(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str, str]]) ->
             (now, now, result, result[:RESULT_PREVIEW_CHARS], len(result),
              history_line(attempts, worker, started, now, "succeeded"), rid),
         )
-        emit(conn, rid, "succeeded")
+        acked.setdefault(queue, []).append(rid)
         count_series(conn, rid, now, "s")
         out.append(True)
+    for queue, rids in acked.items():
+        emit_many(conn, queue, rids, "succeeded")
     return out
 
 
