@@ -18,31 +18,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+from collections.abc import Callable
 
-from bench.core import process_run
+from bench.core import ProcessRun, process_run
 
 
 async def main_async(url: str, n: int, runs: int, before: str | None) -> None:
     configs: dict[str, tuple[str | None, str | None]] = {"on": (None, None), "off": ("0", None)}
     if before:
         configs = {"before on": (None, before), "before off": ("0", before), **configs}
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in configs}
+    results: dict[str, list[ProcessRun]] = {name: [] for name in configs}
     for r in range(runs):
         for name, (maxlen, src) in configs.items():
             env = {"CONVEYOR_EVENTS_MAXLEN": maxlen} if maxlen is not None else {}
-            rate, usec = await process_run(url, n, 64, env=env, path=[src] if src else [])
-            results[name].append((rate, usec))
-            print(f"run {r + 1} {name}: {rate:,.0f} jobs/s, {usec:.1f} server CPU µs/job",
-                  flush=True)
-    med = {name: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v))
-           for name, v in results.items()}
-    for name, (rate, usec) in med.items():
-        off = med[name.removesuffix("on") + "off"] if name.endswith("on") else None
-        rel = (f"  (events: {(rate / off[0] - 1) * 100:+.1f}% throughput, "
-               f"{usec - off[1]:+.1f} server CPU µs/job)") if off else ""
-        rates = [x[0] for x in results[name]]
-        print(f"{name:10s} median {rate:,.0f} jobs/s [{min(rates):,.0f}-{max(rates):,.0f}], "
-              f"{usec:.1f} server CPU µs/job{rel}")
+            run = await process_run(url, n, 64, env=env, path=[src] if src else [])
+            results[name].append(run)
+            print(f"run {r + 1} {name}: {run.rate:,.0f} jobs/s, CPU per job: worker "
+                  f"{run.worker_cpu_us:.0f} µs, server {run.server_cpu_us:.1f} µs", flush=True)
+    figures: list[tuple[str, Callable[[ProcessRun], float]]] = [
+        ("jobs/s", lambda x: x.rate),
+        ("worker CPU µs/job", lambda x: x.worker_cpu_us),
+        ("server CPU µs/job", lambda x: x.server_cpu_us),
+        ("worker + server CPU µs/job", lambda x: x.worker_cpu_us + x.server_cpu_us)]
+    for label, get in figures:
+        med = {name: statistics.median(map(get, v)) for name, v in results.items()}
+        for name, value in med.items():
+            off = med[name.removesuffix("on") + "off"] if name.endswith("on") else None
+            rel = f"  (events: {(value / off - 1) * 100:+.1f}%)" if off else ""
+            vals = [get(x) for x in results[name]]
+            print(f"{name:10s} median {value:,.1f} {label} [{min(vals):,.1f}-"
+                  f"{max(vals):,.1f}]{rel}")
 
 
 def main() -> None:

@@ -21,10 +21,11 @@ import argparse
 import asyncio
 import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import bench.otel_app  # noqa: F401  (the producer's SDK: every job stores a trace context)
-from bench.core import process_run
+from bench.core import ProcessRun, process_run
 
 CONFIGS: dict[str, tuple[list[str], str]] = {
     "base": ([], "bench.handlers"),
@@ -39,31 +40,39 @@ HIDE_OTEL = Path(tempfile.mkdtemp(prefix="conveyor-bench-")) / "sitecustomize.py
 HIDE_OTEL.write_text("import sys\nsys.modules['opentelemetry'] = None\n")
 
 
-async def one_run(url: str, config: str, n: int, before: str | None) -> float:
+async def one_run(url: str, config: str, n: int, before: str | None) -> ProcessRun:
     args, app = CONFIGS[config]
     path = [] if app == "bench.otel_app" else [str(HIDE_OTEL.parent)]
     if config.endswith("-before"):
         if before is None:
             raise SystemExit(f"{config} needs --before DIR")
         path.insert(0, before)
-    rate, _ = await process_run(url, n, 64, app=app, args=args, path=path)
-    return rate
+    return await process_run(url, n, 64, app=app, args=args, path=path)
 
 
 async def main_async(url: str, n: int, runs: int, only: list[str], before: str | None
                      ) -> None:
-    results: dict[str, list[float]] = {name: [] for name in only}
+    results: dict[str, list[ProcessRun]] = {name: [] for name in only}
     for r in range(runs):
         for name in only:
-            rate = await one_run(url, name, n, before)
-            results[name].append(rate)
-            print(f"run {r + 1} {name}: {rate:,.0f} jobs/s", flush=True)
-    base = statistics.median(results["base"]) if "base" in results else None
-    for name, rates in results.items():
-        med = statistics.median(rates)
-        rel = f"  ({(med / base - 1) * 100:+.1f}% vs base)" if base and name != "base" else ""
-        print(f"{name:8s} median {med:,.0f} jobs/s (min {min(rates):,.0f}, max "
-              f"{max(rates):,.0f}){rel}")
+            run = await one_run(url, name, n, before)
+            results[name].append(run)
+            print(f"run {r + 1} {name}: {run.rate:,.0f} jobs/s, worker CPU "
+                  f"{run.worker_cpu_us:.0f} µs/job", flush=True)
+    figures: list[tuple[str, Callable[[ProcessRun], float], bool]] = [
+        ("jobs/s", lambda x: x.rate, False),
+        ("worker CPU µs/job", lambda x: x.worker_cpu_us, True)]
+    for label, get, more_is_worse in figures:
+        base = statistics.median(map(get, results["base"])) if "base" in results else None
+        for name, runs_of in results.items():
+            vals = [get(x) for x in runs_of]
+            med = statistics.median(vals)
+            rel = ""
+            if base and name != "base":
+                cost = med / base - 1 if more_is_worse else 1 - med / base
+                rel = f"  (costs {cost * 100:+.1f}% vs base)"
+            print(f"{name:11s} median {med:,.0f} {label} (min {min(vals):,.0f}, max "
+                  f"{max(vals):,.0f}){rel}")
 
 
 def main() -> None:

@@ -308,7 +308,7 @@ class AsyncConveyor:
     async def enqueue_specs(self, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
         """Store built specs in one broker call, in one PRODUCER span (tracing on): one job's
         attempts are its children, a batch's link to it."""
-        if not tracing.ENABLED or not specs:
+        if not specs or not tracing.enabled():
             return await self.broker.enqueue(specs)
         queues = {s.queue for s in specs}
         queue = next(iter(queues)) if len(queues) == 1 else "(several)"
