@@ -19,8 +19,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.jobs import JobState
@@ -89,13 +91,17 @@ async def enqueue_batched(url: str, n: int = 200_000, batch: int = 1000) -> floa
         await cleanup(c)
 
 
-def start_worker(url: str, prefix: str, concurrency: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, CONVEYOR_BROKER_URL=url, CONVEYOR_KEY_PREFIX=prefix,
-               CONVEYOR_LOG_LEVEL="WARNING", PYTHONPATH=str(ROOT))
+def start_worker(url: str, prefix: str, concurrency: int, *, app: str = "bench.handlers",
+                 args: Sequence[str] = (), path: Sequence[str] = (),
+                 env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`conveyor worker` on the queue; `path` goes before the repository on its import path,
+    `env` over this process's environment."""
+    full = dict(os.environ, **(env or {}), CONVEYOR_BROKER_URL=url, CONVEYOR_KEY_PREFIX=prefix,
+                CONVEYOR_LOG_LEVEL="WARNING", PYTHONPATH=os.pathsep.join([*path, str(ROOT)]))
     return subprocess.Popen(
         [sys.executable, "-m", "conveyor", "worker", "--queues", QUEUE,
-         "--concurrency", str(concurrency), "--app", "bench.handlers"],
-        env=env, cwd=ROOT,
+         "--concurrency", str(concurrency), "--app", app, *args],
+        env=full, cwd=ROOT,
     )
 
 
@@ -116,25 +122,59 @@ def stop_worker(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-async def process(url: str, n: int = 20000, concurrency: int = 64) -> float:
+async def server_cpu_us(c: AsyncConveyor) -> float:
+    """The Redis server's own CPU time so far, µs (INFO cpu, user + sys: server-wide)."""
+    info = await c.broker.client.info("cpu")  # type: ignore[attr-defined]
+    return (float(info["used_cpu_user"]) + float(info["used_cpu_sys"])) * 1e6
+
+
+def process_cpu_us(pid: int) -> float:
+    """CPU time (user + sys) of a process so far, µs, from /proc (Linux; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") * 1e6
+
+
+@dataclass(frozen=True)
+class ProcessRun:
+    rate: float  #: jobs/s
+    server_cpu_us: float  #: the Redis server's CPU per job (server-wide: use a private one)
+    worker_cpu_us: float  #: the worker process's CPU per job (its threads included)
+
+
+async def process_run(url: str, n: int = 20000, concurrency: int = 64,
+                      **worker: Any) -> ProcessRun:
+    """n queued no-op jobs run by one worker (`start_worker(**worker)`), timed from the
+    queue's resume to the last success. CPU per job, unlike jobs/s, does not count the time
+    a busy machine gives to others."""
     c = await client(url)
     prefix = c.broker.keys.prefix  # type: ignore[attr-defined]
     await c.pause(QUEUE)
     for i in range(0, n, 1000):
         await c.enqueue_many([JobRequest("fake", {}, queue=QUEUE)] * min(1000, n - i))
-    proc = start_worker(url, prefix, concurrency)
+    proc = start_worker(url, prefix, concurrency, **worker)
     try:
         await wait_worker(c)
+        cpu = await server_cpu_us(c)
+        wcpu = process_cpu_us(proc.pid)
         t = time.perf_counter()
         await c.resume(QUEUE)
         while (await c.stats([QUEUE]))[QUEUE][JobState.SUCCEEDED] < n:
             await asyncio.sleep(0.01)
             if proc.poll() is not None:
                 raise RuntimeError("worker exited")
-        return n / (time.perf_counter() - t)
+        rate = n / (time.perf_counter() - t)
+        return ProcessRun(rate, (await server_cpu_us(c) - cpu) / n,
+                          (process_cpu_us(proc.pid) - wcpu) / n)
     finally:
         stop_worker(proc)
         await cleanup(c)
+
+
+async def process(url: str, n: int = 20000, concurrency: int = 64) -> float:
+    return (await process_run(url, n, concurrency)).rate
 
 
 async def _timed_jobs(url: str, n: int, rate: float, delay: float | None) -> list[float]:

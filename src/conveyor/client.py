@@ -111,7 +111,7 @@ def _wait_timeout(timeout: Any) -> float:
 def traced(specs: Sequence[JobSpec]) -> Iterator[Sequence[JobSpec]]:
     """One PRODUCER span around storing `specs` (tracing on); yields them carrying its
     context (one job's attempts become its children, a batch's link to it)."""
-    if not tracing.ENABLED or not specs:
+    if not specs or not tracing.enabled():
         yield specs
         return
     queues = {s.queue for s in specs}

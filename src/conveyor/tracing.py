@@ -8,14 +8,20 @@ it (not thousands of children under one span). Retries, lease loss and death are
 and a failed attempt's status is ERROR. Inside an attempt, the job's log lines carry
 `trace_id` and `span_id`.
 
-Without `opentelemetry-api` installed every function here returns at once (`ENABLED` is
-False): no import, no context, nothing stored with the job. With the API but no SDK
-configured, spans are OpenTelemetry's no-op spans and no context is stored either.
+Tracing is on (`enabled()`) only once a real tracer provider is set (an SDK's
+`trace.set_tracer_provider`, not the API's default proxy or its no-op provider): the API
+alone is installed with FastAPI, so its presence says nothing. Off, every function here
+returns at once: no span, no context, nothing stored with the job. The check is one global
+read once on (a provider can be set only once per process), one lookup before.
+
+Per attempt (the hot path), when on: a batch's jobs share one stored context, so its parse
+(W3C extraction) is cached; the attributes shared by a queue's attempts are built once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -23,12 +29,19 @@ from typing import Any
 try:
     from opentelemetry import context as otel_context
     from opentelemetry import trace
-    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+    from opentelemetry.trace import (
+        Link,
+        NoOpTracerProvider,
+        ProxyTracerProvider,
+        SpanKind,
+        Status,
+        StatusCode,
+    )
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-    ENABLED = True
+    INSTALLED = True
 except ImportError:  # the `otel` extra is not installed
-    ENABLED = False
+    INSTALLED = False
 
 SYSTEM = "conveyor"
 #: a stored context of a batch enqueue: its attempts link to it instead of being its children
@@ -37,6 +50,18 @@ _TRACER_NAME = "conveyor"
 
 
 _cached: list[Any] = []
+_on: list[bool] = []  # [True] once a real provider was seen (it cannot be unset)
+
+
+def enabled() -> bool:
+    """True when OpenTelemetry is installed and a real tracer provider is configured."""
+    if _on:
+        return True
+    if not INSTALLED or isinstance(trace.get_tracer_provider(),
+                                   (ProxyTracerProvider, NoOpTracerProvider)):
+        return False
+    _on.append(True)
+    return True
 
 
 def _tracer() -> Any:
@@ -65,10 +90,15 @@ def _carrier_of(span: Any, link: bool = False) -> str:
     return json.dumps(carrier, separators=(",", ":"))
 
 
-def _attributes(queue: str, operation: str, **more: Any) -> dict[str, Any]:
+@functools.lru_cache(maxsize=1024)
+def _common(queue: str, operation: str) -> dict[str, Any]:
+    """The attributes every span of this queue and operation has (do not mutate)."""
     return {"messaging.system": SYSTEM, "messaging.destination.name": queue,
-            "messaging.operation.type": operation, "messaging.operation.name": operation,
-            **{k: v for k, v in more.items() if v is not None}}
+            "messaging.operation.type": operation, "messaging.operation.name": operation}
+
+
+def _attributes(queue: str, operation: str, **more: Any) -> dict[str, Any]:
+    return {**_common(queue, operation), **{k: v for k, v in more.items() if v is not None}}
 
 
 @contextlib.contextmanager
@@ -77,7 +107,7 @@ def producer_span(
 ) -> Iterator[str]:
     """A PRODUCER span around an enqueue of `count` jobs; yields the context to store with
     them ('' when tracing is off). A batch's context is stored as a link."""
-    if not ENABLED:
+    if not enabled():
         yield ""
         return
     attrs = _attributes(queue, "send", **{
@@ -90,21 +120,24 @@ def producer_span(
         yield _carrier_of(span, link=count > 1)
 
 
-def _parent(stored: str) -> tuple[Any, list[Any]]:
-    """(parent context, links) from a job's stored context; a bad one is ignored."""
+@functools.lru_cache(maxsize=256)
+def _parent(stored: str) -> tuple[Any, tuple[Any, ...]]:
+    """(parent context, links) from a job's stored context; a bad one is ignored. Cached:
+    the jobs of one `enqueue_many` share their stored context (contexts and links are
+    immutable)."""
     try:
         carrier = json.loads(stored)
     except ValueError:
-        return None, []
+        return None, ()
     if not isinstance(carrier, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in carrier.items()
     ):
-        return None, []
+        return None, ()
     ctx = _w3c().extract(carrier)
     if carrier.get(LINK_KEY):
         linked = trace.get_current_span(ctx).get_span_context()
-        return otel_context.Context(), [Link(linked)] if linked.is_valid else []
-    return ctx, []
+        return otel_context.Context(), (Link(linked),) if linked.is_valid else ()
+    return ctx, ()
 
 
 @contextlib.contextmanager
@@ -113,10 +146,10 @@ def consumer_span(
 ) -> Iterator[Any]:
     """A CONSUMER span for one attempt, child of the producer's span (or linked to a batch's),
     current while the handler runs. Yields the span (None when tracing is off)."""
-    if not ENABLED:
+    if not enabled():
         yield None
         return
-    parent, links = _parent(stored) if stored else (otel_context.Context(), [])
+    parent, links = _parent(stored) if stored else (otel_context.Context(), ())
     attrs = _attributes(queue, "process", **{
         "messaging.message.id": job_id, "conveyor.job.type": job_type,
         "conveyor.job.attempt": attempt,
@@ -153,7 +186,7 @@ def lease_lost(span: Any) -> None:
 
 def log_fields() -> Mapping[str, str]:
     """`trace_id` and `span_id` of the current span, for the job's log lines ({} if none)."""
-    if not ENABLED:
+    if not enabled():
         return {}
     ctx = trace.get_current_span().get_span_context()
     if not ctx.is_valid:
@@ -164,7 +197,7 @@ def log_fields() -> Mapping[str, str]:
 @contextlib.contextmanager
 def incoming(headers: Mapping[str, str]) -> Iterator[None]:
     """Continue the trace of an incoming request (its `traceparent` / `tracestate`)."""
-    if not ENABLED or "traceparent" not in headers:
+    if "traceparent" not in headers or not enabled():
         yield
         return
     ctx = _w3c().extract(dict(headers))
@@ -175,5 +208,5 @@ def incoming(headers: Mapping[str, str]) -> Iterator[None]:
         otel_context.detach(token)
 
 
-__all__ = ["ENABLED", "consumer_span", "failed", "incoming", "lease_lost",
+__all__ = ["INSTALLED", "consumer_span", "enabled", "failed", "incoming", "lease_lost",
            "log_fields", "producer_span"]

@@ -128,7 +128,7 @@ def build_api(
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(BrowserGuard, allowed_origins=settings.allowed_origins.split(","))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    if tracing.ENABLED:  # the caller's trace, for every route (the fast path included)
+    if tracing.INSTALLED:  # the caller's trace, for every route (the fast path included)
         app.add_middleware(TraceContextMiddleware)
     app.state.runtime = runtime
     app.state.metrics = metrics

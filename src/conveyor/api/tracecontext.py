@@ -1,6 +1,7 @@
 """Continue the caller's trace (issue 18): the W3C `traceparent` / `tracestate` headers of an
 HTTP request become the current context while it is served, so an enqueue's PRODUCER span is
-a child of the caller's span. Installed by `create_app` only when OpenTelemetry is."""
+a child of the caller's span. Installed by `create_app` when the OpenTelemetry API is (a
+provider may be set after the app is made); a no-op until one is (`tracing.enabled`)."""
 
 from __future__ import annotations
 

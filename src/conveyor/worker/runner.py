@@ -359,7 +359,7 @@ class Worker:
         try:
             started = time.perf_counter()
             try:
-                if tracing.ENABLED:
+                if tracing.enabled():
                     outcome = await self._traced(slot)
                 else:
                     outcome = await self._executor.execute(d, slot.cancel_event)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from conveyor.brokers.base import LOG_START, EventPage, bad_cursor
@@ -32,27 +33,50 @@ def arrival(state: JobState) -> EventName:
     return EventName.SCHEDULED if state == JobState.SCHEDULED else EventName.ENQUEUED
 
 
+_INSERT = (
+    "INSERT INTO events (queue, uid, type, event, state, attempt, at_ms, code, progress)"
+    " SELECT queue, uid, type, ?, state, CASE WHEN typeof(attempts) = 'integer'"
+    " THEN attempts ELSE 0 END, ?, ?, ? FROM jobs WHERE id = ?"
+)
+
+
+def _maxlen(conn: sqlite3.Connection) -> int:
+    return conn.events_maxlen if isinstance(conn, EventsConnection) else DEFAULT_EVENTS_MAXLEN
+
+
 def emit(conn: sqlite3.Connection, rid: int, event: EventName, code: str | None = None,
          progress: str | None = None) -> None:
     """Append the event of the job row `rid` as the transition left it (its type, state,
     attempts): call after the transition's writes, in its transaction."""
-    maxlen = conn.events_maxlen if isinstance(conn, EventsConnection) else DEFAULT_EVENTS_MAXLEN
+    maxlen = _maxlen(conn)
     if maxlen <= 0:
         return
-    row = conn.execute(
-        "INSERT INTO events (queue, uid, type, event, state, attempt, at_ms, code, progress)"
-        " SELECT queue, uid, type, ?, state, CASE WHEN typeof(attempts) = 'integer'"
-        " THEN attempts ELSE 0 END, ?, ?, ? FROM jobs WHERE id = ? RETURNING queue",
-        (event, now_ms(), code or None, progress, rid),
-    ).fetchone()
-    if row is None:
+    row = conn.execute(_INSERT + " RETURNING queue",
+                       (event, now_ms(), code or None, progress, rid)).fetchone()
+    if row is not None:
+        _count(conn, row[0], 1, maxlen)
+
+
+def emit_many(conn: sqlite3.Connection, queue: str, rids: Sequence[int], event: EventName) -> None:
+    """`emit` for job rows of one queue that take the same step in one transition (a batch's
+    fetch, ack, promote or enqueue): two statements for the batch, not two per job."""
+    maxlen = _maxlen(conn)
+    if maxlen <= 0 or not rids:
         return
+    at = now_ms()
+    added = conn.executemany(_INSERT, [(event, at, None, None, rid) for rid in rids]).rowcount
+    if added > 0:
+        _count(conn, queue, added, maxlen)
+
+
+def _count(conn: sqlite3.Connection, queue: str, added: int, maxlen: int) -> None:
+    """`added` more events in the queue's log; trim it once it passes its bound by 1%."""
     (kept,) = conn.execute(
-        "INSERT INTO event_logs (queue, kept) VALUES (?, 1) ON CONFLICT (queue)"
-        " DO UPDATE SET kept = kept + 1 RETURNING kept", (row[0],),
+        "INSERT INTO event_logs (queue, kept) VALUES (?, ?) ON CONFLICT (queue)"
+        " DO UPDATE SET kept = kept + excluded.kept RETURNING kept", (queue, added),
     ).fetchone()
     if kept > maxlen + maxlen // 100:
-        _trim(conn, row[0], kept - maxlen)
+        _trim(conn, queue, kept - maxlen)
 
 
 def _trim(conn: sqlite3.Connection, queue: str, n: int) -> None:

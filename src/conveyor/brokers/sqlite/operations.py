@@ -11,7 +11,7 @@ from typing import Any
 
 from conveyor.brokers.records import CANCEL_CHECKS, REQUEUE_CHECKS, STATES, record_problem
 from conveyor.brokers.sqlite.connection import now_ms
-from conveyor.brokers.sqlite.events import arrival, emit
+from conveyor.brokers.sqlite.events import arrival, emit, emit_many
 from conveyor.brokers.sqlite.records import (
     JOB_COLUMNS,
     CoreRow,
@@ -49,6 +49,8 @@ def enqueue(
     now = now_ms()
     seq = take_seqs(conn, queue, len(specs)) - 1
     out: list[EnqueueResult] = []
+    # event -> job rows
+    stored: dict[EventName, list[int]] = {EventName.ENQUEUED: [], EventName.SCHEDULED: []}
     for uid, s in specs:
         key = s.idempotency_key
         if key:
@@ -78,8 +80,10 @@ def enqueue(
             timeout, now, due, key or None, s.fingerprint, s.trace or None, s.limit_key,
         ))
         assert cur.lastrowid is not None
-        emit(conn, cur.lastrowid, arrival(state))
+        stored[arrival(state)].append(cur.lastrowid)
         out.append(EnqueueResult(s.id, True, s.fingerprint, state, now, due))
+    for event, rids in stored.items():
+        emit_many(conn, queue, rids, event)
     return out
 
 

@@ -29,7 +29,7 @@ from conveyor.brokers.records import (
 )
 from conveyor.brokers.sqlite import flow
 from conveyor.brokers.sqlite.connection import now_ms
-from conveyor.brokers.sqlite.events import emit
+from conveyor.brokers.sqlite.events import emit, emit_many
 from conveyor.brokers.sqlite.records import (
     CoreRow,
     core_of,
@@ -151,8 +151,7 @@ def promote(conn: sqlite3.Connection, queue: str, now: int, limit: int) -> int:
             [(first + i, queued_score(row.priority, first + i), row.id)
              for i, row in enumerate(due)],
         )
-        for row in due:
-            emit(conn, row.id, EventName.ENQUEUED)
+        emit_many(conn, queue, [row.id for row in due], EventName.ENQUEUED)
     return len(due)
 
 
@@ -211,8 +210,7 @@ def fetch(
             " token = ?, attempts = ?, started_ms = ?, worker = ? WHERE id = ?",
             updates,
         )
-        for *_, rid in updates:
-            emit(conn, rid, EventName.STARTED)
+        emit_many(conn, queue, [u[-1] for u in updates], EventName.STARTED)
     return now, next_due(conn, queue), promoted, out
 
 
@@ -287,6 +285,7 @@ def ack(conn: sqlite3.Connection, items: Sequence[AckItem]) -> list[bool]:
     same lease (its first reply lost) is accepted and changes nothing: the token stays."""
     now = now_ms()
     out = []
+    acked: dict[str, list[int]] = {}  # queue -> job rows, for their events
     for (queue, uid, token), item in zip(_leases(items), items, strict=True):
         result = item.result_json
         row = _holder(conn, queue, uid, token, now, ACK_CHECKS)
@@ -305,9 +304,11 @@ def ack(conn: sqlite3.Connection, items: Sequence[AckItem]) -> list[bool]:
             (now, now, result, result[:RESULT_PREVIEW_CHARS], len(result),
              history_line(attempts, worker, started, now, Outcome.SUCCEEDED), rid),
         )
-        emit(conn, rid, EventName.SUCCEEDED)
+        acked.setdefault(queue, []).append(rid)
         count_series(conn, rid, now, "s")
         out.append(True)
+    for queue, rids in acked.items():
+        emit_many(conn, queue, rids, EventName.SUCCEEDED)
     return out
 
 

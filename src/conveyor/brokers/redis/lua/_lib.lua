@@ -12,23 +12,30 @@ local function int(x)
 end
 
 -- The job's event, appended to its queue's event log in the same script as the transition
--- (issue 17): a stream beside the job keys, `<base>events`, built from the job key (same
--- hash tag, so the same slot). Reads the job's type, state and attempts as the transition
--- left them, so call it after the transition's writes. EVENTS_MAXLEN (prepended by
--- scripts.py from CONVEYOR_EVENTS_MAXLEN) bounds the stream approximately; 0 turns events
--- off. XADD runs under pcall: a key of the wrong type loses events, never the transition.
+-- (issue 17): a stream beside the job keys, `<base>events` (<base> is the job key prefix
+-- without 'job:': same hash tag, so the same slot). EVENTS_MAXLEN (prepended by scripts.py
+-- from CONVEYOR_EVENTS_MAXLEN) bounds the stream approximately; 0 turns events off. XADD runs
+-- under pcall: a key of the wrong type loses events, never the transition.
+-- `emit` takes the job's type, state and attempts as the transition left them from the
+-- caller (the hot transitions know them: no read of the job hash); `emit_event` reads them
+-- back from the job hash, so call it after the transition's writes.
 local event_ms = nil -- the broker's time, read once per script (TIME costs a call per event)
-local function emit_event(jk, ev, code, progress)
+local function emit(prefix, uid, ev, jtype, state, attempts, code, progress)
   if EVENTS_MAXLEN <= 0 then return end
   if not event_ms then event_ms = int(now_ms()) end
-  local base, uid = string.match(jk, '^(.*:)job:([^:]*)$')
-  if not base then return end
-  local v = redis.call('HMGET', jk, 'type', 'state', 'attempts')
-  local args = {'XADD', base .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'u', uid,
-    't', v[1] or '', 'e', ev, 's', v[2] or '', 'a', v[3] or '0', 'at', event_ms}
+  local args = {'XADD', string.sub(prefix, 1, -5) .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN,
+    '*', 'u', uid, 't', jtype or '', 'e', ev, 's', state, 'a', attempts or '0', 'at', event_ms}
   if code and code ~= '' then args[#args + 1] = 'c' args[#args + 1] = code end
   if progress then args[#args + 1] = 'p' args[#args + 1] = progress end
   redis.pcall(unpack(args))
+end
+
+local function emit_event(jk, ev, code, progress)
+  if EVENTS_MAXLEN <= 0 then return end
+  local prefix, uid = string.match(jk, '^(.*:job:)([^:]*)$')
+  if not prefix then return end
+  local v = redis.call('HMGET', jk, 'type', 'state', 'attempts')
+  emit(prefix, uid, ev, v[1], v[2] or '', v[3], code, progress)
 end
 
 -- queued score: higher priority first, FIFO (by seq) within a priority
@@ -145,7 +152,7 @@ end
 
 -- SCHEDULED -> QUEUED for due jobs, at most `limit`; a record that does not parse is set
 -- aside (set_corrupt, defined below, passed in). Returns how many moved, how many set aside.
-local PROMOTE_READS = {'state', 'prio'}
+local PROMOTE_READS = {'state', 'prio', 'type', 'attempts'}
 local PROMOTE_CHECKS = {'prio'}
 local function promote(prefix, scheduled, queued, seqkey, now, limit, set_aside)
   local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, limit)
@@ -162,7 +169,7 @@ local function promote(prefix, scheduled, queued, seqkey, now, limit, set_aside)
       local seq = redis.call('INCR', seqkey)
       redis.call('HSET', jk, 'seq', seq)
       to_queued(jk, queued, uid, seq, j.prio)
-      emit_event(jk, 'enqueued', nil)
+      emit(prefix, uid, 'enqueued', j.type, 'queued', j.attempts)
       moved = moved + 1
     end
   end
@@ -378,13 +385,17 @@ end
 -- hash expires 7 days after the hour ends. (An hour of one type's successes is 120 fields:
 -- a compact listpack, a third of the memory of one hash per day.)
 local SERIES_KEEP_MS = 7 * 86400000
-local function count_series(job_prefix, jk, now, kind)
+-- `jtype`: the job's type when the caller read it (nil: read here); the hour's expiry is
+-- set when a minute's every-type field is created (HINCRBY answers 1), the only time the
+-- hash can be new: once a minute per kind, not on every count
+local function count_series(job_prefix, jk, now, kind, jtype)
   local minute = math.floor(now / 60000)
   local hour = math.floor(minute / 60)
   local key = string.sub(job_prefix, 1, -5) .. 'series:' .. int(hour)
   local field = int(minute) .. ':' .. kind .. ':'
-  local jtype = redis.call('HGET', jk, 'type')
-  redis.call('HINCRBY', key, field, 1)
+  if jtype == nil then jtype = redis.call('HGET', jk, 'type') end
+  if redis.call('HINCRBY', key, field, 1) == 1 then
+    redis.call('PEXPIREAT', key, int((hour + 1) * 3600000 + SERIES_KEEP_MS))
+  end
   if jtype and jtype ~= '' and #jtype <= 128 then redis.call('HINCRBY', key, field .. jtype, 1) end
-  redis.call('PEXPIREAT', key, int((hour + 1) * 3600000 + SERIES_KEEP_MS))
 end

@@ -7,7 +7,7 @@
 -- lost, or a record that does not parse, set aside as DEAD corrupt_job).
 local now = now_ms()
 local out = {}
-local READS = {'state', 'token', 'attempts', 'worker', 'started'}
+local READS = {'state', 'token', 'attempts', 'worker', 'started', 'type'}
 local CHECKS = {'attempts'}
 for _, a in ipairs(cjson.decode(ARGV[1])) do
   local uid, token, result, preview = a[1], a[2], a[3], a[4]
@@ -27,8 +27,8 @@ for _, a in ipairs(cjson.decode(ARGV[1])) do
       redis.call('HSET', jk, 'state', 'succeeded', 'finished', int(now), 'result', result,
         'rprev', preview, 'rsize', int(a[5]))
       add_history(jk, j.attempts, j.worker, j.started, now, 'succeeded', nil, nil, nil)
-      emit_event(jk, 'succeeded', nil)
-      count_series(KEYS[1], jk, now, 's')
+      emit(KEYS[1], uid, 'succeeded', j.type, 'succeeded', j.attempts)
+      count_series(KEYS[1], jk, now, 's', j.type or '')
       out[#out + 1] = 1
     end
   elseif j.state == 'succeeded' and j.token == token then

@@ -63,7 +63,7 @@ for _, j in ipairs(jobs) do
       redis.call('ZADD', KEYS[3], queued_score(prio, seq), uid)
       woke = true
     end
-    emit_event(jk, state == 'scheduled' and 'scheduled' or 'enqueued', nil)
+    emit(KEYS[1], uid, state == 'scheduled' and 'scheduled' or 'enqueued', j[2], state, '0')
     out[#out + 1] = due
   end
 end

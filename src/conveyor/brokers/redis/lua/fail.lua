@@ -16,7 +16,7 @@ if bad_seq then return bad_seq end
 local out = {}
 local woke = false
 local READS = {'state', 'token', 'attempts', 'max_att', 'prio', 'worker', 'started', 'ctok',
-  'cby'}
+  'cby', 'type'}
 local CHECKS = {'attempts', 'max_att', 'prio'}
 for _, f in ipairs(cjson.decode(ARGV[1])) do
   local uid, token, delay = f[1], f[2], tonumber(f[3])
@@ -42,7 +42,7 @@ for _, f in ipairs(cjson.decode(ARGV[1])) do
       redis.call('HSET', jk, 'state', 'cancelled', 'finished', int(now), 'err_code',
         'cancelled', 'err_msg', why)
       add_history(jk, attempts, j.worker, j.started, now, 'cancelled', 'cancelled', why, tb)
-      emit_event(jk, 'cancelled', 'cancelled')
+      emit(KEYS[1], uid, 'cancelled', j.type, 'cancelled', j.attempts, 'cancelled')
       state = 'cancelled'
     elseif delay >= 0 and attempts < tonumber(j.max_att) then
       if delay == 0 then
@@ -60,17 +60,19 @@ for _, f in ipairs(cjson.decode(ARGV[1])) do
         state = 'scheduled'
       end
       add_history(jk, attempts, j.worker, j.started, now, 'failed', code, msg, tb)
-      emit_event(jk, 'retrying', code)
+      emit(KEYS[1], uid, 'retrying', j.type, state, j.attempts, code)
     else
       redis.call('ZADD', KEYS[5], now, uid)
       redis.call('HSET', jk, 'state', 'dead', 'finished', int(now))
       add_history(jk, attempts, j.worker, j.started, now, 'dead', code, msg, tb)
       record_death(KEYS[8], jk, uid, now)
-      emit_event(jk, 'dead', code)
+      emit(KEYS[1], uid, 'dead', j.type, 'dead', j.attempts, code)
       state = 'dead'
     end
     out[#out + 1] = state
-    if state ~= 'cancelled' then count_series(KEYS[1], jk, now, state == 'dead' and 'd' or 'f') end
+    if state ~= 'cancelled' then
+      count_series(KEYS[1], jk, now, state == 'dead' and 'd' or 'f', j.type or '')
+    end
   end
 end
 if woke then wake(KEYS[7]) end

@@ -44,7 +44,7 @@ local function lease_one(uid, out, permit)
   if permit then set[#set + 1] = 'permit' set[#set + 1] = permit end
   redis.call(unpack(set))
   redis.call('ZADD', KEYS[4], deadline, uid)
-  emit_event(jk, 'started', nil)
+  emit(KEYS[1], uid, 'started', j.type, 'running', attempts)
   local timeout = j.timeout
   if timeout == '' then timeout = false end
   out[#out + 1] = {uid, token, j.type, j.payload, attempts, j.max_att, timeout,
