@@ -112,6 +112,42 @@ async def broker_only(url: str, n: int, keys: int | None, batch: int = 64
         await cleanup(c)
 
 
+async def sqlite_backlog(backlog: int, keys: int | None, n: int = 3000, batch: int = 64
+                         ) -> float:
+    """SQLite, in-process: with `backlog` jobs queued (one key floods them, the others have
+    one job each: a limited fetch's cost grows with what it reads per call), fetch `batch`
+    jobs and ack them until `n` are done. Returns jobs/s."""
+    import tempfile
+    from pathlib import Path
+
+    from conveyor.brokers.base import AckItem
+
+    with tempfile.TemporaryDirectory() as tmp:
+        c = AsyncConveyor.from_url(f"sqlite:///{Path(tmp) / 'flow.db'}")
+        await c.connect()
+        b = c.broker
+        try:
+            if keys is not None:
+                await c.set_limits(QUEUE, QueueLimits(key_concurrency=1000))
+            for i in range(0, backlog, 1000):
+                await c.enqueue_many([
+                    JobRequest("fake", {}, queue=QUEUE, limit_key=None if keys is None else
+                               (f"k{i + j}" if i + j < keys - 1 else "flood"))
+                    for j in range(min(1000, backlog - i))
+                ])
+            done = 0
+            t = time.perf_counter()
+            while done < n:
+                got = (await b.fetch(QUEUE, batch, "bench", 60_000)).deliveries
+                if not got:
+                    raise RuntimeError(f"nothing fetched after {done} jobs")
+                await b.ack([AckItem(d.job_id, d.token) for d in got])
+                done += len(got)
+            return n / (time.perf_counter() - t)
+        finally:
+            await c.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
@@ -120,7 +156,18 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=20000)
     ap.add_argument("--broker-only", action="store_true",
                     help="fetch + ack in-process (the broker's cost alone, less noise)")
+    ap.add_argument("--sqlite", type=int, metavar="BACKLOG",
+                    help="SQLite instead: fetch + ack in-process with BACKLOG jobs queued")
     args = ap.parse_args()
+    if args.sqlite:
+        sq: dict[str, list[float]] = {name: [] for name in CASES}
+        for _ in range(args.runs):
+            for name, keys in CASES.items():
+                sq[name].append(asyncio.run(sqlite_backlog(args.sqlite, keys)))
+        for name, r in sq.items():
+            print(f"SQLite, {args.sqlite} queued, {name:20s} {statistics.median(r):7.0f} jobs/s"
+                  f" (min {min(r):.0f}, max {max(r):.0f})", flush=True)
+        return
     runs: dict[str, list[float]] = {name: [] for name in CASES}
     cpu: dict[str, list[float]] = {name: [] for name in CASES}
     calls: dict[str, list[float]] = {name: [] for name in CASES}
