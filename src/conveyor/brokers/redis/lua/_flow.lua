@@ -230,8 +230,8 @@ end
 -- lease from the lanes until `count` jobs are out or a limit stops it; lease(uid) leases
 -- one QUEUED job (false: its record was set aside). Returns (queue gated, when to look again).
 -- The eligible key with the least (ready score, name) goes next, exactly as if `ready` were
--- read at each step: its first `count` + 1 entries are read at once and served from a local
--- heap while its least beats the first entry not read (`edge`); the new ranks, the keys'
+-- read at each step: its first `count` + 1 entries are read at once and served locally while
+-- the least of them beats the first entry not read (`edge`); the new ranks, the keys'
 -- records and the keys leaving `ready` are written once at the end (or before a re-read).
 local function flow_serve(F, now, count, out, lease)
   local due = redis.call('ZRANGEBYSCORE', F.blocked, '-inf', now, 'LIMIT', 0, 100)
@@ -241,7 +241,10 @@ local function flow_serve(F, now, count, out, lease)
     if s then redis.call('ZADD', F.ready, fnum(s), key) end
   end
   local cache, ranks, gone, emptied, weights = {}, {}, {}, {}, {}
-  local heap, edge, left = {}, nil, false
+  -- the candidates: `list` (ready's first entries as read, in order, from `li` on) and
+  -- `heap` (keys served since and ranked again before `edge`, the first entry not read;
+  -- one ranked after it cannot go before a re-read, which then finds it in `ready`)
+  local list, li, heap, edge = {}, 1, {}, nil
   local width = math.max(count, 1)
   -- the local changes into `ready` (new ranks, keys out)
   local function flush()
@@ -258,14 +261,23 @@ local function flow_serve(F, now, count, out, lease)
   local function refill()
     flush()
     local r = redis.call('ZRANGE', F.ready, 0, width, 'WITHSCORES')
-    heap, edge = {}, nil
+    list, li, heap, edge = {}, 1, {}, nil
     local n = #r / 2
     if n > width then
       edge = {r[2 * width + 1], tonumber(r[2 * width + 2])}
       n = width
     end
-    for i = 1, n do heap_push(heap, {r[2 * i - 1], tonumber(r[2 * i])}) end
-    left = #heap > 0
+    for i = 1, n do list[i] = {r[2 * i - 1], tonumber(r[2 * i])} end
+  end
+  -- the least candidate (nil: none), taken out of the candidates when `take`
+  local function least(take)
+    local e = list[li]
+    if heap[1] and (not e or entry_before(heap[1], e)) then
+      if take then return heap_pop(heap) end
+      return heap[1]
+    end
+    if e and take then li = li + 1 end
+    return e
   end
   refill()
   local tries = 0
@@ -283,15 +295,21 @@ local function flow_serve(F, now, count, out, lease)
     end
     if gate then
       -- held back by the queue's own limits: counted once per fetch that had work left
-      if #heap > 0 or edge then redis.call('HINCRBY', F.lim, 'held:' .. gate, 1) end
+      if least(false) or edge or next(ranks) then
+        redis.call('HINCRBY', F.lim, 'held:' .. gate, 1)
+      end
       flush()
       flow_keys_out(F, cache, emptied, now)
       return true, gate_at
     end
-    if edge and (#heap == 0 or entry_before(edge, heap[1])) then refill() end
-    if #heap == 0 then break end
-    local e = heap_pop(heap)
-    local key = e[1]
+    local best = least(false)
+    if edge and (not best or entry_before(edge, best)) then
+      refill()
+      best = least(false)
+    end
+    if not best then break end
+    least(true)
+    local key = best[1]
     local k = flow_key(F, cache, key)
     local ok, tok, reason = key_gate(F, key, k, now)
     if not ok then
@@ -324,7 +342,8 @@ local function flow_serve(F, now, count, out, lease)
       if h[2] then
         local s = math.floor(tonumber(h[2]) / FLOW_BAND) * FLOW_PASS + k.pass
         ranks[key] = s
-        heap_push(heap, {key, s})
+        local e = {key, s}
+        if not edge or entry_before(e, edge) then heap_push(heap, e) end
       else
         gone[key], ranks[key] = true, nil
         emptied[#emptied + 1] = key
