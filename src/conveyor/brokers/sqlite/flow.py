@@ -8,6 +8,7 @@ key's permits, rate bucket, hold and fairness pass. See docs/decisions.md, "Flow
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import sqlite3
@@ -105,6 +106,30 @@ def _load(conn: sqlite3.Connection, queue: str, row: Any) -> _Queue:
     return q
 
 
+def _lane_heads(conn: sqlite3.Connection, queue: str) -> dict[str, int]:
+    """The score of each lane's head (its first QUEUED job): the no-key lane's, then one
+    index seek per key with work (a loose scan of `jobs_by_limit_key`), so O(keys with work
+    * log jobs), not O(queued jobs) as a GROUP BY would be."""
+    heads: dict[str, int] = {}
+    (none,) = conn.execute(
+        "SELECT min(score) FROM jobs WHERE queue = ? AND state = 'queued' AND limit_key IS NULL",
+        (queue,),
+    ).fetchone()
+    if none is not None:
+        heads[""] = int(none)
+    for key, score in conn.execute(
+        "WITH RECURSIVE lane(key) AS ("
+        " SELECT min(limit_key) FROM jobs WHERE queue = ?1 AND state = 'queued'"
+        " AND limit_key IS NOT NULL"
+        " UNION ALL SELECT (SELECT min(limit_key) FROM jobs WHERE queue = ?1"
+        " AND state = 'queued' AND limit_key > lane.key) FROM lane WHERE lane.key IS NOT NULL)"
+        " SELECT key, (SELECT min(score) FROM jobs WHERE queue = ?1 AND state = 'queued'"
+        " AND limit_key = lane.key) FROM lane WHERE key IS NOT NULL", (queue,),
+    ):
+        heads[key] = int(score)
+    return heads
+
+
 def fetch(
     conn: sqlite3.Connection, queue: str, row: Any, count: int, now: int,
     lease: Callable[[str], bool], next_due: int | None,
@@ -113,12 +138,7 @@ def fetch(
     the head job of a key's lane (False: its row was set aside). Returns when a held job may
     next start (or the next due job, whichever is first); None: at a permit or new work."""
     q = _load(conn, queue, row)
-    heads: dict[str, int] = {}
-    for key, score in conn.execute(
-        "SELECT limit_key, min(score) FROM jobs WHERE queue = ? AND state = 'queued'"
-        " GROUP BY limit_key", (queue,),
-    ):
-        heads[key or ""] = int(score)
+    heads = _lane_heads(conn, queue)
     for key, k in q.keys.items():  # a key with no work left is no longer active
         if k.active and key not in heads:
             k.active, k.dirty = False, True
@@ -132,9 +152,13 @@ def fetch(
     gated, gate_at, leased, tries = False, None, 0, 0
     blocked_at: dict[str, float | None] = {}
     held: Counter[str] = Counter()
+    # the keys with work, least (ready score, name) first; a key's score changes only when
+    # it is served, and it is then pushed again, so no entry is ever stale
+    ready = [(_ready_score(q, k), k.key.encode(), k.key) for k in q.keys.values()
+             if k.head is not None]
+    heapq.heapify(ready)
     while leased < count and tries < count + 100:
         tries += 1
-        ready = [k for k in q.keys.values() if k.head is not None and k.key not in blocked_at]
         gate = ""
         if q.hold > now:
             gate, gate_at = "hold", q.hold
@@ -151,7 +175,7 @@ def fetch(
             break
         if not ready:
             break
-        k = min(ready, key=lambda k: (_ready_score(q, k), k.key.encode()))
+        k = q.keys[heapq.heappop(ready)[2]]
         ok, tok, reason = (True, None, "") if k.key == "" else _key_gate(q, k, now)
         if not ok:
             held[reason] += 1
@@ -176,6 +200,8 @@ def fetch(
         k.head = None if nxt is None else int(nxt)
         if k.head is None:
             k.active = False
+        else:
+            heapq.heappush(ready, (_ready_score(q, k), k.key.encode(), k.key))
     _save(conn, queue, q, now)
     if held:
         (text,) = conn.execute("SELECT held FROM queue_limits WHERE queue = ?",
@@ -194,8 +220,7 @@ def fetch(
                 wake = int(at)
     if gate_at is not None and (wake is None or gate_at < wake):
         wake = int(gate_at)
-    more = not gated and leased >= count and any(
-        k.head is not None and k.key not in blocked_at for k in q.keys.values())
+    more = not gated and leased >= count and bool(ready)
     (seq,) = conn.execute("SELECT coalesce(max(seq), 0) FROM queues WHERE name = ?",
                           (queue,)).fetchone()
     conn.execute("UPDATE queue_limits SET wake_ms = ?, seen_seq = ? WHERE queue = ?",

@@ -82,55 +82,157 @@ local function activate(F, key)
   redis.call('ZADD', F.ready, fnum(ready_score(F, key)), key)
 end
 
--- the inbox into the lanes, at most `limit` jobs (a record gone is dropped, as fetch does)
+-- a command with its arguments `args` (a list) given in chunks of at most 1,000 (Lua's
+-- unpack has a bound), each chunk after the fixed `head`
+local function call_chunked(head, args)
+  for i = 1, #args, 1000 do
+    local c = {unpack(head)}
+    for j = i, math.min(i + 999, #args) do c[#c + 1] = args[j] end
+    redis.call(unpack(c))
+  end
+end
+
+-- the inbox into the lanes, at most `limit` jobs (a record gone is dropped, as fetch does):
+-- one ZADD per key, one ZMSCORE for the keys touched; a key already ready is ranked again
+-- only when a job of a higher priority than its head arrived
 local function flow_drain(F, queued, jobprefix, limit)
   local popped = redis.call('ZPOPMIN', queued, limit)
-  local touched, order = {}, {}
+  if #popped == 0 then return end
+  local adds, order, best = {}, {}, {}
   for i = 1, #popped, 2 do
-    local uid = popped[i]
+    local uid, score = popped[i], popped[i + 1]
     local v = redis.call('HMGET', jobprefix .. uid, 'state', 'limit_key')
     if v[1] then
       local key = v[2] or ''
-      redis.call('ZADD', F.lanes .. key, popped[i + 1], uid)
-      F.n = F.n + 1
-      if not touched[key] then
-        touched[key] = true
+      local a = adds[key]
+      if not a then
+        a = {}
+        adds[key] = a
         order[#order + 1] = key
+        best[key] = tonumber(score)
+      elseif tonumber(score) < best[key] then
+        best[key] = tonumber(score)
+      end
+      a[#a + 1] = score
+      a[#a + 1] = uid
+      F.n = F.n + 1
+    end
+  end
+  if #order == 0 then return end
+  for _, key in ipairs(order) do call_chunked({'ZADD', F.lanes .. key}, adds[key]) end
+  local ranks = redis.call('ZMSCORE', F.ready, unpack(order))
+  local idle = {}
+  for i, key in ipairs(order) do
+    local r = ranks[i]
+    if r then
+      if math.floor(best[key] / FLOW_BAND) < math.floor(tonumber(r) / FLOW_PASS) then
+        redis.call('ZADD', F.ready, fnum(ready_score(F, key)), key)
+      end
+    else
+      idle[#idle + 1] = key
+    end
+  end
+  if #idle == 0 then return end
+  local held = redis.call('ZMSCORE', F.blocked, unpack(idle))
+  for i, key in ipairs(idle) do
+    if not held[i] then activate(F, key) end
+  end
+end
+
+-- may key `key` start a job now? true, its bucket's tokens (nil: no rate); or false, when to
+-- look again (nil: when one of its permits comes back) and the reason. `k` is the key's
+-- record as read (run, tok, ts, hold; see flow_key). The no-key group ('') has no key limits.
+local function key_gate(F, key, k, now)
+  if key == '' then return true, nil end
+  if k.hold > now then return false, k.hold, 'key_hold' end
+  if F.kc and k.run >= F.kc then return false, nil, 'key_concurrency' end
+  if F.krn then
+    local tok = bucket(k.tok, k.ts, now, F.krn, F.krp, F.krb)
+    if tok < 1 then return false, token_at(tok, now, F.krn, F.krp), 'key_rate' end
+    return true, tok
+  end
+  return true, nil
+end
+
+-- a key's record (`lk:<key>`), read once per fetch: run, tok, ts, hold, pass
+local function flow_key(F, cache, key)
+  local k = cache[key]
+  if k then return k end
+  local v = redis.call('HMGET', F.lks .. key, 'run', 'tok', 'ts', 'hold', 'pass')
+  k = {run = tonumber(v[1]) or 0, tok = tonumber(v[2]), ts = tonumber(v[3]),
+    hold = tonumber(v[4]) or 0, pass = tonumber(v[5]) or F.vt}
+  cache[key] = k
+  return k
+end
+
+-- byte order of two key names (a zset's order for equal scores)
+local function name_before(a, b)
+  if a == b then return false end
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+-- (score, name) order of two ready entries {key, score}
+local function entry_before(a, b)
+  if a[2] ~= b[2] then return a[2] < b[2] end
+  return name_before(a[1], b[1])
+end
+
+-- a binary heap of ready entries, least (score, name) first
+local function heap_push(h, e)
+  local i = #h + 1
+  h[i] = e
+  while i > 1 do
+    local p = math.floor(i / 2)
+    if not entry_before(h[i], h[p]) then break end
+    h[i], h[p] = h[p], h[i]
+    i = p
+  end
+end
+
+local function heap_pop(h)
+  local top, n = h[1], #h
+  h[1] = h[n]
+  h[n] = nil
+  n = n - 1
+  local i = 1
+  while true do
+    local l, r, m = 2 * i, 2 * i + 1, i
+    if l <= n and entry_before(h[l], h[m]) then m = l end
+    if r <= n and entry_before(h[r], h[m]) then m = r end
+    if m == i then break end
+    h[i], h[m] = h[m], h[i]
+    i = m
+  end
+  return top
+end
+
+-- the keys' records a serve changed, written back; then the keys it left without work retire
+local function flow_keys_out(F, cache, emptied, now)
+  for key, k in pairs(cache) do
+    if k.dirty then
+      if key == '' then
+        redis.call('HSET', F.lks, 'pass', fnum(k.pass))
+      elseif k.tok then
+        redis.call('HSET', F.lks .. key, 'run', k.run, 'pass', fnum(k.pass), 'tok', fnum(k.tok),
+          'ts', int(k.ts))
+      else
+        redis.call('HSET', F.lks .. key, 'run', k.run, 'pass', fnum(k.pass))
       end
     end
   end
-  for _, key in ipairs(order) do
-    if redis.call('ZSCORE', F.ready, key) then
-      redis.call('ZADD', F.ready, fnum(ready_score(F, key)), key)
-    elseif not redis.call('ZSCORE', F.blocked, key) then
-      activate(F, key)
-    end
-  end
-end
-
--- may key `key` start a job now? true, its bucket's tokens (nil: no rate), its permits out
--- and its pass; or false and when to look again (nil: when one of its permits comes back).
--- The no-key group ('') has no key limits.
-local function key_gate(F, key, now)
-  if key == '' then
-    return true, nil, 0, tonumber(redis.call('HGET', F.lks, 'pass')) or F.vt
-  end
-  local v = redis.call('HMGET', F.lks .. key, 'run', 'tok', 'ts', 'hold', 'pass')
-  local hold = tonumber(v[4]) or 0
-  if hold > now then return false, hold, 'key_hold' end
-  local run = tonumber(v[1]) or 0
-  if F.kc and run >= F.kc then return false, nil, 'key_concurrency' end
-  local pass = tonumber(v[5]) or F.vt
-  if F.krn then
-    local tok = bucket(tonumber(v[2]), tonumber(v[3]), now, F.krn, F.krp, F.krb)
-    if tok < 1 then return false, token_at(tok, now, F.krn, F.krp), 'key_rate' end
-    return true, tok, run, pass
-  end
-  return true, nil, run, pass
+  for _, key in ipairs(emptied) do flow_retire(F.base, key, now) end
 end
 
 -- lease from the lanes until `count` jobs are out or a limit stops it; lease(uid) leases
--- one QUEUED job (false: its record was set aside). Returns (queue gated, when to look again)
+-- one QUEUED job (false: its record was set aside). Returns (queue gated, when to look again).
+-- The eligible key with the least (ready score, name) goes next, exactly as if `ready` were
+-- read at each step: its first `count` + 1 entries are read at once and served locally while
+-- the least of them beats the first entry not read (`edge`); the new ranks, the keys'
+-- records and the keys leaving `ready` are written once at the end (or before a re-read).
 local function flow_serve(F, now, count, out, lease)
   local due = redis.call('ZRANGEBYSCORE', F.blocked, '-inf', now, 'LIMIT', 0, 100)
   for _, key in ipairs(due) do
@@ -138,6 +240,46 @@ local function flow_serve(F, now, count, out, lease)
     local s = ready_score(F, key)
     if s then redis.call('ZADD', F.ready, fnum(s), key) end
   end
+  local cache, ranks, gone, emptied, weights = {}, {}, {}, {}, {}
+  -- the candidates: `list` (ready's first entries as read, in order, from `li` on) and
+  -- `heap` (keys served since and ranked again before `edge`, the first entry not read;
+  -- one ranked after it cannot go before a re-read, which then finds it in `ready`)
+  local list, li, heap, edge = {}, 1, {}, nil
+  local width = math.max(count, 1)
+  -- the local changes into `ready` (new ranks, keys out)
+  local function flush()
+    local zadd, zrem = {}, {}
+    for key, s in pairs(ranks) do
+      zadd[#zadd + 1] = fnum(s)
+      zadd[#zadd + 1] = key
+    end
+    for key in pairs(gone) do zrem[#zrem + 1] = key end
+    if #zadd > 0 then call_chunked({'ZADD', F.ready}, zadd) end
+    if #zrem > 0 then call_chunked({'ZREM', F.ready}, zrem) end
+    ranks, gone = {}, {}
+  end
+  local function refill()
+    flush()
+    local r = redis.call('ZRANGE', F.ready, 0, width, 'WITHSCORES')
+    list, li, heap, edge = {}, 1, {}, nil
+    local n = #r / 2
+    if n > width then
+      edge = {r[2 * width + 1], tonumber(r[2 * width + 2])}
+      n = width
+    end
+    for i = 1, n do list[i] = {r[2 * i - 1], tonumber(r[2 * i])} end
+  end
+  -- the least candidate (nil: none), taken out of the candidates when `take`
+  local function least(take)
+    local e = list[li]
+    if heap[1] and (not e or entry_before(heap[1], e)) then
+      if take then return heap_pop(heap) end
+      return heap[1]
+    end
+    if e and take then li = li + 1 end
+    return e
+  end
+  refill()
   local tries = 0
   while #out < count and tries < count + 100 do
     tries = tries + 1
@@ -153,46 +295,63 @@ local function flow_serve(F, now, count, out, lease)
     end
     if gate then
       -- held back by the queue's own limits: counted once per fetch that had work left
-      if redis.call('ZCARD', F.ready) > 0 then
+      if least(false) or edge or next(ranks) then
         redis.call('HINCRBY', F.lim, 'held:' .. gate, 1)
       end
+      flush()
+      flow_keys_out(F, cache, emptied, now)
       return true, gate_at
     end
-    local key = redis.call('ZRANGE', F.ready, 0, 0)[1]
-    if not key then break end
-    local ok, tok, run, pass = key_gate(F, key, now)
+    local best = least(false)
+    if edge and (not best or entry_before(edge, best)) then
+      refill()
+      best = least(false)
+    end
+    if not best then break end
+    least(true)
+    local key = best[1]
+    local k = flow_key(F, cache, key)
+    local ok, tok, reason = key_gate(F, key, k, now)
     if not ok then
-      redis.call('HINCRBY', F.lim, 'held:' .. run, 1) -- key_gate's third value: the reason
-      redis.call('ZREM', F.ready, key)
+      redis.call('HINCRBY', F.lim, 'held:' .. reason, 1)
+      gone[key], ranks[key] = true, nil
       redis.call('ZADD', F.blocked, tok and int(tok) or 'inf', key)
     else
-      local lk, lane = F.lks .. key, F.lanes .. key
+      local lane = F.lanes .. key
       local uid = redis.call('ZPOPMIN', lane)[1]
-      F.n = math.max(F.n - 1, 0)
-      if lease(uid, key) then
-        F.run = F.run + 1
-        if F.rn then F.tok = F.tok - 1 end
-        if pass > F.vt then F.vt = pass end
-        pass = pass + 1 / weight(F, key)
-        if key == '' then
-          redis.call('HSET', lk, 'pass', fnum(pass))
-        elseif tok then
-          redis.call('HSET', lk, 'run', run + 1, 'pass', fnum(pass), 'tok', fnum(tok - 1),
-            'ts', int(now))
-        else
-          redis.call('HSET', lk, 'run', run + 1, 'pass', fnum(pass))
+      if uid then
+        F.n = math.max(F.n - 1, 0)
+        if lease(uid, key) then
+          F.run = F.run + 1
+          if F.rn then F.tok = F.tok - 1 end
+          if k.pass > F.vt then F.vt = k.pass end
+          local w = weights[key]
+          if not w then
+            w = weight(F, key)
+            weights[key] = w
+          end
+          k.pass = k.pass + 1 / w
+          k.dirty = true
+          if key ~= '' then
+            k.run = k.run + 1
+            if tok then k.tok, k.ts = tok - 1, now end
+          end
         end
       end
-      local h = redis.call('ZRANGE', lane, 0, 0, 'WITHSCORES')
+      local h = uid and redis.call('ZRANGE', lane, 0, 0, 'WITHSCORES') or {}
       if h[2] then
-        redis.call('ZADD', F.ready, fnum(math.floor(tonumber(h[2]) / FLOW_BAND) * FLOW_PASS
-          + pass), key)
+        local s = math.floor(tonumber(h[2]) / FLOW_BAND) * FLOW_PASS + k.pass
+        ranks[key] = s
+        local e = {key, s}
+        if not edge or entry_before(e, edge) then heap_push(heap, e) end
       else
-        redis.call('ZREM', F.ready, key)
-        flow_retire(F.base, key, now)
+        gone[key], ranks[key] = true, nil
+        emptied[#emptied + 1] = key
       end
     end
   end
+  flush()
+  flow_keys_out(F, cache, emptied, now)
   return false, nil
 end
 
