@@ -93,7 +93,7 @@ function empty(svg, w, h, data) {
   svg.append(el("text", { x: w / 2, y: h / 2 + 4, "text-anchor": "middle", class: "chart-empty" },
     data.fromBroker ? "No job finished in the last 10 min"
       : sampled ? "No job finished since this page started measuring"
-      : "No data yet: this page measures from when it was opened (a sample every 2 s)"));
+      : "No data yet: this page measures from when it was opened (a sample every 5 s)"));
 }
 
 function fmtRate(r) {
