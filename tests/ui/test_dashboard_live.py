@@ -130,6 +130,8 @@ def test_the_job_page_follows_progress_and_state_and_resumes_after_the_stream_dr
     (steps / "step-1").touch()
     expect(page.locator("#job-progress-message")).to_have_text("step 1 of 3")
     expect(page.locator("#job-progress-value")).to_have_text("33 %")
+    # log lines are not events: a running job's page looks for new ones
+    expect(page.locator("#job-logs li .log-message").last).to_have_text("reached step 1")
     browse.shot("job-progress")
 
     # The API dies: the page says it only polls now; meanwhile the job moves on.
@@ -209,4 +211,70 @@ def test_every_page_loads_its_modules_without_a_console_error(
     for _, request in modules.requests:
         response = request.response()
         assert response is not None and response.status in (200, 304), request.url
+    assert browse.errors == []
+
+
+def test_the_stream_carries_the_tab_s_key_and_a_refused_one_is_not_retried(
+    services: tuple[StartApi, StartWorker], browse: Browse
+) -> None:
+    start_api, _ = services
+    api = start_api(keys="ui-key-1")
+    queue = "ui-keyed"
+    page = browse.page
+    streams = Seen("/v1/events").watch(page)
+    page.add_init_script("sessionStorage.setItem('conveyor.apiKey', 'ui-key-1')")
+    page.goto(f"{api.base_url}/ui/queues/{queue}")
+    stream_open(page)
+    assert all(r.headers.get("authorization") == "Bearer ui-key-1" for _, r in streams.requests)
+    job = api.enqueue("ui.gate", {"gate": "/nonexistent/gate"}, queue=queue)
+    expect(page.locator(f'tr[data-job-row="{job["id"]}"]')).to_be_visible()
+
+    # A revoked key: the stream is refused (401) and the page says so, without retrying it.
+    page.add_init_script("sessionStorage.setItem('conveyor.apiKey', 'revoked')")
+    before = len(streams)
+    page.goto(f"{api.base_url}/ui/queues/{queue}")
+    expect(page.locator("#live .live-text")).to_have_text("Key rejected")
+    expect(page.locator("#key-dialog")).to_be_visible()
+    page.wait_for_timeout(3000)  # longer than the first two reconnection delays (1 s, 2 s)
+    refused = streams.requests[before:]
+    assert len(refused) == 1, [r.url for _, r in refused]
+    response = refused[0][1].response()
+    assert response is not None and response.status == 401
+    assert all("401" in e for e in browse.errors), browse.errors
+
+
+PARSE = """async (chunks) => {
+  const { readEvents } = await import("/ui/static/dashboard/sse.js");
+  const enc = new TextEncoder();
+  const body = new ReadableStream({ start(c) {
+    for (const chunk of chunks) c.enqueue(enc.encode(chunk));
+    c.close();
+  } });
+  const out = [];
+  for await (const m of readEvents(body)) out.push(m);
+  return out;
+}"""
+
+
+def test_the_sse_parser_follows_the_standard_across_chunk_boundaries(
+    services: tuple[StartApi, StartWorker], browse: Browse
+) -> None:
+    start_api, _ = services
+    api = start_api()
+    page = browse.page
+    page.goto(api.base_url + "/ui/workers")
+    chunks = [
+        "event: job\r", "\nid: q:1-0\r\ndata: {\"a\"", ":1}\r\n\r\n",  # CRLF split in two
+        ": ping\r\n\r\n",                                                 # a comment only
+        "event: gap\nid: q:2\ndata: x\ndata:y\n\n",                       # LF, two data lines
+        "data: z\r\r",                                                    # CR alone
+        "id: bad\0id\nevent: job\ndata: w\n\n",                           # NUL: id ignored
+        "data: never dispatched",                                         # no blank line
+    ]
+    assert page.evaluate(PARSE, chunks) == [
+        {"type": "job", "data": '{"a":1}', "id": "q:1-0"},
+        {"type": "gap", "data": "x\ny", "id": "q:2"},
+        {"type": "message", "data": "z", "id": "q:2"},
+        {"type": "job", "data": "w", "id": "q:2"},
+    ]
     assert browse.errors == []

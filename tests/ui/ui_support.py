@@ -84,6 +84,7 @@ async def steps(payload: dict, ctx) -> dict:
         if name != "done":
             n = int(name[5:])
             ctx.progress(n / total, message=f"step {n} of {total}")
+            ctx.logger.info(f"reached step {n}")
     return {"steps": total}
 
 
