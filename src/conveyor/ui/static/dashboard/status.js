@@ -3,7 +3,7 @@
 import { $, $$ } from "./dom.js";
 import { getKey, isKeyDismissed, streamState } from "./state.js";
 import { openKeyDialog } from "./key.js";
-import { FALLBACK_MS } from "./timing.js";
+import { FALLBACK_MS, POLL_S } from "./timing.js";
 
 const FALLBACK_S = FALLBACK_MS / 1000;
 
@@ -23,6 +23,7 @@ export function setLive(state, text, banner) {
   }
   live.dataset.state = state;
   live.dataset.stream = streamState();
+  if (streamState() === "none") live.title = `Refreshes every ${POLL_S} s`;
   $(".live-text", live).textContent = text;
   // the banner says, on every page, why what it shows no longer changes
   const box = $("#status-banner");
