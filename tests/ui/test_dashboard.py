@@ -41,9 +41,10 @@ def test_a_dead_job_is_purged_or_redriven_from_the_dlq_page_and_then_succeeds(
     for n in range(12):
         api.enqueue("fake", {"duration_ms": 20, "result": n}, queue=QUEUE)
 
-    # The overview follows without a reload: the new queue, its dead and succeeded jobs.
+    # The overview follows without a reload: the new queue, its dead and succeeded jobs (a
+    # queue new to the page shows once the counts, sampled every 5 s, list it; then events).
     queue_row = page.locator(f'#queues-table tr[data-queue-row="{QUEUE}"]')
-    expect(queue_row.locator("a.count-dead")).to_have_text("2")
+    expect(queue_row.locator("a.count-dead")).to_have_text("2", timeout=15_000)
     expect(queue_row.locator("a.count-succeeded")).to_have_text("12")
     expect(queue_row.locator(".badge")).to_have_text("active")
     expect(page.locator('[data-stat="rate"]')).not_to_have_text("—")

@@ -73,6 +73,21 @@ async def slow(payload: dict) -> dict:
     return {"slept": True}
 
 
+@handler("ui.steps", max_attempts=1)
+async def steps(payload: dict, ctx) -> dict:
+    """Reports progress "step n of N" once the file step-n exists in payload["dir"], then
+    returns once the file done exists (the test moves it along, one step at a time)."""
+    folder, total = Path(payload["dir"]), payload["steps"]
+    for name in [f"step-{n}" for n in range(1, total + 1)] + ["done"]:
+        while not (folder / name).exists():
+            await asyncio.sleep(0.05)
+        if name != "done":
+            n = int(name[5:])
+            ctx.progress(n / total, message=f"step {n} of {total}")
+            ctx.logger.info(f"reached step {n}")
+    return {"steps": total}
+
+
 @handler("ui.slow_sync", max_attempts=1)
 def slow_sync(payload: dict, ctx: JobContext) -> dict:
     """A sync handler that checks ctx.cancelled between steps and returns when asked."""
