@@ -1,4 +1,6 @@
-"""Fixtures shared by every test folder: the local Redis Cluster (see cluster_support.py)."""
+"""Fixtures shared by every test folder: a key prefix of the test's own on the shared Redis
+(its keys deleted after the test) and the local Redis Cluster (support/cluster.py).
+Helpers every folder uses live in the `support` package next to this file."""
 
 from __future__ import annotations
 
@@ -7,7 +9,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from cluster_support import LocalCluster, start, stop, unavailable_reason
+from support.cluster import LocalCluster, start, stop, unavailable_reason
+from support.env import new_prefix
+from support.keys import delete_prefix_sync
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A key prefix no other test uses; every key under it on the shared Redis is deleted
+    after the test."""
+    name = new_prefix()
+    try:
+        yield name
+    finally:
+        delete_prefix_sync(name)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -20,12 +19,14 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import REDIS_URL, delete_prefix, free_port, wait_ready
+from api_support import wait_ready
 from httpx_sse import SSEError, aconnect_sse
 
 from conveyor.brokers.base import LOG_START, AckItem
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.settings import Settings
+from support.env import REDIS_URL
+from support.processes import free_port
 
 SCRIPT = str(Path(sys.executable).parent / "conveyor")
 KEY = "events-key"
@@ -237,11 +238,3 @@ async def test_a_consumer_keeps_every_history_across_api_kills(
     assert len(received) == total
     assert seen == log and set(seen) == set(jobs)
 
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    name = f"cvt-{uuid.uuid4().hex[:8]}"
-    try:
-        yield name
-    finally:
-        await delete_prefix(name)

@@ -10,10 +10,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from api_support import REDIS_URL, error_of, prefix_keys, serve, settings_for
+from api_support import settings_for
 
 from conveyor.api import create_app
 from conveyor.client import AsyncConveyor
+from support.asgi import error_of, serve
+from support.env import REDIS_URL
+from support.keys import prefix_keys
 
 JOB_ID = "default:" + "0" * 32
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from api_support import error_of
 
 from conveyor.client import AsyncConveyor
+from support.asgi import error_of
 
 LIMITS = {"concurrency": 10, "rate": {"count": 100, "per_s": 1, "burst": 20},
           "key_concurrency": 1, "key_rate": {"count": 5, "per_s": 1, "burst": 1},

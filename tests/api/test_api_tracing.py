@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 pytest.importorskip("opentelemetry.sdk")
 
 import httpx
-from api_support import REDIS_URL, delete_prefix, serve, settings_for
+from api_support import settings_for
 from opentelemetry import trace
 from opentelemetry.propagate import inject
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -33,6 +32,9 @@ from conveyor.jobs import JobState
 from conveyor.logging import JobContextFilter
 from conveyor.retry import FixedBackoff
 from conveyor.worker import Worker
+from support.asgi import serve
+from support.env import REDIS_URL, new_prefix
+from support.keys import delete_prefix
 
 QUEUE = "traced"
 EXPORTER = InMemorySpanExporter()
@@ -52,7 +54,7 @@ _install_sdk()
 
 @pytest.fixture
 async def setup() -> AsyncIterator[tuple[httpx.AsyncClient, AsyncConveyor, Registry]]:
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix()
     registry = Registry()
 
     @registry.handler("flaky", max_attempts=5, backoff=FixedBackoff(0.01))

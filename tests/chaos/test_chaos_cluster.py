@@ -26,9 +26,9 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from test_chaos_redis import Producer
 
-from cluster_support import LocalCluster, pid_of, restart_node
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
+from support.cluster import LocalCluster, pid_of, restart_node
 
 
 @pytest.mark.parametrize("wait_replicas", [1, 0])

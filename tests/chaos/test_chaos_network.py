@@ -12,7 +12,6 @@ from collections.abc import Callable
 from urllib.parse import urlparse
 
 from chaos_support import (
-    MAIN_REDIS_URL,
     QUEUE,
     WORK_TYPE,
     Figures,
@@ -22,7 +21,6 @@ from chaos_support import (
     WorkerSpec,
     enqueue_work,
     wait_drained,
-    wait_until,
     with_spec,
 )
 from ledger import Event, Ledger, Run
@@ -34,6 +32,8 @@ from conveyor.brokers.redis.scripts import Scripts
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.ids import split_job_id
 from conveyor.jobs import Job, JobState
+from support.env import REDIS_URL
+from support.waits import wait_until
 
 StartProxy = Callable[[str, int], ChaosProxy]
 SHA = Scripts().sha
@@ -41,7 +41,7 @@ DONE_STATES = (JobState.SUCCEEDED, JobState.DEAD)
 
 
 def to_main_redis(proxies: StartProxy) -> ChaosProxy:
-    url = urlparse(MAIN_REDIS_URL)
+    url = urlparse(REDIS_URL)
     return proxies(url.hostname or "127.0.0.1", url.port or 6379)
 
 

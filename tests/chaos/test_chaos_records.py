@@ -21,7 +21,6 @@ from chaos_support import (
     WorkerSpec,
     enqueue_work,
     wait_drained,
-    wait_until,
     with_spec,
 )
 from ledger import Ledger
@@ -31,6 +30,7 @@ from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.ids import split_job_id
 from conveyor.jobs import JobState
+from support.waits import wait_until
 
 #: (hash field, value; None: the field is deleted), and the field's name in the message
 #: (damage fetch meets: the fields it reads)

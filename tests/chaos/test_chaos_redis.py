@@ -22,13 +22,11 @@ from chaos_support import (
     WorkerSpec,
     enqueue_work,
     wait_drained,
-    wait_until,
     with_spec,
 )
 from ledger import Event, Ledger
 from reconcile import reconcile
 from redis.asyncio import Redis
-from redis_server import AOF_ALWAYS, AOF_EVERYSEC, NO_PERSISTENCE, RedisServer, StartRedis
 
 from conveyor.api.app import create_app
 from conveyor.brokers.redis import RedisBroker
@@ -36,6 +34,8 @@ from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.errors import BrokerUnavailable
 from conveyor.jobs import JobState
 from conveyor.settings import Settings
+from support.redis_server import AOF_ALWAYS, AOF_EVERYSEC, NO_PERSISTENCE, RedisServer, StartRedis
+from support.waits import wait_until
 
 #: Pause between two enqueues of the producer: a steady trickle, not a flood.
 PRODUCER_PACE_S = 0.005

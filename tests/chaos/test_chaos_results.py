@@ -17,11 +17,11 @@ import time
 from chaos_support import QUEUE, WORK_TYPE, Figures, Scale, Workers, WorkerSpec, wait_drained
 from ledger import Ledger
 from reconcile import load_jobs, reconcile
-from redis_server import NO_PERSISTENCE, StartRedis
 from test_chaos_redis import own_client
 
 from conveyor.client import JobRequest
 from conveyor.jobs import JobState
+from support.redis_server import NO_PERSISTENCE, StartRedis
 
 CAP = 256 * 1024
 KINDS = ("small", "large", "over")

@@ -22,7 +22,6 @@ from chaos_support import (
     WorkerSpec,
     enqueue_work,
     wait_drained,
-    wait_until,
     with_spec,
 )
 from ledger import Event, Ledger
@@ -31,6 +30,7 @@ from reconcile import load_jobs, reconcile, redelivery_delays, summarise
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.jobs import Job, JobState
+from support.waits import wait_until
 
 CRASH_EXIT = 137
 

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from click.testing import CliRunner, Result
-from redis import Redis
 
 from conveyor.brokers.base import Broker, FailItem
 from conveyor.brokers.redis import RedisBroker
 from conveyor.cli.main import cli
 from conveyor.client import AsyncConveyor, JobRequest
+from support.env import REDIS_URL
 
-REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T = TypeVar("T")
 
 
@@ -81,13 +80,3 @@ class Cli:
             return [d.job_id for d in batch.deliveries]
 
         return self.broker(action)
-
-
-def delete_prefix(prefix: str) -> None:
-    client = Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-    finally:
-        client.close()

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import REDIS_URL
-from proc_support import SCRIPT, env, free_port, run
+from proc_support import SCRIPT, env, run
+
+from support.env import REDIS_URL
+from support.processes import free_port
 
 DB_OUT_OF_RANGE = "redis://127.0.0.1:6379/99999"
 CASES: list[tuple[str, list[str], dict[str, str], int]] = [

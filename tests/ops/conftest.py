@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 from ops_support import StartServer, unstall
-from redis_server import RedisServer, redis_server_binary
+
+from support.redis_server import RedisServer, redis_server_binary
 
 
 @pytest.fixture(autouse=True)

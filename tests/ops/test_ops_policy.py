@@ -16,10 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import error_of, serve
 from ops_support import StartServer
 from redis.asyncio import Redis
-from redis_server import RedisServer
 
 import conveyor.handlers  # noqa: F401  (the built-in `fake` type)
 from conveyor.api import create_app
@@ -29,6 +27,8 @@ from conveyor.client import AsyncConveyor
 from conveyor.jobs import JobState
 from conveyor.settings import Settings
 from conveyor.worker import Worker
+from support.asgi import error_of, serve
+from support.redis_server import RedisServer
 
 PREFIX = "cvt-policy"
 CHECK_S = 0.2

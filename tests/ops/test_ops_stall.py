@@ -13,15 +13,15 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import serve
 from ops_support import StartServer, stall, unstall
 from redis.asyncio import Redis
-from redis_server import RedisServer
 
 from conveyor.api import create_app
 from conveyor.client import Conveyor
 from conveyor.errors import BrokerUnavailable
 from conveyor.settings import Settings
+from support.asgi import serve
+from support.redis_server import RedisServer
 
 #: the default CONVEYOR_REDIS_TIMEOUT_S
 DEFAULT_TIMEOUT_S = Settings().redis_timeout_s

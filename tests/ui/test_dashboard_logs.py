@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
-from ui_support import Browse, StartApi, StartWorker, wait_until
+from ui_support import Browse, StartApi, StartWorker
+
+from support.waits import wait_until_sync
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +25,7 @@ def test_the_job_page_shows_the_job_s_log_lines(
     job = api.enqueue("ui.chatty", {"lines": lines}, queue="logs")
     start_worker(api, queues="logs")
     for j in (job, quiet):
-        wait_until(lambda j=j: (api.job(j["id"]) or {}).get("state") == "succeeded",
+        wait_until_sync(lambda j=j: (api.job(j["id"]) or {}).get("state") == "succeeded",
                    f"job {j['id']} to succeed")
     logs = api.http.get(f"/v1/jobs/{job['id']}/logs").json()["lines"]
     assert [line["message"] for line in logs] == lines

@@ -4,7 +4,6 @@ an in-process Worker serving the webhooks queue with the default registry."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,6 @@ from typing import Any
 import pytest
 from webhook_receiver import Receiver, Respond
 from webhook_support import WEBHOOK_QUEUE, Hooks, webhook_settings
-from worker_helpers import redis_broker, running
 
 from conveyor.brokers.base import Broker
 from conveyor.brokers.sqlite import SqliteBroker
@@ -22,12 +20,14 @@ from conveyor.settings import Settings
 from conveyor.webhooks.runtime import configure_webhooks, reset_webhooks
 from conveyor.webhooks.store import WebhookStore, webhook_store
 from conveyor.worker import Worker
+from support.env import new_prefix
+from support.inproc import redis_broker, running
 
 
 @pytest.fixture(params=["redis", "sqlite"])
 async def broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Broker]:
     if request.param == "redis":
-        async with redis_broker(f"cvt-{uuid.uuid4().hex[:8]}") as b:
+        async with redis_broker(new_prefix()) as b:
             yield b
         return
     sqlite = SqliteBroker(tmp_path / "webhooks.db")

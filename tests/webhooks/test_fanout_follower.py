@@ -15,13 +15,14 @@ from spec_verifier import verify
 from standardwebhooks import Webhook
 from webhook_receiver import failing_first
 from webhook_support import WEBHOOK_QUEUE, Hooks, webhook_settings
-from worker_helpers import running, wait_for_state
 
 from conveyor.brokers.base import Broker
 from conveyor.handlers import default_registry
 from conveyor.jobs import TERMINAL_STATES, JobState
 from conveyor.webhooks.follower import CURSOR_NAME, WebhookFanout
 from conveyor.worker import Worker
+from support.inproc import running
+from support.waits import wait_for_state
 
 JOBS = "reports"
 FAILING = 5

@@ -11,7 +11,6 @@ import pytest
 from spec_verifier import verify
 from webhook_receiver import Receiver, always
 from webhook_support import make_event, webhook_settings
-from worker_helpers import REDIS_URL, wait_for_state
 
 from conveyor.brokers.base import Broker
 from conveyor.brokers.redis import RedisBroker
@@ -23,6 +22,8 @@ from conveyor.webhooks.fanout import deliveries_for
 from conveyor.webhooks.model import SubscriptionSpec
 from conveyor.webhooks.runtime import close_default_runtime, current_runtime
 from conveyor.webhooks.store import WebhookStore, subscribe
+from support.env import REDIS_URL
+from support.waits import wait_for_state
 
 
 @pytest.fixture

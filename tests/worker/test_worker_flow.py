@@ -8,7 +8,7 @@ import asyncio
 import itertools
 from typing import Any
 
-from worker_helpers import QUEUE, RunWorker, make_settings, wait_for_state
+from worker_helpers import QUEUE, RunWorker
 
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
@@ -16,6 +16,8 @@ from conveyor.errors import RateLimited
 from conveyor.flow import QueueLimits, Rate
 from conveyor.handlers import JobContext, Registry, queue_limits
 from conveyor.jobs import JobState
+from support.inproc import make_settings
+from support.waits import wait_for_state
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import isolated_app
 import pytest
-from worker_helpers import QUEUE, RunWorker, wait_for_state
+from worker_helpers import QUEUE, RunWorker
 
 from conveyor.brokers.sqlite import SqliteBroker
 from conveyor.client import AsyncConveyor
@@ -20,6 +20,7 @@ from conveyor.handlers import JobContext, Registry
 from conveyor.joblogs import MAX_LINES, JobLogger, decode_lines
 from conveyor.jobs import JobState
 from conveyor.retry import FixedBackoff
+from support.waits import wait_for_state
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
 

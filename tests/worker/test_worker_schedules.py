@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker_helpers import QUEUE, make_settings, running
+from worker_helpers import QUEUE
 
 from conveyor.brokers.base import Broker
 from conveyor.brokers.sqlite import SqliteBroker
@@ -22,6 +22,7 @@ from conveyor.schedules.declared import declared
 from conveyor.timeutil import datetime_to_ms
 from conveyor.worker import Worker
 from conveyor.worker.schedules import ScheduleFirer, sync_declared
+from support.inproc import make_settings, running
 
 
 @pytest.fixture(params=["redis", "sqlite"])

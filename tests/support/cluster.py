@@ -22,7 +22,7 @@ from redis.asyncio.cluster import RedisCluster
 if TYPE_CHECKING:
     from conveyor.brokers.redis import RedisBroker
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "redis-cluster"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "redis-cluster"
 ENV = "CONVEYOR_TEST_CLUSTER"
 
 
