@@ -9,9 +9,23 @@ from collections.abc import Iterator
 
 import pytest
 
-from support.cluster import LocalCluster, start, stop, unavailable_reason
-from support.env import new_prefix
-from support.keys import delete_prefix_sync
+from tests.support.cluster import LocalCluster, start, stop, unavailable_reason
+from tests.support.env import new_prefix
+from tests.support.keys import delete_prefix_sync
+
+#: the per-test timeout of real-process scenarios (pyproject's `timeout` is everyone else's)
+LONG_TIMEOUT_S = 300
+LONG_MARKERS = ("e2e", "chaos")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `e2e` / `chaos`, or in tests/chaos, get LONG_TIMEOUT_S unless they set
+    their own `timeout`."""
+    for item in items:
+        if item.get_closest_marker("timeout") is not None:
+            continue
+        if "chaos" in item.path.parts or any(item.get_closest_marker(m) for m in LONG_MARKERS):
+            item.add_marker(pytest.mark.timeout(LONG_TIMEOUT_S))
 
 
 @pytest.fixture

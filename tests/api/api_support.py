@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 
 from conveyor.settings import Settings
-from support.asgi import error_of
-from support.env import REDIS_URL
+from tests.support.asgi import error_of
+from tests.support.env import REDIS_URL
 
 
 def settings_for(prefix: str, **kw: Any) -> Settings:

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from api_support import settings_for
 
 from conveyor.api import create_app
 from conveyor.client import AsyncConveyor
-from support.asgi import serve
-from support.env import REDIS_URL
+from tests.api.api_support import settings_for
+from tests.support.asgi import serve
+from tests.support.env import REDIS_URL
 
 
 @pytest.fixture(autouse=True)

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from api_support import settings_for
 
 from conveyor.api import create_app
 from conveyor.client import AsyncConveyor
-from support.asgi import BASE_URL, error_of, serve
-from support.keys import prefix_keys
+from tests.api.api_support import settings_for
+from tests.support.asgi import BASE_URL, error_of, serve
+from tests.support.keys import prefix_keys
 
 #: what a <form> or a no-cors fetch can send without a CORS preflight
 SIMPLE_TYPES = ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x",

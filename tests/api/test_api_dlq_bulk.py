@@ -13,7 +13,7 @@ from conveyor.brokers.base import FailItem
 from conveyor.client import AsyncConveyor
 from conveyor.dlq.pacing import TokenBucket
 from conveyor.jobs import JobState
-from support.asgi import error_of
+from tests.support.asgi import error_of
 
 
 async def _dead(conveyor: AsyncConveyor, n: int, *, type: str = "t", code: str = "e",

@@ -28,8 +28,8 @@ from conveyor.api import create_app
 from conveyor.brokers.base import FailItem
 from conveyor.client import AsyncConveyor
 from conveyor.settings import Settings, get_settings
-from support.env import REDIS_URL, new_prefix
-from support.keys import delete_prefix_sync
+from tests.support.env import REDIS_URL, new_prefix
+from tests.support.keys import delete_prefix_sync
 
 MAX_EXAMPLES = int(os.environ.get("CONVEYOR_FUZZ_EXAMPLES", "30"))
 PREFIX = new_prefix()
@@ -92,7 +92,7 @@ class BearerKey:
         return KEY
 
     def set(self, case: schemathesis.Case[Any], data: str, ctx: Any) -> None:
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+        case.headers["Authorization"] = f"Bearer {data}"  # a Case always has headers
 
 
 

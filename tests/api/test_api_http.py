@@ -20,14 +20,14 @@ from typing import Any
 
 import pytest
 import uvicorn
-from api_support import read_response, settings_for, wait_ready
 from fastapi import FastAPI
 
 from conveyor.api import create_app
 from conveyor.api.server import server_options
-from support.env import REDIS_URL, new_prefix
-from support.keys import delete_prefix_sync
-from support.processes import free_port
+from tests.api.api_support import read_response, settings_for, wait_ready
+from tests.support.env import REDIS_URL, new_prefix
+from tests.support.keys import delete_prefix_sync
+from tests.support.processes import free_port
 
 SCRIPT = str(Path(sys.executable).parent / "conveyor")
 HEADER_LIMIT = 16384

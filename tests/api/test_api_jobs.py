@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
-from api_support import locs
 
 from conveyor.brokers.base import LeaseRef
 from conveyor.client import AsyncConveyor
-from support.asgi import error_of
-from support.keys import prefix_keys
+from tests.api.api_support import locs
+from tests.support.asgi import error_of
+from tests.support.keys import prefix_keys
 
 JOB_KEYS = {
     "id", "type", "queue", "payload", "state", "priority", "attempts", "max_attempts",

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from api_support import settings_for
 
 from conveyor.api import create_app
 from conveyor.client import AsyncConveyor
-from support.asgi import error_of, serve
-from support.keys import prefix_keys
+from tests.api.api_support import settings_for
+from tests.support.asgi import error_of, serve
+from tests.support.keys import prefix_keys
 
 LIMIT = 4096
 CHUNK = 1024

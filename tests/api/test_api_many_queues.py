@@ -10,7 +10,7 @@ import asyncio
 import httpx
 
 from conveyor.client import AsyncConveyor, JobRequest
-from support.asgi import error_of
+from tests.support.asgi import error_of
 
 #: more than redis-py's default pool (100 connections)
 MANY = 150

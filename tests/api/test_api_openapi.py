@@ -12,14 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import settings_for
 from openapi_spec_validator import validate
 
 from conveyor.api import create_app
 from conveyor.api.errors import ApiErrorCode
 from conveyor.client import AsyncConveyor
 from conveyor.errors import ErrorCode
-from support.asgi import serve
+from tests.api.api_support import settings_for
+from tests.support.asgi import serve
 
 OPERATION_IDS = {
     ("post", "/v1/jobs"): "enqueueJob",

@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
-from support.env import REDIS_URL, new_prefix
-from support.keys import delete_prefix
-from support.processes import free_port
+from tests.support.env import REDIS_URL, new_prefix
+from tests.support.keys import delete_prefix
+from tests.support.processes import free_port
 
 BIN = Path(sys.executable).parent
 KEY = "client-key"

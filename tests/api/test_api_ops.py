@@ -9,7 +9,7 @@ import httpx
 
 from conveyor.brokers.base import FailItem, WorkerInfo
 from conveyor.client import AsyncConveyor, JobRequest
-from support.asgi import error_of
+from tests.support.asgi import error_of
 
 STATES = {"scheduled", "queued", "running", "succeeded", "dead", "cancelled"}
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import locs, settings_for
 
 from conveyor.api import create_app
 from conveyor.brokers.base import AckItem
@@ -21,8 +20,9 @@ from conveyor.brokers.sqlite import SqliteBroker
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.ids import split_job_id
 from conveyor.jobs import RESULT_PREVIEW_CHARS
-from support.asgi import error_of, serve
-from support.env import REDIS_URL
+from tests.api.api_support import locs, settings_for
+from tests.support.asgi import error_of, serve
+from tests.support.env import REDIS_URL
 
 
 @pytest.fixture(params=["redis", "sqlite"])

@@ -12,10 +12,10 @@ import uuid
 from pathlib import Path
 
 import httpx
-from api_support import read_response, wait_ready
 
-from support.env import REDIS_URL
-from support.processes import free_port
+from tests.api.api_support import read_response, wait_ready
+from tests.support.env import REDIS_URL
+from tests.support.processes import free_port
 
 SCRIPT = str(Path(sys.executable).parent / "conveyor")
 KEY = "s3cret-key"

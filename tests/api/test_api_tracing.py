@@ -16,7 +16,6 @@ import pytest
 pytest.importorskip("opentelemetry.sdk")
 
 import httpx
-from api_support import settings_for
 from opentelemetry import trace
 from opentelemetry.propagate import inject
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -32,9 +31,10 @@ from conveyor.jobs import JobState
 from conveyor.logging import JobContextFilter
 from conveyor.retry import FixedBackoff
 from conveyor.worker import Worker
-from support.asgi import serve
-from support.env import REDIS_URL, new_prefix
-from support.keys import delete_prefix
+from tests.api.api_support import settings_for
+from tests.support.asgi import serve
+from tests.support.env import REDIS_URL, new_prefix
+from tests.support.keys import delete_prefix
 
 QUEUE = "traced"
 EXPORTER = InMemorySpanExporter()
@@ -99,6 +99,12 @@ def spans_of(trace_id: int) -> list[ReadableSpan]:
             if s.context is not None and s.context.trace_id == trace_id]
 
 
+def _attempt(span: ReadableSpan) -> int:
+    value = (span.attributes or {}).get("conveyor.job.attempt")
+    assert isinstance(value, int), span.attributes
+    return value
+
+
 async def test_one_trace_from_request_to_three_attempts(
     setup: tuple[httpx.AsyncClient, AsyncConveyor, Registry], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -118,8 +124,7 @@ async def test_one_trace_from_request_to_three_attempts(
     spans = spans_of(trace_id)
     (root,) = [s for s in spans if s.name == "POST /v1/jobs"]
     (send,) = [s for s in spans if s.kind is SpanKind.PRODUCER]
-    attempts = sorted((s for s in spans if s.kind is SpanKind.CONSUMER),
-                      key=lambda s: s.attributes["conveyor.job.attempt"] if s.attributes else 0)
+    attempts = sorted((s for s in spans if s.kind is SpanKind.CONSUMER), key=_attempt)
     assert len(spans) == 5, [s.name for s in spans]  # one trace, nothing else in it
     assert send.name == f"send {QUEUE}"
     assert send.parent is not None and send.parent.span_id == root.context.span_id

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from support.asgi import error_of
+from tests.support.asgi import error_of
 
 UID = "0" * 32
 

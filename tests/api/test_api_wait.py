@@ -13,7 +13,7 @@ import pytest
 from conveyor.brokers.base import AckItem
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.jobs import JobState
-from support.asgi import error_of
+from tests.support.asgi import error_of
 
 Q = "waitq"
 

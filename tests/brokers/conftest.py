@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conformance import BrokerFactory
 
 import conveyor.handlers  # noqa: F401  (registers the built-in `fake` job type)
 from conveyor.brokers import broker_from_url
 from conveyor.brokers.base import Broker
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
-from support.env import REDIS_URL, new_prefix
-from support.keys import delete_prefix
+from tests.brokers.conformance import BrokerFactory
+from tests.support.env import REDIS_URL, new_prefix
+from tests.support.keys import delete_prefix
 
 #: Long enough that nothing expires during a test unless the test asks for short retention.
 DEFAULT_RETENTION_S = 3600.0

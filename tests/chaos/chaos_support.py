@@ -16,15 +16,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ledger import CRASH_ENV, LEDGER_ENV
-
 from conveyor.client import AsyncConveyor, JobRequest
-from support.processes import ChildProcess, conveyor_env, worker_args
-from support.waits import wait_until
+from tests.chaos.ledger import CRASH_ENV, LEDGER_ENV
+from tests.support.processes import ChildProcess, conveyor_env, worker_args
+from tests.support.waits import wait_until
 
 T = TypeVar("T")
 
-HERE = Path(__file__).resolve().parent
+#: on the workers' PYTHONPATH, so `--app tests.chaos.chaos_app` imports
+REPO = Path(__file__).resolve().parents[2]
+APP = "tests.chaos.chaos_app"
 QUEUE = "chaos"
 #: The job types of chaos_app (not imported here: this process must not register them).
 WORK_TYPE = "chaos.work"
@@ -77,12 +78,12 @@ class WorkerSpec:
             **({CRASH_ENV: "1"} if self.crash_hooks else {}),
             **dict(self.extra_env),
         }
-        return conveyor_env(settings, pythonpath=[HERE], drop={CRASH_ENV})
+        return conveyor_env(settings, pythonpath=[REPO], drop={CRASH_ENV})
 
 
 @dataclass(eq=False, kw_only=True)
 class WorkerProcess(ChildProcess):
-    """One `python -m conveyor worker --app chaos_app` child and its log files."""
+    """One `python -m conveyor worker --app tests.chaos.chaos_app` child and its log files."""
 
     spec: WorkerSpec
     worker_id: str = ""
@@ -120,7 +121,7 @@ class WorkerProcess(ChildProcess):
 
 def spawn_worker(name: str, spec: WorkerSpec, log_dir: Path) -> WorkerProcess:
     return WorkerProcess.launch(
-        name, worker_args(spec.queues, spec.concurrency, "chaos_app"), env=spec.env(),
+        name, worker_args(spec.queues, spec.concurrency, APP), env=spec.env(),
         log_dir=log_dir, spec=spec,
     )
 

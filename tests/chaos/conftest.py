@@ -19,15 +19,15 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
-from chaos_support import Figures, Scale, Workers, WorkerSpec
-from ledger import Ledger
-from proxy import ChaosProxy
 
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
-from support.env import REDIS_URL
-from support.keys import delete_prefix
-from support.redis_server import RedisServer, StartRedis, redis_server_binary
+from tests.chaos.chaos_support import Figures, Scale, Workers, WorkerSpec
+from tests.chaos.ledger import Ledger
+from tests.chaos.proxy import ChaosProxy
+from tests.support.env import REDIS_URL
+from tests.support.keys import delete_prefix
+from tests.support.redis_server import RedisServer, StartRedis, redis_server_binary
 
 LONG_TIMEOUT_S = 900
 

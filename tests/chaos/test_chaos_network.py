@@ -11,7 +11,12 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlparse
 
-from chaos_support import (
+from conveyor.brokers.redis import RedisBroker
+from conveyor.brokers.redis.scripts import Scripts
+from conveyor.client import AsyncConveyor, JobRequest
+from conveyor.ids import split_job_id
+from conveyor.jobs import Job, JobState
+from tests.chaos.chaos_support import (
     QUEUE,
     WORK_TYPE,
     Figures,
@@ -23,17 +28,11 @@ from chaos_support import (
     wait_drained,
     with_spec,
 )
-from ledger import Event, Ledger, Run
-from proxy import ChaosProxy
-from reconcile import reconcile
-
-from conveyor.brokers.redis import RedisBroker
-from conveyor.brokers.redis.scripts import Scripts
-from conveyor.client import AsyncConveyor, JobRequest
-from conveyor.ids import split_job_id
-from conveyor.jobs import Job, JobState
-from support.env import REDIS_URL
-from support.waits import wait_until
+from tests.chaos.ledger import Event, Ledger, Run
+from tests.chaos.proxy import ChaosProxy
+from tests.chaos.reconcile import reconcile
+from tests.support.env import REDIS_URL
+from tests.support.waits import wait_until
 
 StartProxy = Callable[[str, int], ChaosProxy]
 SHA = Scripts().sha

@@ -11,14 +11,13 @@ import asyncio
 import random
 import time
 
-from chaos_support import Figures
-
 from conveyor.api import create_app
 from conveyor.brokers.base import AckItem
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.settings import Settings
-from support.asgi import serve
+from tests.chaos.chaos_support import Figures
+from tests.support.asgi import serve
 
 Q = "race"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,7 +20,7 @@ from conveyor.brokers.base import Broker, FailItem
 from conveyor.brokers.redis import RedisBroker
 from conveyor.cli.main import cli
 from conveyor.client import AsyncConveyor, JobRequest
-from support.env import REDIS_URL
+from tests.support.env import REDIS_URL
 
 T = TypeVar("T")
 
@@ -36,7 +36,7 @@ class Cli:
     runner: CliRunner
 
     def __call__(
-        self, *args: str, input: str | None = None, env: dict[str, str | None] | None = None
+        self, *args: str, input: str | None = None, env: Mapping[str, str | None] | None = None
     ) -> Result:
         return self.runner.invoke(
             cli, ["--broker-url", REDIS_URL, "--key-prefix", self.prefix, *args],

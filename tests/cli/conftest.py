@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 
 import pytest
-from cli_support import Cli
 from click.testing import CliRunner
+
+from tests.cli.cli_support import Cli
 
 
 @pytest.fixture

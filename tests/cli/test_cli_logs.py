@@ -10,10 +10,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from proc_support import ANSI, run, start
-
-from support.env import REDIS_URL
-from support.processes import free_port
+from tests.cli.proc_support import ANSI, run, start
+from tests.support.env import REDIS_URL
+from tests.support.processes import free_port
 
 BANNER_END = "Ctrl-C to stop"
 

@@ -8,7 +8,7 @@ import pytest
 
 import conveyor.handlers  # noqa: F401  (registers the built-in `fake` job type)
 from conveyor.client import AsyncConveyor, Conveyor
-from support.env import REDIS_URL
+from tests.support.env import REDIS_URL
 
 
 @pytest.fixture

@@ -34,10 +34,10 @@ from conveyor.errors import (
     ValidationError,
 )
 from conveyor.jobs import JobState
-from support.cluster import LocalCluster, queues_on_each_primary
-from support.env import new_prefix
-from support.keys import delete_prefix
-from support.processes import free_port
+from tests.support.cluster import LocalCluster, queues_on_each_primary
+from tests.support.env import new_prefix
+from tests.support.keys import delete_prefix
+from tests.support.processes import free_port
 
 SINGLE_URL = "redis://127.0.0.1:6379/0"
 

@@ -20,9 +20,15 @@ from conveyor.api import create_app
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
 from conveyor.settings import Settings
-from support.asgi import serve
-from support.cluster import LocalCluster, allow_failover, kill_primary_of, queues_on_each_primary
-from support.env import new_prefix
+from tests.support.asgi import serve
+from tests.support.cluster import (
+    LocalCluster,
+    allow_failover,
+    kill_primary_of,
+    queues_on_each_primary,
+)
+from tests.support.env import new_prefix
+from tests.support.keys import delete_prefix
 
 
 def _spread(client: AsyncConveyor, stem: str) -> list[str]:
@@ -52,9 +58,7 @@ async def api(redis_cluster: LocalCluster) -> AsyncIterator[tuple[httpx.AsyncCli
         async for pair in _serve(redis_cluster.url, prefix):
             yield pair
     finally:
-        from test_cluster import _delete
-
-        await _delete(redis_cluster.url, prefix)
+        await delete_prefix(prefix, redis_cluster.url)
 
 
 async def test_every_listing_and_a_mixed_batch_over_three_primaries(

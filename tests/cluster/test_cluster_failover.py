@@ -20,14 +20,15 @@ from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.errors import BrokerUnavailable
 from conveyor.jobs import JobState
-from support.cluster import (
+from tests.support.cluster import (
     LocalCluster,
     allow_failover,
     kill_primary_of,
     queues_on_each_primary,
     replica_of,
 )
-from support.env import new_prefix
+from tests.support.env import new_prefix
+from tests.support.typed import redis_command
 
 T = TypeVar("T")
 #: a failover with cluster-node-timeout 1000 ms takes a few seconds; this bounds the wait
@@ -114,7 +115,7 @@ async def test_a_manual_failover_unblocks_a_waiting_worker_as_a_transient_error(
     waiting = asyncio.create_task(broker.wait_for_work([q], 4.0))
     await asyncio.sleep(0.3)
     try:
-        assert await replica.execute_command("CLUSTER FAILOVER") is True
+        assert await redis_command(replica, "CLUSTER FAILOVER") is True
     finally:
         await replica.aclose()
     outcome: Any

@@ -12,7 +12,7 @@ from conveyor.brokers import broker_from_url
 from conveyor.brokers.base import Broker
 from conveyor.client import AsyncConveyor
 from conveyor.handlers import Registry
-from support.env import REDIS_URL
+from tests.support.env import REDIS_URL
 
 
 @pytest.fixture(params=["redis", "sqlite"])

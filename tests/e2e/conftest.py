@@ -15,14 +15,14 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
-from e2e_support import QUEUE, START_TIMEOUT_S, StartWorker, WorkerProcess, spawn_worker
 
 from conveyor.brokers.base import WorkerInfo
 from conveyor.client import AsyncConveyor
-from support.cluster import LocalCluster
-from support.env import REDIS_URL
-from support.keys import delete_prefix
-from support.waits import wait_until
+from tests.e2e.e2e_support import QUEUE, START_TIMEOUT_S, StartWorker, WorkerProcess, spawn_worker
+from tests.support.cluster import LocalCluster
+from tests.support.env import REDIS_URL
+from tests.support.keys import delete_prefix
+from tests.support.waits import wait_until
 
 
 @pytest.fixture(params=["redis", "redis-cluster"])

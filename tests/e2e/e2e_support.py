@@ -13,8 +13,8 @@ from pathlib import Path
 from conveyor.brokers.base import WorkerInfo
 from conveyor.client import AsyncConveyor
 from conveyor.jobs import Job
-from support.env import REDIS_URL
-from support.processes import ChildProcess, conveyor_env, worker_args
+from tests.support.env import REDIS_URL
+from tests.support.processes import ChildProcess, conveyor_env, worker_args
 
 QUEUE = "e2e"
 #: How long a worker may take to start (import, connect, register) on a slow machine.

@@ -11,16 +11,21 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_support import spawn_worker
 from redis.asyncio.cluster import RedisCluster
 
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.errors import BrokerUnavailable
 from conveyor.jobs import JobState
-from support.cluster import LocalCluster, allow_failover, kill_primary_of, queues_on_each_primary
-from support.env import new_prefix
-from support.waits import wait_for_state, wait_until
+from tests.e2e.e2e_support import spawn_worker
+from tests.support.cluster import (
+    LocalCluster,
+    allow_failover,
+    kill_primary_of,
+    queues_on_each_primary,
+)
+from tests.support.env import new_prefix
+from tests.support.waits import wait_for_state, wait_until
 
 pytestmark = pytest.mark.e2e
 

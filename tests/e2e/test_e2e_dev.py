@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support.processes import free_port
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -31,10 +31,10 @@ from conveyor.jobs import Job, JobState
 from conveyor.retry import ExponentialBackoff, FixedBackoff, RetryPolicy
 from conveyor.settings import Settings, get_settings
 from conveyor.worker import Worker
-from support.asgi import serve
-from support.env import REDIS_URL
-from support.inproc import make_settings, redis_broker, running
-from support.waits import wait_for_state
+from tests.support.asgi import serve
+from tests.support.env import REDIS_URL
+from tests.support.inproc import make_settings, redis_broker, running
+from tests.support.waits import wait_for_state
 
 QUEUE = "mail"
 SENDER = "robot@sender.example.com"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Awaitable, Callable
 
-from support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 
 #: `await redis_servers("--maxmemory", "2mb")`: a started server with these extra arguments
 StartServer = Callable[..., Awaitable[RedisServer]]

@@ -10,15 +10,15 @@ import asyncio
 
 import pytest
 from click.testing import CliRunner
-from ops_support import StartServer
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError
 
 from conveyor.api import create_app
 from conveyor.cli.main import cli
 from conveyor.settings import Settings
-from support.asgi import error_of, serve
-from support.redis_server import RedisServer
+from tests.ops.ops_support import StartServer
+from tests.support.asgi import error_of, serve
+from tests.support.redis_server import RedisServer
 
 PREFIX = "cvt-full"
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from ops_support import StartServer
 from redis.asyncio import Redis
 
 import conveyor.handlers  # noqa: F401  (the built-in `fake` type)
@@ -27,8 +26,9 @@ from conveyor.client import AsyncConveyor
 from conveyor.jobs import JobState
 from conveyor.settings import Settings
 from conveyor.worker import Worker
-from support.asgi import error_of, serve
-from support.redis_server import RedisServer
+from tests.ops.ops_support import StartServer
+from tests.support.asgi import error_of, serve
+from tests.support.redis_server import RedisServer
 
 PREFIX = "cvt-policy"
 CHECK_S = 0.2

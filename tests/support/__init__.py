@@ -2,7 +2,7 @@
 (`env`, `keys`), bounded polls (`waits`), child `conveyor` processes (`processes`), an
 in-process Worker (`inproc`) and a redis-server a test owns (`redis_server`).
 
-Imported by name (`from support.waits import wait_until`): `tests/` is on sys.path because the
-root `tests/conftest.py` lives there, and that conftest's fixtures (`prefix`, the clusters)
-are every folder's.
+`tests` is a package (every folder has an `__init__.py`, so mypy and pytest name each module
+by its path): `from tests.support.waits import wait_until`. The root `tests/conftest.py` gives
+every folder its fixtures (`prefix`, the clusters) and the long timeout of e2e / chaos tests.
 """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,9 +14,10 @@ BASE_URL = "http://testserver"
 
 @asynccontextmanager
 async def serve(
-    app: FastAPI, *, timeout_s: float = 5.0, **headers: str
+    app: FastAPI, *, headers: Mapping[str, str] | None = None, timeout_s: float = 5.0
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan and yield an HTTP client talking to it through ASGI."""
+    """Run the app's lifespan and yield an HTTP client talking to it through ASGI (sending
+    `headers` with every request)."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(

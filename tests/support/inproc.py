@@ -11,8 +11,8 @@ from typing import Any
 from conveyor.brokers.redis import RedisBroker
 from conveyor.settings import Settings
 from conveyor.worker import Worker
-from support.env import REDIS_URL
-from support.keys import delete_prefix
+from tests.support.env import REDIS_URL
+from tests.support.keys import delete_prefix
 
 #: how long stopping a worker (its grace period included) may take
 STOP_TIMEOUT_S = 15.0

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from conveyor.brokers.redis.cluster import is_cluster_url, make_cluster_client
-from support.env import REDIS_URL
+from tests.support.env import REDIS_URL
 
 #: keys per DEL (a cluster deletes one at a time: the keys of a prefix span slots)
 BATCH = 500

@@ -16,7 +16,7 @@ from typing import IO
 from redis.asyncio import Redis
 from redis.exceptions import BusyLoadingError, RedisError
 
-from support.processes import free_port
+from tests.support.processes import free_port
 
 READY_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 5.0

@@ -15,7 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, sync_playwright
-from ui_support import (
+
+from tests.support.processes import ChildProcess, free_port
+from tests.support.waits import wait_until_sync
+from tests.ui.ui_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
     START_TIMEOUT_S,
@@ -27,9 +30,6 @@ from ui_support import (
     artifacts_dir,
     spawn,
 )
-
-from support.processes import ChildProcess, free_port
-from support.waits import wait_until_sync
 
 
 @pytest.fixture(scope="session")

@@ -23,14 +23,14 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
-from ui_support import START_TIMEOUT_S, Browse, StartApi, StartWorker, spawn
 
 from conveyor.brokers.base import LeaseRef
 from conveyor.brokers.redis import RedisBroker
 from conveyor.jobs import Delivery
-from support.env import REDIS_URL
-from support.processes import free_port
-from support.waits import wait_until_sync
+from tests.support.env import REDIS_URL
+from tests.support.processes import free_port
+from tests.support.waits import wait_until_sync
+from tests.ui.ui_support import START_TIMEOUT_S, Browse, StartApi, StartWorker, spawn
 
 pytestmark = pytest.mark.e2e
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
-from ui_support import Browse, StartApi, StartWorker
 
-from support.waits import wait_until_sync
+from tests.support.waits import wait_until_sync
+from tests.ui.ui_support import Browse, StartApi, StartWorker
 
 pytestmark = pytest.mark.e2e
 

@@ -23,10 +23,10 @@ from conveyor.client import AsyncConveyor
 from conveyor.jobs import JobState
 from conveyor.settings import Settings
 from conveyor.worker import Worker
-from support.asgi import error_of, serve
-from support.env import REDIS_URL
-from support.inproc import make_settings, running
-from support.waits import wait_for_state, wait_until
+from tests.support.asgi import error_of, serve
+from tests.support.env import REDIS_URL
+from tests.support.inproc import make_settings, running
+from tests.support.waits import wait_for_state, wait_until
 
 KEY = "fragment-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -55,7 +55,7 @@ async def dashboard(broker_url: str, prefix: str) -> AsyncIterator[Served]:
     settings = Settings(broker_url=broker_url, key_prefix=prefix, api_keys=KEY,
                         webhook_allow_private=True)
     try:
-        async with serve(create_app(client, settings), **AUTH) as http:
+        async with serve(create_app(client, settings), headers=AUTH) as http:
             yield http, client
     finally:
         await client.close()

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 from playwright.sync_api import Page, ViewportSize
 
-from support.env import REDIS_URL
-from support.processes import ChildProcess, conveyor_env
+from tests.support.env import REDIS_URL
+from tests.support.processes import ChildProcess, conveyor_env
 
 #: Debian's Chromium; elsewhere (e.g. a CI image with Google Chrome) point this variable at it
 CHROMIUM = os.environ.get("CONVEYOR_TEST_CHROMIUM", "/usr/bin/chromium")

@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from webhook_receiver import Receiver, Respond
-from webhook_support import WEBHOOK_QUEUE, Hooks, webhook_settings
 
 from conveyor.brokers.base import Broker
 from conveyor.brokers.sqlite import SqliteBroker
@@ -20,8 +18,10 @@ from conveyor.settings import Settings
 from conveyor.webhooks.runtime import configure_webhooks, reset_webhooks
 from conveyor.webhooks.store import WebhookStore, webhook_store
 from conveyor.worker import Worker
-from support.env import new_prefix
-from support.inproc import redis_broker, running
+from tests.support.env import new_prefix
+from tests.support.inproc import redis_broker, running
+from tests.webhooks.webhook_receiver import Receiver, Respond
+from tests.webhooks.webhook_support import WEBHOOK_QUEUE, Hooks, webhook_settings
 
 
 @pytest.fixture(params=["redis", "sqlite"])

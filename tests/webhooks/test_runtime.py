@@ -8,9 +8,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from spec_verifier import verify
-from webhook_receiver import Receiver, always
-from webhook_support import make_event, webhook_settings
 
 from conveyor.brokers.base import Broker
 from conveyor.brokers.redis import RedisBroker
@@ -22,8 +19,11 @@ from conveyor.webhooks.fanout import deliveries_for
 from conveyor.webhooks.model import SubscriptionSpec
 from conveyor.webhooks.runtime import close_default_runtime, current_runtime
 from conveyor.webhooks.store import WebhookStore, subscribe
-from support.env import REDIS_URL
-from support.waits import wait_for_state
+from tests.support.env import REDIS_URL
+from tests.support.waits import wait_for_state
+from tests.webhooks.spec_verifier import verify
+from tests.webhooks.webhook_receiver import Receiver, always
+from tests.webhooks.webhook_support import make_event, webhook_settings
 
 
 @pytest.fixture

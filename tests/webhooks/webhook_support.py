@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from webhook_receiver import Receiver
-
 from conveyor.client import AsyncConveyor
 from conveyor.events.model import EventName, JobEvent
 from conveyor.jobs import TERMINAL_STATES, Job, JobState
@@ -18,8 +16,9 @@ from conveyor.settings import Settings
 from conveyor.webhooks.fanout import deliveries_for
 from conveyor.webhooks.model import Subscription, SubscriptionSpec
 from conveyor.webhooks.store import WebhookStore, subscribe
-from support.inproc import make_settings
-from support.waits import wait_for_state
+from tests.support.inproc import make_settings
+from tests.support.waits import wait_for_state
+from tests.webhooks.webhook_receiver import Receiver
 
 WEBHOOK_QUEUE = "webhooks"
 _event_ids = itertools.count(1)

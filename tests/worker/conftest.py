@@ -8,7 +8,6 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
-from worker_helpers import QUEUE, OwnRedis, RunWorker
 
 from conveyor.brokers.base import Broker
 from conveyor.brokers.redis import RedisBroker
@@ -16,8 +15,9 @@ from conveyor.client import AsyncConveyor
 from conveyor.handlers import Registry
 from conveyor.settings import Settings
 from conveyor.worker import Worker
-from support.inproc import make_settings, redis_broker, running
-from support.redis_server import RedisServer, redis_server_binary
+from tests.support.inproc import make_settings, redis_broker, running
+from tests.support.redis_server import RedisServer, redis_server_binary
+from tests.worker.worker_helpers import QUEUE, OwnRedis, RunWorker
 
 
 @pytest.fixture

@@ -12,16 +12,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import isolated_app
-from worker_helpers import QUEUE, RunWorker
-
+import tests.worker.isolated_app as isolated_app
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
 from conveyor.handlers import JobContext, Registry
 from conveyor.ids import split_job_id
 from conveyor.jobs import Job, JobState
-from support.inproc import make_settings
-from support.waits import wait_for_state, wait_true
+from tests.support.inproc import make_settings
+from tests.support.waits import wait_for_state, wait_true
+from tests.worker.worker_helpers import QUEUE, RunWorker
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED}
 

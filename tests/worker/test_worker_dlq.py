@@ -7,8 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from worker_helpers import QUEUE
-
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
 from conveyor.errors import PermanentError
@@ -16,8 +14,9 @@ from conveyor.handlers import JobContext, Registry
 from conveyor.jobs import Job, JobState
 from conveyor.worker import Worker
 from conveyor.worker.dlq import DlqWorker
-from support.inproc import make_settings
-from support.waits import wait_for_state, wait_true
+from tests.support.inproc import make_settings
+from tests.support.waits import wait_for_state, wait_true
+from tests.worker.worker_helpers import QUEUE
 
 
 @asynccontextmanager

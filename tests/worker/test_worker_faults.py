@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker_helpers import QUEUE, RunWorker
 
 from conveyor.brokers import broker_from_url
 from conveyor.brokers.base import Broker
@@ -23,9 +22,10 @@ from conveyor.client import AsyncConveyor
 from conveyor.errors import JobError
 from conveyor.handlers import Registry
 from conveyor.jobs import JobState
-from support.env import REDIS_URL
-from support.inproc import make_settings
-from support.waits import wait_for_state
+from tests.support.env import REDIS_URL
+from tests.support.inproc import make_settings
+from tests.support.waits import wait_for_state
+from tests.worker.worker_helpers import QUEUE, RunWorker
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
 

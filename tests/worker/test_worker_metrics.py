@@ -9,7 +9,6 @@ import asyncio
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from worker_helpers import QUEUE
 
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
@@ -20,8 +19,9 @@ from conveyor.retry import FixedBackoff
 from conveyor.settings import Settings
 from conveyor.worker import Worker
 from conveyor.worker.metrics import FAMILIES, WorkerMetrics
-from support.inproc import make_settings, running
-from support.waits import wait_for_state, wait_true
+from tests.support.inproc import make_settings, running
+from tests.support.waits import wait_for_state, wait_true
+from tests.worker.worker_helpers import QUEUE
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
 

@@ -9,12 +9,11 @@ import os
 import signal
 import sys
 
-from worker_helpers import QUEUE
-
 from conveyor.client import AsyncConveyor
 from conveyor.jobs import JobState
-from support.env import REDIS_URL
-from support.waits import wait_for_state
+from tests.support.env import REDIS_URL
+from tests.support.waits import wait_for_state
+from tests.worker.worker_helpers import QUEUE
 
 SCRIPT = (
     "import sys\n"

@@ -8,7 +8,6 @@ import asyncio
 import logging
 
 import pytest
-from worker_helpers import QUEUE, OwnRedis, RunWorker
 
 from conveyor.brokers.base import AckItem, FailItem
 from conveyor.brokers.redis import RedisBroker
@@ -16,8 +15,9 @@ from conveyor.client import AsyncConveyor
 from conveyor.handlers import Registry
 from conveyor.jobs import JobState
 from conveyor.worker.completions import MAX_BATCH_BYTES, SUSPECT_BYTES, Completions
-from support.inproc import make_settings
-from support.waits import wait_for_state
+from tests.support.inproc import make_settings
+from tests.support.waits import wait_for_state
+from tests.worker.worker_helpers import QUEUE, OwnRedis, RunWorker
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
 #: The smallest request limits Redis accepts. Over the query buffer limit the server resets

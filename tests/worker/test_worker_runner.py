@@ -9,7 +9,6 @@ import threading
 from typing import Any
 
 import pytest
-from worker_helpers import QUEUE, RunWorker
 
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
@@ -18,8 +17,9 @@ from conveyor.handlers import JobContext, Registry
 from conveyor.jobs import JobState
 from conveyor.retry import FixedBackoff
 from conveyor.worker import Worker
-from support.inproc import make_settings
-from support.waits import wait_for_state, wait_true
+from tests.support.inproc import make_settings
+from tests.support.waits import wait_for_state, wait_true
+from tests.worker.worker_helpers import QUEUE, RunWorker
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
 

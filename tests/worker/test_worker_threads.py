@@ -13,18 +13,18 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import isolated_app
 import pytest
-from worker_helpers import QUEUE, RunWorker
 
+import tests.worker.isolated_app as isolated_app
 from conveyor.brokers.base import AckItem
 from conveyor.client import AsyncConveyor
 from conveyor.handlers import Registry
 from conveyor.jobs import Delivery, JobState
 from conveyor.worker.executor import Executor
-from support.env import REDIS_URL
-from support.inproc import make_settings
-from support.waits import wait_for_state, wait_true
+from tests.support.env import REDIS_URL
+from tests.support.inproc import make_settings
+from tests.support.waits import wait_for_state, wait_true
+from tests.worker.worker_helpers import QUEUE, RunWorker
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
 
