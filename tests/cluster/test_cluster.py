@@ -418,6 +418,7 @@ async def test_wait_replicas_on_a_single_redis_without_replicas_refuses() -> Non
 
 
 # --- a node that stops answering mid-batch ---------------------------------------------------
+@pytest.mark.timeout(120)  # a node write-paused up to 30 s: 12 s alone, 30 s under load
 async def test_a_batch_cut_by_a_stalled_node_names_what_was_stored(
     redis_cluster: LocalCluster,
 ) -> None:
