@@ -1,20 +1,21 @@
-"""Fixtures of the API tests: a key prefix of their own on the real Redis (deleted after each
-test), a connected client, and the app served in-process through ASGI, with and without the
-POST /v1/jobs fast path where both must behave alike.
+"""Fixtures of the API tests (the key prefix is the root conftest's): a connected client, and
+the app served in-process through ASGI, with and without the POST /v1/jobs fast path where
+both must behave alike.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from api_support import REDIS_URL, delete_prefix, serve, settings_for
 
 from conveyor.client import AsyncConveyor
 from conveyor.web import create_app
+from tests.api.api_support import settings_for
+from tests.support.asgi import serve
+from tests.support.env import REDIS_URL
 
 
 @pytest.fixture(autouse=True)
@@ -23,15 +24,6 @@ def _no_outer_conveyor_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("CONVEYOR_"):
             monkeypatch.delenv(key)
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    name = f"cvt-{uuid.uuid4().hex[:8]}"
-    try:
-        yield name
-    finally:
-        await delete_prefix(name)
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from api_support import error_of, serve, settings_for
 
 from conveyor.api.auth import ApiKeys, bearer_token
 from conveyor.client import AsyncConveyor
 from conveyor.web import create_app
+from tests.api.api_support import settings_for
+from tests.support.asgi import error_of, serve
 
 JOB_ID = "default:" + "0" * 32
 V1_CALLS = [

@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from api_support import BASE_URL, error_of, prefix_keys, serve, settings_for
 
 from conveyor.client import AsyncConveyor
 from conveyor.web import create_app
+from tests.api.api_support import settings_for
+from tests.support.asgi import BASE_URL, error_of, serve
+from tests.support.keys import prefix_keys
 
 #: what a <form> or a no-cors fetch can send without a CORS preflight
 SIMPLE_TYPES = ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x",

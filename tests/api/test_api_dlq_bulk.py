@@ -8,12 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import error_of
 
 from conveyor.brokers.base import FailItem
 from conveyor.client import AsyncConveyor
 from conveyor.dlq.pacing import TokenBucket
 from conveyor.jobs import JobState
+from tests.support.asgi import error_of
 
 
 async def _dead(conveyor: AsyncConveyor, n: int, *, type: str = "t", code: str = "e",

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -20,12 +19,14 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import REDIS_URL, delete_prefix, free_port, wait_ready
 from httpx_sse import SSEError, aconnect_sse
 
 from conveyor.brokers.base import LOG_START, AckItem
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.settings import Settings
+from tests.api.api_support import wait_ready
+from tests.support.env import REDIS_URL
+from tests.support.processes import free_port
 
 SCRIPT = str(Path(sys.executable).parent / "conveyor")
 KEY = "events-key"
@@ -232,16 +233,8 @@ async def test_a_consumer_keeps_every_history_across_api_kills(
         await asyncio.wait_for(consumer, 30)
     assert api_proc.starts == 6 and not gaps
     seen: dict[str, list[str]] = defaultdict(list)
-    for ev in received:
-        seen[ev["job_id"]].append(f"{ev['id']}/{ev['event']}")
+    for got in received:
+        seen[got["job_id"]].append(f"{got['id']}/{got['event']}")
     assert len(received) == total
     assert seen == log and set(seen) == set(jobs)
 
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    name = f"cvt-{uuid.uuid4().hex[:8]}"
-    try:
-        yield name
-    finally:
-        await delete_prefix(name)

@@ -10,10 +10,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from api_support import REDIS_URL, error_of, prefix_keys, serve, settings_for
 
 from conveyor.client import AsyncConveyor
 from conveyor.web import create_app
+from tests.api.api_support import settings_for
+from tests.support.asgi import error_of, serve
+from tests.support.env import REDIS_URL
+from tests.support.keys import prefix_keys
 
 JOB_ID = "default:" + "0" * 32
 

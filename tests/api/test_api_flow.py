@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from api_support import error_of
 
 from conveyor.client import AsyncConveyor
+from tests.support.asgi import error_of
 
 LIMITS = {"concurrency": 10, "rate": {"count": 100, "per_s": 1, "burst": 20},
           "key_concurrency": 1, "key_rate": {"count": 5, "per_s": 1, "burst": 1},
@@ -74,7 +74,7 @@ async def test_limited_count_and_busiest_keys(
 
 
 async def test_metrics_of_held_back_work(api: httpx.AsyncClient, conveyor: AsyncConveyor) -> None:
-    from test_api_ops import sample
+    from tests.api.test_api_ops import sample
 
     await api.put("/v1/queues/qf/limits", json={"key_concurrency": 1})
     for _ in range(3):

@@ -15,25 +15,24 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 import schemathesis
-from api_support import REDIS_URL
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from redis import Redis
 
 from conveyor.brokers.base import FailItem
 from conveyor.client import AsyncConveyor
 from conveyor.settings import Settings, get_settings
 from conveyor.web import create_app
+from tests.support.env import REDIS_URL, new_prefix
+from tests.support.keys import delete_prefix_sync
 
 MAX_EXAMPLES = int(os.environ.get("CONVEYOR_FUZZ_EXAMPLES", "30"))
-PREFIX = f"cvt-{uuid.uuid4().hex[:8]}"
+PREFIX = new_prefix()
 KEY = "fuzz-key"
 SENDER = "conveyor@example.com"
 SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None,
@@ -93,7 +92,7 @@ class BearerKey:
         return KEY
 
     def set(self, case: schemathesis.Case[Any], data: str, ctx: Any) -> None:
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+        case.headers["Authorization"] = f"Bearer {data}"  # a Case always has headers
 
 
 
@@ -132,13 +131,7 @@ def _server_as_in_production() -> Iterator[None]:
         from schemathesis.python import asgi
 
         asgi.shutdown_lifespans()  # closes the app's client on the loop that opened it
-        redis = Redis.from_url(REDIS_URL)
-        try:
-            keys = list(redis.scan_iter(match=f"{PREFIX}:*", count=1000))
-            for start in range(0, len(keys), 500):
-                redis.delete(*keys[start : start + 500])
-        finally:
-            redis.close()
+        delete_prefix_sync(PREFIX)
 
 
 @pytest.fixture(autouse=True)

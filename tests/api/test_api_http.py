@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,12 +20,14 @@ from typing import Any
 
 import pytest
 import uvicorn
-from api_support import REDIS_URL, free_port, read_response, settings_for, wait_ready
 from fastapi import FastAPI
-from redis import Redis
 
 from conveyor.api.server import server_options
 from conveyor.web import create_app
+from tests.api.api_support import read_response, settings_for, wait_ready
+from tests.support.env import REDIS_URL, new_prefix
+from tests.support.keys import delete_prefix_sync
+from tests.support.processes import free_port
 
 SCRIPT = str(Path(sys.executable).parent / "conveyor")
 HEADER_LIMIT = 16384
@@ -38,7 +39,7 @@ PATIENCE_S = 10.0
 @pytest.fixture(scope="module")
 def api_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """One `conveyor api` for the module, with small header and read-time limits."""
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     env.update(CONVEYOR_MAX_HEADER_BYTES=str(HEADER_LIMIT),
@@ -60,13 +61,7 @@ def api_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            redis = Redis.from_url(REDIS_URL)
-            try:
-                keys = list(redis.scan_iter(match=f"{prefix}:*", count=1000))
-                if keys:
-                    redis.delete(*keys)
-            finally:
-                redis.close()
+            delete_prefix_sync(prefix)
     assert "Traceback" not in log_path.read_text()
 
 
@@ -277,7 +272,7 @@ def serve_in_thread(app: FastAPI) -> Iterator[int]:
 
 
 def test_a_500_keeps_the_keep_alive_connection(caplog: pytest.LogCaptureFixture) -> None:
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix()
     app = create_app(settings=settings_for(prefix))
 
     @app.get("/test-only/boom")

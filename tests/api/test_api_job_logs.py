@@ -5,13 +5,13 @@ stored line that does not parse shows as such instead of failing the request."""
 from __future__ import annotations
 
 import httpx
-from api_support import error_of
 
 from conveyor.brokers.base import LogAppend
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
 from conveyor.ids import split_job_id
 from conveyor.joblogs import encode_line
+from tests.support.asgi import error_of
 
 
 async def test_logs_of_a_job(api: httpx.AsyncClient, conveyor: AsyncConveyor) -> None:
@@ -34,7 +34,7 @@ async def test_logs_of_a_job(api: httpx.AsyncClient, conveyor: AsyncConveyor) ->
     assert isinstance(conveyor.broker, RedisBroker)
     queue, uid = split_job_id(job.id)
     await conveyor.broker.client.rpush(conveyor.broker.keys.queue(queue).logs(uid),
-                                       "not json")  # type: ignore[misc]
+                                       "not json")
     damaged = (await api.get(f"/v1/jobs/{job.id}/logs")).json()["lines"]
     assert len(damaged) == 3 and "does not parse" in damaged[-1]["message"]
 

@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
-from api_support import error_of, locs, prefix_keys
 
 from conveyor.brokers.base import LeaseRef
 from conveyor.client import AsyncConveyor
+from tests.api.api_support import locs
+from tests.support.asgi import error_of
+from tests.support.keys import prefix_keys
 
 JOB_KEYS = {
     "id", "type", "queue", "payload", "state", "priority", "attempts", "max_attempts",

@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from api_support import error_of, prefix_keys, serve, settings_for
 
 from conveyor.client import AsyncConveyor
 from conveyor.web import create_app
+from tests.api.api_support import settings_for
+from tests.support.asgi import error_of, serve
+from tests.support.keys import prefix_keys
 
 LIMIT = 4096
 CHUNK = 1024

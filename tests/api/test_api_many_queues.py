@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from api_support import error_of
 
 from conveyor.client import AsyncConveyor, JobRequest
+from tests.support.asgi import error_of
 
 #: more than redis-py's default pool (100 connections)
 MANY = 150

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from test_api_ops import sample
 
 from conveyor.brokers.base import AckItem, FailItem, WorkerInfo
 from conveyor.client import AsyncConveyor
+from tests.api.test_api_ops import sample
 
 
 async def _broker_time_passes(conveyor: AsyncConveyor, ms: int) -> None:

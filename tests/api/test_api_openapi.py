@@ -12,13 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import serve, settings_for
 from openapi_spec_validator import validate
 
 from conveyor.api.errors import ApiErrorCode
 from conveyor.client import AsyncConveyor
 from conveyor.errors import ErrorCode
 from conveyor.web import create_app
+from tests.api.api_support import settings_for
+from tests.support.asgi import serve
 
 OPERATION_IDS = {
     ("post", "/v1/jobs"): "enqueueJob",

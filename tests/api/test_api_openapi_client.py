@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import REDIS_URL, delete_prefix
+
+from tests.support.env import REDIS_URL, new_prefix
+from tests.support.keys import delete_prefix
+from tests.support.processes import free_port
 
 BIN = Path(sys.executable).parent
 KEY = "client-key"
@@ -32,16 +34,10 @@ QUEUE = "gen"
 pytestmark = pytest.mark.e2e
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """`conveyor dev` on a free port, its own key prefix, a key; stopped by its pid."""
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     env.update(CONVEYOR_BROKER_URL=REDIS_URL, CONVEYOR_KEY_PREFIX=prefix,

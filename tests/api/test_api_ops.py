@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 import httpx
-from api_support import error_of
 
 from conveyor.brokers.base import FailItem, WorkerInfo
 from conveyor.client import AsyncConveyor, JobRequest
+from tests.support.asgi import error_of
 
 STATES = {"scheduled", "queued", "running", "succeeded", "dead", "cancelled"}
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import REDIS_URL, error_of, locs, serve, settings_for
 
 from conveyor.brokers.base import AckItem
 from conveyor.brokers.redis import RedisBroker
@@ -21,6 +20,9 @@ from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.ids import split_job_id
 from conveyor.jobs import RESULT_PREVIEW_CHARS
 from conveyor.web import create_app
+from tests.api.api_support import locs, settings_for
+from tests.support.asgi import error_of, serve
+from tests.support.env import REDIS_URL
 
 
 @pytest.fixture(params=["redis", "sqlite"])

@@ -9,33 +9,21 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-from api_support import REDIS_URL, free_port, read_response, wait_ready
-from redis import Redis
+
+from tests.api.api_support import read_response, wait_ready
+from tests.support.env import REDIS_URL
+from tests.support.processes import free_port
 
 SCRIPT = str(Path(sys.executable).parent / "conveyor")
 KEY = "s3cret-key"
 LIMIT = 65536
 
 
-@pytest.fixture
-def key_prefix() -> Iterator[str]:
-    name = f"cvt-{uuid.uuid4().hex[:8]}"
-    yield name
-    redis = Redis.from_url(REDIS_URL)
-    try:
-        keys = list(redis.scan_iter(match=f"{name}:*", count=1000))
-        if keys:
-            redis.delete(*keys)
-    finally:
-        redis.close()
 
-
-def test_conveyor_api_end_to_end(key_prefix: str, tmp_path: Path) -> None:
+def test_conveyor_api_end_to_end(prefix: str, tmp_path: Path) -> None:
     module = f"cvt_api_app_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{module}.py").write_text(
         "from pydantic import BaseModel\n"
@@ -52,7 +40,7 @@ def test_conveyor_api_end_to_end(key_prefix: str, tmp_path: Path) -> None:
     log_path = tmp_path / "api.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [SCRIPT, "--broker-url", REDIS_URL, "--key-prefix", key_prefix, "api",
+            [SCRIPT, "--broker-url", REDIS_URL, "--key-prefix", prefix, "api",
              "--host", "127.0.0.1", "--port", str(port), "--app", module],
             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
@@ -114,10 +102,10 @@ def test_conveyor_api_end_to_end(key_prefix: str, tmp_path: Path) -> None:
     assert "Traceback" not in text
 
 
-def test_conveyor_api_refuses_a_bad_app_module(key_prefix: str, tmp_path: Path) -> None:
+def test_conveyor_api_refuses_a_bad_app_module(prefix: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     done = subprocess.run(
-        [SCRIPT, "--broker-url", REDIS_URL, "--key-prefix", key_prefix, "api",
+        [SCRIPT, "--broker-url", REDIS_URL, "--key-prefix", prefix, "api",
          "--port", str(free_port()), "--app", "cvt_no_such_module_here"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +16,6 @@ import pytest
 pytest.importorskip("opentelemetry.sdk")
 
 import httpx
-from api_support import REDIS_URL, delete_prefix, serve, settings_for
 from opentelemetry import trace
 from opentelemetry.propagate import inject
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -33,6 +31,10 @@ from conveyor.logging import JobContextFilter
 from conveyor.retry import FixedBackoff
 from conveyor.web import create_app
 from conveyor.worker import Worker
+from tests.api.api_support import settings_for
+from tests.support.asgi import serve
+from tests.support.env import REDIS_URL, new_prefix
+from tests.support.keys import delete_prefix
 
 QUEUE = "traced"
 EXPORTER = InMemorySpanExporter()
@@ -52,7 +54,7 @@ _install_sdk()
 
 @pytest.fixture
 async def setup() -> AsyncIterator[tuple[httpx.AsyncClient, AsyncConveyor, Registry]]:
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix()
     registry = Registry()
 
     @registry.handler("flaky", max_attempts=5, backoff=FixedBackoff(0.01))
@@ -97,6 +99,12 @@ def spans_of(trace_id: int) -> list[ReadableSpan]:
             if s.context is not None and s.context.trace_id == trace_id]
 
 
+def _attempt(span: ReadableSpan) -> int:
+    value = (span.attributes or {}).get("conveyor.job.attempt")
+    assert isinstance(value, int), span.attributes
+    return value
+
+
 async def test_one_trace_from_request_to_three_attempts(
     setup: tuple[httpx.AsyncClient, AsyncConveyor, Registry], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -116,8 +124,7 @@ async def test_one_trace_from_request_to_three_attempts(
     spans = spans_of(trace_id)
     (root,) = [s for s in spans if s.name == "POST /v1/jobs"]
     (send,) = [s for s in spans if s.kind is SpanKind.PRODUCER]
-    attempts = sorted((s for s in spans if s.kind is SpanKind.CONSUMER),
-                      key=lambda s: s.attributes["conveyor.job.attempt"] if s.attributes else 0)
+    attempts = sorted((s for s in spans if s.kind is SpanKind.CONSUMER), key=_attempt)
     assert len(spans) == 5, [s.name for s in spans]  # one trace, nothing else in it
     assert send.name == f"send {QUEUE}"
     assert send.parent is not None and send.parent.span_id == root.context.span_id

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from api_support import error_of
+
+from tests.support.asgi import error_of
 
 UID = "0" * 32
 

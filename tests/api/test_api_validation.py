@@ -8,9 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import error_of, locs, prefix_keys
 
 from conveyor.jobs import MAX_DELAY_MS
+from tests.api.api_support import locs
+from tests.support.asgi import error_of
+from tests.support.keys import prefix_keys
 
 LATER = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
 

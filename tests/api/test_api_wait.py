@@ -9,11 +9,11 @@ import random
 
 import httpx
 import pytest
-from api_support import error_of
 
 from conveyor.brokers.base import AckItem
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.jobs import JobState
+from tests.support.asgi import error_of
 
 Q = "waitq"
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import get_args
 
 import httpx
-from api_support import error_of, serve, settings_for
 
 from conveyor.api.webhook_schemas import WebhookEvent
 from conveyor.brokers.base import WorkerInfo
@@ -17,6 +16,8 @@ from conveyor.web import create_app
 from conveyor.webhooks.model import WEBHOOK_EVENTS
 from conveyor.webhooks.signing import check_secret
 from conveyor.webhooks.store import webhook_store
+from tests.api.api_support import settings_for
+from tests.support.asgi import error_of, serve
 
 URL = "https://1.1.1.1/hooks/conveyor"
 

@@ -13,21 +13,21 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conformance import BrokerFactory
 
 import conveyor.handlers  # noqa: F401  (registers the built-in `fake` job type)
 from conveyor.brokers import broker_from_url
 from conveyor.brokers.base import Broker
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
+from tests.brokers.conformance import BrokerFactory
+from tests.support.env import REDIS_URL, new_prefix
+from tests.support.keys import delete_prefix
 
-REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: Long enough that nothing expires during a test unless the test asks for short retention.
 DEFAULT_RETENTION_S = 3600.0
 DEFAULT_DLQ_RETENTION_S = 7200.0
@@ -47,23 +47,6 @@ async def _build_redis(prefix: str, **kw: Any) -> Broker:
     return broker
 
 
-async def _cleanup_redis(prefix: str) -> None:
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        batch: list[str] = []
-        async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                await client.delete(*batch)
-                batch.clear()
-        if batch:
-            await client.delete(*batch)
-    finally:
-        await client.aclose()
-
-
 #: the URL of the session's cluster, set by `make_broker` when a test runs on redis-cluster
 _CLUSTER_URL: list[str] = []
 
@@ -74,22 +57,13 @@ async def _build_cluster(prefix: str, **kw: Any) -> Broker:
     return broker
 
 
+async def _cleanup_redis(prefix: str) -> None:
+    await delete_prefix(prefix)
+
+
 async def _cleanup_cluster(prefix: str) -> None:
-    from redis.asyncio.cluster import RedisCluster
+    await delete_prefix(prefix, _CLUSTER_URL[0])
 
-    from conveyor.brokers.redis.cluster import make_cluster_client
-
-    client = make_cluster_client(_CLUSTER_URL[0], timeout_s=5.0)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000,
-                                                  target_nodes=RedisCluster.PRIMARIES)]
-        for start in range(0, len(keys), 500):
-            pipe = client.pipeline()
-            for key in keys[start : start + 500]:
-                pipe.delete(key)
-            await pipe.execute()
-    finally:
-        await client.aclose()
 
 
 def _sqlite_path(prefix: str) -> str:
@@ -149,7 +123,7 @@ async def make_broker(backend: str, request: pytest.FixtureRequest) -> AsyncIter
     purpose), the brokers are closed and every key under the prefix is deleted.
     """
     spec = BACKENDS[backend]
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix()
     made: list[Broker] = []
 
     async def factory(**kw: Any) -> Broker:

@@ -4,7 +4,9 @@ never runs more than max_attempts times; each attempt leaves a line of history.
 
 from __future__ import annotations
 
-from conformance import (
+from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
+from conveyor.jobs import JobState
+from tests.brokers.conformance import (
     assert_audit_ok,
     deliver_with_short_lease,
     enqueue,
@@ -14,9 +16,6 @@ from conformance import (
     ms,
     wait_broker_time,
 )
-
-from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
-from conveyor.jobs import JobState
 
 
 async def test_lease_expiry_on_the_last_attempt_goes_dead(broker: Broker) -> None:

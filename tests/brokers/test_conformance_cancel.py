@@ -5,7 +5,9 @@ its lease; a holder that is gone leaves it to reaping, which ends it CANCELLED, 
 
 from __future__ import annotations
 
-from conformance import (
+from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
+from conveyor.jobs import JobState
+from tests.brokers.conformance import (
     LONG_LEASE_MS,
     Q,
     assert_audit_ok,
@@ -17,9 +19,6 @@ from conformance import (
     fetch_one,
     wait_broker_time,
 )
-
-from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
-from conveyor.jobs import JobState
 
 
 async def test_cancel_of_a_running_job_is_a_request_its_heartbeat_carries(broker: Broker) -> None:

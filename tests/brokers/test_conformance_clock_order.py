@@ -8,7 +8,10 @@ import asyncio
 import random
 from datetime import UTC, datetime
 
-from conformance import (
+from conveyor.brokers.base import Broker, LeaseRef
+from conveyor.client import AsyncConveyor, JobRequest
+from conveyor.jobs import JobState
+from tests.brokers.conformance import (
     LONG_LEASE_MS,
     Q,
     assert_audit_ok,
@@ -18,10 +21,6 @@ from conformance import (
     ms,
     wait_broker_time,
 )
-
-from conveyor.brokers.base import Broker, LeaseRef
-from conveyor.client import AsyncConveyor, JobRequest
-from conveyor.jobs import JobState
 
 
 async def test_due_time_is_computed_from_the_broker_clock(broker: Broker) -> None:

@@ -12,7 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conformance import (
+
+from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
+from conveyor.brokers.redis import RedisBroker
+from conveyor.brokers.sqlite import SqliteBroker
+from conveyor.errors import CorruptJob
+from conveyor.jobs import Job, JobState
+from tests.brokers.conformance import (
     LONG_LEASE_MS,
     BrokerFactory,
     Q,
@@ -21,13 +27,7 @@ from conformance import (
     fetch_none,
     wait_broker_time,
 )
-from damage import MISSING, damage, indexed_in, raw_fields
-
-from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
-from conveyor.brokers.redis import RedisBroker
-from conveyor.brokers.sqlite import SqliteBroker
-from conveyor.errors import CorruptJob
-from conveyor.jobs import Job, JobState
+from tests.brokers.damage import MISSING, damage, indexed_in, raw_fields
 
 #: (field, value) of a damaged record, as `damage` plants it. Each transition checks what it
 #: reads (the READS/CHECKS lists of its script, brokers/records.py *_CHECKS); `get()` checks
@@ -78,6 +78,11 @@ async def expect_orphan_then_repair(broker: Broker, job_id: str, state: JobState
     await damage(broker, job_id, "state", str(state))
 
 
+def _run_at_ms(job: Job) -> int:
+    assert job.run_at is not None, job
+    return int(job.run_at.timestamp() * 1000)
+
+
 async def _five(broker: Broker, **kw: Any) -> tuple[list[Job], Job]:
     jobs = [await enqueue(broker, i, max_attempts=3, **kw) for i in range(5)]
     return jobs, jobs[2]  # the damaged one sits in the middle of every batch
@@ -115,7 +120,7 @@ async def test_promote_sets_a_corrupt_record_aside_and_promotes_the_rest(
 ) -> None:
     jobs, bad = await _five(broker, delay=0.02)
     await damage(broker, bad.id, field, value)
-    await wait_broker_time(broker, max(int(j.run_at.timestamp() * 1000) for j in jobs) + 1)
+    await wait_broker_time(broker, max(_run_at_ms(j) for j in jobs) + 1)
     assert await broker.promote_due(Q) == 4
     batch = await broker.fetch(Q, 10, "w", LONG_LEASE_MS)
     assert [d.job_id for d in batch.deliveries] == [j.id for j in jobs if j is not bad]
@@ -129,7 +134,7 @@ async def test_promote_sets_a_corrupt_record_aside_and_promotes_the_rest(
 async def test_fetch_promotes_past_a_corrupt_scheduled_record(broker: Broker) -> None:
     jobs, bad = await _five(broker, delay=0.02)
     await damage(broker, bad.id, "priority", "high")
-    await wait_broker_time(broker, max(int(j.run_at.timestamp() * 1000) for j in jobs) + 1)
+    await wait_broker_time(broker, max(_run_at_ms(j) for j in jobs) + 1)
     batch = await broker.fetch(Q, 10, "w", LONG_LEASE_MS)  # promotes first, in one step
     assert [d.job_id for d in batch.deliveries] == [j.id for j in jobs if j is not bad]
     await assert_set_aside(broker, bad.id, "priority")
@@ -361,7 +366,7 @@ async def test_a_corrupt_queue_counter_is_refused_before_any_write(broker: Broke
     INCR cannot take stops each script before its first write, as corrupt_job."""
     assert isinstance(broker, RedisBroker)
     jobs, _ = await _five(broker, delay=0.02)
-    await wait_broker_time(broker, max(int(j.run_at.timestamp() * 1000) for j in jobs) + 1)
+    await wait_broker_time(broker, max(_run_at_ms(j) for j in jobs) + 1)
     await broker.client.set(broker.keys.queue(Q).seq, "not a number")
     for call in (broker.promote_due(Q), broker.fetch(Q, 10, "w", LONG_LEASE_MS),
                  enqueue(broker, "more")):

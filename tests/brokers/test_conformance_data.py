@@ -10,7 +10,12 @@ import os
 from typing import Any
 
 import pytest
-from conformance import (
+
+from conveyor.brokers.base import AckItem, Broker, FailItem
+from conveyor.brokers.redis import RedisBroker
+from conveyor.client import AsyncConveyor, JobRequest
+from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState
+from tests.brokers.conformance import (
     LONG_LEASE_MS,
     BrokerFactory,
     Q,
@@ -19,11 +24,6 @@ from conformance import (
     fetch_one,
     redis_of,
 )
-
-from conveyor.brokers.base import AckItem, Broker, FailItem
-from conveyor.brokers.redis import RedisBroker
-from conveyor.client import AsyncConveyor, JobRequest
-from conveyor.jobs import RESULT_PREVIEW_CHARS, JobState
 
 TEXT = 'quote " backslash \\ slash / newline \n tab \t ü 漢字 😀'
 AWKWARD: dict[str, Any] = {

@@ -9,7 +9,15 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conformance import (
+
+from conveyor.brokers.base import Broker, DeadSelector, FailItem
+from conveyor.brokers.redis import RedisBroker
+from conveyor.brokers.sqlite import SqliteBroker
+from conveyor.brokers.sqlite.schema import MIGRATIONS
+from conveyor.errors import JobNotFound, ValidationError
+from conveyor.ids import split_job_id
+from conveyor.jobs import JobState
+from tests.brokers.conformance import (
     LONG_LEASE_MS,
     TYPE,
     BrokerFactory,
@@ -22,14 +30,6 @@ from conformance import (
     fetch_one,
     wait_broker_time,
 )
-
-from conveyor.brokers.base import Broker, DeadSelector, FailItem
-from conveyor.brokers.redis import RedisBroker
-from conveyor.brokers.sqlite import SqliteBroker
-from conveyor.brokers.sqlite.schema import MIGRATIONS
-from conveyor.errors import JobNotFound, ValidationError
-from conveyor.ids import split_job_id
-from conveyor.jobs import JobState
 
 OTHER = "conf-other"
 

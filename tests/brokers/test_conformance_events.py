@@ -10,7 +10,13 @@ import sqlite3
 from collections import defaultdict
 
 import pytest
-from conformance import (
+
+from conveyor.brokers.base import LOG_START, AckItem, Broker, FailItem, LeaseRef
+from conveyor.brokers.sqlite import SqliteBroker
+from conveyor.errors import ValidationError
+from conveyor.events.model import EventName, JobEvent
+from conveyor.jobs import JobState
+from tests.brokers.conformance import (
     LONG_LEASE_MS,
     BrokerFactory,
     Q,
@@ -21,12 +27,6 @@ from conformance import (
     ms,
     wait_broker_time,
 )
-
-from conveyor.brokers.base import LOG_START, AckItem, Broker, FailItem, LeaseRef
-from conveyor.brokers.sqlite import SqliteBroker
-from conveyor.errors import ValidationError
-from conveyor.events.model import EventName, JobEvent
-from conveyor.jobs import JobState
 
 E = EventName
 

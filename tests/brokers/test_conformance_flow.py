@@ -10,18 +10,18 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from conformance import (
+
+from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
+from conveyor.errors import ValidationError
+from conveyor.flow import QueueLimits, Rate, parse_limits, parse_rate
+from conveyor.jobs import Delivery, JobState
+from tests.brokers.conformance import (
     LONG_LEASE_MS,
     Q,
     assert_audit_ok,
     enqueue,
     wait_broker_time,
 )
-
-from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
-from conveyor.errors import ValidationError
-from conveyor.flow import QueueLimits, Rate, parse_limits, parse_rate
-from conveyor.jobs import Delivery, JobState
 
 
 async def fetch(broker: Broker, n: int = 100, worker: str = "w1",
@@ -193,9 +193,9 @@ async def test_key_rate_starts_per_window(broker: Broker) -> None:
     while True:
         batch = await broker.fetch(Q, 10, "w1", LONG_LEASE_MS)
         for d in batch.deliveries:
-            key = (await broker.get(d.job_id)).limit_key
-            assert key is not None
-            starts[key].append(batch.now_ms)
+            limit_key = (await broker.get(d.job_id)).limit_key
+            assert limit_key is not None
+            starts[limit_key].append(batch.now_ms)
             await broker.ack([AckItem(d.job_id, d.token)])
         if batch.now_ms >= end:
             break

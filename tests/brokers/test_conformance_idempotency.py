@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conformance import Q, assert_audit_ok, fetch_one, total
 
 from conveyor.brokers.base import Broker
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.errors import IdempotencyConflict
 from conveyor.jobs import JobState
+from tests.brokers.conformance import Q, assert_audit_ok, fetch_one, total
 
 FAKE_Q = "default"
 

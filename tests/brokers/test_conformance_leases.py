@@ -4,7 +4,10 @@ lease is redelivered, and a heartbeat keeps a lease alive past its first deadlin
 
 from __future__ import annotations
 
-from conformance import (
+from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
+from conveyor.ids import new_job_id
+from conveyor.jobs import JobState
+from tests.brokers.conformance import (
     LONG_LEASE_MS,
     BrokerFactory,
     Q,
@@ -16,11 +19,7 @@ from conformance import (
     fetch_one,
     wait_broker_time,
 )
-from damage import restore, snapshot
-
-from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
-from conveyor.ids import new_job_id
-from conveyor.jobs import JobState
+from tests.brokers.damage import restore, snapshot
 
 
 async def test_stale_token_is_rejected_and_changes_nothing(broker: Broker) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from conformance import assert_audit_ok
 
 from conveyor.brokers.base import Broker
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.errors import ValidationError
 from conveyor.jobs import JobState
+from tests.brokers.conformance import assert_audit_ok
 
 
 async def _enqueue(client: AsyncConveyor, n: int, queue: str, type: str = "t") -> list[str]:

@@ -7,7 +7,12 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from conformance import (
+from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef, LogAppend
+from conveyor.brokers.redis import RedisBroker
+from conveyor.brokers.sqlite import SqliteBroker
+from conveyor.ids import split_job_id
+from conveyor.joblogs import MAX_BYTES, MAX_LINES, decode_lines, encode_line
+from tests.brokers.conformance import (
     BrokerFactory,
     Q,
     assert_audit_ok,
@@ -17,12 +22,6 @@ from conformance import (
     redis_of,
     wait_broker_time,
 )
-
-from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef, LogAppend
-from conveyor.brokers.redis import RedisBroker
-from conveyor.brokers.sqlite import SqliteBroker
-from conveyor.ids import split_job_id
-from conveyor.joblogs import MAX_BYTES, MAX_LINES, decode_lines, encode_line
 
 OTHER = "conf-other"
 

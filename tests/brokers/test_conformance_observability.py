@@ -7,17 +7,6 @@ import contextlib
 import sqlite3
 
 import pytest
-from conformance import (
-    LONG_LEASE_MS,
-    TYPE,
-    Q,
-    enqueue,
-    expire_and_reap,
-    fetch_one,
-    ms,
-    redis_of,
-    wait_broker_time,
-)
 
 from conveyor.brokers.base import (
     SERIES_KEEP_MINUTES,
@@ -31,6 +20,17 @@ from conveyor.brokers.redis import RedisBroker
 from conveyor.brokers.sqlite import SqliteBroker
 from conveyor.errors import ValidationError
 from conveyor.jobs import JobState
+from tests.brokers.conformance import (
+    LONG_LEASE_MS,
+    TYPE,
+    Q,
+    enqueue,
+    expire_and_reap,
+    fetch_one,
+    ms,
+    redis_of,
+    wait_broker_time,
+)
 
 
 async def _age_bounds(broker: Broker, due_ms: int, queue: str = Q) -> tuple[int, int, int]:

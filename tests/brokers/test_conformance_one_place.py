@@ -7,7 +7,11 @@ backend adds its own way of damaging its store to show its audit can fail too.
 from __future__ import annotations
 
 import pytest
-from conformance import (
+
+from conveyor.brokers.base import AckItem, Broker, FailItem
+from conveyor.ids import new_job_id, split_job_id
+from conveyor.jobs import JobState
+from tests.brokers.conformance import (
     Q,
     assert_audit_ok,
     enqueue,
@@ -16,10 +20,6 @@ from conformance import (
     redis_job_key,
     redis_of,
 )
-
-from conveyor.brokers.base import AckItem, Broker, FailItem
-from conveyor.ids import new_job_id, split_job_id
-from conveyor.jobs import JobState
 
 
 async def test_audit_ok_with_a_job_in_every_state(broker: Broker) -> None:

@@ -8,7 +8,12 @@ import asyncio
 import time
 
 import pytest
-from conformance import (
+
+from conveyor.brokers.base import AckItem, Broker, FailItem
+from conveyor.errors import CorruptJob, InvalidState, JobNotFound, ValidationError
+from conveyor.ids import new_job_id
+from conveyor.jobs import JobState
+from tests.brokers.conformance import (
     LONG_LEASE_MS,
     Q,
     assert_audit_ok,
@@ -19,11 +24,6 @@ from conformance import (
     redis_job_key,
     redis_of,
 )
-
-from conveyor.brokers.base import AckItem, Broker, FailItem
-from conveyor.errors import CorruptJob, InvalidState, JobNotFound, ValidationError
-from conveyor.ids import new_job_id
-from conveyor.jobs import JobState
 
 
 async def _dead(broker: Broker, payload: object = None, code: str = "e") -> str:

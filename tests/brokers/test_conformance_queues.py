@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conformance import BrokerFactory, Q, assert_audit_ok, enqueue, fetch_one
 
 from conveyor.brokers.base import Broker, FailItem
 from conveyor.errors import InvalidState, QueueNotFound, ValidationError
 from conveyor.ids import new_job_id
 from conveyor.jobs import JobState
+from tests.brokers.conformance import BrokerFactory, Q, assert_audit_ok, enqueue, fetch_one
 
 
 async def _emptied(broker: Broker, queue: str = Q) -> None:

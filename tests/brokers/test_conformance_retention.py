@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance import (
+from conveyor.brokers.base import AckItem, Broker, FailItem
+from conveyor.client import AsyncConveyor, JobRequest
+from conveyor.errors import JobNotFound
+from conveyor.jobs import JobState
+from tests.brokers.conformance import (
     BrokerFactory,
     Q,
     assert_audit_ok,
@@ -15,11 +19,6 @@ from conformance import (
     ms,
     wait_broker_time,
 )
-
-from conveyor.brokers.base import AckItem, Broker, FailItem
-from conveyor.client import AsyncConveyor, JobRequest
-from conveyor.errors import JobNotFound
-from conveyor.jobs import JobState
 
 SHORT_S = 0.2
 SHORT_MS = 200

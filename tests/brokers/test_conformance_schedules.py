@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conformance import BrokerFactory, assert_audit_ok
 
 from conveyor.brokers.base import LOG_START, Broker
 from conveyor.brokers.redis import RedisBroker
@@ -32,6 +31,8 @@ from conveyor.schedules.store import (
     schedule_store,
 )
 from conveyor.timeutil import datetime_to_ms
+from tests.brokers.conformance import BrokerFactory, assert_audit_ok
+from tests.support.typed import as_dict
 
 Q = "sconf"
 HOUR_MS = 3_600_000
@@ -47,6 +48,7 @@ def _sched(name: str = "s1", **kw: Any) -> Schedule:
 async def _rewind(broker: Broker, name: str, next_ms: int, overlap: str = "allow") -> None:
     """Move a schedule's stored next tick back, as if no worker ran since `next_ms`."""
     score = due_score(overlap, next_ms)
+    assert score is not None
     if isinstance(broker, RedisBroker):
         qk = broker.keys.queue(Q)
         await broker.client.hset(qk.sched_prefix + name, "next", str(next_ms))
@@ -171,7 +173,7 @@ async def test_concurrent_fire_of_one_tick_makes_one_job(make_broker: BrokerFact
     job = jobs[0]
     assert job.schedule is not None and job.schedule.name == "s1"
     assert job.schedule.tick == datetime.fromtimestamp((start_ms + 3 * HOUR_MS) / 1000, UTC)
-    assert job.state == JobState.QUEUED and job.payload["result"] == 1  # type: ignore[index,call-overload]
+    assert job.state == JobState.QUEUED and as_dict(job.payload)["result"] == 1
     view = await cv.schedules.get("s1")
     assert view.counts.fired == 1 and view.counts.missed == 0
     assert view.last_run is not None and view.last_run.job_id == job.id
@@ -307,7 +309,7 @@ async def test_pause_stops_ticks_and_resume_counts_from_now(client: AsyncConveyo
 async def test_trigger_enqueues_now_outside_the_sequence(client: AsyncConveyor) -> None:
     put = await client.schedules.put(_sched())
     job = await client.schedules.trigger("s1")
-    assert job.state == JobState.QUEUED and job.queue == Q and job.payload["result"] == 1  # type: ignore[index,call-overload]
+    assert job.state == JobState.QUEUED and job.queue == Q and as_dict(job.payload)["result"] == 1
     assert job.schedule is not None and job.schedule.name == "s1" and job.schedule.tick is None
     view = await client.schedules.get("s1")
     assert view.next_runs == put.schedule.next_runs and view.counts.fired == 0

@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from conformance import LONG_LEASE_MS, Q, assert_audit_ok, enqueue, total
 
 from conveyor.brokers.base import Broker, DeathEvent
 from conveyor.errors import ErrorCode, InvalidState, JobNotFound, ValidationError
 from conveyor.ids import new_job_id, new_uid
 from conveyor.jobs import JobSpec, JobState
+from tests.brokers.conformance import LONG_LEASE_MS, Q, assert_audit_ok, enqueue, total
 
 BAD_QUEUES = ["", "has space", "x" * 65, "{tag}", "a:b"]
 

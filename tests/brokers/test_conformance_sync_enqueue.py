@@ -8,12 +8,12 @@ import asyncio
 import dataclasses
 
 import pytest
-from conformance import TYPE, Q, assert_audit_ok
 
 from conveyor.brokers.base import Broker, SyncEnqueuer
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.errors import ValidationError
 from conveyor.jobs import JobSpec, JobState
+from tests.brokers.conformance import TYPE, Q, assert_audit_ok
 
 OTHER_Q = "conf-sync-b"
 

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
-from conformance import (
+from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
+from conveyor.client import AsyncConveyor, JobRequest
+from conveyor.errors import InvalidState
+from conveyor.jobs import Delivery, JobState
+from tests.brokers.conformance import (
     LONG_LEASE_MS,
     Q,
     assert_audit_ok,
@@ -18,11 +22,6 @@ from conformance import (
     ms,
     wait_broker_time,
 )
-
-from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
-from conveyor.client import AsyncConveyor, JobRequest
-from conveyor.errors import InvalidState
-from conveyor.jobs import Delivery, JobState
 
 
 async def test_every_arrow_lands_in_exactly_one_state(broker: Broker) -> None:

@@ -6,21 +6,22 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
-from conformance import LONG_LEASE_MS, Q, assert_audit_ok, ms, total
 
 from conveyor.brokers.base import Broker
 from conveyor.client import AsyncConveyor
 from conveyor.errors import ValidationError
 from conveyor.ids import new_job_id
 from conveyor.jobs import JobSpec, JobState
+from tests.brokers.conformance import LONG_LEASE_MS, Q, assert_audit_ok, ms, total
 
 #: 0001-01-01T00:00:00+23:59 is 23:59 before year 1 begins in UTC: year 0, not a datetime
 YEAR_ZERO = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=23, minutes=59)))
 
 
-def _spec(**kw: object) -> JobSpec:
+def _spec(**kw: Any) -> JobSpec:
     base = JobSpec(id=new_job_id(Q), type="t", queue=Q, payload_json="{}", max_attempts=3)
     return dataclasses.replace(base, **kw)
 

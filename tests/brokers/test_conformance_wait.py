@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conformance import LONG_LEASE_MS, BrokerFactory, Q, enqueue, fetch_one
-from waiter_race import waiter_race
 
 from conveyor.brokers.base import AckItem, Broker, FailItem
 from conveyor.client import AsyncConveyor
 from conveyor.errors import JobFailed, JobNotFound, ValidationError, WaitTimeout
 from conveyor.jobs import JobState
+from tests.brokers.conformance import LONG_LEASE_MS, BrokerFactory, Q, enqueue, fetch_one
+from tests.brokers.waiter_race import waiter_race
 
 
 async def test_a_job_finished_before_the_wait(broker: Broker, raw_client: AsyncConveyor) -> None:

@@ -10,7 +10,6 @@ import sqlite3
 from typing import Any
 
 import pytest
-from conformance import BrokerFactory
 
 import conveyor.webhooks.model as webhook_model
 from conveyor.brokers.base import Broker
@@ -22,6 +21,7 @@ from conveyor.webhooks.model import SubscriptionSpec, new_subscription_id
 from conveyor.webhooks.signing import generate_secret
 from conveyor.webhooks.store import WebhookStore, subscribe, webhook_store
 from conveyor.webhooks.urls import WebhookUrlError
+from tests.brokers.conformance import BrokerFactory
 
 SPEC = SubscriptionSpec(url="https://hooks.example/in", events=["job.succeeded", "job.dead"],
                         queues=["default", "reports"], types=["report.build"])

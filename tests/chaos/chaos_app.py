@@ -1,5 +1,5 @@
-"""Handlers for the chaos tests, loaded by real workers with `--app chaos_app` (PYTHONPATH is
-tests/chaos). TEST-ONLY: never import this module in a production worker.
+"""Handlers for the chaos tests, loaded by real workers with `--app tests.chaos.chaos_app`
+(PYTHONPATH is the repository). TEST-ONLY: never import this module in a production worker.
 
 - `chaos.work` records its run in the ledger (start, then done), sleeps `ms` and returns
   `{token, pid, worker}` (plus `pad` characters of padding when asked).
@@ -23,13 +23,13 @@ import time
 from collections.abc import Sequence
 from typing import Any, Literal, NoReturn
 
-from ledger import CRASH_ENV, LEDGER_ENV, Event, Ledger
 from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.brokers.base import AckItem, FetchBatch
 from conveyor.brokers.redis import RedisBroker
 from conveyor.handlers import JobContext, handler
 from conveyor.retry import ExponentialBackoff
+from tests.chaos.ledger import CRASH_ENV, LEDGER_ENV, Event, Ledger
 
 CRASH_EXIT = 137
 WORK_TYPE = "chaos.work"

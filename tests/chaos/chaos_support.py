@@ -9,25 +9,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, TypeVar
-
-from ledger import CRASH_ENV, LEDGER_ENV
+from typing import Any, TypeVar
 
 from conveyor.client import AsyncConveyor, JobRequest
+from tests.chaos.ledger import CRASH_ENV, LEDGER_ENV
+from tests.support.processes import ChildProcess, conveyor_env, worker_args
+from tests.support.waits import wait_until
 
 T = TypeVar("T")
 
-HERE = Path(__file__).resolve().parent
-MAIN_REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+#: on the workers' PYTHONPATH, so `--app tests.chaos.chaos_app` imports
+REPO = Path(__file__).resolve().parents[2]
+APP = "tests.chaos.chaos_app"
 QUEUE = "chaos"
 #: The job types of chaos_app (not imported here: this process must not register them).
 WORK_TYPE = "chaos.work"
@@ -38,21 +36,6 @@ START_TIMEOUT_S = 20.0
 #: Teardown: how long after SIGTERM before SIGKILL.
 STOP_TIMEOUT_S = 3.0
 FIGURES_MARK = "CHAOS-FIGURES"
-
-
-async def wait_until(
-    probe: Callable[[], Awaitable[T | None]], what: str, timeout_s: float
-) -> T:
-    """Poll `probe` until it returns something truthy; fail naming `what` past the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(POLL_S)
 
 
 @dataclass(frozen=True)
@@ -83,9 +66,7 @@ class WorkerSpec:
     extra_env: tuple[tuple[str, str], ...] = ()
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("CONVEYOR_") and k != CRASH_ENV}
-        env.update({
+        settings = {
             "CONVEYOR_BROKER_URL": self.broker_url,
             "CONVEYOR_KEY_PREFIX": self.prefix,
             "CONVEYOR_LEASE_S": str(self.lease_s),
@@ -93,59 +74,28 @@ class WorkerSpec:
             "CONVEYOR_SHUTDOWN_GRACE_S": str(self.grace_s),
             "CONVEYOR_LOG_FORMAT": "json",
             "CONVEYOR_LOG_LEVEL": self.log_level,
-            "PYTHONUNBUFFERED": "1",
             LEDGER_ENV: str(self.ledger),
-            "PYTHONPATH": os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH")) if p),
-        })
-        if self.crash_hooks:
-            env[CRASH_ENV] = "1"
-        env.update(self.extra_env)
-        return env
+            **({CRASH_ENV: "1"} if self.crash_hooks else {}),
+            **dict(self.extra_env),
+        }
+        return conveyor_env(settings, pythonpath=[REPO], drop={CRASH_ENV})
 
 
-@dataclass(eq=False)
-class WorkerProcess:
-    """One `python -m conveyor worker --app chaos_app` child and its log files."""
+@dataclass(eq=False, kw_only=True)
+class WorkerProcess(ChildProcess):
+    """One `python -m conveyor worker --app tests.chaos.chaos_app` child and its log files."""
 
-    name: str
     spec: WorkerSpec
-    proc: subprocess.Popen[bytes]
-    stdout_path: Path
-    stderr_path: Path
-    files: list[IO[bytes]] = field(default_factory=list)
     worker_id: str = ""
     killed_at: float | None = None
 
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def running(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> float:
-        """SIGKILL; returns the wall-clock time it was sent (for the recovery figures)."""
+    def kill(self) -> None:
+        """SIGKILL, remembering the wall-clock time it was sent (the recovery figures)."""
         self.killed_at = time.time()
-        if self.running():
-            self.proc.send_signal(signal.SIGKILL)
-        return self.killed_at
+        super().kill()
 
-    def terminate(self) -> None:
-        if self.running():
-            self.proc.send_signal(signal.SIGTERM)
-
-    async def wait_exit(self, timeout_s: float) -> int:
-        """The exit code (negative: the signal that killed it); fails with the logs if late."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while (code := self.proc.poll()) is None:
-            if loop.time() > deadline:
-                raise AssertionError(
-                    f"{self.name} (pid {self.pid}) still running after {timeout_s}s\n"
-                    + self.logs()
-                )
-            await asyncio.sleep(POLL_S)
-        return code
+    def logs(self, tail: int | None = 6000) -> str:
+        return super().logs(tail)
 
     def has_started(self) -> bool:
         """The worker logged `worker_started` (it had registered); remembers its id."""
@@ -168,68 +118,12 @@ class WorkerProcess:
         await wait_until(started, f"{self.name} to start", timeout_s)
         return self
 
-    def log_events(self) -> list[dict[str, Any]]:
-        events = []
-        text = self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
-        for line in text.splitlines():
-            if line.startswith("{"):
-                with contextlib.suppress(ValueError):
-                    events.append(json.loads(line))
-        return events
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [e for e in self.log_events() if e.get("event") == name]
-
-    def error_lines(self) -> list[str]:
-        """Error records, and stderr lines that are not JSON records (a raw traceback)."""
-        bad = []
-        text = self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
-        for line in text.splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                bad.append(line)
-                continue
-            if not isinstance(record, dict) or record.get("level") in ("ERROR", "CRITICAL"):
-                bad.append(line)
-        return bad
-
-    def logs(self, tail: int = 6000) -> str:
-        parts = []
-        for label, path in (("stdout", self.stdout_path), ("stderr", self.stderr_path)):
-            text = path.read_text(errors="replace") if path.exists() else ""
-            parts.append(f"----- {self.name} (pid {self.pid}) {label} -----\n{text[-tail:]}")
-        return "\n".join(parts)
-
-    def close_files(self) -> None:
-        for f in self.files:
-            f.close()
-        self.files.clear()
-
 
 def spawn_worker(name: str, spec: WorkerSpec, log_dir: Path) -> WorkerProcess:
-    cmd = [sys.executable, "-m", "conveyor", "worker", "--queues", spec.queues,
-           "--concurrency", str(spec.concurrency), "--app", "chaos_app"]
-    stdout_path, stderr_path = log_dir / f"{name}.stdout", log_dir / f"{name}.stderr"
-    out, err = stdout_path.open("wb"), stderr_path.open("wb")
-    proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                            env=spec.env(), cwd=log_dir)
-    return WorkerProcess(name, spec, proc, stdout_path, stderr_path, files=[out, err])
-
-
-async def stop_worker(worker: WorkerProcess, timeout_s: float = STOP_TIMEOUT_S) -> None:
-    """SIGTERM, then SIGKILL past a bounded wait. Never raises."""
-    try:
-        if worker.running():
-            worker.terminate()
-            with contextlib.suppress(AssertionError):
-                await worker.wait_exit(timeout_s)
-        if worker.running():
-            worker.proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            worker.proc.wait(timeout_s)
-    finally:
-        worker.close_files()
+    return WorkerProcess.launch(
+        name, worker_args(spec.queues, spec.concurrency, APP), env=spec.env(),
+        log_dir=log_dir, spec=spec,
+    )
 
 
 class Workers:
@@ -245,7 +139,7 @@ class Workers:
         return await worker.wait_started() if wait else worker
 
     async def stop_all(self) -> None:
-        await asyncio.gather(*(stop_worker(w) for w in self.all))
+        await asyncio.gather(*(w.stop(STOP_TIMEOUT_S) for w in self.all))
 
     def dump_logs(self) -> str:
         return "\n".join(w.logs(tail=3000) for w in self.all)

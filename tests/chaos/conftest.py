@@ -15,18 +15,19 @@ and proxy, then deletes the test's keys on the shared Redis.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
-from chaos_support import MAIN_REDIS_URL, Figures, Scale, Workers, WorkerSpec
-from ledger import Ledger
-from proxy import ChaosProxy
-from redis_server import RedisServer, StartRedis, redis_server_binary
 
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
+from tests.chaos.chaos_support import Figures, Scale, Workers, WorkerSpec
+from tests.chaos.ledger import Ledger
+from tests.chaos.proxy import ChaosProxy
+from tests.support.env import REDIS_URL
+from tests.support.keys import delete_prefix
+from tests.support.redis_server import RedisServer, StartRedis, redis_server_binary
 
 LONG_TIMEOUT_S = 900
 
@@ -88,11 +89,6 @@ def figures(request: pytest.FixtureRequest) -> Figures:
 
 
 @pytest.fixture
-def prefix() -> str:
-    return f"cvt-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
     led = Ledger(tmp_path / "ledger.sqlite3")
     try:
@@ -101,22 +97,16 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
         led.close()
 
 
-async def _delete_prefix(broker: RedisBroker, prefix: str) -> None:
-    keys = [k async for k in broker.client.scan_iter(match=f"{prefix}:*", count=1000)]
-    for start in range(0, len(keys), 500):
-        await broker.client.delete(*keys[start : start + 500])
-
-
 @pytest.fixture
 async def main_broker(prefix: str) -> AsyncIterator[RedisBroker]:
     """The shared Redis, confined to this test's key prefix (deleted at teardown)."""
-    broker = RedisBroker.from_url(MAIN_REDIS_URL, key_prefix=prefix)
+    broker = RedisBroker.from_url(REDIS_URL, key_prefix=prefix)
     await broker.connect()
     try:
         yield broker
     finally:
         try:
-            await _delete_prefix(broker, prefix)
+            await delete_prefix(prefix)
         finally:
             await broker.close()
 
@@ -183,4 +173,4 @@ async def workers(
 @pytest.fixture
 def spec(prefix: str, ledger: Ledger) -> WorkerSpec:
     """A worker on the shared Redis under this test's prefix, writing to this ledger."""
-    return WorkerSpec(broker_url=MAIN_REDIS_URL, prefix=prefix, ledger=ledger.path)
+    return WorkerSpec(broker_url=REDIS_URL, prefix=prefix, ledger=ledger.path)

@@ -13,13 +13,12 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger import Event, Run
-
 from conveyor.brokers.base import SERIES_KEEP_MINUTES, AuditReport, Broker
 from conveyor.brokers.redis import RedisBroker
 from conveyor.brokers.redis.records import job_from_hash
 from conveyor.ids import split_job_id
 from conveyor.jobs import Job, JobState
+from tests.chaos.ledger import Event, Run
 
 TERMINAL = ("succeeded", "dead")
 WORK_INDEXES = (JobState.QUEUED, JobState.RUNNING, JobState.SCHEDULED)

@@ -19,16 +19,17 @@ import signal
 import time
 
 import pytest
-from chaos_support import QUEUE, Figures, Scale, Workers, WorkerSpec, wait_drained
-from ledger import Ledger
-from reconcile import reconcile
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from test_chaos_redis import Producer
 
-from cluster_support import LocalCluster, pid_of, restart_node
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
+from tests.chaos.chaos_support import QUEUE, Figures, Scale, Workers, WorkerSpec, wait_drained
+from tests.chaos.ledger import Ledger
+from tests.chaos.reconcile import reconcile
+from tests.chaos.test_chaos_redis import Producer
+from tests.support.cluster import LocalCluster, pid_of, restart_node
+from tests.support.typed import redis_command
 
 
 @pytest.mark.parametrize("wait_replicas", [1, 0])
@@ -72,9 +73,9 @@ async def test_a_killed_primary_under_load_loses_no_acknowledged_write_with_wait
         await wait_drained(client, len(producer.accepted), timeout_s=scale.of(120.0, 600.0))
         elapsed = time.monotonic() - started
 
-        old = Redis(port=victim.port, decode_responses=True)
+        old = Redis(port=int(victim.port), decode_responses=True)
         try:
-            role = await old.execute_command("ROLE")
+            role = await redis_command(old, "ROLE")
         finally:
             await old.aclose()
         assert role[0] == "slave", role  # rejoined as a replica, and used as one

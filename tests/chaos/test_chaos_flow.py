@@ -12,8 +12,13 @@ import random
 import signal
 import time
 from collections import defaultdict
+from datetime import datetime
 
-from chaos_support import (
+from conveyor.brokers.redis import RedisBroker
+from conveyor.client import AsyncConveyor, JobRequest
+from conveyor.flow import QueueLimits, Rate
+from conveyor.jobs import Job
+from tests.chaos.chaos_support import (
     QUEUE,
     WORK_TYPE,
     Figures,
@@ -24,11 +29,6 @@ from chaos_support import (
     wait_drained,
     with_spec,
 )
-
-from conveyor.brokers.redis import RedisBroker
-from conveyor.client import AsyncConveyor, JobRequest
-from conveyor.flow import QueueLimits, Rate
-from conveyor.jobs import Job
 
 KEY_CONCURRENCY = 2
 RATE = Rate(count=5, per_s=1.0, burst=1)
@@ -54,9 +54,9 @@ def max_starts_in_window(starts: list[int], window_ms: int) -> int:
     return best
 
 
-def ms(dt: object) -> int:
+def ms(dt: datetime | None) -> int:
     assert dt is not None
-    return round(dt.timestamp() * 1000)  # type: ignore[attr-defined]
+    return round(dt.timestamp() * 1000)
 
 
 async def test_key_limits_hold_under_kills_and_a_stopped_worker(

@@ -11,8 +11,12 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlparse
 
-from chaos_support import (
-    MAIN_REDIS_URL,
+from conveyor.brokers.redis import RedisBroker
+from conveyor.brokers.redis.scripts import Scripts
+from conveyor.client import AsyncConveyor, JobRequest
+from conveyor.ids import split_job_id
+from conveyor.jobs import Job, JobState
+from tests.chaos.chaos_support import (
     QUEUE,
     WORK_TYPE,
     Figures,
@@ -22,18 +26,13 @@ from chaos_support import (
     WorkerSpec,
     enqueue_work,
     wait_drained,
-    wait_until,
     with_spec,
 )
-from ledger import Event, Ledger, Run
-from proxy import ChaosProxy
-from reconcile import reconcile
-
-from conveyor.brokers.redis import RedisBroker
-from conveyor.brokers.redis.scripts import Scripts
-from conveyor.client import AsyncConveyor, JobRequest
-from conveyor.ids import split_job_id
-from conveyor.jobs import Job, JobState
+from tests.chaos.ledger import Event, Ledger, Run
+from tests.chaos.proxy import ChaosProxy
+from tests.chaos.reconcile import reconcile
+from tests.support.env import REDIS_URL
+from tests.support.waits import wait_until
 
 StartProxy = Callable[[str, int], ChaosProxy]
 SHA = Scripts().sha
@@ -41,7 +40,7 @@ DONE_STATES = (JobState.SUCCEEDED, JobState.DEAD)
 
 
 def to_main_redis(proxies: StartProxy) -> ChaosProxy:
-    url = urlparse(MAIN_REDIS_URL)
+    url = urlparse(REDIS_URL)
     return proxies(url.hostname or "127.0.0.1", url.port or 6379)
 
 

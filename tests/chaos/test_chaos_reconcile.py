@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 
-from chaos_support import QUEUE, WORK_TYPE
-from ledger import Event, Ledger
-from reconcile import reconcile
-
 from conveyor.brokers.base import AckItem
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.ids import new_job_id
+from tests.chaos.chaos_support import QUEUE, WORK_TYPE
+from tests.chaos.ledger import Event, Ledger
+from tests.chaos.reconcile import reconcile
 
 
 async def _run_once(

@@ -12,7 +12,11 @@ import random
 import time
 from typing import Any
 
-from chaos_support import (
+from conveyor.brokers.redis import RedisBroker
+from conveyor.client import AsyncConveyor, JobRequest
+from conveyor.ids import split_job_id
+from conveyor.jobs import JobState
+from tests.chaos.chaos_support import (
     QUEUE,
     WORK_TYPE,
     Figures,
@@ -21,16 +25,11 @@ from chaos_support import (
     WorkerSpec,
     enqueue_work,
     wait_drained,
-    wait_until,
     with_spec,
 )
-from ledger import Ledger
-from reconcile import reconcile
-
-from conveyor.brokers.redis import RedisBroker
-from conveyor.client import AsyncConveyor, JobRequest
-from conveyor.ids import split_job_id
-from conveyor.jobs import JobState
+from tests.chaos.ledger import Ledger
+from tests.chaos.reconcile import reconcile
+from tests.support.waits import wait_until
 
 #: (hash field, value; None: the field is deleted), and the field's name in the message
 #: (damage fetch meets: the fields it reads)

@@ -13,7 +13,15 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from chaos_support import (
+from redis.asyncio import Redis
+
+from conveyor.brokers.redis import RedisBroker
+from conveyor.client import AsyncConveyor, JobRequest
+from conveyor.errors import BrokerUnavailable
+from conveyor.jobs import JobState
+from conveyor.settings import Settings
+from conveyor.web import create_app
+from tests.chaos.chaos_support import (
     QUEUE,
     WORK_TYPE,
     Figures,
@@ -22,20 +30,18 @@ from chaos_support import (
     WorkerSpec,
     enqueue_work,
     wait_drained,
-    wait_until,
     with_spec,
 )
-from ledger import Event, Ledger
-from reconcile import reconcile
-from redis.asyncio import Redis
-from redis_server import AOF_ALWAYS, AOF_EVERYSEC, NO_PERSISTENCE, RedisServer, StartRedis
-
-from conveyor.brokers.redis import RedisBroker
-from conveyor.client import AsyncConveyor, JobRequest
-from conveyor.errors import BrokerUnavailable
-from conveyor.jobs import JobState
-from conveyor.settings import Settings
-from conveyor.web import create_app
+from tests.chaos.ledger import Event, Ledger
+from tests.chaos.reconcile import reconcile
+from tests.support.redis_server import (
+    AOF_ALWAYS,
+    AOF_EVERYSEC,
+    NO_PERSISTENCE,
+    RedisServer,
+    StartRedis,
+)
+from tests.support.waits import wait_until
 
 #: Pause between two enqueues of the producer: a steady trickle, not a flood.
 PRODUCER_PACE_S = 0.005
@@ -58,6 +64,7 @@ async def own_client(url: str, prefix: str, *, check: bool = True) -> AsyncItera
 
 def redis_of(client: AsyncConveyor) -> Redis:
     assert isinstance(client.broker, RedisBroker)
+    assert isinstance(client.broker.client, Redis)  # the single-node broker of these tests
     return client.broker.client
 
 

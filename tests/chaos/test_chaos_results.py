@@ -14,14 +14,23 @@ import asyncio
 import random
 import time
 
-from chaos_support import QUEUE, WORK_TYPE, Figures, Scale, Workers, WorkerSpec, wait_drained
-from ledger import Ledger
-from reconcile import load_jobs, reconcile
-from redis_server import NO_PERSISTENCE, StartRedis
-from test_chaos_redis import own_client
-
+from conveyor.brokers.redis import RedisBroker
 from conveyor.client import JobRequest
 from conveyor.jobs import JobState
+from tests.chaos.chaos_support import (
+    QUEUE,
+    WORK_TYPE,
+    Figures,
+    Scale,
+    Workers,
+    WorkerSpec,
+    wait_drained,
+)
+from tests.chaos.ledger import Ledger
+from tests.chaos.reconcile import load_jobs, reconcile
+from tests.chaos.test_chaos_redis import own_client
+from tests.support.redis_server import NO_PERSISTENCE, StartRedis
+from tests.support.typed import as_dict
 
 CAP = 256 * 1024
 KINDS = ("small", "large", "over")
@@ -66,6 +75,7 @@ async def test_oversized_results_mixed_into_a_loaded_queue(
 
         runs = ledger.by_job()
         rec = await reconcile(client.broker, QUEUE, ids, runs)
+        assert isinstance(client.broker, RedisBroker)
         loaded = await load_jobs(client.broker, ids)
         jobs = {job_id: entry[0] for job_id, entry in loaded.items() if entry is not None}
     splits = sum(len(w.events("outcome_batch_refused")) for w in pool)
@@ -85,8 +95,8 @@ async def test_oversized_results_mixed_into_a_loaded_queue(
             assert job.result is None
         else:
             assert (job.state, job.attempts) == (JobState.SUCCEEDED, 1), job.last_error
-            assert isinstance(job.result, dict)
-            assert len(job.result.get("pad", "")) == pads[i]
+            pad = as_dict(job.result).get("pad", "")
+            assert isinstance(pad, str) and len(pad) == pads[i]
     assert rec.succeeded == total - len(over) and rec.dead == len(over)
     assert splits >= 1, "no batch went over the server's limit: the scenario proved nothing"
     for worker in pool:

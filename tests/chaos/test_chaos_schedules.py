@@ -15,14 +15,14 @@ import random
 import time
 from collections import Counter
 
-from chaos_support import QUEUE, WORK_TYPE, Figures, Fleet, Scale, Workers, WorkerSpec, wait_until
-from ledger import Event, Ledger
-
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
 from conveyor.jobs import JobState
 from conveyor.schedules import Schedule, iter_ticks
 from conveyor.timeutil import datetime_to_ms
+from tests.chaos.chaos_support import QUEUE, WORK_TYPE, Figures, Fleet, Scale, Workers, WorkerSpec
+from tests.chaos.ledger import Event, Ledger
+from tests.support.waits import wait_until
 
 #: how long before `created_at` the upsert may have read the clock it counts ticks from
 SAVE_MS = 500

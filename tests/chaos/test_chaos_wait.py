@@ -11,14 +11,13 @@ import asyncio
 import random
 import time
 
-import httpx
-from chaos_support import Figures
-
 from conveyor.brokers.base import AckItem
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.settings import Settings
 from conveyor.web import create_app
+from tests.chaos.chaos_support import Figures
+from tests.support.asgi import serve
 
 Q = "race"
 
@@ -39,10 +38,7 @@ async def test_waiter_race(main_broker: RedisBroker, prefix: str, figures: Figur
         batch = await main_broker.fetch(Q, 1000, "race", 3_600_000)
         tokens.update((d.job_id, d.token) for d in batch.deliveries)
     loop = asyncio.get_running_loop()
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver",
-        timeout=60,
-    ) as http:
+    async with serve(app, timeout_s=60) as http:
         begin = loop.time() + 0.5
 
         async def finish_all() -> None:

@@ -10,7 +10,11 @@ import random
 import time
 
 import pytest
-from chaos_support import (
+
+from conveyor.brokers.redis import RedisBroker
+from conveyor.client import AsyncConveyor, JobRequest
+from conveyor.jobs import Job, JobState
+from tests.chaos.chaos_support import (
     POISON_TYPE,
     QUEUE,
     WORK_TYPE,
@@ -22,15 +26,11 @@ from chaos_support import (
     WorkerSpec,
     enqueue_work,
     wait_drained,
-    wait_until,
     with_spec,
 )
-from ledger import Event, Ledger
-from reconcile import load_jobs, reconcile, redelivery_delays, summarise
-
-from conveyor.brokers.redis import RedisBroker
-from conveyor.client import AsyncConveyor, JobRequest
-from conveyor.jobs import Job, JobState
+from tests.chaos.ledger import Event, Ledger
+from tests.chaos.reconcile import load_jobs, reconcile, redelivery_delays, summarise
+from tests.support.waits import wait_until
 
 CRASH_EXIT = 137
 

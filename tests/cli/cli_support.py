@@ -10,19 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from click.testing import CliRunner, Result
-from redis import Redis
 
 from conveyor.brokers.base import Broker, FailItem
 from conveyor.brokers.redis import RedisBroker
 from conveyor.cli.main import cli
 from conveyor.client import AsyncConveyor, JobRequest
+from tests.support.env import REDIS_URL
 
-REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T = TypeVar("T")
 
 
@@ -37,7 +36,7 @@ class Cli:
     runner: CliRunner
 
     def __call__(
-        self, *args: str, input: str | None = None, env: dict[str, str | None] | None = None
+        self, *args: str, input: str | None = None, env: Mapping[str, str | None] | None = None
     ) -> Result:
         return self.runner.invoke(
             cli, ["--broker-url", REDIS_URL, "--key-prefix", self.prefix, *args],
@@ -81,13 +80,3 @@ class Cli:
             return [d.job_id for d in batch.deliveries]
 
         return self.broker(action)
-
-
-def delete_prefix(prefix: str) -> None:
-    client = Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-    finally:
-        client.close()

@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import sys
-import uuid
-from collections.abc import Iterator
 
 import pytest
-from cli_support import Cli, delete_prefix
 from click.testing import CliRunner
 
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    name = f"cvt-{uuid.uuid4().hex[:8]}"
-    try:
-        yield name
-    finally:
-        delete_prefix(name)
+from tests.cli.cli_support import Cli
 
 
 @pytest.fixture

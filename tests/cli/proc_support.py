@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,12 +23,6 @@ def env(**extra: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items()
             if not k.startswith("CONVEYOR_") and k != "NO_COLOR"}
     return {**base, **extra}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run(*args: str, cwd: Path | None = None, timeout: float = 60,

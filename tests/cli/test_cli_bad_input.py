@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_support import Cli, clean_env
 
 from conveyor.cli.main import cli
+from tests.cli.cli_support import Cli, clean_env
 
 DEEP = "[" * 100_000 + "]" * 100_000
 MISSING = "default:00000000000000000000000000000000"

@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_support import REDIS_URL, Cli, clean_env
 from click.testing import CliRunner
 
 from conveyor.cli.broker import redact_url
 from conveyor.cli.main import cli
+from tests.cli.cli_support import Cli, clean_env
+from tests.support.env import REDIS_URL
 
 
 @pytest.mark.parametrize(("url", "shown"), [

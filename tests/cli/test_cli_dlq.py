@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 
-from cli_support import Cli
-
 from conveyor.jobs import JobState
+from tests.cli.cli_support import Cli
 
 
 def _states(run_cli: Cli, ids: list[str]) -> list[str]:

@@ -7,12 +7,11 @@ import getpass
 import time
 from datetime import UTC, datetime
 
-from cli_support import Cli
-
 from conveyor.brokers.base import Broker, FailItem
 from conveyor.client import AsyncConveyor
 from conveyor.dlq.pacing import TokenBucket
 from conveyor.jobs import JobState
+from tests.cli.cli_support import Cli
 
 
 def _dead(run_cli: Cli, n: int, *, type: str = "t", code: str = "e",

@@ -10,10 +10,13 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from cli_support import REDIS_URL
-from proc_support import SCRIPT, env, free_port, run
+
+from tests.cli.proc_support import SCRIPT, env, run
+from tests.support.env import REDIS_URL
+from tests.support.processes import free_port
 
 DB_OUT_OF_RANGE = "redis://127.0.0.1:6379/99999"
 CASES: list[tuple[str, list[str], dict[str, str], int]] = [
@@ -52,7 +55,8 @@ def test_exit_code(
     ports = {"PORT": str(free_port()), "BUSY": str(busy_port)}
     args = [ports.get(a, a) for a in args]
     head = [] if "CONVEYOR_BROKER_URL" in env else ["--broker-url", REDIS_URL]
-    res = run(*head, "--key-prefix", prefix, *args, cwd=tmp_path, **env)
+    settings: dict[str, Any] = env  # CONVEYOR_* names: never run()'s cwd or timeout
+    res = run(*head, "--key-prefix", prefix, *args, cwd=tmp_path, **settings)
     assert res.returncode == code, res.stderr
     # no raw traceback (a JSON log line may quote one: uvicorn's "application startup
     # failed" event carries the API lifespan's)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from cli_support import Cli
-
 from conveyor.brokers.base import Broker, LeaseRef
 from conveyor.jobs import Delivery
+from tests.cli.cli_support import Cli
 
 
 def test_enqueue_then_show(run_cli: Cli) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cli_support import Cli
+from tests.cli.cli_support import Cli
 
 
 def test_limits_set_show_clear(run_cli: Cli) -> None:

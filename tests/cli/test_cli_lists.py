@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 
-from cli_support import Cli
-
 from conveyor.brokers.base import Broker, FailItem
 from conveyor.client import AsyncConveyor, JobRequest
+from tests.cli.cli_support import Cli
 
 
 def test_dlq_list_shows_every_queue_unless_one_is_given(run_cli: Cli) -> None:

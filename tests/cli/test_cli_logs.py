@@ -10,8 +10,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from cli_support import REDIS_URL
-from proc_support import ANSI, free_port, run, start
+from tests.cli.proc_support import ANSI, run, start
+from tests.support.env import REDIS_URL
+from tests.support.processes import free_port
 
 BANNER_END = "Ctrl-C to stop"
 

@@ -3,10 +3,9 @@ handling of bad settings."""
 
 from __future__ import annotations
 
-from cli_support import Cli, clean_env
-
 from conveyor.brokers.base import Broker, WorkerInfo
 from conveyor.cli.main import cli
+from tests.cli.cli_support import Cli, clean_env
 
 
 def test_seed_then_stats(run_cli: Cli) -> None:

@@ -4,7 +4,7 @@ stored (exit 2)."""
 
 from __future__ import annotations
 
-from cli_support import Cli
+from tests.cli.cli_support import Cli
 
 
 def test_schedule_lifecycle(run_cli: Cli) -> None:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from cli_support import REDIS_URL
+from tests.support.env import REDIS_URL
 
 SCRIPT = str(Path(sys.executable).parent / "conveyor")
 MODULE = [sys.executable, "-m", "conveyor"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from cli_support import Cli
+from tests.cli.cli_support import Cli
 
 URL = "https://9.9.9.9/hook"
 

@@ -1,35 +1,14 @@
-"""Client fixtures: a real Redis under a unique key prefix, deleted afterwards."""
+"""Client fixtures: a real Redis under the test's key prefix (the root conftest's)."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-import redis
 
 import conveyor.handlers  # noqa: F401  (registers the built-in `fake` job type)
 from conveyor.client import AsyncConveyor, Conveyor
-
-REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _delete_prefix(prefix: str) -> None:
-    r = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            r.delete(*keys)
-    finally:
-        r.close()
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    p = f"cvt-{uuid.uuid4().hex[:8]}"
-    yield p
-    _delete_prefix(p)
+from tests.support.env import REDIS_URL
 
 
 @pytest.fixture

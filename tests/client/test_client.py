@@ -23,6 +23,7 @@ from conveyor.errors import (
     ValidationError,
 )
 from conveyor.jobs import JobState
+from tests.support.typed import as_dict
 
 
 async def _stored(c: AsyncConveyor) -> int:
@@ -127,7 +128,7 @@ async def test_concurrent_enqueues_share_round_trips_and_keep_their_own_results(
     )
     assert len({j.id for j in jobs}) == 300
     for i, job in enumerate(jobs):
-        assert job.payload["result"] == i  # type: ignore[index]
+        assert as_dict(job.payload)["result"] == i
     assert (await aclient.stats(["default"]))["default"][JobState.QUEUED] == 300
 
 

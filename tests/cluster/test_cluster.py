@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import subprocess
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -20,7 +18,6 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from cluster_support import LocalCluster, queues_on_each_primary
 from conveyor.brokers import broker_from_url
 from conveyor.brokers.base import AckItem, FailItem, WorkerInfo
 from conveyor.brokers.redis import RedisBroker
@@ -37,6 +34,10 @@ from conveyor.errors import (
     ValidationError,
 )
 from conveyor.jobs import JobState
+from tests.support.cluster import LocalCluster, queues_on_each_primary
+from tests.support.env import new_prefix
+from tests.support.keys import delete_prefix
+from tests.support.processes import free_port
 
 SINGLE_URL = "redis://127.0.0.1:6379/0"
 
@@ -69,19 +70,9 @@ def test_broker_from_url_picks_the_cluster_client() -> None:
 
 
 # --- fixtures --------------------------------------------------------------------------------
-async def _delete(url: str, prefix: str) -> None:
-    client = make_cluster_client(url, timeout_s=5.0)
-    try:
-        async for key in client.scan_iter(match=f"{prefix}:*", count=1000,
-                                          target_nodes=RedisCluster.PRIMARIES):
-            await client.delete(key)
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture
 async def cluster_broker(redis_cluster: LocalCluster) -> AsyncIterator[RedisBroker]:
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix()
     broker = RedisBroker.from_url(redis_cluster.url, key_prefix=prefix)
     await broker.connect()
     try:
@@ -91,7 +82,7 @@ async def cluster_broker(redis_cluster: LocalCluster) -> AsyncIterator[RedisBrok
             assert report.ok, f"audit of {queue!r}: {report}"
     finally:
         await broker.close()
-        await _delete(redis_cluster.url, prefix)
+        await delete_prefix(prefix, redis_cluster.url)
 
 
 def _spread(broker: RedisBroker, stem: str) -> list[str]:
@@ -118,17 +109,11 @@ async def test_a_plain_url_to_a_cluster_node_is_refused_naming_the_cluster_url(
     assert "redis+cluster://" in err.value.message
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def primary_and_replica(tmp_path: Path) -> Iterator[tuple[int, int]]:
     if shutil.which("redis-server") is None:
         pytest.skip("no redis-server on PATH")
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     procs = []
     for i, port in enumerate(ports):
         args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
@@ -251,7 +236,7 @@ async def test_wait_for_work_over_queues_on_several_nodes_wakes_for_any(
 async def either_broker(request: pytest.FixtureRequest) -> AsyncIterator[RedisBroker]:
     cluster = request.param == "redis-cluster"
     url = request.getfixturevalue("redis_cluster").url if cluster else SINGLE_URL
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix()
     broker = RedisBroker.from_url(url, key_prefix=prefix)
     await broker.connect()
     try:
@@ -259,7 +244,7 @@ async def either_broker(request: pytest.FixtureRequest) -> AsyncIterator[RedisBr
     finally:
         await broker.close()
         if cluster:
-            await _delete(url, prefix)
+            await delete_prefix(prefix, url)
         else:
             plain = Redis.from_url(url)
             keys = [k async for k in plain.scan_iter(match=f"{prefix}:*")]
@@ -290,7 +275,7 @@ async def test_the_sync_client_refuses_a_corrupt_queue_and_leaves_no_name(
     where: str, request: pytest.FixtureRequest,
 ) -> None:
     url = request.getfixturevalue("redis_cluster").url if where != "redis" else SINGLE_URL
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix()
     sync = Conveyor.from_url(url, key_prefix=prefix, validate_types=False)
     reader = RedisBroker.from_url(url, key_prefix=prefix)
     try:
@@ -312,7 +297,7 @@ async def test_the_sync_client_refuses_a_corrupt_queue_and_leaves_no_name(
                 await plain.delete(*keys)
             await plain.aclose()
         else:
-            await _delete(url, prefix)
+            await delete_prefix(prefix, url)
 
 
 async def test_forget_queue_refuses_jobs_drops_an_empty_one_and_keeps_the_others(
@@ -335,7 +320,7 @@ async def test_forget_queue_refuses_jobs_drops_an_empty_one_and_keeps_the_others
 
 
 async def test_the_sync_client_enqueues_over_the_cluster(redis_cluster: LocalCluster) -> None:
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix()
     sync = Conveyor.from_url(redis_cluster.url, key_prefix=prefix, validate_types=False)
     try:
         probe = sync._inner.broker
@@ -355,7 +340,7 @@ async def test_the_sync_client_enqueues_over_the_cluster(redis_cluster: LocalClu
             await reader.close()
     finally:
         await asyncio.to_thread(sync.close)
-        await _delete(redis_cluster.url, prefix)
+        await delete_prefix(prefix, redis_cluster.url)
 
 
 # --- the checks on every node ----------------------------------------------------------------
@@ -388,7 +373,7 @@ async def test_ready_on_a_whole_cluster(cluster_broker: RedisBroker) -> None:
 async def test_wait_replicas_confirms_writes_and_refuses_to_answer_without_them(
     redis_cluster: LocalCluster,
 ) -> None:
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix()
     one = RedisBroker.from_url(redis_cluster.url, key_prefix=prefix, wait_replicas=1)
     two = RedisBroker.from_url(redis_cluster.url, key_prefix=prefix, wait_replicas=2,
                                wait_timeout_ms=50)
@@ -412,11 +397,11 @@ async def test_wait_replicas_confirms_writes_and_refuses_to_answer_without_them(
     finally:
         await one.close()
         await two.close()
-        await _delete(redis_cluster.url, prefix)
+        await delete_prefix(prefix, redis_cluster.url)
 
 
 async def test_wait_replicas_on_a_single_redis_without_replicas_refuses() -> None:
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix()
     broker = RedisBroker.from_url(SINGLE_URL, key_prefix=prefix, wait_replicas=1,
                                   wait_timeout_ms=20)
     await broker.connect()
@@ -433,10 +418,11 @@ async def test_wait_replicas_on_a_single_redis_without_replicas_refuses() -> Non
 
 
 # --- a node that stops answering mid-batch ---------------------------------------------------
+@pytest.mark.timeout(120)  # a node write-paused up to 30 s: 12 s alone, 30 s under load
 async def test_a_batch_cut_by_a_stalled_node_names_what_was_stored(
     redis_cluster: LocalCluster,
 ) -> None:
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix()
     broker = RedisBroker.from_url(redis_cluster.url, key_prefix=prefix, timeout_s=1.0)
     await broker.connect()
     try:
@@ -462,4 +448,4 @@ async def test_a_batch_cut_by_a_stalled_node_names_what_was_stored(
         assert (await broker.stats())[q1]["queued"] == 1
     finally:
         await broker.close()
-        await _delete(redis_cluster.url, prefix)
+        await delete_prefix(prefix, redis_cluster.url)

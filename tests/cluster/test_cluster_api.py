@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,11 +16,19 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 
 import conveyor.handlers  # noqa: F401  (registers the built-in `fake` type)
-from cluster_support import LocalCluster, allow_failover, kill_primary_of, queues_on_each_primary
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
 from conveyor.settings import Settings
 from conveyor.web import create_app
+from tests.support.asgi import serve
+from tests.support.cluster import (
+    LocalCluster,
+    allow_failover,
+    kill_primary_of,
+    queues_on_each_primary,
+)
+from tests.support.env import new_prefix
+from tests.support.keys import delete_prefix
 
 
 def _spread(client: AsyncConveyor, stem: str) -> list[str]:
@@ -37,10 +44,8 @@ async def _serve(url: str, prefix: str) -> AsyncIterator[tuple[httpx.AsyncClient
     await client.connect()
     app = create_app(client, Settings(broker_url=url, key_prefix=prefix))
     try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-                yield http, client
+        async with serve(app) as http:
+            yield http, client
     finally:
         await client.close()
 
@@ -48,14 +53,12 @@ async def _serve(url: str, prefix: str) -> AsyncIterator[tuple[httpx.AsyncClient
 @pytest.fixture
 async def api(redis_cluster: LocalCluster) -> AsyncIterator[tuple[httpx.AsyncClient,
                                                                    AsyncConveyor]]:
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix()
     try:
         async for pair in _serve(redis_cluster.url, prefix):
             yield pair
     finally:
-        from test_cluster import _delete
-
-        await _delete(redis_cluster.url, prefix)
+        await delete_prefix(prefix, redis_cluster.url)
 
 
 async def test_every_listing_and_a_mixed_batch_over_three_primaries(
@@ -86,7 +89,7 @@ async def test_every_listing_and_a_mixed_batch_over_three_primaries(
 async def test_a_slot_without_primary_is_503_and_not_ready_never_500(
     own_cluster: LocalCluster,
 ) -> None:
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix()
     async for http, client in _serve(own_cluster.url, prefix):
         q, _, _ = _spread(client, "down")
         r = await http.post("/v1/jobs", json={"type": "fake", "payload": {}, "queue": q})

@@ -9,25 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from cluster_support import (
+from conveyor.brokers.base import AckItem
+from conveyor.brokers.redis import RedisBroker
+from conveyor.client import AsyncConveyor, JobRequest
+from conveyor.errors import BrokerUnavailable
+from conveyor.jobs import JobState
+from tests.support.cluster import (
     LocalCluster,
     allow_failover,
     kill_primary_of,
     queues_on_each_primary,
     replica_of,
 )
-from conveyor.brokers.base import AckItem
-from conveyor.brokers.redis import RedisBroker
-from conveyor.client import AsyncConveyor, JobRequest
-from conveyor.errors import BrokerUnavailable
-from conveyor.jobs import JobState
+from tests.support.env import new_prefix
+from tests.support.typed import redis_command
 
 T = TypeVar("T")
 #: a failover with cluster-node-timeout 1000 ms takes a few seconds; this bounds the wait
@@ -36,7 +37,7 @@ RECOVER_S = 30.0
 
 @pytest.fixture
 async def broker(own_cluster: LocalCluster) -> AsyncIterator[RedisBroker]:
-    b = RedisBroker.from_url(own_cluster.url, key_prefix=f"cvt-{uuid.uuid4().hex[:8]}",
+    b = RedisBroker.from_url(own_cluster.url, key_prefix=new_prefix(),
                              timeout_s=0.5, wait_replicas=1, wait_timeout_ms=2000)
     await b.connect()
     try:
@@ -114,7 +115,7 @@ async def test_a_manual_failover_unblocks_a_waiting_worker_as_a_transient_error(
     waiting = asyncio.create_task(broker.wait_for_work([q], 4.0))
     await asyncio.sleep(0.3)
     try:
-        assert await replica.execute_command("CLUSTER FAILOVER") is True
+        assert await redis_command(replica, "CLUSTER FAILOVER") is True
     finally:
         await replica.aclose()
     outcome: Any

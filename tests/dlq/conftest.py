@@ -3,8 +3,6 @@ prefix, SQLite in its own file), with a private handler registry."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,16 +10,15 @@ import pytest
 
 from conveyor.brokers import broker_from_url
 from conveyor.brokers.base import Broker
-from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
 from conveyor.handlers import Registry
-
-REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.support.env import REDIS_URL
 
 
 @pytest.fixture(params=["redis", "sqlite"])
-async def broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Broker]:
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+async def broker(
+    request: pytest.FixtureRequest, tmp_path: Path, prefix: str
+) -> AsyncIterator[Broker]:
     url = REDIS_URL if request.param == "redis" else f"sqlite:///{tmp_path / 'dlq.db'}"
     b = broker_from_url(url, key_prefix=prefix)
     await b.connect()
@@ -31,11 +28,7 @@ async def broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             report = await b.audit(queue)
             assert report.ok, f"teardown audit of {queue!r} failed: {report}"
     finally:
-        if isinstance(b, RedisBroker):
-            keys = [k async for k in b.client.scan_iter(match=f"{prefix}:*", count=1000)]
-            if keys:
-                await b.client.delete(*keys)
-        await b.close()
+        await b.close()  # the root `prefix` fixture deletes the keys
 
 
 @pytest.fixture

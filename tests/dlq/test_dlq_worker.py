@@ -10,7 +10,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-from dlq_helpers import Q, died_ms, kill, states, wait_broker_time
 
 from conveyor.brokers.base import Broker
 from conveyor.client import AsyncConveyor
@@ -18,6 +17,7 @@ from conveyor.errors import JobNotFound
 from conveyor.handlers import Registry
 from conveyor.jobs import Job, JobState
 from conveyor.worker.dlq import DlqWorker
+from tests.dlq.dlq_helpers import Q, died_ms, kill, states, wait_broker_time
 
 
 def _noop(payload: object) -> None:

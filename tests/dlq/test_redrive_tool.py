@@ -7,7 +7,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from dlq_helpers import Q, died_ms, kill, states, wait_broker_time
 
 from conveyor.client import AsyncConveyor
 from conveyor.dlq import tool
@@ -16,6 +15,7 @@ from conveyor.errors import JobNotFound, ValidationError
 from conveyor.ids import split_job_id
 from conveyor.jobs import JobState
 from conveyor.timeutil import ms_to_datetime
+from tests.dlq.dlq_helpers import Q, died_ms, kill, states, wait_broker_time
 
 Q2 = "dq-two"
 

@@ -11,35 +11,18 @@ deleted and the client closed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import subprocess
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
-from e2e_support import (
-    QUEUE,
-    REDIS_URL,
-    START_TIMEOUT_S,
-    STOP_TIMEOUT_S,
-    StartWorker,
-    WorkerProcess,
-    spawn_worker,
-    wait_until,
-)
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 
-from cluster_support import LocalCluster
 from conveyor.brokers.base import WorkerInfo
-from conveyor.brokers.redis.cluster import is_cluster_url, make_cluster_client
 from conveyor.client import AsyncConveyor
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"cvt-{uuid.uuid4().hex[:8]}"
+from tests.e2e.e2e_support import QUEUE, START_TIMEOUT_S, StartWorker, WorkerProcess, spawn_worker
+from tests.support.cluster import LocalCluster
+from tests.support.env import REDIS_URL
+from tests.support.keys import delete_prefix
+from tests.support.waits import wait_until
 
 
 @pytest.fixture(params=["redis", "redis-cluster"])
@@ -50,26 +33,6 @@ def broker_url(request: pytest.FixtureRequest) -> str:
     return cluster.url
 
 
-async def _delete_prefix(url: str, prefix: str) -> None:
-    if is_cluster_url(url):
-        cluster = make_cluster_client(url, timeout_s=5.0)
-        try:
-            keys = [k async for k in cluster.scan_iter(match=f"{prefix}:*", count=1000,
-                                                       target_nodes=RedisCluster.PRIMARIES)]
-            for key in keys:
-                await cluster.delete(key)
-        finally:
-            await cluster.aclose()
-        return
-    redis = Redis.from_url(url, decode_responses=True)
-    try:
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}:*", count=1000)]
-        for start in range(0, len(keys), 500):
-            await redis.delete(*keys[start : start + 500])
-    finally:
-        await redis.aclose()
-
-
 @pytest.fixture
 async def client(prefix: str, broker_url: str) -> AsyncIterator[AsyncConveyor]:
     c = AsyncConveyor.from_url(broker_url, key_prefix=prefix)
@@ -78,23 +41,13 @@ async def client(prefix: str, broker_url: str) -> AsyncIterator[AsyncConveyor]:
         yield c
     finally:
         await c.close()
-        await _delete_prefix(broker_url, prefix)
+        await delete_prefix(prefix, broker_url)
 
 
 async def _stop(worker: WorkerProcess) -> None:
-    """SIGTERM, then SIGKILL if the process outlives a bounded wait. Never raises."""
     try:
-        if worker.running():
-            worker.terminate()
-            try:
-                await worker.wait_exit(STOP_TIMEOUT_S)
-            except AssertionError:
-                print(f"{worker.name} ignored SIGTERM for {STOP_TIMEOUT_S}s: SIGKILL")
-                worker.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            worker.proc.wait(timeout=STOP_TIMEOUT_S)
+        await worker.stop()
     finally:
-        worker.close_files()
         print(worker.logs())
 
 

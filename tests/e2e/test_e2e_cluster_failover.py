@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from e2e_support import spawn_worker, wait_for_state, wait_until
 from redis.asyncio.cluster import RedisCluster
 
-from cluster_support import LocalCluster, allow_failover, kill_primary_of, queues_on_each_primary
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.errors import BrokerUnavailable
 from conveyor.jobs import JobState
+from tests.e2e.e2e_support import spawn_worker
+from tests.support.cluster import (
+    LocalCluster,
+    allow_failover,
+    kill_primary_of,
+    queues_on_each_primary,
+)
+from tests.support.env import new_prefix
+from tests.support.waits import wait_for_state, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +33,7 @@ pytestmark = pytest.mark.e2e
 async def test_a_worker_rides_out_the_loss_of_a_primary(
     own_cluster: LocalCluster, tmp_path: Path,
 ) -> None:
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
+    prefix = new_prefix()
     client = AsyncConveyor.from_url(own_cluster.url, key_prefix=prefix)
     await client.connect()
     broker = client.broker

@@ -14,17 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.processes import free_port
+
 pytestmark = pytest.mark.e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_dev_runs_api_and_worker_on_the_embedded_broker(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     env["CONVEYOR_LOG_LEVEL"] = "WARNING"
     proc = subprocess.Popen(

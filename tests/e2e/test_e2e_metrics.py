@@ -9,11 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_support import QUEUE, StartWorker, wait_for_state, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.jobs import JobState
+from tests.e2e.e2e_support import QUEUE, StartWorker
+from tests.support.waits import wait_for_state, wait_until
 
 pytestmark = pytest.mark.e2e
 

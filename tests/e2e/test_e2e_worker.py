@@ -12,18 +12,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from e2e_support import (
-    QUEUE,
-    StartWorker,
-    WorkerProcess,
-    assert_clean,
-    outcomes,
-    wait_for_state,
-    wait_until,
-)
 
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.jobs import JobState
+from tests.e2e.e2e_support import QUEUE, StartWorker, WorkerProcess, assert_clean, outcomes
+from tests.support.waits import wait_for_state, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -10,10 +10,9 @@ import email
 import email.policy
 import json
 import socket
-import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Collection, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -32,8 +31,11 @@ from conveyor.jobs import Job, JobState
 from conveyor.retry import ExponentialBackoff, FixedBackoff, RetryPolicy
 from conveyor.settings import Settings, get_settings
 from conveyor.worker import Worker
+from tests.support.asgi import serve
+from tests.support.env import REDIS_URL
+from tests.support.inproc import make_settings, redis_broker, running
+from tests.support.waits import wait_for_state
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 QUEUE = "mail"
 SENDER = "robot@sender.example.com"
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
@@ -111,17 +113,9 @@ def smtp_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
 
 
 @pytest.fixture
-async def broker() -> AsyncIterator[RedisBroker]:
-    prefix = f"cvt-{uuid.uuid4().hex[:8]}"
-    b = RedisBroker.from_url(REDIS_URL, key_prefix=prefix)
-    await b.connect()
-    try:
+async def broker(prefix: str) -> AsyncIterator[RedisBroker]:
+    async with redis_broker(prefix) as b:
         yield b
-    finally:
-        keys = [k async for k in b.client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await b.client.delete(*keys)
-        await b.close()
 
 
 @pytest.fixture
@@ -143,39 +137,12 @@ RunWorker = Callable[[], Any]
 
 @pytest.fixture
 def run_worker(broker: RedisBroker, registry: Registry) -> RunWorker:
-    @asynccontextmanager
-    async def _run() -> AsyncIterator[Worker]:
-        settings = Settings(
-            lease_s=10.0,
-            reap_interval_s=0.1,
-            shutdown_grace_s=1.0,
-            worker_ttl_s=3.0,
-            log_format="text",
-        )
-        worker = Worker(broker, queues=[QUEUE], concurrency=2, registry=registry, settings=settings)
-        task = asyncio.create_task(worker.run())
-        try:
-            yield worker
-        finally:
-            if not worker.stopping:
-                worker.stop()
-            await asyncio.wait_for(task, 15)
+    def _run() -> AbstractAsyncContextManager[Worker]:
+        worker = Worker(broker, queues=[QUEUE], concurrency=2, registry=registry,
+                        settings=make_settings(lease_s=10.0))
+        return running(worker)
 
     return _run
-
-
-async def wait_for_state(
-    client: AsyncConveyor, job_id: str, states: Collection[JobState], timeout_s: float = 15.0
-) -> Job:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        job = await client.get(job_id)
-        if job.state in states:
-            return job
-        if loop.time() > deadline:
-            raise AssertionError(f"job {job_id} still {job.state} after {timeout_s}s: {job!r}")
-        await asyncio.sleep(0.01)
 
 
 async def run_one(
@@ -504,7 +471,6 @@ async def test_an_api_without_a_sender_accepts_an_email_without_from(
     broker: RedisBroker, smtp_env: Callable[..., None]
 ) -> None:
     """POST /v1/jobs on an API process whose environment has no CONVEYOR_SMTP_FROM."""
-    import httpx
 
     from conveyor.web import create_app
 
@@ -513,9 +479,7 @@ async def test_an_api_without_a_sender_accepts_an_email_without_from(
     del payload["from"]
     api_client = AsyncConveyor(broker)
     app = create_app(api_client, Settings(broker_url=REDIS_URL, key_prefix=broker.keys.prefix))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as http:
+    async with serve(app) as http:
         reply = await http.post(
             "/v1/jobs", json={"type": EMAIL_TYPE, "payload": payload, "queue": QUEUE}
         )

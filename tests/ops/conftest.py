@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from ops_support import StartServer, unstall
-from redis_server import RedisServer, redis_server_binary
+
+from tests.ops.ops_support import StartServer, unstall
+from tests.support.redis_server import RedisServer, redis_server_binary
 
 
 @pytest.fixture(autouse=True)

@@ -9,16 +9,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from api_support import error_of, serve
 from click.testing import CliRunner
-from ops_support import StartServer
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError
-from redis_server import RedisServer
 
 from conveyor.cli.main import cli
 from conveyor.settings import Settings
 from conveyor.web import create_app
+from tests.ops.ops_support import StartServer
+from tests.support.asgi import error_of, serve
+from tests.support.redis_server import RedisServer
 
 PREFIX = "cvt-full"
 

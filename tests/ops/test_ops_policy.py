@@ -16,10 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import error_of, serve
-from ops_support import StartServer
 from redis.asyncio import Redis
-from redis_server import RedisServer
 
 import conveyor.handlers  # noqa: F401  (the built-in `fake` type)
 from conveyor.brokers.redis import RedisBroker
@@ -29,6 +26,9 @@ from conveyor.jobs import JobState
 from conveyor.settings import Settings
 from conveyor.web import create_app
 from conveyor.worker import Worker
+from tests.ops.ops_support import StartServer
+from tests.support.asgi import error_of, serve
+from tests.support.redis_server import RedisServer
 
 PREFIX = "cvt-policy"
 CHECK_S = 0.2

@@ -5,16 +5,13 @@ connections`), and gives up after its timeout when none is released."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-import uuid
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from conveyor.brokers.redis.server import make_client
-
-REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.support.env import REDIS_URL, new_prefix
 
 
 async def test_callers_beyond_the_pool_wait_for_a_connection() -> None:
@@ -29,9 +26,13 @@ async def test_callers_beyond_the_pool_wait_for_a_connection() -> None:
 
 async def test_a_caller_gives_up_after_the_timeout_when_nothing_is_released() -> None:
     client = make_client(REDIS_URL, timeout_s=0.3, read_timeout_s=5.0, max_connections=1)
-    key = f"cvt-{uuid.uuid4().hex[:8]}:never"
+    key = f"{new_prefix()}:never"
+
+    async def hold() -> object:
+        return await client.blpop([key], timeout=2)
+
     try:
-        holder = asyncio.create_task(client.blpop([key], timeout=2))  # holds the only one
+        holder = asyncio.create_task(hold())  # holds the only one
         await asyncio.sleep(0.1)
         start = time.monotonic()
         with pytest.raises(RedisConnectionError, match="no Redis connection free"):

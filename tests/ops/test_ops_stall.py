@@ -13,15 +13,16 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import serve
-from ops_support import StartServer, stall, unstall
 from redis.asyncio import Redis
-from redis_server import RedisServer
 
 from conveyor.client import Conveyor
 from conveyor.errors import BrokerUnavailable
 from conveyor.settings import Settings
 from conveyor.web import create_app
+from tests.ops.ops_support import StartServer, stall, unstall
+from tests.support.asgi import serve
+from tests.support.redis_server import RedisServer
+from tests.support.typed import redis_command
 
 #: the default CONVEYOR_REDIS_TIMEOUT_S
 DEFAULT_TIMEOUT_S = Settings().redis_timeout_s
@@ -52,7 +53,7 @@ async def _pause_clients(server: RedisServer) -> None:
     """`CLIENT PAUSE 12000 ALL` from a connection of its own: every client is held 12 s."""
     admin = Redis.from_url(server.url)
     try:
-        await admin.execute_command("CLIENT", "PAUSE", "12000", "ALL")
+        await redis_command(admin, "CLIENT", "PAUSE", "12000", "ALL")
     finally:
         await admin.aclose()
 

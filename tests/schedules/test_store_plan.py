@@ -20,7 +20,9 @@ def test_late_ticks_follow_the_policy_and_the_window_is_fired_ahead() -> None:
     assert e is not None
     assert e.expect_next == NOW - 2000 and e.missed == 2  # latest: NOW-2000, NOW-1000 missed
     assert e.ticks == (NOW, *range(NOW + 1000, NOW + 250 + LOOKAHEAD_MS + 1, 1000))
-    assert e.new_next == e.ticks[-1] + 1000 and e.new_score == e.new_next - LOOKAHEAD_MS
+    last = e.ticks[-1]
+    assert last is not None and e.new_next == last + 1000
+    assert e.new_next is not None and e.new_score == e.new_next - LOOKAHEAD_MS
     assert len(set(e.uids)) == len(e.ticks)
 
 

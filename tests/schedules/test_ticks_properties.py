@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from itertools import islice, pairwise, takewhile
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from schedule_reference import ZONES, CronCase, reference_ticks, scenarios
 
 from conveyor.schedules.cron import Cron, CronError
 from conveyor.schedules.ticks import (
@@ -22,6 +22,10 @@ from conveyor.schedules.ticks import (
     next_tick,
     prev_tick,
 )
+from tests.schedules.schedule_reference import ZONES, CronCase, reference_ticks, scenarios
+
+#: hundreds of generated crons against the reference: 20 s on a loaded 2-core machine
+pytestmark = pytest.mark.timeout(120)
 
 SCALE = int(os.environ.get("CONVEYOR_PROPERTY_SCALE", "1"))
 

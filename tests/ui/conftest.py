@@ -9,45 +9,27 @@ wait) and their logs printed (pytest shows them when a test fails), the prefix's
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, sync_playwright
-from redis import Redis
-from ui_support import (
+
+from tests.support.processes import ChildProcess, free_port
+from tests.support.waits import wait_until_sync
+from tests.ui.ui_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    REDIS_URL,
     START_TIMEOUT_S,
     VIEWPORT,
     Api,
     Browse,
-    Service,
     StartApi,
     StartWorker,
     artifacts_dir,
-    free_port,
     spawn,
-    wait_until,
 )
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    name = f"cvt-{uuid.uuid4().hex[:8]}"
-    try:
-        yield name
-    finally:
-        redis = Redis.from_url(REDIS_URL, decode_responses=True)
-        try:
-            keys = list(redis.scan_iter(match=f"{name}:*", count=1000))
-            for start in range(0, len(keys), 500):
-                redis.delete(*keys[start : start + 500])
-        finally:
-            redis.close()
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +77,7 @@ def browse(browser: Browser, artifacts: Path, request: pytest.FixtureRequest) ->
 
 @pytest.fixture
 def services(prefix: str, tmp_path: Path) -> Iterator[tuple[StartApi, StartWorker]]:
-    started: list[Service] = []
+    started: list[ChildProcess] = []
     clients: list[httpx.Client] = []
 
     def start_api(*, keys: str = "") -> Api:
@@ -116,10 +98,10 @@ def services(prefix: str, tmp_path: Path) -> Iterator[tuple[StartApi, StartWorke
             except httpx.TransportError:
                 return False
 
-        wait_until(ready, "the API to answer /readyz", START_TIMEOUT_S)
+        wait_until_sync(ready, "the API to answer /readyz", START_TIMEOUT_S)
         return Api(service, base, http)
 
-    def start_worker(api: Api, *, queues: str, env: dict[str, str] | None = None) -> Service:
+    def start_worker(api: Api, *, queues: str, env: dict[str, str] | None = None) -> ChildProcess:
         service = spawn("worker", ["worker", "--queues", queues, "--concurrency", "4"],
                         tmp_path=tmp_path, prefix=prefix, env_extra=env or {})
         started.append(service)
@@ -130,7 +112,7 @@ def services(prefix: str, tmp_path: Path) -> Iterator[tuple[StartApi, StartWorke
             items = api.http.get("/v1/workers").json()["items"]
             return any(w["pid"] == service.proc.pid for w in items)
 
-        wait_until(registered, "the worker to register", START_TIMEOUT_S)
+        wait_until_sync(registered, "the worker to register", START_TIMEOUT_S)
         return service
 
     try:
@@ -139,5 +121,5 @@ def services(prefix: str, tmp_path: Path) -> Iterator[tuple[StartApi, StartWorke
         for http in clients:
             http.close()
         for service in reversed(started):
-            service.stop()
+            service.stop_sync()
             print(service.logs())

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from ui_support import Browse, StartApi, StartWorker, wait_until
+
+from tests.support.waits import wait_until_sync
+from tests.ui.ui_support import Browse, StartApi, StartWorker
 
 pytestmark = pytest.mark.e2e
 
@@ -182,7 +184,7 @@ def test_untrusted_payloads_show_as_text_and_actions_go_through_the_api(
     held = page.locator('#queues-table tr[data-queue-row="held"]')
     held.locator('[data-action="pause"]').click()
     expect(held.locator(".badge")).to_have_text("paused")
-    assert wait_until(
+    assert wait_until_sync(
         lambda: any(q["paused"] for q in api.http.get("/v1/queues").json()["items"]),
         "the queue to read as paused")
     browse.shot("overview-paused")

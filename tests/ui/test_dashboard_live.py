@@ -16,9 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Page, Request, expect
-from ui_support import REDIS_URL, Api, Browse, StartApi, StartWorker, spawn, wait_until
 
 from conveyor.client import Conveyor
+from tests.support.env import REDIS_URL
+from tests.support.waits import wait_until_sync as wait_until
+from tests.ui.ui_support import Api, Browse, StartApi, StartWorker, spawn
 
 pytestmark = pytest.mark.e2e
 
@@ -170,7 +172,7 @@ def test_the_job_page_follows_progress_and_state_and_resumes_after_the_stream_dr
         expect(page.locator("#job-progress-value")).to_have_text("100 %")
         browse.shot("job-succeeded-live")
     finally:
-        again.stop()
+        again.stop_sync()
         print(again.logs())
     assert [e for e in browse.errors if not DROPPED.search(e)] == [], browse.errors
 

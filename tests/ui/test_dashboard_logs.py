@@ -4,13 +4,21 @@ through `ctx.logger`, oldest first with level and attempt, shown as text (never 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from playwright.sync_api import expect
-from ui_support import Browse, StartApi, StartWorker, wait_until
+
+from tests.support.waits import wait_until_sync
+from tests.ui.ui_support import Api, Browse, StartApi, StartWorker
 
 pytestmark = pytest.mark.e2e
 
 SCRIPT = '<img src=x onerror="window.__pwned=1">'
+
+
+def succeeded(api: Api, job_id: str) -> Callable[[], bool]:
+    return lambda: (api.job(job_id) or {}).get("state") == "succeeded"
 
 
 def test_the_job_page_shows_the_job_s_log_lines(
@@ -23,8 +31,7 @@ def test_the_job_page_shows_the_job_s_log_lines(
     job = api.enqueue("ui.chatty", {"lines": lines}, queue="logs")
     start_worker(api, queues="logs")
     for j in (job, quiet):
-        wait_until(lambda j=j: (api.job(j["id"]) or {}).get("state") == "succeeded",
-                   f"job {j['id']} to succeed")
+        wait_until_sync(succeeded(api, j["id"]), f"job {j['id']} to succeed")
     logs = api.http.get(f"/v1/jobs/{job['id']}/logs").json()["lines"]
     assert [line["message"] for line in logs] == lines
 

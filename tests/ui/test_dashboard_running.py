@@ -23,20 +23,14 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
-from ui_support import (
-    REDIS_URL,
-    START_TIMEOUT_S,
-    Browse,
-    StartApi,
-    StartWorker,
-    free_port,
-    spawn,
-    wait_until,
-)
 
 from conveyor.brokers.base import LeaseRef
 from conveyor.brokers.redis import RedisBroker
 from conveyor.jobs import Delivery
+from tests.support.env import REDIS_URL
+from tests.support.processes import free_port
+from tests.support.waits import wait_until_sync
+from tests.ui.ui_support import START_TIMEOUT_S, Browse, StartApi, StartWorker, spawn
 
 pytestmark = pytest.mark.e2e
 
@@ -118,8 +112,8 @@ def test_running_jobs_show_type_start_run_time_and_worker_and_stop_from_the_page
                          if w["pid"] == worker.proc.pid)
         slow = api.enqueue("ui.slow", {"seconds": 120, "report": "q3"}, queue=QUEUE)["id"]
         slow_sync = api.enqueue("ui.slow_sync", {"seconds": 120}, queue=QUEUE)["id"]
-        wait_until(lambda: running(api, slow) and running(api, slow_sync), "both jobs to run")
-        wait_until(lambda: {slow, slow_sync} <= {j for w in api.http.get("/v1/workers").json()[
+        wait_until_sync(lambda: running(api, slow) and running(api, slow_sync), "both jobs to run")
+        wait_until_sync(lambda: {slow, slow_sync} <= {j for w in api.http.get("/v1/workers").json()[
             "items"] for j in w["jobs"]}, "the worker to report both jobs")
 
         # Workers page: per running job its type, start, run time and worker.
@@ -169,7 +163,7 @@ def test_running_jobs_show_type_start_run_time_and_worker_and_stop_from_the_page
         # The sync one through the API: its handler sees ctx.cancelled and returns.
         res = api.http.post(f"/v1/jobs/{slow_sync}/cancel")
         assert res.status_code == 202 and res.json()["cancel_requested"], res.text
-        wait_until(lambda: (api.job(slow_sync) or {}).get("state") == "cancelled",
+        wait_until_sync(lambda: (api.job(slow_sync) or {}).get("state") == "cancelled",
                    "the sync job to end cancelled")
 
         # The orphan: the request shows until reaping ends it CANCELLED (never QUEUED again).
@@ -207,7 +201,7 @@ def test_lists_show_payloads_and_known_types_a_dead_job_says_why_and_phones_fit(
     done = api.enqueue("fake", {"duration_ms": 1, "result": "hello-preview"},
                        queue="ui-lists")["id"]
     long = api.enqueue("fake", {"duration_ms": 1, "result": "x" * 300}, queue="ui-lists")["id"]
-    wait_until(lambda: all((api.job(j) or {}).get("state") in ("succeeded", "dead")
+    wait_until_sync(lambda: all((api.job(j) or {}).get("state") in ("succeeded", "dead")
                            for j in (dead, done, long)), "the jobs to finish")
     page = browse.page
 
@@ -271,7 +265,7 @@ def test_a_broker_that_is_down_and_a_rejected_key_are_said_plainly(
             except httpx.TransportError:
                 return False
 
-        wait_until(alive, "the API to answer /healthz", START_TIMEOUT_S)
+        wait_until_sync(alive, "the API to answer /healthz", START_TIMEOUT_S)
         for name, path in (("overview", "/ui/"), ("workers", "/ui/workers"),
                            ("job", f"/ui/jobs/{QUEUE}:{'0' * 32}")):
             page.goto(base + path)
@@ -284,7 +278,7 @@ def test_a_broker_that_is_down_and_a_rejected_key_are_said_plainly(
         assert all("503" in e for e in browse.errors), browse.errors
     finally:
         page.goto("about:blank")  # no poll left to hit the stopped API
-        down.stop()
+        down.stop_sync()
         print(down.logs())
 
     # A key this tab holds that the API rejects (wrong, or revoked since).

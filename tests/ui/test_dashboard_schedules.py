@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
-from ui_support import Browse, StartApi, StartWorker, wait_until
+
+from tests.support.waits import wait_until_sync
+from tests.ui.ui_support import Browse, StartApi, StartWorker
 
 pytestmark = pytest.mark.e2e
 
@@ -67,6 +69,6 @@ def test_schedules_page_shows_and_operates_schedules(
     expect(page.locator("#confirm-dialog")).to_contain_text("every2")
     page.click("#confirm-ok")
     expect(page.locator('tr[data-schedule-row="every2"]')).to_have_count(0)
-    assert wait_until(lambda: api.http.get("/v1/schedules/every2").status_code == 404,
+    assert wait_until_sync(lambda: api.http.get("/v1/schedules/every2").status_code == 404,
                       "the schedule to be gone")
     assert browse.errors == []

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
-from ui_support import Browse, StartApi, StartWorker, wait_until
+
+from tests.support.waits import wait_until_sync
+from tests.ui.ui_support import Browse, StartApi, StartWorker
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +25,7 @@ def test_the_charts_show_history_from_before_the_page_was_opened(
     def all_done() -> bool:
         return all((api.job(i) or {}).get("state") == "succeeded" for i in ids)
 
-    wait_until(all_done, "the jobs to succeed")
+    wait_until_sync(all_done, "the jobs to succeed")
     worker_free = api.http.get(f"/v1/queues/{QUEUE}/series", params={"minutes": 2}).json()
     assert sum(p["succeeded"] for p in worker_free["points"]) == 8
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
-from ui_support import Browse, StartApi, StartWorker, wait_until
+
+from tests.support.waits import wait_until_sync
+from tests.ui.ui_support import Browse, StartApi, StartWorker
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +48,7 @@ def test_webhooks_page_lists_warns_and_deletes(
     expect(page.locator("#confirm-dialog")).to_contain_text(sub["id"])
     page.click("#confirm-ok")
     expect(row).to_have_count(0)
-    assert wait_until(lambda: api.http.get("/v1/webhooks").json()["items"] == [],
+    assert wait_until_sync(lambda: api.http.get("/v1/webhooks").json()["items"] == [],
                       "the subscription to be deleted")
     expect(page.locator("#webhooks")).to_contain_text("No webhook subscriptions")
     assert browse.errors == []

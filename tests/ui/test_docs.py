@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import Page, Route, expect
-from ui_support import Api, Browse, StartApi, StartWorker
+
+from tests.ui.ui_support import Api, Browse, StartApi, StartWorker
 
 pytestmark = pytest.mark.e2e
 

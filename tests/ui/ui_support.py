@@ -6,22 +6,17 @@ module: conftest and the tests import it by name).
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any
 
 import httpx
 from playwright.sync_api import Page, ViewportSize
 
-T = TypeVar("T")
+from tests.support.env import REDIS_URL
+from tests.support.processes import ChildProcess, conveyor_env
 
-REDIS_URL = os.environ.get("CONVEYOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: Debian's Chromium; elsewhere (e.g. a CI image with Google Chrome) point this variable at it
 CHROMIUM = os.environ.get("CONVEYOR_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -31,7 +26,6 @@ CHROMIUM_ARGS = [
 #: a laptop screen
 VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
 START_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 5.0
 APP_MODULE = "ui_gate"
 
 #: The worker's and the API's `--app`: a job type that fails for good while a file exists,
@@ -98,84 +92,28 @@ def slow_sync(payload: dict, ctx: JobContext) -> dict:
 '''
 
 
-def wait_until(probe: Callable[[], T | None], what: str, timeout_s: float = 15.0) -> T:
-    """Poll `probe` until it returns something truthy; fail naming `what` past the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass(eq=False)
-class Service:
-    """One child process (`python -m conveyor ...`) and its log files."""
-
-    name: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    files: list[IO[bytes]] = field(default_factory=list)
-
-    def running(self) -> bool:
-        return self.proc.poll() is None
-
-    def logs(self) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return f"----- {self.name} (pid {self.proc.pid}) -----\n{text}"
-
-    def stop(self) -> None:
-        if self.running():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-        for f in self.files:
-            f.close()
-        self.files.clear()
-
-
 def spawn(name: str, args: list[str], *, tmp_path: Path, prefix: str,
-          env_extra: dict[str, str]) -> Service:
+          env_extra: dict[str, str]) -> ChildProcess:
     app_dir = tmp_path / "app"
     app_dir.mkdir(exist_ok=True)
     (app_dir / f"{APP_MODULE}.py").write_text(GATE_MODULE)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-    env.update({
+    env = conveyor_env({
         "CONVEYOR_BROKER_URL": REDIS_URL,
         "CONVEYOR_KEY_PREFIX": prefix,
         "CONVEYOR_REAP_INTERVAL_S": "0.2",
         "CONVEYOR_SHUTDOWN_GRACE_S": "2",
         "CONVEYOR_LOG_FORMAT": "json",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": os.pathsep.join(p for p in (str(app_dir), env.get("PYTHONPATH")) if p),
         **env_extra,
-    })
-    log_path = tmp_path / f"{name}.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "conveyor", *args, "--app", APP_MODULE],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=tmp_path,
-    )
-    return Service(name, proc, log_path, files=[log])
+    }, pythonpath=[app_dir])
+    return ChildProcess.launch(name, [*args, "--app", APP_MODULE], env=env, log_dir=tmp_path,
+                               merge_output=True)
 
 
 @dataclass
 class Api:
     """A running `conveyor api` and an HTTP client of it (with the key, when one is set)."""
 
-    service: Service
+    service: ChildProcess
     base_url: str
     http: httpx.Client
 
@@ -217,7 +155,7 @@ class Browse:
 
 
 StartApi = Callable[..., Api]
-StartWorker = Callable[..., Service]
+StartWorker = Callable[..., ChildProcess]
 
 
 def artifacts_dir(fallback: Path) -> Path:

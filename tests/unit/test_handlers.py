@@ -164,7 +164,8 @@ def test_process_isolation_is_for_module_level_sync_handlers() -> None:
     reg = Registry()
     reg.handler("iso", isolation="process")(_module_level_sync)
     assert reg.get("iso").isolation == "process"
-    assert reg.handler("plain")(_module_level_sync) and reg.get("plain").isolation == "thread"
+    assert reg.handler("plain")(_module_level_sync) is _module_level_sync
+    assert reg.get("plain").isolation == "thread"
     with pytest.raises(ValueError, match="sync handlers"):
         reg.handler("iso.async", isolation="process")(_module_level_async)
 

@@ -4,15 +4,11 @@ an in-process Worker serving the webhooks queue with the default registry."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from webhook_receiver import Receiver, Respond
-from webhook_support import WEBHOOK_QUEUE, Hooks, webhook_settings
-from worker_helpers import redis_broker, running
 
 from conveyor.brokers.base import Broker
 from conveyor.brokers.sqlite import SqliteBroker
@@ -22,12 +18,16 @@ from conveyor.settings import Settings
 from conveyor.webhooks.runtime import configure_webhooks, reset_webhooks
 from conveyor.webhooks.store import WebhookStore, webhook_store
 from conveyor.worker import Worker
+from tests.support.env import new_prefix
+from tests.support.inproc import redis_broker, running
+from tests.webhooks.webhook_receiver import Receiver, Respond
+from tests.webhooks.webhook_support import WEBHOOK_QUEUE, Hooks, webhook_settings
 
 
 @pytest.fixture(params=["redis", "sqlite"])
 async def broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Broker]:
     if request.param == "redis":
-        async with redis_broker(f"cvt-{uuid.uuid4().hex[:8]}") as b:
+        async with redis_broker(new_prefix()) as b:
             yield b
         return
     sqlite = SqliteBroker(tmp_path / "webhooks.db")

@@ -15,15 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from spec_verifier import verify
-from webhook_receiver import Receiver, always
-from webhook_support import Hooks, webhook_settings
 
 from conveyor.jobs import JobState
 from conveyor.webhooks.model import Subscription, SubscriptionSpec
 from conveyor.webhooks.signing import generate_secret
 from conveyor.webhooks.store import WebhookStore, subscribe
 from conveyor.webhooks.urls import IPAddress, WebhookUrlError
+from tests.support.typed import as_dict
+from tests.webhooks.spec_verifier import verify
+from tests.webhooks.webhook_receiver import Receiver, always
+from tests.webhooks.webhook_support import Hooks, webhook_settings
 
 StartReceiver = Callable[..., Receiver]
 
@@ -105,7 +106,7 @@ async def test_the_connection_goes_to_the_checked_address_with_the_name_as_host(
                           settings=webhook_settings(), resolver=dns)
     job = await hooks.deliver_one(sub)
     assert job.state == JobState.SUCCEEDED, job.last_error
-    assert job.result["address"] == "127.0.0.1" and job.result["status"] == 204
+    assert as_dict(job.result)["address"] == "127.0.0.1" and as_dict(job.result)["status"] == 204
     [hit] = rx.snapshot()
     assert hit.headers["host"] == f"hooks.example:{rx.port}" and hit.path == "/in?k=v"
     verify(sub.secret.get_secret_value(), hit.body, hit.headers)

@@ -9,14 +9,14 @@ import json
 import time
 from typing import Any
 
-from spec_verifier import verify
-from webhook_receiver import always, failing_first
-from webhook_support import WEBHOOK_QUEUE, Hooks, make_event, webhook_settings
-
 from conveyor.events.model import EventName
 from conveyor.jobs import JobState
 from conveyor.webhooks.fanout import deliveries_for
 from conveyor.webhooks.model import Subscription, message_id
+from tests.support.typed import as_dict
+from tests.webhooks.spec_verifier import verify
+from tests.webhooks.webhook_receiver import always, failing_first
+from tests.webhooks.webhook_support import WEBHOOK_QUEUE, Hooks, make_event, webhook_settings
 
 
 def _verified(hit: Any, sub: Subscription) -> dict[str, Any]:
@@ -65,7 +65,7 @@ async def test_a_flaky_receiver_gets_every_subscribed_event_signed(hooks: Hooks)
         first = job.history[0]
         assert first.error_code == "webhook_http_error"
         assert first.message is not None and "HTTP 500: down for now" in first.message
-        assert job.result["delivered"] is True and job.result["status"] == 200
+        assert as_dict(job.result)["delivered"] is True and as_dict(job.result)["status"] == 200
 
 
 async def test_an_endpoint_that_never_recovers_ends_dead_in_the_dlq(hooks: Hooks) -> None:
@@ -148,7 +148,8 @@ async def test_a_deleted_subscription_gets_nothing(hooks: Hooks) -> None:
     assert await hooks.store.delete(sub.id)
     async with hooks.run_worker():
         [job] = await hooks.finish([job_id])
-    assert job.state == JobState.SUCCEEDED and job.result["skipped"] == "subscription_deleted"
+    assert job.state == JobState.SUCCEEDED
+    assert as_dict(job.result)["skipped"] == "subscription_deleted"
     assert rx.snapshot() == []
 
 

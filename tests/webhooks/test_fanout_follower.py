@@ -11,17 +11,18 @@ import asyncio
 import json
 from typing import Any
 
-from spec_verifier import verify
 from standardwebhooks import Webhook
-from webhook_receiver import failing_first
-from webhook_support import WEBHOOK_QUEUE, Hooks, webhook_settings
-from worker_helpers import running, wait_for_state
 
 from conveyor.brokers.base import Broker
 from conveyor.handlers import default_registry
 from conveyor.jobs import TERMINAL_STATES, JobState
 from conveyor.webhooks.follower import CURSOR_NAME, WebhookFanout
 from conveyor.worker import Worker
+from tests.support.inproc import running
+from tests.support.waits import wait_for_state
+from tests.webhooks.spec_verifier import verify
+from tests.webhooks.webhook_receiver import failing_first
+from tests.webhooks.webhook_support import WEBHOOK_QUEUE, Hooks, webhook_settings
 
 JOBS = "reports"
 FAILING = 5

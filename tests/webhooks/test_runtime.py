@@ -8,10 +8,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from spec_verifier import verify
-from webhook_receiver import Receiver, always
-from webhook_support import make_event, webhook_settings
-from worker_helpers import REDIS_URL, wait_for_state
 
 from conveyor.brokers.base import Broker
 from conveyor.brokers.redis import RedisBroker
@@ -23,6 +19,11 @@ from conveyor.webhooks.fanout import deliveries_for
 from conveyor.webhooks.model import SubscriptionSpec
 from conveyor.webhooks.runtime import close_default_runtime, current_runtime
 from conveyor.webhooks.store import WebhookStore, subscribe
+from tests.support.env import REDIS_URL
+from tests.support.waits import wait_for_state
+from tests.webhooks.spec_verifier import verify
+from tests.webhooks.webhook_receiver import Receiver, always
+from tests.webhooks.webhook_support import make_event, webhook_settings
 
 
 @pytest.fixture

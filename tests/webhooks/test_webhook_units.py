@@ -12,13 +12,11 @@ from typing import Any
 
 import pydantic
 import pytest
-from spec_verifier import BadSignature, verify
-from webhook_support import make_event, webhook_settings
 
 from conveyor.brokers.sqlite import SqliteBroker
 from conveyor.events.model import JOB_TYPE_PATTERN, EventName, JobEvent
 from conveyor.handlers import default_registry
-from conveyor.handlers.registry import TYPE_NAME_RE
+from conveyor.queues import TYPE_NAME_RE
 from conveyor.webhooks.delivery import retry_delay_s
 from conveyor.webhooks.fanout import SubscriptionCache, deliveries_for
 from conveyor.webhooks.model import (
@@ -42,9 +40,11 @@ from conveyor.webhooks.signing import (
 )
 from conveyor.webhooks.signing import verify as library_verify
 from conveyor.webhooks.store import webhook_store
+from tests.webhooks.spec_verifier import BadSignature, verify
+from tests.webhooks.webhook_support import make_event, webhook_settings
 
 # the standard-webhooks project's own vector (libraries/python/tests/test_webhooks.py)
-VECTOR = {
+VECTOR: dict[str, Any] = {
     "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
     "timestamp": 1614265330, "body": '{"test": 2432232314}',
     "signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",

@@ -4,17 +4,10 @@ settings with fast retries, events, and `Hooks`, what a delivery test works with
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-
-from webhook_receiver import Receiver
-
-sys.path.append(str(Path(__file__).resolve().parents[1] / "worker"))
-from worker_helpers import make_settings, wait_for_state
 
 from conveyor.client import AsyncConveyor
 from conveyor.events.model import EventName, JobEvent
@@ -23,6 +16,9 @@ from conveyor.settings import Settings
 from conveyor.webhooks.fanout import deliveries_for
 from conveyor.webhooks.model import Subscription, SubscriptionSpec
 from conveyor.webhooks.store import WebhookStore, subscribe
+from tests.support.inproc import make_settings
+from tests.support.waits import wait_for_state
+from tests.webhooks.webhook_receiver import Receiver
 
 WEBHOOK_QUEUE = "webhooks"
 _event_ids = itertools.count(1)

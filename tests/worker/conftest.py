@@ -3,21 +3,11 @@ a private handler registry, and a helper that runs a Worker in-process."""
 
 from __future__ import annotations
 
-import sys
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
-from worker_helpers import (
-    QUEUE,
-    OwnRedis,
-    RunWorker,
-    make_settings,
-    redis_broker,
-    running,
-)
 
 from conveyor.brokers.base import Broker
 from conveyor.brokers.redis import RedisBroker
@@ -25,20 +15,14 @@ from conveyor.client import AsyncConveyor
 from conveyor.handlers import Registry
 from conveyor.settings import Settings
 from conveyor.worker import Worker
-
-# The fault suite's test-owned redis-server (own port, own config; 6379 is never touched).
-sys.path.append(str(Path(__file__).resolve().parents[1] / "chaos"))
-from redis_server import RedisServer, redis_server_binary
-
-
-@pytest.fixture
-def key_prefix() -> str:
-    return f"cvt-{uuid.uuid4().hex[:8]}"
+from tests.support.inproc import make_settings, redis_broker, running
+from tests.support.redis_server import RedisServer, redis_server_binary
+from tests.worker.worker_helpers import QUEUE, OwnRedis, RunWorker
 
 
 @pytest.fixture
-async def broker(key_prefix: str) -> AsyncIterator[RedisBroker]:
-    async with redis_broker(key_prefix) as b:
+async def broker(prefix: str) -> AsyncIterator[RedisBroker]:
+    async with redis_broker(prefix) as b:
         yield b
 
 
@@ -71,7 +55,7 @@ def run_worker(broker: RedisBroker, registry: Registry) -> RunWorker:
 
 
 @pytest.fixture
-async def own_redis(tmp_path: Path, key_prefix: str) -> AsyncIterator[OwnRedis]:
+async def own_redis(tmp_path: Path, prefix: str) -> AsyncIterator[OwnRedis]:
     """A redis-server of this test's own (free port, temp dir) started with extra config."""
     if redis_server_binary() is None:
         pytest.skip("redis-server is not installed")
@@ -82,7 +66,7 @@ async def own_redis(tmp_path: Path, key_prefix: str) -> AsyncIterator[OwnRedis]:
         server = RedisServer(tmp_path / f"redis{len(servers)}", args)
         servers.append(server)
         await server.start()
-        b = RedisBroker.from_url(server.url, key_prefix=key_prefix)
+        b = RedisBroker.from_url(server.url, key_prefix=prefix)
         brokers.append(b)
         await b.connect()
         return b

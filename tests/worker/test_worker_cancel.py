@@ -12,14 +12,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import isolated_app
-from worker_helpers import QUEUE, RunWorker, make_settings, wait_for_state, wait_until
-
+import tests.worker.isolated_app as isolated_app
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
 from conveyor.handlers import JobContext, Registry
 from conveyor.ids import split_job_id
 from conveyor.jobs import Job, JobState
+from tests.support.inproc import make_settings
+from tests.support.waits import wait_for_state, wait_true
+from tests.worker.worker_helpers import QUEUE, RunWorker
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED}
 
@@ -29,7 +30,7 @@ def fast_beats() -> Any:
 
 
 async def started(client: AsyncConveyor, job_id: str, flag: threading.Event) -> Job:
-    await wait_until(flag.is_set)
+    await wait_true(flag.is_set)
     job = await client.get(job_id)
     assert job.state == JobState.RUNNING
     return job
@@ -112,7 +113,7 @@ async def test_a_sync_handler_that_ignores_it_is_ended_cancelled_when_it_returns
         await started(client, job.id, began)
         await client.cancel(job.id, actor="ops-carol")
         # the worker heard of it (the handler's ctx says so) but the job runs on meanwhile
-        await wait_until(lambda: any(s.cancel_event.is_set()
+        await wait_true(lambda: any(s.cancel_event.is_set()
                                      for s in worker._in_flight.values()))
         assert (await client.get(job.id)).state == JobState.RUNNING
         go_on.set()
@@ -141,7 +142,7 @@ async def test_an_async_handler_that_swallows_the_cancel_is_still_ended(
         # the worker goes on taking jobs after it
         other = await client.enqueue("swallow.async", queue=QUEUE)
         began.clear()
-        await wait_until(began.is_set)
+        await wait_true(began.is_set)
         await client.cancel(other.id)
         assert (await wait_for_state(client, other.id, DONE)).state == JobState.CANCELLED
     assert_cancelled_by(done, "ops-dan", worker.worker_id)
@@ -189,12 +190,12 @@ async def test_a_worker_that_lost_the_lease_cannot_end_the_job(
     async with run_worker(settings=fast_beats()) as worker:
         await started(client, job.id, began)
         await client.cancel(job.id, actor="ops-eve")
-        await wait_until(lambda: any(s.cancel_event.is_set()
+        await wait_true(lambda: any(s.cancel_event.is_set()
                                      for s in worker._in_flight.values()))
         await broker.client.hset(broker.keys.queue(queue).job(uid), "token", "other.1")
-        await wait_until(lambda: worker.in_flight == 0)  # lease lost: the slot is dropped
+        await wait_true(lambda: worker.in_flight == 0)  # lease lost: the slot is dropped
         go_on.set()
-        await wait_until(returned.is_set)
+        await wait_true(returned.is_set)
     after = await client.get(job.id)
     assert after.state == JobState.RUNNING  # the new holder's, untouched
     assert not after.cancel_requested  # the request bound the old delivery
@@ -208,12 +209,12 @@ async def test_a_process_isolated_handler_is_killed(
     pidfile = tmp_path / "pid"
     job = await client.enqueue("iso.hang.cancel", {"pidfile": str(pidfile)}, queue=QUEUE)
     async with run_worker(concurrency=1, settings=fast_beats()) as worker:
-        await wait_until(pidfile.exists, timeout_s=20)
-        await wait_until(lambda: bool(pidfile.read_text()))
+        await wait_true(pidfile.exists, timeout_s=20)
+        await wait_true(lambda: bool(pidfile.read_text()))
         pid = int(pidfile.read_text())
         await client.cancel(job.id, actor="ops-fay")
         done = await wait_for_state(client, job.id, DONE, timeout_s=20)
-        await wait_until(lambda: _gone(pid), timeout_s=5)  # the child was killed
+        await wait_true(lambda: _gone(pid), timeout_s=5)  # the child was killed
         assert worker.free_slots == 1
     assert_cancelled_by(done, "ops-fay", worker.worker_id)
 

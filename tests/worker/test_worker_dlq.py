@@ -7,8 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from worker_helpers import QUEUE, make_settings, wait_for_state, wait_until
-
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
 from conveyor.errors import PermanentError
@@ -16,6 +14,9 @@ from conveyor.handlers import JobContext, Registry
 from conveyor.jobs import Job, JobState
 from conveyor.worker import Worker
 from conveyor.worker.dlq import DlqWorker
+from tests.support.inproc import make_settings
+from tests.support.waits import wait_for_state, wait_true
+from tests.worker.worker_helpers import QUEUE
 
 
 @asynccontextmanager
@@ -57,7 +58,7 @@ async def test_a_dead_job_is_reported_then_redriven_by_its_policy(
     job = await client.enqueue("flaky", queue=QUEUE)
     async with _running(broker, registry):
         done = await wait_for_state(client, job.id, {JobState.SUCCEEDED})
-        await wait_until(lambda: deaths == [job.id])
+        await wait_true(lambda: deaths == [job.id])
     assert _outcomes(done) == ["dead", "redriven", "succeeded"]
     assert done.history[1].worker == "policy"
 
@@ -74,9 +75,9 @@ async def test_after_max_redrives_the_job_stays_dead(
 
     job = await client.enqueue("doomed", queue=QUEUE)
     async with _running(broker, registry) as dlq:
-        await wait_until(lambda: len(deaths) == 3)  # the first death and two redriven ones
+        await wait_true(lambda: len(deaths) == 3)  # the first death and two redriven ones
         passes = dlq.passes
-        await wait_until(lambda: dlq.passes >= passes + 3)  # later passes leave it alone
+        await wait_true(lambda: dlq.passes >= passes + 3)  # later passes leave it alone
     dead = await client.get(job.id)
     assert dead.state is JobState.DEAD
     assert _outcomes(dead) == ["dead", "redriven", "dead", "redriven", "dead"]

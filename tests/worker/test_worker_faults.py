@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker_helpers import QUEUE, REDIS_URL, RunWorker, make_settings, wait_for_state
 
 from conveyor.brokers import broker_from_url
 from conveyor.brokers.base import Broker
@@ -23,6 +22,10 @@ from conveyor.client import AsyncConveyor
 from conveyor.errors import JobError
 from conveyor.handlers import Registry
 from conveyor.jobs import JobState
+from tests.support.env import REDIS_URL
+from tests.support.inproc import make_settings
+from tests.support.waits import wait_for_state
+from tests.worker.worker_helpers import QUEUE, RunWorker
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
 
@@ -54,14 +57,14 @@ async def steady(payload):
 
 
 async def test_system_exit_and_keyboard_interrupt_are_their_jobs_failures(
-    tmp_path: Path, key_prefix: str, broker: RedisBroker
+    tmp_path: Path, prefix: str, broker: RedisBroker
 ) -> None:
     """A real worker process: today the first SystemExit kills it and every job running
     beside it loses its run (DEAD `lease_expired` with max_attempts 1)."""
     (tmp_path / "bad_app.py").write_text(BAD_APP)
     client = AsyncConveyor(broker, validate_types=False)
     steady = [await client.enqueue("steady", 1.5, queue=QUEUE) for _ in range(3)]
-    env = {**os.environ, "CONVEYOR_BROKER_URL": REDIS_URL, "CONVEYOR_KEY_PREFIX": key_prefix,
+    env = {**os.environ, "CONVEYOR_BROKER_URL": REDIS_URL, "CONVEYOR_KEY_PREFIX": prefix,
            "CONVEYOR_LOG_FORMAT": "json", "CONVEYOR_LEASE_S": "2",
            "CONVEYOR_REAP_INTERVAL_S": "0.2", "PYTHONPATH": str(tmp_path)}
     proc = await asyncio.create_subprocess_exec(

@@ -8,14 +8,15 @@ import asyncio
 import itertools
 from typing import Any
 
-from worker_helpers import QUEUE, RunWorker, make_settings, wait_for_state
-
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
 from conveyor.errors import RateLimited
 from conveyor.flow import QueueLimits, Rate
 from conveyor.handlers import JobContext, Registry, queue_limits
 from conveyor.jobs import JobState
+from tests.support.inproc import make_settings
+from tests.support.waits import wait_for_state
+from tests.worker.worker_helpers import QUEUE, RunWorker
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
 

@@ -9,10 +9,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import isolated_app
 import pytest
-from worker_helpers import QUEUE, RunWorker, wait_for_state
 
+import tests.worker.isolated_app as isolated_app
 from conveyor.brokers.sqlite import SqliteBroker
 from conveyor.client import AsyncConveyor
 from conveyor.errors import JobError
@@ -20,6 +19,8 @@ from conveyor.handlers import JobContext, Registry
 from conveyor.joblogs import MAX_LINES, JobLogger, decode_lines
 from conveyor.jobs import JobState
 from conveyor.retry import FixedBackoff
+from tests.support.waits import wait_for_state
+from tests.worker.worker_helpers import QUEUE, RunWorker
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
 

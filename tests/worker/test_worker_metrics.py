@@ -9,7 +9,6 @@ import asyncio
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from worker_helpers import QUEUE, make_settings, running, wait_for_state, wait_until
 
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
@@ -20,6 +19,9 @@ from conveyor.retry import FixedBackoff
 from conveyor.settings import Settings
 from conveyor.worker import Worker
 from conveyor.worker.metrics import FAMILIES, WorkerMetrics
+from tests.support.inproc import make_settings, running
+from tests.support.waits import wait_for_state, wait_true
+from tests.worker.worker_helpers import QUEUE
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
 
@@ -58,7 +60,7 @@ async def test_outcomes_durations_and_waits_are_counted(
         assert (await wait_for_state(client, ok.id, DONE)).state is JobState.SUCCEEDED
         assert (await wait_for_state(client, bad.id, DONE)).state is JobState.DEAD
         # the last outcome is counted when the broker's answer arrives
-        await wait_until(lambda: jobs(m, "flaky", "succeeded") == 1
+        await wait_true(lambda: jobs(m, "flaky", "succeeded") == 1
                          and jobs(m, "doomed", "dead") == 1)
         assert sample(m, "conveyor_worker_slots", state="free") == 2
         assert sample(m, "conveyor_worker_slots", state="busy") == 0
@@ -99,8 +101,8 @@ async def test_busy_slots_released_and_lease_lost(
     settings = make_settings(lease_s=0.3, heartbeat_interval_s=0.6, reap_interval_s=0.05)
     async with running(worker(broker, registry, m2, settings)):
         await asyncio.wait_for(started.wait(), 10)
-        await wait_until(lambda: jobs(m2, "long", "lease_lost") >= 1)
-        await wait_until(
+        await wait_true(lambda: jobs(m2, "long", "lease_lost") >= 1)
+        await wait_true(
             lambda: sample(m2, "conveyor_worker_lease_expiries_total", queue=QUEUE,
                            outcome="requeued") >= 1)
 
@@ -121,7 +123,7 @@ async def test_two_servers_on_port_zero_serve_their_own_registry(
         job = await client.enqueue("noop", queue=QUEUE)
         async with running(w):
             await wait_for_state(client, job.id, DONE)
-            await wait_until(lambda: jobs(first, "noop", "succeeded") == 1)
+            await wait_true(lambda: jobs(first, "noop", "succeeded") == 1)
             listed = [i for i in await client.workers() if i.id == w.worker_id]
             assert [i.metrics_url for i in listed] == [urls[0]]
         async with httpx.AsyncClient() as http:

@@ -9,10 +9,11 @@ import os
 import signal
 import sys
 
-from worker_helpers import QUEUE, REDIS_URL, wait_for_state
-
 from conveyor.client import AsyncConveyor
 from conveyor.jobs import JobState
+from tests.support.env import REDIS_URL
+from tests.support.waits import wait_for_state
+from tests.worker.worker_helpers import QUEUE
 
 SCRIPT = (
     "import sys\n"
@@ -23,11 +24,11 @@ SCRIPT = (
 )
 
 
-async def start(key_prefix: str, app: str = "", **env: str) -> asyncio.subprocess.Process:
+async def start(prefix: str, app: str = "", **env: str) -> asyncio.subprocess.Process:
     full_env = {
         **os.environ,
         "CONVEYOR_BROKER_URL": REDIS_URL,
-        "CONVEYOR_KEY_PREFIX": key_prefix,
+        "CONVEYOR_KEY_PREFIX": prefix,
         "CONVEYOR_LOG_FORMAT": "json",
         "CONVEYOR_REAP_INTERVAL_S": "0.2",
         **env,
@@ -58,11 +59,11 @@ def events(stderr: bytes) -> list[str]:
 
 
 async def test_process_runs_jobs_and_stops_on_sigterm(
-    key_prefix: str, client: AsyncConveyor
+    prefix: str, client: AsyncConveyor
 ) -> None:
     client.validate_types = False  # the built-in `fake` type lives in the default registry
     job = await client.enqueue("fake", {"result": "hi"}, queue=QUEUE, max_attempts=1)
-    proc = await start(key_prefix, CONVEYOR_SHUTDOWN_GRACE_S="0.5")
+    proc = await start(prefix, CONVEYOR_SHUTDOWN_GRACE_S="0.5")
     try:
         done = await wait_for_state(client, job.id, {JobState.SUCCEEDED, JobState.DEAD})
         assert done.result == "hi"
@@ -79,9 +80,9 @@ async def test_process_runs_jobs_and_stops_on_sigterm(
     assert after.attempts == 0
 
 
-async def test_second_sigterm_releases_at_once(key_prefix: str, client: AsyncConveyor) -> None:
+async def test_second_sigterm_releases_at_once(prefix: str, client: AsyncConveyor) -> None:
     client.validate_types = False
-    proc = await start(key_prefix, CONVEYOR_SHUTDOWN_GRACE_S="60")
+    proc = await start(prefix, CONVEYOR_SHUTDOWN_GRACE_S="60")
     try:
         long = await client.enqueue("fake", {"duration_ms": 60_000}, queue=QUEUE)
         await wait_for_state(client, long.id, {JobState.RUNNING})
@@ -93,8 +94,8 @@ async def test_second_sigterm_releases_at_once(key_prefix: str, client: AsyncCon
     assert after.attempts == 0
 
 
-async def test_bad_app_module_exits_1(key_prefix: str) -> None:
-    proc = await start(key_prefix, app="no_such_module_for_conveyor")
+async def test_bad_app_module_exits_1(prefix: str) -> None:
+    proc = await start(prefix, app="no_such_module_for_conveyor")
     _, stderr = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 1
     assert "worker_not_started" in events(stderr)

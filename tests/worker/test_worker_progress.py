@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker_helpers import QUEUE, RunWorker, wait_for_state
-
 from conveyor.brokers.base import LOG_START
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
 from conveyor.handlers import JobContext, Registry
 from conveyor.jobs import TERMINAL_STATES, JobState
+from tests.support.waits import wait_for_state
+from tests.worker.worker_helpers import QUEUE, RunWorker
 
 
 async def progress_events(broker: RedisBroker, job_id: str) -> list[Any]:

@@ -8,7 +8,6 @@ import asyncio
 import logging
 
 import pytest
-from worker_helpers import QUEUE, OwnRedis, RunWorker, make_settings, wait_for_state
 
 from conveyor.brokers.base import AckItem, FailItem
 from conveyor.brokers.redis import RedisBroker
@@ -16,6 +15,9 @@ from conveyor.client import AsyncConveyor
 from conveyor.handlers import Registry
 from conveyor.jobs import JobState
 from conveyor.worker.completions import MAX_BATCH_BYTES, SUSPECT_BYTES, Completions
+from tests.support.inproc import make_settings
+from tests.support.waits import wait_for_state
+from tests.worker.worker_helpers import QUEUE, OwnRedis, RunWorker
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
 #: The smallest request limits Redis accepts. Over the query buffer limit the server resets
@@ -135,13 +137,13 @@ class RecordingBroker(RedisBroker):
 
 
 async def test_completion_batches_are_bounded_by_count_and_bytes(
-    broker: RedisBroker, client: AsyncConveyor, key_prefix: str
+    broker: RedisBroker, client: AsyncConveyor, prefix: str
 ) -> None:
     client.validate_types = False
     jobs = [await client.enqueue("any", i, queue=QUEUE) for i in range(60)]
     batch = await broker.fetch(QUEUE, 60, "w-test", 30_000)
     assert len(batch.deliveries) == 60
-    recorder = RecordingBroker(broker.client, key_prefix=key_prefix)
+    recorder = RecordingBroker(broker.client, key_prefix=prefix)
     recorder.calls = []
     completions = Completions(recorder, max_batch_items=25, max_batch_bytes=100_000)
     for d in batch.deliveries:
@@ -195,12 +197,12 @@ class SlowAckBroker(RedisBroker):
 
 
 async def test_an_outcome_waiting_to_be_sent_keeps_its_lease(
-    registry: Registry, broker: RedisBroker, key_prefix: str, run_worker: RunWorker
+    registry: Registry, broker: RedisBroker, prefix: str, run_worker: RunWorker
 ) -> None:
     """The handler finished but its ack waits (a slow or splitting broker) for longer than
     the lease. Today the lease is no longer extended once the handler returns: the job is
     reaped, runs again and the first ack is refused."""
-    slow = SlowAckBroker(broker.client, key_prefix=key_prefix)
+    slow = SlowAckBroker(broker.client, key_prefix=prefix)
     client = AsyncConveyor(slow, registry=registry)
     runs = 0
 

@@ -9,7 +9,6 @@ import threading
 from typing import Any
 
 import pytest
-from worker_helpers import QUEUE, RunWorker, make_settings, wait_for_state, wait_until
 
 from conveyor.brokers.redis import RedisBroker
 from conveyor.client import AsyncConveyor
@@ -18,6 +17,9 @@ from conveyor.handlers import JobContext, Registry
 from conveyor.jobs import JobState
 from conveyor.retry import FixedBackoff
 from conveyor.worker import Worker
+from tests.support.inproc import make_settings
+from tests.support.waits import wait_for_state, wait_true
+from tests.worker.worker_helpers import QUEUE, RunWorker
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
 
@@ -242,7 +244,7 @@ async def test_lost_lease_cancels_the_handler(
     async with run_worker(settings=settings) as worker:
         await asyncio.wait_for(started.wait(), 10)
         await asyncio.wait_for(cancelled.wait(), 10)
-        await wait_until(lambda: worker.in_flight == 0)
+        await wait_true(lambda: worker.in_flight == 0)
     done = await client.get(job.id)
     assert done.state is JobState.DEAD
     assert done.last_error is not None
@@ -306,7 +308,7 @@ async def test_many_jobs_all_acked_in_batches(
     n = 2000
     results = await client.enqueue_many(JobRequest("noop", i, queue=QUEUE) for i in range(n))
     async with run_worker(concurrency=100, settings=make_settings(log_level="WARNING")) as w:
-        await wait_until(lambda: w.completions.acked == n, timeout_s=30)
+        await wait_true(lambda: w.completions.acked == n, timeout_s=30)
         stats = await broker.stats([QUEUE])
     assert stats[QUEUE]["succeeded"] == n
     assert stats[QUEUE]["running"] == 0 and stats[QUEUE]["queued"] == 0
@@ -346,7 +348,7 @@ async def test_unreachable_broker_is_survived_and_stop_is_prompt(
     caplog.set_level(logging.WARNING, logger="conveyor")
     task = asyncio.create_task(worker.run())
     try:
-        await wait_until(lambda: backoffs() >= 3)
+        await wait_true(lambda: backoffs() >= 3)
         assert not task.done()
         assert any(r.getMessage() == "maintenance_skipped" for r in caplog.records)
     finally:

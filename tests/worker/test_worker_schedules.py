@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker_helpers import QUEUE, make_settings, running
 
 from conveyor.brokers.base import Broker
 from conveyor.brokers.sqlite import SqliteBroker
@@ -22,6 +21,8 @@ from conveyor.schedules.declared import declared
 from conveyor.timeutil import datetime_to_ms
 from conveyor.worker import Worker
 from conveyor.worker.schedules import ScheduleFirer, sync_declared
+from tests.support.inproc import make_settings, running
+from tests.worker.worker_helpers import QUEUE
 
 
 @pytest.fixture(params=["redis", "sqlite"])

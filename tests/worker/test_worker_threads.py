@@ -13,15 +13,18 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import isolated_app
 import pytest
-from worker_helpers import QUEUE, REDIS_URL, RunWorker, make_settings, wait_for_state, wait_until
 
+import tests.worker.isolated_app as isolated_app
 from conveyor.brokers.base import AckItem
 from conveyor.client import AsyncConveyor
 from conveyor.handlers import Registry
 from conveyor.jobs import Delivery, JobState
 from conveyor.worker.executor import Executor
+from tests.support.env import REDIS_URL
+from tests.support.inproc import make_settings
+from tests.support.waits import wait_for_state, wait_true
+from tests.worker.worker_helpers import QUEUE, RunWorker
 
 DONE = {JobState.SUCCEEDED, JobState.DEAD}
 
@@ -122,7 +125,7 @@ async def test_a_process_isolated_handler_is_killed_on_timeout(
     async with run_worker(concurrency=1) as worker:
         done = await wait_for_state(client, job.id, DONE, timeout_s=20)
         pid = int(pidfile.read_text())
-        await wait_until(lambda: _gone(pid), timeout_s=5)
+        await wait_true(lambda: _gone(pid), timeout_s=5)
         assert worker.free_slots == 1  # nothing stray: the next job starts at once
         echo = await client.enqueue("iso.echo", {"x": 1}, queue=QUEUE)
         ok = await wait_for_state(client, echo.id, DONE, timeout_s=20)
@@ -177,9 +180,9 @@ async def test_a_process_isolated_handler_is_killed_at_shutdown(
     pidfile = tmp_path / "pid"
     job = await client.enqueue("iso.hang", {"pidfile": str(pidfile)}, queue=QUEUE)
     async with run_worker(settings=make_settings(shutdown_grace_s=0)):
-        await wait_until(lambda: pidfile.exists() and bool(pidfile.read_text()), timeout_s=20)
+        await wait_true(lambda: pidfile.exists() and bool(pidfile.read_text()), timeout_s=20)
     pid = int(pidfile.read_text())
-    await wait_until(lambda: _gone(pid), timeout_s=5)
+    await wait_true(lambda: _gone(pid), timeout_s=5)
     after = await client.get(job.id)
     assert (after.state, after.attempts) == (JobState.QUEUED, 0)  # released, refunded
 
@@ -203,14 +206,14 @@ async def stuck_async(payload):
 
 
 async def test_sigterm_with_grace_0_stops_promptly_whatever_handlers_do(
-    tmp_path: Path, key_prefix: str, client: AsyncConveyor
+    tmp_path: Path, prefix: str, client: AsyncConveyor
 ) -> None:
     """A sync handler that never returns and an async one that swallows cancellation. Today
     the process waits for them (38 s in the issue; here up to 120 s)."""
     (tmp_path / "stuck_app.py").write_text(STUCK_APP)
     client.validate_types = False
     jobs = [await client.enqueue(t, queue=QUEUE) for t in ("stuck.sync", "stuck.async")]
-    env = {**os.environ, "CONVEYOR_BROKER_URL": REDIS_URL, "CONVEYOR_KEY_PREFIX": key_prefix,
+    env = {**os.environ, "CONVEYOR_BROKER_URL": REDIS_URL, "CONVEYOR_KEY_PREFIX": prefix,
            "CONVEYOR_LOG_FORMAT": "json", "CONVEYOR_SHUTDOWN_GRACE_S": "0",
            "PYTHONPATH": str(tmp_path)}
     proc = await asyncio.create_subprocess_exec(
@@ -246,12 +249,12 @@ async def blocks_loop(payload):
 
 
 async def test_sigterm_ends_a_worker_whose_loop_a_handler_blocks(
-    tmp_path: Path, key_prefix: str, client: AsyncConveyor
+    tmp_path: Path, prefix: str, client: AsyncConveyor
 ) -> None:
     (tmp_path / "blocking_app.py").write_text(BLOCKING_APP)
     client.validate_types = False
     job = await client.enqueue("blocks.loop", queue=QUEUE)
-    env = {**os.environ, "CONVEYOR_BROKER_URL": REDIS_URL, "CONVEYOR_KEY_PREFIX": key_prefix,
+    env = {**os.environ, "CONVEYOR_BROKER_URL": REDIS_URL, "CONVEYOR_KEY_PREFIX": prefix,
            "CONVEYOR_LOG_FORMAT": "json", "CONVEYOR_SHUTDOWN_GRACE_S": "0",
            "PYTHONPATH": str(tmp_path)}
     proc = await asyncio.create_subprocess_exec(

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import shutil
 import signal
-import socket
 import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,6 +15,8 @@ from typing import IO
 
 from redis.asyncio import Redis
 from redis.exceptions import BusyLoadingError, RedisError
+
+from tests.support.processes import free_port
 
 READY_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 5.0
@@ -35,12 +36,6 @@ StartRedis = Callable[[str, tuple[str, ...]], Awaitable["RedisServer"]]
 
 def redis_server_binary() -> str | None:
     return shutil.which("redis-server")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(eq=False)

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from tests.support.typed import redis_command
+
 if TYPE_CHECKING:
     from conveyor.brokers.redis import RedisBroker
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "redis-cluster"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "redis-cluster"
 ENV = "CONVEYOR_TEST_CLUSTER"
 
 
@@ -85,13 +87,14 @@ def queues_on_each_primary(slot_owner: dict[int, str], stem: str, count: int = 3
     return list(picked.values())
 
 
-def pid_of(cluster: LocalCluster, port: int) -> int:
-    """The pid of the node on `port` (clusters started by scripts/redis-cluster only)."""
+def pid_of(cluster: LocalCluster, port: int | str) -> int:
+    """The pid of the node on `port` (clusters started by scripts/redis-cluster only; a
+    node's port is `int | str` in redis-py)."""
     assert cluster.directory is not None
     base = Path(cluster.directory)
     ports = [int(p) for p in (base / "ports").read_text().split()]
     pids = [int(p) for p in (base / "pids").read_text().split()]
-    return pids[ports.index(port)]
+    return pids[ports.index(int(port))]
 
 
 async def kill_primary_of(cluster: LocalCluster, broker: RedisBroker, queue: str) -> Redis:
@@ -113,17 +116,17 @@ async def allow_failover(replica: Redis) -> None:
         await replica.aclose()
 
 
-async def replica_of(cluster: LocalCluster, primary_port: int) -> Redis:
+async def replica_of(cluster: LocalCluster, primary_port: int | str) -> Redis:
     for port in cluster.ports:
         node = Redis(port=port, decode_responses=True)
-        role = await node.execute_command("ROLE")
-        if role[0] == "slave" and int(role[2]) == primary_port:
+        role = await redis_command(node, "ROLE")
+        if role[0] == "slave" and int(role[2]) == int(primary_port):
             return node
         await node.aclose()
     raise AssertionError(f"no replica of {primary_port}")
 
 
-def restart_node(cluster: LocalCluster, port: int) -> None:
+def restart_node(cluster: LocalCluster, port: int | str) -> None:
     """Start a killed node again on its own files (scripts/redis-cluster restart)."""
     assert cluster.directory is not None
     subprocess.run([str(SCRIPT), "restart", cluster.directory, str(port)], timeout=60,
