@@ -238,3 +238,18 @@ async def test_a_consumer_keeps_every_history_across_api_kills(
     assert len(received) == total
     assert seen == log and set(seen) == set(jobs)
 
+
+
+async def test_a_stream_over_every_queue_follows_queues_that_appear_later(
+        api_proc: Api, prefix: str) -> None:
+    """No queue named on an install with no queue yet: the stream waits (it used to fail at
+    once) and follows a queue that appears while it runs, from that queue's first event."""
+    reader = asyncio.create_task(collect(api_proc.base, {}, 2, timeout_s=20))
+    await asyncio.sleep(1.0)
+    assert not reader.done()  # open, waiting: not failed
+    async with producer(prefix) as client:
+        first = await client.enqueue("t.one", 1, queue="late")
+        second = await client.enqueue("t.one", 2, queue="later")
+        got = await asyncio.wait_for(reader, 20)
+    assert sorted((d["job_id"], d["event"]) for _, _, d in got) == sorted(
+        [(first.id, "enqueued"), (second.id, "enqueued")])

@@ -161,14 +161,13 @@ class Waiters:
     async def listening(self, queues: Sequence[str]) -> AsyncIterator[Listener]:
         """Keeps the followers of `queues` running while held; the `Listener` tells when
         any of them saw new events (one follower per queue, however many listeners)."""
-        listener = Listener(self, list(dict.fromkeys(queues)))
-        held = [self._follow(q) for q in listener.queues]
-        for f in held:
-            f.listeners += 1
+        listener = Listener(self, [])
         try:
+            for q in dict.fromkeys(queues):
+                listener.add(q)
             yield listener
         finally:
-            for f in held:
+            for f in listener.held:
                 f.listeners -= 1
 
     async def _recheck(self, f: _Follower) -> None:
@@ -198,6 +197,17 @@ class Listener:
     def __init__(self, hub: Waiters, queues: list[str]) -> None:
         self._hub = hub
         self.queues = queues
+        #: the followers this listener keeps alive (released when `listening` ends)
+        self.held: list[_Follower] = []
+
+    def add(self, queue: str) -> None:
+        """Follow one more queue (a stream over every queue that sees a new one appear)."""
+        if queue in self.queues:
+            return
+        f = self._hub._follow(queue)
+        f.listeners += 1
+        self.held.append(f)
+        self.queues.append(queue)
 
     def ticks(self) -> list[asyncio.Future[None]]:
         out = []
@@ -209,7 +219,11 @@ class Listener:
         return out
 
     async def changed(self, ticks: list[asyncio.Future[None]], timeout_s: float) -> bool:
-        """True when one of the queues' logs moved on (or may have) since `ticks()`."""
+        """True when one of the queues' logs moved on (or may have) since `ticks()`; with
+        no queue to follow, nothing can change: False after the timeout."""
+        if not ticks:
+            await asyncio.sleep(timeout_s)
+            return False
         done, _ = await asyncio.wait(ticks, timeout=timeout_s,
                                      return_when=asyncio.FIRST_COMPLETED)
         return bool(done)

@@ -11,6 +11,7 @@ shares the process's one follower per queue (`Waiters.listening`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -22,7 +23,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from conveyor.api.openapi import error_responses, named_schema
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import JOB_ID_PATTERN, QUEUE_PATTERN, TYPE_PATTERN
-from conveyor.brokers.base import EventPage
+from conveyor.brokers.base import LOG_START, EventPage
 from conveyor.client import AsyncConveyor
 from conveyor.errors import ValidationError
 from conveyor.events.model import JobEvent
@@ -34,6 +35,8 @@ MAX_ALL_QUEUES = 100
 MAX_TYPES = 20
 #: seconds between keep-alive comments
 PING_S = 15
+#: how often a stream over every queue looks for new queues
+DISCOVER_S = 2.0
 READ_LIMIT = 500
 #: a `Last-Event-ID` longer than this is refused (20 queues of 64 characters + cursors)
 LAST_ID_MAX = 2048
@@ -72,17 +75,28 @@ def _wanted(ev: JobEvent, types: set[str], job_id: str | None) -> bool:
 
 async def event_stream(
     client: AsyncConveyor, queues: list[str], cursors: dict[str, str], types: set[str],
-    job_id: str | None, lost: list[str],
+    job_id: str | None, lost: list[str], *, every_queue: bool = False,
 ) -> AsyncIterator[ServerSentEvent]:
+    """`every_queue` (no queue and no job named): queues that appear while the stream runs
+    are followed too, from the start of their log, found within `DISCOVER_S`."""
     broker = client.broker
+    loop = asyncio.get_running_loop()
     async with client.waiters.listening(queues) as listener:
         for queue in lost:  # a Last-Event-ID cursor the log cannot read: resume from now
             yield ServerSentEvent(event="gap", id=event_id(cursors),
                                   data=json.dumps({"queue": queue, "cursor": None}))
+        listed = loop.time()
         while True:
+            if every_queue and loop.time() - listed >= DISCOVER_S \
+                    and len(listener.queues) < MAX_ALL_QUEUES:
+                listed = loop.time()
+                for queue in (await broker.queues())[:MAX_ALL_QUEUES]:
+                    if queue not in cursors and len(listener.queues) < MAX_ALL_QUEUES:
+                        cursors[queue] = LOG_START
+                        listener.add(queue)
             ticks = listener.ticks()
             more = False
-            for queue in queues:
+            for queue in listener.queues:
                 page: EventPage = await broker.read_events(queue, cursors[queue], READ_LIMIT)
                 if page.gap:
                     yield ServerSentEvent(
@@ -96,7 +110,7 @@ async def event_stream(
                 cursors[queue] = page.cursor
                 more = more or len(page.events) == READ_LIMIT
             if not more:
-                await listener.changed(ticks, PING_S)
+                await listener.changed(ticks, DISCOVER_S if every_queue else PING_S)
 
 
 def build_router(rt: ApiRuntime) -> APIRouter:
@@ -107,7 +121,8 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         response_class=EventSourceResponse,
         description="Events of the given queues (and, with `job_id`, of that job's queue) "
         "as they happen, oldest first per queue; no `queue` and no `job_id`: every queue "
-        "known when the stream starts (at most 100). Send `Last-Event-ID` (browsers do so "
+        "(at most 100), queues that appear later included (within 2 s, from the start of their "
+        "log). Send `Last-Event-ID` (browsers do so "
         "when they reconnect) to resume after an event; a cursor the log cannot resume from "
         "is said by an `event: gap` (with `cursor` null), and the stream goes on from now.",
         responses={200: STREAM_DOC, **error_responses(401, 422, 503)},
@@ -139,7 +154,8 @@ def build_router(rt: ApiRuntime) -> APIRouter:
                     lost.append(q)
             cursors[q] = await client.broker.events_tail(q)
         return EventSourceResponse(
-            event_stream(client, queues, cursors, set(type), job_id, lost), ping=PING_S,
+            event_stream(client, queues, cursors, set(type), job_id, lost,
+                         every_queue=not queue and job_id is None), ping=PING_S,
             headers={"Cache-Control": "no-store"})
 
     return router
