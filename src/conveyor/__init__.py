@@ -19,4 +19,4 @@ __all__ = [
     "RetryLater",
     "handler",
 ]
-__version__ = "0.1.0"
+from conveyor._version import __version__ as __version__

@@ -55,6 +55,7 @@ from conveyor.jobs import (
 )
 from conveyor.queues import DEFAULT_QUEUE, PRIORITY_MAX, PRIORITY_MIN, validate_queue_name
 from conveyor.schedules.service import AsyncSchedules, Schedules
+from conveyor.schedules.spec import JobTemplate
 from conveyor.settings import Settings, get_settings
 from conveyor.timeutil import datetime_to_ms, ms_to_datetime
 
@@ -165,7 +166,7 @@ class AsyncConveyor:
         self.waiters = Waiters(broker)
         self._webhooks: AsyncWebhooks | None = None
         #: recurring jobs (issue 15): put, get, list, delete, pause, resume, trigger, runs
-        self.schedules = AsyncSchedules(self)
+        self.schedules = AsyncSchedules(broker, self._template_spec, self.get)
 
     @classmethod
     def from_url(
@@ -203,6 +204,12 @@ class AsyncConveyor:
         await self.close()
 
     # --- enqueue --------------------------------------------------------------------------
+    def _template_spec(self, t: JobTemplate) -> JobSpec:
+        """A schedule's job template through the enqueue checks (`AsyncSchedules.resolve`)."""
+        return self.build_spec(JobRequest(t.type, t.payload, t.queue, t.priority,
+                                          max_attempts=t.max_attempts,
+                                          timeout_s=t.timeout_s))[0]
+
     def build_spec(self, req: JobRequest) -> tuple[JobSpec, Any]:
         """Validate one request; return the broker's JobSpec and the validated payload."""
         queue = validate_queue_name(req.queue)

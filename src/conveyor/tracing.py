@@ -67,7 +67,7 @@ def enabled() -> bool:
 def _tracer() -> Any:
     """One tracer per process (a proxy until a provider is set, then the provider's own)."""
     if not _cached:
-        from conveyor import __version__
+        from conveyor._version import __version__
 
         _cached.append(trace.get_tracer(_TRACER_NAME, __version__))
         _cached.append(TraceContextTextMapPropagator())

@@ -42,12 +42,91 @@ def _offending(package: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]
     return bad
 
 
+#: the layers above the broker protocol and the domain modules
+ABOVE = ("conveyor.client", "conveyor.api", "conveyor.cli", "conveyor.worker", "conveyor.ui",
+         "conveyor.web", "conveyor.devserver")
+BACKENDS = ("conveyor.brokers.redis", "conveyor.brokers.sqlite")
+
+
 @pytest.mark.parametrize(("package", "forbidden"), [
     ("api", ("conveyor.ui", "conveyor.web")),
     ("ui", ("conveyor.api.routes", "conveyor.web")),
+    # the brokers know nothing above the protocol; the domain layers name no backend (each
+    # backend offers its schedule / webhook store as a capability) and no client
+    ("brokers", ABOVE),
+    ("schedules", ABOVE + BACKENDS),
+    ("dlq", ABOVE + BACKENDS),
+    ("events", ABOVE + BACKENDS),
+    ("handlers", ABOVE + BACKENDS),
 ])
 def test_no_import_runs_the_wrong_way(package: str, forbidden: tuple[str, ...]) -> None:
     assert _offending(package, forbidden) == {}
+
+
+def _runtime_imports(path: Path, modules: set[str]) -> set[str]:
+    """The conveyor modules a file imports when it runs (top level or in a function; not
+    under `if TYPE_CHECKING:`)."""
+    found: set[str] = set()
+    stack: list[ast.AST] = list(ast.parse(path.read_text(encoding="utf-8")).body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name in modules)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                name = f"{node.module}.{alias.name}"
+                if name in modules:
+                    found.add(name)
+                elif node.module in modules:
+                    found.add(node.module)
+        stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def test_no_import_cycle() -> None:
+    """No two conveyor modules import each other, directly or through others (lazy imports
+    in functions count: they only hide a cycle)."""
+    paths = {}
+    for path in SRC.rglob("*.py"):
+        parts = ["conveyor", *path.relative_to(SRC).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts.pop()
+        paths[".".join(parts)] = path
+    graph = {m: _runtime_imports(p, set(paths)) - {m} for m, p in paths.items()}
+    # a cycle is an edge a -> b with a path b -> ... -> a: look for one from every module
+    cycles = []
+    for start in graph:
+        seen: set[str] = set()
+        todo = list(graph[start])
+        while todo:
+            m = todo.pop()
+            if m == start:
+                cycles.append(start)
+                break
+            if m not in seen:
+                seen.add(m)
+                todo.extend(graph.get(m, ()))
+    # a package imports its own modules (its __init__ re-exports them): not a cycle of layers
+    cycles = [m for m in cycles if not any(
+        dep.startswith(m + ".") for dep in graph[m]) or _cycle_outside(graph, m)]
+    assert cycles == []
+
+
+def _cycle_outside(graph: dict[str, set[str]], start: str) -> bool:
+    """A path back to `start` that does not go through start's own package re-exports."""
+    seen: set[str] = set()
+    todo = [d for d in graph[start] if not d.startswith(start + ".")]
+    while todo:
+        m = todo.pop()
+        if m == start:
+            return True
+        if m not in seen:
+            seen.add(m)
+            todo.extend(graph.get(m, ()))
+    return False
 
 
 def test_the_check_sees_an_import() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from enum import StrEnum
 from typing import Any
 
 import pydantic
@@ -17,6 +16,7 @@ from pydantic_core import to_json
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from conveyor.api.codes import ApiErrorCode as ApiErrorCode  # re-exported
 from conveyor.api.openapi import allowed_methods
 from conveyor.errors import ConveyorError, ErrorCode
 
@@ -24,21 +24,6 @@ log = logging.getLogger("conveyor.api")
 
 #: seconds a client should wait before retrying while the broker is unreachable
 RETRY_AFTER_S = 2
-
-
-class ApiErrorCode(StrEnum):
-    """Codes only the HTTP layer produces, next to the shared `ErrorCode`s."""
-
-    BAD_REQUEST = "bad_request"
-    INVALID_JSON = "invalid_json"
-    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
-    FORBIDDEN_ORIGIN = "forbidden_origin"
-    NOT_FOUND = "not_found"
-    METHOD_NOT_ALLOWED = "method_not_allowed"
-    REQUEST_TIMEOUT = "request_timeout"
-    HEADERS_TOO_LARGE = "headers_too_large"
-    RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
-    INTERNAL_ERROR = "internal_error"
 
 
 STATUS_OF_CODE: dict[str, int] = {

@@ -18,9 +18,11 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from conveyor.api.codes import ApiErrorCode
 from conveyor.api.openapi_jobs import add_job_variants
 from conveyor.api.openapi_schedules import add_schedule_schemas
 from conveyor.api.schemas import ErrorEnvelope
+from conveyor.errors import ErrorCode
 
 REF = "#/components/schemas/{model}"
 BEARER = "bearerAuth"
@@ -130,9 +132,6 @@ def add_models(schemas: dict[str, Any], models: Iterable[type[BaseModel]]) -> No
 
 def _error_codes(schemas: dict[str, Any]) -> None:
     """The envelope's `code` as an enum of every code the API sends."""
-    from conveyor.api.errors import ApiErrorCode  # errors.py imports this module
-    from conveyor.errors import ErrorCode
-
     codes = list(dict.fromkeys([*map(str, ErrorCode), *map(str, ApiErrorCode), "http_error"]))
     schemas["ErrorCode"] = {
         "type": "string", "enum": codes, "title": "ErrorCode",

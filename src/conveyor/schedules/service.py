@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -43,7 +43,13 @@ from conveyor.schedules.ticks import iter_ticks, preview
 from conveyor.timeutil import ms_to_datetime
 
 if TYPE_CHECKING:
-    from conveyor.client import AsyncConveyor
+    from conveyor.brokers.base import Broker
+    from conveyor.jobs import JobSpec
+    from conveyor.schedules.spec import JobTemplate
+
+#: what the client gives the schedules: the enqueue checks of a job template (type known,
+#: payload valid, the handler's defaults), so a schedule is checked as an enqueue would be
+SpecBuilder = Callable[["JobTemplate"], "JobSpec"]
 
 log = logging.getLogger("conveyor.schedules")
 
@@ -153,29 +159,28 @@ def view_of(st: StoredSchedule, last_state: JobState | None, now_ms: int) -> Sch
 
 
 class AsyncSchedules:
-    """`cv.schedules` of an `AsyncConveyor`."""
+    """`cv.schedules` of an `AsyncConveyor` (given its broker, its enqueue checks and its
+    `get`: this layer does not import the client)."""
 
-    def __init__(self, client: AsyncConveyor) -> None:
-        self._client = client
+    def __init__(self, broker: Broker, build_spec: SpecBuilder,
+                 get: Callable[[str], Awaitable[Job]]) -> None:
+        self._broker = broker
+        self._build_spec = build_spec
+        self._get = get
         self._store: ScheduleStore | None = None
 
     @property
     def store(self) -> ScheduleStore:
         if self._store is None:
-            self._store = schedule_store(self._client.broker)
+            self._store = schedule_store(self._broker)
         return self._store
 
     # --- definitions ----------------------------------------------------------------------
     def resolve(self, schedule: Schedule) -> ResolvedJob:
         """The job template checked as an enqueue would be (type known, payload valid) with
         the handler's defaults; `ValidationError` with `details` locating the problem."""
-        from conveyor.client import JobRequest
-
-        t = schedule.job
-        req = JobRequest(t.type, t.payload, t.queue, t.priority,
-                         max_attempts=t.max_attempts, timeout_s=t.timeout_s)
         try:
-            spec, _ = self._client.build_spec(req)
+            spec = self._build_spec(schedule.job)
         except UnknownJobType as exc:
             raise ValidationError(exc.message, details=[
                 {"loc": ["job", "type"], "msg": exc.message, "type": "unknown_job_type"}
@@ -278,7 +283,7 @@ class AsyncSchedules:
             entry = FireEntry(name, d.fp, None, None, None, (None,), (new_uid(),))
             (res,) = await self.store.fire(st.queue, [entry])
             if res.status == "fired" and res.job_ids:
-                return await self._client.get(res.job_ids[0])
+                return await self._get(res.job_ids[0])
             if res.status == "gone":
                 raise _not_found(name)
         raise ConveyorError(f"schedule {name!r} kept changing; try again",

@@ -322,15 +322,11 @@ class ScheduleStore(Protocol):
 
 
 def schedule_store(broker: Broker) -> ScheduleStore:
-    """The store that keeps schedules next to `broker`'s jobs."""
-    from conveyor.brokers.redis import RedisBroker
-    from conveyor.brokers.redis.schedules import RedisScheduleStore
-    from conveyor.brokers.sqlite import SqliteBroker
-    from conveyor.brokers.sqlite.schedules import SqliteScheduleStore
-
-    if isinstance(broker, RedisBroker):
-        return RedisScheduleStore(broker)
-    if isinstance(broker, SqliteBroker):
-        return SqliteScheduleStore(broker)
-    raise TypeError(f"no schedule store for {type(broker).__name__}")
+    """The store that keeps schedules next to `broker`'s jobs: the backend's own
+    (`schedule_store()`, an optional capability; this layer names no backend)."""
+    make = getattr(broker, "schedule_store", None)
+    if make is None:
+        raise TypeError(f"no schedule store for {type(broker).__name__}")
+    store: ScheduleStore = make()
+    return store
 

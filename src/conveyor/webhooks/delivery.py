@@ -24,7 +24,7 @@ from conveyor.errors import ErrorCode, PermanentError, RetryLater, ValidationErr
 from conveyor.handlers.context import JobContext
 from conveyor.retry import ExponentialBackoff
 from conveyor.settings import Settings
-from conveyor.webhooks.model import Subscription, message_id, webhook_body
+from conveyor.webhooks.model import Subscription, WebhookPayload, message_id, webhook_body
 from conveyor.webhooks.sender import Answer, SendError, post
 from conveyor.webhooks.signing import signature_headers
 from conveyor.webhooks.urls import (
@@ -35,7 +35,6 @@ from conveyor.webhooks.urls import (
 )
 
 if TYPE_CHECKING:
-    from conveyor.webhooks.handler import WebhookPayload
     from conveyor.webhooks.runtime import WebhookRuntime
 
 #: attempts a 3xx / plain 4xx answer gets before the delivery is given up

@@ -9,28 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from conveyor.events.model import JobEvent
 from conveyor.handlers.context import JobContext
 from conveyor.handlers.registry import handler
 from conveyor.retry import ExponentialBackoff
-from conveyor.webhooks.model import SUBSCRIPTION_ID_PATTERN, WEBHOOK_TYPE
+from conveyor.webhooks.model import WEBHOOK_TYPE, WebhookPayload
 
 #: defaults of CONVEYOR_WEBHOOK_MAX_ATTEMPTS / _RETRY_BASE_S / _RETRY_CAP_S: about a day of
 #: retries; the fan-out stamps each job with the setting, and deliveries wait RetryLater
 DEFAULT_MAX_ATTEMPTS = 15
 #: above the largest CONVEYOR_WEBHOOK_TIMEOUT_S (60), which bounds one attempt itself
 HANDLER_TIMEOUT_S = 120.0
-
-
-class WebhookPayload(BaseModel):
-    """`{"subscription_id", "event"}`: which subscription, which event."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    subscription_id: str = Field(pattern=SUBSCRIPTION_ID_PATTERN)
-    event: JobEvent
 
 
 @handler(

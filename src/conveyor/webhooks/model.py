@@ -237,3 +237,13 @@ def _json_list(text: str, *, allow_none: bool = True) -> list[str] | None:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError("expected a JSON list of strings")
     return value
+
+
+class WebhookPayload(BaseModel):
+    """The payload of a `conveyor.webhook` job, `{"subscription_id", "event"}`: which
+    subscription, which event (never its secret: payloads are shown)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subscription_id: str = Field(pattern=SUBSCRIPTION_ID_PATTERN)
+    event: JobEvent

@@ -47,17 +47,13 @@ class WebhookStore(Protocol):
 
 
 def webhook_store(broker: Broker) -> WebhookStore:
-    """The store that keeps subscriptions next to `broker`'s jobs."""
-    from conveyor.brokers.redis import RedisBroker
-    from conveyor.brokers.redis.webhooks import RedisWebhookStore
-    from conveyor.brokers.sqlite import SqliteBroker
-    from conveyor.brokers.sqlite.webhooks import SqliteWebhookStore
-
-    if isinstance(broker, RedisBroker):
-        return RedisWebhookStore(broker.client, broker.keys, broker.scripts)
-    if isinstance(broker, SqliteBroker):
-        return SqliteWebhookStore.for_broker(broker)
-    raise TypeError(f"no webhook store for {type(broker).__name__}")
+    """The store that keeps subscriptions next to `broker`'s jobs: the backend's own
+    (`webhook_store()`, an optional capability; this layer names no backend)."""
+    make = getattr(broker, "webhook_store", None)
+    if make is None:
+        raise TypeError(f"no webhook store for {type(broker).__name__}")
+    store: WebhookStore = make()
+    return store
 
 
 async def subscribe(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
@@ -67,6 +67,10 @@ from conveyor.jobs import EnqueueResult, Job, JobSpec, JobState
 #: pipelined LPOP per node; a BLPOP over several queues' markers would be cross-slot)
 CLUSTER_POLL_S = 0.05
 
+
+if TYPE_CHECKING:
+    from conveyor.brokers.redis.schedules import RedisScheduleStore
+    from conveyor.brokers.redis.webhooks import RedisWebhookStore
 
 class RedisBroker(RedisCore):
     def __init__(
@@ -168,6 +172,18 @@ class RedisBroker(RedisCore):
         from conveyor.brokers.redis.sync import SyncEnqueuer as RedisSyncEnqueuer
 
         return None if self.url is None else RedisSyncEnqueuer(self, self.url)
+
+    def schedule_store(self) -> RedisScheduleStore:
+        """Where this broker keeps schedules (`schedules.store.schedule_store`)."""
+        from conveyor.brokers.redis.schedules import RedisScheduleStore
+
+        return RedisScheduleStore(self)
+
+    def webhook_store(self) -> RedisWebhookStore:
+        """Where this broker keeps webhook subscriptions (`webhooks.store.webhook_store`)."""
+        from conveyor.brokers.redis.webhooks import RedisWebhookStore
+
+        return RedisWebhookStore(self.client, self.keys, self.scripts)
 
     # --- worker ---------------------------------------------------------------------------
     async def fetch(self, queue: str, count: int, worker_id: str, lease_ms: int) -> FetchBatch:

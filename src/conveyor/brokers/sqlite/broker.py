@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor import joblogs
 from conveyor.brokers import shell
@@ -113,6 +113,10 @@ class SqliteSyncEnqueuer:
         """Nothing of its own: the broker's connection stays the broker's."""
 
 
+if TYPE_CHECKING:
+    from conveyor.brokers.sqlite.schedules import SqliteScheduleStore
+    from conveyor.brokers.sqlite.webhooks import SqliteWebhookStore
+
 class SqliteBroker:
     def __init__(
         self,
@@ -187,6 +191,18 @@ class SqliteBroker:
 
     def sync_enqueuer(self) -> SqliteSyncEnqueuer:
         return SqliteSyncEnqueuer(self)
+
+    def schedule_store(self) -> SqliteScheduleStore:
+        """Where this broker keeps schedules (`schedules.store.schedule_store`)."""
+        from conveyor.brokers.sqlite.schedules import SqliteScheduleStore
+
+        return SqliteScheduleStore(self)
+
+    def webhook_store(self) -> SqliteWebhookStore:
+        """Where this broker keeps webhook subscriptions (`webhooks.store.webhook_store`)."""
+        from conveyor.brokers.sqlite.webhooks import SqliteWebhookStore
+
+        return SqliteWebhookStore.for_broker(self)
 
     def _enqueued(
         self, count: int, steps: Sequence[EnqueueStep], replies: Sequence[list[EnqueueResult]],
