@@ -69,9 +69,9 @@ def rollup_series(conn: sqlite3.Connection, queue: str, now: int, hours: int) ->
     included), then the other minutes go. Rerun on a rolled hour, it sums a row to itself;
     the writer's lock orders two callers, so nothing is counted twice."""
     upto = last_rollable_hour(now // 60_000)
-    row = conn.execute(
-        "SELECT min(minute) FROM series WHERE queue = ? AND minute % 60 != 0"
-        " AND minute < ?", (queue, (upto + 1) * 60)).fetchone()
+    row = conn.execute(  # the index's order: stops at the first row off an hour's start
+        "SELECT minute FROM series WHERE queue = ? AND minute < ? AND minute % 60 != 0"
+        " ORDER BY minute LIMIT 1", (queue, (upto + 1) * 60)).fetchone()
     if row is None or not isinstance(row[0], int):
         return
     first, last = row[0] // 60 * 60, (min(upto, row[0] // 60 + hours - 1) + 1) * 60 - 1
