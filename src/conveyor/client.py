@@ -430,11 +430,12 @@ class AsyncConveyor:
         return await self.broker.workers()
 
     async def series(
-        self, queue: str, minutes: int = 60, type: str | None = None
+        self, queue: str, minutes: int = 60, type: str | None = None, step_s: int | None = None
     ) -> list[SeriesPoint]:
-        """The queue's outcomes per minute over the last `minutes` (up to 7 days), counted by
-        the broker's transitions: every reader sees the same history."""
-        return await self.broker.series(validate_queue_name(queue), minutes, type)
+        """The queue's outcomes over the last `minutes` (up to 7 days), counted by the
+        broker's transitions: every reader sees the same history. Per minute within a day,
+        per hour beyond (or as `step_s`, 60 or 3600, says; `check_series_window`)."""
+        return await self.broker.series(validate_queue_name(queue), minutes, type, step_s)
 
     async def ready_ages(self, queues: Sequence[str]) -> dict[str, float]:
         """Per queue, seconds since the job waiting longest for a worker became due (0: none
@@ -713,9 +714,9 @@ class Conveyor:
         self._call(self._inner.resume(queue))
 
     def series(
-        self, queue: str, minutes: int = 60, type: str | None = None
+        self, queue: str, minutes: int = 60, type: str | None = None, step_s: int | None = None
     ) -> list[SeriesPoint]:
-        return self._call(self._inner.series(queue, minutes, type))
+        return self._call(self._inner.series(queue, minutes, type, step_s))
 
     def ready_ages(self, queues: Sequence[str]) -> dict[str, float]:
         return self._call(self._inner.ready_ages(queues))

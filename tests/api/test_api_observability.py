@@ -95,7 +95,27 @@ async def test_queue_series_counts_outcomes_per_minute(
     assert len(typed["points"]) == 5
     other = (await api.get("/v1/queues/s/series", params={"minutes": 5, "type": "x"})).json()
     assert sum(p["succeeded"] for p in other["points"]) == 0
-    for params in ({"minutes": 0}, {"minutes": 10081}, {"type": "a b"}, {"minutes": "x"}):
+    for params in ({"minutes": 0}, {"minutes": 10081}, {"type": "a b"}, {"minutes": "x"},
+                   {"step_s": 600}, {"step_s": "x"}, {"minutes": 1441, "step_s": 60}):
         bad = await api.get("/v1/queues/s/series", params=params)
         assert bad.status_code == 422, params
         assert bad.json()["error"]["code"] == "validation_error"
+
+
+async def test_queue_series_per_hour_beyond_a_day(
+    api: httpx.AsyncClient, conveyor: AsyncConveyor
+) -> None:
+    job = (await api.post("/v1/jobs", json={"type": "fake", "queue": "sh"})).json()["id"]
+    (d,) = (await conveyor.broker.fetch("sh", 1, "w", 30_000)).deliveries
+    assert await conveyor.broker.ack([AckItem(job, d.token)]) == [True]
+    day = (await api.get("/v1/queues/sh/series", params={"minutes": 1440})).json()
+    assert day["step_s"] == 60 and len(day["points"]) == 1440
+    week = (await api.get("/v1/queues/sh/series", params={"minutes": 10080})).json()
+    assert week["step_s"] == 3600
+    assert len(week["points"]) in (168, 169)  # whole hours holding the window's minutes
+    assert all(p["at"].endswith(":00:00Z") for p in week["points"])
+    assert sum(p["succeeded"] for p in week["points"]) == 1
+    hourly = (await api.get("/v1/queues/sh/series",
+                            params={"minutes": 60, "step_s": 3600, "type": "fake"})).json()
+    assert hourly["step_s"] == 3600 and len(hourly["points"]) in (1, 2)
+    assert sum(p["succeeded"] for p in hourly["points"]) == 1

@@ -175,18 +175,20 @@ class QueueList(ResponseModel):
 
 
 class SeriesPointOut(ResponseModel):
-    at: datetime = Field(description="start of the minute (UTC)")
-    succeeded: int = Field(ge=0, description="jobs that succeeded in the minute")
+    at: datetime = Field(description="start of the minute or hour (UTC)")
+    succeeded: int = Field(ge=0, description="jobs that succeeded in the step")
     failed: int = Field(ge=0, description="attempts that failed and left the job to be "
                         "retried (an error with attempts left, or an expired lease requeued)")
-    dead: int = Field(ge=0, description="jobs that ended DEAD in the minute")
+    dead: int = Field(ge=0, description="jobs that ended DEAD in the step")
 
 
 class SeriesOut(ResponseModel):
-    """Outcomes of one queue per minute, counted by the broker's transitions themselves."""
+    """Outcomes of one queue per minute or per hour, counted by the broker's transitions
+    themselves."""
 
-    step_s: int = Field(description="seconds per point: 60")
-    points: list[SeriesPointOut] = Field(description="oldest first, the current minute last")
+    step_s: int = Field(description="seconds per point, the same for every point: 60 or 3600")
+    points: list[SeriesPointOut] = Field(
+        description="oldest first, the current minute (or hour) last")
 
 
 class WorkerOut(ResponseModel):

@@ -179,17 +179,25 @@ class WorkerInfo:
     metrics_url: str | None = None
 
 
-#: how far back the per-minute series go (each broker keeps them this long at least)
+#: how far back the series go (each broker keeps them this long at least)
 SERIES_KEEP_MINUTES = 7 * 1440
+#: per-minute points are kept for this many minutes back (the current minute last); hours
+#: that ended before are rolled up into one point per hour by the retention step
+SERIES_MINUTE_SPAN = 1440
+#: hours rolled up per queue by one retention step, at most (bounded work per tick)
+SERIES_ROLLUP_HOURS = 24
+#: the steps a series can be read at: per minute (windows within SERIES_MINUTE_SPAN), per hour
+SERIES_STEPS = (60, 3600)
 
 
 @dataclass(frozen=True, slots=True)
 class SeriesPoint:
-    """One minute of a queue's outcomes, counted by the transitions themselves: `failed` is
-    attempts that failed and left the job to be retried (a failure with attempts left, or a
-    lease that expired and was requeued), `dead` jobs that ended DEAD that minute."""
+    """One step (a minute or an hour) of a queue's outcomes, counted by the transitions
+    themselves: `failed` is attempts that failed and left the job to be retried (a failure
+    with attempts left, or a lease that expired and was requeued), `dead` jobs that ended
+    DEAD in the step."""
 
-    minute: int  # epoch minute: broker ms // 60,000
+    minute: int  # epoch minute the step starts at: broker ms // 60,000
     succeeded: int = 0
     failed: int = 0
     dead: int = 0
@@ -290,8 +298,10 @@ def check_cursor_name(name: str) -> str:
 
 def bad_cursor(cursor: str) -> ValidationError:
     return ValidationError("invalid event cursor", details={"cursor": cursor[:100]})
-def check_series_window(minutes: int, type: str | None) -> None:
-    """The argument checks of `Broker.series`, the same on every backend."""
+def check_series_window(minutes: int, type: str | None, step_s: int | None = None) -> int:
+    """The argument checks of `Broker.series`, the same on every backend; answers the step
+    (seconds): `step_s` if given, else 60 for windows within SERIES_MINUTE_SPAN, 3600 beyond.
+    Per-minute points go back SERIES_MINUTE_SPAN only (older minutes are rolled up)."""
     if isinstance(minutes, bool) or not isinstance(minutes, int) or not (
         1 <= minutes <= SERIES_KEEP_MINUTES
     ):
@@ -299,6 +309,26 @@ def check_series_window(minutes: int, type: str | None) -> None:
                               details={"minutes": str(minutes)})
     if type is not None and not TYPE_NAME_RE.fullmatch(str(type)):
         raise ValidationError("type is not a job type name", details={"type": str(type)[:128]})
+    if step_s is None:
+        return 60 if minutes <= SERIES_MINUTE_SPAN else 3600
+    if isinstance(step_s, bool) or step_s not in SERIES_STEPS:
+        raise ValidationError("step_s must be 60 or 3600", details={"step_s": str(step_s)})
+    if step_s == 60 and minutes > SERIES_MINUTE_SPAN:
+        raise ValidationError(f"per-minute points go back {SERIES_MINUTE_SPAN} minutes only",
+                              details={"minutes": str(minutes), "step_s": "60"})
+    return step_s
+
+
+def series_hours(last_minute: int, minutes: int) -> range:
+    """The epoch hours an hourly read of the last `minutes` covers: every hour holding one of
+    the window's minutes, the current (partial) hour last."""
+    return range((last_minute - minutes + 1) // 60, last_minute // 60 + 1)
+
+
+def last_rollable_hour(now_minute: int) -> int:
+    """The newest epoch hour the retention step may roll up: the hour that ended before the
+    first of the last SERIES_MINUTE_SPAN minutes (so a per-minute read never meets one)."""
+    return (now_minute - SERIES_MINUTE_SPAN + 1) // 60 - 1
 
 
 def queue_not_found(queue: str) -> QueueNotFound:
@@ -505,11 +535,13 @@ class Broker(Protocol):
         bounded number of round trips (the autoscaling signal)."""
 
     async def series(
-        self, queue: str, minutes: int, type: str | None = None
+        self, queue: str, minutes: int, type: str | None = None, step_s: int | None = None
     ) -> list[SeriesPoint]:
         """The last `minutes` minutes of the queue's outcomes (1 to SERIES_KEEP_MINUTES, the
-        current minute last, by the broker's clock), one point per minute, zeros included;
-        of one job type, or of all. A bounded number of round trips."""
+        current minute last, by the broker's clock), zeros included; of one job type, or of
+        all. One point per step (`check_series_window`): per minute, or per hour over
+        `series_hours` (every point a whole hour, the current one partial; never mixed). A
+        bounded number of round trips."""
 
     async def audit(self, queue: str) -> AuditReport: ...
 

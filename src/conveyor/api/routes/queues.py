@@ -24,7 +24,12 @@ from conveyor.api.schemas import (
     SeriesOut,
     SeriesPointOut,
 )
-from conveyor.brokers.base import SERIES_KEEP_MINUTES
+from conveyor.brokers.base import (
+    SERIES_KEEP_MINUTES,
+    SERIES_MINUTE_SPAN,
+    SERIES_STEPS,
+    check_series_window,
+)
 from conveyor.timeutil import ms_to_datetime
 
 QueuePath = Annotated[str, Path(pattern=QUEUE_PATTERN, description="queue name")]
@@ -55,18 +60,30 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         return json_response((await queue_list(client, [name]))[0])
 
     @router.get("/{name}/series", response_model=SeriesOut,
-                summary="A queue's outcomes per minute (up to 7 days back)",
+                summary="A queue's outcomes per minute or per hour (up to 7 days back)",
                 description="Counted by the broker in the same atomic step as each outcome, "
-                "so every reader sees the same history. `type` narrows to one job type.",
+                "so every reader sees the same history. `type` narrows to one job type. "
+                f"Per-minute counts are kept for the last {SERIES_MINUTE_SPAN} minutes; older "
+                "hours are rolled up into one count per hour (exactly the sum of their "
+                f"minutes). So `step_s` is 60 for `minutes` up to {SERIES_MINUTE_SPAN} and "
+                "3600 beyond, unless `step_s` asks for 3600 (60 beyond a day is refused, "
+                "`validation_error`). Points never mix steps: per hour, every point is a "
+                "whole clock hour, the first one the hour holding the window's first minute "
+                "(so it may start before it), the last one the current hour so far.",
                 responses=error_responses(401, 422, 503))
     async def get_queue_series(
         name: QueuePath,
         minutes: Annotated[int, Query(ge=1, le=SERIES_KEEP_MINUTES)] = 60,
         type: Annotated[str | None, Query(pattern=TYPE_PATTERN, max_length=128)] = None,
+        step_s: Annotated[int | None, Query(
+            description="seconds per point (default: by `minutes`); 60 only for `minutes` "
+            f"up to {SERIES_MINUTE_SPAN}", json_schema_extra={"enum": list(SERIES_STEPS)})
+        ] = None,
     ) -> Response:
         client = await rt.ready()
-        points = await client.series(name, minutes, type)
-        return json_response(SeriesOut(step_s=60, points=[
+        step = check_series_window(minutes, type, step_s)
+        points = await client.series(name, minutes, type, step)
+        return json_response(SeriesOut(step_s=step, points=[
             SeriesPointOut(at=ms_to_datetime(p.minute * 60_000),
                            succeeded=p.succeeded, failed=p.failed, dead=p.dead)
             for p in points]))

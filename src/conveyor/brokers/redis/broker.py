@@ -378,9 +378,9 @@ class RedisBroker(RedisCore):
         return await self._queues.ready_ages(list(queues))
 
     async def series(
-        self, queue: str, minutes: int, type: str | None = None
+        self, queue: str, minutes: int, type: str | None = None, step_s: int | None = None
     ) -> list[SeriesPoint]:
-        return await self._queues.series(queue, minutes, type)
+        return await self._queues.series(queue, minutes, type, step_s)
 
     async def audit(self, queue: str) -> AuditReport:
         return await reads.audit(self, self._flow, queue)

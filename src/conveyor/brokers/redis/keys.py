@@ -95,6 +95,12 @@ class QueueKeys:
         return self.base + "series:" + str(hour)
 
     @property
+    def series_prefix(self) -> str:
+        """`<series_prefix><epoch hour>`: `series(hour)`; `<series_prefix>rolled`: the last
+        hour the retention step rolled up into one point per hour (expire.lua)."""
+        return self.base + "series:"
+
+    @property
     def logs_prefix(self) -> str:
         """`<logs_prefix><uid>`: the list of a job's kept log lines (deleted with the job;
         `delete_job` in `_lib.lua` builds it from the job key)."""

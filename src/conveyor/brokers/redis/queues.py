@@ -15,6 +15,7 @@ from conveyor.brokers.base import (
     check_series_window,
     queue_not_empty,
     queue_not_found,
+    series_hours,
 )
 from conveyor.brokers.redis.core import RedisCore
 from conveyor.brokers.redis.replies import ForgetReply, ints
@@ -60,25 +61,34 @@ class RedisQueues:
         return {q: max(now - due, 0) if due >= 0 else 0
                 for q, (now, due) in zip(names, rows, strict=True)}
 
-    async def series(self, queue: str, minutes: int, type_: str | None) -> list[SeriesPoint]:
-        """HMGET of exactly the window's fields from its hour hashes (at most 169), pipelined:
-        one round trip after the clock's. A field that does not read as a count reads 0."""
+    async def series(self, queue: str, minutes: int, type_: str | None,
+                     step_s: int | None = None) -> list[SeriesPoint]:
+        """Per minute: HMGET of exactly the window's fields from its hour hashes (at most 25),
+        pipelined; per hour: series_hours.lua over the window's hours (at most 169). One round
+        trip after the clock's. A field that does not read as a count reads 0."""
         validate_queue_name(queue)
-        check_series_window(minutes, type_)
+        step = check_series_window(minutes, type_, step_s)
         last = await self._b.now_ms() // 60_000
-        window = list(range(last - minutes + 1, last + 1))
         suffix = type_ or ""
         qk = self._b.keys.queue(queue)
-        hours: dict[int, list[int]] = {}
+        if step == 3600:
+            hours = series_hours(last, minutes)
+            flat = ints(await self._b.run("series_hours", [qk.series_prefix],
+                                          [hours.start, hours.stop - 1, suffix]),
+                        3 * len(hours), "series_hours")
+            return [SeriesPoint(hour * 60, *flat[3 * i : 3 * i + 3])
+                    for i, hour in enumerate(hours)]
+        window = list(range(last - minutes + 1, last + 1))
+        by_hour: dict[int, list[int]] = {}
         for minute in window:
-            hours.setdefault(minute // 60, []).append(minute)
+            by_hour.setdefault(minute // 60, []).append(minute)
         with self._b.unavailable():
             pipe = self._b.client.pipeline(transaction=False)
-            for hour, mins in hours.items():
+            for hour, mins in by_hour.items():
                 pipe.hmget(qk.series(hour), [f"{m}:{k}:{suffix}" for m in mins for k in "sfd"])
             replies = await pipe.execute()
         points = []
-        for mins, values in zip(hours.values(), replies, strict=True):
+        for mins, values in zip(by_hour.values(), replies, strict=True):
             for i, minute in enumerate(mins):
                 s, f, d = (_count(v) for v in values[3 * i : 3 * i + 3])
                 points.append(SeriesPoint(minute, s, f, d))

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from conveyor import joblogs
 from conveyor.brokers.base import (
+    SERIES_ROLLUP_HOURS,
     AckItem,
     FailItem,
     FetchBatch,
@@ -166,8 +167,9 @@ async def expire(core: RedisCore, queue: str, keep_ms: int, dlq_keep_ms: int,
                  limit: int) -> int:
     qk = core.qk(queue)
     keys = [qk.job_prefix, qk.succeeded, qk.cancelled, qk.dead, qk.idem_prefix, qk.listing,
-            qk.deaths]
-    return int(await core.run("expire", keys, [keep_ms, dlq_keep_ms, limit]))
+            qk.deaths, qk.series_prefix]
+    return int(await core.run("expire", keys,
+                              [keep_ms, dlq_keep_ms, limit, SERIES_ROLLUP_HOURS]))
 
 
 async def cancel(core: RedisCore, queue: str, uid: str, actor: str) -> str:

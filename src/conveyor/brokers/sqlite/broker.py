@@ -43,6 +43,7 @@ from conveyor.brokers.base import (
     parse_dead_cursor,
     queue_not_empty,
     queue_not_found,
+    series_hours,
 )
 from conveyor.brokers.sqlite import dlq, flow, logs, reads
 from conveyor.brokers.sqlite import events as evlog
@@ -52,7 +53,7 @@ from conveyor.brokers.sqlite.connection import Database, Tx, now_ms
 from conveyor.brokers.sqlite.records import row_to_job
 from conveyor.brokers.sqlite.registry import WorkerRegistry
 from conveyor.brokers.sqlite.schema import migrate
-from conveyor.brokers.sqlite.series import read_series
+from conveyor.brokers.sqlite.series import read_series, read_series_hours
 from conveyor.brokers.sqlite.url import parse_sqlite_url
 from conveyor.brokers.sqlite.wakeup import Wakeup
 from conveyor.brokers.text import safe_json, safe_message, safe_name, safe_traceback
@@ -518,11 +519,14 @@ class SqliteBroker:
         return await self._reader.read(lambda c: reads.stats(c, names))
 
     async def series(
-        self, queue: str, minutes: int, type: str | None = None
+        self, queue: str, minutes: int, type: str | None = None, step_s: int | None = None
     ) -> list[SeriesPoint]:
         validate_queue_name(queue)
-        check_series_window(minutes, type)
+        step = check_series_window(minutes, type, step_s)
         last = now_ms() // 60_000
+        if step == 3600:
+            hours = series_hours(last, minutes)
+            return await self._reader.read(lambda c: read_series_hours(c, queue, hours, type))
         return await self._reader.read(
             lambda c: read_series(c, queue, last - minutes + 1, last, type))
 

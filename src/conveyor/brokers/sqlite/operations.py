@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from conveyor.brokers.base import SERIES_ROLLUP_HOURS
 from conveyor.brokers.records import CANCEL_CHECKS, REQUEUE_CHECKS, STATES, record_problem
 from conveyor.brokers.sqlite.connection import now_ms
 from conveyor.brokers.sqlite.events import arrival, emit, emit_many
@@ -20,7 +21,7 @@ from conveyor.brokers.sqlite.records import (
     queued_score,
     select_core,
 )
-from conveyor.brokers.sqlite.series import expire_series
+from conveyor.brokers.sqlite.series import expire_series, rollup_series
 from conveyor.brokers.sqlite.transitions import set_corrupt, take_seqs
 from conveyor.errors import ErrorCode
 from conveyor.events.model import EventName
@@ -202,6 +203,7 @@ def expire(
         (queue, now - dlq_retention_ms, limit),
     )
     expire_series(conn, queue, now, limit)
+    rollup_series(conn, queue, now, SERIES_ROLLUP_HOURS)
     return deleted
 
 

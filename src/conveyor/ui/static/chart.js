@@ -142,11 +142,13 @@ function drawFailure(svg, data) {
 // The broker's own per-minute counts (GET /v1/queues/{name}/series, issue 18), summed over
 // queues: one bucket per minute of the window, the same shape as `buckets`, so every
 // viewer sees the same history, from before the page was opened. The last bucket is the
-// current minute, still filling (its seconds: how much of it has passed).
+// current minute, still filling (its seconds: how much of it has passed). A doc of another
+// step (per hour: windows beyond a day) is not per minute and is left out.
 const MINUTE_MS = 60 * 1000;
 function fromSeries(docs) {
   const byMinute = new Map();
   for (const doc of docs) {
+    if (doc && doc.step_s !== undefined && doc.step_s !== 60) continue;
     for (const p of (doc && doc.points) || []) {
       const t = Date.parse(p.at);
       if (!Number.isFinite(t)) continue;

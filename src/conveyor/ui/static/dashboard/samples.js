@@ -54,7 +54,7 @@ async function refreshSeries(items) {
   const names = items.map((item) => item.name).slice(0, SERIES_QUEUES);
   try {
     seriesDocs = await Promise.all(names.map((name) =>
-      api("GET", "/v1/queues/" + encodeURIComponent(name) + "/series?minutes=11")));
+      api("GET", "/v1/queues/" + encodeURIComponent(name) + "/series?minutes=11&step_s=60")));
     for (const note of $$("[data-chart-source]")) note.hidden = false;
     for (const note of $$("[data-chart-fallback]")) note.hidden = true;
   } catch (err) {
