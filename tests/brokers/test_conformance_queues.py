@@ -14,6 +14,7 @@ from conveyor.brokers.base import LOG_START, Broker, FailItem
 from conveyor.brokers.redis import RedisBroker
 from conveyor.brokers.sqlite import SqliteBroker
 from conveyor.errors import InvalidState, QueueNotFound, ValidationError
+from conveyor.flow import QueueLimits
 from conveyor.ids import new_job_id
 from conveyor.jobs import JobState
 from tests.brokers.conformance import (
@@ -99,7 +100,7 @@ async def _event_rows_left(broker: Broker, queue: str) -> int:
                    for table in ("events", "event_logs", "event_cursors"))
 
 
-async def test_forgetting_a_queue_drops_its_event_log_and_cursors(broker: Broker) -> None:
+async def test_forgetting_a_queue_drops_its_event_log_cursors_and_limits(broker: Broker) -> None:
     await _emptied(broker)
     tail = await broker.events_tail(Q)
     await broker.save_cursor(Q, "hooks", tail)
@@ -109,6 +110,11 @@ async def test_forgetting_a_queue_drops_its_event_log_and_cursors(broker: Broker
     assert await _event_rows_left(broker, Q) == 0
     assert await broker.load_cursor(Q, "hooks") is None
     assert (await broker.read_events(Q, LOG_START)).events == []
+    # its limits went too (a forgotten queue comes back as new, as its paused flag does)
+    await broker.set_limits(Q, QueueLimits(concurrency=3))
+    await broker.pause(Q)
+    await broker.forget_queue(Q)
+    assert await broker.get_limits(Q) is None
     # the queue's next job starts a new log, read after the old cursor too
     job = await enqueue(broker)
     page = await broker.read_events(Q, tail)

@@ -34,6 +34,8 @@ class ApiErrorCode(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     FORBIDDEN_ORIGIN = "forbidden_origin"
     NOT_FOUND = "not_found"
+    #: `GET /v1/queues/{name}/limits` of a queue without limits (never set, or deleted)
+    LIMITS_NOT_FOUND = "limits_not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     REQUEST_TIMEOUT = "request_timeout"
     HEADERS_TOO_LARGE = "headers_too_large"
@@ -68,6 +70,7 @@ STATUS_OF_CODE: dict[str, int] = {
     ApiErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ApiErrorCode.FORBIDDEN_ORIGIN: 403,
     ApiErrorCode.NOT_FOUND: 404,
+    ApiErrorCode.LIMITS_NOT_FOUND: 404,
     ApiErrorCode.METHOD_NOT_ALLOWED: 405,
     ApiErrorCode.REQUEST_TIMEOUT: 408,
     ApiErrorCode.HEADERS_TOO_LARGE: 431,
@@ -91,6 +94,10 @@ class UnsupportedMediaType(ConveyorError):
 
 class Unauthorized(ConveyorError):
     code = ErrorCode.UNAUTHORIZED
+
+
+class LimitsNotFound(ConveyorError):
+    code = ApiErrorCode.LIMITS_NOT_FOUND
 
 
 def status_for(code: str) -> int:

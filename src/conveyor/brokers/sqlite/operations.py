@@ -207,7 +207,7 @@ def expire(
 
 def forget_queue(conn: sqlite3.Connection, queue: str) -> tuple[str, dict[str, int]]:
     """Drop an empty queue from the registry with its paused flag, stray death events, event
-    log and followers' cursors, in the writer's one transaction (an enqueue registers its
+    log, followers' cursors and limits, in the writer's one transaction (an enqueue registers its
     queue in its own). Returns ('ok', {}), ('not_found', {}) or ('not_empty', jobs left per
     state)."""
     counts = {str(state): int(n) for state, n in conn.execute(
@@ -223,6 +223,8 @@ def forget_queue(conn: sqlite3.Connection, queue: str) -> tuple[str, dict[str, i
     for sql in ("DELETE FROM queues WHERE name = ?", "DELETE FROM paused WHERE name = ?",
                 "DELETE FROM deaths WHERE queue = ?", "DELETE FROM events WHERE queue = ?",
                 "DELETE FROM event_logs WHERE queue = ?",
-                "DELETE FROM event_cursors WHERE queue = ?"):
+                "DELETE FROM event_cursors WHERE queue = ?",
+                "DELETE FROM queue_limits WHERE queue = ?",
+                "DELETE FROM limit_keys WHERE queue = ?"):
         conn.execute(sql, (queue,))
     return "ok", {}
