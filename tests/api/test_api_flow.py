@@ -16,16 +16,21 @@ LIMITS = {"concurrency": 10, "rate": {"count": 100, "per_s": 1, "burst": 20},
 
 
 async def test_limits_put_get_delete(api: httpx.AsyncClient) -> None:
-    empty = (await api.get("/v1/queues/qf/limits")).json()
-    assert empty == {"queue": "qf", "concurrency": None, "rate": None, "key_concurrency": None,
-                     "key_rate": None, "key_weights": None}
+    empty = {"queue": "qf", "concurrency": None, "rate": None, "key_concurrency": None,
+             "key_rate": None, "key_weights": None}
+    none = await api.get("/v1/queues/qf/limits")
+    assert none.status_code == 404 and error_of(none)["code"] == "limits_not_found"
+    assert error_of(none)["details"] == {"queue": "qf"}
     res = await api.put("/v1/queues/qf/limits", json=LIMITS)
     assert res.status_code == 200, res.text
     assert res.json() == {"queue": "qf", **LIMITS}
     assert (await api.get("/v1/queues/qf/limits")).json() == {"queue": "qf", **LIMITS}
     res = await api.delete("/v1/queues/qf/limits")
     assert res.status_code == 200 and res.json() == empty
-    assert (await api.get("/v1/queues/qf/limits")).json() == empty
+    gone = await api.get("/v1/queues/qf/limits")  # what DELETE removed is gone
+    assert gone.status_code == 404 and error_of(gone)["code"] == "limits_not_found"
+    again = await api.delete("/v1/queues/qf/limits")  # idempotent
+    assert again.status_code == 200 and again.json() == empty
 
 
 @pytest.mark.parametrize("bad", [
@@ -51,7 +56,7 @@ async def test_bad_queue_name_and_limit_key_are_422(api: httpx.AsyncClient) -> N
                                            "limit_key": "k" * 129})
     assert res.status_code == 422
     assert error_of(res)["code"] == "validation_error"
-    assert (await api.get("/v1/queues/qf")).json()["counts"]["queued"] == 0
+    assert (await api.get("/v1/queues/qf")).status_code == 404  # nothing was enqueued
 
 
 async def test_limited_count_and_busiest_keys(

@@ -123,3 +123,28 @@ async def test_an_empty_queue_is_deleted_and_a_busy_one_refused(
     assert again.status_code == 404 and error_of(again)["code"] == "queue_not_found"
     assert (await api.delete("/v1/queues/bad%20name")).status_code == 422
     assert "idle" not in [q["name"] for q in (await api.get("/v1/queues")).json()["items"]]
+
+
+async def test_get_queue_answers_for_known_queues_only(
+    api: httpx.AsyncClient, conveyor: AsyncConveyor
+) -> None:
+    never = await api.get("/v1/queues/never-used")
+    assert never.status_code == 404 and error_of(never)["code"] == "queue_not_found"
+    assert error_of(never)["details"] == {"queue": "never-used"}
+    await conveyor.pause("held")  # paused before its first job: known, zero counts
+    held = await api.get("/v1/queues/held")
+    assert held.status_code == 200 and held.json()["paused"] is True
+    assert set(held.json()["counts"].values()) == {0}
+    job = (await api.post("/v1/jobs", json={"type": "fake", "queue": "once"})).json()
+    once = await api.get("/v1/queues/once")
+    assert once.status_code == 200 and once.json()["counts"]["queued"] == 1
+    await api.put("/v1/queues/held/limits", json={"concurrency": 2})
+    for path in ("", "/series", "/keys", "/limits"):
+        assert (await api.get(f"/v1/queues/held{path}")).status_code == 200, path
+    assert (await api.delete("/v1/queues/held")).status_code == 204
+    # what DELETE removed is gone, its sub-resources too (limits: limits_not_found)
+    for path, code in (("", "queue_not_found"), ("/series", "queue_not_found"),
+                       ("/keys", "queue_not_found"), ("/limits", "limits_not_found")):
+        gone = await api.get(f"/v1/queues/held{path}")
+        assert gone.status_code == 404 and error_of(gone)["code"] == code, path
+    assert (await api.post(f"/v1/jobs/{job['id']}/cancel")).status_code == 200

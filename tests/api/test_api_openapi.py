@@ -248,8 +248,8 @@ async def test_what_the_document_allows_the_server_accepts(api: httpx.AsyncClien
                               headers={"Idempotency-Key": "b"})
     assert two_keys.status_code == 409
     assert two_keys.json()["error"]["code"] == "idempotency_conflict"
-    queue = await api.get("/v1/queues/never-used")
-    assert queue.status_code == 200 and queue.json()["counts"]["queued"] == 0
+    queue = await api.get("/v1/queues/never-used")  # a valid name, unknown: documented 404
+    assert queue.status_code == 404 and queue.json()["error"]["code"] == "queue_not_found"
 
 
 @pytest.mark.parametrize("body", [

@@ -190,7 +190,8 @@ async def test_redrive_oldest_in_a_death_range(broker: Broker) -> None:
 
 
 async def test_move_makes_a_new_job_in_the_target_queue(broker: Broker) -> None:
-    job = await enqueue(broker, {"k": [1, 2]}, priority=7, max_attempts=4, timeout_s=12.5)
+    job = await enqueue(broker, {"k": [1, 2]}, priority=7, max_attempts=4, timeout_s=12.5,
+                        limit_key="tenant-1")
     d = await fetch_one(broker)
     assert await broker.fail([FailItem(job.id, d.token, "e", "gone")]) == [JobState.DEAD]
     old = await broker.get(job.id)
@@ -201,8 +202,9 @@ async def test_move_makes_a_new_job_in_the_target_queue(broker: Broker) -> None:
         await broker.get(job.id)
     new = await broker.get(new_id)
     assert new.state == JobState.QUEUED and new.attempts == 0
-    assert (new.type, new.payload, new.priority, new.max_attempts, new.timeout_s) == (
-        old.type, old.payload, old.priority, old.max_attempts, old.timeout_s
+    assert (new.type, new.payload, new.priority, new.max_attempts, new.timeout_s,
+            new.limit_key) == (
+        old.type, old.payload, old.priority, old.max_attempts, old.timeout_s, "tenant-1"
     )
     assert new.history[:-1] == old.history
     entry = new.history[-1]

@@ -20,6 +20,7 @@ from conveyor.brokers.base import (
 from conveyor.brokers.redis import RedisBroker
 from conveyor.brokers.sqlite import SqliteBroker
 from conveyor.errors import ValidationError
+from conveyor.flow import QueueLimits
 from conveyor.jobs import JobState
 from tests.brokers.conformance import (
     LONG_LEASE_MS,
@@ -75,6 +76,19 @@ async def test_a_due_scheduled_job_waits_before_it_is_promoted(broker: Broker) -
     await wait_broker_time(broker, ms(job.run_at) + 20)
     low, age, high = await _age_bounds(broker, ms(job.run_at))
     assert 20 <= low <= age <= high
+
+
+async def test_jobs_a_limited_fetch_moved_into_key_lanes_still_wait(broker: Broker) -> None:
+    await broker.set_limits(Q, QueueLimits(key_concurrency=1))
+    await enqueue(broker, limit_key="a")
+    held = await enqueue(broker, limit_key="a")  # behind the first: its key is full
+    late = await enqueue(broker, limit_key="b")
+    await wait_broker_time(broker, ms(late.run_at) + 30)
+    got = (await broker.fetch(Q, 1, "w1", LONG_LEASE_MS)).deliveries  # drains every lane
+    assert len(got) == 1
+    assert await broker.limited_counts([Q]) == {Q: 2}
+    low, age, high = await _age_bounds(broker, ms(held.run_at))
+    assert 30 <= low <= age <= high
 
 
 async def test_a_delivery_carries_its_due_time_and_lease_start(broker: Broker) -> None:

@@ -6,14 +6,25 @@ must never leave a job in a queue that `queues()` does not list, whatever runs b
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 
-from conveyor.brokers.base import Broker, FailItem
+from conveyor.brokers.base import LOG_START, Broker, FailItem
+from conveyor.brokers.redis import RedisBroker
+from conveyor.brokers.sqlite import SqliteBroker
 from conveyor.errors import InvalidState, QueueNotFound, ValidationError
+from conveyor.flow import QueueLimits
 from conveyor.ids import new_job_id
 from conveyor.jobs import JobState
-from tests.brokers.conformance import BrokerFactory, Q, assert_audit_ok, enqueue, fetch_one
+from tests.brokers.conformance import (
+    BrokerFactory,
+    Q,
+    assert_audit_ok,
+    enqueue,
+    fetch_one,
+    redis_of,
+)
 
 
 async def _emptied(broker: Broker, queue: str = Q) -> None:
@@ -74,6 +85,40 @@ async def test_an_empty_queue_is_forgotten_with_its_paused_flag(broker: Broker) 
     assert Q in await broker.queues()
     assert (await fetch_one(broker)).job_id == job.id
     await assert_audit_ok(broker)
+
+
+async def _event_rows_left(broker: Broker, queue: str) -> int:
+    """The queue's event log entries, saved cursors and their bookkeeping still stored,
+    read underneath the broker's own reads."""
+    if isinstance(broker, RedisBroker):
+        qk = broker.keys.queue(queue)
+        return int(await redis_of(broker).exists(qk.events, qk.cursors, qk.cursor("hooks")))
+    assert isinstance(broker, SqliteBroker)
+    with sqlite3.connect(broker.path) as conn:
+        return sum(int(conn.execute(f"SELECT count(*) FROM {table} WHERE queue = ?",
+                                    (queue,)).fetchone()[0])
+                   for table in ("events", "event_logs", "event_cursors"))
+
+
+async def test_forgetting_a_queue_drops_its_event_log_cursors_and_limits(broker: Broker) -> None:
+    await _emptied(broker)
+    tail = await broker.events_tail(Q)
+    await broker.save_cursor(Q, "hooks", tail)
+    assert (await broker.read_events(Q, LOG_START)).events
+    assert await _event_rows_left(broker, Q) > 0
+    await broker.forget_queue(Q)
+    assert await _event_rows_left(broker, Q) == 0
+    assert await broker.load_cursor(Q, "hooks") is None
+    assert (await broker.read_events(Q, LOG_START)).events == []
+    # its limits went too (a forgotten queue comes back as new, as its paused flag does)
+    await broker.set_limits(Q, QueueLimits(concurrency=3))
+    await broker.pause(Q)
+    await broker.forget_queue(Q)
+    assert await broker.get_limits(Q) is None
+    # the queue's next job starts a new log, read after the old cursor too
+    job = await enqueue(broker)
+    page = await broker.read_events(Q, tail)
+    assert [e.job_id for e in page.events] == [job.id]
 
 
 async def test_a_queue_paused_before_its_first_job_can_be_forgotten(broker: Broker) -> None:

@@ -1,17 +1,18 @@
 """The Redis connection pool waits for a released connection instead of refusing a caller
 (issue 11, item 5: 101 concurrent calls on a 100-connection pool used to fail with `Too many
-connections`), and gives up after its timeout when none is released."""
+connections`), and gives up after its timeout when none is released: it fails while the
+only connection is still held, instead of waiting for a release that never comes."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from conveyor.brokers.redis.server import make_client
 from tests.support.env import REDIS_URL, new_prefix
+from tests.support.waits import wait_true
 
 
 async def test_callers_beyond_the_pool_wait_for_a_connection() -> None:
@@ -25,19 +26,24 @@ async def test_callers_beyond_the_pool_wait_for_a_connection() -> None:
 
 
 async def test_a_caller_gives_up_after_the_timeout_when_nothing_is_released() -> None:
-    client = make_client(REDIS_URL, timeout_s=0.3, read_timeout_s=5.0, max_connections=1)
+    client = make_client(REDIS_URL, timeout_s=0.3, read_timeout_s=60.0, max_connections=1)
     key = f"{new_prefix()}:never"
+    holding = asyncio.Event()
 
     async def hold() -> object:
-        return await client.blpop([key], timeout=2)
+        holding.set()
+        return await client.blpop([key], timeout=0)  # blocks until cancelled: never released
 
     try:
         holder = asyncio.create_task(hold())  # holds the only one
-        await asyncio.sleep(0.1)
-        start = time.monotonic()
+        await holding.wait()
+        await wait_true(lambda: len(client.connection_pool._in_use_connections) == 1,
+                        "the holder to take the only connection")
+        # nothing is ever released: a pool that waited for a release would hang here until
+        # the test's timeout; it gives up after its own and says why
         with pytest.raises(RedisConnectionError, match="no Redis connection free"):
             await client.ping()
-        assert time.monotonic() - start < 2.0
+        assert not holder.done()  # it failed while the connection was still held
         holder.cancel()
         await asyncio.gather(holder, return_exceptions=True)
         assert await client.ping()  # the connection came back

@@ -15,6 +15,8 @@ class ApiErrorCode(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     FORBIDDEN_ORIGIN = "forbidden_origin"
     NOT_FOUND = "not_found"
+    #: `GET /v1/queues/{name}/limits` of a queue without limits (never set, or deleted)
+    LIMITS_NOT_FOUND = "limits_not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     REQUEST_TIMEOUT = "request_timeout"
     HEADERS_TOO_LARGE = "headers_too_large"

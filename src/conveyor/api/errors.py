@@ -53,6 +53,7 @@ STATUS_OF_CODE: dict[str, int] = {
     ApiErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ApiErrorCode.FORBIDDEN_ORIGIN: 403,
     ApiErrorCode.NOT_FOUND: 404,
+    ApiErrorCode.LIMITS_NOT_FOUND: 404,
     ApiErrorCode.METHOD_NOT_ALLOWED: 405,
     ApiErrorCode.REQUEST_TIMEOUT: 408,
     ApiErrorCode.HEADERS_TOO_LARGE: 431,
@@ -76,6 +77,10 @@ class UnsupportedMediaType(ConveyorError):
 
 class Unauthorized(ConveyorError):
     code = ErrorCode.UNAUTHORIZED
+
+
+class LimitsNotFound(ConveyorError):
+    code = ApiErrorCode.LIMITS_NOT_FOUND
 
 
 def status_for(code: str) -> int:

@@ -32,8 +32,8 @@ _WHY = {
     400: "Malformed JSON (`invalid_json`)",
     401: "Missing or wrong bearer key (`unauthorized`), on a server with API keys",
     403: "A browser request from another origin (`forbidden_origin`)",
-    404: "No such job, queue, webhook or schedule (`job_not_found`, `queue_not_found`, "
-    "`webhook_not_found`, `schedule_not_found`)",
+    404: "No such job, queue, webhook, schedule or queue limits (`job_not_found`, "
+    "`queue_not_found`, `webhook_not_found`, `schedule_not_found`, `limits_not_found`)",
     409: "The job's (or queue's) state does not allow this (`invalid_state`), an "
     "idempotency key names another request (`idempotency_conflict`), or the job's stored "
     "record does not parse (`corrupt_job`, naming the field; `corrupt_record` for a webhook)",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from conveyor.api.schemas import JOB_ID_PATTERN, QueueOut, WorkerOut
-from conveyor.brokers.base import Page, WorkerInfo
+from conveyor.brokers.base import Page, WorkerInfo, queue_not_found
 from conveyor.client import AsyncConveyor
 from conveyor.errors import ValidationError
 from conveyor.jobs import JobState
@@ -44,6 +44,14 @@ async def queue_list(client: AsyncConveyor, names: list[str] | None = None) -> l
     return queue_outs(stats, await client.paused_queues(list(stats)),
                       await client.ready_ages(list(stats)),
                       await client.limited_counts(list(stats)))
+
+
+async def known_queue(client: AsyncConveyor, name: str) -> None:
+    """`QueueNotFound` (404 `queue_not_found`) unless the broker knows the queue: it has
+    received a job and was not forgotten since (`queues()`), or it is paused (a queue paused
+    before its first job is known, as `forget_queue` knows it)."""
+    if name not in await client.broker.queues() and not await client.is_paused(name):
+        raise queue_not_found(name)
 
 
 async def list_page(

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from starlette.responses import Response
 
 from conveyor.api.body import json_response, read_model
+from conveyor.api.errors import LimitsNotFound
 from conveyor.api.openapi import error_responses, json_body
+from conveyor.api.queries import known_queue
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import LIMIT_KEY_PATTERN, QUEUE_PATTERN, ResponseModel
 from conveyor.flow import (
@@ -128,11 +130,16 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         return json_response(limits_out(name, await client.set_limits(name, spec)))
 
     @router.get("/{name}/limits", response_model=LimitsOut,
-                summary="A queue's limits (every field null: none)",
-                responses=error_responses(401, 422, 503))
+                summary="A queue's limits",
+                description="404 `limits_not_found` for a queue without limits (never set, "
+                "deleted, or its queue forgotten): the resource `DELETE` removes.",
+                responses=error_responses(401, 404, 422, 503))
     async def get_queue_limits(name: QueuePath) -> Response:
         client = await rt.ready()
-        return json_response(limits_out(name, await client.get_limits(name)))
+        limits = await client.get_limits(name)
+        if limits is None:
+            raise LimitsNotFound(f"queue {name} has no limits", details={"queue": name})
+        return json_response(limits_out(name, limits))
 
     @router.delete("/{name}/limits", response_model=LimitsOut,
                    summary="Remove a queue's limits (jobs waiting on them go on)",
@@ -144,11 +151,14 @@ def build_router(rt: ApiRuntime) -> APIRouter:
 
     @router.get("/{name}/keys", response_model=KeyList,
                 summary="The busiest limit keys of a queue with backlog",
-                responses=error_responses(401, 422, 503))
+                description="404 `queue_not_found` for a queue the broker does not know "
+                "(as `GET /v1/queues/{name}`).",
+                responses=error_responses(401, 404, 422, 503))
     async def list_queue_keys(
         name: QueuePath, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     ) -> Response:
         client = await rt.ready()
+        await known_queue(client, name)
         keys = await client.limit_keys(name, limit)
         return json_response(KeyList(queue=name, items=[
             KeyOut(key=k.key, backlog=k.backlog, running=k.running,

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from conveyor.api.body import json_response
 from conveyor.api.openapi import error_responses
-from conveyor.api.queries import queue_list
+from conveyor.api.queries import known_queue, queue_list
 from conveyor.api.runtime import ApiRuntime
 from conveyor.api.schemas import (
     QUEUE_PATTERN,
@@ -53,10 +53,13 @@ def build_router(rt: ApiRuntime) -> APIRouter:
         return json_response(QueueList(items=items, next_cursor=next_cursor))
 
     @router.get("/{name}", response_model=QueueOut, summary="One queue: counts and paused",
-                description="Any valid name answers: a queue that never had a job has "
-                "zero counts.", responses=error_responses(401, 422, 503))
+                description="A queue the broker knows: one that received a job and was not "
+                "forgotten since (`DELETE`), or a paused one; any other name is a 404 "
+                "`queue_not_found`. A known queue whose jobs are all gone has zero counts.",
+                responses=error_responses(401, 404, 422, 503))
     async def get_queue(name: QueuePath) -> Response:
         client = await rt.ready()
+        await known_queue(client, name)
         return json_response((await queue_list(client, [name]))[0])
 
     @router.get("/{name}/series", response_model=SeriesOut,
@@ -69,8 +72,9 @@ def build_router(rt: ApiRuntime) -> APIRouter:
                 "3600 beyond, unless `step_s` asks for 3600 (60 beyond a day is refused, "
                 "`validation_error`). Points never mix steps: per hour, every point is a "
                 "whole clock hour, the first one the hour holding the window's first minute "
-                "(so it may start before it), the last one the current hour so far.",
-                responses=error_responses(401, 422, 503))
+                "(so it may start before it), the last one the current hour so far. 404 "
+                "`queue_not_found` for a queue the broker does not know (as `getQueue`).",
+                responses=error_responses(401, 404, 422, 503))
     async def get_queue_series(
         name: QueuePath,
         minutes: Annotated[int, Query(ge=1, le=SERIES_KEEP_MINUTES)] = 60,
@@ -82,6 +86,7 @@ def build_router(rt: ApiRuntime) -> APIRouter:
     ) -> Response:
         client = await rt.ready()
         step = check_series_window(minutes, type, step_s)
+        await known_queue(client, name)
         points = await client.series(name, minutes, type, step)
         return json_response(SeriesOut(step_s=step, points=[
             SeriesPointOut(at=ms_to_datetime(p.minute * 60_000),
@@ -106,6 +111,8 @@ def build_router(rt: ApiRuntime) -> APIRouter:
 
     @router.delete("/{name}", status_code=204, response_class=Response,
                    summary="Forget an empty queue (it comes back with its next job)",
+                   description="Refused (409) while the queue holds any job. Its paused flag, "
+                   "limits, event log and followers' cursors go with it.",
                    responses=error_responses(401, 404, 409, 413, 422, 503))
     async def delete_queue(name: QueuePath) -> Response:
         client = await rt.ready()

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from conveyor import joblogs
 from conveyor.brokers.base import DeadScan, DeadSelector, DeathEvent, parse_dead_cursor
 from conveyor.brokers.records import MOVE_CHECKS, as_int, record_problem
 from conveyor.brokers.redis.core import RedisCore
@@ -22,7 +23,7 @@ from conveyor.brokers.text import safe_name
 from conveyor.ids import UID_RE, new_uid, split_job_id
 
 #: Fields a move copies from the dead job, in the order of the `adopt` script's rows.
-_COPIED = ("type", "payload", "prio", "max_att", "timeout", "history", "redrives")
+_COPIED = ("type", "payload", "prio", "max_att", "timeout", "history", "redrives", "limit_key")
 
 
 def selector_json(sel: DeadSelector | None) -> str:
@@ -55,8 +56,8 @@ class MovePlan:
 
     old_uid: str
     redrives: int
-    #: the `adopt` script's row for the copy
-    row: list[str]
+    #: the `adopt` script's row for the copy (its last item: the old job's log lines)
+    row: list[Any]
 
 
 class RedisDlq:
@@ -136,10 +137,13 @@ class RedisDlq:
             pipe = self._b.client.pipeline(transaction=False)
             for uid in found:
                 pipe.hmget(qk.job(uid), *_COPIED)
-            records: list[list[str | None]] = await pipe.execute()
+                pipe.lrange(qk.logs(uid), -joblogs.MAX_LINES, -1)  # kept within the bounds
+            replies: list[Any] = await pipe.execute()
+        records: list[list[str | None]] = replies[0::2]
+        logs: list[list[str]] = replies[1::2]
         plans = []
-        for uid, (jtype, payload, prio, max_att, timeout, history, redrives) in zip(
-            found, records, strict=True
+        for uid, (jtype, payload, prio, max_att, timeout, history, redrives, limit_key), lines in (
+            zip(found, records, logs, strict=True)
         ):
             if jtype is None or payload is None or max_att is None:
                 continue  # deleted meanwhile
@@ -152,6 +156,7 @@ class RedisDlq:
             row = [
                 new_uid(), jtype, payload, prio or "0", max_att, timeout or "",
                 f"redrive:{old_id}:{count}", history or "", str(count + 1), old_id,
+                limit_key or "", [str(line) for line in lines],
             ]
             plans.append(MovePlan(uid, count, row))
         return plans
@@ -159,7 +164,8 @@ class RedisDlq:
     async def copy(self, target: str, actor: str, plans: Sequence[MovePlan]) -> list[str]:
         """Step 1: the copies in the target queue; returns their uids (new or found)."""
         qk = self._b.keys.queue(target)
-        keys = [qk.job_prefix, qk.idem_prefix, qk.queued, qk.seq, qk.marker, qk.listing]
+        keys = [qk.job_prefix, qk.idem_prefix, qk.queued, qk.seq, qk.marker, qk.listing,
+                qk.logs_prefix]
         rows = json.dumps([p.row for p in plans])
         uids = [str(u) for u in await self._b.run("adopt", keys, [safe_name(actor), rows])]
         await self._b.remember_queues([target])  # after the copies (see remember_queues)

@@ -129,9 +129,15 @@ class RedisEvents:
         return str(value)
 
     async def save_cursor(self, queue: str, name: str, cursor: str) -> None:
+        """The cursor and its name in the queue's `cursors` set, in one MULTI (one slot),
+        so `forget_queue` finds every cursor to delete without a scan."""
         validate_queue_name(queue)
         stream_id(cursor)
+        qk = self._b.keys.queue(queue)
+        name = check_cursor_name(name)
         with self._b.unavailable():
-            await self._b.client.set(self._b.keys.queue(queue).cursor(check_cursor_name(name)),
-                                     cursor)
+            pipe = self._b.client.pipeline(transaction=True)
+            pipe.set(qk.cursor(name), cursor)
+            pipe.sadd(qk.cursors, name)
+            await pipe.execute()
 

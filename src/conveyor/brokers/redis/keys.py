@@ -69,7 +69,16 @@ class QueueKeys:
 
     def cursor(self, name: str) -> str:
         """A follower's saved position in the queue's event log (string)."""
-        return self.base + "cursor:" + name
+        return self.cursor_prefix + name
+
+    @property
+    def cursor_prefix(self) -> str:
+        return self.base + "cursor:"
+
+    @property
+    def cursors(self) -> str:
+        """The names of the followers that saved a cursor (set; `forget_queue` deletes them)."""
+        return self.base + "cursors"
 
     @property
     def listing(self) -> str:

@@ -137,7 +137,9 @@ class RedisQueues:
         validate_queue_name(queue)
         qk = self._b.keys.queue(queue)
         indexes = [qk.index(s) for s in _STATES]
-        keys = [qk.paused, qk.marker, qk.seq, qk.deaths, qk.listing, *indexes]
+        keys = [qk.paused, qk.marker, qk.seq, qk.deaths, qk.listing, *indexes, qk.events,
+                qk.cursors, qk.cursor_prefix, qk.limits, qk.weights, qk.ready, qk.blocked,
+                qk.limit_key("")]
         res = ForgetReply.decode(await self._b.run("forget_queue", keys, []))
         if res.held is not None:
             raise queue_not_empty(queue, res.held)

@@ -166,8 +166,14 @@ def purge(
 
 _COPY = (
     "INSERT INTO jobs (queue, uid, type, payload, state, score, priority, seq, max_attempts,"
-    " timeout_ms, created_ms, run_at_ms, idem, fp, history, redrives)"
-    " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)"
+    " timeout_ms, created_ms, run_at_ms, idem, fp, history, redrives, limit_key)"
+    " SELECT ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, limit_key"
+    " FROM jobs WHERE id = ?"
+)
+#: the old job's log lines onto the copy (already within the logs' bounds), oldest first
+_COPY_LOGS = (
+    "INSERT INTO job_logs (job, line, bytes) SELECT ?, line, bytes FROM job_logs WHERE job = ?"
+    " ORDER BY id"
 )
 
 
@@ -176,8 +182,9 @@ def move(
     sel: DeadSelector | None,
 ) -> list[tuple[str, str]]:
     """Each matching dead job becomes a new QUEUED job of `target` (its history plus a line
-    naming the old id; the key `redrive:<old id>:<redrive count>` finds a copy already
-    made) and the dead one is deleted. Returns (old uid, new uid) pairs."""
+    naming the old id, its limit_key and log lines kept; the key
+    `redrive:<old id>:<redrive count>` finds a copy already made) and the dead one is
+    deleted. Returns (old uid, new uid) pairs."""
     now = now_ms()
     out = []
     for uid in uids:
@@ -199,9 +206,10 @@ def move(
             cur = conn.execute(_COPY, (
                 target, new, row.type, row.payload, queued_score(prio, seq), prio, seq,
                 row.max_attempts, row.timeout, now, now, key, (history or "") + line,
-                int(count) + 1,
+                int(count) + 1, rid,
             ))
             assert cur.lastrowid is not None
+            conn.execute(_COPY_LOGS, (cur.lastrowid, rid))
             emit(conn, cur.lastrowid, EventName.REDRIVEN)
         conn.execute("DELETE FROM deaths WHERE queue = ? AND uid = ?", (queue, uid))
         conn.execute("DELETE FROM jobs WHERE id = ?", (rid,))

@@ -208,9 +208,10 @@ def expire(
 
 
 def forget_queue(conn: sqlite3.Connection, queue: str) -> tuple[str, dict[str, int]]:
-    """Drop an empty queue from the registry with its paused flag and stray death events, in
-    the writer's one transaction (an enqueue registers its queue in its own). Returns ('ok',
-    {}), ('not_found', {}) or ('not_empty', jobs left per state)."""
+    """Drop an empty queue from the registry with its paused flag, stray death events, event
+    log, followers' cursors and limits, in the writer's one transaction (an enqueue registers its
+    queue in its own). Returns ('ok', {}), ('not_found', {}) or ('not_empty', jobs left per
+    state)."""
     counts = {str(state): int(n) for state, n in conn.execute(
         "SELECT state, count(*) FROM jobs WHERE queue = ? GROUP BY state", (queue,))}
     if counts:
@@ -222,6 +223,10 @@ def forget_queue(conn: sqlite3.Connection, queue: str) -> tuple[str, dict[str, i
     if known is None:
         return "not_found", {}
     for sql in ("DELETE FROM queues WHERE name = ?", "DELETE FROM paused WHERE name = ?",
-                "DELETE FROM deaths WHERE queue = ?"):
+                "DELETE FROM deaths WHERE queue = ?", "DELETE FROM events WHERE queue = ?",
+                "DELETE FROM event_logs WHERE queue = ?",
+                "DELETE FROM event_cursors WHERE queue = ?",
+                "DELETE FROM queue_limits WHERE queue = ?",
+                "DELETE FROM limit_keys WHERE queue = ?"):
         conn.execute(sql, (queue,))
     return "ok", {}

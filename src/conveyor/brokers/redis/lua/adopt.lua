@@ -4,9 +4,12 @@
 -- count, so repeating the step after a crash (before the old job was deleted) finds the
 -- copy already made and creates nothing.
 -- KEYS[1] job key prefix   KEYS[2] idempotency key prefix   KEYS[3] queued   KEYS[4] seq
--- KEYS[5] wake marker   KEYS[6] listing
+-- KEYS[5] wake marker   KEYS[6] listing   KEYS[7] log key prefix
 -- ARGV[1] actor   ARGV[2] JSON array of [new uid, type, payload, priority, max_attempts,
---   timeout_ms ('' none), idempotency key, history, redrive count, old job id]
+--   timeout_ms ('' none), idempotency key, history, redrive count, old job id,
+--   limit_key ('' none), [the old job's log lines (already within the logs' bounds)]]
+-- The copy keeps the old job's flow-control key and log lines (the old ones are deleted
+-- with the old job by the second step).
 -- Returns per job the uid of the copy (new, or the one its key already names).
 local now = now_ms()
 local bad_seq = check_seq(KEYS[4])
@@ -26,6 +29,13 @@ for _, j in ipairs(cjson.decode(ARGV[2])) do
       'created', int(now), 'run_at', int(now), 'seq', seq, 'idem', idem, 'fp', '',
       'history', j[8], 'redrives', j[9])
     if j[6] ~= '' then redis.call('HSET', jk, 'timeout', j[6]) end
+    if type(j[11]) == 'string' and j[11] ~= '' then redis.call('HSET', jk, 'limit_key', j[11]) end
+    local lines = j[12]
+    if type(lines) == 'table' then
+      for i = 1, #lines, 500 do
+        redis.call('RPUSH', KEYS[7] .. uid, unpack(lines, i, math.min(i + 499, #lines)))
+      end
+    end
     redis.call('ZADD', KEYS[6], 0, uid)
     to_queued(jk, KEYS[3], uid, seq, j[4])
     add_history(jk, 0, ARGV[1], nil, now, 'redriven', nil,

@@ -7,6 +7,12 @@
 -- KEYS[1] paused   KEYS[2] wake marker   KEYS[3] seq   KEYS[4] deaths
 -- KEYS[5] listing (every job of the queue)
 -- KEYS[6..11] the state indexes: scheduled, queued, running, succeeded, dead, cancelled
+-- KEYS[12] event log (stream)   KEYS[13] follower names (set)   KEYS[14] cursor key prefix
+-- KEYS[15] limits   KEYS[16] weights   KEYS[17] ready keys   KEYS[18] blocked keys
+-- KEYS[19] the no-key group's record (lk:)
+-- The event log and every follower's saved cursor go too (the names are those save_cursor
+-- put in KEYS[13]: no scan), and the queue's limits (flow control: with no job left, no lane
+-- holds work and no permit is out; other keys' `lk:` records expire by themselves).
 -- Returns 1 (emptied; it was paused), 0 (emptied; not paused), or
 -- {n_listed, n_scheduled, n_queued, n_running, n_succeeded, n_dead, n_cancelled} when a
 -- job is left (nothing changed).
@@ -21,5 +27,13 @@ if total > 0 then
   return counts
 end
 local paused = redis.call('EXISTS', KEYS[1])
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[12], KEYS[15], KEYS[16], KEYS[17],
+  KEYS[18], KEYS[19])
+local names = redis.call('SMEMBERS', KEYS[13])
+for i = 1, #names, 500 do
+  local dels = {}
+  for j = i, math.min(i + 499, #names) do dels[#dels + 1] = KEYS[14] .. names[j] end
+  redis.call('DEL', unpack(dels))
+end
+redis.call('DEL', KEYS[13])
 return paused
