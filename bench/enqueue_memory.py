@@ -11,6 +11,8 @@ its PYTHONPATH (this tree's `src`, or --old-src, e.g. `git archive 9480159 src |
 
 - `async`: --jobs sequential `await AsyncConveyor.enqueue` calls from one producer;
 - `sync`: --jobs sequential `Conveyor.enqueue` calls (its blocking Redis path);
+- `ceiling-async` / `ceiling-sync`: a bare `EVALSHA` of `return 1` per call from redis-py
+  (what one round trip costs on this machine, in the same minutes);
 - memory: `MEMORY USAGE` of a waiting job's hash, and of the same job once a worker's
   fetch and ack made it a retained SUCCEEDED job (result `null`, and a 200-byte result);
   and its hash's encoding.
@@ -96,6 +98,33 @@ async def _memory(url: str, prefix: str) -> dict[str, Any]:
     return out
 
 
+async def _ceiling_async(url: str, jobs: int) -> list[float]:
+    """A bare `EVALSHA` of `return 1` from redis-py's asyncio client: the round trip alone."""
+    from redis.asyncio import Redis
+
+    r = Redis.from_url(url)
+    try:
+        sha = await r.script_load("return 1")
+        start, cpu = time.perf_counter(), time.process_time()
+        for _ in range(jobs):
+            await r.evalsha(sha, 0)
+        return _rates(jobs, start, cpu)
+    finally:
+        await r.aclose()
+
+
+def _ceiling_sync(url: str, jobs: int) -> list[float]:
+    import redis
+
+    r = redis.Redis.from_url(url)
+    sha = r.script_load("return 1")
+    start, cpu = time.perf_counter(), time.process_time()
+    for _ in range(jobs):
+        r.evalsha(sha, 0)
+    r.close()
+    return _rates(jobs, start, cpu)
+
+
 def child(kind: str, url: str, prefix: str, jobs: int) -> None:
     import conveyor.handlers  # noqa: F401  (registers the built-in `fake` job type)
 
@@ -104,6 +133,10 @@ def child(kind: str, url: str, prefix: str, jobs: int) -> None:
         value = asyncio.run(_async_rate(url, prefix, jobs))
     elif kind == "sync":
         value = _sync_rate(url, prefix, jobs)
+    elif kind == "ceiling-async":
+        value = asyncio.run(_ceiling_async(url, jobs))
+    elif kind == "ceiling-sync":
+        value = _ceiling_sync(url, jobs)
     else:
         value = asyncio.run(_memory(url, prefix))
     print(json.dumps(value))
@@ -164,8 +197,9 @@ def main() -> None:
     cost: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     try:
         for _ in range(args.runs):
-            for kind in ("async", "sync"):
-                for name, src in trees.items():
+            for kind in ("async", "sync", "ceiling-async", "ceiling-sync"):
+                for name, src in (trees.items() if "ceiling" not in kind
+                                  else [("raw", trees["new"])]):
                     before = commandstats(args.redis)
                     rates.setdefault((name, kind), []).append(
                         run_child(src, kind, args.redis, prefix, args.jobs))
@@ -183,13 +217,13 @@ def main() -> None:
     print(f"sequential enqueue, {args.jobs} jobs per run, median [min-max] of {args.runs}:")
     for (name, kind), runs in rates.items():
         vals = [r[0] for r in runs]
-        print(f"  {name:3} {kind:5} {statistics.median(vals):8,.0f} jobs/s"
+        print(f"  {name:3} {kind:13} {statistics.median(vals):8,.0f} jobs/s"
               f" [{min(vals):,.0f}-{max(vals):,.0f}],"
               f" producer CPU {statistics.median(r[1] for r in runs):5.0f} µs/job")
     print("Redis per enqueue (INFO commandstats deltas, medians; server-wide: meaningful on a"
           " private redis-server only): commands run, µs per EVALSHA, µs of EVALSHA + SADD:")
     for (name, kind), costs in cost.items():
-        print(f"  {name:3} {kind:5} {statistics.median(v[0] for v in costs):5.2f} commands,"
+        print(f"  {name:3} {kind:13} {statistics.median(v[0] for v in costs):5.2f} commands,"
               f" {statistics.median(v[1] for v in costs):6.2f} µs/script,"
               f" {statistics.median(v[2] for v in costs):6.2f} µs/job")
     print("MEMORY USAGE of one job's hash (bytes, encoding):")

@@ -20,6 +20,7 @@ from redis.retry import Retry
 from conveyor.brokers.redis.cluster import is_cluster_url, make_sync_cluster_client
 from conveyor.brokers.redis.core import RedisCore, script_errors
 from conveyor.brokers.redis.enqueue import enqueue_plan
+from conveyor.brokers.redis.server import SyncWaitingPool
 from conveyor.errors import BrokerUnavailable, CorruptJob
 from conveyor.jobs import EnqueueResult, JobSpec
 
@@ -35,7 +36,7 @@ class SyncEnqueuer:
             self._cluster = make_sync_cluster_client(url, timeout_s=timeout,
                                                      read_timeout_s=read_s)
             return
-        pool = redis.BlockingConnectionPool.from_url(
+        pool = SyncWaitingPool.from_url(
             url, max_connections=100, timeout=timeout, decode_responses=True,
             encoding_errors="replace",
             socket_timeout=read_s, socket_connect_timeout=timeout, health_check_interval=30,
