@@ -14,7 +14,10 @@ by `_Reads`: every read asked while a batch is in flight goes into the next `get
 connection (or a round trip) each.
 After a gap in the log (events trimmed before they were read) or a broker error, the
 follower re-reads the waited-on jobs itself, in batches of 1,000, and wakes those finished.
-A follower with no waiter left stops after `idle_s`.
+Every `recheck_s` (5 s) with waiters, the follower re-reads them the same way: a job removed
+without an event (retention, a queue forgotten) then answers JobNotFound instead of waiting
+out its timeout, and with events off (CONVEYOR_EVENTS_MAXLEN=0) a finish is seen within
+`recheck_s`. A follower with no waiter left stops after `idle_s`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ READ_LIMIT = 1000
 #: how long one `wait_events` call blocks; the follower checks for idleness in between
 BLOCK_S = 1.0
 IDLE_S = 10.0
+#: how often a follower with waiters re-reads their jobs, events or not
+RECHECK_S = 5.0
 RETRY_S = 0.5
 
 
@@ -125,9 +130,11 @@ class _Reads:
 class Waiters:
     """The waiters and followers of one client (one per process, usually)."""
 
-    def __init__(self, broker: Broker, *, idle_s: float = IDLE_S) -> None:
+    def __init__(self, broker: Broker, *, idle_s: float = IDLE_S,
+                 recheck_s: float = RECHECK_S) -> None:
         self._broker = broker
         self._idle_s = idle_s
+        self._recheck_s = recheck_s
         self._followers: dict[str, _Follower] = {}
         self._reads = _Reads(broker)
 
@@ -181,6 +188,7 @@ class Waiters:
     async def _run(self, f: _Follower) -> None:
         loop = asyncio.get_running_loop()
         idle_since = loop.time()
+        next_check = idle_since + self._recheck_s
         broken = False
         try:
             while True:
@@ -189,9 +197,11 @@ class Waiters:
                         f.cursor = await self._broker.events_tail(f.queue)
                         f.ready.set_result(None)
                     page = await self._broker.read_events(f.queue, f.cursor, READ_LIMIT)
-                    if page.gap or broken:
+                    due = bool(f.waiters) and loop.time() >= next_check
+                    if page.gap or broken or due:
                         await self._recheck(f)
                         broken = False
+                        next_check = loop.time() + self._recheck_s
                     if page.events or page.gap:
                         f.ticked()
                     for ev in page.events:
@@ -203,7 +213,9 @@ class Waiters:
                     elif loop.time() - idle_since >= self._idle_s:
                         return
                     if len(page.events) < READ_LIMIT:
-                        await self._broker.wait_events(f.queue, f.cursor, BLOCK_S)
+                        block = BLOCK_S if not f.waiters else min(
+                            BLOCK_S, max(next_check - loop.time(), 0.01))
+                        await self._broker.wait_events(f.queue, f.cursor, block)
                 except ConveyorError as exc:
                     log.warning("event_follower_error",
                                 extra={"queue": f.queue, "error": str(exc)[:200]})
