@@ -47,3 +47,13 @@ def chatty(payload: dict[str, Any], ctx: JobContext) -> int:
     if payload.get("fail_first") and ctx.attempt == 1:
         raise JobError("first attempt fails")
     return ctx.attempt
+
+
+def steps(payload: dict[str, Any], ctx: JobContext) -> int:
+    """Report progress payload["steps"] times in a burst (a value after the last, if asked)."""
+    n = int(payload["steps"])
+    for i in range(1, n + 1):
+        ctx.progress(i / n, f"step {i} (pid {os.getpid()})")
+    if "bad" in payload:
+        ctx.progress(float(payload["bad"]))
+    return os.getpid()

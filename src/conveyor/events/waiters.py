@@ -8,9 +8,16 @@ a finish, whatever the timing (BullMQ's `waitUntilFinished` subscribes after it 
 
 Each follower reads its queue's log in pages of up to 1,000 events and blocks on the log
 (`wait_events`) between pages: one connection per followed queue, however many waiters.
+The waiters' own reads of their jobs (one as they register, one when woken) are coalesced
+by `_Reads`: every read asked while a batch is in flight goes into the next `get_many`, so
+10,000 waiters arriving together cost a few pipelined batches on one connection, never a
+connection (or a round trip) each.
 After a gap in the log (events trimmed before they were read) or a broker error, the
 follower re-reads the waited-on jobs itself, in batches of 1,000, and wakes those finished.
-A follower with no waiter left stops after `idle_s`.
+Every `recheck_s` (5 s) with waiters, the follower re-reads them the same way: a job removed
+without an event (retention, a queue forgotten) then answers JobNotFound instead of waiting
+out its timeout, and with events off (CONVEYOR_EVENTS_MAXLEN=0) a finish is seen within
+`recheck_s`. A follower with no waiter left stops after `idle_s`.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from conveyor.brokers.base import Broker
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, JobNotFound
 from conveyor.ids import split_job_id
 from conveyor.jobs import TERMINAL_STATES, Job
 
@@ -33,6 +40,8 @@ READ_LIMIT = 1000
 #: how long one `wait_events` call blocks; the follower checks for idleness in between
 BLOCK_S = 1.0
 IDLE_S = 10.0
+#: how often a follower with waiters re-reads their jobs, events or not
+RECHECK_S = 5.0
 RETRY_S = 0.5
 
 
@@ -63,13 +72,71 @@ class _Follower:
                     fut.set_result(None)
 
 
+class _Reads:
+    """Coalesced job reads: one batch in flight at a time (one pooled connection), every
+    read asked meanwhile joins the next batch (`get_many`, READ_LIMIT ids per call)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._pending: dict[str, list[asyncio.Future[Job | None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def get(self, job_id: str) -> Job:
+        """The job as stored after this call began; JobNotFound if there is none."""
+        job = await self.find(job_id)
+        if job is None:
+            raise JobNotFound(f"job {job_id} not found", details={"job_id": job_id})
+        return job
+
+    def find(self, job_id: str) -> asyncio.Future[Job | None]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Job | None] = loop.create_future()
+        self._pending.setdefault(job_id, []).append(fut)
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._drain(), name="conveyor-wait-reads")
+        return fut
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, {}
+            ids = list(batch)
+            try:
+                for start in range(0, len(ids), READ_LIMIT):
+                    chunk = ids[start : start + READ_LIMIT]
+                    jobs = await self._broker.get_many(chunk)
+                    for job_id, job in zip(chunk, jobs, strict=True):
+                        for fut in batch.pop(job_id):
+                            if not fut.done():
+                                fut.set_result(job)
+            except Exception as exc:  # the unread ones fail as their own call would
+                for futs in batch.values():
+                    for fut in futs:
+                        if not fut.done():
+                            fut.set_exception(exc)
+            except BaseException:  # cancelled (close): so are the reads asked
+                for futs in (*batch.values(), *self._pending.values()):
+                    for fut in futs:
+                        fut.cancel()
+                self._pending.clear()
+                raise
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 class Waiters:
     """The waiters and followers of one client (one per process, usually)."""
 
-    def __init__(self, broker: Broker, *, idle_s: float = IDLE_S) -> None:
+    def __init__(self, broker: Broker, *, idle_s: float = IDLE_S,
+                 recheck_s: float = RECHECK_S) -> None:
         self._broker = broker
         self._idle_s = idle_s
+        self._recheck_s = recheck_s
         self._followers: dict[str, _Follower] = {}
+        self._reads = _Reads(broker)
 
     @property
     def following(self) -> list[str]:
@@ -89,11 +156,11 @@ class Waiters:
                     await asyncio.wait_for(asyncio.shield(follower.ready),
                                            max(deadline - loop.time(), 0.001))
                 except TimeoutError:  # the log cannot be read: answer with the job as it is
-                    return await self._broker.get(job_id)
+                    return await self._reads.get(job_id)
             fut: asyncio.Future[None] = loop.create_future()
             follower.waiters[job_id].add(fut)  # registered before the read: see the docstring
             try:
-                job, _ = await self._broker.get_with_cursor(job_id)
+                job = await self._reads.get(job_id)
                 remaining = deadline - loop.time()
                 if job.state in TERMINAL_STATES or remaining <= 0:
                     return job
@@ -121,6 +188,7 @@ class Waiters:
     async def _run(self, f: _Follower) -> None:
         loop = asyncio.get_running_loop()
         idle_since = loop.time()
+        next_check = idle_since + self._recheck_s
         broken = False
         try:
             while True:
@@ -129,9 +197,11 @@ class Waiters:
                         f.cursor = await self._broker.events_tail(f.queue)
                         f.ready.set_result(None)
                     page = await self._broker.read_events(f.queue, f.cursor, READ_LIMIT)
-                    if page.gap or broken:
+                    due = bool(f.waiters) and loop.time() >= next_check
+                    if page.gap or broken or due:
                         await self._recheck(f)
                         broken = False
+                        next_check = loop.time() + self._recheck_s
                     if page.events or page.gap:
                         f.ticked()
                     for ev in page.events:
@@ -143,7 +213,9 @@ class Waiters:
                     elif loop.time() - idle_since >= self._idle_s:
                         return
                     if len(page.events) < READ_LIMIT:
-                        await self._broker.wait_events(f.queue, f.cursor, BLOCK_S)
+                        block = BLOCK_S if not f.waiters else min(
+                            BLOCK_S, max(next_check - loop.time(), 0.01))
+                        await self._broker.wait_events(f.queue, f.cursor, block)
                 except ConveyorError as exc:
                     log.warning("event_follower_error",
                                 extra={"queue": f.queue, "error": str(exc)[:200]})
@@ -188,6 +260,7 @@ class Waiters:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._followers.clear()
+        await self._reads.close()
 
 
 class Listener:

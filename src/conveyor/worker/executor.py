@@ -253,14 +253,16 @@ class Executor:
     ) -> Any:
         if spec.isolation == "process":
             # the context crosses to the child by pickle, so with a plain logger; the child
-            # gives it one that keeps lines, and sends them back with the outcome. A child
-            # cannot report progress.
+            # gives it one that keeps lines, and sends them back with the outcome; its
+            # progress reports come up the same pipe, to this job's reporter.
             ctx = self._context(d, keep_lines=False, in_process=False)
             args = (payload, ctx) if spec.wants_ctx else (payload,)
             logs = self._logs
+            reporter = self._reporters.get(d.job_id)
             return await isolation.run_in_process(
                 spec.func, args, ctx, timeout_s=timeout_s, config=self._child,
                 on_lines=None if logs is None else functools.partial(_keep, logs, d),
+                on_progress=None if reporter is None else reporter.report,
             )
         call = self._bind(spec, d, payload, cancel_event)
         if not spec.is_async:

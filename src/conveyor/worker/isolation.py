@@ -9,6 +9,9 @@ kind, code, message and formatted traceback, rebuilt in the worker so the retry 
 it as usual. A child outliving its worker exits on its own: it watches its parent.
 The lines the handler writes through `ctx.logger` come back with the outcome (at most a
 buffer's worth), to be kept with the job like any handler's; a killed child's are lost.
+`ctx.progress` in the child is validated there (a bad value raises in the handler) and sent
+up the same pipe ahead of the outcome; the worker hands each report to the job's
+`ProgressReporter` like an in-process handler's (fenced, throttled, the last value lands).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 
 from pydantic_core import PydanticSerializationError, to_json
 
+from conveyor.brokers.base import check_progress
 from conveyor.errors import ConveyorError, JobError, JobTimeout, PermanentError, RetryLater
 from conveyor.handlers import JobContext
 from conveyor.handlers.context import JOB_LOGGER_NAME
@@ -39,6 +43,8 @@ _mp = multiprocessing.get_context("forkserver")
 #: How long a killed child gets to be reaped before the worker stops waiting for it.
 REAP_WAIT_S = 5.0
 PARENT_POLL_S = 1.0
+
+log = logging.getLogger("conveyor.worker.isolation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +90,26 @@ def _describe(exc: BaseException) -> dict[str, Any]:
             "traceback": exc_traceback(exc), "delay_s": getattr(exc, "delay_s", None)}
 
 
+def _reporter(conn: Connection) -> Callable[[float, str | None], None]:
+    """`ctx.progress` in the child: checked here, sent to the worker (one message a report;
+    the worker throttles). Safe from the handler's own threads."""
+    lock = threading.Lock()
+
+    def report(value: float, message: str | None) -> None:
+        check_progress(value, message)
+        with lock:
+            conn.send(("progress", float(value), message))
+
+    return report
+
+
 def _child(conn: Connection, func: Callable[..., Any], args: tuple[Any, ...],
            ctx: JobContext, config: ChildConfig) -> None:
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     configure_logging(config.log_level, config.log_format)
     buf = LogBuffer(ctx.job_id, ctx.lease_token, ctx.attempt)
-    logged = dataclasses.replace(ctx, logger=JobLogger(logging.getLogger(JOB_LOGGER_NAME), buf))
+    logged = dataclasses.replace(ctx, logger=JobLogger(logging.getLogger(JOB_LOGGER_NAME), buf),
+                                 reporter=_reporter(conn))
     args = tuple(logged if arg is ctx else arg for arg in args)
     with job_context(ctx.job_id, ctx.type, attempt=ctx.attempt):
         try:
@@ -144,15 +164,26 @@ async def _readable(fds: Iterable[int]) -> None:
             loop.remove_reader(fd)
 
 
-async def _receive(reader: Connection, proc: Any) -> Any:
-    """The child's one message, or None if it died without sending one."""
-    await _readable([reader.fileno(), proc.sentinel])
-    if not reader.poll():
-        return None
-    try:
-        return reader.recv()
-    except (EOFError, OSError):
-        return None
+async def _receive(reader: Connection, proc: Any,
+                   on_progress: Callable[[float, str | None], None] | None) -> Any:
+    """The child's outcome, or None if it died without sending one; its progress reports
+    on the way go to `on_progress`."""
+    while True:
+        await _readable([reader.fileno(), proc.sentinel])
+        while reader.poll():
+            try:
+                message = reader.recv()
+            except (EOFError, OSError):
+                return None
+            if message[0] != "progress":
+                return message
+            if on_progress is not None:
+                try:
+                    on_progress(message[1], message[2])
+                except ConveyorError as exc:  # checked in the child: only by damage
+                    log.warning("progress_dropped", extra={"error": str(exc)[:200]})
+        if proc.exitcode is not None:
+            return None
 
 
 async def _stop(proc: Any) -> int | None:
@@ -174,10 +205,12 @@ async def run_in_process(
     func: Callable[..., Any], args: tuple[Any, ...], ctx: JobContext, *,
     timeout_s: float | None, config: ChildConfig,
     on_lines: Callable[[list[str]], None] | None = None,
+    on_progress: Callable[[float, str | None], None] | None = None,
 ) -> Serialized:
     """Run `func(*args)` in a child; raise what it raised (rebuilt), JobTimeout past
     `timeout_s` (the child is killed), or JobError if it died without an answer.
-    `on_lines` gets the log lines the handler wrote (`ctx.logger`), whatever its outcome."""
+    `on_lines` gets the log lines the handler wrote (`ctx.logger`), whatever its outcome;
+    `on_progress` each `ctx.progress` report, as it comes (on the loop)."""
     reader, writer = _mp.Pipe(duplex=False)
     proc = _mp.Process(target=_child, args=(writer, func, args, ctx, config), daemon=True,
                        name=f"conveyor-job {ctx.job_id}")
@@ -187,7 +220,7 @@ async def run_in_process(
         writer.close()
     try:
         async with asyncio.timeout(timeout_s) as deadline:
-            message = await _receive(reader, proc)
+            message = await _receive(reader, proc, on_progress)
     except TimeoutError as exc:
         if deadline.expired():
             raise JobTimeout(f"job timed out after {timeout_s:g}s (process killed)") from exc

@@ -4,7 +4,8 @@ At most one write a second per job (`interval_s`): a report within the interval 
 newer one replaces it, so the last value always lands, at the latest when the handler
 returns (`close`, before the outcome is sent: the write needs the lease). Writes are fenced
 (`Broker.progress`): a stale worker's report changes nothing. Safe to call from the loop
-or from a sync handler's thread; a handler in a child process cannot report progress.
+or from a sync handler's thread; a process-isolated handler's reports come up its pipe
+(`isolation.run_in_process`) and are handed to its reporter here.
 """
 
 from __future__ import annotations
