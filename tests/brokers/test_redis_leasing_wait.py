@@ -5,6 +5,7 @@ Redis and on Cluster (both keys are in the queue's slot)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -43,3 +44,19 @@ async def test_a_timed_out_wait_still_leases_what_is_there_and_honours_count(
     rest = await asyncio.wait_for(broker.wait_and_fetch(Q, 2, "w1", LONG_LEASE_MS, 5.0), 2.0)
     assert [d.job_id for d in rest.deliveries] == [jobs[2].id]
 
+
+
+async def test_a_cancelled_wait_leases_nothing_afterwards(broker: Broker) -> None:
+    """Cancelling the call closes its connection while BLPOP blocks: the fetch queued behind
+    it on the server is never run, so a job enqueued later stays QUEUED for others."""
+    assert isinstance(broker, LeasingWait)
+    waiting = asyncio.create_task(broker.wait_and_fetch(Q, 4, "w1", LONG_LEASE_MS, 2.0))
+    await asyncio.sleep(0.2)
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    job = await enqueue(broker)
+    await asyncio.sleep(2.5)  # past the BLPOP's own timeout
+    assert (await broker.get(job.id)).state == JobState.QUEUED
+    assert [d.job_id for d in (await broker.fetch(Q, 4, "w2", LONG_LEASE_MS)).deliveries] == [
+        job.id]
