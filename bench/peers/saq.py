@@ -8,11 +8,11 @@ from typing import Any
 
 from saq import Queue, Worker
 
-from bench.peers._driver import QUEUE, AsyncAdapter, arecord
+from bench.peers._driver import QUEUE, AsyncAdapter, record
 
 
 async def job(ctx: dict[str, Any], *, payload: dict[str, Any]) -> None:
-    await arecord(payload)
+    record(payload)
 
 
 class Adapter(AsyncAdapter):

@@ -9,14 +9,14 @@ from typing import Any
 
 from taskiq_redis import ListQueueBroker
 
-from bench.peers._driver import QUEUE, URL, AsyncAdapter, arecord
+from bench.peers._driver import QUEUE, URL, AsyncAdapter, record
 
 broker = ListQueueBroker(URL, queue_name=QUEUE)
 
 
 @broker.task(task_name="bench.job")
 async def job(payload: dict[str, Any]) -> None:
-    await arecord(payload)
+    record(payload)
 
 
 class Adapter(AsyncAdapter):
