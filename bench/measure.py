@@ -28,16 +28,19 @@ class Sizes:
     seq: int = 2000
     conc: int = 5000
     process: int = 20000
-    latency: int = 500
+    latency: int = 1000
     delayed: int = 200
-    rate: float = 100.0
+    rate: float = 200.0
     cost: int = 2000
     api_s: float = 5.0
     api_runs: int = 3
+    #: jobs of the "real job" workloads: one Redis round trip each, 10 ms of sleep each
+    rtt: int = 5000
+    sleep: int = 2000
 
 
 QUICK = Sizes(seq=200, conc=500, process=2000, latency=50, delayed=20, rate=50.0, cost=200,
-              api_s=1.0, api_runs=1)
+              api_s=1.0, api_runs=1, rtt=500, sleep=200)
 
 
 class StepError(RuntimeError):
@@ -125,9 +128,10 @@ class Runner:
         return path.read_text(errors="replace") if path and path.exists() else ""
 
     # --- measurements -----------------------------------------------------------------------
-    def enqueue(self, py: str, peer: str, mode: str, n: int) -> float:
+    def enqueue(self, py: str, peer: str, mode: str, n: int, body: str | None = None) -> float:
         self.probe.flush()
-        res = self.cli(py, peer, "enqueue", "--mode", mode, "--n", str(n))
+        extra = ("--body", body) if body else ()
+        res = self.cli(py, peer, "enqueue", "--mode", mode, "--n", str(n), *extra)
         return n / float(res["seconds"])
 
     def process(self, py: str, peer: str) -> dict[str, float]:
@@ -141,6 +145,17 @@ class Runner:
             self.enqueue(py, peer, "conc", n)
         first, last = self._drain(py, peer, n, self.work / "process.out")
         out["process"] = (n - 1) / (last - first)
+        return out
+
+    def bodies(self, py: str, peer: str) -> dict[str, float]:
+        """(b') the "real job" workloads: n jobs preloaded, each with a body (one Redis round
+        trip of its own; 10 ms of sleep), drained by one worker; rate from the first job's
+        end to the n-th's."""
+        out: dict[str, float] = {}
+        for body, n in (("rtt", self.sizes.rtt), ("sleep", self.sizes.sleep)):
+            self.enqueue(py, peer, "batch" if PEERS[peer].batch_api else "conc", n, body)
+            first, last = self._drain(py, peer, n, self.work / f"{body}.out")
+            out[f"proc_{body}"] = (n - 1) / (last - first)
         return out
 
     def _drain(self, py: str, peer: str, n: int, out: Path) -> tuple[float, float]:
@@ -216,6 +231,7 @@ class Runner:
             ("enq_seq", lambda: {"enq_seq": self.enqueue(py, peer, "seq", s.seq)}),
             ("enq_conc", lambda: {"enq_conc": self.enqueue(py, peer, "conc", s.conc)}),
             ("process", lambda: self.process(py, peer)),
+            ("bodies", lambda: self.bodies(py, peer)),
             ("latency", lambda: self.timed(py, peer)),
         ]
         for name, step in steps:

@@ -116,6 +116,8 @@ def measurements(r: dict[str, Any]) -> list[str]:
         lines += [f"Conveyor / best peer: **{median(conv, 'process') / best_peer:.2f}x**.",  # type: ignore[operator]
                   ""]
 
+    lines += bodies_section(r)
+
     rows = [[n, cell(e, "lat_p50", 1), cell(e, "lat_p99", 1), cell(e, "lat_max", 1)]
             for n, e in live]
     lines += ["## (c) Enqueue-to-start latency (ms)", "",
@@ -136,6 +138,39 @@ def measurements(r: dict[str, Any]) -> list[str]:
               " start minus (enqueue time + 1 s). Negative: started early.", "",
               *table(["system", "p50", "p99", "max"], rows)]
     return lines
+
+
+def _versus(live: list[tuple[str, dict[str, Any]]], key: str) -> tuple[dict[str, str], str]:
+    """Each peer's "Conveyor is Nx" on `key`, and Conveyor over the best peer."""
+    conv = median(dict(live).get("conveyor", {}), key)
+    ratios = {n: f"{conv / m:.1f}x" for n, e in live
+              if n != "conveyor" and conv and (m := median(e, key))}
+    best = max((median(e, key) or 0.0 for n, e in live if n != "conveyor"), default=0.0)
+    return ratios, f"{conv / best:.2f}x" if conv and best else "—"
+
+
+def bodies_section(r: dict[str, Any]) -> list[str]:
+    """(b') the "real job" workloads: one Redis round trip per job, 10 ms of sleep per job."""
+    sz = r["sizes"]
+    live = [(n, e) for n, e in _live(r) if median(e, "proc_rtt") or median(e, "proc_sleep")]
+    if not live or "rtt" not in sz:
+        return []
+    rtt, rtt_best = _versus(live, "proc_rtt")
+    slp, slp_best = _versus(live, "proc_sleep")
+    rows = [[n, str(e["concurrency"]), cell(e, "proc_rtt"), rtt.get(n, "—"),
+             cell(e, "proc_sleep"), slp.get(n, "—")] for n, e in live]
+    return ["## (b') Processing jobs with a body (jobs/s)", "",
+            f"As (b), with a job that does something: *round trip*, {sz['rtt']:,} jobs each"
+            " sending one pipelined `SET` + `GET` to the same Redis over its own connection"
+            " (a stdlib client in `bench.peers._driver`, the same for every system: async"
+            " jobs take a connection from a per-process pool, one per job running at once;"
+            f" sync jobs one per thread); *sleep*, {sz['sleep']:,} jobs each waiting 10 ms"
+            " (`asyncio.sleep`, or `time.sleep` in a sync job). Rate from the first job's end"
+            " to the last one's; each system at its configuration of (b). Conveyor across"
+            " concurrency: `python -m bench.bodies` (bench/findings.md).", "",
+            *table(["system", "concurrency", "round trip", "Conveyor is", "sleep 10 ms",
+                    "Conveyor is"], rows),
+            f"Conveyor / best peer: round trip **{rtt_best}**, sleep **{slp_best}**.", ""]
 
 
 def api_section(r: dict[str, Any]) -> list[str]:
@@ -204,7 +239,7 @@ def problems_section(r: dict[str, Any]) -> list[str]:
         if "unavailable" in e:
             rows.append([n, "all", e["unavailable"]])
             continue
-        for step in ("enq_seq", "enq_conc", "process", "latency", "cost"):
+        for step in ("enq_seq", "enq_conc", "process", "bodies", "latency", "cost"):
             msg = _errors(e, step)
             if msg:
                 rows.append([n, step, msg.replace("|", "/")])

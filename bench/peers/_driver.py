@@ -2,8 +2,11 @@
 
     python -m bench.peers NAME version | enqueue | timed | worker   (see `main`)
 
-Adapters subclass `AsyncAdapter` or `SyncAdapter`; their job function calls `record(payload)`,
-which writes what the runner measures to the file named by BENCH_OUT, with no Redis call of
+Adapters subclass `AsyncAdapter` or `SyncAdapter`; their job function calls `record(payload)`
+(a sync job) or `await arecord(payload)` (an async one): that first runs the job's body if the
+payload names one (`"b"`: "rtt", one pipelined SET + GET to Redis over the job's own
+connection, made with the stdlib so every system pays the same; "sleep", 10 ms of I/O wait),
+then writes what the runner measures to the file named by BENCH_OUT, with no Redis call of
 its own: "first"/"last" stamps when the first and the BENCH_N-th counted job start, "ready"
 for a warm-up job, and one lateness line per timed job (start - (enqueue time + delay), ms).
 """
@@ -16,11 +19,13 @@ import importlib
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from typing import Any
+from urllib.parse import urlsplit
 
 URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 QUEUE = "bench"
@@ -57,8 +62,88 @@ class Recorder:
 
 _recorder = Recorder()
 
+#: the job bodies of the "real job" workloads (payload key "b"); None: a no-op job
+BODIES = ("rtt", "sleep")
+SLEEP_S = 0.010
+_URL = urlsplit(URL)
+_ADDR = (_URL.hostname or "127.0.0.1", _URL.port or 6379)
+
+
+def _resp(*parts: str) -> bytes:
+    return f"*{len(parts)}\r\n".encode() + b"".join(
+        f"${len(p.encode())}\r\n{p}\r\n".encode() for p in parts)
+
+
+_SELECT = _resp("SELECT", (_URL.path or "/0").lstrip("/") or "0")
+#: one round trip: two commands pipelined, and the exact bytes they answer
+_RTT = _resp("SET", "bench:body", "1") + _resp("GET", "bench:body")
+_RTT_REPLY = b"+OK\r\n$1\r\n1\r\n"
+_local = threading.local()
+_pools: dict[int, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+
+
+def _sync_conn() -> socket.socket:
+    sock: socket.socket | None = getattr(_local, "sock", None)
+    if sock is None:
+        sock = socket.create_connection(_ADDR)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(_SELECT)
+        _read_sync(sock, b"+OK\r\n")
+        _local.sock = sock
+    return sock
+
+
+def _read_sync(sock: socket.socket, expected: bytes) -> None:
+    got = b""
+    while len(got) < len(expected):
+        chunk = sock.recv(len(expected) - len(got))
+        if not chunk:
+            raise ConnectionError("redis closed the connection")
+        got += chunk
+    if got != expected:
+        raise RuntimeError(f"unexpected reply {got!r}")
+
+
+def body(payload: dict[str, Any]) -> None:
+    kind = payload.get("b")
+    if kind == "rtt":
+        sock = _sync_conn()
+        sock.sendall(_RTT)
+        _read_sync(sock, _RTT_REPLY)
+    elif kind == "sleep":
+        time.sleep(SLEEP_S)
+
+
+async def abody(payload: dict[str, Any]) -> None:
+    """The body of an async job: its own connection from a per-loop pool (one per job
+    running at once, so concurrent jobs never wait for each other's round trips)."""
+    kind = payload.get("b")
+    if kind == "rtt":
+        pool = _pools.setdefault(id(asyncio.get_running_loop()), [])
+        if pool:
+            reader, writer = pool.pop()
+        else:
+            reader, writer = await asyncio.open_connection(*_ADDR)
+            writer.write(_SELECT)
+            if await reader.readexactly(5) != b"+OK\r\n":
+                raise RuntimeError("SELECT refused")
+        writer.write(_RTT)
+        got = await reader.readexactly(len(_RTT_REPLY))
+        if got != _RTT_REPLY:
+            raise RuntimeError(f"unexpected reply {got!r}")
+        pool.append((reader, writer))
+    elif kind == "sleep":
+        await asyncio.sleep(SLEEP_S)
+
 
 def record(payload: dict[str, Any]) -> None:
+    """A sync job: its body, then the record of it (counted jobs stamp their end)."""
+    body(payload)
+    _recorder.record(payload)
+
+
+async def arecord(payload: dict[str, Any]) -> None:
+    await abody(payload)
     _recorder.record(payload)
 
 
@@ -128,8 +213,10 @@ def _slices(n: int, parts: int) -> list[int]:
     return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
 
 
-async def _enqueue(a: Adapter, mode: str, n: int, producers: int, batch: int) -> float:
-    payloads: list[dict[str, Any]] = [{} for _ in range(n)]
+async def _enqueue(a: Adapter, mode: str, n: int, producers: int, batch: int,
+                   kind: str | None = None) -> float:
+    job: dict[str, Any] = {"b": kind} if kind else {}
+    payloads: list[dict[str, Any]] = [dict(job) for _ in range(n)]
     if isinstance(a, AsyncAdapter):
         await a.open()
         try:
@@ -143,7 +230,7 @@ async def _enqueue(a: Adapter, mode: str, n: int, producers: int, batch: int) ->
             else:
                 async def producer(k: int) -> None:
                     for _ in range(k):
-                        await a.enqueue({}, None)
+                        await a.enqueue(dict(job), None)
 
                 await asyncio.gather(*(producer(k) for k in _slices(n, producers)))
             return time.perf_counter() - t
@@ -160,7 +247,7 @@ async def _enqueue(a: Adapter, mode: str, n: int, producers: int, batch: int) ->
         else:
             def producer_sync(k: int) -> None:
                 for _ in range(k):
-                    a.enqueue({}, None)
+                    a.enqueue(dict(job), None)
 
             with ThreadPoolExecutor(producers) as pool:
                 list(pool.map(producer_sync, _slices(n, producers)))
@@ -215,6 +302,8 @@ def main(argv: list[str] | None = None) -> None:
     enq.add_argument("--n", type=int, default=1000)
     enq.add_argument("--producers", type=int, default=50)
     enq.add_argument("--batch", type=int, default=1000)
+    enq.add_argument("--body", choices=BODIES, default=None,
+                     help="the jobs' body (default: a no-op)")
     timed = sub.add_parser("timed")
     timed.add_argument("--n", type=int, default=0)
     timed.add_argument("--rate", type=float, default=100.0)
@@ -235,7 +324,8 @@ def main(argv: list[str] | None = None) -> None:
     module = importlib.import_module(f"bench.peers.{args.peer}")
     adapter: Adapter = module.Adapter(URL)
     if args.cmd == "enqueue":
-        seconds = asyncio.run(_enqueue(adapter, args.mode, args.n, args.producers, args.batch))
+        seconds = asyncio.run(_enqueue(adapter, args.mode, args.n, args.producers, args.batch,
+                                      args.body))
         print(json.dumps({"n": args.n, "seconds": seconds}))
     elif args.cmd == "timed":
         asyncio.run(_timed(adapter, args.n, args.rate, args.delay, args.group))

@@ -9,14 +9,14 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
-from bench.peers._driver import QUEUE, AsyncAdapter, record
+from bench.peers._driver import QUEUE, AsyncAdapter, arecord
 
 #: arq's documented knob: how often the worker looks for jobs (default 0.5 s)
 POLL_DELAY_S = 0.05
 
 
 async def job(ctx: dict[str, Any], payload: dict[str, Any]) -> None:
-    record(payload)
+    await arecord(payload)
 
 
 class Adapter(AsyncAdapter):

@@ -7,11 +7,11 @@ from typing import Any
 
 from bullmq import Queue, Worker
 
-from bench.peers._driver import QUEUE, AsyncAdapter, record, until_signal
+from bench.peers._driver import QUEUE, AsyncAdapter, arecord, until_signal
 
 
 async def process(job: Any, token: str) -> None:
-    record(job.data)
+    await arecord(job.data)
 
 
 class Adapter(AsyncAdapter):

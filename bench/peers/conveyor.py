@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from bench.peers._driver import QUEUE, AsyncAdapter, record
+from bench.peers._driver import QUEUE, AsyncAdapter, arecord
 from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.handlers import handler
 
@@ -16,7 +16,7 @@ JOB_TYPE = "bench.peer"
 
 @handler(JOB_TYPE, max_attempts=1)
 async def job(payload: Any) -> None:
-    record(payload)
+    await arecord(payload)
 
 
 class Adapter(AsyncAdapter):

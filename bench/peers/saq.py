@@ -8,11 +8,11 @@ from typing import Any
 
 from saq import Queue, Worker
 
-from bench.peers._driver import QUEUE, AsyncAdapter, record
+from bench.peers._driver import QUEUE, AsyncAdapter, arecord
 
 
 async def job(ctx: dict[str, Any], *, payload: dict[str, Any]) -> None:
-    record(payload)
+    await arecord(payload)
 
 
 class Adapter(AsyncAdapter):

@@ -7,7 +7,7 @@ from typing import Any
 
 from streaq import Worker
 
-from bench.peers._driver import QUEUE, URL, AsyncAdapter, record
+from bench.peers._driver import QUEUE, URL, AsyncAdapter, arecord
 
 worker = Worker(redis_url=URL, queue_name=QUEUE,
                 concurrency=int(os.environ.get("BENCH_CONCURRENCY", "16")))
@@ -15,7 +15,7 @@ worker = Worker(redis_url=URL, queue_name=QUEUE,
 
 @worker.task()
 async def job(payload: dict[str, Any]) -> None:
-    record(payload)
+    await arecord(payload)
 
 
 class Adapter(AsyncAdapter):

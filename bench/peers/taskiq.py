@@ -9,14 +9,14 @@ from typing import Any
 
 from taskiq_redis import ListQueueBroker
 
-from bench.peers._driver import QUEUE, URL, AsyncAdapter, record
+from bench.peers._driver import QUEUE, URL, AsyncAdapter, arecord
 
 broker = ListQueueBroker(URL, queue_name=QUEUE)
 
 
 @broker.task(task_name="bench.job")
 async def job(payload: dict[str, Any]) -> None:
-    record(payload)
+    await arecord(payload)
 
 
 class Adapter(AsyncAdapter):

@@ -355,6 +355,18 @@ class SyncEnqueuer(Protocol):
 
 
 @runtime_checkable
+class LeasingWait(Protocol):
+    """An optional capability of a broker: wait for work on one queue and lease it in the
+    same round trip (the wake-up and the fetch in one step, not wake-then-lease). The worker
+    uses it when it serves a single queue; otherwise `wait_for_work`, then `fetch`."""
+
+    async def wait_and_fetch(self, queue: str, count: int, worker_id: str, lease_ms: int,
+                             timeout_s: float) -> FetchBatch:
+        """Block until work may be in `queue` or the timeout passes, then (in any case)
+        lease up to `count` jobs as `fetch` does; the leases returned are the caller's."""
+
+
+@runtime_checkable
 class Broker(Protocol):
     # --- lifecycle ------------------------------------------------------------------------
     async def connect(self) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conveyor import tracing
-from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
+from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef, LeasingWait
 from conveyor.errors import BrokerMisconfigured, UnknownJobType
 from conveyor.handlers import Registry, default_registry
 from conveyor.jobs import Delivery, JobState
@@ -102,6 +102,11 @@ class Worker:
         self._in_flight: dict[str, _Slot] = {}
         self._slot_freed = asyncio.Event()
         self._waker: asyncio.Task[bool] | None = None
+        #: slots promised to a leasing waker (`LeasingWait`): it may lease that many jobs
+        #: the moment work arrives, so other fetches leave them free
+        self._reserved = 0
+        #: one queue on a broker that can wait and lease in one round trip
+        self._leasing_wait = len(set(self.queues)) == 1 and isinstance(broker, LeasingWait)
         self._stop = asyncio.Event()
         self._hurry = asyncio.Event()
         self._stopping = False
@@ -232,15 +237,17 @@ class Worker:
         try:
             while not self._stopping:
                 try:
-                    free = self.free_slots
-                    if free <= 0:
+                    free = self.free_slots - self._reserved
+                    if free <= 0 and not self._reserved:
                         await self._wait_for_slot()
                         continue
-                    fetched, wait_s = await self._fetch(free)
+                    # free slots all promised to a leasing waker: fetch 0 still promotes due
+                    # jobs, and its wake-up makes the waker lease them
+                    fetched, wait_s = await self._fetch(max(free, 0))
                     if misconfigured:
                         misconfigured = False
                         log.warning("broker_configuration_fixed")
-                    if fetched < free and not self._stopping:
+                    if (fetched < free or free <= 0) and not self._stopping:
                         await self._wait_for_work(wait_s, stop_wait)
                 except BrokerMisconfigured as exc:  # jobs there could be lost: take none
                     if not misconfigured:
@@ -303,7 +310,8 @@ class Worker:
         """
         if self._waker is None:
             self._waker = asyncio.create_task(
-                self.broker.wait_for_work(self.queues, WAKER_BLOCK_S)
+                self._wait_and_lease(self.free_slots) if self._leasing_wait
+                else self.broker.wait_for_work(self.queues, WAKER_BLOCK_S)
             )
         await asyncio.wait(
             [self._waker, stop_wait], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
@@ -311,6 +319,26 @@ class Worker:
         if self._waker is not None and self._waker.done():
             waker, self._waker = self._waker, None
             waker.result()  # re-raise a broker error into the loop's backoff
+
+    async def _wait_and_lease(self, count: int) -> bool:
+        """The waker of a single-queue worker on a `LeasingWait` broker: the blocking wait
+        and the fetch in one round trip, so a job that arrives is leased at once (one hop,
+        not wake-then-lease). `count` slots stay reserved until it answers; its leases are
+        started here, or handed back if the worker is stopping (a cancel that came too
+        late). Returns False: any wake-up left over was passed on by the fetch itself."""
+        self._reserved = count
+        try:
+            assert isinstance(self.broker, LeasingWait)
+            batch = await self.broker.wait_and_fetch(
+                self.queues[0], count, self.worker_id, self._lease_ms, WAKER_BLOCK_S)
+        finally:
+            self._reserved = 0
+        if self._stopping:
+            await self._release([_Slot(d) for d in batch.deliveries])
+        else:
+            for delivery in batch.deliveries:
+                self._spawn(delivery)
+        return False
 
     async def _wait_for_slot(self) -> None:
         """All slots busy: wait for one. A wake-up taken meanwhile is passed on, so an idle

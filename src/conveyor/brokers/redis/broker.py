@@ -201,6 +201,14 @@ class RedisBroker(RedisCore):
                                                    timeout=timeout)
         return got is not None
 
+    async def wait_and_fetch(self, queue: str, count: int, worker_id: str, lease_ms: int,
+                             timeout_s: float) -> FetchBatch:
+        """`LeasingWait`: block on the queue's marker and lease in the same round trip."""
+        shell.queue_name(queue)
+        await self.writable()
+        timeout = min(max(timeout_s, 0.001), MAX_WAIT_S)
+        return await tx.wait_and_fetch(self, queue, count, worker_id, lease_ms, timeout)
+
     async def _poll_markers(self, queues: Sequence[str], wait_s: float) -> bool:
         """Cluster: the markers of several queues are in several slots, so no one BLPOP can
         wait on them; take them with one pipelined LPOP per node every CLUSTER_POLL_S."""

@@ -9,6 +9,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from redis.exceptions import NoScriptError
+
 from conveyor import joblogs
 from conveyor.brokers.base import (
     SERIES_ROLLUP_HOURS,
@@ -23,7 +25,7 @@ from conveyor.brokers.base import (
     check_progress,
 )
 from conveyor.brokers.redis import batches
-from conveyor.brokers.redis.core import RedisCore
+from conveyor.brokers.redis.core import RedisCore, script_errors
 from conveyor.brokers.redis.keys import QueueKeys
 from conveyor.brokers.redis.replies import FetchReply, HeartbeatPart, ReapReply, RetryReply
 from conveyor.brokers.shell import delivery
@@ -53,13 +55,16 @@ def _set_aside(queue: str, count: int) -> None:
         log.warning("corrupt_jobs_set_aside", extra={"queue": queue, "count": count})
 
 
-async def fetch(core: RedisCore, queue: str, count: int, worker_id: str,
-                lease_ms: int) -> FetchBatch:
+def _fetch_call(core: RedisCore, queue: str, count: int, worker_id: str,
+                lease_ms: int) -> tuple[list[str], list[Any]]:
     qk = core.qk(queue)
     keys = [qk.job_prefix, qk.queued, qk.scheduled, qk.running, qk.seq, qk.marker, qk.paused,
             qk.dead, qk.deaths]
-    reply = FetchReply.decode(await core.run(
-        "fetch", keys, [max(count, 0), lease_ms, safe_name(worker_id), 1000, lease_nonce()]))
+    return keys, [max(count, 0), lease_ms, safe_name(worker_id), 1000, lease_nonce()]
+
+
+def _fetched(queue: str, raw: Any) -> FetchBatch:
+    reply = FetchReply.decode(raw)
     _set_aside(queue, reply.set_aside)
     deliveries = [
         delivery(queue, r.uid, token=r.token, type=r.type, payload=r.payload,
@@ -68,6 +73,35 @@ async def fetch(core: RedisCore, queue: str, count: int, worker_id: str,
         for r in reply.rows
     ]
     return FetchBatch(deliveries, reply.now_ms, reply.next_due_ms)
+
+
+async def fetch(core: RedisCore, queue: str, count: int, worker_id: str,
+                lease_ms: int) -> FetchBatch:
+    keys, args = _fetch_call(core, queue, count, worker_id, lease_ms)
+    return _fetched(queue, await core.run("fetch", keys, args))
+
+
+async def wait_and_fetch(core: RedisCore, queue: str, count: int, worker_id: str,
+                         lease_ms: int, timeout_s: float) -> FetchBatch:
+    """BLPOP on the queue's wake marker and the fetch script in one pipeline on one blocking
+    connection: Redis runs the script the moment the BLPOP returns (woken or timed out), so
+    the lease is taken in the same round trip as the wake-up. Both keys are in the queue's
+    slot, so on Cluster it is one node's pipeline too."""
+    keys, args = _fetch_call(core, queue, count, worker_id, lease_ms)
+    with script_errors(), core.unavailable():
+        pipe = core.blocking_client.pipeline(transaction=False)
+        pipe.blpop([core.qk(queue).marker], timeout=timeout_s)
+        # execute_command, not .evalsha: see RedisCore._send
+        pipe.execute_command("EVALSHA", core.scripts.sha["fetch"], len(keys), *keys, *args)
+        woke, raw = await pipe.execute(raise_on_error=False)
+    if isinstance(woke, Exception):
+        raise woke
+    if isinstance(raw, NoScriptError):  # script cache flushed: core.run loads and runs it
+        return await fetch(core, queue, count, worker_id, lease_ms)
+    if isinstance(raw, Exception):
+        with script_errors():
+            raise raw
+    return _fetched(queue, raw)
 
 
 async def heartbeat(core: RedisCore, leases: Sequence[LeaseRef], lease_ms: int) -> HeartbeatReply:

@@ -68,12 +68,14 @@ if redis.call('EXISTS', flow_base .. 'limits') == 1 then
   local wake_at = flow_finish(F, now, count, fout, gated, gate_at, KEYS[2], KEYS[3], KEYS[6])
   return {int(now), wake_at, fout, aside}
 end
-local popped = redis.call('ZPOPMIN', KEYS[2], tonumber(ARGV[1]))
+local count = tonumber(ARGV[1])
+local popped = redis.call('ZPOPMIN', KEYS[2], count)
 local out = {}
 for i = 1, #popped, 2 do
   lease_one(popped[i], out, nil)
 end
-if redis.call('ZCARD', KEYS[2]) > 0 then
+-- fewer popped than asked: the queue is empty, no ZCARD needed (the common idle case)
+if #popped >= 2 * count and redis.call('ZCARD', KEYS[2]) > 0 then
   -- work left: pass the baton to another idle worker (a full worker that was woken calls
   -- fetch with count 0 just for this)
   wake(KEYS[6])
