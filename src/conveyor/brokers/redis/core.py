@@ -120,98 +120,56 @@ class RedisCore:
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """One script call (WAITed for replicas when it is one of WAITED)."""
         if self.wait_replicas and name in WAITED:
-            return (await self._pipeline([(name, keys, args)], ()))[0]
+            return (await self._pipeline([(name, keys, args)]))[0]
         with script_errors(), _unavailable():
             return await self._scripts.run(self.client, name, keys, args)
 
-    async def run_many(
-        self, calls: list[batches.Call], register: Sequence[str] = (),
-    ) -> list[Any]:
+    async def run_many(self, calls: list[batches.Call], *, partial: bool = False) -> list[Any]:
         """Script calls in as few round trips as their bytes allow (a pipeline carries at
-        most PIPELINE_CALLS calls' worth of `max_call_bytes`). `register`: queues to add to
-        the registry after the calls, in the last round trip."""
+        most PIPELINE_CALLS calls' worth of `max_call_bytes`). `partial`: a pipeline some of
+        whose calls failed answers every reply, the failures as exceptions in place (the
+        caller raises them, under script_errors and unavailable), instead of raising."""
         out: list[Any] = []
-        groups = batches.pipelines(calls, self.max_call_bytes * batches.PIPELINE_CALLS)
-        for i, group in enumerate(groups):
-            out += await self._pipeline(group, register if i == len(groups) - 1 else ())
+        for group in batches.pipelines(calls, self.max_call_bytes * batches.PIPELINE_CALLS):
+            out += await self._pipeline(group, partial)
         return out
 
-    async def _pipeline(self, calls: list[batches.Call], register: Sequence[str]) -> list[Any]:
+    async def _pipeline(self, calls: list[batches.Call], partial: bool = False) -> list[Any]:
         """Several script calls in one round trip (Cluster: one per node); NOSCRIPT replies
-        are reloaded and re-run. On one Redis the registry add rides in the same round trip,
-        after the scripts; on Cluster (`cv:queues` is in a slot of its own) it is sent after
-        every script succeeded, so a failed enqueue leaves no name behind."""
+        are reloaded and re-run."""
         waited = self.wait_replicas > 0 and any(c[0] in WAITED for c in calls)
-        if len(calls) == 1 and not register and not waited:
+        if len(calls) == 1 and not waited:
             name, keys, args = calls[0]
             return [await self.run(name, keys, args)]
         with script_errors(), _unavailable():
-            results, acks = await self._send(calls, () if self.cluster else register, waited)
+            results, acks = await self._send(calls, waited)
             missing = [i for i, res in enumerate(results) if isinstance(res, NoScriptError)]
             if missing:  # restarted, flushed, or a promoted replica: load and send those again
                 await self._scripts.load(self.client)
-                again, more = await self._send([calls[i] for i in missing],
-                                               () if self.cluster else register, waited)
+                again, more = await self._send([calls[i] for i in missing], waited)
                 for i, res in zip(missing, again, strict=True):
                     results[i] = res
                 acks += more
             failed = [res for res in results if isinstance(res, Exception)]
             if failed:
-                if register and not self.cluster:
-                    await self._unregister_failed(calls, results, register)
-                elif register:  # Cluster: register the queues whose jobs were stored
-                    stored = self.stored_queues(calls, results, register)
-                    if stored:
-                        await self.client.sadd(self.keys.queues, *stored)
+                if partial:
+                    return results
                 raise failed[0]
             self.confirmed(acks)
-            if register and self.cluster:
-                await self.client.sadd(self.keys.queues, *register)
             return results
 
-    def stored_queues(
-        self, calls: Sequence[batches.Call], results: Sequence[Any], register: Sequence[str],
-    ) -> list[str]:
-        """The queues of `register` at least one of whose calls succeeded."""
-        ok = {keys[0] for (_, keys, _), res in zip(calls, results, strict=True)
-              if keys and not isinstance(res, Exception)}
-        return [q for q in register if self.qk(q).job_prefix in ok]
-
-    async def _unregister_failed(
-        self, calls: Sequence[batches.Call], results: Sequence[Any], register: Sequence[str],
-    ) -> None:
-        """Single Redis: the registry add rode in the same round trip as scripts that failed.
-        A queue none of whose calls succeeded and which holds no job is taken out again,
-        with the look-again step of `forget` (a job that arrived meanwhile keeps it)."""
-        stored = set(self.stored_queues(calls, results, register))
-        for queue in register:
-            qk = self.qk(queue)
-            if queue in stored:
-                continue
-            pipe = self.client.pipeline(transaction=False)
-            pipe.zcard(qk.listing)
-            pipe.exists(qk.paused)
-            listed, paused = await pipe.execute()
-            if int(listed) or int(paused):
-                continue  # a known queue: leave it
-            await self.client.srem(self.keys.queues, queue)
-            if int(await self.client.zcard(qk.listing)):
-                await self.client.sadd(self.keys.queues, queue)
-
     async def _send(
-        self, calls: Sequence[batches.Call], register: Sequence[str], waited: bool,
+        self, calls: Sequence[batches.Call], waited: bool,
     ) -> tuple[list[Any], list[Any]]:
-        """One pipeline: the calls, the registry add, then WAIT on each node written (on
-        the same connection as the writes, so it covers them). Returns the calls' replies
-        and the WAIT replies."""
+        """One pipeline: the calls, then WAIT on each node written (on the same connection
+        as the writes, so it covers them). Returns the calls' replies and the WAIT
+        replies."""
         pipe = self.client.pipeline(transaction=False)
         for name, keys, args in calls:
             # execute_command, not .evalsha: redis-py's cluster pipeline refuses the method by
             # name (a legacy list), while the command itself routes by its keys like any
             # other: each call is on one queue's slot, the pipeline sends one batch per node
             pipe.execute_command("EVALSHA", self._scripts.sha[name], len(keys), *keys, *args)
-        if register:
-            pipe.sadd(self.keys.queues, *register)
         written = [c[1][0] for c in calls if c[1]]
         waits = self.add_waits(pipe, written) if waited else 0
         before = self._owners(written) if waits else []

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conveyor.brokers.redis import batches
-from conveyor.brokers.redis.core import RedisCore
+from conveyor.brokers.redis.core import RedisCore, script_errors
 from conveyor.brokers.redis.keys import QueueKeys
 from conveyor.brokers.redis.replies import EnqueuePart
 from conveyor.errors import BrokerUnavailable, ConveyorError, PartialEnqueue
@@ -45,6 +45,15 @@ class EnqueuePlan:
                                              row.fingerprint or spec.fingerprint, row.state,
                                              row.created_ms, row.run_at_ms)
         return [r for r in out if r is not None]
+
+    def fresh_queues(self, replies: Sequence[Any]) -> list[str]:
+        """The queues to add to the registry after these replies (None or an exception:
+        that call failed): those whose counter a call created (see enqueue.lua), so a queue
+        pays the registry's round trip on its first enqueue, not on every one."""
+        return list(dict.fromkeys(
+            queue for (queue, _), reply in zip(self.order, replies, strict=True)
+            if reply is not None and not isinstance(reply, Exception)
+            and EnqueuePart.is_fresh(reply)))
 
     def partial(self, stored: Sequence[int], replies: Sequence[Any],
                 failed: ConveyorError) -> ConveyorError:
@@ -92,13 +101,20 @@ def enqueue_plan(core: RedisCore, specs: Sequence[JobSpec]) -> EnqueuePlan:
 
 
 async def enqueue(core: RedisCore, specs: Sequence[JobSpec]) -> list[EnqueueResult]:
+    """The registry add goes after the scripts, and only for queues a call found new."""
     plan = enqueue_plan(core, specs)
-    if not core.cluster or len(plan.calls) < 2:
-        return plan.results(await core.run_many(plan.calls, register=plan.queues))
     try:
-        return plan.results(await core.run_many(plan.calls, register=plan.queues))
+        replies = await core.run_many(plan.calls, partial=True)
+        await core.remember_queues(plan.fresh_queues(replies))
+        failed = [r for r in replies if isinstance(r, Exception)]
+        if failed:  # e.g. a queue that refused (corrupt_queue): the others' jobs are stored
+            with script_errors(), core.unavailable():
+                raise failed[0]
     except BrokerUnavailable:
+        if not core.cluster or len(plan.calls) < 2:
+            raise
         return await _enqueue_apart(core, plan)
+    return plan.results(replies)
 
 
 async def _enqueue_apart(core: RedisCore, plan: EnqueuePlan) -> list[EnqueueResult]:
@@ -114,8 +130,7 @@ async def _enqueue_apart(core: RedisCore, plan: EnqueuePlan) -> list[EnqueueResu
             failed = exc
             replies.append(None)
     stored = [i for i, r in enumerate(replies) if r is not None]
+    await core.remember_queues(plan.fresh_queues(replies))
     if failed is None:
-        await core.remember_queues(plan.queues)
         return plan.results(replies)
-    await core.remember_queues([plan.order[i][0] for i in stored])
     raise plan.partial(stored, replies, failed)

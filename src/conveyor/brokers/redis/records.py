@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from conveyor.brokers.records import build_job
+from pydantic_core import to_json
+
+from conveyor.brokers.records import as_int, build_job
 from conveyor.jobs import Job
 
 #: logical field (brokers/records.py) -> the job hash's field
@@ -28,7 +30,33 @@ LIST_FIELDS = tuple(f for f in HASH_FIELDS.values() if f != "result")
 
 
 def record_of(h: dict[str, str]) -> dict[str, Any]:
-    return {name: h.get(field) for name, field in HASH_FIELDS.items()}
+    rec = {name: h.get(field) for name, field in HASH_FIELDS.items()}
+    if rec["state"] == "succeeded":
+        rec["history"] = with_implied_success(h)
+    return rec
+
+
+def with_implied_success(h: dict[str, str]) -> str:
+    """A SUCCEEDED job's history with the line of its succeeding attempt. `ack.lua` writes
+    none (the record holds all of it: attempts, worker, started, finished), so the hash stays
+    a listpack; a record acked before that (its history ends in a `succeeded` line) already
+    has it. The line is the one `add_history` in _lib.lua would have written."""
+    text = h.get("history") or ""
+    last = text.rstrip("\n").rpartition("\n")[2]
+    if '"outcome":"succeeded"' in last:
+        return text
+    line = to_json({
+        "attempt": _json_int(h.get("attempts")), "worker": h.get("worker") or None,
+        "started_at": _json_int(h.get("started")),
+        "finished_at": _json_int(h.get("finished")), "outcome": "succeeded",
+        "error_code": None, "message": None, "traceback": None,
+    }).decode()
+    return f"{text}{line}\n"
+
+
+def _json_int(value: str | None) -> int | None:
+    """`json_int` of _lib.lua: a decimal integer field as a number, else null."""
+    return as_int(value, -9 * 10**15, 9 * 10**15)
 
 
 def listed_hash(values: list[str | None]) -> dict[str, str]:

@@ -119,16 +119,25 @@ class FoundJob:
 
 @dataclass(frozen=True, slots=True)
 class EnqueuePart:
-    """One enqueue call's reply: `{now, rows}`, a row per job: its due time (an integer:
-    created) or the `FoundJob` holding its idempotency key or id."""
+    """One enqueue call's reply: `{now, rows, fresh}`, a row per job: its due time (an
+    integer: created) or the `FoundJob` holding its idempotency key or id; `fresh` (1: the
+    queue's seq counter was new, so its registry entry may be missing; a reply without it
+    counts as fresh)."""
 
     now_ms: int
     rows: list[int | FoundJob]
+    fresh: bool = True
 
     @classmethod
     def decode(cls, reply: Any) -> EnqueuePart:
-        now, rows = _parts(reply, 2, "enqueue")
-        return cls(int(now), [r if isinstance(r, int) else FoundJob.decode(r) for r in rows])
+        now, rows = _parts(reply, 2, "enqueue")[:2]
+        return cls(int(now), [r if isinstance(r, int) else FoundJob.decode(r) for r in rows],
+                   cls.is_fresh(reply))
+
+    @staticmethod
+    def is_fresh(reply: Any) -> bool:
+        """The reply's `fresh` flag alone (no decoding of its rows)."""
+        return len(_parts(reply, 2, "enqueue")) < 3 or reply[2] != 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any, cast
 
+import redis
+import redis.connection
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
@@ -130,6 +133,44 @@ class WaitingPool(ConnectionPool):
             if not waiter.done():
                 waiter.set_result(None)
                 break
+
+
+class SyncWaitingPool(redis.ConnectionPool):
+    """`WaitingPool` for blocking clients (the sync enqueuer, `sync.py`): waits up to `timeout`
+    seconds for a connection when all `max_connections` are in use. redis-py's
+    BlockingConnectionPool takes a queue's condition and timer on every command: a lone
+    `EVALSHA` of `return 1` ran at 8,400-14,700/s through it against 20,700-22,500/s through
+    the plain pool (2-core host); here a free connection costs nothing extra."""
+
+    #: longest sleep before looking again (a release may come just before the wait)
+    POLL_S = 0.05
+
+    def __init__(self, *, timeout: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.timeout = timeout
+        self._freed = threading.Condition()
+
+    def get_connection(self, command_name: Any = None, *keys: Any,
+                       **options: Any) -> redis.connection.Connection:
+        deadline: float | None = None
+        while True:
+            try:
+                return super().get_connection()
+            except MaxConnectionsError:
+                pass  # all in use: wait for a release
+            now = time.monotonic()
+            deadline = deadline if deadline is not None else now + self.timeout
+            if now >= deadline:
+                raise MaxConnectionsError(
+                    f"no Redis connection free within {self.timeout:g} s"
+                    f" ({self.max_connections} in use)")
+            with self._freed:
+                self._freed.wait(min(deadline - now, self.POLL_S))
+
+    def release(self, connection: Any) -> None:  # redis-py types it two ways
+        super().release(connection)
+        with self._freed:
+            self._freed.notify()
 
 
 def make_client(

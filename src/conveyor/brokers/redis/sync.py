@@ -20,6 +20,7 @@ from redis.retry import Retry
 from conveyor.brokers.redis.cluster import is_cluster_url, make_sync_cluster_client
 from conveyor.brokers.redis.core import RedisCore, script_errors
 from conveyor.brokers.redis.enqueue import enqueue_plan
+from conveyor.brokers.redis.server import SyncWaitingPool
 from conveyor.errors import BrokerUnavailable, CorruptJob
 from conveyor.jobs import EnqueueResult, JobSpec
 
@@ -35,7 +36,7 @@ class SyncEnqueuer:
             self._cluster = make_sync_cluster_client(url, timeout_s=timeout,
                                                      read_timeout_s=read_s)
             return
-        pool = redis.BlockingConnectionPool.from_url(
+        pool = SyncWaitingPool.from_url(
             url, max_connections=100, timeout=timeout, decode_responses=True,
             encoding_errors="replace",
             socket_timeout=read_s, socket_connect_timeout=timeout, health_check_interval=30,
@@ -50,49 +51,42 @@ class SyncEnqueuer:
         plan = enqueue_plan(self._broker, specs)
         with script_errors(), self._broker.unavailable():
             self._check_policy()
-            # the registry AFTER the scripts, in the same round trip: see remember_queues
-            scripts, registry = self._broker.scripts, self._broker.keys.queues
             waits = self._broker.wait_replicas
-            pipe = self._client.pipeline(transaction=False)
-            for name, keys, args in plan.calls:
-                pipe.evalsha(scripts.sha[name], len(keys), *keys, *args)
-            pipe.sadd(registry, *plan.queues)
-            if waits:
-                pipe.execute_command(  # type: ignore[no-untyped-call]
-                    "WAIT", waits, self._broker.wait_timeout_ms)
-            everything: list[Any] = pipe.execute(raise_on_error=False)
-            replies = everything[: len(plan.calls)]
-            acks = everything[-1:] if waits else []
-            missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-            for i in missing:
-                replies[i] = self._run(*plan.calls[i])
-            if missing:
-                self._client.sadd(registry, *plan.queues)
-                if waits:
-                    acks.append(self._client.execute_command(  # type: ignore[no-untyped-call]
-                        "WAIT", waits, self._broker.wait_timeout_ms))
+            if len(plan.calls) == 1 and not waits:  # the common case: one EVALSHA, no pipeline
+                replies = [self._run(*plan.calls[0])]
+                acks: list[Any] = []
+            else:
+                replies, acks = self._pipelined(plan.calls, waits)
+            # the registry AFTER the scripts, for the queues they found new: see enqueue.lua
+            fresh = plan.fresh_queues(replies)
+            if fresh:
+                self._client.sadd(self._broker.keys.queues, *fresh)
             failed = [r for r in replies if isinstance(r, Exception)]
             if failed:
-                self._unregister_failed(plan.calls, replies, plan.queues)
                 raise failed[0]
             self._broker.confirmed(acks)
             return plan.results(replies)
 
-    def _unregister_failed(
-        self, calls: Sequence[Any], replies: Sequence[Any], register: Sequence[str],
-    ) -> None:
-        """The async broker's `_unregister_failed`, over this connection: a queue none of
-        whose calls succeeded and which holds no job leaves the registry again."""
-        b = self._broker
-        stored = set(b.stored_queues(calls, replies, register))
-        for queue in register:
-            qk = b.keys.queue(queue)
-            if queue in stored or self._client.zcard(qk.listing) or \
-                    self._client.exists(qk.paused):
-                continue
-            self._client.srem(b.keys.queues, queue)
-            if self._client.zcard(qk.listing):
-                self._client.sadd(b.keys.queues, queue)
+    def _pipelined(self, calls: Sequence[Any], waits: int) -> tuple[list[Any], list[Any]]:
+        """The calls in one pipeline, then WAIT (over the same connection): their replies
+        (failures in place) and the WAIT replies; a NOSCRIPT call is loaded and run again."""
+        scripts = self._broker.scripts
+        pipe = self._client.pipeline(transaction=False)
+        for name, keys, args in calls:
+            pipe.evalsha(scripts.sha[name], len(keys), *keys, *args)
+        if waits:
+            pipe.execute_command(  # type: ignore[no-untyped-call]
+                "WAIT", waits, self._broker.wait_timeout_ms)
+        everything: list[Any] = pipe.execute(raise_on_error=False)
+        replies = everything[: len(calls)]
+        acks = everything[len(calls):]
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        for i in missing:
+            replies[i] = self._run(*calls[i])
+        if missing and waits:
+            acks.append(self._client.execute_command(  # type: ignore[no-untyped-call]
+                "WAIT", waits, self._broker.wait_timeout_ms))
+        return replies, acks
 
     def _enqueue_cluster(
         self, client: redis.RedisCluster, specs: Sequence[JobSpec],
@@ -126,7 +120,7 @@ class SyncEnqueuer:
                 replies.append(None)
         stored = [i for i, r in enumerate(replies) if r is not None]
         with self._broker.unavailable():
-            names = list(dict.fromkeys(plan.order[i][0] for i in stored))
+            names = plan.fresh_queues(replies)
             if names:
                 client.sadd(self._broker.keys.queues, *names)
         if corrupt is not None:

@@ -2,9 +2,15 @@
 -- Scripts never build a key from anything but KEYS entries: job keys are KEYS[1] .. uid,
 -- and KEYS[1] carries the queue's hash tag, so every key a script touches is in one slot.
 
+-- the broker's clock, read once per script (TIME is a call: each later use is the same
+-- instant, so a transition and its event carry one time)
+local script_now = nil
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if not script_now then
+    local t = redis.call('TIME')
+    script_now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return script_now
 end
 
 local function int(x)
@@ -19,10 +25,9 @@ end
 -- `emit` takes the job's type, state and attempts as the transition left them from the
 -- caller (the hot transitions know them: no read of the job hash); `emit_event` reads them
 -- back from the job hash, so call it after the transition's writes.
-local event_ms = nil -- the broker's time, read once per script (TIME costs a call per event)
 local function emit(prefix, uid, ev, jtype, state, attempts, code, progress)
   if EVENTS_MAXLEN <= 0 then return end
-  if not event_ms then event_ms = int(now_ms()) end
+  local event_ms = int(now_ms())
   local args = {'XADD', string.sub(prefix, 1, -5) .. 'events', 'MAXLEN', '~', EVENTS_MAXLEN,
     '*', 'u', uid, 't', jtype or '', 'e', ev, 's', state, 'a', attempts or '0', 'at', event_ms}
   if code and code ~= '' then args[#args + 1] = 'c' args[#args + 1] = code end
@@ -148,6 +153,20 @@ local function check_seq(seqkey)
     return redis.error_reply('corrupt_queue: ' .. seqkey .. ' is not an integer')
   end
   return nil
+end
+
+-- `n` new seqs of a queue in one call (enqueue): the last of them, or nil and the error
+-- reply when the counter is not an integer INCRBY can take (before any write, as check_seq;
+-- INCRBY itself refuses one, so no GET first). `fresh`: the counter did not exist (a new
+-- queue, or one forget_queue emptied: its registry entry may be gone)
+local function take_seqs(seqkey, n)
+  local last = redis.pcall('INCRBY', seqkey, n)
+  if type(last) ~= 'number' or last - n < 0 or last > 9e15 then
+    -- an integer out of check_seq's range: put it back as it was
+    if type(last) == 'number' then redis.call('DECRBY', seqkey, n) end
+    return nil, redis.error_reply('corrupt_queue: ' .. seqkey .. ' is not an integer')
+  end
+  return last, last == n
 end
 
 -- SCHEDULED -> QUEUED for due jobs, at most `limit`; a record that does not parse is set

@@ -24,9 +24,11 @@ for _, a in ipairs(cjson.decode(ARGV[1])) do
       flow_return(jk, uid, now)
       redis.call('ZADD', KEYS[3], now, uid)
       -- the token stays: a resent ack (its first reply lost) is recognised below
+      -- no history line: the succeeding attempt's line is implied by the record (attempts,
+      -- worker, started, finished; records.py adds it on read), so a retained job's hash
+      -- stays a listpack (a line is ~170 bytes, over hash-max-listpack-value)
       redis.call('HSET', jk, 'state', 'succeeded', 'finished', int(now), 'result', result,
         'rprev', preview, 'rsize', int(a[5]))
-      add_history(jk, j.attempts, j.worker, j.started, now, 'succeeded', nil, nil, nil)
       emit(KEYS[1], uid, 'succeeded', j.type, 'succeeded', j.attempts)
       count_series(KEYS[1], jk, now, 's', j.type or '')
       out[#out + 1] = 1

@@ -7,25 +7,32 @@
 --   [uid, type, payload (JSON text), priority, max_attempts, timeout_ms ('' none),
 --    delay_ms (-1 none), run_at_ms (-1 none), idempotency key ('' none), fingerprint,
 --    trace context ('' none), limit key ('' none; flow control)]
--- Returns {now_ms, {...}} with one entry per job: its run_at_ms (a number) when created (the
--- job is SCHEDULED when run_at > now, else QUEUED), or {uid, fingerprint, state, created_ms,
--- run_at_ms} of the live job that already holds the idempotency key (or of this same uid,
--- when a retried call sends a job that the first call stored).
+-- Returns {now_ms, {...}, fresh} with one entry per job: its run_at_ms (a number) when created
+-- (the job is SCHEDULED when run_at > now, else QUEUED), or {uid, fingerprint, state,
+-- created_ms, run_at_ms} of the live job that already holds the idempotency key (or of this
+-- same uid, when a retried call sends a job that the first call stored). `fresh` is 1 when
+-- the queue's seq counter did not exist (a new queue, or one forget_queue emptied) or a job
+-- was sent again (a retried call: the first one's registry add may be lost): only then does
+-- the caller add the queue to the registry (after this call, see remember_queues).
 -- Fields that start empty (attempts, lease, token, idem, fp) are simply not written.
+-- Calls per immediate job: TIME and INCRBY (once per call), EXISTS, HSET, 2 ZADD, XADD,
+-- LLEN (and LPUSH when the marker was empty); the scheduled index is read only for a
+-- scheduled job.
 local now = now_ms()
-local bad_seq = check_seq(KEYS[5])
-if bad_seq then return bad_seq end
 local jobs = cjson.decode(ARGV[1])
+local last_seq, fresh = take_seqs(KEYS[5], #jobs)
+if not last_seq then return fresh end
+local seq = last_seq - #jobs
 local out = {}
 local woke = false
-local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
-local earliest = tonumber(first[2] or '-1')
+local earliest = nil -- the scheduled index's first score (-1: empty), read when needed
 local snow = int(now)
 for _, j in ipairs(jobs) do
   local uid, prio, delay, runat, idem = j[1], j[4], tonumber(j[7]), tonumber(j[8]), j[9]
   local existing = nil
   if redis.call('EXISTS', KEYS[1] .. uid) == 1 then
     existing = uid -- this very job, sent again (a retried call whose reply was lost)
+    fresh = true -- and the registry add after the first call may have been lost with it
   elseif idem ~= '' then
     local ik = KEYS[2] .. idem
     local cur = redis.call('GET', ik)
@@ -41,20 +48,32 @@ for _, j in ipairs(jobs) do
   else
     local due = now
     if delay >= 0 then due = now + delay elseif runat >= 0 then due = runat end
-    local seq = redis.call('INCR', KEYS[5])
+    seq = seq + 1
     local state = 'queued'
     if due > now then state = 'scheduled' end
     local jk = KEYS[1] .. uid
-    local sdue = int(due)
-    redis.call('HSET', jk, 'type', j[2], 'payload', j[3], 'prio', prio, 'max_att', j[5],
-      'created', snow, 'run_at', sdue, 'seq', seq, 'state', state)
+    local fields = {'type', j[2], 'payload', j[3], 'prio', prio, 'max_att', j[5],
+      'created', snow, 'run_at', int(due), 'seq', seq, 'state', state}
+    if j[6] ~= '' then fields[#fields + 1] = 'timeout' fields[#fields + 1] = j[6] end
+    if idem ~= '' then
+      fields[#fields + 1] = 'idem' fields[#fields + 1] = idem
+      fields[#fields + 1] = 'fp' fields[#fields + 1] = j[10]
+    end
+    if type(j[11]) == 'string' and j[11] ~= '' then
+      fields[#fields + 1] = 'trace' fields[#fields + 1] = j[11]
+    end
+    if type(j[12]) == 'string' and j[12] ~= '' then
+      fields[#fields + 1] = 'limit_key' fields[#fields + 1] = j[12]
+    end
+    redis.call('HSET', jk, unpack(fields))
     redis.call('ZADD', KEYS[7], 0, uid)
-    if j[6] ~= '' then redis.call('HSET', jk, 'timeout', j[6]) end
-    if idem ~= '' then redis.call('HSET', jk, 'idem', idem, 'fp', j[10]) end
-    if type(j[11]) == 'string' and j[11] ~= '' then redis.call('HSET', jk, 'trace', j[11]) end
-    if type(j[12]) == 'string' and j[12] ~= '' then redis.call('HSET', jk, 'limit_key', j[12]) end
     if state == 'scheduled' then
       redis.call('ZADD', KEYS[4], due, uid)
+      if earliest == nil then
+        local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+        earliest = tonumber(first[2] or '-1')
+        if first[1] == uid then earliest = -1 end -- only this job: the index was empty
+      end
       if earliest < 0 or due < earliest then
         earliest = due
         woke = true -- sleeping workers recompute how long to wait
@@ -68,4 +87,4 @@ for _, j in ipairs(jobs) do
   end
 end
 if woke then wake(KEYS[6]) end
-return {snow, out}
+return {snow, out, fresh and 1 or 0}
