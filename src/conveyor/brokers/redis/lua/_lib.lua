@@ -158,9 +158,18 @@ end
 -- `n` new seqs of a queue in one call (enqueue): the last of them, or nil and the error
 -- reply when the counter is not an integer INCRBY can take (before any write, as check_seq;
 -- INCRBY itself refuses one, so no GET first). `fresh`: the counter did not exist (a new
--- queue, or one forget_queue emptied: its registry entry may be gone)
+-- queue, or one forget_queue emptied: its registry entry may be gone). Any other refusal
+-- of the INCRBY (OOM from a full Redis, READONLY, ...) is the server's, not the counter's:
+-- it is answered as it came (nothing was written), never as corrupt_queue.
 local function take_seqs(seqkey, n)
   local last = redis.pcall('INCRBY', seqkey, n)
+  if type(last) == 'table' and last.err then
+    local e = last.err
+    if not (string.find(e, '^WRONGTYPE') or string.find(e, 'not an integer', 1, true)
+        or string.find(e, 'overflow', 1, true)) then
+      return nil, last
+    end
+  end
   if type(last) ~= 'number' or last - n < 0 or last > 9e15 then
     -- an integer out of check_seq's range: put it back as it was
     if type(last) == 'number' then redis.call('DECRBY', seqkey, n) end
