@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -361,9 +362,30 @@ class LeasingWait(Protocol):
     uses it when it serves a single queue; otherwise `wait_for_work`, then `fetch`."""
 
     async def wait_and_fetch(self, queue: str, count: int, worker_id: str, lease_ms: int,
-                             timeout_s: float) -> FetchBatch:
+                             timeout_s: float, ticket: str) -> FetchBatch:
         """Block until work may be in `queue` or the timeout passes, then (in any case)
-        lease up to `count` jobs as `fetch` does; the leases returned are the caller's."""
+        lease up to `count` jobs as `fetch` does; the leases returned are the caller's.
+        `ticket` (a fresh `new_ticket()` per call) names the call for `revoke_wait`."""
+
+    async def revoke_wait(self, queue: str, ticket: str) -> bool:
+        """Make the `wait_and_fetch` call of `ticket` lease nothing from now on, even if its
+        fetch is already on its way to the broker. True: it had not leased (nothing will
+        come of it). False: it may have leased already, its reply is on its way (the caller
+        must take it: start or release what it leased)."""
+
+
+#: what a wait ticket may be made of (it is part of a key name)
+_TICKET = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def new_ticket() -> str:
+    """A fresh ticket for `LeasingWait.wait_and_fetch`."""
+    return secrets.token_hex(8)
+
+
+def check_ticket(ticket: str) -> None:
+    if not _TICKET.match(ticket):
+        raise ValueError(f"not a wait ticket: {ticket!r}")
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conveyor import tracing
-from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef, LeasingWait
+from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef, LeasingWait, new_ticket
 from conveyor.errors import BrokerMisconfigured, UnknownJobType
 from conveyor.handlers import Registry, default_registry
 from conveyor.jobs import Delivery, JobState
@@ -74,6 +74,17 @@ class _Slot:
     task_cancelled: bool = False
 
 
+@dataclass(slots=True, eq=False)
+class _LeaseWait:
+    """One outstanding `LeasingWait.wait_and_fetch` call: its ticket, and the slots it may
+    fill when it answers (reserved meanwhile). `revoked`: None (not revoked), True (revoked
+    before it leased: it leases nothing), False (revoked, but it may have leased first)."""
+
+    ticket: str
+    count: int
+    revoked: bool | None = None
+
+
 class Worker:
     def __init__(
         self,
@@ -102,9 +113,9 @@ class Worker:
         self._in_flight: dict[str, _Slot] = {}
         self._slot_freed = asyncio.Event()
         self._waker: asyncio.Task[bool] | None = None
-        #: slots promised to a leasing waker (`LeasingWait`): it may lease that many jobs
-        #: the moment work arrives, so other fetches leave them free
-        self._reserved = 0
+        #: the leasing waker's call (`LeasingWait`), while it is outstanding: it may lease
+        #: `count` jobs the moment work arrives, so other fetches leave those slots free
+        self._lease_wait: _LeaseWait | None = None
         #: one queue on a broker that can wait and lease in one round trip
         self._leasing_wait = len(set(self.queues)) == 1 and isinstance(broker, LeasingWait)
         self._stop = asyncio.Event()
@@ -139,6 +150,12 @@ class Worker:
         """Slots a new job could start in: a sync handler's thread that outlived its job
         (timeout, cancel) still holds one, so no job is leased that could not start."""
         return self.concurrency - len(self._in_flight) - self._executor.stray_threads
+
+    @property
+    def _reserved(self) -> int:
+        """Slots promised to the leasing waker's outstanding call (none once revoked)."""
+        wait = self._lease_wait
+        return 0 if wait is None or wait.revoked is True else wait.count
 
     @property
     def unfinished_handlers(self) -> int:
@@ -250,6 +267,9 @@ class Worker:
                     if (fetched < free or free <= 0) and not self._stopping:
                         await self._wait_for_work(wait_s, stop_wait)
                 except BrokerMisconfigured as exc:  # jobs there could be lost: take none
+                    # a one-hop wait sent before the broker turned unsafe would still lease
+                    # the next job that arrives: turn it off before saying we stopped
+                    await self._end_lease_wait(0)
                     if not misconfigured:
                         misconfigured = True
                         log.error("broker_misconfigured_not_fetching",
@@ -277,6 +297,7 @@ class Worker:
 
         finally:
             stop_wait.cancel()
+            await self._end_lease_wait(CANCEL_WAIT_S)  # nothing leased behind our back
             self._cancel_waker()
 
     async def _fetch(self, free: int) -> tuple[int, float]:
@@ -309,10 +330,12 @@ class Worker:
         tick (up to 100 ms late); the delay itself comes from the broker's clock.
         """
         if self._waker is None:
-            self._waker = asyncio.create_task(
-                self._wait_and_lease(self.free_slots) if self._leasing_wait
-                else self.broker.wait_for_work(self.queues, WAKER_BLOCK_S)
-            )
+            if self._leasing_wait:
+                self._lease_wait = _LeaseWait(new_ticket(), self.free_slots)
+                self._waker = asyncio.create_task(self._wait_and_lease(self._lease_wait))
+            else:
+                self._waker = asyncio.create_task(
+                    self.broker.wait_for_work(self.queues, WAKER_BLOCK_S))
         await asyncio.wait(
             [self._waker, stop_wait], timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
         )
@@ -320,25 +343,49 @@ class Worker:
             waker, self._waker = self._waker, None
             waker.result()  # re-raise a broker error into the loop's backoff
 
-    async def _wait_and_lease(self, count: int) -> bool:
+    async def _wait_and_lease(self, wait: _LeaseWait) -> bool:
         """The waker of a single-queue worker on a `LeasingWait` broker: the blocking wait
         and the fetch in one round trip, so a job that arrives is leased at once (one hop,
-        not wake-then-lease). `count` slots stay reserved until it answers; its leases are
-        started here, or handed back if the worker is stopping (a cancel that came too
-        late). Returns False: any wake-up left over was passed on by the fetch itself."""
-        self._reserved = count
+        not wake-then-lease). `wait.count` slots stay reserved until it answers; its leases
+        are started here, or handed back if the worker is stopping. Returns False: any
+        wake-up left over was passed on by the fetch itself."""
+        assert isinstance(self.broker, LeasingWait)
         try:
-            assert isinstance(self.broker, LeasingWait)
             batch = await self.broker.wait_and_fetch(
-                self.queues[0], count, self.worker_id, self._lease_ms, WAKER_BLOCK_S)
+                self.queues[0], wait.count, self.worker_id, self._lease_ms, WAKER_BLOCK_S,
+                wait.ticket)
         finally:
-            self._reserved = 0
+            if self._lease_wait is wait:
+                self._lease_wait = None
         if self._stopping:
             await self._release([_Slot(d) for d in batch.deliveries])
         else:
             for delivery in batch.deliveries:
                 self._spawn(delivery)
         return False
+
+    async def _end_lease_wait(self, grace_s: float) -> None:
+        """Make the leasing waker's outstanding call lease nothing from now on (stopping,
+        or the broker turned unsafe): its fetch may already wait on the server behind the
+        BLPOP, where a cancel cannot reach it. If it had not leased, the call is dropped;
+        if it may have (its reply is on its way), it is given `grace_s` to answer, and
+        `_wait_and_lease` starts or releases what it leased."""
+        wait, waker = self._lease_wait, self._waker
+        if wait is None or waker is None or waker.done():
+            return
+        assert isinstance(self.broker, LeasingWait)
+        if wait.revoked is None:
+            try:
+                wait.revoked = await self.broker.revoke_wait(self.queues[0], wait.ticket)
+            except TRANSIENT_ERRORS as exc:
+                log.warning("wait_revoke_failed",
+                            extra={"error": repr(exc),
+                                   "detail": "a job it leased comes back when its lease expires"})
+                return
+        if wait.revoked:
+            self._cancel_waker()
+        elif grace_s > 0:
+            await asyncio.wait([waker], timeout=grace_s)
 
     async def _wait_for_slot(self) -> None:
         """All slots busy: wait for one. A wake-up taken meanwhile is passed on, so an idle

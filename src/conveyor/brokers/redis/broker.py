@@ -39,6 +39,7 @@ from conveyor.brokers.base import (
     SeriesPoint,
     SyncEnqueuer,
     WorkerInfo,
+    check_ticket,
 )
 from conveyor.brokers.redis import batches, reads
 from conveyor.brokers.redis import enqueue as enq
@@ -202,12 +203,19 @@ class RedisBroker(RedisCore):
         return got is not None
 
     async def wait_and_fetch(self, queue: str, count: int, worker_id: str, lease_ms: int,
-                             timeout_s: float) -> FetchBatch:
+                             timeout_s: float, ticket: str) -> FetchBatch:
         """`LeasingWait`: block on the queue's marker and lease in the same round trip."""
         shell.queue_name(queue)
+        check_ticket(ticket)
         await self.writable()
         timeout = min(max(timeout_s, 0.001), MAX_WAIT_S)
-        return await tx.wait_and_fetch(self, queue, count, worker_id, lease_ms, timeout)
+        return await tx.wait_and_fetch(self, queue, count, worker_id, lease_ms, timeout, ticket)
+
+    async def revoke_wait(self, queue: str, ticket: str) -> bool:
+        """`LeasingWait`: True when the fetch of that wait had not run (it leases nothing)."""
+        shell.queue_name(queue)
+        check_ticket(ticket)
+        return await tx.revoke_wait(self, queue, ticket) == "armed"
 
     async def _poll_markers(self, queues: Sequence[str], wait_s: float) -> bool:
         """Cluster: the markers of several queues are in several slots, so no one BLPOP can

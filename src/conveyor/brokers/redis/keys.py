@@ -97,6 +97,12 @@ class QueueKeys:
     def paused(self) -> str:
         return self.base + "paused"
 
+    def wait_ticket(self, nonce: str) -> str:
+        """The ticket of one pipelined wait-and-fetch (`transitions.wait_and_fetch`): the
+        fetch behind the BLPOP leases only while it says `armed`; `revoke_wait` turns it off.
+        Expires on its own (a wait whose connection was dropped never consumes it)."""
+        return self.base + "wait:" + nonce
+
     def series(self, hour: int) -> str:
         """Per-minute outcome counters of one hour (epoch hour = epoch minute // 60): a hash
         of `<epoch minute>:<s|f|d>:<type>` ('' type: every type), written by ack, fail and

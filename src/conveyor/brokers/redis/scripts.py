@@ -25,7 +25,7 @@ SCRIPT_NAMES = (
     "forget_queue", "counts", "webhook_disable", "read_events", "ready_age", "append_logs",
     "sched_upsert", "sched_pause", "sched_delete", "sched_due", "sched_fire",
     "cancel_running",
-    "progress", "limits", "series_hours",
+    "progress", "limits", "series_hours", "revoke_wait",
 )
 #: CONVEYOR_EVENTS_MAXLEN's default: each queue's event log keeps about this many events
 DEFAULT_EVENTS_MAXLEN = 100_000

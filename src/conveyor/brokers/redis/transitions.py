@@ -25,7 +25,7 @@ from conveyor.brokers.base import (
     check_progress,
 )
 from conveyor.brokers.redis import batches
-from conveyor.brokers.redis.core import RedisCore, script_errors
+from conveyor.brokers.redis.core import MAX_WAIT_S, RedisCore, script_errors
 from conveyor.brokers.redis.keys import QueueKeys
 from conveyor.brokers.redis.replies import FetchReply, HeartbeatPart, ReapReply, RetryReply
 from conveyor.brokers.shell import delivery
@@ -81,27 +81,49 @@ async def fetch(core: RedisCore, queue: str, count: int, worker_id: str,
     return _fetched(queue, await core.run("fetch", keys, args))
 
 
+#: how long a wait's ticket outlives its BLPOP timeout (a Redis slow to answer)
+TICKET_SLACK_MS = 60_000
+
+
 async def wait_and_fetch(core: RedisCore, queue: str, count: int, worker_id: str,
-                         lease_ms: int, timeout_s: float) -> FetchBatch:
+                         lease_ms: int, timeout_s: float, ticket: str) -> FetchBatch:
     """BLPOP on the queue's wake marker and the fetch script in one pipeline on one blocking
     connection: Redis runs the script the moment the BLPOP returns (woken or timed out), so
-    the lease is taken in the same round trip as the wake-up. Both keys are in the queue's
-    slot, so on Cluster it is one node's pipeline too."""
+    the lease is taken in the same round trip as the wake-up. The pipeline first arms the
+    wait's ticket (`SET NX`): the fetch leases only if it is still armed when it runs, so
+    `revoke_wait` can stop a fetch already queued on the server (a stopping worker, a
+    broker found unsafe). Every key is in the queue's slot: on Cluster one node's
+    pipeline too."""
     keys, args = _fetch_call(core, queue, count, worker_id, lease_ms)
+    qk = core.qk(queue)
+    tk = qk.wait_ticket(ticket)
+    keys.append(tk)
     with script_errors(), core.unavailable():
         pipe = core.blocking_client.pipeline(transaction=False)
-        pipe.blpop([core.qk(queue).marker], timeout=timeout_s)
+        pipe.set(tk, "armed", nx=True, px=int(timeout_s * 1000) + TICKET_SLACK_MS)
+        pipe.blpop([qk.marker], timeout=timeout_s)
         # execute_command, not .evalsha: see RedisCore._send
         pipe.execute_command("EVALSHA", core.scripts.sha["fetch"], len(keys), *keys, *args)
-        woke, raw = await pipe.execute(raise_on_error=False)
-    if isinstance(woke, Exception):
-        raise woke
-    if isinstance(raw, NoScriptError):  # script cache flushed: core.run loads and runs it
-        return await fetch(core, queue, count, worker_id, lease_ms)
+        armed, woke, raw = await pipe.execute(raise_on_error=False)
+    for reply in (armed, woke):
+        if isinstance(reply, Exception):  # e.g. OOM on the SET: the fetch leased nothing
+            with core.unavailable():
+                raise reply
+    if isinstance(raw, NoScriptError):  # script cache flushed: core.run loads it and sends
+        raw = await core.run("fetch", keys, args)  # the same call (the ticket unconsumed)
     if isinstance(raw, Exception):
-        with script_errors():
+        with script_errors(), core.unavailable():
             raise raw
     return _fetched(queue, raw)
+
+
+async def revoke_wait(core: RedisCore, queue: str, ticket: str) -> str | None:
+    """Turn off the ticket of a `wait_and_fetch`: its fetch, if it has not run, leases
+    nothing. Returns what the ticket said: "armed" (it had not run), "revoked" (already
+    revoked) or None (it ran, or its SET had not reached Redis yet)."""
+    reply = await core.run("revoke_wait", [core.qk(queue).wait_ticket(ticket)],
+                           [TICKET_SLACK_MS + int(MAX_WAIT_S * 1000)])
+    return None if reply is None else str(reply)
 
 
 async def heartbeat(core: RedisCore, leases: Sequence[LeaseRef], lease_ms: int) -> HeartbeatReply:

@@ -1,7 +1,7 @@
 -- fetch: promote due jobs, then lease up to `count` QUEUED jobs (QUEUED -> RUNNING).
 -- KEYS[1] job key prefix   KEYS[2] queued   KEYS[3] scheduled   KEYS[4] running
 -- KEYS[5] seq counter      KEYS[6] wake marker   KEYS[7] paused flag   KEYS[8] dead
--- KEYS[9] deaths
+-- KEYS[9] deaths   KEYS[10] (optional) the ticket of a pipelined wait-and-fetch
 -- ARGV[1] count   ARGV[2] lease_ms   ARGV[3] worker id   ARGV[4] promote limit
 -- ARGV[5] lease nonce: 128 random bits made by the caller; the i-th job leased gets the token
 --   '<nonce>.<i>', never a counter a lost write could roll back (invariant 3)
@@ -17,6 +17,13 @@ if redis.call('EXISTS', KEYS[7]) == 1 then
 end
 local bad_seq = check_seq(KEYS[5])
 if bad_seq then return bad_seq end
+if KEYS[10] then -- behind a BLPOP (transitions.wait_and_fetch): lease only on an armed ticket
+  local ticket = redis.call('GET', KEYS[10])
+  if ticket then redis.call('DEL', KEYS[10]) end
+  -- revoked (the worker is stopping, or saw the broker unsafe) or expired: count 0, which
+  -- still promotes due jobs and passes the wake-up on
+  if ticket ~= 'armed' then ARGV[1] = '0' end
+end
 local READS = {'state', 'type', 'payload', 'attempts', 'max_att', 'timeout', 'run_at', 'trace'}
 local CHECKS = {'type', 'payload', 'attempts', 'max_att', 'timeout'}
 local function set_aside(jk, uid, problem)
