@@ -9,8 +9,8 @@ With `CHAOS_CRASH_HOOKS=1` in the worker's environment, a `chaos.work` job whose
 a `crash_at` point kills its worker (exit 137) at that point of its first attempt:
 `after_fetch` (leased, handler not started), `mid_handler`, `before_ack` (work done, outcome
 not sent) or `after_ack` (acknowledged, then the process dies). The fetch and ack points wrap
-`RedisBroker.fetch` / `RedisBroker.ack` in this process only, and only when the variable is
-set, so an ordinary worker runs unpatched code.
+`RedisBroker.fetch` and `RedisBroker.wait_and_fetch` (both lease) / `RedisBroker.ack` in this
+process only, and only when the variable is set, so an ordinary worker runs unpatched code.
 """
 
 from __future__ import annotations
@@ -117,17 +117,29 @@ def _crash_point(payload_json: str) -> str | None:
     return data.get("crash_at") if isinstance(data, dict) else None
 
 
+def _crash_after_fetch(batch: FetchBatch) -> FetchBatch:
+    for d in batch.deliveries:
+        if d.attempts == 1 and _crash_point(d.payload_json) == "after_fetch":
+            crash("after_fetch", d.job_id)
+    return batch
+
+
 def _install_hooks() -> None:
-    fetch, ack = RedisBroker.fetch, RedisBroker.ack
+    """`after_fetch` on both paths that lease: `fetch`, and the one-hop `wait_and_fetch`
+    of a worker on one queue (issue 19)."""
+    fetch, wait_and_fetch, ack = RedisBroker.fetch, RedisBroker.wait_and_fetch, RedisBroker.ack
 
     async def fetch_then_crash(
         self: RedisBroker, queue: str, count: int, worker_id: str, lease_ms: int
     ) -> FetchBatch:
-        batch = await fetch(self, queue, count, worker_id, lease_ms)
-        for d in batch.deliveries:
-            if d.attempts == 1 and _crash_point(d.payload_json) == "after_fetch":
-                crash("after_fetch", d.job_id)
-        return batch
+        return _crash_after_fetch(await fetch(self, queue, count, worker_id, lease_ms))
+
+    async def wait_and_fetch_then_crash(
+        self: RedisBroker, queue: str, count: int, worker_id: str, lease_ms: int,
+        timeout_s: float, ticket: str,
+    ) -> FetchBatch:
+        return _crash_after_fetch(
+            await wait_and_fetch(self, queue, count, worker_id, lease_ms, timeout_s, ticket))
 
     async def ack_around_crash(self: RedisBroker, items: Sequence[AckItem]) -> list[bool]:
         points = {_ack_traps[i.job_id]: i.job_id for i in items if i.job_id in _ack_traps}
@@ -139,6 +151,7 @@ def _install_hooks() -> None:
         return result
 
     RedisBroker.fetch = fetch_then_crash  # type: ignore[method-assign]
+    RedisBroker.wait_and_fetch = wait_and_fetch_then_crash  # type: ignore[method-assign]
     RedisBroker.ack = ack_around_crash  # type: ignore[method-assign]
 
 
