@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic_core import to_json
+
 from conveyor.brokers.redis import batches
 from conveyor.brokers.redis.core import RedisCore, script_errors
 from conveyor.brokers.redis.keys import QueueKeys
@@ -78,22 +80,33 @@ def enqueue_keys(qk: QueueKeys) -> list[str]:
             qk.listing]
 
 
+def _row(uid: str, s: JobSpec) -> list[Any]:
+    """One job as enqueue.lua reads it (ARGV[1]'s rows)."""
+    return [
+        uid, s.type, s.payload_json, str(s.priority), str(s.max_attempts),
+        "" if s.timeout_ms is None else str(s.timeout_ms),
+        -1 if s.delay_ms is None else s.delay_ms,
+        -1 if s.run_at_ms is None else s.run_at_ms, s.idempotency_key or "", s.fingerprint,
+        s.trace,
+        s.limit_key or "",
+    ]
+
+
 def enqueue_plan(core: RedisCore, specs: Sequence[JobSpec]) -> EnqueuePlan:
     """The script calls that store `specs`: one per queue and bounded chunk of jobs (at
-    most 1,000 and `max_call_bytes`, see batches.py)."""
+    most 1,000 and `max_call_bytes`, see batches.py). A lone job is one call whatever its
+    size (batches.build would make the same one), built without the grouping."""
     for spec in specs:
         check_spec(spec)  # all or nothing: no call is made unless every spec is valid
+    if len(specs) == 1:
+        (spec,) = specs
+        uid = spec.id[len(spec.queue) + 1:]  # check_spec: the id is "<queue>:<uid>"
+        call = ("enqueue", enqueue_keys(core.qk(spec.queue)),
+                [batches.json_array([to_json(_row(uid, spec))])])
+        return EnqueuePlan(specs=[spec], queues=[spec.queue], calls=[call],
+                           order=[(spec.queue, [0])])
     batch = batches.build(
-        "enqueue", specs, lambda s: s.id,
-        lambda q: enqueue_keys(core.qk(q)),
-        lambda uid, s: [
-            uid, s.type, s.payload_json, str(s.priority), str(s.max_attempts),
-            "" if s.timeout_ms is None else str(s.timeout_ms),
-            -1 if s.delay_ms is None else s.delay_ms,
-            -1 if s.run_at_ms is None else s.run_at_ms, s.idempotency_key or "", s.fingerprint,
-            s.trace,
-            s.limit_key or "",
-        ],
+        "enqueue", specs, lambda s: s.id, lambda q: enqueue_keys(core.qk(q)), _row,
         max_bytes=core.max_call_bytes, max_items=ENQUEUE_CHUNK,
     )
     return EnqueuePlan(specs=list(specs), queues=list(dict.fromkeys(q for q, _ in batch.parts)),
@@ -104,7 +117,11 @@ async def enqueue(core: RedisCore, specs: Sequence[JobSpec]) -> list[EnqueueResu
     """The registry add goes after the scripts, and only for queues a call found new."""
     plan = enqueue_plan(core, specs)
     try:
-        replies = await core.run_many(plan.calls, partial=True)
+        if len(plan.calls) == 1:  # a lone call: an error is raised, nothing was stored
+            name, keys, args = plan.calls[0]
+            replies = [await core.run(name, keys, args)]
+        else:
+            replies = await core.run_many(plan.calls, partial=True)
         await core.remember_queues(plan.fresh_queues(replies))
         failed = [r for r in replies if isinstance(r, Exception)]
         if failed:  # e.g. a queue that refused (corrupt_queue): the others' jobs are stored
