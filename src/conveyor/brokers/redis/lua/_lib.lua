@@ -340,6 +340,61 @@ local function flow_return(jk, uid, now)
   if freed and (tonumber(redis.call('HGET', lim, 'n')) or 0) > 0 then wake(base .. 'marker') end
 end
 
+-- the permits one ack call gives back, counted once per call (flow_batch_end) rather than
+-- once per job: `flow_batch_take` notes a job's permit (read with the job: `permit`,
+-- `limit_key`) and says whether it held one, in which case the caller's own HSET of the job
+-- clears the field (to ''), in the same step as flow_return's HDEL would
+local function flow_batch(base)
+  return {base = base, n = 0, c = false, keys = {}, order = {}}
+end
+
+local function flow_batch_take(B, permit, key)
+  if permit ~= '1' and permit ~= 'c' then return false end
+  B.n = B.n + 1
+  if permit == 'c' then B.c = true end
+  if key and key ~= '' then
+    local m = B.keys[key]
+    if not m then B.order[#B.order + 1] = key end
+    B.keys[key] = (m or 0) + 1
+  end
+  return true
+end
+
+-- the batch's permits back: the queue's count once, each key's once. A key waits on a permit
+-- (`blocked` at 'inf') only when a fetch found it at its `kc` (key_concurrency), and then no
+-- lease of it happens before the first give-back, so `blocked` is looked at only when the
+-- key was at `kc` before this give-back, or when a change of limits left such keys behind
+-- (`infx`, see limits.lua)
+local function flow_batch_end(B, now)
+  if B.n == 0 then return end
+  local base = B.base
+  local lim = base .. 'limits'
+  local run = redis.call('HINCRBY', lim, 'run', -B.n)
+  if run < 0 then redis.call('HSET', lim, 'run', 0) end
+  local v = redis.call('HMGET', lim, 'c', 'kc', 'infx', 'n')
+  local freed = false
+  if B.c then
+    local c = tonumber(v[1])
+    freed = c ~= nil and run + B.n >= c
+  end
+  local kc = tonumber(v[2])
+  for _, key in ipairs(B.order) do
+    local m = B.keys[key]
+    local lk = base .. 'lk:' .. key
+    local krun = redis.call('HINCRBY', lk, 'run', -m)
+    if krun < 0 then redis.call('HSET', lk, 'run', 0) end
+    if v[3] or (kc and krun + m >= kc) then
+      local blocked = base .. 'blocked'
+      if redis.call('ZSCORE', blocked, key) == 'inf' then
+        redis.call('ZADD', blocked, now, key)
+        freed = true
+      end
+    end
+    if krun <= 0 then flow_retire(base, key, now) end
+  end
+  if freed and (tonumber(v[4]) or 0) > 0 then wake(base .. 'marker') end
+end
+
 -- a QUEUED job leaving its key lane other than by fetch (cancel): out of the lane, and its
 -- key out of ready / blocked when that was its last job
 local function flow_unlane(jk, uid)
