@@ -132,6 +132,33 @@ async def test_cancelling_a_running_job_gives_its_permit_back(broker: Broker) ->
     assert [d.job_id for d in await fetch(broker)] == [jobs[2].id]  # the permit is free
 
 
+async def test_jobs_enqueued_into_a_limited_queue_wait_in_their_keys(broker: Broker) -> None:
+    """Before any fetch, a limited queue's new jobs are counted as limited and listed per key
+    (Redis puts them into their key lanes at enqueue); a job of a higher priority arriving
+    for a key with work goes first, and a key waiting on a permit stays held."""
+    await broker.set_limits(Q, QueueLimits(key_concurrency=1))
+    a1 = await enqueue(broker, limit_key="a")
+    b1 = await enqueue(broker, limit_key="b")
+    n1 = await enqueue(broker)
+    assert await broker.limited_counts([Q]) == {Q: 3}
+    assert (await broker.stats([Q]))[Q]["queued"] == 3
+    assert {k.key: k.backlog for k in await broker.limit_keys(Q)} == {"a": 1, "b": 1}
+    first = await fetch(broker, 2)  # equal passes: key names in byte order, '' first
+    assert [d.job_id for d in first] == [n1.id, a1.id]
+    a2 = await enqueue(broker, limit_key="a")  # a is at its key_concurrency
+    c1 = await enqueue(broker, limit_key="c")
+    c_urgent = await enqueue(broker, limit_key="c", priority=5)  # c now goes before b
+    assert await broker.limited_counts([Q]) == {Q: 4}
+    got = await fetch(broker, 1)
+    assert [d.job_id for d in got] == [c_urgent.id]
+    got += await fetch(broker)
+    assert [d.job_id for d in got] == [c_urgent.id, b1.id]
+    assert await fetch(broker) == []  # a and c wait on their permits
+    await broker.ack([AckItem(d.job_id, d.token) for d in first + got])
+    assert {d.job_id for d in await fetch(broker)} == {a2.id, c1.id}
+    await assert_audit_ok(broker)
+
+
 async def test_key_concurrency_and_no_key_group(broker: Broker) -> None:
     await broker.set_limits(Q, QueueLimits(key_concurrency=2))
     for key in ["a"] * 5 + ["b"] * 5 + [None] * 3:

@@ -26,10 +26,15 @@ end
 local FLOW_FIELDS = {'c', 'rn', 'rp', 'rb', 'kc', 'krn', 'krp', 'krb', 'hw', 'run', 'tok',
   'ts', 'hold', 'hmax', 'vt', 'n', 'spec'}
 
-local function flow_state(base)
-  local F = {base = base, lim = base .. 'limits', ready = base .. 'ready',
+-- the names of a queue's flow-control keys (`base`: the queue's key prefix, with its tag)
+local function flow_names(base)
+  return {base = base, lim = base .. 'limits', ready = base .. 'ready',
     blocked = base .. 'blocked', lanes = base .. 'lane:', lks = base .. 'lk:',
     weights = base .. 'weights'}
+end
+
+local function flow_state(base)
+  local F = flow_names(base)
   local v = redis.call('HMGET', F.lim, unpack(FLOW_FIELDS))
   for i, name in ipairs(FLOW_FIELDS) do F[name] = v[i] end
   F.c, F.kc = fpos(F.c), fpos(F.kc)
@@ -92,33 +97,12 @@ local function call_chunked(head, args)
   end
 end
 
--- the inbox into the lanes, at most `limit` jobs (a record gone is dropped, as fetch does):
--- one ZADD per key, one ZMSCORE for the keys touched; a key already ready is ranked again
--- only when a job of a higher priority than its head arrived
-local function flow_drain(F, queued, jobprefix, limit)
-  local popped = redis.call('ZPOPMIN', queued, limit)
-  if #popped == 0 then return end
-  local adds, order, best = {}, {}, {}
-  for i = 1, #popped, 2 do
-    local uid, score = popped[i], popped[i + 1]
-    local v = redis.call('HMGET', jobprefix .. uid, 'state', 'limit_key')
-    if v[1] then
-      local key = v[2] or ''
-      local a = adds[key]
-      if not a then
-        a = {}
-        adds[key] = a
-        order[#order + 1] = key
-        best[key] = tonumber(score)
-      elseif tonumber(score) < best[key] then
-        best[key] = tonumber(score)
-      end
-      a[#a + 1] = score
-      a[#a + 1] = uid
-      F.n = F.n + 1
-    end
-  end
-  if #order == 0 then return end
+-- jobs into their key lanes: `adds[key]` holds key `key`'s (score, uid) pairs, `order` the
+-- keys in the order met, `best[key]` the least score of a key's jobs. One ZADD per key, one
+-- ZMSCORE for the keys touched; a key already ready is ranked again only when a job of a
+-- higher priority than its head arrived (its rank cannot change otherwise); a key neither
+-- ready nor blocked gets work again (activate)
+local function flow_lanes_add(F, adds, order, best)
   for _, key in ipairs(order) do call_chunked({'ZADD', F.lanes .. key}, adds[key]) end
   local ranks = redis.call('ZMSCORE', F.ready, unpack(order))
   local idle = {}
@@ -137,6 +121,42 @@ local function flow_drain(F, queued, jobprefix, limit)
   for i, key in ipairs(idle) do
     if not held[i] then activate(F, key) end
   end
+end
+
+-- one job for flow_lanes_add's lists
+local function flow_lane_note(adds, order, best, key, score, uid)
+  local a = adds[key]
+  local s = tonumber(score)
+  if not a then
+    a = {}
+    adds[key] = a
+    order[#order + 1] = key
+    best[key] = s
+  elseif s < best[key] then
+    best[key] = s
+  end
+  a[#a + 1] = score
+  a[#a + 1] = uid
+end
+
+-- the inbox into the lanes, at most `limit` jobs (a record gone is dropped, as fetch does).
+-- enqueue.lua puts a limited queue's new jobs into their lanes itself; the inbox holds the
+-- jobs every other path makes QUEUED (promotion, retry, release, reap, redrive) and those
+-- queued before the limits were set.
+local function flow_drain(F, queued, jobprefix, limit)
+  local popped = redis.call('ZPOPMIN', queued, limit)
+  if #popped == 0 then return end
+  local adds, order, best = {}, {}, {}
+  for i = 1, #popped, 2 do
+    local uid, score = popped[i], popped[i + 1]
+    local v = redis.call('HMGET', jobprefix .. uid, 'state', 'limit_key')
+    if v[1] then
+      flow_lane_note(adds, order, best, v[2] or '', score, uid)
+      F.n = F.n + 1
+    end
+  end
+  if #order == 0 then return end
+  flow_lanes_add(F, adds, order, best)
 end
 
 -- may key `key` start a job now? true, its bucket's tokens (nil: no rate); or false, when to
