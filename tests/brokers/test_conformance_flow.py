@@ -12,12 +12,14 @@ from collections import Counter
 import pytest
 
 from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
+from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.errors import ValidationError
 from conveyor.flow import QueueLimits, Rate, parse_limits, parse_rate
 from conveyor.jobs import Delivery, JobState
 from tests.brokers.conformance import (
     LONG_LEASE_MS,
     Q,
+    TYPE,
     assert_audit_ok,
     enqueue,
     wait_broker_time,
@@ -156,6 +158,24 @@ async def test_jobs_enqueued_into_a_limited_queue_wait_in_their_keys(broker: Bro
     assert await fetch(broker) == []  # a and c wait on their permits
     await broker.ack([AckItem(d.job_id, d.token) for d in first + got])
     assert {d.job_id for d in await fetch(broker)} == {a2.id, c1.id}
+    await assert_audit_ok(broker)
+
+
+async def test_keys_whose_work_ran_out_do_not_hide_the_work_behind_them(broker: Broker) -> None:
+    """150 keys each lease their one urgent job; a job of a lower priority arriving then is
+    fetched by the next fetch of one (Redis ranks a served key by the job it just took, not
+    by a look at its lane, and finds out at its next turn that the lane is empty: such turns
+    are not limited by the fetch's bound on keys looked at)."""
+    await broker.set_limits(Q, QueueLimits(key_concurrency=5))
+    await AsyncConveyor(broker, validate_types=False).enqueue_many(
+        JobRequest(TYPE, None, Q, priority=5, limit_key=f"k{i:03}") for i in range(150))
+    urgent = await fetch(broker, 150)
+    assert len(urgent) == 150
+    late = await enqueue(broker, limit_key="late")
+    assert [k.key for k in await broker.limit_keys(Q)] == ["late"]
+    assert [d.job_id for d in await fetch(broker, 1)] == [late.id]
+    await broker.ack([AckItem(d.job_id, d.token) for d in urgent])
+    assert await fetch(broker) == []
     await assert_audit_ok(broker)
 
 

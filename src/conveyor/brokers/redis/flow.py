@@ -102,6 +102,8 @@ class RedisFlow:
         out: list[KeyInfo] = []
         for i, key in enumerate(names):
             backlog, (run, hold) = int(replies[2 * i]), replies[2 * i + 1]
+            if not backlog:
+                continue  # its lane emptied since a fetch ranked it (no peek at a lane's head)
             held = as_int(hold, 0, MAX_EPOCH_MS)
             score = until.get(key)
             if score is not None and score != float("inf"):

@@ -258,7 +258,11 @@ local function flow_serve(F, now, count, out, lease)
   for _, key in ipairs(due) do
     redis.call('ZREM', F.blocked, key)
     local s = ready_score(F, key)
-    if s then redis.call('ZADD', F.ready, fnum(s), key) end
+    if s then
+      redis.call('ZADD', F.ready, fnum(s), key)
+    else
+      flow_retire(F.base, key, now) -- its lane emptied after it was ranked (no peek, below)
+    end
   end
   local cache, ranks, gone, emptied, weights = {}, {}, {}, {}, {}
   -- the candidates: `list` (ready's first entries as read, in order, from `li` on) and
@@ -300,8 +304,15 @@ local function flow_serve(F, now, count, out, lease)
     return e
   end
   refill()
-  local tries = 0
-  while #out < count and tries < count + 100 do
+  -- bounded: `count` + 100 keys looked at (a key held back costs one), and at most 1,000
+  -- keys found without work (their lanes emptied after they were ranked); a fetch cut short
+  -- by a bound with keys left passes the baton (F.cut, flow_finish)
+  local tries, stale = 0, 0
+  while #out < count do
+    if tries >= count + 100 or stale >= 1000 then
+      F.cut = true
+      break
+    end
     tries = tries + 1
     local gate, gate_at = nil, nil
     if F.hold > now then
@@ -338,35 +349,45 @@ local function flow_serve(F, now, count, out, lease)
       redis.call('ZADD', F.blocked, tok and int(tok) or 'inf', key)
     else
       local lane = F.lanes .. key
-      local uid = redis.call('ZPOPMIN', lane)[1]
-      if uid then
-        F.n = math.max(F.n - 1, 0)
-        if lease(uid, key) then
-          F.run = F.run + 1
-          if F.rn then F.tok = F.tok - 1 end
-          if k.pass > F.vt then F.vt = k.pass end
-          local w = weights[key]
-          if not w then
-            w = weight(F, key)
-            weights[key] = w
-          end
-          k.pass = k.pass + 1 / w
-          k.dirty = true
-          if key ~= '' then
-            k.run = k.run + 1
-            if tok then k.tok, k.ts = tok - 1, now end
+      local p = redis.call('ZPOPMIN', lane)
+      local uid = p[1]
+      if not uid then
+        -- its lane emptied since it was ranked (ranks are not checked by a peek: below)
+        tries, stale = tries - 1, stale + 1
+        gone[key], ranks[key] = true, nil
+        emptied[#emptied + 1] = key
+      else
+        local band = math.floor(tonumber(p[2]) / FLOW_BAND)
+        if band > math.floor(best[2] / FLOW_PASS) then
+          -- ranked above its head's priority: the job goes back and the key is ranked anew
+          redis.call('ZADD', lane, p[2], uid)
+        else
+          F.n = math.max(F.n - 1, 0)
+          if lease(uid, key) then
+            F.run = F.run + 1
+            if F.rn then F.tok = F.tok - 1 end
+            if k.pass > F.vt then F.vt = k.pass end
+            local w = weights[key]
+            if not w then
+              w = weight(F, key)
+              weights[key] = w
+            end
+            k.pass = k.pass + 1 / w
+            k.dirty = true
+            if key ~= '' then
+              k.run = k.run + 1
+              if tok then k.tok, k.ts = tok - 1, now end
+            end
           end
         end
-      end
-      local h = uid and redis.call('ZRANGE', lane, 0, 0, 'WITHSCORES') or {}
-      if h[2] then
-        local s = math.floor(tonumber(h[2]) / FLOW_BAND) * FLOW_PASS + k.pass
+        -- no peek at the next head: the key is ranked by this job's priority band, which
+        -- the next head's cannot beat (a lane is in queued-score order), so a rank is never
+        -- below the true one; the pop when the key comes first again checks it (above), or
+        -- finds the lane empty
+        local s = band * FLOW_PASS + k.pass
         ranks[key] = s
         local e = {key, s}
         if not edge or entry_before(e, edge) then heap_push(heap, e) end
-      else
-        gone[key], ranks[key] = true, nil
-        emptied[#emptied + 1] = key
       end
     end
   end
@@ -390,7 +411,8 @@ local function flow_finish(F, now, count, out, gated, gate_at, queued, scheduled
   end
   if gate_at and (not wake_at or gate_at < wake_at) then wake_at = gate_at end
   local ready = redis.call('ZCARD', F.ready)
-  if redis.call('ZCARD', queued) > 0 or (not gated and #out >= count and ready > 0) then
+  if redis.call('ZCARD', queued) > 0 or (not gated and (#out >= count or F.cut) and ready > 0)
+      then
     wake(marker)
   end
   if not F.spec and F.n == 0 and F.run == 0 and F.hold <= now and F.hmax <= now
