@@ -179,6 +179,30 @@ async def test_keys_whose_work_ran_out_do_not_hide_the_work_behind_them(broker: 
     await assert_audit_ok(broker)
 
 
+async def test_a_key_served_several_times_in_a_row_loses_nothing(broker: Broker) -> None:
+    """A key that wins several turns in a row (Redis pops its jobs at once) is still cut
+    by its key_concurrency and by a job of a lower priority behind, FIFO within a band."""
+    await broker.set_limits(Q, QueueLimits(key_concurrency=3))
+    a = [await enqueue(broker, limit_key="a") for _ in range(6)]
+    first = await fetch(broker, 10)
+    assert [d.job_id for d in first] == [j.id for j in a[:3]]
+    await broker.ack([AckItem(first[0].job_id, first[0].token)])
+    assert [d.job_id for d in await fetch(broker, 10)] == [a[3].id]
+    assert (await broker.stats([Q]))[Q]["queued"] == 2
+    await broker.delete_limits(Q)
+    await broker.set_limits(Q, QueueLimits(key_weights={"c": 4}))
+    c_urgent = await enqueue(broker, limit_key="c", priority=5)
+    c_low = [await enqueue(broker, limit_key="c") for _ in range(2)]
+    d = await enqueue(broker, limit_key="d")
+    got = await fetch(broker, 4)
+    # c's urgent job first (priority), then d (at the queue's clock) before c (a quarter
+    # turn past it), then c twice: a (4 turns past) last
+    assert [x.job_id for x in got] == [c_urgent.id, d.id, c_low[0].id, c_low[1].id]
+    rest = await fetch(broker, 10)
+    assert [x.job_id for x in rest] == [j.id for j in a[4:]]
+    await assert_audit_ok(broker)
+
+
 async def test_key_concurrency_and_no_key_group(broker: Broker) -> None:
     await broker.set_limits(Q, QueueLimits(key_concurrency=2))
     for key in ["a"] * 5 + ["b"] * 5 + [None] * 3:

@@ -44,7 +44,9 @@ local v = redis.call('HMGET', KEYS[1], 'spec', 'n', 'run', 'hold', 'hmax')
 if not v[1] and (tonumber(v[2]) or 0) <= 0 and (tonumber(v[3]) or 0) <= 0
     and (tonumber(v[4]) or 0) <= now and (tonumber(v[5]) or 0) <= now
     and redis.call('ZCARD', KEYS[5]) == 0 and redis.call('ZCARD', KEYS[3]) == 0 then
-  redis.call('DEL', KEYS[1])
+  -- no permit out, no work: the keys' counts and passes go with it (same tag as KEYS[1])
+  local base = string.sub(KEYS[1], 1, -7)
+  redis.call('DEL', KEYS[1], base .. 'krun', base .. 'kpass', base .. 'kidle')
 end
 wake(KEYS[4])
 return 'ok'
