@@ -18,8 +18,8 @@ from conveyor.flow import QueueLimits, Rate, parse_limits, parse_rate
 from conveyor.jobs import Delivery, JobState
 from tests.brokers.conformance import (
     LONG_LEASE_MS,
-    Q,
     TYPE,
+    Q,
     assert_audit_ok,
     enqueue,
     wait_broker_time,

@@ -175,7 +175,7 @@ class RedisFlow:
         key_runs: Counter[str] = Counter()
         for k, r in zip(lks, runs, strict=True):
             key_runs[k[len(qk.limit_key_prefix):]] += as_int(r, -10**9, 10**9) or 0
-        for k, r in new_runs.items():
-            key_runs[str(k)] += as_int(r, -10**9, 10**9) or 0
+        for name, r in new_runs.items():
+            key_runs[str(name)] += as_int(r, -10**9, 10**9) or 0
         check_flow_counters(report, as_int(lim[0], -10**9, 10**9) or 0, dict(key_runs),
                             as_int(lim[1], -10**12, 10**12) or 0, dict(permits), in_lanes)
