@@ -12,8 +12,10 @@
 local FLOW_BAND = 4398046511104 -- 2^42: the priority part of a queued score
 local FLOW_PASS = 4294967296 -- 2^32: a ready score is (-priority) * 2^32 + pass
 
+-- a number as written to Redis: redis.call itself writes a Lua number with '%.17g' (exact,
+-- unlike Lua's own tostring), so no string.format is needed
 local function fnum(x)
-  return string.format('%.17g', x)
+  return x
 end
 
 -- a positive number read back from the limits record, or nil (a damaged field is no limit)
@@ -381,7 +383,8 @@ local function flow_serve(F, now, count, out, lease)
       local base, pass, n = math.floor(e[2] / FLOW_PASS) * FLOW_PASS, k.pass, 1
       while n < m do
         pass = pass + 1 / w
-        if not entry_before({key, base + pass}, c) then break end
+        local sc = base + pass
+        if sc > c[2] or (sc == c[2] and not name_before(key, c[1])) then break end
         n = n + 1
       end
       m = n
@@ -484,8 +487,9 @@ local function flow_serve(F, now, count, out, lease)
           -- turn checks it (above) or finds the lane empty
           local sc = band * FLOW_PASS + k.pass
           ranks[key] = sc
-          local e = {key, sc}
-          if not edge or entry_before(e, edge) then heap_push(heap, e) end
+          if not edge or sc < edge[2] or (sc == edge[2] and name_before(key, edge[1])) then
+            heap_push(heap, {key, sc})
+          end
         end
       end
     end
