@@ -203,6 +203,17 @@ async def test_a_key_served_several_times_in_a_row_loses_nothing(broker: Broker)
     await assert_audit_ok(broker)
 
 
+async def test_deleting_limits_leaves_no_job_counted_as_limited(broker: Broker) -> None:
+    await broker.set_limits(Q, QueueLimits(key_concurrency=1))
+    jobs = [await enqueue(broker, limit_key=key) for key in ("a", "a", "b")]
+    assert await broker.limited_counts([Q]) == {Q: 3}
+    assert await broker.delete_limits(Q) is True
+    assert await broker.limited_counts([Q]) == {Q: 0}
+    assert (await broker.stats([Q]))[Q]["queued"] == 3
+    assert {d.job_id for d in await fetch(broker)} == {j.id for j in jobs}
+    await assert_audit_ok(broker)
+
+
 async def test_key_concurrency_and_no_key_group(broker: Broker) -> None:
     await broker.set_limits(Q, QueueLimits(key_concurrency=2))
     for key in ["a"] * 5 + ["b"] * 5 + [None] * 3:

@@ -117,17 +117,24 @@ class RedisFlow:
         out.sort(key=lambda k: (-k.backlog, k.key))
         return out[:limit]
 
-    async def limited(self, queues: Sequence[str]) -> dict[str, int]:
-        """Jobs waiting in key lanes per queue (one pipeline)."""
+    async def in_lanes(self, queues: Sequence[str]) -> dict[str, tuple[int, bool]]:
+        """Jobs waiting in key lanes per queue, and whether the queue has limits (one
+        pipeline)."""
         if not queues:
             return {}
         with self._b.unavailable():
             pipe = self._b.client.pipeline(transaction=False)
             for q in queues:
-                pipe.hget(self._b.keys.queue(q).limits, "n")
+                pipe.hmget(self._b.keys.queue(q).limits, "n", "spec")
             raw = await pipe.execute()
-        return {q: max(as_int(n, -10**12, 10**12) or 0, 0) for q, n in zip(queues, raw,
-                                                                         strict=True)}
+        return {q: (max(as_int(n, -10**12, 10**12) or 0, 0), spec is not None)
+                for q, (n, spec) in zip(queues, raw, strict=True)}
+
+    async def limited(self, queues: Sequence[str]) -> dict[str, int]:
+        """Jobs waiting in key lanes per queue with limits; none for a queue without (its
+        lanes still drain in fair order, but no limit holds them; SQLite counts the QUEUED
+        jobs of a queue with limits)."""
+        return {q: n if limited else 0 for q, (n, limited) in (await self.in_lanes(queues)).items()}
 
     async def held(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
         """How often each limit held work back, per queue (the `held:<reason>` counters)."""
