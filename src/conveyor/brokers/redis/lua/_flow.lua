@@ -1,8 +1,9 @@
--- _flow.lua: flow control at fetch (prepended after _lib.lua to fetch and the limits
--- scripts; not a script itself). See docs/decisions.md "Flow control" for the layout.
+-- _flow.lua: flow control at fetch (prepended after _lib.lua to fetch and enqueue; not a
+-- script itself). See docs/decisions.md "Flow control" for the layout.
 --
--- A limited fetch (1) moves the queue's inbox (`queued`: where every path puts QUEUED jobs)
--- into key lanes, bounded per call, (2) leases from the lanes: priority first, then the
+-- The enqueue of a limited queue puts its QUEUED jobs straight into their key lanes. A
+-- limited fetch (1) moves the queue's inbox (`queued`: where every other path puts QUEUED
+-- jobs) into key lanes, bounded per call, (2) leases from the lanes: priority first, then the
 -- eligible key with the smallest fairness pass (weighted fair queueing: serving a key adds
 -- 1/weight to its pass; a key that gets work again starts at the queue's clock `vt`, so
 -- idleness banks no credit), FIFO within a lane. A key at its concurrency or out of rate
