@@ -12,11 +12,13 @@ from collections import Counter
 import pytest
 
 from conveyor.brokers.base import AckItem, Broker, FailItem, LeaseRef
+from conveyor.client import AsyncConveyor, JobRequest
 from conveyor.errors import ValidationError
 from conveyor.flow import QueueLimits, Rate, parse_limits, parse_rate
 from conveyor.jobs import Delivery, JobState
 from tests.brokers.conformance import (
     LONG_LEASE_MS,
+    TYPE,
     Q,
     assert_audit_ok,
     enqueue,
@@ -130,6 +132,86 @@ async def test_cancelling_a_running_job_gives_its_permit_back(broker: Broker) ->
     assert (await broker.get(second.job_id)).state == JobState.CANCELLED
     await assert_audit_ok(broker)
     assert [d.job_id for d in await fetch(broker)] == [jobs[2].id]  # the permit is free
+
+
+async def test_jobs_enqueued_into_a_limited_queue_wait_in_their_keys(broker: Broker) -> None:
+    """Before any fetch, a limited queue's new jobs are counted as limited and listed per key
+    (Redis puts them into their key lanes at enqueue); a job of a higher priority arriving
+    for a key with work goes first, and a key waiting on a permit stays held."""
+    await broker.set_limits(Q, QueueLimits(key_concurrency=1))
+    a1 = await enqueue(broker, limit_key="a")
+    b1 = await enqueue(broker, limit_key="b")
+    n1 = await enqueue(broker)
+    assert await broker.limited_counts([Q]) == {Q: 3}
+    assert (await broker.stats([Q]))[Q]["queued"] == 3
+    assert {k.key: k.backlog for k in await broker.limit_keys(Q)} == {"a": 1, "b": 1}
+    first = await fetch(broker, 2)  # equal passes: key names in byte order, '' first
+    assert [d.job_id for d in first] == [n1.id, a1.id]
+    a2 = await enqueue(broker, limit_key="a")  # a is at its key_concurrency
+    c1 = await enqueue(broker, limit_key="c")
+    c_urgent = await enqueue(broker, limit_key="c", priority=5)  # c now goes before b
+    assert await broker.limited_counts([Q]) == {Q: 4}
+    got = await fetch(broker, 1)
+    assert [d.job_id for d in got] == [c_urgent.id]
+    got += await fetch(broker)
+    assert [d.job_id for d in got] == [c_urgent.id, b1.id]
+    assert await fetch(broker) == []  # a and c wait on their permits
+    await broker.ack([AckItem(d.job_id, d.token) for d in first + got])
+    assert {d.job_id for d in await fetch(broker)} == {a2.id, c1.id}
+    await assert_audit_ok(broker)
+
+
+async def test_keys_whose_work_ran_out_do_not_hide_the_work_behind_them(broker: Broker) -> None:
+    """150 keys each lease their one urgent job; a job of a lower priority arriving then is
+    fetched by the next fetch of one (Redis ranks a served key by the job it just took, not
+    by a look at its lane, and finds out at its next turn that the lane is empty: such turns
+    are not limited by the fetch's bound on keys looked at)."""
+    await broker.set_limits(Q, QueueLimits(key_concurrency=5))
+    await AsyncConveyor(broker, validate_types=False).enqueue_many(
+        JobRequest(TYPE, None, Q, priority=5, limit_key=f"k{i:03}") for i in range(150))
+    urgent = await fetch(broker, 150)
+    assert len(urgent) == 150
+    late = await enqueue(broker, limit_key="late")
+    assert [k.key for k in await broker.limit_keys(Q)] == ["late"]
+    assert [d.job_id for d in await fetch(broker, 1)] == [late.id]
+    await broker.ack([AckItem(d.job_id, d.token) for d in urgent])
+    assert await fetch(broker) == []
+    await assert_audit_ok(broker)
+
+
+async def test_a_key_served_several_times_in_a_row_loses_nothing(broker: Broker) -> None:
+    """A key that wins several turns in a row (Redis pops its jobs at once) is still cut
+    by its key_concurrency and by a job of a lower priority behind, FIFO within a band."""
+    await broker.set_limits(Q, QueueLimits(key_concurrency=3))
+    a = [await enqueue(broker, limit_key="a") for _ in range(6)]
+    first = await fetch(broker, 10)
+    assert [d.job_id for d in first] == [j.id for j in a[:3]]
+    await broker.ack([AckItem(first[0].job_id, first[0].token)])
+    assert [d.job_id for d in await fetch(broker, 10)] == [a[3].id]
+    assert (await broker.stats([Q]))[Q]["queued"] == 2
+    await broker.delete_limits(Q)
+    await broker.set_limits(Q, QueueLimits(key_weights={"c": 4}))
+    c_urgent = await enqueue(broker, limit_key="c", priority=5)
+    c_low = [await enqueue(broker, limit_key="c") for _ in range(2)]
+    d = await enqueue(broker, limit_key="d")
+    got = await fetch(broker, 4)
+    # c's urgent job first (priority), then d (at the queue's clock) before c (a quarter
+    # turn past it), then c twice: a (4 turns past) last
+    assert [x.job_id for x in got] == [c_urgent.id, d.id, c_low[0].id, c_low[1].id]
+    rest = await fetch(broker, 10)
+    assert [x.job_id for x in rest] == [j.id for j in a[4:]]
+    await assert_audit_ok(broker)
+
+
+async def test_deleting_limits_leaves_no_job_counted_as_limited(broker: Broker) -> None:
+    await broker.set_limits(Q, QueueLimits(key_concurrency=1))
+    jobs = [await enqueue(broker, limit_key=key) for key in ("a", "a", "b")]
+    assert await broker.limited_counts([Q]) == {Q: 3}
+    assert await broker.delete_limits(Q) is True
+    assert await broker.limited_counts([Q]) == {Q: 0}
+    assert (await broker.stats([Q]))[Q]["queued"] == 3
+    assert {d.job_id for d in await fetch(broker)} == {j.id for j in jobs}
+    await assert_audit_ok(broker)
 
 
 async def test_key_concurrency_and_no_key_group(broker: Broker) -> None:

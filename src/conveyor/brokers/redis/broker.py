@@ -383,7 +383,7 @@ class RedisBroker(RedisCore):
         """Counts per state; QUEUED includes the jobs in key lanes (flow control)."""
         names = list(queues) if queues is not None else await self.queues()
         out = await self._queues.stats(names)
-        for q, n in (await self._flow.limited(names)).items():
+        for q, (n, _) in (await self._flow.in_lanes(names)).items():
             out[q]["queued"] += n
         return out
 

@@ -97,31 +97,44 @@ class RedisFlow:
             for key in names:
                 pipe.zcard(qk.lane(key))
                 pipe.hmget(qk.limit_key(key), "run", "hold")
+                pipe.hget(qk.key_runs, key)
             replies = await pipe.execute() if names else []
         until: dict[str, float] = {str(k): float(s) for k, s in blocked}
         out: list[KeyInfo] = []
         for i, key in enumerate(names):
-            backlog, (run, hold) = int(replies[2 * i]), replies[2 * i + 1]
+            backlog, (old_run, hold) = int(replies[3 * i]), replies[3 * i + 1]
+            # permits out: krun's, plus those leased before krun (counted in lk:)
+            run = (max(as_int(replies[3 * i + 2], -10**9, 10**9) or 0, 0)
+                   + max(as_int(old_run, -10**9, 10**9) or 0, 0))
+            if not backlog:
+                continue  # its lane emptied since a fetch ranked it (no peek at a lane's head)
             held = as_int(hold, 0, MAX_EPOCH_MS)
             score = until.get(key)
             if score is not None and score != float("inf"):
                 held = max(held or 0, int(score))
-            out.append(KeyInfo(key, backlog, max(as_int(run, -10**9, 10**9) or 0, 0),
+            out.append(KeyInfo(key, backlog, run,
                                held if key in until else None, key in until))
         out.sort(key=lambda k: (-k.backlog, k.key))
         return out[:limit]
 
-    async def limited(self, queues: Sequence[str]) -> dict[str, int]:
-        """Jobs waiting in key lanes per queue (one pipeline)."""
+    async def in_lanes(self, queues: Sequence[str]) -> dict[str, tuple[int, bool]]:
+        """Jobs waiting in key lanes per queue, and whether the queue has limits (one
+        pipeline)."""
         if not queues:
             return {}
         with self._b.unavailable():
             pipe = self._b.client.pipeline(transaction=False)
             for q in queues:
-                pipe.hget(self._b.keys.queue(q).limits, "n")
+                pipe.hmget(self._b.keys.queue(q).limits, "n", "spec")
             raw = await pipe.execute()
-        return {q: max(as_int(n, -10**12, 10**12) or 0, 0) for q, n in zip(queues, raw,
-                                                                         strict=True)}
+        return {q: (max(as_int(n, -10**12, 10**12) or 0, 0), spec is not None)
+                for q, (n, spec) in zip(queues, raw, strict=True)}
+
+    async def limited(self, queues: Sequence[str]) -> dict[str, int]:
+        """Jobs waiting in key lanes per queue with limits; none for a queue without (its
+        lanes still drain in fair order, but no limit holds them; SQLite counts the QUEUED
+        jobs of a queue with limits)."""
+        return {q: n if limited else 0 for q, (n, limited) in (await self.in_lanes(queues)).items()}
 
     async def held(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
         """How often each limit held work back, per queue (the `held:<reason>` counters)."""
@@ -162,9 +175,14 @@ class RedisFlow:
             for k in lks:
                 pipe.hget(k, "run")
             runs = await pipe.execute() if lks else []
+            new_runs = await client.hgetall(qk.key_runs)
+        # permits 'p' / 'q' are counted in krun, '1' / 'c' (leased before krun) in lk:<key>
         permits: Counter[str] = Counter(
-            (key or "") for permit, key in flags if permit in ("1", "c"))
-        key_runs = {k[len(qk.limit_key_prefix):]: as_int(r, -10**9, 10**9) or 0
-                    for k, r in zip(lks, runs, strict=True)}
-        check_flow_counters(report, as_int(lim[0], -10**9, 10**9) or 0, key_runs,
+            (key or "") for permit, key in flags if permit in ("1", "c", "p", "q"))
+        key_runs: Counter[str] = Counter()
+        for k, r in zip(lks, runs, strict=True):
+            key_runs[k[len(qk.limit_key_prefix):]] += as_int(r, -10**9, 10**9) or 0
+        for name, r in new_runs.items():
+            key_runs[str(name)] += as_int(r, -10**9, 10**9) or 0
+        check_flow_counters(report, as_int(lim[0], -10**9, 10**9) or 0, dict(key_runs),
                             as_int(lim[1], -10**12, 10**12) or 0, dict(permits), in_lanes)

@@ -175,9 +175,26 @@ class QueueKeys:
         return self.base + "lk:"
 
     def limit_key(self, key: str) -> str:
-        """Hash of one limit key: `run` (permits out), `tok` / `ts` (rate bucket), `hold`,
-        `pass` (fairness); expires once idle and refilled."""
+        """Hash of one limit key: `tok` / `ts` (rate bucket), `hold`; expires once idle and
+        refilled (`run` and `pass` there are those of permits leased before `krun`)."""
         return self.base + "lk:" + key
+
+    @property
+    def key_runs(self) -> str:
+        """Hash: limit key -> permits out (RUNNING jobs of the key holding one); a key with
+        none has no field."""
+        return self.base + "krun"
+
+    @property
+    def key_passes(self) -> str:
+        """Hash: limit key ('' : no key) -> fairness pass, while the key has work and for a
+        moment after (`kidle`)."""
+        return self.base + "kpass"
+
+    @property
+    def idle_keys(self) -> str:
+        """Zset: keys whose lane emptied, score = when their pass may go (if still idle)."""
+        return self.base + "kidle"
 
 
 @dataclass(frozen=True, slots=True)

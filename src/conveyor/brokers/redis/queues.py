@@ -139,7 +139,7 @@ class RedisQueues:
         indexes = [qk.index(s) for s in _STATES]
         keys = [qk.paused, qk.marker, qk.seq, qk.deaths, qk.listing, *indexes, qk.events,
                 qk.cursors, qk.cursor_prefix, qk.limits, qk.weights, qk.ready, qk.blocked,
-                qk.limit_key("")]
+                qk.limit_key(""), qk.key_runs, qk.key_passes, qk.idle_keys]
         res = ForgetReply.decode(await self._b.run("forget_queue", keys, []))
         if res.held is not None:
             raise queue_not_empty(queue, res.held)

@@ -30,7 +30,7 @@ SCRIPT_NAMES = (
 #: CONVEYOR_EVENTS_MAXLEN's default: each queue's event log keeps about this many events
 DEFAULT_EVENTS_MAXLEN = 100_000
 #: scripts that also get `_flow.lua` (flow control), prepended after `_lib.lua`
-FLOW_SCRIPTS = frozenset({"fetch"})
+FLOW_SCRIPTS = frozenset({"fetch", "enqueue"})
 
 
 def _read(name: str) -> str:

@@ -290,16 +290,30 @@ end
 
 -- Flow control (issue 16; docs/decisions.md "Flow control"). A queue with limits, or with
 -- work left in its key lanes, has the hash <base>limits; its other keys are <base>lane:<key>
--- (QUEUED jobs of one limit key, '' for jobs without one), <base>lk:<key> (that key's
--- permits, rate bucket, hold and fairness pass), <base>ready / <base>blocked (keys with work,
--- eligible / not before the score). <base> is the job prefix without 'job:', so every one of
--- these keys carries the queue's hash tag: same slot as the declared keys.
+-- (QUEUED jobs of one limit key, '' for jobs without one), <base>krun (key -> permits out),
+-- <base>kpass (key -> fairness pass), <base>kidle (keys whose lane emptied, for their pass to
+-- go), <base>lk:<key> (that key's rate bucket and hold), <base>ready / <base>blocked (keys
+-- with work, eligible / not before the score). <base> is the job prefix without 'job:', so
+-- every one of these keys carries the queue's hash tag: same slot as the declared keys.
+-- Permit values: 'p' (leased through krun), 'q' (the same, the queue had a concurrency);
+-- '1' and 'c' are those of permits leased before krun, counted in lk:<key>'s `run`.
 local function flow_base_of(jk, uid)
   return string.sub(jk, 1, #jk - #uid - 4)
 end
 
--- a key with no permit out and no work: let its record expire once its bucket is full and
--- its hold is over (a fresh record then says the same), so idle keys cost no memory
+-- a command with its arguments `args` (a list) given in chunks of at most 1,000 (Lua's
+-- unpack has a bound), each chunk after the fixed `head`
+local function call_chunked(head, args)
+  for i = 1, #args, 1000 do
+    local c = {unpack(head)}
+    for j = i, math.min(i + 999, #args) do c[#c + 1] = args[j] end
+    redis.call(unpack(c))
+  end
+end
+
+-- a key with no work (and no permit out of the older kind): let its record (lk:, bucket and
+-- hold) expire once its bucket is full and its hold is over (a fresh record then says the
+-- same), so idle keys cost no memory
 local function flow_retire(base, key, now)
   if redis.call('EXISTS', base .. 'lane:' .. key) == 1 then return end
   local lk = base .. 'lk:' .. key
@@ -316,12 +330,17 @@ local function flow_retire(base, key, now)
   redis.call('PEXPIRE', lk, ttl)
 end
 
+-- how long a key's pass outlives its work (kidle): a key back within it keeps its place
+local FLOW_IDLE_MS = 1000
+
 -- give back the permit a RUNNING job holds (taken by a limited fetch), exactly once: the
--- job's `permit` field goes in the same step. Every transition out of RUNNING calls it.
--- `permit` is 'c' when the queue had a concurrency limit at the lease, else '1'.
+-- job's `permit` field goes in the same step. Every transition out of RUNNING calls it
+-- (the ack through flow_batch).
 local function flow_return(jk, uid, now)
   local p = redis.call('HMGET', jk, 'permit', 'limit_key')
-  if p[1] ~= '1' and p[1] ~= 'c' then return end
+  local permit = p[1]
+  local legacy = permit == '1' or permit == 'c'
+  if not legacy and permit ~= 'p' and permit ~= 'q' then return end
   local base = flow_base_of(jk, uid)
   local lim = base .. 'limits'
   redis.call('HDEL', jk, 'permit')
@@ -330,28 +349,119 @@ local function flow_return(jk, uid, now)
   -- wake a worker only when this permit frees waiting work: the queue was at its
   -- concurrency, or the key was waiting on a permit
   local freed = false
-  if p[1] == 'c' then
+  if permit == 'c' or permit == 'q' then
     local c = tonumber(redis.call('HGET', lim, 'c'))
     freed = c ~= nil and run + 1 >= c
   end
   local key = p[2]
   if key and key ~= '' then
-    local lk = base .. 'lk:' .. key
-    local krun = redis.call('HINCRBY', lk, 'run', -1)
-    if krun < 0 then redis.call('HSET', lk, 'run', 0) end
+    local krun
+    if legacy then
+      krun = redis.call('HINCRBY', base .. 'lk:' .. key, 'run', -1)
+      if krun < 0 then redis.call('HSET', base .. 'lk:' .. key, 'run', 0) end
+    else
+      krun = redis.call('HINCRBY', base .. 'krun', key, -1)
+      if krun <= 0 then redis.call('HDEL', base .. 'krun', key) end
+    end
     local blocked = base .. 'blocked'
     if redis.call('ZSCORE', blocked, key) == 'inf' then
       redis.call('ZADD', blocked, now, key)
       freed = true
     end
-    if krun <= 0 then flow_retire(base, key, now) end
+    if legacy and krun <= 0 then flow_retire(base, key, now) end
   end
   if freed and (tonumber(redis.call('HGET', lim, 'n')) or 0) > 0 then wake(base .. 'marker') end
 end
 
+-- the permits one ack call gives back, counted once per call (flow_batch_end) rather than
+-- once per job: `flow_batch_take` notes a job's permit (read with the job: `permit`,
+-- `limit_key`) and says whether it held one, in which case the caller's own HSET of the job
+-- clears the field (to ''), in the same step as flow_return's HDEL would
+local function flow_batch(base)
+  return {base = base, n = 0, c = false, keys = {}, order = {}, legacy = {}}
+end
+
+local function flow_batch_take(B, permit, key)
+  local legacy = permit == '1' or permit == 'c'
+  if not legacy and permit ~= 'p' and permit ~= 'q' then return false end
+  B.n = B.n + 1
+  if permit == 'c' or permit == 'q' then B.c = true end
+  if key and key ~= '' then
+    if legacy then
+      B.legacy[#B.legacy + 1] = key
+    else
+      local m = B.keys[key]
+      if not m then B.order[#B.order + 1] = key end
+      B.keys[key] = (m or 0) + 1
+    end
+  end
+  return true
+end
+
+-- the batch's permits back: the queue's count once, the keys' with one HMGET and one HSET
+-- (and one HDEL for keys left with none) of `krun`. A key waits on a permit (`blocked` at
+-- 'inf') only when a fetch found it at its `kc` (key_concurrency), and then no lease of it
+-- happens before the first give-back, so `blocked` is looked at only when the key was at
+-- `kc` before this give-back, or when a change of limits left such keys behind (`infx`, see
+-- limits.lua). Permits of the older kind go back as flow_return gives them.
+local function flow_batch_end(B, now)
+  if B.n == 0 then return end
+  local base = B.base
+  local lim = base .. 'limits'
+  local blocked = base .. 'blocked'
+  local run = redis.call('HINCRBY', lim, 'run', -B.n)
+  if run < 0 then redis.call('HSET', lim, 'run', 0) end
+  local v = redis.call('HMGET', lim, 'c', 'kc', 'infx', 'n')
+  local freed = false
+  if B.c then
+    local c = tonumber(v[1])
+    freed = c ~= nil and run + B.n >= c
+  end
+  local kc = tonumber(v[2])
+  local function unblock(key)
+    if redis.call('ZSCORE', blocked, key) == 'inf' then
+      redis.call('ZADD', blocked, now, key)
+      freed = true
+    end
+  end
+  if #B.order > 0 then
+    local krun = base .. 'krun'
+    local cur = {}
+    for i = 1, #B.order, 1000 do
+      local part = {}
+      for j = i, math.min(i + 999, #B.order) do part[#part + 1] = B.order[j] end
+      local got = redis.call('HMGET', krun, unpack(part))
+      for j = 1, #part do cur[#cur + 1] = got[j] end
+    end
+    local sets, dels = {}, {}
+    for i, key in ipairs(B.order) do
+      local was = math.max(tonumber(cur[i]) or 0, 0)
+      local left = was - B.keys[key]
+      if left > 0 then
+        sets[#sets + 1] = key
+        sets[#sets + 1] = left
+      else
+        dels[#dels + 1] = key
+      end
+      if v[3] or (kc and was >= kc) then unblock(key) end
+    end
+    if #sets > 0 then call_chunked({'HSET', krun}, sets) end
+    if #dels > 0 then call_chunked({'HDEL', krun}, dels) end
+  end
+  for _, key in ipairs(B.legacy) do
+    local lk = base .. 'lk:' .. key
+    local krun = redis.call('HINCRBY', lk, 'run', -1)
+    if krun < 0 then redis.call('HSET', lk, 'run', 0) end
+    unblock(key)
+    if krun <= 0 then flow_retire(base, key, now) end
+  end
+  if freed and (tonumber(v[4]) or 0) > 0 then wake(base .. 'marker') end
+end
+
 -- a QUEUED job leaving its key lane other than by fetch (cancel): out of the lane, and its
--- key out of ready / blocked when that was its last job
-local function flow_unlane(jk, uid)
+-- key out of ready / blocked when that was its last job (its pass to go after FLOW_IDLE_MS,
+-- its record to expire)
+local function flow_unlane(jk, uid, now)
   local key = redis.call('HGET', jk, 'limit_key') or ''
   local base = flow_base_of(jk, uid)
   local lane = base .. 'lane:' .. key
@@ -360,6 +470,8 @@ local function flow_unlane(jk, uid)
   if redis.call('EXISTS', lane) == 0 then
     redis.call('ZREM', base .. 'ready', key)
     redis.call('ZREM', base .. 'blocked', key)
+    redis.call('ZADD', base .. 'kidle', int(now + FLOW_IDLE_MS), key)
+    flow_retire(base, key, now)
   end
 end
 

@@ -7,7 +7,9 @@
 -- lost, or a record that does not parse, set aside as DEAD corrupt_job).
 local now = now_ms()
 local out = {}
-local READS = {'state', 'token', 'attempts', 'worker', 'started', 'type'}
+-- flow control: the permits this call gives back, counted once at its end (flow_batch_end)
+local permits = flow_batch(string.sub(KEYS[1], 1, -5))
+local READS = {'state', 'token', 'attempts', 'worker', 'started', 'type', 'permit', 'limit_key'}
 local CHECKS = {'attempts'}
 for _, a in ipairs(cjson.decode(ARGV[1])) do
   local uid, token, result, preview = a[1], a[2], a[3], a[4]
@@ -21,14 +23,19 @@ for _, a in ipairs(cjson.decode(ARGV[1])) do
       out[#out + 1] = 0
     else
       redis.call('ZREM', KEYS[2], uid)
-      flow_return(jk, uid, now)
       redis.call('ZADD', KEYS[3], now, uid)
       -- the token stays: a resent ack (its first reply lost) is recognised below
       -- no history line: the succeeding attempt's line is implied by the record (attempts,
       -- worker, started, finished; records.py adds it on read), so a retained job's hash
       -- stays a listpack (a line is ~170 bytes, over hash-max-listpack-value)
-      redis.call('HSET', jk, 'state', 'succeeded', 'finished', int(now), 'result', result,
-        'rprev', preview, 'rsize', int(a[5]))
+      local set = {'HSET', jk, 'state', 'succeeded', 'finished', int(now), 'result', result,
+        'rprev', preview, 'rsize', int(a[5])}
+      -- a permit held: given back at the end of the call, its field cleared right here
+      if flow_batch_take(permits, j.permit, j.limit_key) then
+        set[#set + 1] = 'permit'
+        set[#set + 1] = ''
+      end
+      redis.call(unpack(set))
       emit(KEYS[1], uid, 'succeeded', j.type, 'succeeded', j.attempts)
       count_series(KEYS[1], jk, now, 's', j.type or '')
       out[#out + 1] = 1
@@ -39,4 +46,5 @@ for _, a in ipairs(cjson.decode(ARGV[1])) do
     out[#out + 1] = 0
   end
 end
+flow_batch_end(permits, now)
 return out

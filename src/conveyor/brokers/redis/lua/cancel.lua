@@ -19,7 +19,7 @@ end
 local index
 if j.state == 'queued' then index = KEYS[2] elseif j.state == 'scheduled' then index = KEYS[3] end
 if JOB_STATES[j.state] and not index then return j.state end
-if j.state == 'queued' then flow_unlane(KEYS[1], uid) end
+if j.state == 'queued' then flow_unlane(KEYS[1], uid, now) end
 local problem = job_problem(j, nil, {'attempts'})
 if problem then
   if not index then redis.call('ZREM', KEYS[2], uid) redis.call('ZREM', KEYS[3], uid) end

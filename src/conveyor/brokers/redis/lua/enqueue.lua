@@ -15,14 +15,23 @@
 -- was sent again (a retried call: the first one's registry add may be lost): only then does
 -- the caller add the queue to the registry (after this call, see remember_queues).
 -- Fields that start empty (attempts, lease, token, idem, fp) are simply not written.
--- Calls per immediate job: TIME and INCRBY (once per call), EXISTS, HSET, 2 ZADD, XADD,
--- LLEN (and LPUSH when the marker was empty); the scheduled index is read only for a
--- scheduled job.
+-- Calls per immediate job: TIME, INCRBY and EXISTS limits (once per call), EXISTS, HSET, 2
+-- ZADD, XADD, LLEN (and LPUSH when the marker was empty); the scheduled index is read only
+-- for a scheduled job. A queue with limits (flow control) gets its QUEUED jobs into their key
+-- lanes instead of `queued` (KEYS[3]): one ZADD per key, HGET vt, ZMSCORE ready (and
+-- blocked) and HINCRBY n per call, and a key that gets work again is activated.
 local now = now_ms()
 local jobs = cjson.decode(ARGV[1])
 local last_seq, fresh = take_seqs(KEYS[5], #jobs)
 if not last_seq then return fresh end
 local seq = last_seq - #jobs
+-- flow control: a queue with limits gets its new QUEUED jobs straight into their key lanes
+-- (what a limited fetch's drain would do with them; one EXISTS for any other queue)
+local flow_base = string.sub(KEYS[1], 1, -5)
+local laned = nil
+if redis.call('EXISTS', flow_base .. 'limits') == 1 then
+  laned = {adds = {}, order = {}, best = {}, n = 0}
+end
 local out = {}
 local woke = false
 local earliest = nil -- the scheduled index's first score (-1: empty), read when needed
@@ -78,6 +87,11 @@ for _, j in ipairs(jobs) do
         earliest = due
         woke = true -- sleeping workers recompute how long to wait
       end
+    elseif laned then
+      local key = type(j[12]) == 'string' and j[12] or ''
+      flow_lane_note(laned.adds, laned.order, laned.best, key, queued_score(prio, seq), uid)
+      laned.n = laned.n + 1
+      woke = true
     else
       redis.call('ZADD', KEYS[3], queued_score(prio, seq), uid)
       woke = true
@@ -85,6 +99,12 @@ for _, j in ipairs(jobs) do
     emit(KEYS[1], uid, state == 'scheduled' and 'scheduled' or 'enqueued', j[2], state, '0')
     out[#out + 1] = due
   end
+end
+if laned and laned.n > 0 then
+  local F = flow_names(flow_base)
+  F.vt = tonumber(redis.call('HGET', F.lim, 'vt')) or 0
+  flow_lanes_add(F, laned.adds, laned.order, laned.best)
+  redis.call('HINCRBY', F.lim, 'n', laned.n)
 end
 if woke then wake(KEYS[6]) end
 return {snow, out, fresh and 1 or 0}

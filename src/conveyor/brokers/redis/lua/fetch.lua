@@ -63,8 +63,8 @@ end
 local flow_base = string.sub(KEYS[1], 1, -5)
 if redis.call('EXISTS', flow_base .. 'limits') == 1 then
   local F = flow_state(flow_base)
-  F.permit = '1'
-  if F.c then F.permit = 'c' end -- a permit given back may free the queue's concurrency
+  F.permit = 'p'
+  if F.c then F.permit = 'q' end -- a permit given back may free the queue's concurrency
   flow_drain(F, KEYS[2], KEYS[1], tonumber(ARGV[4]))
   local fout = {}
   local function lease(uid)

@@ -9,7 +9,7 @@
 -- KEYS[6..11] the state indexes: scheduled, queued, running, succeeded, dead, cancelled
 -- KEYS[12] event log (stream)   KEYS[13] follower names (set)   KEYS[14] cursor key prefix
 -- KEYS[15] limits   KEYS[16] weights   KEYS[17] ready keys   KEYS[18] blocked keys
--- KEYS[19] the no-key group's record (lk:)
+-- KEYS[19] the no-key group's record (lk:)   KEYS[20..22] krun, kpass, kidle
 -- The event log and every follower's saved cursor go too (the names are those save_cursor
 -- put in KEYS[13]: no scan), and the queue's limits (flow control: with no job left, no lane
 -- holds work and no permit is out; other keys' `lk:` records expire by themselves).
@@ -28,7 +28,7 @@ if total > 0 then
 end
 local paused = redis.call('EXISTS', KEYS[1])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[12], KEYS[15], KEYS[16], KEYS[17],
-  KEYS[18], KEYS[19])
+  KEYS[18], KEYS[19], KEYS[20], KEYS[21], KEYS[22])
 local names = redis.call('SMEMBERS', KEYS[13])
 for i = 1, #names, 500 do
   local dels = {}
