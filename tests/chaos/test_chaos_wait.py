@@ -61,7 +61,7 @@ async def test_waiter_race(main_broker: RedisBroker, prefix: str, figures: Figur
     async def sample() -> None:
         """Stopped by `sampling`, never by cancelling it: a cancel that lands as a redis-py
         command's write completes is lost on Python 3.11 (its `asyncio.wait_for`), and the
-        sampler then ran for ever (the hang of docs/todo.md, issue 17)."""
+        sampler then ran for ever: the race's "hang" (docs/decisions.md, issue 17)."""
         nonlocal peak
         while not sampling.is_set():
             peak = max(peak, await _count(admin, name))
