@@ -12,11 +12,11 @@ import pytest
 from conveyor.brokers.base import AckItem, Broker, FailItem
 from conveyor.client import AsyncConveyor
 from conveyor.errors import JobFailed, JobNotFound, ValidationError, WaitTimeout
-from conveyor.events.waiters import Waiters
+from conveyor.events.waiters import Waiters, _Reads
 from conveyor.jobs import JobState
 from tests.brokers.conformance import LONG_LEASE_MS, BrokerFactory, Q, enqueue, fetch_one
 from tests.brokers.waiter_race import waiter_race
-from tests.support.waits import wait_until
+from tests.support.waits import wait_true, wait_until
 
 
 async def test_a_job_finished_before_the_wait(broker: Broker, raw_client: AsyncConveyor) -> None:
@@ -136,3 +136,57 @@ async def test_a_job_removed_while_waited_on_is_not_found(make_broker: BrokerFac
         assert "conf-gone" not in await broker.queues()
     finally:
         await waiters.close()
+
+
+async def test_a_waiter_cancelled_as_it_is_woken_stops(broker: Broker) -> None:
+    """A waiter cancelled in the very step its wake-up lands (an HTTP client gone just as
+    its job finished) stops at once: the cancel is never lost. Python 3.11's
+    `asyncio.wait_for` returned the wake-up instead, and the wait went on to its timeout."""
+    job = await enqueue(broker)
+    hub = Waiters(broker)
+    try:
+        task = asyncio.create_task(hub.wait(job.id, 30))
+
+        def parked() -> bool:
+            f, reads = hub._followers.get(Q), hub._reads
+            return (f is not None and job.id in f.waiters and not reads._pending
+                    and (reads._task is None or reads._task.done()))
+
+        await wait_true(parked, "the waiter to register and read its job")
+        await asyncio.sleep(0.05)  # past its read: it awaits its wake-up now
+        assert not task.done()
+        hub._followers[Q].wake(job.id)  # the wake-up and the cancel in one step
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        assert done and task.cancelled()
+    finally:
+        await hub.close()
+
+
+async def test_a_read_asked_as_the_waiters_close_is_not_left_waiting(broker: Broker) -> None:
+    """A coalesced read asked just before `close`, whose batch had not started: it is
+    cancelled, not left pending for ever (its waiter would never return), and a read asked
+    after `close` is answered."""
+    job = await enqueue(broker)
+    reads = _Reads(broker)
+    asked = reads.find(job.id)  # its batch's task is made, not yet started
+    await reads.close()
+    done, _ = await asyncio.wait({asked}, timeout=5)
+    assert done and asked.cancelled()
+    assert (await reads.get(job.id)).id == job.id
+    await reads.close()
+
+
+async def test_close_ends_the_followers_and_their_waits(broker: Broker) -> None:
+    """`close` ends every follower (at its next turn even if a cancel was lost) and its
+    waiters answer at once with their jobs as last read, starting no follower again."""
+    job = await enqueue(broker)
+    hub = Waiters(broker)
+    task = asyncio.create_task(hub.wait(job.id, 30))
+    await wait_true(lambda: job.id in hub._followers[Q].waiters if hub.following else False,
+                    "the waiter to register")
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(hub.close(), 5)
+    done, _ = await asyncio.wait({task}, timeout=5)
+    assert done and task.result().state == JobState.QUEUED
+    assert hub.following == []

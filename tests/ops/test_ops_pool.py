@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 import pytest
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from conveyor.brokers.redis.server import SyncWaitingPool, make_client
+from conveyor.brokers.redis.server import SyncWaitingPool, WaitingPool, make_client
 from tests.support.env import REDIS_URL, new_prefix
 from tests.support.waits import wait_true, wait_until_sync
 
@@ -83,3 +84,24 @@ def test_a_sync_caller_gives_up_after_the_timeout_when_nothing_is_released() -> 
     finally:
         holder.join()
         client.close()
+
+
+async def test_a_caller_cancelled_as_a_connection_frees_passes_it_on() -> None:
+    """A caller cancelled in the very step a release wakes it stops (the cancel is not
+    lost, as Python 3.11's `asyncio.wait_for` lost it) and the next caller gets the
+    connection at once, not after its timeout."""
+    client = make_client(REDIS_URL, timeout_s=10.0, max_connections=1)
+    pool = cast(WaitingPool, client.connection_pool)
+    try:
+        held = await pool.get_connection()
+        first = asyncio.create_task(pool.get_connection())
+        second = asyncio.create_task(pool.get_connection())
+        await wait_true(lambda: len(pool._waiters) == 2, "both callers to wait")
+        await pool.release(held)  # wakes the first caller...
+        first.cancel()  # ...cancelled before it runs
+        done, _ = await asyncio.wait({first}, timeout=5)
+        assert done and first.cancelled()
+        got = await asyncio.wait_for(second, 2)
+        await pool.release(got)
+    finally:
+        await client.aclose()

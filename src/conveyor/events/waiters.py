@@ -18,6 +18,16 @@ Every `recheck_s` (5 s) with waiters, the follower re-reads them the same way: a
 without an event (retention, a queue forgotten) then answers JobNotFound instead of waiting
 out its timeout, and with events off (CONVEYOR_EVENTS_MAXLEN=0) a finish is seen within
 `recheck_s`. A follower with no waiter left stops after `idle_s`.
+
+A wait's own timeout bounds it whatever the follower does: it never awaits the follower
+(its start, a wake-up) past its deadline, and then answers after one more read of its job
+(bounded like any broker call: CONVEYOR_REDIS_TIMEOUT_S, SQLite's busy timeout). Nothing
+here uses `asyncio.wait_for`: on Python 3.11 it returns the inner result when it is
+cancelled just as that result arrives, losing the cancel (gh-86296, fixed in 3.12), so a
+waiter cancelled as it was woken would have waited on, and a follower cancelled by `close`
+could run on. redis-py's commands have that window too (each write is a `wait_for`): a
+follower asked to stop also sees `stopping` at its next turn, and `close` cancels again
+until it has stopped.
 """
 
 from __future__ import annotations
@@ -43,6 +53,15 @@ IDLE_S = 10.0
 #: how often a follower with waiters re-reads their jobs, events or not
 RECHECK_S = 5.0
 RETRY_S = 0.5
+#: how often `close` cancels a follower again while it has not stopped (a lost cancel)
+RECANCEL_S = 0.1
+
+
+async def _within(fut: asyncio.Future[None], timeout_s: float) -> bool:
+    """True once `fut` is done, False after `timeout_s`; `fut` is left alone either way,
+    and a cancel of the caller is never lost (see the module docstring)."""
+    done, _ = await asyncio.wait({fut}, timeout=max(timeout_s, 0.0))
+    return bool(done)
 
 
 @dataclass(eq=False)
@@ -57,6 +76,8 @@ class _Follower:
     tick: asyncio.Future[None] | None = None
     #: listeners (SSE streams) holding the follower alive
     listeners: int = 0
+    #: set by `close`: the follower ends at its next turn even if a cancel was lost
+    stopping: bool = False
 
     def ticked(self) -> None:
         if self.tick is not None and not self.tick.done():
@@ -121,10 +142,16 @@ class _Reads:
                 raise
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task = self._task
+        while task is not None and not task.done():  # a cancel can be lost: cancel again
+            task.cancel()
+            await asyncio.wait({task}, timeout=RECANCEL_S)
+        # reads a task cancelled before it started never saw: cancelled here, so no caller
+        # waits on them for ever
+        for futs in self._pending.values():
+            for fut in futs:
+                fut.cancel()
+        self._pending.clear()
 
 
 class Waiters:
@@ -151,22 +178,20 @@ class Waiters:
         deadline = loop.time() + max(timeout_s, 0.0)
         while True:
             follower = self._follow(queue)
-            if not follower.ready.done():
-                try:
-                    await asyncio.wait_for(asyncio.shield(follower.ready),
-                                           max(deadline - loop.time(), 0.001))
-                except TimeoutError:  # the log cannot be read: answer with the job as it is
-                    return await self._reads.get(job_id)
+            if not follower.ready.done() and not await _within(
+                    follower.ready, deadline - loop.time()):
+                return await self._reads.get(job_id)  # the log cannot be read: the job as it is
             fut: asyncio.Future[None] = loop.create_future()
             follower.waiters[job_id].add(fut)  # registered before the read: see the docstring
             try:
                 job = await self._reads.get(job_id)
                 remaining = deadline - loop.time()
-                if job.state in TERMINAL_STATES or remaining <= 0:
+                if job.state in TERMINAL_STATES or remaining <= 0 or follower.stopping:
                     return job
                 if self._followers.get(queue) is follower:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(fut, remaining)
+                    await _within(fut, remaining)
+                    if follower.stopping:  # `close`: the job as last read, no new follower
+                        return job
             finally:
                 group = follower.waiters.get(job_id)
                 if group is not None:
@@ -191,7 +216,7 @@ class Waiters:
         next_check = idle_since + self._recheck_s
         broken = False
         try:
-            while True:
+            while not f.stopping:
                 try:
                     if not f.ready.done():
                         f.cursor = await self._broker.events_tail(f.queue)
@@ -253,12 +278,14 @@ class Waiters:
                     f.wake(job_id)
 
     async def close(self) -> None:
-        tasks = [f.task for f in self._followers.values() if f.task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stops every follower; their waiters answer at once with their jobs as last read."""
+        for f in self._followers.values():
+            f.stopping = True
+        pending = {f.task for f in self._followers.values() if f.task is not None}
+        while pending:  # a cancel can be lost (see the module docstring): cancel again
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
         self._followers.clear()
         await self._reads.close()
 

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any, cast
 
 import redis
@@ -123,16 +123,27 @@ class WaitingPool(ConnectionPool):
                     f" ({self.max_connections} in use)")
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiters.append(waiter)
-            with suppress(TimeoutError):  # then the loop looks once more, and gives up
-                await asyncio.wait_for(waiter, remaining)
+            # not `asyncio.wait_for`: on Python 3.11 it loses a cancel that lands as the
+            # waiter is woken (gh-86296); after the timeout the loop looks once more
+            try:
+                await asyncio.wait({waiter}, timeout=remaining)
+            except BaseException:  # cancelled: a release meant for this caller goes on
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()
+                raise
+            finally:
+                waiter.cancel()  # no-op once woken; a caller gone takes no release
 
-    async def release(self, connection: AbstractConnection) -> None:
-        await super().release(connection)
+    def _wake_one(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
                 break
+
+    async def release(self, connection: AbstractConnection) -> None:
+        await super().release(connection)
+        self._wake_one()
 
 
 class SyncWaitingPool(redis.ConnectionPool):

@@ -5,10 +5,10 @@
 // what refreshes it. The page holds one stream (fetch() with the tab's key: EventSource
 // cannot send it, see docs/decisions.md); each matching event asks for a refresh, at most
 // one per part every COALESCE_MS. After a drop the stream reconnects with Last-Event-ID
-// (the API resumes right after the last event received: nothing is missed); an `event: gap`,
-// a stream started without a cursor, or one that now follows more queues, refreshes the
-// parts once. While it cannot connect, the parts refresh every FALLBACK_MS and the top bar
-// says the page is polling.
+// (the API resumes right after the last event received: nothing is missed); an `event: gap`
+// or a stream started without a cursor refreshes the parts once (a stream of every queue
+// follows new queues by itself: no reconnect for them). While it cannot connect, the parts
+// refresh every FALLBACK_MS and the top bar says the page is polling.
 import { api, authHeaders } from "./api.js";
 import { $, $$ } from "./dom.js";
 import { onSwap, refreshSoon } from "./refresh.js";
@@ -20,8 +20,6 @@ import { readEvents } from "./sse.js";
 
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 10000;
-// a stream naming no queue follows the first 100 queues by name (api/routes/events.py)
-const ALL_QUEUES_MAX = 100;
 // how often a running job's page looks for new log lines (they are not events)
 const LOGS_MS = 3000;
 
@@ -56,7 +54,6 @@ let lastId = "";          // Last-Event-ID: the cursor after the last event rece
 let mustRefresh = true;   // the next connection cannot resume: refresh once it is open
 let retryMs = RETRY_MIN_MS;
 let fallbackTimer = 0;
-let covered = new Set();  // the queues a stream of every queue follows
 let knownQueues = [];
 
 function markStream(state) {
@@ -112,8 +109,7 @@ async function connect() {
   const mine = ++generation;
   if (controller) controller.abort();
   controller = new AbortController();
-  const { params, everyQueue } = streamQuery(followers());
-  if (everyQueue) covered = new Set(knownQueues.slice(0, ALL_QUEUES_MAX));
+  const { params } = streamQuery(followers());
   const headers = authHeaders({ Accept: "text/event-stream" });
   if (lastId) headers["Last-Event-ID"] = lastId;
   const query = params.toString();
@@ -138,16 +134,13 @@ async function connect() {
   if (mine === generation) dropped(0);
 }
 
-// A stream of every queue follows those known when it started: start again, resuming, when
-// the counts list one it does not follow. With no queue yet there is nothing to follow
-// (the page waits, "idle", for the counts to list one).
+// A stream of every queue follows the queues that appear after it started by itself (the
+// API looks every 2 s and reads a new one from its start), so an open stream is kept. With
+// no queue yet there is nothing to follow: the page waits, "idle", for the counts to list
+// one, then connects.
 function onQueueNames(names) {
   knownQueues = names;
-  if (!streamQuery(followers()).everyQueue) return;
-  const state = streamState();
-  if (state !== "open" && state !== "idle") return;
-  if (names.slice(0, ALL_QUEUES_MAX).some((n) => !covered.has(n))) {
-    mustRefresh = true;
+  if (streamState() === "idle" && names.length && streamQuery(followers()).everyQueue) {
     connect();
   }
 }
