@@ -15,7 +15,10 @@ returns at once: no span, no context, nothing stored with the job. The check is 
 read once on (a provider can be set only once per process), one lookup before.
 
 Per attempt (the hot path), when on: a batch's jobs share one stored context, so its parse
-(W3C extraction) is cached; the attributes shared by a queue's attempts are built once.
+(W3C extraction) is cached, and a job's retries share theirs; the attributes shared by a
+queue and type's attempts are built once; the span is an `Attempt` (a small class, not a
+generator context manager) that formats the log lines' ids from the span it started. What
+is left is the SDK's own cost (docs/benchmarks.md, "Observability").
 """
 
 from __future__ import annotations
@@ -190,18 +193,13 @@ class Attempt:
 _OFF: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
-def attempt_span(queue: str, job_type: str, job_id: str, attempt: int, stored: str
-                 ) -> Attempt | None:
-    """The CONSUMER span of one attempt, to enter with `with` (None when tracing is off)."""
-    return Attempt(queue, job_type, job_id, attempt, stored) if enabled() else None
-
-
 def consumer_span(
     queue: str, job_type: str, job_id: str, attempt: int, stored: str
 ) -> AbstractContextManager[Any]:
     """A CONSUMER span for one attempt, child of the producer's span (or linked to a batch's),
-    current while the handler runs. `with` yields the span (None when tracing is off)."""
-    return attempt_span(queue, job_type, job_id, attempt, stored) or _OFF
+    current while the handler runs. `with` yields the span (None when tracing is off). The
+    worker makes its `Attempt` itself (once it knows tracing is on), for its log fields."""
+    return Attempt(queue, job_type, job_id, attempt, stored) if enabled() else _OFF
 
 
 def failed(span: Any, code: str, message: str, *, retry_in_ms: int | None) -> None:
@@ -247,5 +245,5 @@ def incoming(headers: Mapping[str, str]) -> Iterator[None]:
         otel_context.detach(token)
 
 
-__all__ = ["INSTALLED", "Attempt", "attempt_span", "consumer_span", "enabled", "failed",
-           "incoming", "lease_lost", "log_fields", "producer_span"]
+__all__ = ["INSTALLED", "Attempt", "consumer_span", "enabled", "failed", "incoming",
+           "lease_lost", "log_fields", "producer_span"]
