@@ -3,16 +3,21 @@ worker metrics off and on (`--metrics-port 0`), and with OpenTelemetry at 100% s
 (spans made for the enqueue and every attempt, batched to an exporter that drops them).
 
     python -m bench.observability [--redis URL] [--jobs 20000] [--runs 3] [--only NAME ...]
-        [--before DIR]
+        [--before DIR] [--single]
 
 Each run enqueues the jobs into a paused queue, starts `conveyor worker` (concurrency 64),
-resumes the queue and times until all succeeded. Configurations are interleaved run by run
-(base, metrics, otel, base, ...) so a noisy machine hurts all alike; the median is reported.
+resumes the queue and times until all succeeded. Configurations are interleaved run by run,
+each run starting one configuration later (base, metrics, otel; metrics, otel, base; ...), so
+a noisy machine hurts all alike; the median is reported.
 Goals: metrics at most 3% slower, OpenTelemetry at most 10%.
 
 The producer (this process) runs the SDK throughout, so every job carries a trace context;
 the `base` and `metrics` workers run as if OpenTelemetry were not installed (a
 `sitecustomize` hides it), the `otel` worker with the SDK (`--app bench.otel_app`).
+Jobs are enqueued by `enqueue_many` (their attempts link to the batch's span, one stored
+context per 1,000 jobs) unless `--single` (one PRODUCER span and context per job, the
+attempt its child). `NAME-before` runs the worker of another source tree (`--before`),
+compared with `base-before`.
 """
 
 from __future__ import annotations
@@ -31,48 +36,52 @@ CONFIGS: dict[str, tuple[list[str], str]] = {
     "base": ([], "bench.handlers"),
     "metrics": (["--metrics-port", "0"], "bench.handlers"),
     "otel": ([], "bench.otel_app"),
-    # the worker from another source tree (--before), to compare before and after in one run
-    "otel-before": ([], "bench.otel_app"),
 }
+# the worker from another source tree (--before), to compare before and after in one run
+CONFIGS.update({f"{name}-before": config for name, config in list(CONFIGS.items())})
 
 
 HIDE_OTEL = Path(tempfile.mkdtemp(prefix="conveyor-bench-")) / "sitecustomize.py"
 HIDE_OTEL.write_text("import sys\nsys.modules['opentelemetry'] = None\n")
 
 
-async def one_run(url: str, config: str, n: int, before: str | None) -> ProcessRun:
+async def one_run(url: str, config: str, n: int, before: str | None, single: bool
+                  ) -> ProcessRun:
     args, app = CONFIGS[config]
     path = [] if app == "bench.otel_app" else [str(HIDE_OTEL.parent)]
     if config.endswith("-before"):
         if before is None:
             raise SystemExit(f"{config} needs --before DIR")
         path.insert(0, before)
-    return await process_run(url, n, 64, app=app, args=args, path=path)
+    return await process_run(url, n, 64, single=single, app=app, args=args, path=path)
 
 
-async def main_async(url: str, n: int, runs: int, only: list[str], before: str | None
-                     ) -> None:
+async def main_async(url: str, n: int, runs: int, only: list[str], before: str | None,
+                     single: bool) -> None:
     results: dict[str, list[ProcessRun]] = {name: [] for name in only}
     for r in range(runs):
-        for name in only:
-            run = await one_run(url, name, n, before)
+        # each run starts one configuration later: on a loaded machine the order counts
+        for name in only[r % len(only):] + only[:r % len(only)]:
+            run = await one_run(url, name, n, before, single)
             results[name].append(run)
             print(f"run {r + 1} {name}: {run.rate:,.0f} jobs/s, worker CPU "
-                  f"{run.worker_cpu_us:.0f} µs/job", flush=True)
-    figures: list[tuple[str, Callable[[ProcessRun], float], bool]] = [
-        ("jobs/s", lambda x: x.rate, False),
-        ("worker CPU µs/job", lambda x: x.worker_cpu_us, True)]
-    for label, get, more_is_worse in figures:
-        base = statistics.median(map(get, results["base"])) if "base" in results else None
+                  f"{run.worker_cpu_us:.1f} µs/job", flush=True)
+    figures: list[tuple[str, Callable[[ProcessRun], float], bool, str]] = [
+        ("jobs/s", lambda x: x.rate, False, ",.0f"),
+        ("worker CPU µs/job", lambda x: x.worker_cpu_us, True, ".1f")]
+    for label, get, more_is_worse, fmt in figures:
         for name, runs_of in results.items():
+            # each configuration against the base of its own source tree
+            own = "base-before" if name.endswith("-before") else "base"
+            base = statistics.median(map(get, results[own])) if own in results else None
             vals = [get(x) for x in runs_of]
             med = statistics.median(vals)
             rel = ""
-            if base and name != "base":
+            if base and name != own:
                 cost = med / base - 1 if more_is_worse else 1 - med / base
-                rel = f"  (costs {cost * 100:+.1f}% vs base)"
-            print(f"{name:11s} median {med:,.0f} {label} (min {min(vals):,.0f}, max "
-                  f"{max(vals):,.0f}){rel}")
+                rel = f"  (costs {cost * 100:+.1f}% vs {own})"
+            print(f"{name:14s} median {med:{fmt}} {label} (min {min(vals):{fmt}}, max "
+                  f"{max(vals):{fmt}}){rel}")
 
 
 def main() -> None:
@@ -84,8 +93,11 @@ def main() -> None:
                    choices=list(CONFIGS))
     p.add_argument("--before", help="another source tree (its src/) for the *-before configs"
                    " (`git archive <commit> src | tar -x -C /tmp/x`: /tmp/x/src)")
+    p.add_argument("--single", action="store_true",
+                   help="enqueue the jobs one by one, not by enqueue_many: with tracing, a "
+                   "stored context per job (its parse not shared) instead of one per batch")
     a = p.parse_args()
-    asyncio.run(main_async(a.redis, a.jobs, a.runs, a.only, a.before))
+    asyncio.run(main_async(a.redis, a.jobs, a.runs, a.only, a.before, a.single))
 
 
 if __name__ == "__main__":

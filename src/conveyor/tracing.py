@@ -15,7 +15,10 @@ returns at once: no span, no context, nothing stored with the job. The check is 
 read once on (a provider can be set only once per process), one lookup before.
 
 Per attempt (the hot path), when on: a batch's jobs share one stored context, so its parse
-(W3C extraction) is cached; the attributes shared by a queue's attempts are built once.
+(W3C extraction) is cached, and a job's retries share theirs; the attributes shared by a
+queue and type's attempts are built once; the span is an `Attempt` (a small class, not a
+generator context manager) that formats the log lines' ids from the span it started. What
+is left is the SDK's own cost (docs/benchmarks.md, "Observability").
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import functools
 import json
 import os
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Any
 
 try:
@@ -51,6 +56,8 @@ _TRACER_NAME = "conveyor"
 
 
 _cached: list[Any] = []
+#: the parent of an attempt with no (or an unreadable) stored context: none, a new trace
+_ROOT: Any = otel_context.Context() if INSTALLED else None
 _on: list[bool] = []  # [True] once a real provider was seen (it cannot be unset)
 
 
@@ -133,46 +140,76 @@ def producer_span(
 @functools.lru_cache(maxsize=256)
 def _parent(stored: str) -> tuple[Any, tuple[Any, ...]]:
     """(parent context, links) from a job's stored context; a bad one is ignored. Cached:
-    the jobs of one `enqueue_many` share their stored context (contexts and links are
-    immutable)."""
+    the jobs of one `enqueue_many` share their stored context, and the attempts of one job
+    too (contexts and links are immutable)."""
     try:
         carrier = json.loads(stored)
     except ValueError:
-        return None, ()
+        return _ROOT, ()
     if not isinstance(carrier, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in carrier.items()
     ):
-        return None, ()
+        return _ROOT, ()
     ctx = _w3c().extract(carrier)
     if carrier.get(LINK_KEY):
         linked = trace.get_current_span(ctx).get_span_context()
-        return otel_context.Context(), (Link(linked),) if linked.is_valid else ()
+        return _ROOT, (Link(linked),) if linked.is_valid else ()
     return ctx, ()
 
 
-@contextlib.contextmanager
+@functools.lru_cache(maxsize=1024)
+def _process_attributes(queue: str, job_type: str) -> dict[str, Any]:
+    """What every attempt span of this queue and type has (do not mutate)."""
+    return {**_common(queue, "process"), "conveyor.job.type": job_type}
+
+
+class Attempt:
+    """The CONSUMER span of one attempt, current while the handler runs: `with` yields the
+    span. A class, not a generator context manager, and the log fields made from the span
+    it started (no lookup of the current span): this runs for every attempt."""
+
+    __slots__ = ("_args", "_token", "log_fields", "span")
+
+    def __init__(self, queue: str, job_type: str, job_id: str, attempt: int,
+                 stored: str) -> None:
+        self._args = (queue, job_type, job_id, attempt, stored)
+        self._token: Any = None
+        self.span: Any = None
+        #: `trace_id` and `span_id` for the job's log lines (set on entering)
+        self.log_fields: Mapping[str, str] = {}
+
+    def __enter__(self) -> Any:
+        queue, job_type, job_id, attempt, stored = self._args
+        parent, links = _parent(stored) if stored else (_ROOT, ())
+        attrs = {**_process_attributes(queue, job_type), "messaging.message.id": job_id,
+                 "conveyor.job.attempt": attempt}
+        # start_span + attach, not start_as_current_span: half the cost per attempt
+        span = self.span = _tracer().start_span(
+            f"process {queue}", context=parent, kind=SpanKind.CONSUMER, attributes=attrs,
+            links=links or None)
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+        ctx = span.get_span_context()
+        if ctx.is_valid:
+            self.log_fields = {"trace_id": format(ctx.trace_id, "032x"),
+                               "span_id": format(ctx.span_id, "016x")}
+        return span
+
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        otel_context.detach(self._token)
+        self.span.end()
+
+
+_OFF: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
 def consumer_span(
     queue: str, job_type: str, job_id: str, attempt: int, stored: str
-) -> Iterator[Any]:
+) -> AbstractContextManager[Any]:
     """A CONSUMER span for one attempt, child of the producer's span (or linked to a batch's),
-    current while the handler runs. Yields the span (None when tracing is off)."""
-    if not enabled():
-        yield None
-        return
-    parent, links = _parent(stored) if stored else (otel_context.Context(), ())
-    attrs = _attributes(queue, "process", **{
-        "messaging.message.id": job_id, "conveyor.job.type": job_type,
-        "conveyor.job.attempt": attempt,
-    })
-    # start_span + attach, not start_as_current_span: half the cost per attempt
-    span = _tracer().start_span(f"process {queue}", context=parent, kind=SpanKind.CONSUMER,
-                                attributes=attrs, links=links or None)
-    token = otel_context.attach(trace.set_span_in_context(span))
-    try:
-        yield span
-    finally:
-        otel_context.detach(token)
-        span.end()
+    current while the handler runs. `with` yields the span (None when tracing is off). The
+    worker makes its `Attempt` itself (once it knows tracing is on), for its log fields."""
+    return Attempt(queue, job_type, job_id, attempt, stored) if enabled() else _OFF
 
 
 def failed(span: Any, code: str, message: str, *, retry_in_ms: int | None) -> None:
@@ -218,5 +255,5 @@ def incoming(headers: Mapping[str, str]) -> Iterator[None]:
         otel_context.detach(token)
 
 
-__all__ = ["INSTALLED", "consumer_span", "enabled", "failed", "incoming", "lease_lost",
-           "log_fields", "producer_span"]
+__all__ = ["INSTALLED", "Attempt", "consumer_span", "enabled", "failed", "incoming",
+           "lease_lost", "log_fields", "producer_span"]

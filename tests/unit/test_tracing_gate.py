@@ -74,3 +74,27 @@ def test_batch_context_parsed_once_links_every_attempt() -> None:
         assert len(linked) == 1 and all(s.parent is None for s in spans)
         assert len({s.context.trace_id for s in spans}) == 3
     """)
+
+
+def test_attempt_span_log_ids_and_an_unreadable_context() -> None:
+    run("""
+        from opentelemetry.sdk.trace import TracerProvider
+        trace.set_tracer_provider(TracerProvider())
+        context = stored()
+        attempt = tracing.Attempt("q", "t", "id", 2, context)
+        with attempt as span:
+            ids = span.get_span_context()
+            assert trace.get_current_span() is span
+            assert tracing.log_fields() == attempt.log_fields == {
+                "trace_id": format(ids.trace_id, "032x"),
+                "span_id": format(ids.span_id, "016x")}
+            assert span.attributes["conveyor.job.attempt"] == 2
+            assert span.attributes["messaging.message.id"] == "id"
+        assert trace.get_current_span() is not span and not span.is_recording()
+        # a stored context that does not parse starts a trace of its own, whatever is current
+        with trace.get_tracer("t").start_as_current_span("outer") as outer:
+            for bad in ("not json", '["x"]', '{"traceparent": 1}'):
+                with tracing.consumer_span("q", "t", "id", 1, bad) as span:
+                    assert span.parent is None, bad
+                    assert span.context.trace_id != outer.get_span_context().trace_id
+    """)

@@ -24,7 +24,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -160,12 +160,16 @@ class Executor:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def execute(
-        self, delivery: Delivery, cancel_event: threading.Event | None = None
+        self, delivery: Delivery, cancel_event: threading.Event | None = None,
+        log_fields: Mapping[str, str] | None = None,
     ) -> Outcome:
         """`cancel_event`: set by the runner when an operator cancels the job; handlers read
-        it as `ctx.cancelled`."""
+        it as `ctx.cancelled`. `log_fields`: the attempt span's ids for its log lines (else
+        those of the current span, if any)."""
+        if log_fields is None:
+            log_fields = tracing.log_fields()
         with job_context(delivery.job_id, delivery.type, attempt=delivery.attempts,
-                         **tracing.log_fields()):
+                         **log_fields):
             return await self._execute(delivery, cancel_event)
 
     async def _execute(self, d: Delivery, cancel_event: threading.Event | None = None

@@ -32,7 +32,7 @@ from conveyor.worker.lease_keeper import LeaseKeeper
 from conveyor.worker.log_shipper import LogShipper
 from conveyor.worker.loop_watch import JOB_TASK_PREFIX, LoopWatchdog
 from conveyor.worker.maintenance import Maintenance, MaintenanceHook
-from conveyor.worker.metrics import WorkerMetrics, call_timer
+from conveyor.worker.metrics import JobSeries, WorkerMetrics, call_timer
 from conveyor.worker.registration import Registration
 
 log = get_logger("conveyor.worker")
@@ -72,6 +72,8 @@ class _Slot:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     #: the job's task was cancelled to stop an async (or process) handler
     task_cancelled: bool = False
+    #: what the worker's metrics record of its (queue, type) (metrics on)
+    series: JobSeries | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -130,8 +132,8 @@ class Worker:
             broker=broker,
         )
         self.metrics = metrics
-        #: (job id, token) -> (queue, type) of outcomes the broker has not answered yet
-        self._labels: dict[tuple[str, str], tuple[str, str]] = {}
+        #: (job id, token) -> the series (queue, type) of outcomes not answered yet
+        self._labels: dict[tuple[str, str], JobSeries] = {}
         self.completions = Completions(
             broker, on_answer=self._answered if metrics is not None else None)
         if metrics is not None:
@@ -421,9 +423,10 @@ class Worker:
             self._drop(old)
         slot = _Slot(delivery)
         self._in_flight[delivery.job_id] = slot
-        m = self.metrics
-        if m is not None and delivery.due_ms is not None and delivery.leased_ms is not None:
-            m.waited(delivery.queue, delivery.type, (delivery.leased_ms - delivery.due_ms) / 1000)
+        if self.metrics is not None:
+            slot.series = self.metrics.job(delivery.queue, delivery.type)
+            if delivery.due_ms is not None and delivery.leased_ms is not None:
+                slot.series.waited(delivery.leased_ms - delivery.due_ms)
         slot.task = asyncio.get_running_loop().create_task(
             self._run_job(slot), name=JOB_TASK_PREFIX + delivery.job_id
         )
@@ -444,8 +447,8 @@ class Worker:
                 outcome = None  # stopped because an operator cancelled the job
             if slot.task_cancelled and (task := asyncio.current_task()) is not None:
                 task.uncancel()  # our own request, handled here (raised or swallowed)
-            if self.metrics is not None:
-                self.metrics.ran(d.queue, d.type, time.perf_counter() - started)
+            if slot.series is not None:
+                slot.series.duration.observe(time.perf_counter() - started)
             if not slot.dropped:
                 await self.logs.close(slot.delivery)  # before the outcome ends the lease
             if slot.dropped:
@@ -455,8 +458,8 @@ class Worker:
             elif isinstance(outcome, Hold):
                 await self._hold(outcome)
             elif outcome is not None:
-                if self.metrics is not None:
-                    self._labels[d.job_id, d.token] = (d.queue, d.type)
+                if slot.series is not None:
+                    self._labels[d.job_id, d.token] = slot.series
                 self.completions.submit(outcome)
         except Exception:  # an executor bug: the lease expires and the job is redelivered
             log.exception("job_runner_error", extra={"failed_job_id": slot.delivery.job_id})
@@ -470,9 +473,10 @@ class Worker:
     async def _traced(self, slot: _Slot) -> AckItem | FailItem | Hold:
         """Run the attempt in its CONSUMER span; a failure is an event and the status."""
         d = slot.delivery
-        with tracing.consumer_span(d.queue, d.type, d.job_id, d.attempts, d.trace) as span:
+        attempt = tracing.Attempt(d.queue, d.type, d.job_id, d.attempts, d.trace)
+        with attempt as span:
             slot.span = span
-            outcome = await self._executor.execute(d, slot.cancel_event)
+            outcome = await self._executor.execute(d, slot.cancel_event, attempt.log_fields)
             if isinstance(outcome, FailItem):
                 retry = outcome.retry_delay_ms is not None and d.attempts < d.max_attempts
                 tracing.failed(span, outcome.error_code, outcome.message,
@@ -644,8 +648,8 @@ class Worker:
 
     def _answered(self, item: AckItem | FailItem, reply: object) -> None:
         """The broker's answer to one outcome, counted by what it did (metrics on)."""
-        labels = self._labels.pop((item.job_id, item.token), None)
-        if labels is None or self.metrics is None or reply == DROPPED:
+        series = self._labels.pop((item.job_id, item.token), None)
+        if series is None or reply == DROPPED:
             return
         if isinstance(item, AckItem):
             outcome = "succeeded" if reply else "lease_lost"
@@ -655,4 +659,4 @@ class Worker:
             outcome = "failed"
         else:
             outcome = "lease_lost"
-        self.metrics.outcome(*labels, outcome)
+        series.count(outcome)
