@@ -59,7 +59,7 @@ from conveyor.brokers.redis.flow import RedisFlow
 from conveyor.brokers.redis.queues import RedisQueues
 from conveyor.brokers.redis.scripts import DEFAULT_EVENTS_MAXLEN
 from conveyor.brokers.redis.server import PolicyWatch, check_role, cluster_ok, warn_without_aof
-from conveyor.errors import BrokerUnavailable
+from conveyor.errors import BrokerMisconfigured, BrokerUnavailable
 from conveyor.flow import QueueLimits
 from conveyor.ids import split_job_id
 from conveyor.jobs import EnqueueResult, Job, JobSpec, JobState
@@ -190,7 +190,9 @@ class RedisBroker(RedisCore):
     async def fetch(self, queue: str, count: int, worker_id: str, lease_ms: int) -> FetchBatch:
         shell.queue_name(queue)
         await self.writable()
-        return await tx.fetch(self, queue, count, worker_id, lease_ms)
+        connects = self.policy.connects if self.policy is not None else 0
+        return await self._looked_at(connects, await tx.fetch(self, queue, count, worker_id,
+                                                              lease_ms))
 
     async def wait_for_work(self, queues: Sequence[str], timeout_s: float) -> bool:
         names = shell.queue_names(queues)
@@ -209,7 +211,24 @@ class RedisBroker(RedisCore):
         check_ticket(ticket)
         await self.writable()
         timeout = min(max(timeout_s, 0.001), MAX_WAIT_S)
-        return await tx.wait_and_fetch(self, queue, count, worker_id, lease_ms, timeout, ticket)
+        connects = self.policy.connects if self.policy is not None else 0
+        return await self._looked_at(connects, await tx.wait_and_fetch(
+            self, queue, count, worker_id, lease_ms, timeout, ticket))
+
+    async def _looked_at(self, connects: int, batch: FetchBatch) -> FetchBatch:
+        """The eviction gate of a fetch that leased on a connection made inside the call
+        (e.g. Redis restarted after `writable` looked): that server's policy was not looked
+        at yet, so look now, and hand the leases back if it evicts."""
+        if self.policy is None or self.policy.connects == connects or not batch.deliveries:
+            return batch
+        try:
+            await self.writable()
+        except BrokerMisconfigured:
+            await tx.release(self, [LeaseRef(d.job_id, d.token) for d in batch.deliveries])
+            raise
+        except BrokerUnavailable:  # the look failed: the next call looks again; these run
+            pass
+        return batch
 
     async def revoke_wait(self, queue: str, ticket: str) -> bool:
         """`LeasingWait`: True when the fetch of that wait had not run (it leases nothing)."""

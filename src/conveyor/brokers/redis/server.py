@@ -210,6 +210,9 @@ class PolicyWatch:
         self._next = 0.0  # monotonic time of the next look
         self._last = 0.0  # monotonic time of the last look
         self._nodes: frozenset[tuple[str, str]] = frozenset()
+        #: new connections made so far: a call that saw it change may have run on a server
+        #: no one has looked at yet (see `RedisBroker.wait_and_fetch`)
+        self.connects = 0
 
     def due(self, max_age_s: float | None = None) -> bool:
         """True if the caller should read the policy now (and report it with `record`)."""
@@ -224,6 +227,7 @@ class PolicyWatch:
     def reconnected(self) -> None:
         """A new connection: the server may be another one (restarted, failed over)."""
         self._next = 0.0
+        self.connects += 1
 
     async def on_connect(self, conn: AbstractConnection) -> None:
         """`redis_connect_func` of the pools: the usual handshake, then a look is due."""
