@@ -145,21 +145,23 @@ class ProcessRun:
 
 
 async def process_run(url: str, n: int = 20000, concurrency: int = 64, *,
-                      single: bool = False, **worker: Any) -> ProcessRun:
+                      single: bool = False, job_type: str = "fake",
+                      **worker: Any) -> ProcessRun:
     """n queued no-op jobs run by one worker (`start_worker(**worker)`), timed from the
     queue's resume to the last success. CPU per job, unlike jobs/s, does not count the time
     a busy machine gives to others. `single`: enqueued one by one (100 at a time), not by
-    `enqueue_many` (with tracing on: a stored context per job, not one per batch)."""
+    `enqueue_many` (with tracing on: a stored context per job, not one per batch); `job_type`:
+    what the jobs are (a type of `bench.handlers` for a job with a body)."""
     c = await client(url)
     prefix = c.broker.keys.prefix  # type: ignore[attr-defined]
     await c.pause(QUEUE)
     for i in range(0, n, 1000):
         k = min(1000, n - i)
         if not single:
-            await c.enqueue_many([JobRequest("fake", {}, queue=QUEUE)] * k)
+            await c.enqueue_many([JobRequest(job_type, {}, queue=QUEUE)] * k)
             continue
         for j in range(0, k, 100):
-            await asyncio.gather(*(c.enqueue("fake", {}, queue=QUEUE)
+            await asyncio.gather(*(c.enqueue(job_type, {}, queue=QUEUE)
                                    for _ in range(min(100, k - j))))
     proc = start_worker(url, prefix, concurrency, **worker)
     try:

@@ -17,7 +17,10 @@ the `base` and `metrics` workers run as if OpenTelemetry were not installed (a
 Jobs are enqueued by `enqueue_many` (their attempts link to the batch's span, one stored
 context per 1,000 jobs) unless `--single` (one PRODUCER span and context per job, the
 attempt its child). `NAME-before` runs the worker of another source tree (`--before`),
-compared with `base-before`.
+compared with `base-before`. `--body rtt` gives each job the round trip of `bench.compare`
+(b') (one pipelined SET + GET to the same Redis over the job's own connection) instead of
+a no-op: what the cost is against a job that does one network call; `--body sleep` a
+10 ms wait (an I/O-bound job: the rate is bounded by the 64 slots, compare the CPU).
 """
 
 from __future__ import annotations
@@ -45,24 +48,27 @@ HIDE_OTEL = Path(tempfile.mkdtemp(prefix="conveyor-bench-")) / "sitecustomize.py
 HIDE_OTEL.write_text("import sys\nsys.modules['opentelemetry'] = None\n")
 
 
-async def one_run(url: str, config: str, n: int, before: str | None, single: bool
-                  ) -> ProcessRun:
+async def one_run(url: str, config: str, n: int, before: str | None, single: bool,
+                  body: str | None = None) -> ProcessRun:
     args, app = CONFIGS[config]
     path = [] if app == "bench.otel_app" else [str(HIDE_OTEL.parent)]
     if config.endswith("-before"):
         if before is None:
             raise SystemExit(f"{config} needs --before DIR")
         path.insert(0, before)
-    return await process_run(url, n, 64, single=single, app=app, args=args, path=path)
+    if body is None:
+        return await process_run(url, n, 64, single=single, app=app, args=args, path=path)
+    return await process_run(url, n, 64, single=single, job_type=f"bench.{body}", app=app,
+                             args=args, path=path, env={"BENCH_REDIS_URL": url})
 
 
 async def main_async(url: str, n: int, runs: int, only: list[str], before: str | None,
-                     single: bool) -> None:
+                     single: bool, body: str | None = None) -> None:
     results: dict[str, list[ProcessRun]] = {name: [] for name in only}
     for r in range(runs):
         # each run starts one configuration later: on a loaded machine the order counts
         for name in only[r % len(only):] + only[:r % len(only)]:
-            run = await one_run(url, name, n, before, single)
+            run = await one_run(url, name, n, before, single, body)
             results[name].append(run)
             print(f"run {r + 1} {name}: {run.rate:,.0f} jobs/s, worker CPU "
                   f"{run.worker_cpu_us:.1f} µs/job", flush=True)
@@ -96,8 +102,11 @@ def main() -> None:
     p.add_argument("--single", action="store_true",
                    help="enqueue the jobs one by one, not by enqueue_many: with tracing, a "
                    "stored context per job (its parse not shared) instead of one per batch")
+    p.add_argument("--body", choices=["rtt", "sleep"], default=None,
+                   help="jobs with a body (rtt: one Redis round trip of their own; sleep: "
+                   "10 ms of I/O wait), not no-ops")
     a = p.parse_args()
-    asyncio.run(main_async(a.redis, a.jobs, a.runs, a.only, a.before, a.single))
+    asyncio.run(main_async(a.redis, a.jobs, a.runs, a.only, a.before, a.single, a.body))
 
 
 if __name__ == "__main__":
